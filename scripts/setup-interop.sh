@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# setup-interop.sh installs the reference implementations that ckpt's interop
+# tests and benchmarks compare against, and prints the environment to use them:
+#
+#   PyTorch 1.13, torchvision 0.14 and onnx 1.12   Debian packages, for /usr/bin/python3
+#   ONNX Runtime 1.20.1 for Node.js                 npm package onnxruntime-node (CPU library inside)
+#
+# It is idempotent: what is already installed is left alone. Run it as root
+# (apt-get). Afterwards:  eval "$(scripts/setup-interop.sh --env)"
+#
+# Usage: scripts/setup-interop.sh [--env]
+# Env:   CKPT_ORT_DIR  where onnxruntime-node goes (default $HOME/.cache/ckpt-interop/ort)
+set -euo pipefail
+
+ort_dir=${CKPT_ORT_DIR:-${HOME:-/root}/.cache/ckpt-interop/ort}
+py=/usr/bin/python3
+
+print_env() {
+	echo "export CKPT_PYTHON=$py"
+	echo "export CKPT_ORT_DIR=$ort_dir"
+	echo "export NODE_PATH=$ort_dir/node_modules"
+}
+
+have_torch() { [ -x "$py" ] && "$py" -c 'import torch, torchvision, onnx, numpy' >/dev/null 2>&1; }
+have_ort() { [ -f "$ort_dir/node_modules/onnxruntime-node/package.json" ]; }
+
+if ! have_torch; then
+	echo "setup-interop: installing python3-torch, python3-torchvision, python3-onnx (apt-get)" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends \
+		python3-torch python3-torchvision python3-onnx python3-numpy >&2
+fi
+if ! have_ort; then
+	command -v npm >/dev/null || { echo "setup-interop: npm is required for onnxruntime-node" >&2; exit 1; }
+	echo "setup-interop: installing onnxruntime-node@1.20.1 into $ort_dir (npm, --ignore-scripts)" >&2
+	mkdir -p "$ort_dir"
+	# --ignore-scripts: the package's install script would try to download GPU builds;
+	# the CPU library is already inside the package.
+	(cd "$ort_dir" && { [ -f package.json ] || echo '{"private": true}' > package.json; } &&
+		npm install --silent --no-audit --no-fund --ignore-scripts onnxruntime-node@1.20.1 >&2)
+fi
+have_torch || { echo "setup-interop: torch still not importable by $py" >&2; exit 1; }
+have_ort || { echo "setup-interop: onnxruntime-node missing in $ort_dir" >&2; exit 1; }
+
+if [ "${1:-}" = "--env" ]; then
+	print_env
+else
+	"$py" -c 'import torch, torchvision, onnx; print("torch", torch.__version__, "torchvision", torchvision.__version__, "onnx", onnx.__version__)' >&2
+	echo "onnxruntime-node in $ort_dir/node_modules" >&2
+	print_env
+fi
