@@ -1,0 +1,89 @@
+// Package cli is ckpt's command line: one sub-package per command, wired
+// together here. Main runs a command line against injected streams and
+// returns the exit code, so the whole CLI is testable with buffers.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+)
+
+// System returns the process's own streams.
+func System() *cmdutil.IOStreams {
+	return &cmdutil.IOStreams{
+		In:            os.Stdin,
+		Out:           os.Stdout,
+		ErrOut:        os.Stderr,
+		ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+}
+
+// NewRootCmd returns the ckpt command with every sub-command.
+func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ckpt <command>",
+		Short: "Read, convert, verify and run model checkpoints without Python",
+		Long: `ckpt reads PyTorch checkpoints (every format torch has written), safetensors
+and ONNX files without running any code they contain, converts between them
+losslessly, and runs torchvision models natively in Go to prove the weights
+compute what PyTorch computes.
+
+Exit codes: 0 success, 1 a check found a difference,
+2 usage error or unreadable, invalid or refused input.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	root.SetIn(ios.In)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return cmdutil.UsageError("%s (see '%s --help')", err, c.CommandPath())
+	})
+	root.CompletionOptions.HiddenDefaultCmd = true
+	for _, add := range commands {
+		root.AddCommand(add(ios))
+	}
+	return root
+}
+
+// commands lists the constructors of the sub-commands.
+var commands []func(*cmdutil.IOStreams) *cobra.Command
+
+// Main runs ckpt with args and returns the process exit code. Errors are
+// printed as one line on ErrOut; a panic is reported the same way, never as a
+// stack trace.
+func Main(args []string, ios *cmdutil.IOStreams) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(ios.ErrOut, "ckpt: internal error: %v\n", r)
+			code = cmdutil.ExitInvalid
+		}
+	}()
+	root := NewRootCmd(ios)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return cmdutil.ExitOK
+	}
+	if !errors.Is(err, cmdutil.ErrDifference) {
+		msg := err.Error()
+		if strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "accepts ") ||
+			strings.HasPrefix(msg, "requires ") || strings.HasPrefix(msg, "unknown flag") {
+			err = cmdutil.UsageError("%s", msg)
+		}
+		fmt.Fprintf(ios.ErrOut, "ckpt: %s\n", oneLine(err.Error()))
+	}
+	return cmdutil.ExitCode(err)
+}
+
+// oneLine folds a multi-line message so every error is one line on stderr.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
