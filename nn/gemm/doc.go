@@ -1,0 +1,33 @@
+// Package gemm computes single-precision general matrix products, the kernel
+// under nn's Conv2d and Linear.
+//
+// All matrices are row-major. [Sgemm] computes C = alpha*op(A)*op(B) + beta*C
+// with a packed, cache-blocked algorithm in the style of BLIS: op(B) is packed
+// into KC×NR column panels, op(A) into MC×KC blocks of MR-row panels, and a
+// register-blocked micro-kernel computes one MR×NR tile of C at a time. On
+// amd64 the micro-kernel is Go assembly (AVX-512F when the CPU has it,
+// otherwise AVX2+FMA), chosen at run time with golang.org/x/sys/cpu; on other
+// CPUs, and everywhere when built with -tags purego, a pure-Go kernel is used.
+// Large products are split over [Threads] goroutines; small ones run on the
+// calling goroutine.
+//
+// # Concurrency and memory
+//
+// Sgemm is safe to call from several goroutines at once, as long as the C
+// matrices of concurrent calls do not overlap (A and B may be shared). Packing
+// buffers are owned by the package: each worker goroutine owns one set, and a
+// calling goroutine borrows one set from a fixed-size free list for the
+// duration of the call, so a steady stream of calls allocates nothing. A call
+// that finds the free list empty (more concurrent callers than ever before)
+// allocates a set, which joins the free list afterwards if there is room.
+//
+// # Interface with gonum and OpenBLAS
+//
+// [Implementation] is a gonum blas.Float32 whose Sgemm is this package's, so
+// blas32.Use(gemm.Implementation{}) routes gonum's mat32-style code through
+// it. In the other direction, built with -tags netlib (and cgo), Sgemm
+// delegates to OpenBLAS through gonum.org/v1/netlib; see backend_netlib.go.
+//
+// The package does not do complex or double precision, and does not check
+// for aliasing between C and A or B: C must not overlap A or B.
+package gemm

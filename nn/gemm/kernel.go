@@ -1,0 +1,222 @@
+package gemm
+
+import "unsafe"
+
+// microKernel computes one mr×nr tile: c[i*ldc+j] = alpha*sum_p
+// a[p*mr+i]*b[p*nr+j] + beta*c[i*ldc+j], not reading c when beta is 0.
+// a and b point at packed panels of k steps.
+type microKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// kernel is a micro-kernel with its register tile (mr×nr) and the cache
+// blocking that suits it: kc steps of a B micro-panel (kc×nr) stay in L1,
+// an mc×kc block of packed A stays in L2, and a kc×nc block of packed B in
+// L3. mc is a multiple of mr and nc a multiple of nr.
+type kernel struct {
+	name       string
+	mr, nr     int
+	mc, kc, nc int
+	fn         microKernel
+}
+
+// params is one Sgemm call.
+type params struct {
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+}
+
+// workspace is one set of packing buffers, used by one goroutine at a time.
+type workspace struct {
+	a, b []float32
+	tile []float32
+}
+
+func (w *workspace) fit(kn *kernel) {
+	if n := kn.mc * kn.kc; len(w.a) < n {
+		w.a = make([]float32, n)
+	}
+	if n := kn.kc * kn.nc; len(w.b) < n {
+		w.b = make([]float32, n)
+	}
+	if n := kn.mr * kn.nr; len(w.tile) < n {
+		w.tile = make([]float32, n)
+	}
+}
+
+// block computes rows [i0,i1) and columns [j0,j1) of C, serially, with w's
+// buffers. Callers have handled alpha == 0 and k == 0.
+func (w *workspace) block(kn *kernel, p *params, i0, i1, j0, j1 int) {
+	w.fit(kn)
+	mr, nr := kn.mr, kn.nr
+	for jc := j0; jc < j1; jc += kn.nc {
+		nc := min(kn.nc, j1-jc)
+		for pc := 0; pc < p.k; pc += kn.kc {
+			kc := min(kn.kc, p.k-pc)
+			packB(p, nr, pc, kc, jc, nc, w.b)
+			beta := p.beta
+			if pc > 0 {
+				beta = 1
+			}
+			for ic := i0; ic < i1; ic += kn.mc {
+				mc := min(kn.mc, i1-ic)
+				packA(p, mr, ic, mc, pc, kc, w.a)
+				for jr := 0; jr < nc; jr += nr {
+					nrr := min(nr, nc-jr)
+					bp := &w.b[jr*kc]
+					for ir := 0; ir < mc; ir += mr {
+						mrr := min(mr, mc-ir)
+						ap := &w.a[ir*kc]
+						ci := (ic+ir)*p.ldc + jc + jr
+						if mrr == mr && nrr == nr {
+							kn.fn(kc, ap, bp, &p.c[ci], p.ldc, p.alpha, beta)
+							continue
+						}
+						kn.fn(kc, ap, bp, &w.tile[0], nr, p.alpha, 0)
+						for i := 0; i < mrr; i++ {
+							row := p.c[ci+i*p.ldc : ci+i*p.ldc+nrr]
+							t := w.tile[i*nr : i*nr+nrr]
+							if beta == 0 {
+								copy(row, t)
+							} else {
+								for j, v := range t {
+									row[j] = v + beta*row[j]
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA packs op(A)[ic:ic+mc, pc:pc+kc] into dst as ceil(mc/mr) panels of
+// kc×mr (element (i, p) of a panel at p*mr+i), padding short panels with
+// zeros.
+func packA(p *params, mr, ic, mc, pc, kc int, dst []float32) {
+	a, lda := p.a, p.lda
+	for ir := 0; ir < mc; ir += mr {
+		mrr := min(mr, mc-ir)
+		d := dst[ir*kc : ir*kc+kc*mr]
+		if p.transA {
+			// Stored A is k×m: the mr values of one k step are contiguous.
+			for q := 0; q < kc; q++ {
+				src := a[(pc+q)*lda+ic+ir:]
+				src = src[:mrr]
+				dd := d[q*mr : q*mr+mr]
+				copy(dd, src)
+				clear(dd[mrr:])
+			}
+			continue
+		}
+		for i := 0; i < mrr; i++ {
+			src := a[(ic+ir+i)*lda+pc:]
+			src = src[:kc]
+			for q, v := range src {
+				d[q*mr+i] = v
+			}
+		}
+		if mrr < mr {
+			for q := 0; q < kc; q++ {
+				clear(d[q*mr+mrr : q*mr+mr])
+			}
+		}
+	}
+}
+
+// packB packs op(B)[pc:pc+kc, jc:jc+nc] into dst as ceil(nc/nr) panels of
+// kc×nr (element (p, j) of a panel at p*nr+j), padding with zeros.
+func packB(p *params, nr, pc, kc, jc, nc int, dst []float32) {
+	b, ldb := p.b, p.ldb
+	for jr := 0; jr < nc; jr += nr {
+		nrr := min(nr, nc-jr)
+		d := dst[jr*kc : jr*kc+kc*nr]
+		if !p.transB {
+			for q := 0; q < kc; q++ {
+				src := b[(pc+q)*ldb+jc+jr:]
+				src = src[:nrr]
+				dd := d[q*nr : q*nr+nr]
+				copy(dd, src)
+				clear(dd[nrr:])
+			}
+			continue
+		}
+		// Stored B is n×k: one column of op(B) is a contiguous row.
+		for j := 0; j < nrr; j++ {
+			src := b[(jc+jr+j)*ldb+pc:]
+			src = src[:kc]
+			for q, v := range src {
+				d[q*nr+j] = v
+			}
+		}
+		if nrr < nr {
+			for q := 0; q < kc; q++ {
+				clear(d[q*nr+nrr : q*nr+nr])
+			}
+		}
+	}
+}
+
+// goKernel is the portable kernel: a 4×4 register tile in pure Go.
+var goKernel = &kernel{name: "go4x4", mr: 4, nr: 4, mc: 128, kc: 256, nc: 2048, fn: kern4x4}
+
+func kern4x4(k int, ap, bp, cp *float32, ldc int, alpha, beta float32) {
+	a := unsafe.Slice(ap, k*4)
+	b := unsafe.Slice(bp, k*4)
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	for len(a) >= 4 && len(b) >= 4 {
+		a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
+		b0, b1, b2, b3 := b[0], b[1], b[2], b[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+		a, b = a[4:], b[4:]
+	}
+	c := unsafe.Slice(cp, 3*ldc+4)
+	store4(c[0:4], alpha, beta, c00, c01, c02, c03)
+	store4(c[ldc:ldc+4], alpha, beta, c10, c11, c12, c13)
+	store4(c[2*ldc:2*ldc+4], alpha, beta, c20, c21, c22, c23)
+	store4(c[3*ldc:3*ldc+4], alpha, beta, c30, c31, c32, c33)
+}
+
+func store4(c []float32, alpha, beta float32, v0, v1, v2, v3 float32) {
+	c = c[:4]
+	if beta == 0 {
+		c[0], c[1], c[2], c[3] = alpha*v0, alpha*v1, alpha*v2, alpha*v3
+		return
+	}
+	c[0] = alpha*v0 + beta*c[0]
+	c[1] = alpha*v1 + beta*c[1]
+	c[2] = alpha*v2 + beta*c[2]
+	c[3] = alpha*v3 + beta*c[3]
+}
+
+// scaleC sets C = beta*C, the whole result when alpha or k is 0.
+func scaleC(p *params) {
+	for i := 0; i < p.m; i++ {
+		row := p.c[i*p.ldc : i*p.ldc+p.n]
+		if p.beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= p.beta
+		}
+	}
+}

@@ -1,0 +1,41 @@
+//go:build amd64 && !purego
+
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+//go:generate go run gen_kernels.go
+
+//go:noescape
+func kernAVX2x6x16(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x12x32(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x14x32(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x8x48(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+var (
+	avx2Kernel   = &kernel{name: "avx2-6x16", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: kernAVX2x6x16}
+	avx512Kernel = &kernel{name: "avx512-12x32", mr: 12, nr: 32, mc: 192, kc: 256, nc: 4096, fn: kernAVX512x12x32}
+	avx512Alt1   = &kernel{name: "avx512-14x32", mr: 14, nr: 32, mc: 196, kc: 256, nc: 4096, fn: kernAVX512x14x32}
+	avx512Alt2   = &kernel{name: "avx512-8x48", mr: 8, nr: 48, mc: 192, kc: 256, nc: 4080, fn: kernAVX512x8x48}
+)
+
+// kernels lists the kernels this CPU can run, best first; the last is the
+// pure-Go kernel.
+var kernels = func() []*kernel {
+	var ks []*kernel
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, avx512Kernel, avx512Alt1, avx512Alt2)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, avx2Kernel)
+	}
+	return append(ks, goKernel)
+}()
+
+var defaultKernel = kernels[0]
