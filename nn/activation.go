@@ -1,0 +1,424 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+// ReLU returns max(t, 0).
+func (t *Tensor) ReLU() *Tensor {
+	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	y := out.data[:len(t.data)]
+	for i, v := range t.data {
+		if v > 0 {
+			y[i] = v
+		}
+	}
+	return record(out, "ReluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for i, v := range y {
+			if v > 0 {
+				gx[i] = g[i]
+			}
+		}
+		return [][]float32{gx}
+	})
+}
+
+// ReLU6 returns min(max(t, 0), 6).
+func (t *Tensor) ReLU6() *Tensor {
+	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	y := out.data[:len(t.data)]
+	for i, v := range t.data {
+		y[i] = min(max(v, 0), 6)
+	}
+	x := t.data
+	return record(out, "HardtanhBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for i, v := range x {
+			if v > 0 && v < 6 {
+				gx[i] = g[i]
+			}
+		}
+		return [][]float32{gx}
+	})
+}
+
+// LeakyReLU returns t where t > 0 and slope*t elsewhere.
+func (t *Tensor) LeakyReLU(slope float32) *Tensor {
+	return unaryOp(t, "LeakyReluBackward", func(x float32) float32 {
+		if x > 0 {
+			return x
+		}
+		return x * slope
+	}, func(x, y float32) float32 {
+		if x > 0 {
+			return 1
+		}
+		return slope
+	})
+}
+
+func sigmoid32(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+// Sigmoid returns 1/(1+e^-t).
+func (t *Tensor) Sigmoid() *Tensor {
+	return unaryOp(t, "SigmoidBackward", sigmoid32, func(x, y float32) float32 { return y * (1 - y) })
+}
+
+// Tanh returns tanh(t).
+func (t *Tensor) Tanh() *Tensor {
+	return unaryOp(t, "TanhBackward", tanh32, func(x, y float32) float32 { return 1 - y*y })
+}
+
+// SiLU returns t*sigmoid(t) (swish).
+func (t *Tensor) SiLU() *Tensor {
+	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	y := out.data[:len(t.data)]
+	for i, v := range t.data {
+		y[i] = v * sigmoid32(v)
+	}
+	x := t.data
+	return record(out, "SiluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for i, v := range x {
+			s := sigmoid32(v)
+			gx[i] = g[i] * s * (1 + v*(1-s))
+		}
+		return [][]float32{gx}
+	})
+}
+
+// GELU returns t*Φ(t) with approximate "none" (exact, with erf) or "tanh".
+func (t *Tensor) GELU(approximate string) *Tensor {
+	switch approximate {
+	case "none", "":
+		return unaryOp(t, "GeluBackward", func(x float32) float32 {
+			v := float64(x)
+			return float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))
+		}, func(x, y float32) float32 {
+			v := float64(x)
+			cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
+			pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
+			return float32(cdf + v*pdf)
+		})
+	case "tanh":
+		const k = 0.7978845608028654 // sqrt(2/pi)
+		return unaryOp(t, "GeluBackward", func(x float32) float32 {
+			v := float64(x)
+			return float32(0.5 * v * (1 + math.Tanh(k*(v+0.044715*v*v*v))))
+		}, func(x, y float32) float32 {
+			v := float64(x)
+			th := math.Tanh(k * (v + 0.044715*v*v*v))
+			return float32(0.5*(1+th) + 0.5*v*(1-th*th)*k*(1+3*0.044715*v*v))
+		})
+	}
+	panic(fmt.Sprintf("nn: GELU: approximate must be \"none\" or \"tanh\", got %q", approximate))
+}
+
+// Hardswish returns t*relu6(t+3)/6.
+func (t *Tensor) Hardswish() *Tensor {
+	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	y := out.data[:len(t.data)]
+	for i, v := range t.data {
+		y[i] = v * min(max(v+3, 0), 6) / 6
+	}
+	x := t.data
+	return record(out, "HardswishBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for i, v := range x {
+			switch {
+			case v < -3:
+			case v <= 3:
+				gx[i] = g[i] * (v/3 + 0.5)
+			default:
+				gx[i] = g[i]
+			}
+		}
+		return [][]float32{gx}
+	})
+}
+
+// Hardsigmoid returns relu6(t+3)/6.
+func (t *Tensor) Hardsigmoid() *Tensor {
+	return unaryOp(t, "HardsigmoidBackward", func(x float32) float32 { return min(max(x+3, 0), 6) / 6 },
+		func(x, y float32) float32 {
+			if x > -3 && x < 3 {
+				return 1.0 / 6
+			}
+			return 0
+		})
+}
+
+// softmaxRows calls f for each softmax row along dim: the row's offsets are
+// base + j*inner for j < size.
+func softmaxLayout(shape []int, dim int) (outer, size, inner int) {
+	return numel(shape[:dim]), shape[dim], numel(shape[dim+1:])
+}
+
+// Softmax returns exp(t)/sum(exp(t)) along dim.
+func (t *Tensor) Softmax(dim int) *Tensor {
+	dim = normDim(dim, max(t.Dim(), 1), "Softmax")
+	outer, size, inner := softmaxLayout(append(t.shape, 1)[:max(t.Dim(), 1)], dim)
+	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	x, y := t.data, out.data
+	for o := range outer {
+		for in := range inner {
+			base := o*size*inner + in
+			m := float32(math.Inf(-1))
+			for j := range size {
+				m = max(m, x[base+j*inner])
+			}
+			s := 0.0
+			for j := range size {
+				e := math.Exp(float64(x[base+j*inner] - m))
+				y[base+j*inner] = float32(e)
+				s += e
+			}
+			for j := range size {
+				y[base+j*inner] = float32(float64(y[base+j*inner]) / s)
+			}
+		}
+	}
+	return record(out, "SoftmaxBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for o := range outer {
+			for in := range inner {
+				base := o*size*inner + in
+				dot := 0.0
+				for j := range size {
+					dot += float64(g[base+j*inner]) * float64(y[base+j*inner])
+				}
+				for j := range size {
+					k := base + j*inner
+					gx[k] = float32(float64(y[k]) * (float64(g[k]) - dot))
+				}
+			}
+		}
+		return [][]float32{gx}
+	})
+}
+
+// LogSoftmax returns t - log(sum(exp(t))) along dim, computed stably.
+func (t *Tensor) LogSoftmax(dim int) *Tensor {
+	dim = normDim(dim, max(t.Dim(), 1), "LogSoftmax")
+	outer, size, inner := softmaxLayout(append(t.shape, 1)[:max(t.Dim(), 1)], dim)
+	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	x, y := t.data, out.data
+	for o := range outer {
+		for in := range inner {
+			base := o*size*inner + in
+			m := float32(math.Inf(-1))
+			for j := range size {
+				m = max(m, x[base+j*inner])
+			}
+			s := 0.0
+			for j := range size {
+				s += math.Exp(float64(x[base+j*inner] - m))
+			}
+			lse := float64(m) + math.Log(s)
+			for j := range size {
+				y[base+j*inner] = float32(float64(x[base+j*inner]) - lse)
+			}
+		}
+	}
+	return record(out, "LogSoftmaxBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for o := range outer {
+			for in := range inner {
+				base := o*size*inner + in
+				sum := 0.0
+				for j := range size {
+					sum += float64(g[base+j*inner])
+				}
+				for j := range size {
+					k := base + j*inner
+					gx[k] = float32(float64(g[k]) - math.Exp(float64(y[k]))*sum)
+				}
+			}
+		}
+		return [][]float32{gx}
+	})
+}
+
+// ReLU is the module form of [Tensor.ReLU]. Inplace only affects printing:
+// this package never overwrites a module's input.
+type ReLU struct {
+	Base
+	Inplace bool
+}
+
+// NewReLU returns a ReLU module.
+func NewReLU(inplace bool) *ReLU { return &ReLU{Inplace: inplace} }
+
+// Forward applies ReLU.
+func (m *ReLU) Forward(x *Tensor) *Tensor { return x.ReLU() }
+
+// ExtraRepr prints "inplace=True" when set.
+func (m *ReLU) ExtraRepr() string { return inplaceRepr(m.Inplace) }
+func (m *ReLU) String() string    { return Repr(m) }
+
+func inplaceRepr(v bool) string {
+	if v {
+		return "inplace=True"
+	}
+	return ""
+}
+
+// ReLU6 is the module form of [Tensor.ReLU6].
+type ReLU6 struct {
+	Base
+	Inplace bool
+}
+
+// NewReLU6 returns a ReLU6 module.
+func NewReLU6(inplace bool) *ReLU6 { return &ReLU6{Inplace: inplace} }
+
+// Forward applies ReLU6.
+func (m *ReLU6) Forward(x *Tensor) *Tensor { return x.ReLU6() }
+
+// ExtraRepr prints "inplace=True" when set.
+func (m *ReLU6) ExtraRepr() string { return inplaceRepr(m.Inplace) }
+func (m *ReLU6) String() string    { return Repr(m) }
+
+// LeakyReLU is the module form of [Tensor.LeakyReLU].
+type LeakyReLU struct {
+	Base
+	NegativeSlope float64
+	Inplace       bool
+}
+
+// NewLeakyReLU returns a LeakyReLU module (torch's default slope is 0.01).
+func NewLeakyReLU(slope float64, inplace bool) *LeakyReLU {
+	return &LeakyReLU{NegativeSlope: slope, Inplace: inplace}
+}
+
+// Forward applies LeakyReLU.
+func (m *LeakyReLU) Forward(x *Tensor) *Tensor { return x.LeakyReLU(float32(m.NegativeSlope)) }
+
+// ExtraRepr prints the slope and inplace flag as torch does.
+func (m *LeakyReLU) ExtraRepr() string {
+	s := "negative_slope=" + pyFloat(m.NegativeSlope)
+	if m.Inplace {
+		s += ", inplace=True"
+	}
+	return s
+}
+func (m *LeakyReLU) String() string { return Repr(m) }
+
+// Sigmoid is the module form of [Tensor.Sigmoid].
+type Sigmoid struct{ Base }
+
+// NewSigmoid returns a Sigmoid module.
+func NewSigmoid() *Sigmoid { return &Sigmoid{} }
+
+// Forward applies the logistic function.
+func (m *Sigmoid) Forward(x *Tensor) *Tensor { return x.Sigmoid() }
+func (m *Sigmoid) String() string            { return Repr(m) }
+
+// Tanh is the module form of [Tensor.Tanh].
+type Tanh struct{ Base }
+
+// NewTanh returns a Tanh module.
+func NewTanh() *Tanh { return &Tanh{} }
+
+// Forward applies tanh.
+func (m *Tanh) Forward(x *Tensor) *Tensor { return x.Tanh() }
+func (m *Tanh) String() string            { return Repr(m) }
+
+// SiLU is the module form of [Tensor.SiLU].
+type SiLU struct {
+	Base
+	Inplace bool
+}
+
+// NewSiLU returns a SiLU module.
+func NewSiLU(inplace bool) *SiLU { return &SiLU{Inplace: inplace} }
+
+// Forward applies SiLU.
+func (m *SiLU) Forward(x *Tensor) *Tensor { return x.SiLU() }
+
+// ExtraRepr prints "inplace=True" when set.
+func (m *SiLU) ExtraRepr() string { return inplaceRepr(m.Inplace) }
+func (m *SiLU) String() string    { return Repr(m) }
+
+// GELU is the module form of [Tensor.GELU]; Approximate is "none" or "tanh".
+type GELU struct {
+	Base
+	Approximate string
+}
+
+// NewGELU returns a GELU module; approximate is "none" (exact) or "tanh".
+func NewGELU(approximate string) *GELU {
+	if approximate == "" {
+		approximate = "none"
+	}
+	return &GELU{Approximate: approximate}
+}
+
+// Forward applies GELU.
+func (m *GELU) Forward(x *Tensor) *Tensor { return x.GELU(m.Approximate) }
+
+// ExtraRepr prints approximate='none' or 'tanh'.
+func (m *GELU) ExtraRepr() string { return "approximate='" + m.Approximate + "'" }
+func (m *GELU) String() string    { return Repr(m) }
+
+// Hardswish is the module form of [Tensor.Hardswish]. torch prints no
+// arguments for it, inplace or not.
+type Hardswish struct {
+	Base
+	Inplace bool
+}
+
+// NewHardswish returns a Hardswish module.
+func NewHardswish(inplace bool) *Hardswish { return &Hardswish{Inplace: inplace} }
+
+// Forward applies hardswish.
+func (m *Hardswish) Forward(x *Tensor) *Tensor { return x.Hardswish() }
+func (m *Hardswish) String() string            { return Repr(m) }
+
+// Hardsigmoid is the module form of [Tensor.Hardsigmoid].
+type Hardsigmoid struct {
+	Base
+	Inplace bool
+}
+
+// NewHardsigmoid returns a Hardsigmoid module.
+func NewHardsigmoid(inplace bool) *Hardsigmoid { return &Hardsigmoid{Inplace: inplace} }
+
+// Forward applies hardsigmoid.
+func (m *Hardsigmoid) Forward(x *Tensor) *Tensor { return x.Hardsigmoid() }
+func (m *Hardsigmoid) String() string            { return Repr(m) }
+
+// Softmax is the module form of [Tensor.Softmax]. Dim is required here
+// (torch's implicit dim is deprecated); it prints as given.
+type Softmax struct {
+	Base
+	Dim int
+}
+
+// NewSoftmax returns a Softmax module over dim.
+func NewSoftmax(dim int) *Softmax { return &Softmax{Dim: dim} }
+
+// Forward applies softmax over Dim.
+func (m *Softmax) Forward(x *Tensor) *Tensor { return x.Softmax(m.Dim) }
+
+// ExtraRepr prints "dim=N".
+func (m *Softmax) ExtraRepr() string { return fmt.Sprintf("dim=%d", m.Dim) }
+func (m *Softmax) String() string    { return Repr(m) }
+
+// LogSoftmax is the module form of [Tensor.LogSoftmax].
+type LogSoftmax struct {
+	Base
+	Dim int
+}
+
+// NewLogSoftmax returns a LogSoftmax module over dim.
+func NewLogSoftmax(dim int) *LogSoftmax { return &LogSoftmax{Dim: dim} }
+
+// Forward applies log-softmax over Dim.
+func (m *LogSoftmax) Forward(x *Tensor) *Tensor { return x.LogSoftmax(m.Dim) }
+
+// ExtraRepr prints "dim=N".
+func (m *LogSoftmax) ExtraRepr() string { return fmt.Sprintf("dim=%d", m.Dim) }
+func (m *LogSoftmax) String() string    { return Repr(m) }

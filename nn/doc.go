@@ -1,0 +1,56 @@
+// Package nn is ckpt's compute half: float32 tensors with reverse-mode
+// automatic differentiation, PyTorch's module model, and the layers that
+// torchvision's image classifiers are built from.
+//
+// # Tensors and autograd
+//
+// A [Tensor] is dense, contiguous, row-major float32 data with a shape
+// ([New], [Zeros], [Ones], [Full], [Scalar], [RandN]; [Tensor.Shape],
+// [Tensor.Data], [Tensor.Item], [Tensor.Reshape]/[Tensor.View]). Ops are
+// methods ([Tensor.Add], [Tensor.Mul], [Tensor.MatMul], [Tensor.Sum],
+// [Tensor.Permute], [Tensor.ReLU], ...) or functions ([Cat], [Conv2dFn],
+// [LinearFn], [BatchNormFn]) that return new tensors; nothing is modified in
+// place.
+//
+// Autograd is define-by-run with no tape: an op records a backward node on
+// its output only when grad mode is on and one of its inputs requires grad,
+// so frozen parameters and plain inputs cost no graph, gradient memory or
+// time. [Tensor.Backward] from a scalar adds gradients into the leaves'
+// [Tensor.Grad] (they accumulate until [Tensor.ZeroGrad]) and releases the
+// graph. [NoGrad] turns recording off process-wide for inference: no nodes,
+// no retained activations. [Record] lets other packages (losses, custom
+// layers) define differentiable ops.
+//
+// # Modules
+//
+// A [Module] embeds [Base], which keeps ordered registrations of parameters
+// ([Base.RegisterParameter]), buffers ([Base.RegisterBuffer],
+// [Base.RegisterInt64Buffer]) and children ([Base.RegisterModule] takes a
+// pointer to the field, so assigning a new head later needs no
+// re-registration). From these, as in PyTorch: [Base.NamedParameters],
+// [Base.Parameters], [Base.NamedBuffers], [Base.NamedChildren], [NamedModules],
+// [Modules], [Apply], [Base.Train], [Base.Eval], [Base.RequiresGrad],
+// [Base.ZeroGrad], [Base.StateDict], [Base.LoadStateDict] and [Repr], which
+// prints the module tree exactly as torch's repr does. A parameter is a leaf
+// *Tensor registered on a module; it requires grad until frozen.
+//
+// # Weights
+//
+// State dicts are lists of stored tensors from package
+// github.com/ckptkit/ckpt/tensor ([StateDict], [Named]). Anything with
+// Names() []string and Tensor(name) *tensor.Tensor is a [Source]: a
+// [StateDict], a [TensorMap], or a checkpoint opened by package formats.
+// Loading goes either through [Base.LoadStateDict] into a built module, or
+// through a [Builder] (candle's VarBuilder) handed to layer constructors,
+// which asks the source for "weight" under the builder's dotted path
+// (b.Sub("layer1").Sub("0")). float16 and bfloat16 weights are widened
+// exactly ([FromStored]).
+//
+// # Not done here
+//
+// Tensors are float32 only, CPU only, always contiguous (Permute and Narrow
+// copy). There is no double backward. Concurrent Forward calls on one module
+// are safe in eval mode under NoGrad, but grad mode is process-wide.
+// Shape errors in ops are programmer errors and panic with *[ShapeError];
+// errors from files are returned.
+package nn

@@ -1,0 +1,100 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/ckptkit/ckpt/nn/gemm"
+)
+
+// Linear applies y = x·Wᵀ + b over the last dimension of x, as torch.nn.Linear.
+// Weight is [out_features, in_features], Bias [out_features] or nil.
+type Linear struct {
+	Base
+	InFeatures, OutFeatures int
+	Weight, Bias            *Tensor
+}
+
+// NewLinear builds a Linear layer, taking "weight" and "bias" from b (nil b:
+// torch's default initialisation, U(-1/sqrt(in), 1/sqrt(in))).
+func NewLinear(b *Builder, in, out int, bias bool) *Linear {
+	m := &Linear{InFeatures: in, OutFeatures: out}
+	bound := fanInBound(in)
+	m.Weight = b.Tensor("weight", []int{out, in}, uniformInit(bound))
+	if bias {
+		m.Bias = b.Tensor("bias", []int{out}, uniformInit(bound))
+	}
+	m.RegisterParameter("weight", &m.Weight)
+	m.RegisterParameter("bias", &m.Bias)
+	return m
+}
+
+// Forward applies the layer to x [..., in_features].
+func (m *Linear) Forward(x *Tensor) *Tensor { return LinearFn(x, m.Weight, m.Bias) }
+
+// ExtraRepr prints torch's "in_features=.., out_features=.., bias=..".
+func (m *Linear) ExtraRepr() string {
+	return fmt.Sprintf("in_features=%d, out_features=%d, bias=%s", m.InFeatures, m.OutFeatures, pyBool(m.Bias != nil))
+}
+func (m *Linear) String() string { return Repr(m) }
+
+// LinearFn computes x·wᵀ + b for x [..., in], w [out, in], b [out] or nil.
+func LinearFn(x, w, b *Tensor) *Tensor {
+	if w.Dim() != 2 || x.Dim() < 1 || x.shape[x.Dim()-1] != w.shape[1] {
+		shapeErr("Linear", "input features do not match weight", x.shape, w.shape)
+	}
+	out, in := w.shape[0], w.shape[1]
+	if b != nil && (b.Dim() != 1 || b.shape[0] != out) {
+		shapeErr("Linear", "bias does not match weight", w.shape, b.shape)
+	}
+	rows := 1
+	for _, d := range x.shape[:x.Dim()-1] {
+		rows *= d
+	}
+	shape := append(append([]int(nil), x.shape[:x.Dim()-1]...), out)
+	y := &Tensor{data: make([]float32, rows*out), shape: shape}
+	if rows > 0 && out > 0 {
+		if b != nil {
+			for r := range rows {
+				copy(y.data[r*out:(r+1)*out], b.data)
+			}
+		}
+		beta := float32(0)
+		if b != nil {
+			beta = 1
+		}
+		if in > 0 {
+			gemm.Sgemm(false, true, rows, out, in, 1, x.data, in, w.data, in, beta, y.data, out)
+		}
+	}
+	inputs := []*Tensor{x, w, b}
+	return record(y, "AddmmBackward", inputs, func(g []float32) [][]float32 {
+		var gx, gw, gb []float32
+		if x.requiresGrad && rows > 0 && in > 0 {
+			gx = make([]float32, len(x.data))
+			if out > 0 {
+				gemm.Sgemm(false, false, rows, in, out, 1, g, out, w.data, in, 0, gx, in)
+			}
+		} else if x.requiresGrad {
+			gx = make([]float32, len(x.data))
+		}
+		if w.requiresGrad {
+			gw = make([]float32, len(w.data))
+			if rows > 0 && in > 0 && out > 0 {
+				gemm.Sgemm(true, false, out, in, rows, 1, g, out, x.data, in, 0, gw, in)
+			}
+		}
+		if b != nil && b.requiresGrad {
+			acc := make([]float64, out)
+			for r := range rows {
+				for j, v := range g[r*out : (r+1)*out] {
+					acc[j] += float64(v)
+				}
+			}
+			gb = make([]float32, out)
+			for j, v := range acc {
+				gb[j] = float32(v)
+			}
+		}
+		return [][]float32{gx, gw, gb}
+	})
+}
