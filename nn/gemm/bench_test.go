@@ -1,0 +1,112 @@
+package gemm
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+)
+
+// benchGemm times C = A*B (both untransposed, beta 0) of the given shape
+// with f and reports GFLOP/s, counting 2*m*n*k floating-point operations.
+func benchGemm(b *testing.B, m, n, k int, f func(m, n, k int, a, bm, c []float32)) {
+	a := make([]float32, m*k)
+	bm := make([]float32, k*n)
+	c := make([]float32, m*n)
+	for i := range a {
+		a[i] = float32(i%7) - 3
+	}
+	for i := range bm {
+		bm[i] = float32(i%5) - 2
+	}
+	f(m, n, k, a, bm, c) // warm the buffers
+	b.ResetTimer()
+	for b.Loop() {
+		f(m, n, k, a, bm, c)
+	}
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func ourSgemm(m, n, k int, a, bm, c []float32) {
+	Sgemm(false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
+}
+
+// BenchmarkSgemm measures square products on one goroutine and on all.
+func BenchmarkSgemm(b *testing.B) {
+	defer SetThreads(0)
+	for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
+		for _, n := range []int{64, 128, 256, 512, 1024} {
+			b.Run(fmt.Sprintf("threads=%d/n=%d", threads, n), func(b *testing.B) {
+				SetThreads(threads)
+				benchGemm(b, n, n, n, ourSgemm)
+			})
+		}
+	}
+}
+
+// BenchmarkKernel compares the micro-kernels this CPU runs, one goroutine.
+func BenchmarkKernel(b *testing.B) {
+	for _, kn := range kernels {
+		for _, n := range []int{256, 1024} {
+			b.Run(fmt.Sprintf("%s/n=%d", kn.name, n), func(b *testing.B) {
+				benchGemm(b, n, n, n, func(m, n, k int, a, bm, c []float32) {
+					run(kn, &params{m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: bm, ldb: n, c: c, ldc: n}, 1)
+				})
+			})
+		}
+	}
+}
+
+// resNet18Convs are the distinct convolutions of torchvision's resnet18 on
+// a 224×224 image, batch 1, as im2col GEMMs: M = output channels,
+// N = output height*width, K = input channels*kernel height*kernel width.
+// count is how many times the layer occurs in the network.
+var resNet18Convs = []struct {
+	name    string
+	m, n, k int
+	count   int
+}{
+	{"conv1_7x7s2", 64, 112 * 112, 3 * 7 * 7, 1},
+	{"layer1_3x3", 64, 56 * 56, 64 * 9, 4},
+	{"layer2.0.conv1_3x3s2", 128, 28 * 28, 64 * 9, 1},
+	{"layer2_3x3", 128, 28 * 28, 128 * 9, 3},
+	{"layer2.0.downsample_1x1s2", 128, 28 * 28, 64, 1},
+	{"layer3.0.conv1_3x3s2", 256, 14 * 14, 128 * 9, 1},
+	{"layer3_3x3", 256, 14 * 14, 256 * 9, 3},
+	{"layer3.0.downsample_1x1s2", 256, 14 * 14, 128, 1},
+	{"layer4.0.conv1_3x3s2", 512, 7 * 7, 256 * 9, 1},
+	{"layer4_3x3", 512, 7 * 7, 512 * 9, 3},
+	{"layer4.0.downsample_1x1s2", 512, 7 * 7, 256, 1},
+}
+
+// BenchmarkResNet18Conv measures each distinct ResNet-18 convolution GEMM,
+// and "all", the 20 convolutions of one forward pass in sequence.
+func BenchmarkResNet18Conv(b *testing.B) {
+	defer SetThreads(0)
+	for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
+		for _, l := range resNet18Convs {
+			b.Run(fmt.Sprintf("threads=%d/%s", threads, l.name), func(b *testing.B) {
+				SetThreads(threads)
+				benchGemm(b, l.m, l.n, l.k, ourSgemm)
+			})
+		}
+		b.Run(fmt.Sprintf("threads=%d/all", threads), func(b *testing.B) {
+			SetThreads(threads)
+			type buf struct{ a, b, c []float32 }
+			bufs := make([]buf, len(resNet18Convs))
+			var flops float64
+			for i, l := range resNet18Convs {
+				bufs[i] = buf{make([]float32, l.m*l.k), make([]float32, l.k*l.n), make([]float32, l.m*l.n)}
+				flops += 2 * float64(l.m*l.n*l.k*l.count)
+			}
+			for b.Loop() {
+				for i, l := range resNet18Convs {
+					for range l.count {
+						ourSgemm(l.m, l.n, l.k, bufs[i].a, bufs[i].b, bufs[i].c)
+					}
+				}
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
