@@ -23,6 +23,19 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	run(defaultKernel, &p, Threads())
 }
 
+// Kernel names the implementation Sgemm runs on this machine: the
+// micro-kernel ("avx512-12x32", "avx2-6x16", "go4x4") or "openblas" in a
+// netlib build.
+func Kernel() string {
+	if backend != nil {
+		return backendName
+	}
+	return defaultKernel.name
+}
+
+// backendName names backend.
+var backendName string
+
 // backend, when set by a build-tagged file, replaces the native
 // implementation of Sgemm (after argument checks).
 var backend func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
