@@ -1,0 +1,41 @@
+// Package pickle reads every format torch.save and torch.jit.save have
+// written, without executing anything from the file.
+//
+// Formats (detected from content by [Load]):
+//   - zip (torch >= 1.6): prefix/data.pkl plus one stored entry per storage;
+//     any archive prefix; the byteorder record is honoured.
+//   - legacy (torch 0.1.10 to 1.5, or _use_new_zipfile_serialization=False):
+//     five pickles in a row (magic number, protocol version, sys_info, the
+//     object, the storage keys) followed by the raw storages.
+//   - tar (torch 0.1.1 to 0.1.9): members sys_info, pickle, tensors, storages.
+//   - TorchScript (torch.jit.save): a zip archive whose module objects list
+//     their parameters and buffers under their state_dict names; the
+//     TorchScript code is read only for each class's __parameters__ and
+//     __buffers__ lines, never run.
+//   - whole-model pickles (torch.save(model)) in the zip or legacy format:
+//     module objects are rebuilt inertly (see [Object]) and their
+//     _parameters, _buffers and _modules give the state_dict names.
+//
+// Safety. The pickle VM is github.com/nlpodyssey/gopickle, fed only pickles
+// that a validating pass has accepted (verify.go): every opcode known, every
+// length inside the data, stack, memo and MARK use simulated, and the sizes
+// bounded by the constants in limits.go. Globals go through an allow-list in
+// the spirit of torch.load(weights_only=True): torch's rebuild functions,
+// containers and storage types may be used; any other class may only be
+// instantiated inertly by NEWOBJ (its name and state are recorded, none of
+// its code exists here); dangerous modules (os, posix, subprocess, sys,
+// builtins' eval/exec/getattr/__import__, runpy, importlib, ...) are refused
+// in any use with an error naming the global, such as
+// `pickle: forbidden global "posix.system"`. Every pickle of a file is
+// checked. A panic inside the VM is recovered and returned as an error.
+//
+// Laziness. Load reads the archive directory and the pickles only. Tensors
+// are [tensor.Tensor] views of [tensor.Storage] values that read the file
+// through its io.ReaderAt when their bytes are asked for. Tensors that share
+// a storage in the file share one *tensor.Storage, and every view is checked
+// with Validate before it is returned.
+//
+// The package does not write files, does not support sparse, quantized or
+// complex tensors, and refuses compressed storage entries (torch never
+// writes them).
+package pickle

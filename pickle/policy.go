@@ -1,0 +1,146 @@
+package pickle
+
+import (
+	"fmt"
+	"strings"
+)
+
+// category is what a pickle may do with a global.
+type category uint8
+
+const (
+	// catForbidden globals are refused in any use.
+	catForbidden category = iota
+	// catCall globals may be called by REDUCE, INST or OBJ: each has a Go
+	// implementation that builds data and runs nothing.
+	catCall
+	// catClass globals may be instantiated by NEWOBJ (as an inert Object
+	// that records its class name and state) or used as values.
+	catClass
+	// catValue globals may only be used as values (storage types, dtypes).
+	catValue
+)
+
+// ForbiddenError reports a global that the allow-list refuses.
+type ForbiddenError struct {
+	Global string // "module.name"
+	Use    string // the opcode that used it, when it is refused for that use only
+}
+
+func (e *ForbiddenError) Error() string {
+	if e.Use != "" {
+		return fmt.Sprintf("pickle: forbidden global %q (%s of a global that is not allow-listed for it)", e.Global, e.Use)
+	}
+	return fmt.Sprintf("pickle: forbidden global %q", e.Global)
+}
+
+// callables are the globals a pickle may call. They are the rebuild
+// functions of torch.load(weights_only=True), the containers torch.save
+// writes, TorchScript's list builders and the reconstructor of protocol 0
+// and 1 object pickles.
+var callables = map[string]bool{
+	"torch._utils._rebuild_tensor":               true,
+	"torch._utils._rebuild_tensor_v2":            true,
+	"torch._utils._rebuild_parameter":            true,
+	"torch._utils._rebuild_parameter_with_state": true,
+	"torch._tensor._rebuild_from_type_v2":        true,
+	"torch.nn.parameter.Parameter":               true,
+	"torch.Size":                                 true,
+	"torch.device":                               true,
+	"collections.OrderedDict":                    true,
+	"torch.jit._pickle.build_intlist":            true,
+	"torch.jit._pickle.build_floatlist":          true,
+	"torch.jit._pickle.build_doublelist":         true,
+	"torch.jit._pickle.build_boollist":           true,
+	"torch.jit._pickle.build_tensorlist":         true,
+	"torch.jit._pickle.restore_type_tag":         true,
+	"copyreg._reconstructor":                     true,
+	"copy_reg._reconstructor":                    true,
+	"builtins.set":                               true,
+	"builtins.frozenset":                         true,
+	"__builtin__.set":                            true,
+	"__builtin__.frozenset":                      true,
+	"_codecs.encode":                             true,
+}
+
+// safeBuiltins are the builtins a pickle may name as values.
+var safeBuiltins = map[string]bool{
+	"object": true, "set": true, "frozenset": true, "list": true, "dict": true,
+	"tuple": true, "int": true, "float": true, "str": true, "bytes": true,
+	"bool": true, "complex": true, "bytearray": true, "slice": true, "long": true,
+	"unicode": true,
+}
+
+// forbiddenModules are refused in any use, with their submodules. They run
+// commands, evaluate code, import modules, reach attributes by name or
+// touch files, sockets and processes.
+var forbiddenModules = []string{
+	"os", "posix", "nt", "posixpath", "ntpath", "subprocess", "sys", "runpy", "importlib",
+	"imp", "shutil", "socket", "pty", "commands", "popen2", "webbrowser", "ctypes",
+	"multiprocessing", "threading", "_thread", "thread", "signal", "code", "codeop",
+	"pickle", "_pickle", "cPickle", "pickletools", "marshal", "shelve", "dill", "types",
+	"operator", "functools", "itertools", "inspect", "gc", "pdb", "bdb", "timeit", "trace",
+	"profile", "cProfile", "io", "_io", "tempfile", "pathlib", "glob", "urllib",
+	"urllib2", "http", "httplib", "ftplib", "smtplib", "telnetlib", "requests", "asyncio",
+	"select", "selectors", "platform", "sysconfig", "site", "zipimport", "pkgutil",
+	"builtins", "__builtin__", "__builtins__", "exec", "eval", "compile", "tarfile",
+	"zipfile", "fcntl", "resource", "mmap", "_posixsubprocess", "spawn", "distutils",
+	"setuptools", "pip", "venv", "ensurepip", "numpy.testing", "torch.hub",
+	"torch.serialization", "torch.jit._script", "torch._C", "torch.ops", "torch.utils.cpp_extension",
+	"torch.package", "torch.multiprocessing", "torch.distributed",
+}
+
+// storageDTypes maps torch's storage classes to element types.
+var storageDTypes = map[string]string{
+	"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
+	"BFloat16Storage": "bfloat16", "CharStorage": "int8", "ShortStorage": "int16",
+	"IntStorage": "int32", "LongStorage": "int64", "ByteStorage": "uint8",
+	"BoolStorage": "bool", "UntypedStorage": "uint8",
+}
+
+// torchDTypes are the dtype globals (torch.float32 and friends).
+var torchDTypes = map[string]string{
+	"float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
+	"float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int8": "int8",
+	"int16": "int16", "short": "int16", "int32": "int32", "int": "int32", "int64": "int64",
+	"long": "int64", "uint8": "uint8", "bool": "bool", "complex64": "complex64",
+	"complex128": "complex128", "complex32": "complex32",
+}
+
+// classify returns what a pickle may do with the global module.name.
+func classify(module, name string) category {
+	full := module + "." + name
+	if callables[full] {
+		return catCall
+	}
+	if module == "builtins" || module == "__builtin__" {
+		if safeBuiltins[name] {
+			return catClass
+		}
+		return catForbidden
+	}
+	if name == "" || strings.ContainsAny(module+name, "\n\x00") {
+		return catForbidden
+	}
+	for _, part := range strings.Split(name, ".") {
+		// Dunder attributes (__import__, __getattribute__, __reduce__, ...)
+		// are the usual way to reach code through an innocent module.
+		if part == "" || strings.HasPrefix(part, "__") && strings.HasSuffix(part, "__") {
+			return catForbidden
+		}
+	}
+	for _, m := range forbiddenModules {
+		if module == m || strings.HasPrefix(module, m+".") {
+			return catForbidden
+		}
+	}
+	if module == "torch" || module == "torch.storage" {
+		if _, ok := storageDTypes[name]; ok {
+			return catValue
+		}
+		if _, ok := torchDTypes[name]; ok {
+			return catValue
+		}
+	}
+	return catClass
+}

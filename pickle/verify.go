@@ -1,0 +1,609 @@
+package pickle
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+)
+
+// The validating pass.
+//
+// gopickle's VM trusts its input: it allocates whatever length an opcode
+// declares, indexes its dispatch table with any byte and slices stack items
+// without checking counts. Before a pickle reaches it, verify walks the whole
+// opcode stream once, as pickletools.genops does, and simulates the stack
+// with typed placeholders. It refuses:
+//   - unknown opcodes, opcodes gopickle does not implement safely (EXT*,
+//     NEXT_BUFFER) and persistent ids where the format has none;
+//   - any argument that runs past the end of the data or of its FRAME, and
+//     frames that overlap;
+//   - stack underflow, an odd number of items for DICT or SETITEMS, a POP or
+//     a collection opcode without its MARK, a GET of an unset memo entry;
+//   - a global outside the allow-list (see policy.go): dangerous modules in
+//     any use, any call (REDUCE, INST, OBJ) of something not allow-listed,
+//     NEWOBJ of anything but a plain class, and STACK_GLOBAL whose names are
+//     not string constants;
+//   - bytes used as a dict key or set member (unhashable in gopickle);
+//   - more than MaxOps opcodes, MaxStack items, MaxMarks nested marks,
+//     MaxMemo memo entries, MaxLine-byte lines, MaxDigits-digit numbers.
+//
+// It also rewrites the zero-length LONG1 and LONG4 encodings of 0 (written
+// by Python 2), which crash gopickle, into BININT1/BININT of the same
+// length, in a copy of the data.
+
+const (
+	kOther uint8 = iota
+	kMark
+	kStr
+	kBytes
+	kGlobal
+	kPersid
+)
+
+// item is the validating pass's placeholder for a stack or memo value.
+// For kStr, a and b delimit the string in the data; for kGlobal, a indexes
+// the list of globals seen.
+type item struct {
+	kind uint8
+	a, b int
+}
+
+type verifier struct {
+	data     []byte
+	pos      int
+	frameEnd int // 0 when not inside a frame
+	stack    []item
+	marks    []int // stack lengths at each MARK
+	memo     map[int]item
+	globals  []global
+	persid   bool
+	patched  bool
+	ops      int
+}
+
+type global struct {
+	module, name string
+	cat          category
+}
+
+// verify checks the pickle at the start of data and returns its length
+// through the STOP opcode and the bytes to give to the VM (data[:n], or a
+// patched copy). persid says whether persistent ids are expected.
+func verify(data []byte, persid bool) (n int, out []byte, err error) {
+	v := &verifier{data: data, persid: persid, memo: make(map[int]item)}
+	if err := v.run(); err != nil {
+		return 0, nil, err
+	}
+	return v.pos, v.data[:v.pos], nil
+}
+
+func (v *verifier) errf(off int, format string, args ...any) error {
+	return fmt.Errorf("pickle: %s at offset %d", fmt.Sprintf(format, args...), off)
+}
+
+// take returns the next n bytes, checked against the data and the frame.
+func (v *verifier) take(n int, op int) ([]byte, error) {
+	end := len(v.data)
+	if v.frameEnd > 0 {
+		end = v.frameEnd
+	}
+	if n < 0 || n > end-v.pos {
+		if v.frameEnd > 0 && n >= 0 && n <= len(v.data)-v.pos {
+			return nil, v.errf(op, "argument of %d bytes crosses the end of its frame", n)
+		}
+		return nil, v.errf(op, "truncated pickle: argument of %d bytes, %d left", n, end-v.pos)
+	}
+	b := v.data[v.pos : v.pos+n]
+	v.pos += n
+	return b, nil
+}
+
+func (v *verifier) line(op int, limit int) ([]byte, error) {
+	end := len(v.data)
+	if v.frameEnd > 0 {
+		end = v.frameEnd
+	}
+	for i := v.pos; i < end; i++ {
+		if v.data[i] == '\n' {
+			if i-v.pos > limit {
+				return nil, v.errf(op, "line argument of %d bytes exceeds limit %d", i-v.pos, limit)
+			}
+			b := v.data[v.pos:i]
+			v.pos = i + 1
+			return b, nil
+		}
+		if i-v.pos > limit {
+			return nil, v.errf(op, "line argument exceeds limit %d", limit)
+		}
+	}
+	return nil, v.errf(op, "truncated pickle: unterminated line argument")
+}
+
+func (v *verifier) push(it item, op int) error {
+	if len(v.stack) >= MaxStack {
+		return v.errf(op, "stack exceeds %d items", MaxStack)
+	}
+	v.stack = append(v.stack, it)
+	return nil
+}
+
+// segment returns the number of items above the topmost mark.
+func (v *verifier) segment() int {
+	if len(v.marks) == 0 {
+		return len(v.stack)
+	}
+	return len(v.stack) - v.marks[len(v.marks)-1]
+}
+
+func (v *verifier) need(n int, op int, name string) error {
+	if v.segment() < n {
+		return v.errf(op, "%s needs %d stack items, %d available", name, n, v.segment())
+	}
+	return nil
+}
+
+func (v *verifier) pop() item {
+	it := v.stack[len(v.stack)-1]
+	v.stack = v.stack[:len(v.stack)-1]
+	return it
+}
+
+// popMark removes the items above the topmost mark and the mark, returning
+// the removed items (valid until the next push).
+func (v *verifier) popMark(op int, name string) ([]item, error) {
+	if len(v.marks) == 0 {
+		return nil, v.errf(op, "%s without MARK", name)
+	}
+	m := v.marks[len(v.marks)-1]
+	v.marks = v.marks[:len(v.marks)-1]
+	items := v.stack[m:]
+	v.stack = v.stack[:m]
+	return items, nil
+}
+
+func (v *verifier) str(it item) string { return string(v.data[it.a : it.a+it.b]) }
+
+func (v *verifier) addGlobal(module, name string, op int) (item, error) {
+	cat := classify(module, name)
+	if cat == catForbidden {
+		return item{}, &ForbiddenError{Global: module + "." + name}
+	}
+	v.globals = append(v.globals, global{module, name, cat})
+	return item{kind: kGlobal, a: len(v.globals) - 1}, nil
+}
+
+// callable checks that it may be called by REDUCE, INST or OBJ.
+func (v *verifier) callable(it item, op int, name string) error {
+	if it.kind != kGlobal {
+		return v.errf(op, "%s of a value that is not an allow-listed global", name)
+	}
+	g := v.globals[it.a]
+	if g.cat != catCall {
+		return &ForbiddenError{Global: g.module + "." + g.name, Use: name}
+	}
+	return nil
+}
+
+func (v *verifier) hashable(items []item, op int, name string) error {
+	for _, it := range items {
+		if it.kind == kBytes {
+			return v.errf(op, "%s with a bytes key", name)
+		}
+	}
+	return nil
+}
+
+func (v *verifier) setMemo(idx int, op int) error {
+	if err := v.need(1, op, "PUT"); err != nil {
+		return err
+	}
+	if _, ok := v.memo[idx]; !ok && len(v.memo) >= MaxMemo {
+		return v.errf(op, "memo exceeds %d entries", MaxMemo)
+	}
+	v.memo[idx] = v.stack[len(v.stack)-1]
+	return nil
+}
+
+func (v *verifier) getMemo(idx int, op int) error {
+	it, ok := v.memo[idx]
+	if !ok {
+		return v.errf(op, "GET of unset memo entry %d", idx)
+	}
+	return v.push(it, op)
+}
+
+func (v *verifier) patch(off int, b ...byte) {
+	if !v.patched {
+		v.data = append([]byte(nil), v.data...)
+		v.patched = true
+	}
+	copy(v.data[off:], b)
+}
+
+func (v *verifier) run() error {
+	le := binary.LittleEndian
+	for {
+		if v.frameEnd > 0 && v.pos == v.frameEnd {
+			v.frameEnd = 0
+		}
+		op := v.pos
+		if op >= len(v.data) {
+			return v.errf(op, "truncated pickle: no STOP opcode")
+		}
+		v.ops++
+		if v.ops > MaxOps {
+			return v.errf(op, "more than %d opcodes", MaxOps)
+		}
+		code := v.data[op]
+		v.pos++
+		var err error
+		switch code {
+		case '(': // MARK
+			if len(v.marks) >= MaxMarks {
+				return v.errf(op, "MARKs nest deeper than %d", MaxMarks)
+			}
+			v.marks = append(v.marks, len(v.stack))
+		case '.': // STOP
+			if err := v.need(1, op, "STOP"); err != nil {
+				return err
+			}
+			return nil
+		case '0': // POP
+			if v.segment() == 0 {
+				_, err = v.popMark(op, "POP")
+			} else {
+				v.pop()
+			}
+		case '1': // POP_MARK
+			_, err = v.popMark(op, "POP_MARK")
+		case '2': // DUP
+			if err = v.need(1, op, "DUP"); err == nil {
+				err = v.push(v.stack[len(v.stack)-1], op)
+			}
+		case 'F', 'I', 'L': // FLOAT, INT, LONG
+			var b []byte
+			if b, err = v.line(op, MaxDigits); err == nil {
+				if len(b) == 0 {
+					return v.errf(op, "empty number")
+				}
+				err = v.push(item{}, op)
+			}
+		case 'J': // BININT
+			if _, err = v.take(4, op); err == nil {
+				err = v.push(item{}, op)
+			}
+		case 'K': // BININT1
+			if _, err = v.take(1, op); err == nil {
+				err = v.push(item{}, op)
+			}
+		case 'M': // BININT2
+			if _, err = v.take(2, op); err == nil {
+				err = v.push(item{}, op)
+			}
+		case 'N', 0x88, 0x89: // NONE, NEWTRUE, NEWFALSE
+			err = v.push(item{}, op)
+		case 'P': // PERSID
+			if !v.persid {
+				return v.errf(op, "persistent id in a pickle that has none")
+			}
+			if _, err = v.line(op, MaxLine); err == nil {
+				err = v.push(item{kind: kPersid}, op)
+			}
+		case 'Q': // BINPERSID
+			if !v.persid {
+				return v.errf(op, "persistent id in a pickle that has none")
+			}
+			if err = v.need(1, op, "BINPERSID"); err == nil {
+				v.pop()
+				err = v.push(item{kind: kPersid}, op)
+			}
+		case 'R': // REDUCE
+			if err = v.need(2, op, "REDUCE"); err == nil {
+				v.pop()
+				if err = v.callable(v.pop(), op, "REDUCE"); err == nil {
+					err = v.push(item{}, op)
+				}
+			}
+		case 'S': // STRING
+			var b []byte
+			if b, err = v.line(op, MaxLine); err == nil {
+				if len(b) < 2 || b[0] != b[len(b)-1] || (b[0] != '\'' && b[0] != '"') {
+					return v.errf(op, "STRING argument is not quoted")
+				}
+				start := v.pos - 1 - len(b) + 1
+				err = v.push(item{kind: kStr, a: start, b: len(b) - 2}, op)
+			}
+		case 'T', 'X', 'B': // BINSTRING, BINUNICODE, BINBYTES
+			var b []byte
+			if b, err = v.take(4, op); err == nil {
+				n := int64(le.Uint32(b))
+				if code == 'T' && int32(le.Uint32(b)) < 0 {
+					return v.errf(op, "BINSTRING with negative length")
+				}
+				err = v.counted(n, op, code == 'B')
+			}
+		case 'U', 'C', 0x8c: // SHORT_BINSTRING, SHORT_BINBYTES, SHORT_BINUNICODE
+			var b []byte
+			if b, err = v.take(1, op); err == nil {
+				err = v.counted(int64(b[0]), op, code == 'C')
+			}
+		case 0x8d, 0x8e, 0x96: // BINUNICODE8, BINBYTES8, BYTEARRAY8
+			var b []byte
+			if b, err = v.take(8, op); err == nil {
+				n := le.Uint64(b)
+				if n > uint64(len(v.data)) {
+					return v.errf(op, "truncated pickle: argument of %d bytes, %d left", n, len(v.data)-v.pos)
+				}
+				err = v.counted(int64(n), op, code != 0x8d)
+			}
+		case 'V': // UNICODE
+			var b []byte
+			if b, err = v.line(op, MaxLine); err == nil {
+				err = v.push(item{kind: kStr, a: v.pos - 1 - len(b), b: len(b)}, op)
+			}
+		case 'a': // APPEND
+			if err = v.need(2, op, "APPEND"); err == nil {
+				v.pop()
+			}
+		case 'b': // BUILD
+			if err = v.need(2, op, "BUILD"); err == nil {
+				v.pop()
+			}
+		case 'c', 'i': // GLOBAL, INST
+			var mod, name []byte
+			if mod, err = v.line(op, MaxLine); err != nil {
+				return err
+			}
+			if name, err = v.line(op, MaxLine); err != nil {
+				return err
+			}
+			g, err := v.addGlobal(string(mod), string(name), op)
+			if err != nil {
+				return err
+			}
+			if code == 'i' {
+				if err = v.callable(g, op, "INST"); err != nil {
+					return err
+				}
+				if _, err = v.popMark(op, "INST"); err != nil {
+					return err
+				}
+				g = item{}
+			}
+			err = v.push(g, op)
+		case 0x93: // STACK_GLOBAL
+			if err = v.need(2, op, "STACK_GLOBAL"); err != nil {
+				return err
+			}
+			name, mod := v.pop(), v.pop()
+			if name.kind != kStr || mod.kind != kStr {
+				return v.errf(op, "STACK_GLOBAL of names that are not string constants")
+			}
+			g, err := v.addGlobal(v.str(mod), v.str(name), op)
+			if err != nil {
+				return err
+			}
+			err = v.push(g, op)
+		case 'd', '}': // DICT, EMPTY_DICT
+			if code == 'd' {
+				var items []item
+				if items, err = v.popMark(op, "DICT"); err != nil {
+					return err
+				}
+				if len(items)%2 != 0 {
+					return v.errf(op, "DICT of an odd number (%d) of items", len(items))
+				}
+				for i := 0; i < len(items); i += 2 {
+					if err := v.hashable(items[i:i+1], op, "DICT"); err != nil {
+						return err
+					}
+				}
+			}
+			err = v.push(item{}, op)
+		case 'e': // APPENDS
+			if _, err = v.popMark(op, "APPENDS"); err == nil {
+				err = v.need(1, op, "APPENDS")
+			}
+		case 0x90: // ADDITEMS
+			var items []item
+			if items, err = v.popMark(op, "ADDITEMS"); err == nil {
+				if err = v.hashable(items, op, "ADDITEMS"); err == nil {
+					err = v.need(1, op, "ADDITEMS")
+				}
+			}
+		case 'g': // GET
+			var b []byte
+			if b, err = v.line(op, MaxDigits); err == nil {
+				idx, perr := strconv.Atoi(string(b))
+				if perr != nil || idx < 0 {
+					return v.errf(op, "GET of invalid index %q", b)
+				}
+				err = v.getMemo(idx, op)
+			}
+		case 'h': // BINGET
+			var b []byte
+			if b, err = v.take(1, op); err == nil {
+				err = v.getMemo(int(b[0]), op)
+			}
+		case 'j': // LONG_BINGET
+			var b []byte
+			if b, err = v.take(4, op); err == nil {
+				err = v.getMemo(int(le.Uint32(b)), op)
+			}
+		case 'p': // PUT
+			var b []byte
+			if b, err = v.line(op, MaxDigits); err == nil {
+				idx, perr := strconv.Atoi(string(b))
+				if perr != nil || idx < 0 || idx > 1<<31 {
+					return v.errf(op, "PUT of invalid index %q", b)
+				}
+				err = v.setMemo(idx, op)
+			}
+		case 'q': // BINPUT
+			var b []byte
+			if b, err = v.take(1, op); err == nil {
+				err = v.setMemo(int(b[0]), op)
+			}
+		case 'r': // LONG_BINPUT
+			var b []byte
+			if b, err = v.take(4, op); err == nil {
+				err = v.setMemo(int(le.Uint32(b)), op)
+			}
+		case 0x94: // MEMOIZE
+			err = v.setMemo(len(v.memo), op)
+		case 'l', 't', 0x91: // LIST, TUPLE, FROZENSET
+			var items []item
+			if items, err = v.popMark(op, "LIST/TUPLE"); err == nil {
+				if code == 0x91 {
+					err = v.hashable(items, op, "FROZENSET")
+				}
+				if err == nil {
+					err = v.push(item{}, op)
+				}
+			}
+		case ']', ')', 0x8f: // EMPTY_LIST, EMPTY_TUPLE, EMPTY_SET
+			err = v.push(item{}, op)
+		case 'o': // OBJ
+			var items []item
+			if items, err = v.popMark(op, "OBJ"); err != nil {
+				return err
+			}
+			if len(items) == 0 {
+				return v.errf(op, "OBJ without a class")
+			}
+			if err = v.callable(items[0], op, "OBJ"); err == nil {
+				err = v.push(item{}, op)
+			}
+		case 's': // SETITEM
+			if err = v.need(3, op, "SETITEM"); err == nil {
+				if err = v.hashable(v.stack[len(v.stack)-2:len(v.stack)-1], op, "SETITEM"); err == nil {
+					v.pop()
+					v.pop()
+				}
+			}
+		case 'u': // SETITEMS
+			var items []item
+			if items, err = v.popMark(op, "SETITEMS"); err != nil {
+				return err
+			}
+			if len(items)%2 != 0 {
+				return v.errf(op, "SETITEMS of an odd number (%d) of items", len(items))
+			}
+			for i := 0; i < len(items); i += 2 {
+				if err := v.hashable(items[i:i+1], op, "SETITEMS"); err != nil {
+					return err
+				}
+			}
+			err = v.need(1, op, "SETITEMS")
+		case 'G': // BINFLOAT
+			if _, err = v.take(8, op); err == nil {
+				err = v.push(item{}, op)
+			}
+		case 0x80: // PROTO
+			var b []byte
+			if b, err = v.take(1, op); err == nil && b[0] > 5 {
+				return v.errf(op, "unsupported pickle protocol %d", b[0])
+			}
+		case 0x81: // NEWOBJ
+			if err = v.need(2, op, "NEWOBJ"); err == nil {
+				v.pop()
+				err = v.newable(v.pop(), op, "NEWOBJ")
+			}
+		case 0x92: // NEWOBJ_EX
+			if err = v.need(3, op, "NEWOBJ_EX"); err == nil {
+				v.pop()
+				v.pop()
+				err = v.newable(v.pop(), op, "NEWOBJ_EX")
+			}
+		case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
+			k := int(code - 0x84)
+			if err = v.need(k, op, "TUPLE"); err == nil {
+				v.stack = v.stack[:len(v.stack)-k]
+				err = v.push(item{}, op)
+			}
+		case 0x8a: // LONG1
+			var b []byte
+			if b, err = v.take(1, op); err == nil {
+				if b[0] == 0 {
+					v.patch(op, 'K', 0)
+				} else if _, err = v.take(int(b[0]), op); err != nil {
+					return err
+				}
+				err = v.push(item{}, op)
+			}
+		case 0x8b: // LONG4
+			var b []byte
+			if b, err = v.take(4, op); err == nil {
+				n := int32(le.Uint32(b))
+				switch {
+				case n < 0:
+					return v.errf(op, "LONG4 with negative length")
+				case n > MaxDigits:
+					return v.errf(op, "LONG4 of %d bytes exceeds limit %d", n, MaxDigits)
+				case n == 0:
+					v.patch(op, 'J', 0, 0, 0, 0)
+				default:
+					if _, err = v.take(int(n), op); err != nil {
+						return err
+					}
+				}
+				err = v.push(item{}, op)
+			}
+		case 0x95: // FRAME
+			var b []byte
+			if v.frameEnd > 0 {
+				return v.errf(op, "FRAME inside an unfinished frame")
+			}
+			if b, err = v.take(8, op); err == nil {
+				n := le.Uint64(b)
+				if n > uint64(len(v.data)-v.pos) {
+					return v.errf(op, "truncated pickle: FRAME of %d bytes, %d left", n, len(v.data)-v.pos)
+				}
+				if n > 0 {
+					v.frameEnd = v.pos + int(n)
+				}
+			}
+		case 0x98: // READONLY_BUFFER
+			err = v.need(1, op, "READONLY_BUFFER")
+		case 0x82, 0x83, 0x84:
+			return v.errf(op, "extension registry opcode 0x%02x is not supported", code)
+		case 0x97:
+			return v.errf(op, "out-of-band buffer opcode NEXT_BUFFER is not supported")
+		default:
+			return v.errf(op, "invalid opcode 0x%02x", code)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// counted checks a length-prefixed string or bytes argument of n bytes and
+// pushes its placeholder.
+func (v *verifier) counted(n int64, op int, bytes bool) error {
+	start := v.pos
+	if n > int64(len(v.data)) {
+		return v.errf(op, "truncated pickle: argument of %d bytes, %d left", n, len(v.data)-v.pos)
+	}
+	if _, err := v.take(int(n), op); err != nil {
+		return err
+	}
+	if bytes {
+		return v.push(item{kind: kBytes}, op)
+	}
+	return v.push(item{kind: kStr, a: start, b: int(n)}, op)
+}
+
+func (v *verifier) newable(it item, op int, name string) error {
+	switch it.kind {
+	case kPersid:
+	case kGlobal:
+		g := v.globals[it.a]
+		if g.cat != catClass {
+			return &ForbiddenError{Global: g.module + "." + g.name, Use: name}
+		}
+	default:
+		return v.errf(op, "%s of a value that is not a class", name)
+	}
+	return v.push(item{}, op)
+}

@@ -1,0 +1,530 @@
+package pickle
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	gp "github.com/nlpodyssey/gopickle/pickle"
+	"github.com/nlpodyssey/gopickle/types"
+
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+// Values of the decoded object tree (File.Root and Meta values) are:
+// nil, bool, int64, *big.Int, float64, string, []byte, Tuple, []any (a
+// list), *Dict, *Object, *Global and *tensor.Tensor.
+
+// Dict is a Python dict or OrderedDict with its insertion order kept.
+type Dict struct {
+	Keys   []any
+	Values []any
+}
+
+// Get returns the value stored under key (compared as Python would for
+// strings, numbers, bools and None) and whether it was found.
+func (d *Dict) Get(key any) (any, bool) {
+	for i, k := range d.Keys {
+		if k == key {
+			return d.Values[i], true
+		}
+	}
+	return nil, false
+}
+
+// Len returns the number of entries.
+func (d *Dict) Len() int { return len(d.Keys) }
+
+// Tuple is a Python tuple (a Python list decodes to []any).
+type Tuple []any
+
+// Object is an instance of a class outside the allow-list, rebuilt inertly:
+// its class is recorded by name and its state (what BUILD would have given
+// __setstate__, usually the instance __dict__) is kept as data. No code of
+// the class runs.
+type Object struct {
+	Class string // "module.Name"
+	Args  []any  // arguments NEWOBJ passed to __new__
+	State any    // the BUILD state, nil when there was none
+}
+
+// Global is a class or function named by the pickle and used as a value,
+// such as torch.float16 or a storage class.
+type Global struct {
+	Module, Name string
+}
+
+// String returns "module.name".
+func (g *Global) String() string { return g.Module + "." + g.Name }
+
+// classRef is an inert class during unpickling.
+type classRef struct{ module, name string }
+
+func (c *classRef) PyNew(args ...any) (any, error) {
+	return &objectRaw{class: c, args: args}, nil
+}
+
+// objectRaw is an inert instance during unpickling.
+type objectRaw struct {
+	class *classRef
+	args  []any
+	state any
+}
+
+func (o *objectRaw) PySetState(state any) error {
+	o.state = state
+	return nil
+}
+
+// valueRef is a global usable only as a value during unpickling.
+type valueRef struct {
+	module, name string
+	dtype        tensor.DType // for storage classes
+}
+
+// callFunc is an allow-listed callable.
+type callFunc struct {
+	name string
+	fn   func(args []any) (any, error)
+}
+
+func (c *callFunc) Call(args ...any) (any, error) {
+	v, err := c.fn(args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	return v, nil
+}
+
+// storageRef is what a persistent id resolves to: a typed storage, possibly
+// a view (legacy format) of elements [off, off+n) of a root storage.
+type storageRef struct {
+	dtype  tensor.DType
+	st     *tensor.Storage
+	off, n int64 // element range of a view; n < 0 for the whole storage
+}
+
+// findClass resolves a global for the VM. The validating pass has already
+// refused forbidden globals; this is the second line of defence.
+func findClass(module, name string) (any, error) {
+	full := module + "." + name
+	switch classify(module, name) {
+	case catForbidden:
+		return nil, &ForbiddenError{Global: full}
+	case catCall:
+		if f, ok := callImpls[full]; ok {
+			return &callFunc{name: full, fn: f}, nil
+		}
+		return nil, &ForbiddenError{Global: full}
+	case catValue:
+		v := &valueRef{module: module, name: name}
+		if s, ok := storageDTypes[name]; ok {
+			v.dtype, _ = tensor.ParseDType(s)
+		}
+		return v, nil
+	}
+	return &classRef{module: module, name: name}, nil
+}
+
+var callImpls map[string]func([]any) (any, error)
+
+func init() {
+	tupleArg := func(args []any) (any, error) {
+		if len(args) != 1 {
+			return nil, fmt.Errorf("want 1 argument, got %d", len(args))
+		}
+		return args[0], nil
+	}
+	setOf := func(args []any) (any, error) {
+		if len(args) == 0 {
+			return types.NewTupleFromSlice(nil), nil
+		}
+		items, err := sequence(args[0])
+		if err != nil {
+			return nil, err
+		}
+		return types.NewTupleFromSlice(items), nil
+	}
+	callImpls = map[string]func([]any) (any, error){
+		"torch._utils._rebuild_tensor":               rebuildTensor,
+		"torch._utils._rebuild_tensor_v2":            rebuildTensor,
+		"torch._utils._rebuild_parameter":            rebuildParameter,
+		"torch._utils._rebuild_parameter_with_state": rebuildParameter,
+		"torch._tensor._rebuild_from_type_v2":        rebuildFromType,
+		"torch.nn.parameter.Parameter":               rebuildParameter,
+		"torch.Size":                                 tupleArg,
+		"torch.device": func(args []any) (any, error) {
+			if len(args) == 0 {
+				return nil, errors.New("no arguments")
+			}
+			if s, ok := args[0].(string); ok {
+				if len(args) > 1 {
+					return fmt.Sprintf("%s:%v", s, args[1]), nil
+				}
+				return s, nil
+			}
+			return nil, errors.New("device type is not a string")
+		},
+		"torch.jit._pickle.build_intlist":    tupleArg,
+		"torch.jit._pickle.build_floatlist":  tupleArg,
+		"torch.jit._pickle.build_doublelist": tupleArg,
+		"torch.jit._pickle.build_boollist":   tupleArg,
+		"torch.jit._pickle.build_tensorlist": tupleArg,
+		"torch.jit._pickle.restore_type_tag": func(args []any) (any, error) {
+			if len(args) != 2 {
+				return nil, fmt.Errorf("want 2 arguments, got %d", len(args))
+			}
+			return args[0], nil
+		},
+		"copyreg._reconstructor": func(args []any) (any, error) {
+			if len(args) != 3 {
+				return nil, fmt.Errorf("want 3 arguments, got %d", len(args))
+			}
+			c, ok := args[0].(*classRef)
+			if !ok {
+				return nil, errors.New("first argument is not a class")
+			}
+			o := &objectRaw{class: c}
+			if args[2] != nil {
+				o.args = []any{args[2]}
+			}
+			return o, nil
+		},
+		"builtins.set":          setOf,
+		"builtins.frozenset":    setOf,
+		"__builtin__.set":       setOf,
+		"__builtin__.frozenset": setOf,
+		"_codecs.encode": func(args []any) (any, error) {
+			if len(args) < 1 {
+				return nil, errors.New("no arguments")
+			}
+			s, ok := args[0].(string)
+			if !ok {
+				return nil, errors.New("argument is not a string")
+			}
+			// Latin-1, the only encoding numpy pickles use here.
+			b := make([]byte, 0, len(s))
+			for _, r := range s {
+				if r > 0xff {
+					return nil, errors.New("string is not latin-1")
+				}
+				b = append(b, byte(r))
+			}
+			return types.NewByteArrayFromSlice(b), nil
+		},
+	}
+	callImpls["copy_reg._reconstructor"] = callImpls["copyreg._reconstructor"]
+}
+
+// sequence returns the items of a tuple or list.
+func sequence(v any) ([]any, error) {
+	switch s := v.(type) {
+	case *types.Tuple:
+		return *s, nil
+	case *types.List:
+		return *s, nil
+	}
+	return nil, fmt.Errorf("got %T, want a tuple or list", v)
+}
+
+// toInt converts a pickled integer.
+func toInt(v any) (int64, error) {
+	switch n := v.(type) {
+	case int:
+		return int64(n), nil
+	case bool:
+		if n {
+			return 1, nil
+		}
+		return 0, nil
+	case *big.Int:
+		if n.IsInt64() {
+			return n.Int64(), nil
+		}
+	}
+	return 0, fmt.Errorf("got %T, want an integer", v)
+}
+
+func intsOf(v any) ([]int64, error) {
+	items, err := sequence(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(items) > 64 {
+		return nil, fmt.Errorf("%d dimensions, at most 64", len(items))
+	}
+	out := make([]int64, len(items))
+	for i, it := range items {
+		if out[i], err = toInt(it); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// rebuildTensor implements _rebuild_tensor(storage, offset, size, stride)
+// and _rebuild_tensor_v2(..., requires_grad, backward_hooks[, metadata]).
+func rebuildTensor(args []any) (any, error) {
+	if len(args) < 4 || len(args) > 7 {
+		return nil, fmt.Errorf("want 4 to 7 arguments, got %d", len(args))
+	}
+	sr, ok := args[0].(*storageRef)
+	if !ok {
+		return nil, fmt.Errorf("got %T, want a storage", args[0])
+	}
+	off, err := toInt(args[1])
+	if err != nil {
+		return nil, fmt.Errorf("storage offset: %w", err)
+	}
+	shape, err := intsOf(args[2])
+	if err != nil {
+		return nil, fmt.Errorf("size: %w", err)
+	}
+	stride, err := intsOf(args[3])
+	if err != nil {
+		return nil, fmt.Errorf("stride: %w", err)
+	}
+	t := &tensor.Tensor{DType: sr.dtype, Shape: shape, Stride: stride, Offset: off, Storage: sr.st}
+	if len(args) >= 5 {
+		if b, ok := args[4].(bool); ok {
+			t.RequiresGrad = b
+		}
+	}
+	if sr.n >= 0 {
+		// A legacy storage view: check the tensor against the view, then
+		// address the root storage so that views of one root stay shared.
+		view := &tensor.Tensor{DType: t.DType, Shape: shape, Stride: stride, Offset: off,
+			Storage: tensor.NewStorage(bytes.NewReader(nil), 0, sr.n*int64(sr.dtype.Size()))}
+		if err := view.Validate(); err != nil {
+			return nil, err
+		}
+		t.Offset += sr.off
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// rebuildParameter implements _rebuild_parameter(data, requires_grad,
+// backward_hooks[, state]) and the legacy Parameter(data, requires_grad).
+func rebuildParameter(args []any) (any, error) {
+	if len(args) < 1 {
+		return nil, errors.New("no arguments")
+	}
+	t, ok := args[0].(*tensor.Tensor)
+	if !ok {
+		return nil, fmt.Errorf("got %T, want a tensor", args[0])
+	}
+	p := *t
+	p.RequiresGrad = true
+	if len(args) >= 2 {
+		if b, ok := args[1].(bool); ok {
+			p.RequiresGrad = b
+		}
+	}
+	return &p, nil
+}
+
+// rebuildFromType implements _rebuild_from_type_v2(func, type, args, state)
+// for tensor subclasses: the tensor is rebuilt, the subclass is dropped.
+func rebuildFromType(args []any) (any, error) {
+	if len(args) != 4 {
+		return nil, fmt.Errorf("want 4 arguments, got %d", len(args))
+	}
+	f, ok := args[0].(*callFunc)
+	if !ok || f.name == "torch._tensor._rebuild_from_type_v2" {
+		return nil, fmt.Errorf("got %T, want a rebuild function", args[0])
+	}
+	inner, err := sequence(args[2])
+	if err != nil {
+		return nil, err
+	}
+	return f.Call(inner...)
+}
+
+// unpickle validates and decodes the pickle at the start of data and
+// returns its root object in the decoded form and the pickle's length.
+// persid resolves persistent ids; nil means the pickle may have none.
+func unpickle(data []byte, persid func(any) (any, error)) (root any, n int, err error) {
+	n, code, err := verify(data, persid != nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			root, err = nil, fmt.Errorf("pickle: malformed pickle (%v)", r)
+		}
+	}()
+	u := gp.NewUnpickler(bytes.NewReader(code))
+	u.FindClass = findClass
+	if persid != nil {
+		u.PersistentLoad = persid
+	}
+	raw, err := u.Load()
+	if err != nil {
+		var fe *ForbiddenError
+		if errors.As(err, &fe) {
+			return nil, 0, fe
+		}
+		return nil, 0, fmt.Errorf("pickle: %w", err)
+	}
+	c := converter{done: make(map[any]any), busy: make(map[any]bool)}
+	root, err = c.convert(raw, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return root, n, nil
+}
+
+// converter turns gopickle's values into the decoded form, keeping shared
+// objects shared and refusing cycles and excessive depth.
+type converter struct {
+	done  map[any]any
+	busy  map[any]bool
+	nodes int
+}
+
+func (c *converter) convert(v any, depth int) (any, error) {
+	if depth > MaxDepth {
+		return nil, fmt.Errorf("pickle: object nesting deeper than %d", MaxDepth)
+	}
+	c.nodes++
+	if c.nodes > MaxNodes {
+		return nil, fmt.Errorf("pickle: more than %d objects", MaxNodes)
+	}
+	switch x := v.(type) {
+	case nil, bool, string, float64, *big.Int, *tensor.Tensor:
+		return x, nil
+	case int:
+		return int64(x), nil
+	case []byte:
+		return x, nil
+	case *types.ByteArray:
+		return []byte(*x), nil
+	case *classRef:
+		return &Global{Module: x.module, Name: x.name}, nil
+	case *valueRef:
+		return &Global{Module: x.module, Name: x.name}, nil
+	case *callFunc:
+		i := strings.LastIndexByte(x.name, '.')
+		return &Global{Module: x.name[:i], Name: x.name[i+1:]}, nil
+	case *storageRef:
+		return x.st, nil
+	}
+	// Containers: shared and cyclic references.
+	if out, ok := c.done[v]; ok {
+		return out, nil
+	}
+	if c.busy[v] {
+		return nil, errors.New("pickle: object contains itself")
+	}
+	c.busy[v] = true
+	defer delete(c.busy, v)
+	var out any
+	var err error
+	switch x := v.(type) {
+	case *types.Tuple:
+		var l []any
+		l, err = c.list(make([]any, len(*x)), *x, depth)
+		out = Tuple(l)
+	case *types.List:
+		var l []any
+		l, err = c.list(make([]any, len(*x)), *x, depth)
+		out = l
+	case *types.Set:
+		items := make([]any, 0, len(*x))
+		for k := range *x {
+			items = append(items, k)
+		}
+		var l []any
+		l, err = c.list(make([]any, len(items)), items, depth)
+		out = Tuple(l)
+	case *types.FrozenSet:
+		items := make([]any, 0, len(*x))
+		for k := range *x {
+			items = append(items, k)
+		}
+		var l []any
+		l, err = c.list(make([]any, len(items)), items, depth)
+		out = Tuple(l)
+	case *types.Dict:
+		d := &Dict{}
+		idx := make(map[any]int)
+		for _, e := range *x {
+			if err = c.setItem(d, idx, e.Key, e.Value, depth); err != nil {
+				break
+			}
+		}
+		out = d
+	case *types.OrderedDict:
+		d := &Dict{}
+		idx := make(map[any]int)
+		for e := x.List.Front(); e != nil; e = e.Next() {
+			en := e.Value.(*types.OrderedDictEntry)
+			if err = c.setItem(d, idx, en.Key, en.Value, depth); err != nil {
+				break
+			}
+		}
+		out = d
+	case *objectRaw:
+		o := &Object{Class: x.class.module + "." + x.class.name}
+		c.done[v] = o
+		if len(x.args) > 0 {
+			if o.Args, err = c.list(make([]any, len(x.args)), x.args, depth); err != nil {
+				return nil, err
+			}
+		}
+		if o.State, err = c.convert(x.state, depth+1); err != nil {
+			return nil, err
+		}
+		return o, nil
+	default:
+		// Other gopickle values (classes it resolves itself) are inert.
+		out = &Global{Module: fmt.Sprintf("%T", v)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.done[v] = out
+	return out, nil
+}
+
+func (c *converter) list(dst, src []any, depth int) ([]any, error) {
+	for i, it := range src {
+		v, err := c.convert(it, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		dst[i] = v
+	}
+	return dst, nil
+}
+
+func (c *converter) setItem(d *Dict, idx map[any]int, k, v any, depth int) error {
+	ck, err := c.convert(k, depth+1)
+	if err != nil {
+		return err
+	}
+	cv, err := c.convert(v, depth+1)
+	if err != nil {
+		return err
+	}
+	var key any
+	switch ck.(type) {
+	case nil, bool, int64, float64, string, *Global, *Object, *tensor.Tensor:
+		key = ck
+	}
+	if key != nil || ck == nil {
+		if i, ok := idx[key]; ok {
+			d.Values[i] = cv
+			return nil
+		}
+		idx[key] = len(d.Keys)
+	}
+	d.Keys = append(d.Keys, ck)
+	d.Values = append(d.Values, cv)
+	return nil
+}

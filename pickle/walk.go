@@ -1,0 +1,207 @@
+package pickle
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+// walker names the tensors and metadata of a decoded object tree.
+type walker struct {
+	f     *File
+	nodes int
+	seen  map[string]bool // class names already in f.Classes
+	ts    map[string]*tsClass
+	err   error
+}
+
+func (w *walker) class(name string) {
+	if !w.seen[name] {
+		w.seen[name] = true
+		w.f.Classes = append(w.f.Classes, name)
+	}
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// keyString renders a dict key as a path component.
+func keyString(k any) string {
+	switch x := k.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	case nil:
+		return "None"
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case *big.Int:
+		return x.String()
+	case *Global:
+		return x.String()
+	}
+	return fmt.Sprintf("%v", k)
+}
+
+func (w *walker) walk(v any, path string, depth int) {
+	if w.err != nil {
+		return
+	}
+	w.nodes++
+	if w.nodes > MaxNodes || depth > MaxDepth {
+		w.err = fmt.Errorf("pickle: object graph too large to list (more than %d visits or depth %d)", MaxNodes, MaxDepth)
+		return
+	}
+	switch x := v.(type) {
+	case *tensor.Tensor:
+		w.f.Tensors = append(w.f.Tensors, Named{Name: path, Tensor: x})
+	case *Dict:
+		for i, k := range x.Keys {
+			w.walk(x.Values[i], join(path, keyString(k)), depth+1)
+		}
+	case []any:
+		for i, it := range x {
+			w.walk(it, join(path, strconv.Itoa(i)), depth+1)
+		}
+	case Tuple:
+		for i, it := range x {
+			w.walk(it, join(path, strconv.Itoa(i)), depth+1)
+		}
+	case *Object:
+		w.class(x.Class)
+		if m := w.module(x, path, depth); m != nil {
+			if w.f.Modules == nil {
+				w.f.Modules = m
+			}
+			return
+		}
+		if x.State != nil {
+			w.walk(x.State, path, depth+1)
+		}
+	case nil, bool, int64, float64, string, *big.Int, []byte:
+		w.f.Meta = append(w.f.Meta, Meta{Path: path, Value: x})
+	case *Global:
+		w.f.Meta = append(w.f.Meta, Meta{Path: path, Value: x})
+	}
+}
+
+// stateDict returns an Object's state as a dict of attributes.
+func stateDict(o *Object) *Dict {
+	switch s := o.State.(type) {
+	case *Dict:
+		return s
+	case Tuple:
+		// (state, slotstate) as BUILD accepts it.
+		if len(s) == 2 {
+			if d, ok := s[0].(*Dict); ok {
+				return d
+			}
+		}
+	}
+	return nil
+}
+
+// module lists a torch.nn.Module object (its _parameters, _buffers and
+// _modules) or a TorchScript module object, naming its tensors by their
+// state_dict keys, and returns its tree; it returns nil if o is not a module.
+func (w *walker) module(o *Object, path string, depth int) *Module {
+	st := stateDict(o)
+	if st == nil {
+		return nil
+	}
+	if tc := w.ts[o.Class]; tc != nil {
+		return w.scriptModule(o, st, tc, path, depth)
+	}
+	params, ok1 := st.Get("_parameters")
+	mods, ok2 := st.Get("_modules")
+	pd, ok3 := params.(*Dict)
+	md, ok4 := mods.(*Dict)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil
+	}
+	m := &Module{Name: path, Class: o.Class}
+	for i, k := range pd.Keys {
+		if t, ok := pd.Values[i].(*tensor.Tensor); ok {
+			name := keyString(k)
+			m.Params = append(m.Params, name)
+			w.f.Tensors = append(w.f.Tensors, Named{Name: join(path, name), Tensor: t})
+		}
+	}
+	if b, ok := st.Get("_buffers"); ok {
+		if bd, ok := b.(*Dict); ok {
+			skip := map[string]bool{}
+			if np, ok := st.Get("_non_persistent_buffers_set"); ok {
+				if items, ok := np.(Tuple); ok {
+					for _, it := range items {
+						skip[keyString(it)] = true
+					}
+				}
+			}
+			for i, k := range bd.Keys {
+				name := keyString(k)
+				if t, ok := bd.Values[i].(*tensor.Tensor); ok && !skip[name] {
+					m.Buffers = append(m.Buffers, name)
+					w.f.Tensors = append(w.f.Tensors, Named{Name: join(path, name), Tensor: t})
+				}
+			}
+		}
+	}
+	for i, k := range md.Keys {
+		child, ok := md.Values[i].(*Object)
+		if !ok {
+			continue
+		}
+		w.class(child.Class)
+		name := keyString(k)
+		if cm := w.module(child, join(path, name), depth+1); cm != nil {
+			cm.Name = name
+			m.Children = append(m.Children, cm)
+		}
+	}
+	return m
+}
+
+// scriptModule lists a TorchScript module object, whose parameters and
+// buffers are attributes named by its class's __parameters__ and
+// __buffers__ lists (from the archive's code/ files).
+func (w *walker) scriptModule(o *Object, st *Dict, tc *tsClass, path string, depth int) *Module {
+	m := &Module{Name: path, Class: o.Class}
+	for _, group := range []struct {
+		names []string
+		dst   *[]string
+	}{{tc.params, &m.Params}, {tc.buffers, &m.Buffers}} {
+		for _, name := range group.names {
+			v, _ := st.Get(name)
+			if t, ok := v.(*tensor.Tensor); ok {
+				*group.dst = append(*group.dst, name)
+				w.f.Tensors = append(w.f.Tensors, Named{Name: join(path, name), Tensor: t})
+			}
+		}
+	}
+	for i, k := range st.Keys {
+		child, ok := st.Values[i].(*Object)
+		if !ok {
+			continue
+		}
+		w.class(child.Class)
+		name := keyString(k)
+		if cst := stateDict(child); cst != nil && w.ts[child.Class] != nil {
+			cm := w.scriptModule(child, cst, w.ts[child.Class], join(path, name), depth+1)
+			cm.Name = name
+			m.Children = append(m.Children, cm)
+		}
+	}
+	return m
+}
