@@ -29,14 +29,16 @@ Debian's python3-torch 1.13).
       Read PATH with the small reader below (json + torch.frombuffer, no
       safetensors package) and print the same JSON plus "metadata".
 
-  formats_fixtures.py resnet18 OUT SEED
+  formats_fixtures.py resnet18 OUT.pt OUT.safetensors SEED
       Save the state_dict of torchvision resnet18 built under torch seed SEED,
-      with a non-trivial BatchNorm state, to OUT (torch.save, zip format).
+      with a non-trivial BatchNorm state, to OUT.pt (torch.save, zip format)
+      and OUT.safetensors (write_safetensors below).
 
   formats_fixtures.py load-strict ARCH PATH REF
       torch.load(PATH, weights_only=True), then ARCH().load_state_dict(...,
       strict=True), then compare every tensor with REF (a torch.save'd
-      state_dict) with torch.equal. Prints "ok" or fails.
+      state_dict) with torch.equal (key order is checked by the caller with
+      describe-pt). Prints "ok" or fails.
 """
 import collections
 import hashlib
@@ -216,7 +218,7 @@ def dump(path, obj):
         f.write("\n")
 
 
-def resnet18(out, seed):
+def resnet18(out, out_st, seed):
     import torchvision
     torch.manual_seed(int(seed))
     m = torchvision.models.resnet18()
@@ -228,6 +230,7 @@ def resnet18(out, seed):
                 mod.running_var.uniform_(0.5, 2.0)
                 mod.num_batches_tracked.fill_(int(seed) % 1000)
     torch.save(m.state_dict(), out)
+    write_safetensors(out_st, m.state_dict())
 
 
 def load_strict(arch, path, ref):
@@ -237,7 +240,7 @@ def load_strict(arch, path, ref):
     m = getattr(torchvision.models, arch)()
     m.load_state_dict(sd, strict=True)
     want = torch.load(ref, weights_only=True)
-    assert list(sd.keys()) == list(want.keys()), "key order differs"
+    assert sorted(sd.keys()) == sorted(want.keys()), "keys differ"
     for k, v in want.items():
         assert sd[k].dtype == v.dtype and sd[k].shape == v.shape, k
         assert torch.equal(sd[k], v), k
@@ -260,7 +263,7 @@ def main():
         d["metadata"] = meta
         print(json.dumps(d))
     elif cmd == "resnet18":
-        resnet18(sys.argv[2], sys.argv[3])
+        resnet18(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "load-strict":
         load_strict(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

@@ -1,0 +1,42 @@
+// Package pytorch writes PyTorch's zip checkpoint format (torch >= 1.6), the
+// file torch.save(state_dict, path) makes, so that
+// torch.load(path, weights_only=True) returns an OrderedDict that
+// model.load_state_dict(sd, strict=True) accepts. Reading .pt files is
+// package pickle's job.
+//
+// # Layout written
+//
+// A zip archive, every entry STORED (uncompressed), under the prefix
+// "archive/":
+//
+//	archive/data.pkl     pickle protocol 2 of the state_dict (below)
+//	archive/data/0 ...   one entry per storage: raw little-endian elements
+//	archive/version      "3\n", the zip format's version record
+//	archive/byteorder    "little"
+//
+// Every entry's data starts at a multiple of 64 bytes from the start of the
+// file, as torch aligns it: the local header's extra field carries an
+// "FB" block of 'Z' padding, as torch's writer makes it. Entries are streamed
+// with a zip data descriptor (CRC-32 after the data), and zip64 records are
+// written when a storage or the archive passes 4 GiB, so memory stays
+// bounded whatever the checkpoint size.
+//
+// # data.pkl
+//
+// The pickle is what torch's own pickler writes for an OrderedDict of
+// tensors, restricted to the opcodes torch's weights_only unpickler
+// accepts: collections.OrderedDict() filled with SETITEMS; each value is
+// torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False,
+// OrderedDict()), where storage is the persistent id
+// ('storage', torch.<Type>Storage, key, 'cpu', numel). Globals are memoized
+// (BINPUT/BINGET); output is deterministic.
+//
+// # Shared storage
+//
+// Tensors that are row-major contiguous views (any offset) of one source
+// storage, with one dtype, share one data/N entry holding the whole source
+// storage, so tied weights stay tied in torch. A non-contiguous or expanded
+// (stride 0) tensor is written contiguous into a storage of its own: its
+// values are kept exactly, its sharing with other tensors is not. requires_grad
+// is written False, as in a state_dict.
+package pytorch
