@@ -1,0 +1,435 @@
+package nn
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/ckptkit/ckpt/nn/gemm"
+)
+
+// ConvParams is the geometry of a 2-D convolution.
+type ConvParams struct {
+	Stride, Padding, Dilation [2]int
+	Groups                    int
+}
+
+// Conv2d is torch.nn.Conv2d with zero padding. Weight is
+// [out_channels, in_channels/groups, kh, kw], Bias [out_channels] or nil.
+//
+// Forward lowers each image to columns (im2col) and multiplies with
+// gemm.Sgemm; a 1×1, stride-1, unpadded convolution multiplies the input
+// directly, and a depthwise convolution (one input and output channel per
+// group) runs a direct loop. The column buffer is kept in the layer and
+// reused, so an eval-mode forward allocates only its output; a Forward that
+// finds the buffer busy (concurrent calls) allocates its own.
+type Conv2d struct {
+	Base
+	InChannels, OutChannels int
+	KernelSize              [2]int
+	ConvParams
+	Weight, Bias *Tensor
+
+	ws workspace
+}
+
+type workspace struct {
+	mu  sync.Mutex
+	buf []float32
+}
+
+// get returns a buffer of n floats and a release function.
+func (w *workspace) get(n int) ([]float32, func()) {
+	if w == nil || !w.mu.TryLock() {
+		return make([]float32, n), func() {}
+	}
+	if cap(w.buf) < n {
+		w.buf = make([]float32, n)
+	}
+	return w.buf[:n], w.mu.Unlock
+}
+
+// NewConv2d builds a Conv2d with a square kernel of size k (override with
+// [KernelSize]); options [Stride], [Padding], [Dilation], [Groups] and
+// [NoBias] mirror torch's arguments. Weights come from b ("weight", "bias"),
+// or torch's default initialisation when b is nil.
+func NewConv2d(b *Builder, in, out, k int, opts ...Option) *Conv2d {
+	o := collect(opts)
+	m := &Conv2d{InChannels: in, OutChannels: out}
+	m.KernelSize = pair("kernel_size", o.kernel, k)
+	if len(o.kernel) == 0 {
+		m.KernelSize = [2]int{k, k}
+	}
+	m.Stride = pair("stride", o.stride, 1)
+	m.Padding = pair("padding", o.padding, 0)
+	m.Dilation = pair("dilation", o.dilation, 1)
+	m.Groups = o.groups
+	if m.Groups <= 0 || in%m.Groups != 0 || out%m.Groups != 0 {
+		panic(fmt.Sprintf("nn: Conv2d: in_channels %d and out_channels %d must be divisible by groups %d", in, out, m.Groups))
+	}
+	fanIn := in / m.Groups * m.KernelSize[0] * m.KernelSize[1]
+	bound := fanInBound(fanIn)
+	m.Weight = b.Tensor("weight", []int{out, in / m.Groups, m.KernelSize[0], m.KernelSize[1]}, uniformInit(bound))
+	if !o.noBias {
+		m.Bias = b.Tensor("bias", []int{out}, uniformInit(bound))
+	}
+	m.RegisterParameter("weight", &m.Weight)
+	m.RegisterParameter("bias", &m.Bias)
+	return m
+}
+
+// Forward convolves x [N, C, H, W].
+func (m *Conv2d) Forward(x *Tensor) *Tensor {
+	return conv2d(x, m.Weight, m.Bias, m.ConvParams, &m.ws)
+}
+
+// ExtraRepr prints torch's Conv2d arguments.
+func (m *Conv2d) ExtraRepr() string {
+	s := fmt.Sprintf("%d, %d, kernel_size=%s, stride=%s", m.InChannels, m.OutChannels,
+		pyTuple(m.KernelSize[:]...), pyTuple(m.Stride[:]...))
+	if m.Padding != [2]int{0, 0} {
+		s += ", padding=" + pyTuple(m.Padding[:]...)
+	}
+	if m.Dilation != [2]int{1, 1} {
+		s += ", dilation=" + pyTuple(m.Dilation[:]...)
+	}
+	if m.Groups != 1 {
+		s += fmt.Sprintf(", groups=%d", m.Groups)
+	}
+	if m.Bias == nil {
+		s += ", bias=False"
+	}
+	return s
+}
+func (m *Conv2d) String() string { return Repr(m) }
+
+// Conv2dFn convolves x [N, C, H, W] with w [O, C/groups, kh, kw] and optional
+// bias b [O], as torch.nn.functional.conv2d.
+func Conv2dFn(x, w, b *Tensor, p ConvParams) *Tensor { return conv2d(x, w, b, p, nil) }
+
+type convGeom struct {
+	n, c, h, wd, o, kh, kw, oh, ow int
+	sh, sw, ph, pw, dh, dw, groups int
+	cg, og, k, ohw                 int // per-group in/out channels, column rows, output pixels
+}
+
+func convGeometry(x, w, b *Tensor, p ConvParams) convGeom {
+	if p.Groups == 0 {
+		p.Groups = 1
+	}
+	for i := range 2 {
+		if p.Stride[i] == 0 {
+			p.Stride[i] = 1
+		}
+		if p.Dilation[i] == 0 {
+			p.Dilation[i] = 1
+		}
+	}
+	if x.Dim() != 4 || w.Dim() != 4 {
+		shapeErr("Conv2d", "want input [N, C, H, W] and weight [O, C/groups, kh, kw]", x.shape, w.shape)
+	}
+	g := convGeom{n: x.shape[0], c: x.shape[1], h: x.shape[2], wd: x.shape[3],
+		o: w.shape[0], kh: w.shape[2], kw: w.shape[3],
+		sh: p.Stride[0], sw: p.Stride[1], ph: p.Padding[0], pw: p.Padding[1],
+		dh: p.Dilation[0], dw: p.Dilation[1], groups: p.Groups}
+	if g.c%g.groups != 0 || g.o%g.groups != 0 || w.shape[1] != g.c/g.groups {
+		shapeErr("Conv2d", fmt.Sprintf("channels do not match weight with %d groups", g.groups), x.shape, w.shape)
+	}
+	if b != nil && (b.Dim() != 1 || b.shape[0] != g.o) {
+		shapeErr("Conv2d", "bias does not match weight", w.shape, b.shape)
+	}
+	g.oh = (g.h+2*g.ph-g.dh*(g.kh-1)-1)/g.sh + 1
+	g.ow = (g.wd+2*g.pw-g.dw*(g.kw-1)-1)/g.sw + 1
+	if g.oh <= 0 || g.ow <= 0 {
+		shapeErr("Conv2d", "input is smaller than the kernel", x.shape, w.shape)
+	}
+	g.cg, g.og = g.c/g.groups, g.o/g.groups
+	g.k = g.cg * g.kh * g.kw
+	g.ohw = g.oh * g.ow
+	return g
+}
+
+func (g *convGeom) pointwise() bool {
+	return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
+}
+
+func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 && g.groups > 1 }
+
+func conv2d(x, w, b *Tensor, p ConvParams, ws *workspace) *Tensor {
+	g := convGeometry(x, w, b, p)
+	out := &Tensor{data: make([]float32, g.n*g.o*g.ohw), shape: []int{g.n, g.o, g.oh, g.ow}}
+	hw := g.h * g.wd
+	switch {
+	case g.depthwise():
+		depthwiseForward(&g, x.data, w.data, b, out.data)
+	default:
+		var col []float32
+		release := func() {}
+		if !g.pointwise() {
+			col, release = ws.get(g.k * g.ohw)
+		}
+		for n := range g.n {
+			for gr := range g.groups {
+				xin := x.data[(n*g.c+gr*g.cg)*hw:]
+				dst := out.data[(n*g.o+gr*g.og)*g.ohw:]
+				beta := float32(0)
+				if b != nil {
+					for oc := range g.og {
+						v := b.data[gr*g.og+oc]
+						d := dst[oc*g.ohw : (oc+1)*g.ohw]
+						for i := range d {
+							d[i] = v
+						}
+					}
+					beta = 1
+				}
+				src := xin
+				if col != nil {
+					im2col(&g, xin, col)
+					src = col
+				}
+				gemm.Sgemm(false, false, g.og, g.ohw, g.k, 1, w.data[gr*g.og*g.k:], g.k, src, g.ohw, beta, dst, g.ohw)
+			}
+		}
+		release()
+	}
+	return record(out, "ConvolutionBackward", []*Tensor{x, w, b}, func(gout []float32) [][]float32 {
+		return conv2dBackward(&g, x, w, b, gout)
+	})
+}
+
+// im2col writes the columns of one group of one image: row (c, ki, kj) holds
+// the input pixels that kernel tap meets at every output position.
+func im2col(g *convGeom, x, col []float32) {
+	for c := range g.cg {
+		xc := x[c*g.h*g.wd : (c+1)*g.h*g.wd]
+		for ki := range g.kh {
+			for kj := range g.kw {
+				row := col[((c*g.kh+ki)*g.kw+kj)*g.ohw:][:g.ohw]
+				// Output columns whose input column is inside the image.
+				off := kj*g.dw - g.pw
+				lo, hi := validRange(off, g.sw, g.wd, g.ow)
+				for oh := range g.oh {
+					r := row[oh*g.ow : (oh+1)*g.ow]
+					ih := oh*g.sh - g.ph + ki*g.dh
+					if ih < 0 || ih >= g.h {
+						clear(r)
+						continue
+					}
+					xr := xc[ih*g.wd : (ih+1)*g.wd]
+					clear(r[:lo])
+					if g.sw == 1 {
+						copy(r[lo:hi], xr[lo+off:hi+off])
+					} else {
+						for ow := lo; ow < hi; ow++ {
+							r[ow] = xr[ow*g.sw+off]
+						}
+					}
+					clear(r[hi:])
+				}
+			}
+		}
+	}
+}
+
+// col2im adds columns back into the input gradient (the adjoint of im2col).
+func col2im(g *convGeom, col, dx []float32) {
+	for c := range g.cg {
+		xc := dx[c*g.h*g.wd : (c+1)*g.h*g.wd]
+		for ki := range g.kh {
+			for kj := range g.kw {
+				row := col[((c*g.kh+ki)*g.kw+kj)*g.ohw:][:g.ohw]
+				off := kj*g.dw - g.pw
+				lo, hi := validRange(off, g.sw, g.wd, g.ow)
+				for oh := range g.oh {
+					ih := oh*g.sh - g.ph + ki*g.dh
+					if ih < 0 || ih >= g.h {
+						continue
+					}
+					r := row[oh*g.ow : (oh+1)*g.ow]
+					xr := xc[ih*g.wd : (ih+1)*g.wd]
+					for ow := lo; ow < hi; ow++ {
+						xr[ow*g.sw+off] += r[ow]
+					}
+				}
+			}
+		}
+	}
+}
+
+// validRange returns the output positions [lo, hi) whose input index
+// ow*stride+off lies in [0, size).
+func validRange(off, stride, size, outSize int) (int, int) {
+	lo := 0
+	if off < 0 {
+		lo = (-off + stride - 1) / stride
+	}
+	hi := 0
+	if size-off > 0 {
+		hi = (size - off + stride - 1) / stride
+	}
+	lo, hi = min(lo, outSize), min(hi, outSize)
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// parallelFor runs f over [0, n) split across GOMAXPROCS goroutines when the
+// work is large enough to pay for them.
+func parallelFor(n, work int, f func(lo, hi int)) {
+	p := runtime.GOMAXPROCS(0)
+	if p <= 1 || n < 2 || work < 1<<15 {
+		f(0, n)
+		return
+	}
+	p = min(p, n)
+	var wg sync.WaitGroup
+	for i := range p {
+		lo, hi := i*n/p, (i+1)*n/p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+func depthwiseForward(g *convGeom, x, w []float32, b *Tensor, out []float32) {
+	hw := g.h * g.wd
+	parallelFor(g.n*g.c, g.n*g.c*g.ohw*g.kh*g.kw, func(lo, hi int) {
+		for nc := lo; nc < hi; nc++ {
+			c := nc % g.c
+			xc := x[nc*hw : (nc+1)*hw]
+			dst := out[nc*g.ohw : (nc+1)*g.ohw]
+			if b != nil {
+				v := b.data[c]
+				for i := range dst {
+					dst[i] = v
+				}
+			}
+			wc := w[c*g.kh*g.kw : (c+1)*g.kh*g.kw]
+			for ki := range g.kh {
+				for kj := range g.kw {
+					wv := wc[ki*g.kw+kj]
+					off := kj*g.dw - g.pw
+					lo, hi := validRange(off, g.sw, g.wd, g.ow)
+					for oh := range g.oh {
+						ih := oh*g.sh - g.ph + ki*g.dh
+						if ih < 0 || ih >= g.h {
+							continue
+						}
+						xr := xc[ih*g.wd : (ih+1)*g.wd]
+						d := dst[oh*g.ow : (oh+1)*g.ow]
+						if g.sw == 1 {
+							xs := xr[lo+off : hi+off]
+							ds := d[lo:hi]
+							for i := range ds {
+								ds[i] += wv * xs[i]
+							}
+						} else {
+							for ow := lo; ow < hi; ow++ {
+								d[ow] += wv * xr[ow*g.sw+off]
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {
+	var gx, gw, gb []float32
+	hw := g.h * g.wd
+	if b != nil && b.requiresGrad {
+		acc := make([]float64, g.o)
+		for n := range g.n {
+			for o := range g.o {
+				s := 0.0
+				for _, v := range gout[(n*g.o+o)*g.ohw : (n*g.o+o+1)*g.ohw] {
+					s += float64(v)
+				}
+				acc[o] += s
+			}
+		}
+		gb = make([]float32, g.o)
+		for i, v := range acc {
+			gb[i] = float32(v)
+		}
+	}
+	if x.requiresGrad {
+		gx = make([]float32, len(x.data))
+	}
+	if w.requiresGrad {
+		gw = make([]float32, len(w.data))
+	}
+	if gx == nil && gw == nil {
+		return [][]float32{nil, nil, gb}
+	}
+	if g.depthwise() {
+		for n := range g.n {
+			for c := range g.c {
+				nc := n*g.c + c
+				xc := x.data[nc*hw : (nc+1)*hw]
+				go_ := gout[nc*g.ohw : (nc+1)*g.ohw]
+				for ki := range g.kh {
+					for kj := range g.kw {
+						wi := c*g.kh*g.kw + ki*g.kw + kj
+						wv := w.data[wi]
+						off := kj*g.dw - g.pw
+						lo, hi := validRange(off, g.sw, g.wd, g.ow)
+						s := 0.0
+						for oh := range g.oh {
+							ih := oh*g.sh - g.ph + ki*g.dh
+							if ih < 0 || ih >= g.h {
+								continue
+							}
+							for ow := lo; ow < hi; ow++ {
+								gv := go_[oh*g.ow+ow]
+								xi := ih*g.wd + ow*g.sw + off
+								s += float64(gv * xc[xi])
+								if gx != nil {
+									gx[nc*hw+xi] += gv * wv
+								}
+							}
+						}
+						if gw != nil {
+							gw[wi] += float32(s)
+						}
+					}
+				}
+			}
+		}
+		return [][]float32{gx, gw, gb}
+	}
+	col := make([]float32, g.k*g.ohw)
+	for n := range g.n {
+		for gr := range g.groups {
+			xin := x.data[(n*g.c+gr*g.cg)*hw:]
+			gsrc := gout[(n*g.o+gr*g.og)*g.ohw:]
+			wg := w.data[gr*g.og*g.k:]
+			if gw != nil {
+				src := xin
+				if !g.pointwise() {
+					im2col(g, xin, col)
+					src = col
+				}
+				// dW_g += dY_g · colᵀ
+				gemm.Sgemm(false, true, g.og, g.k, g.ohw, 1, gsrc, g.ohw, src, g.ohw, 1, gw[gr*g.og*g.k:], g.k)
+			}
+			if gx != nil {
+				dx := gx[(n*g.c+gr*g.cg)*hw:]
+				if g.pointwise() {
+					gemm.Sgemm(true, false, g.k, g.ohw, g.og, 1, wg, g.k, gsrc, g.ohw, 1, dx, g.ohw)
+				} else {
+					// dcol = W_gᵀ · dY_g, then scatter back.
+					gemm.Sgemm(true, false, g.k, g.ohw, g.og, 1, wg, g.k, gsrc, g.ohw, 0, col, g.ohw)
+					col2im(g, col, dx)
+				}
+			}
+		}
+	}
+	return [][]float32{gx, gw, gb}
+}

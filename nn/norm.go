@@ -1,0 +1,409 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+// BatchNorm2d is torch.nn.BatchNorm2d over x [N, C, H, W]. In training mode
+// it normalises with the batch's statistics (biased variance) and updates
+// running_mean and running_var (unbiased variance) with Momentum, or with a
+// cumulative average when CumulativeAverage (torch's momentum=None); in eval
+// mode it uses the running statistics. Weight and Bias are nil without
+// affine; the running buffers are nil without track_running_stats, and then
+// batch statistics are used in both modes.
+type BatchNorm2d struct {
+	Base
+	NumFeatures               int
+	Eps, Momentum             float64
+	CumulativeAverage         bool
+	Weight, Bias              *Tensor
+	RunningMean, RunningVar   *Tensor
+	NumBatchesTracked         int64
+	affine, trackRunningStats bool
+}
+
+// NewBatchNorm2d builds a BatchNorm2d over c channels (options [Eps],
+// [Momentum], [CumulativeAverage], [NoAffine], [NoRunningStats]); tensors
+// come from b ("weight", "bias", "running_mean", "running_var",
+// "num_batches_tracked") or start as torch's (ones, zeros, zeros, ones, 0).
+func NewBatchNorm2d(b *Builder, c int, opts ...Option) *BatchNorm2d {
+	o := collect(opts)
+	m := &BatchNorm2d{NumFeatures: c, Eps: 1e-5, Momentum: 0.1, affine: !o.noAffine, trackRunningStats: !o.noRunningStats}
+	if o.eps != 0 {
+		m.Eps = o.eps
+	}
+	if o.momentum != nil {
+		if *o.momentum < 0 {
+			m.CumulativeAverage = true
+			m.Momentum = 0
+		} else {
+			m.Momentum = *o.momentum
+		}
+	}
+	if m.affine {
+		m.Weight = b.Tensor("weight", []int{c}, fillInit(1))
+		m.Bias = b.Tensor("bias", []int{c}, nil)
+	}
+	m.RegisterParameter("weight", &m.Weight)
+	m.RegisterParameter("bias", &m.Bias)
+	if m.trackRunningStats {
+		m.RunningMean = b.Tensor("running_mean", []int{c}, nil)
+		m.RunningVar = b.Tensor("running_var", []int{c}, fillInit(1))
+		m.NumBatchesTracked = b.Int64("num_batches_tracked", 0)
+		m.RegisterBuffer("running_mean", &m.RunningMean, true)
+		m.RegisterBuffer("running_var", &m.RunningVar, true)
+		m.RegisterInt64Buffer("num_batches_tracked", &m.NumBatchesTracked)
+	}
+	return m
+}
+
+// Forward normalises x [N, C, H, W] (any [N, C, ...] works).
+func (m *BatchNorm2d) Forward(x *Tensor) *Tensor {
+	if x.Dim() != 4 {
+		shapeErr("BatchNorm2d", "expected 4D input", x.shape)
+	}
+	training := m.Training()
+	momentum := m.Momentum
+	if training && m.trackRunningStats {
+		m.NumBatchesTracked++
+		if m.CumulativeAverage {
+			momentum = 1 / float64(m.NumBatchesTracked)
+		}
+	}
+	useBatch := training || m.RunningMean == nil
+	return BatchNormFn(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps)
+}
+
+// ExtraRepr prints torch's BatchNorm arguments.
+func (m *BatchNorm2d) ExtraRepr() string {
+	mom := pyFloat(m.Momentum)
+	if m.CumulativeAverage {
+		mom = "None"
+	}
+	return fmt.Sprintf("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
+		m.NumFeatures, pyFloat(m.Eps), mom, pyBool(m.affine), pyBool(m.trackRunningStats))
+}
+func (m *BatchNorm2d) String() string { return Repr(m) }
+
+// BatchNormFn is torch.nn.functional.batch_norm over x [N, C, ...]. With
+// training it normalises by batch statistics and, when runningMean and
+// runningVar are non-nil, updates them in place with momentum (unbiased
+// variance); otherwise it uses the running statistics. weight and bias may be
+// nil.
+func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64) *Tensor {
+	if x.Dim() < 2 {
+		shapeErr("BatchNorm", "want input [N, C, ...]", x.shape)
+	}
+	n, c := x.shape[0], x.shape[1]
+	inner := numel(x.shape[2:])
+	for _, t := range []*Tensor{runningMean, runningVar, weight, bias} {
+		if t != nil && len(t.data) != c {
+			shapeErr("BatchNorm", "per-channel tensor does not match channels", x.shape, t.shape)
+		}
+	}
+	if !training && (runningMean == nil || runningVar == nil) {
+		panic("nn: BatchNorm: running statistics required when not training")
+	}
+	mean := make([]float64, c)
+	invstd := make([]float64, c)
+	cnt := n * inner
+	if training {
+		if cnt <= 1 {
+			panic(fmt.Sprintf("nn: BatchNorm: expected more than 1 value per channel when training, got input size %v", x.shape))
+		}
+		for ch := range c {
+			s := 0.0
+			for i := range n {
+				for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
+					s += float64(v)
+				}
+			}
+			mu := s / float64(cnt)
+			ss := 0.0
+			for i := range n {
+				for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
+					d := float64(v) - mu
+					ss += d * d
+				}
+			}
+			v := ss / float64(cnt)
+			mean[ch], invstd[ch] = mu, 1/math.Sqrt(v+eps)
+			if runningMean != nil && runningVar != nil {
+				runningMean.data[ch] = float32((1-momentum)*float64(runningMean.data[ch]) + momentum*mu)
+				runningVar.data[ch] = float32((1-momentum)*float64(runningVar.data[ch]) + momentum*ss/float64(cnt-1))
+			}
+		}
+	} else {
+		for ch := range c {
+			mean[ch] = float64(runningMean.data[ch])
+			invstd[ch] = 1 / math.Sqrt(float64(runningVar.data[ch])+eps)
+		}
+	}
+	out := &Tensor{data: make([]float32, len(x.data)), shape: append([]int(nil), x.shape...)}
+	for ch := range c {
+		sc := invstd[ch]
+		if weight != nil {
+			sc *= float64(weight.data[ch])
+		}
+		sh := -mean[ch] * sc
+		if bias != nil {
+			sh += float64(bias.data[ch])
+		}
+		s32, h32 := float32(sc), float32(sh)
+		for i := range n {
+			src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+			dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+			for j, v := range src {
+				dst[j] = v*s32 + h32
+			}
+		}
+	}
+	return record(out, "NativeBatchNormBackward", []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
+		var gx, gw, gb []float32
+		if x.requiresGrad {
+			gx = make([]float32, len(x.data))
+		}
+		if weight != nil && weight.requiresGrad {
+			gw = make([]float32, c)
+		}
+		if bias != nil && bias.requiresGrad {
+			gb = make([]float32, c)
+		}
+		for ch := range c {
+			sg, sgx := 0.0, 0.0 // Σg, Σg·x̂
+			for i := range n {
+				xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				for j, v := range gs {
+					sg += float64(v)
+					sgx += float64(v) * (float64(xs[j]) - mean[ch]) * invstd[ch]
+				}
+			}
+			if gw != nil {
+				gw[ch] = float32(sgx)
+			}
+			if gb != nil {
+				gb[ch] = float32(sg)
+			}
+			if gx == nil {
+				continue
+			}
+			gamma := 1.0
+			if weight != nil {
+				gamma = float64(weight.data[ch])
+			}
+			k := gamma * invstd[ch]
+			for i := range n {
+				xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				dst := gx[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				for j, v := range gs {
+					if training {
+						xh := (float64(xs[j]) - mean[ch]) * invstd[ch]
+						dst[j] = float32(k * (float64(v) - sg/float64(cnt) - xh*sgx/float64(cnt)))
+					} else {
+						dst[j] = float32(k * float64(v))
+					}
+				}
+			}
+		}
+		return [][]float32{gx, gw, gb}
+	})
+}
+
+// normRows normalises rows of length d (row r covers data[r*d:(r+1)*d]) and
+// applies a per-element affine map chosen by affineIdx; it is the shared core
+// of LayerNorm and GroupNorm.
+func normRows(x, weight, bias *Tensor, rows, d int, eps float64, affineIdx func(r, j int) int, name string) *Tensor {
+	mean := make([]float64, rows)
+	invstd := make([]float64, rows)
+	out := &Tensor{data: make([]float32, len(x.data)), shape: append([]int(nil), x.shape...)}
+	for r := range rows {
+		xs := x.data[r*d : (r+1)*d]
+		s := 0.0
+		for _, v := range xs {
+			s += float64(v)
+		}
+		mu := s / float64(d)
+		ss := 0.0
+		for _, v := range xs {
+			dv := float64(v) - mu
+			ss += dv * dv
+		}
+		mean[r], invstd[r] = mu, 1/math.Sqrt(ss/float64(d)+eps)
+		dst := out.data[r*d : (r+1)*d]
+		for j, v := range xs {
+			y := (float64(v) - mu) * invstd[r]
+			if weight != nil {
+				y *= float64(weight.data[affineIdx(r, j)])
+			}
+			if bias != nil {
+				y += float64(bias.data[affineIdx(r, j)])
+			}
+			dst[j] = float32(y)
+		}
+	}
+	return record(out, name, []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
+		var gx, gw, gb []float32
+		var aw, ab []float64
+		if x.requiresGrad {
+			gx = make([]float32, len(x.data))
+		}
+		if weight != nil && weight.requiresGrad {
+			aw = make([]float64, len(weight.data))
+		}
+		if bias != nil && bias.requiresGrad {
+			ab = make([]float64, len(bias.data))
+		}
+		for r := range rows {
+			xs, gs := x.data[r*d:(r+1)*d], g[r*d:(r+1)*d]
+			s1, s2 := 0.0, 0.0 // Σdx̂, Σdx̂·x̂
+			for j, v := range gs {
+				xh := (float64(xs[j]) - mean[r]) * invstd[r]
+				if aw != nil {
+					aw[affineIdx(r, j)] += float64(v) * xh
+				}
+				if ab != nil {
+					ab[affineIdx(r, j)] += float64(v)
+				}
+				dxh := float64(v)
+				if weight != nil {
+					dxh *= float64(weight.data[affineIdx(r, j)])
+				}
+				s1 += dxh
+				s2 += dxh * xh
+			}
+			if gx == nil {
+				continue
+			}
+			for j, v := range gs {
+				xh := (float64(xs[j]) - mean[r]) * invstd[r]
+				dxh := float64(v)
+				if weight != nil {
+					dxh *= float64(weight.data[affineIdx(r, j)])
+				}
+				gx[r*d+j] = float32(invstd[r] * (dxh - s1/float64(d) - xh*s2/float64(d)))
+			}
+		}
+		if aw != nil {
+			gw = toF32(aw)
+		}
+		if ab != nil {
+			gb = toF32(ab)
+		}
+		return [][]float32{gx, gw, gb}
+	})
+}
+
+func toF32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// LayerNormFn is torch.nn.functional.layer_norm over the trailing
+// dimensions normalizedShape; weight and bias (of that shape) may be nil.
+func LayerNormFn(x *Tensor, normalizedShape []int, weight, bias *Tensor, eps float64) *Tensor {
+	k := len(normalizedShape)
+	if k == 0 || x.Dim() < k || !sameShape(x.shape[x.Dim()-k:], normalizedShape) {
+		shapeErr("LayerNorm", fmt.Sprintf("input does not end with normalized shape %v", normalizedShape), x.shape)
+	}
+	d := numel(normalizedShape)
+	rows := 0
+	if d > 0 {
+		rows = len(x.data) / d
+	}
+	return normRows(x, weight, bias, rows, d, eps, func(r, j int) int { return j }, "NativeLayerNormBackward")
+}
+
+// LayerNorm is torch.nn.LayerNorm.
+type LayerNorm struct {
+	Base
+	NormalizedShape []int
+	Eps             float64
+	Weight, Bias    *Tensor
+}
+
+// NewLayerNorm builds a LayerNorm over the trailing dimensions shape
+// (options [Eps], [NoAffine]); weight starts at ones and bias at zeros.
+func NewLayerNorm(b *Builder, shape []int, opts ...Option) *LayerNorm {
+	o := collect(opts)
+	m := &LayerNorm{NormalizedShape: append([]int(nil), shape...), Eps: 1e-5}
+	if o.eps != 0 {
+		m.Eps = o.eps
+	}
+	if !o.noAffine {
+		m.Weight = b.Tensor("weight", shape, fillInit(1))
+		m.Bias = b.Tensor("bias", shape, nil)
+	}
+	m.RegisterParameter("weight", &m.Weight)
+	m.RegisterParameter("bias", &m.Bias)
+	return m
+}
+
+// Forward normalises x over the trailing dimensions.
+func (m *LayerNorm) Forward(x *Tensor) *Tensor {
+	return LayerNormFn(x, m.NormalizedShape, m.Weight, m.Bias, m.Eps)
+}
+
+// ExtraRepr prints torch's "(d,), eps=.., elementwise_affine=..".
+func (m *LayerNorm) ExtraRepr() string {
+	return fmt.Sprintf("%s, eps=%s, elementwise_affine=%s", pyTuple(m.NormalizedShape...), pyFloat(m.Eps), pyBool(m.Weight != nil))
+}
+func (m *LayerNorm) String() string { return Repr(m) }
+
+// GroupNormFn is torch.nn.functional.group_norm over x [N, C, ...] with
+// per-channel weight and bias (either may be nil).
+func GroupNormFn(x *Tensor, groups int, weight, bias *Tensor, eps float64) *Tensor {
+	if x.Dim() < 2 || groups <= 0 || x.shape[1]%groups != 0 {
+		shapeErr("GroupNorm", fmt.Sprintf("channels not divisible by %d groups", groups), x.shape)
+	}
+	n, c := x.shape[0], x.shape[1]
+	inner := numel(x.shape[2:])
+	cg := c / groups
+	d := cg * inner
+	return normRows(x, weight, bias, n*groups, d, eps, func(r, j int) int {
+		return (r%groups)*cg + j/max(inner, 1)
+	}, "NativeGroupNormBackward")
+}
+
+// GroupNorm is torch.nn.GroupNorm.
+type GroupNorm struct {
+	Base
+	NumGroups, NumChannels int
+	Eps                    float64
+	Weight, Bias           *Tensor
+}
+
+// NewGroupNorm builds a GroupNorm (options [Eps], [NoAffine]).
+func NewGroupNorm(b *Builder, groups, channels int, opts ...Option) *GroupNorm {
+	o := collect(opts)
+	if groups <= 0 || channels%groups != 0 {
+		panic(fmt.Sprintf("nn: GroupNorm: num_channels %d must be divisible by num_groups %d", channels, groups))
+	}
+	m := &GroupNorm{NumGroups: groups, NumChannels: channels, Eps: 1e-5}
+	if o.eps != 0 {
+		m.Eps = o.eps
+	}
+	if !o.noAffine {
+		m.Weight = b.Tensor("weight", []int{channels}, fillInit(1))
+		m.Bias = b.Tensor("bias", []int{channels}, nil)
+	}
+	m.RegisterParameter("weight", &m.Weight)
+	m.RegisterParameter("bias", &m.Bias)
+	return m
+}
+
+// Forward normalises x [N, C, ...] per group.
+func (m *GroupNorm) Forward(x *Tensor) *Tensor {
+	return GroupNormFn(x, m.NumGroups, m.Weight, m.Bias, m.Eps)
+}
+
+// ExtraRepr prints torch's "G, C, eps=.., affine=..".
+func (m *GroupNorm) ExtraRepr() string {
+	return fmt.Sprintf("%d, %d, eps=%s, affine=%s", m.NumGroups, m.NumChannels, pyFloat(m.Eps), pyBool(m.Weight != nil))
+}
+func (m *GroupNorm) String() string { return Repr(m) }
