@@ -335,7 +335,9 @@ func NewAvgPool2d(k int, opts ...Option) *AvgPool2d {
 }
 
 // Forward pools x [N, C, H, W].
-func (m *AvgPool2d) Forward(x *Tensor) *Tensor { return AvgPool2dFn(x, m.PoolParams, m.CountIncludePad) }
+func (m *AvgPool2d) Forward(x *Tensor) *Tensor {
+	return AvgPool2dFn(x, m.PoolParams, m.CountIncludePad)
+}
 
 // ExtraRepr prints torch's "kernel_size=.., stride=.., padding=..".
 func (m *AvgPool2d) ExtraRepr() string {
