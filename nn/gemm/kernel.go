@@ -111,11 +111,23 @@ func packA(p *params, mr, ic, mc, pc, kc int, dst []float32) {
 			}
 			continue
 		}
-		for i := 0; i < mrr; i++ {
-			src := a[(ic+ir+i)*lda+pc:]
-			src = src[:kc]
-			for q, v := range src {
-				d[q*mr+i] = v
+		base := (ic+ir)*lda + pc
+		last := base + (mrr-1)*lda + kc
+		src := a[base:last:last]
+		if mrr == mr && mr%2 == 0 && hasPackT {
+			packT(kc, &src[0], lda, &d[0], mr)
+			continue
+		}
+		// Walk the mrr rows side by side, one cache line of each at a time,
+		// so that their memory reads overlap: one row after another is
+		// bound by memory latency when A is not in cache.
+		for q0 := 0; q0 < kc; q0 += 16 {
+			q1 := min(q0+16, kc)
+			for i := 0; i < mrr; i++ {
+				row := src[i*lda+q0 : i*lda+q1]
+				for t, v := range row {
+					d[(q0+t)*mr+i] = v
+				}
 			}
 		}
 		if mrr < mr {
@@ -144,6 +156,12 @@ func packB(p *params, nr, pc, kc, jc, nc int, dst []float32) {
 			continue
 		}
 		// Stored B is n×k: one column of op(B) is a contiguous row.
+		if nrr == nr && nr%2 == 0 && hasPackT {
+			base := (jc+jr)*ldb + pc
+			last := base + (nr-1)*ldb + kc
+			packT(kc, &b[base:last][0], ldb, &d[0], nr)
+			continue
+		}
 		for j := 0; j < nrr; j++ {
 			src := b[(jc+jr+j)*ldb+pc:]
 			src = src[:kc]

@@ -39,3 +39,11 @@ var kernels = func() []*kernel {
 }()
 
 var defaultKernel = kernels[0]
+
+// packT sets dst[q*rows+i] = src[i*ld+q] for i < rows, q < kc; rows must be
+// even and both regions in bounds (the caller slices them first).
+//
+//go:noescape
+func packT(kc int, src *float32, ld int, dst *float32, rows int)
+
+const hasPackT = true

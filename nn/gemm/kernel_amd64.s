@@ -1432,3 +1432,58 @@ beta0:
 	VMOVUPS Z23, 128(DX)
 	VZEROUPPER
 	RET
+
+// func packT(kc int, src *float32, ld int, dst *float32, rows int)
+// dst[q*rows+i] = src[i*ld+q] for i < rows, q < kc; rows must be even.
+TEXT ·packT(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R9
+	MOVQ dst+24(FP), DI
+	MOVQ rows+32(FP), R10
+	MOVQ R10, R11
+	SHLQ $2, R11
+	TESTQ CX, CX
+	JZ done
+quad:
+	CMPQ R10, $4
+	JLT pair
+	MOVQ SI, R12
+	MOVQ DI, R13
+	MOVQ CX, BX
+quadloop:
+	MOVL (R12), AX
+	MOVL (R12)(R8*1), DX
+	MOVL AX, (R13)
+	MOVL DX, 4(R13)
+	MOVL (R12)(R8*2), AX
+	MOVL (R12)(R9*1), DX
+	MOVL AX, 8(R13)
+	MOVL DX, 12(R13)
+	ADDQ $4, R12
+	ADDQ R11, R13
+	DECQ BX
+	JNZ quadloop
+	LEAQ (SI)(R8*4), SI
+	ADDQ $16, DI
+	SUBQ $4, R10
+	JMP quad
+pair:
+	TESTQ R10, R10
+	JZ done
+	MOVQ SI, R12
+	MOVQ DI, R13
+	MOVQ CX, BX
+pairloop:
+	MOVL (R12), AX
+	MOVL (R12)(R8*1), DX
+	MOVL AX, (R13)
+	MOVL DX, 4(R13)
+	ADDQ $4, R12
+	ADDQ R11, R13
+	DECQ BX
+	JNZ pairloop
+done:
+	RET

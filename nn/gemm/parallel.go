@@ -28,7 +28,7 @@ func Threads() int {
 
 // parallelMinWork is the smallest m*n*k split over several goroutines:
 // below it the hand-off to a worker costs more than it saves.
-const parallelMinWork = 64 * 64 * 64
+const parallelMinWork = 160 * 160 * 160
 
 // maxFree bounds the workspaces and call records kept for reuse.
 const maxFree = 32
