@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -81,6 +82,14 @@ func (v *verifier) errf(off int, format string, args ...any) error {
 	return fmt.Errorf("pickle: %s at offset %d", fmt.Sprintf(format, args...), off)
 }
 
+// errTruncated marks errors caused by the data ending before the pickle's
+// STOP, so that readers of pickle streams can retry with more data.
+var errTruncated = errors.New("truncated pickle")
+
+func (v *verifier) truncf(off int, format string, args ...any) error {
+	return fmt.Errorf("pickle: %s at offset %d: %w", fmt.Sprintf(format, args...), off, errTruncated)
+}
+
 // take returns the next n bytes, checked against the data and the frame.
 func (v *verifier) take(n int, op int) ([]byte, error) {
 	end := len(v.data)
@@ -91,7 +100,7 @@ func (v *verifier) take(n int, op int) ([]byte, error) {
 		if v.frameEnd > 0 && n >= 0 && n <= len(v.data)-v.pos {
 			return nil, v.errf(op, "argument of %d bytes crosses the end of its frame", n)
 		}
-		return nil, v.errf(op, "truncated pickle: argument of %d bytes, %d left", n, end-v.pos)
+		return nil, v.truncf(op, "argument of %d bytes, %d left", n, end-v.pos)
 	}
 	b := v.data[v.pos : v.pos+n]
 	v.pos += n
@@ -116,7 +125,10 @@ func (v *verifier) line(op int, limit int) ([]byte, error) {
 			return nil, v.errf(op, "line argument exceeds limit %d", limit)
 		}
 	}
-	return nil, v.errf(op, "truncated pickle: unterminated line argument")
+	if v.frameEnd > 0 {
+		return nil, v.errf(op, "line argument crosses the end of its frame")
+	}
+	return nil, v.truncf(op, "unterminated line argument")
 }
 
 func (v *verifier) push(it item, op int) error {
@@ -228,7 +240,7 @@ func (v *verifier) run() error {
 		}
 		op := v.pos
 		if op >= len(v.data) {
-			return v.errf(op, "truncated pickle: no STOP opcode")
+			return v.truncf(op, "no STOP opcode")
 		}
 		v.ops++
 		if v.ops > MaxOps {
@@ -332,7 +344,7 @@ func (v *verifier) run() error {
 			if b, err = v.take(8, op); err == nil {
 				n := le.Uint64(b)
 				if n > uint64(len(v.data)) {
-					return v.errf(op, "truncated pickle: argument of %d bytes, %d left", n, len(v.data)-v.pos)
+					return v.truncf(op, "argument of %d bytes, %d left", n, len(v.data)-v.pos)
 				}
 				err = v.counted(int64(n), op, code != 0x8d)
 			}
@@ -557,7 +569,7 @@ func (v *verifier) run() error {
 			if b, err = v.take(8, op); err == nil {
 				n := le.Uint64(b)
 				if n > uint64(len(v.data)-v.pos) {
-					return v.errf(op, "truncated pickle: FRAME of %d bytes, %d left", n, len(v.data)-v.pos)
+					return v.truncf(op, "FRAME of %d bytes, %d left", n, len(v.data)-v.pos)
 				}
 				if n > 0 {
 					v.frameEnd = v.pos + int(n)
@@ -583,7 +595,7 @@ func (v *verifier) run() error {
 func (v *verifier) counted(n int64, op int, bytes bool) error {
 	start := v.pos
 	if n > int64(len(v.data)) {
-		return v.errf(op, "truncated pickle: argument of %d bytes, %d left", n, len(v.data)-v.pos)
+		return v.truncf(op, "argument of %d bytes, %d left", n, len(v.data)-v.pos)
 	}
 	if _, err := v.take(int(n), op); err != nil {
 		return err

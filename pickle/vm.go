@@ -234,6 +234,8 @@ func toInt(v any) (int64, error) {
 	switch n := v.(type) {
 	case int:
 		return int64(n), nil
+	case int64:
+		return n, nil
 	case bool:
 		if n {
 			return 1, nil

@@ -1,0 +1,342 @@
+#!/usr/bin/python3
+"""Fixtures for package pickle, written by real PyTorch (run with /usr/bin/python3,
+Debian's python3-torch 1.13).
+
+  pickle_fixtures.py [--out DIR] [--seed N]
+
+Writes into DIR (default testdata/pickle next to this script's parent) one
+checkpoint of every kind package pickle reads, and DIR/manifest.json: for each
+file what torch itself reports after loading it back (torch.load, or
+torch.jit.load for TorchScript): tensor names, dtypes, shapes and the sha256 of
+t.contiguous() as little-endian bytes of its own dtype (bfloat16 through
+.view(torch.int16), bool as one byte), plus the non-tensor leaves and, for whole
+models, the class names.
+
+Names follow package pickle's rule: dict keys and list indices joined by ".";
+inside a module, the state_dict key.
+
+Files:
+  zip_state_dict.pt     torch.save(state_dict) of a small CNN (zip, prefix "archive")
+  zip_renamed.pt        the same archive rewritten with the prefix "renamed-prefix.v2"
+  zip_bigendian.pt      the same archive with every storage byte-swapped and a
+                        "byteorder" record saying "big" (the record torch >= 2.1
+                        writes on big-endian hosts); torch 1.13 ignores the record,
+                        so its truth is zip_state_dict.pt's
+  zip_proto4.pt         a training checkpoint saved with pickle_protocol=4
+  legacy_state_dict.pt  torch.save(..., _use_new_zipfile_serialization=False)
+  legacy_views.pt       views and shared storages, legacy format
+  tar_state_dict.pt     the torch 0.1.1 tar layout, built here (torch 1.13 can no
+                        longer write it) and read back by torch.load
+  torchscript.pt        torch.jit.save of a scripted small CNN with buffers
+  model_zip.pt          torch.save(model), zip format
+  model_legacy.pt       torch.save(model), legacy format
+  checkpoint.pt         {"epoch", "state_dict", "optimizer" (SGD momentum state),
+                        "arch", "best", "flags": [True, None]}
+  views.pt              transposed, channels_last, stride-0 expand, offset slice,
+                        two tensors sharing a storage, 0-d and zero-size tensors
+  dtypes.pt             one tensor of every dtype package tensor supports
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import tarfile
+import zipfile
+
+import torch
+import torch.nn as nn
+
+
+class SmallCNN(nn.Module):
+    """A small CNN with parameters, BatchNorm buffers and a nested Sequential."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.features = nn.Sequential(nn.Conv2d(4, 4, 3, stride=2, bias=False), nn.ReLU())
+        self.fc = nn.Linear(4, 3)
+        self.register_buffer("scale", torch.ones(3))
+
+    def forward(self, x):
+        x = self.features(torch.relu(self.bn1(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3))) * self.scale
+
+
+def tensor_bytes(t):
+    t = t.detach().contiguous()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    elif t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    return t.numpy().tobytes()
+
+
+DTYPES = {
+    torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
+    torch.bfloat16: "bfloat16", torch.int8: "int8", torch.int16: "int16",
+    torch.int32: "int32", torch.int64: "int64", torch.uint8: "uint8", torch.bool: "bool",
+}
+
+
+def describe_tensor(name, t):
+    return {"name": name, "dtype": DTYPES[t.dtype], "shape": list(t.shape),
+            "sha256": hashlib.sha256(tensor_bytes(t)).hexdigest()}
+
+
+def flatten(obj, path, tensors, meta):
+    """Walks a loaded object as package pickle names it."""
+    def join(k):
+        return k if path == "" else path + "." + k
+
+    if isinstance(obj, torch.Tensor):
+        tensors.append(describe_tensor(path, obj))
+    elif isinstance(obj, nn.Module):
+        for k, v in obj.state_dict().items():
+            tensors.append(describe_tensor(join(k), v))
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            flatten(v, join(str(k)), tensors, meta)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            flatten(v, join(str(i)), tensors, meta)
+    elif obj is None or isinstance(obj, (bool, int, float, str)):
+        meta.append({"path": path, "value": obj})
+    else:
+        raise TypeError(f"unexpected {type(obj)} at {path}")
+
+
+def module_classes(m):
+    seen = []
+    for sub in m.modules():
+        name = type(sub).__module__ + "." + type(sub).__qualname__
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def report(path, fmt, obj, is_module=False):
+    tensors, meta = [], []
+    flatten(obj, "", tensors, meta)
+    entry = {"file": os.path.basename(path), "format": fmt, "is_module": is_module,
+             "tensors": tensors, "meta": meta}
+    if isinstance(obj, nn.Module):
+        entry["classes"] = module_classes(obj)
+    return entry
+
+
+def checkpoint(seed):
+    torch.manual_seed(seed)
+    m = SmallCNN()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    m.train()
+    loss = m(torch.randn(2, 3, 8, 8)).square().mean()
+    loss.backward()
+    opt.step()
+    return {
+        "epoch": 3,
+        "state_dict": m.state_dict(),
+        "optimizer": opt.state_dict(),
+        "arch": "smallcnn",
+        "best": 0.625 + seed / 1024,
+        "flags": [True, None],
+    }
+
+
+def views(seed):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(4, 6, generator=g)
+    img = torch.randn(2, 3, 4, 5, generator=g)
+    shared = torch.arange(12, dtype=torch.float32) + seed
+    return {
+        "transposed": base.t(),
+        "channels_last": img.contiguous(memory_format=torch.channels_last),
+        "expanded": torch.randn(3, 1, generator=g).expand(3, 4),
+        "slice": shared[5:9],
+        "shared_a": shared.view(3, 4),
+        "shared_b": shared[2:],
+        "scalar": torch.tensor(seed + 1.5),
+        "empty": torch.zeros(0, 3),
+        "int_view": torch.arange(20, dtype=torch.int64).view(4, 5)[:, 1::2],
+    }
+
+
+def dtypes(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, generator=g) * 10
+    return {
+        "float32": x.clone(),
+        "float64": x.double(),
+        "float16": x.half(),
+        "bfloat16": x.bfloat16(),
+        "int8": x.to(torch.int8),
+        "int16": (x * 100).to(torch.int16),
+        "int32": (x * 1000).to(torch.int32),
+        "int64": (x * 1e6).to(torch.int64),
+        "uint8": x.abs().to(torch.uint8),
+        "bool": x > 0,
+    }
+
+
+def rewrite_zip(src, dst, rename=None, swap=False):
+    """Copies a torch zip archive, renaming its prefix and/or byte-swapping its storages."""
+    zin = zipfile.ZipFile(src)
+    names = zin.namelist()
+    prefix = names[0].split("/")[0]
+    data = zin.read(prefix + "/data.pkl")
+    # element size of each storage key, from the persistent ids of data.pkl
+    sizes = {}
+    if swap:
+        class U(pickle.Unpickler):
+            def find_class(self, mod, name):
+                return getattr(torch, name) if "Storage" in name else super().find_class(mod, name)
+
+            def persistent_load(self, pid):
+                st = pid[1](pid[4])
+                sizes[pid[2]] = st.element_size()
+                return st
+        U(io.BytesIO(data)).load()
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for n in names:
+            b = zin.read(n)
+            rest = n[len(prefix) + 1:]
+            if swap and rest.startswith("data/"):
+                es = sizes[rest[5:]]
+                b = b"".join(b[i:i + es][::-1] for i in range(0, len(b), es))
+            zout.writestr((rename or prefix) + "/" + rest, b)
+        if swap:
+            zout.writestr((rename or prefix) + "/byteorder", b"big")
+
+
+def write_tar(path, obj):
+    """Writes obj in the torch 0.1.1 tar layout (see package pickle's legacy.go)."""
+    tensors, storages = {}, {}
+
+    def key_of(x):
+        return id(x) % (1 << 40)
+
+    def persistent_id(x):
+        if torch.is_tensor(x):
+            tensors[key_of(x)] = x
+            return str(key_of(x))
+        return None
+
+    pbuf = io.BytesIO()
+    p = pickle.Pickler(pbuf, protocol=2)
+    p.persistent_id = persistent_id
+    p.dump(obj)
+
+    tbuf = io.BytesIO()
+    pickle.dump(len(tensors), tbuf, protocol=2)
+    for key, t in tensors.items():
+        st = t.storage()
+        skey = st.data_ptr() % (1 << 40)  # views of one storage share it
+        storages[skey] = st
+        pickle.dump((key, skey, type(t)), tbuf, protocol=2)
+        tbuf.write(struct.pack("<i", t.dim()) + b"\0\0\0\0")
+        tbuf.write(struct.pack(f"<{t.dim()}q", *t.shape))
+        tbuf.write(struct.pack(f"<{t.dim()}q", *t.stride()))
+        tbuf.write(struct.pack("<q", t.storage_offset()))
+
+    sbuf = io.BytesIO()
+    pickle.dump(len(storages), sbuf, protocol=2)
+    for key, st in storages.items():
+        pickle.dump((key, "cpu", getattr(torch, st.pickle_storage_type())), sbuf, protocol=2)
+        t = torch.tensor([], dtype=st.dtype).set_(st)
+        sbuf.write(struct.pack("<q", st.size()))
+        sbuf.write(tensor_bytes(t))
+    pickle.dump([], sbuf, protocol=2)
+
+    sysbuf = io.BytesIO()
+    pickle.dump({"protocol_version": 1000, "little_endian": True,
+                 "type_sizes": {"short": 2, "int": 4, "long": 8}}, sysbuf, protocol=2)
+
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, buf in [("sys_info", sysbuf), ("pickle", pbuf), ("tensors", tbuf), ("storages", sbuf)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(buf.getvalue())
+            buf.seek(0)
+            tar.addfile(info, buf)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pickle"))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    seed = args.seed
+    P = lambda name: os.path.join(out, name)
+    manifest = []
+
+    torch.manual_seed(seed)
+    model = SmallCNN()
+    with torch.no_grad():
+        model.bn1.running_mean.uniform_(-1, 1)
+        model.bn1.running_var.uniform_(0.5, 2)
+        model.bn1.num_batches_tracked.fill_(7 + seed)
+        model.scale.mul_(2)
+    sd = model.state_dict()
+
+    buf = io.BytesIO()
+    torch.save(sd, buf)  # prefix "archive"
+    with open(P("zip_state_dict.pt"), "wb") as f:
+        f.write(buf.getvalue())
+    manifest.append(report(P("zip_state_dict.pt"), "zip", torch.load(P("zip_state_dict.pt"))))
+
+    rewrite_zip(P("zip_state_dict.pt"), P("zip_renamed.pt"), rename="renamed-prefix.v2")
+    manifest.append(report(P("zip_renamed.pt"), "zip", torch.load(P("zip_renamed.pt"))))
+
+    rewrite_zip(P("zip_state_dict.pt"), P("zip_bigendian.pt"), swap=True)
+    # torch 1.13 ignores the byteorder record: the truth is the original's.
+    e = report(P("zip_state_dict.pt"), "zip", torch.load(P("zip_state_dict.pt")))
+    e["file"] = "zip_bigendian.pt"
+    manifest.append(e)
+
+    ck = checkpoint(seed)
+    torch.save(ck, P("checkpoint.pt"))
+    manifest.append(report(P("checkpoint.pt"), "zip", torch.load(P("checkpoint.pt"))))
+    torch.save(ck, P("zip_proto4.pt"), pickle_protocol=4)
+    manifest.append(report(P("zip_proto4.pt"), "zip", torch.load(P("zip_proto4.pt"))))
+
+    torch.save(sd, P("legacy_state_dict.pt"), _use_new_zipfile_serialization=False)
+    manifest.append(report(P("legacy_state_dict.pt"), "legacy", torch.load(P("legacy_state_dict.pt"))))
+
+    v = views(seed)
+    torch.save(v, P("views.pt"))
+    manifest.append(report(P("views.pt"), "zip", torch.load(P("views.pt"))))
+    torch.save(v, P("legacy_views.pt"), _use_new_zipfile_serialization=False)
+    manifest.append(report(P("legacy_views.pt"), "legacy", torch.load(P("legacy_views.pt"))))
+
+    torch.save(dtypes(seed), P("dtypes.pt"))
+    manifest.append(report(P("dtypes.pt"), "zip", torch.load(P("dtypes.pt"))))
+
+    write_tar(P("tar_state_dict.pt"), {"state_dict": sd, "epoch": 1, "views": {"t": v["transposed"], "s": v["slice"], "a": v["shared_a"]}})
+    loaded = torch.load(P("tar_state_dict.pt"))  # proves torch still reads the layout
+    manifest.append(report(P("tar_state_dict.pt"), "tar", loaded))
+
+    torch.save(model, P("model_zip.pt"))
+    manifest.append(report(P("model_zip.pt"), "zip", torch.load(P("model_zip.pt")), is_module=True))
+    torch.save(model, P("model_legacy.pt"), _use_new_zipfile_serialization=False)
+    manifest.append(report(P("model_legacy.pt"), "legacy", torch.load(P("model_legacy.pt")), is_module=True))
+
+    scripted = torch.jit.script(model)
+    torch.jit.save(scripted, P("torchscript.pt"))
+    ts = torch.jit.load(P("torchscript.pt"))
+    e = {"file": "torchscript.pt", "format": "torchscript", "is_module": False,
+         "tensors": [describe_tensor(k, t) for k, t in ts.state_dict().items()], "meta": []}
+    manifest.append(e)
+
+    with open(P("manifest.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "seed": seed, "files": manifest}, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
