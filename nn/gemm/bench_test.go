@@ -110,3 +110,38 @@ func BenchmarkResNet18Conv(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPeak measures the CPU's FMA throughput on one goroutine (12
+// independent FMAs per iteration): the ceiling for the kernels.
+func BenchmarkPeak(b *testing.B) {
+	for name, f := range peakLoops() {
+		width := 8
+		if name == "avx512" {
+			width = 16
+		}
+		b.Run(name, func(b *testing.B) {
+			const n = 1 << 20
+			for b.Loop() {
+				f(n)
+			}
+			b.ReportMetric(float64(n)*12*float64(width)*2*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkMicroKernel runs each micro-kernel alone on panels that stay in
+// L1 (k = 256): the kernel's own speed, without packing or memory traffic.
+func BenchmarkMicroKernel(b *testing.B) {
+	for _, kn := range kernels {
+		b.Run(kn.name, func(b *testing.B) {
+			const k = 256
+			a := make([]float32, k*kn.mr)
+			bb := make([]float32, k*kn.nr)
+			c := make([]float32, kn.mr*kn.nr)
+			for b.Loop() {
+				kn.fn(k, &a[0], &bb[0], &c[0], kn.nr, 1, 0)
+			}
+			b.ReportMetric(float64(2*k*kn.mr*kn.nr)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

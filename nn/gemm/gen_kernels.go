@@ -40,6 +40,8 @@ func main() {
 		gen(&w, s)
 	}
 	w.WriteString(packT)
+	peak(&w, "fmaPeakAVX2", "Y", 8, "VXORPS")
+	peak(&w, "fmaPeakAVX512", "Z", 16, "VPXORD")
 	if err := os.WriteFile("kernel_amd64.s", w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -211,6 +213,21 @@ pairloop:
 done:
 	RET
 `
+
+// peak writes a loop of n iterations of 12 independent FMAs: the
+// machine's FMA throughput, the ceiling a GEMM kernel is measured against.
+func peak(w *bytes.Buffer, name, reg string, _ int, zero string) {
+	fmt.Fprintf(w, "\n// func %s(n int)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	fmt.Fprintf(w, "\tMOVQ n+0(FP), CX\n")
+	for i := 0; i < 14; i++ {
+		fmt.Fprintf(w, "\t%s %s%d, %s%d, %s%d\n", zero, reg, i, reg, i, reg, i)
+	}
+	fmt.Fprintf(w, "%sloop:\n", name)
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(w, "\tVFMADD231PS %s12, %s13, %s%d\n", reg, reg, reg, i)
+	}
+	fmt.Fprintf(w, "\tDECQ CX\n\tJNZ %sloop\n\tVZEROUPPER\n\tRET\n", name)
+}
 
 func log2(n int) int {
 	l := 0

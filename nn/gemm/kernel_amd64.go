@@ -47,3 +47,22 @@ var defaultKernel = kernels[0]
 func packT(kc int, src *float32, ld int, dst *float32, rows int)
 
 const hasPackT = true
+
+// fmaPeakAVX2 and fmaPeakAVX512 run n iterations of 12 independent FMAs on
+// 8- and 16-float vectors; BenchmarkPeak uses them to measure the CPU's
+// FMA throughput.
+func fmaPeakAVX2(n int)
+func fmaPeakAVX512(n int)
+
+// peakLoops lists the FMA throughput loops this CPU runs, with the floats
+// per vector.
+func peakLoops() map[string]func(int) {
+	m := map[string]func(int){}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		m["avx2"] = fmaPeakAVX2
+	}
+	if cpu.X86.HasAVX512F {
+		m["avx512"] = fmaPeakAVX512
+	}
+	return m
+}
