@@ -63,11 +63,11 @@ type Meta struct {
 // Module is a node of a module tree: a torch.nn.Module (or TorchScript
 // module) object with its direct parameters and buffers.
 type Module struct {
-	Name     string // attribute name in the parent ("" or the path for the root)
-	Class    string // "torchvision.models.resnet.ResNet"
-	Params   []string
-	Buffers  []string
-	Children []*Module
+	Name     string    `json:"name"`     // attribute name in the parent ("" or the path for the root)
+	Class    string    `json:"class"`    // "torchvision.models.resnet.ResNet"
+	Params   []string  `json:"params"`   // direct parameters, in state_dict order
+	Buffers  []string  `json:"buffers"`  // direct persistent buffers, in state_dict order
+	Children []*Module `json:"children"` // submodules, in registration order
 }
 
 // Close releases the file opened by Open. It is a no-op for a File made by

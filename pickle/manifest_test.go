@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,6 +25,7 @@ type manifest struct {
 		Format   string   `json:"format"`
 		IsModule bool     `json:"is_module"`
 		Classes  []string `json:"classes"`
+		Modules  *Module  `json:"modules"`
 		Tensors  []struct {
 			Name   string  `json:"name"`
 			DType  string  `json:"dtype"`
@@ -104,6 +107,13 @@ func checkManifest(t *testing.T, dir string) {
 			if want.Classes != nil && !slices.Equal(f.Classes, want.Classes) {
 				t.Errorf("classes: got %q, want %q", f.Classes, want.Classes)
 			}
+			if want.Modules != nil {
+				if f.Modules == nil {
+					t.Errorf("got no module tree, want one")
+				} else if g, w := treeString(f.Modules), treeString(want.Modules); g != w {
+					t.Errorf("module tree:\ngot  %s\nwant %s", g, w)
+				}
+			}
 			if len(f.Tensors) != len(want.Tensors) {
 				var names []string
 				for _, n := range f.Tensors {
@@ -147,4 +157,40 @@ func checkManifest(t *testing.T, dir string) {
 // testdata/gen/pickle_fixtures.py with torch 1.13, against torch's manifest.
 func TestFixtures(t *testing.T) {
 	checkManifest(t, filepath.Join("..", "testdata", "pickle"))
+}
+
+// torchPython returns /usr/bin/python3 when it can import torch, or skips.
+func torchPython(t testing.TB) string {
+	t.Helper()
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
+		t.Skipf("skipping: %s cannot import torch and torchvision (%v); install python3-torch and python3-torchvision", py, err)
+	}
+	return py
+}
+
+// TestInterop writes fresh checkpoints of every kind with torch and a random
+// seed, and checks the listing against torch's manifest.
+func TestInterop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping interop test in -short mode")
+	}
+	py := torchPython(t)
+	dir := t.TempDir()
+	seed := rand.IntN(1 << 20)
+	cmd := exec.Command(py, filepath.Join("..", "testdata", "gen", "pickle_fixtures.py"), "--out", dir, "--seed", strconv.Itoa(seed))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pickle_fixtures.py --seed %d: %v\n%s", seed, err, out)
+	}
+	t.Logf("seed %d", seed)
+	checkManifest(t, dir)
+}
+
+// treeString renders a module tree on one line for comparison.
+func treeString(m *Module) string {
+	s := fmt.Sprintf("%s:%s p%q b%q [", m.Name, m.Class, m.Params, m.Buffers)
+	for _, c := range m.Children {
+		s += treeString(c) + " "
+	}
+	return s + "]"
 }

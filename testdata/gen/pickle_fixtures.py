@@ -120,6 +120,22 @@ def module_classes(m):
     return seen
 
 
+def module_tree(m, name, script=False):
+    """The module tree as torch sees it: class, direct parameters and
+    persistent buffers, children."""
+    if script:
+        cls = m._c._type().qualified_name()
+        bufs = [k for k, _ in m.named_buffers(recurse=False)]
+    else:
+        cls = type(m).__module__ + "." + type(m).__qualname__
+        bufs = [k for k, v in m._buffers.items()
+                if v is not None and k not in m._non_persistent_buffers_set]
+    return {"name": name, "class": cls,
+            "params": [k for k, _ in m.named_parameters(recurse=False)],
+            "buffers": bufs,
+            "children": [module_tree(c, k, script) for k, c in m.named_children()]}
+
+
 def report(path, fmt, obj, is_module=False):
     tensors, meta = [], []
     flatten(obj, "", tensors, meta)
@@ -127,6 +143,7 @@ def report(path, fmt, obj, is_module=False):
              "tensors": tensors, "meta": meta}
     if isinstance(obj, nn.Module):
         entry["classes"] = module_classes(obj)
+        entry["modules"] = module_tree(obj, "")
     return entry
 
 
@@ -208,9 +225,9 @@ def rewrite_zip(src, dst, rename=None, swap=False):
             if swap and rest.startswith("data/"):
                 es = sizes[rest[5:]]
                 b = b"".join(b[i:i + es][::-1] for i in range(0, len(b), es))
-            zout.writestr((rename or prefix) + "/" + rest, b)
+            zout.writestr(zipfile.ZipInfo((rename or prefix) + "/" + rest), b)
         if swap:
-            zout.writestr((rename or prefix) + "/byteorder", b"big")
+            zout.writestr(zipfile.ZipInfo((rename or prefix) + "/byteorder"), b"big")
 
 
 def write_tar(path, obj):
@@ -330,7 +347,8 @@ def main():
     torch.jit.save(scripted, P("torchscript.pt"))
     ts = torch.jit.load(P("torchscript.pt"))
     e = {"file": "torchscript.pt", "format": "torchscript", "is_module": False,
-         "tensors": [describe_tensor(k, t) for k, t in ts.state_dict().items()], "meta": []}
+         "tensors": [describe_tensor(k, t) for k, t in ts.state_dict().items()], "meta": [],
+         "modules": module_tree(ts, "", script=True)}
     manifest.append(e)
 
     with open(P("manifest.json"), "w") as f:
