@@ -131,7 +131,7 @@ func Load(r io.ReaderAt, size int64) (*File, error) {
 // finish names the tensors of the decoded root.
 func (f *File) finish(ts map[string]*tsClass) error {
 	w := &walker{f: f, seen: map[string]bool{}, ts: ts}
-	w.walk(f.Root, "", 0)
+	w.walk(f.Root, 0)
 	if w.err != nil {
 		return w.err
 	}

@@ -25,7 +25,7 @@ const (
 	MaxDepth = 512
 	// MaxNodes bounds the number of objects visited when naming tensors, so
 	// that shared sub-objects cannot make the walk exponential.
-	MaxNodes = 8 << 20
+	MaxNodes = 4 << 20
 	// MaxEntries bounds the number of entries of a zip or tar archive.
 	MaxEntries = 1 << 20
 	// MaxRatio bounds the compression ratio of a deflated zip entry that is

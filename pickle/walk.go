@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 
 	"github.com/ckptkit/ckpt/tensor"
 )
@@ -15,6 +16,17 @@ type walker struct {
 	seen  map[string]bool // class names already in f.Classes
 	ts    map[string]*tsClass
 	err   error
+	parts []string // path components of the value being walked
+}
+
+// path returns the current path; components are joined only at leaves, so
+// that walking shared containers allocates nothing.
+func (w *walker) path() string { return strings.Join(w.parts, ".") }
+
+func (w *walker) child(v any, key string, depth int) {
+	w.parts = append(w.parts, key)
+	w.walk(v, depth+1)
+	w.parts = w.parts[:len(w.parts)-1]
 }
 
 func (w *walker) class(name string) {
@@ -55,7 +67,7 @@ func keyString(k any) string {
 	return fmt.Sprintf("%v", k)
 }
 
-func (w *walker) walk(v any, path string, depth int) {
+func (w *walker) walk(v any, depth int) {
 	if w.err != nil {
 		return
 	}
@@ -66,34 +78,34 @@ func (w *walker) walk(v any, path string, depth int) {
 	}
 	switch x := v.(type) {
 	case *tensor.Tensor:
-		w.f.Tensors = append(w.f.Tensors, Named{Name: path, Tensor: x})
+		w.f.Tensors = append(w.f.Tensors, Named{Name: w.path(), Tensor: x})
 	case *Dict:
 		for i, k := range x.Keys {
-			w.walk(x.Values[i], join(path, keyString(k)), depth+1)
+			w.child(x.Values[i], keyString(k), depth)
 		}
 	case []any:
 		for i, it := range x {
-			w.walk(it, join(path, strconv.Itoa(i)), depth+1)
+			w.child(it, strconv.Itoa(i), depth)
 		}
 	case Tuple:
 		for i, it := range x {
-			w.walk(it, join(path, strconv.Itoa(i)), depth+1)
+			w.child(it, strconv.Itoa(i), depth)
 		}
 	case *Object:
 		w.class(x.Class)
-		if m := w.module(x, path, depth); m != nil {
+		if m := w.module(x, w.path(), depth); m != nil {
 			if w.f.Modules == nil {
 				w.f.Modules = m
 			}
 			return
 		}
 		if x.State != nil {
-			w.walk(x.State, path, depth+1)
+			w.walk(x.State, depth+1)
 		}
 	case nil, bool, int64, float64, string, *big.Int, []byte:
-		w.f.Meta = append(w.f.Meta, Meta{Path: path, Value: x})
+		w.f.Meta = append(w.f.Meta, Meta{Path: w.path(), Value: x})
 	case *Global:
-		w.f.Meta = append(w.f.Meta, Meta{Path: path, Value: x})
+		w.f.Meta = append(w.f.Meta, Meta{Path: w.path(), Value: x})
 	}
 }
 
