@@ -7,6 +7,10 @@ import "unsafe"
 // a and b point at packed panels of k steps.
 type microKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
+// edgeKernel is a microKernel that reads and writes only the first mrr rows
+// and nrr columns of the tile, for the edges of C.
+type edgeKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
+
 // kernel is a micro-kernel with its register tile (mr×nr) and the cache
 // blocking that suits it: kc steps of a B micro-panel (kc×nr) stay in L1,
 // an mc×kc block of packed A stays in L2, and a kc×nc block of packed B in
@@ -16,6 +20,7 @@ type kernel struct {
 	mr, nr     int
 	mc, kc, nc int
 	fn         microKernel
+	edge       edgeKernel // nil: edges go through a scratch tile
 }
 
 // params is one Sgemm call.
@@ -71,6 +76,10 @@ func (w *workspace) block(kn *kernel, p *params, i0, i1, j0, j1 int) {
 						ci := (ic+ir)*p.ldc + jc + jr
 						if mrr == mr && nrr == nr {
 							kn.fn(kc, ap, bp, &p.c[ci], p.ldc, p.alpha, beta)
+							continue
+						}
+						if kn.edge != nil {
+							kn.edge(kc, ap, bp, &p.c[ci], p.ldc, p.alpha, beta, mrr, nrr)
 							continue
 						}
 						kn.fn(kc, ap, bp, &w.tile[0], nr, p.alpha, 0)
