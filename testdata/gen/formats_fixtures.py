@@ -198,11 +198,38 @@ def gen(d):
     # A training checkpoint with non-tensor metadata. torch 1.13's
     # weights_only unpickler lacks BINFLOAT, so this one (ours, trusted) is
     # described with a full load.
+    torch.manual_seed(7)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
                                 torch.nn.Linear(4, 2))
     ck = {"epoch": 7, "arch": "tiny", "state_dict": model.state_dict(), "best_acc1": 0.625}
     torch.save(ck, os.path.join(d, "train.pt"))
     dump(os.path.join(d, "train.json"), describe_obj(torch.load(os.path.join(d, "train.pt"))))
+
+    # Casts: values that overflow, underflow, round and stay exact, in
+    # float32 and float64, with torch's results and counts per target.
+    vals = [0.0, -0.0, 1.0, -2.5, 65504.0, 65520.0, 1e5, -1e6, 3e38, 1e-8, -1e-9, 6e-8, 2.9e-8,
+            1e-40, 1e-30, 0.1, 1.0 / 3.0, float("inf"), float("-inf"), float("nan")]
+    src = {"c32": torch.tensor(vals, dtype=torch.float32).reshape(4, 5),
+           "c64": torch.tensor(vals + [1e300, -1e-300], dtype=torch.float64),
+           "c16": torch.tensor(vals, dtype=torch.float16),
+           "cbf": torch.tensor(vals, dtype=torch.float32).to(torch.bfloat16),
+           "idx": torch.arange(6, dtype=torch.int64)}
+    write_safetensors(os.path.join(d, "cast.safetensors"), src)
+    casts = {}
+    for target in (torch.float16, torch.bfloat16, torch.float32):
+        out = {}
+        over = under = 0
+        for name, t in src.items():
+            if not t.is_floating_point() or t.dtype == target:
+                out[name] = hashlib.sha256(raw_bytes(t)).hexdigest()
+                continue
+            c = t.to(target)
+            out[name] = hashlib.sha256(raw_bytes(c)).hexdigest()
+            fin = torch.isfinite(t)
+            over += int((torch.isinf(c) & fin).sum())
+            under += int(((c == 0) & (t != 0) & ~torch.isnan(t)).sum())
+        casts[NAMES[target]] = {"sha256": out, "overflow": over, "underflow": under}
+    dump(os.path.join(d, "cast.json"), casts)
 
     # Malformed seeds for the fuzz test (the Go test has its own table).
     good = open(os.path.join(d, "dtypes.safetensors"), "rb").read()

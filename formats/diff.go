@@ -1,0 +1,203 @@
+package formats
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+// DiffReport is the result of Diff.
+type DiffReport struct {
+	// OnlyA and OnlyB list the tensor names found in one checkpoint only,
+	// in that checkpoint's order.
+	OnlyA, OnlyB []string `json:",omitempty"`
+	// Mismatched lists the common names whose dtype or shape differ.
+	Mismatched []Mismatch `json:",omitempty"`
+	// Tensors compares the values of every common name whose shapes are
+	// equal, in A's order.
+	Tensors []TensorDiff
+	// ATol is the tolerance Equal applies.
+	ATol float64
+}
+
+// Mismatch is a common tensor name with a different dtype or shape.
+type Mismatch struct {
+	Name           string
+	DTypeA, DTypeB tensor.DType
+	ShapeA, ShapeB []int64
+}
+
+// TensorDiff compares the values of one tensor present in both checkpoints.
+type TensorDiff struct {
+	Name string
+	// BytesEqual is set when dtypes match and the contiguous bytes are
+	// identical.
+	BytesEqual bool
+	// MaxAbsDiff is the largest |a-b| over the elements, computed in
+	// float64 (0 when BytesEqual). NaN against NaN counts as equal; NaN
+	// against a number, or infinities of different sign, give +Inf.
+	MaxAbsDiff float64
+}
+
+// Equal reports whether the checkpoints hold the same tensors: the same
+// names, shapes and dtypes with identical bytes; or, when ATol > 0, the
+// same names and shapes with every value within ATol (dtypes may then
+// differ, as after a cast).
+func (r *DiffReport) Equal() bool {
+	if len(r.OnlyA) > 0 || len(r.OnlyB) > 0 {
+		return false
+	}
+	for _, m := range r.Mismatched {
+		if !slices.Equal(m.ShapeA, m.ShapeB) || r.ATol <= 0 {
+			return false
+		}
+	}
+	for _, t := range r.Tensors {
+		if !t.BytesEqual && !(r.ATol > 0 && t.MaxAbsDiff <= r.ATol) {
+			return false
+		}
+	}
+	return true
+}
+
+// Diff compares checkpoints a and b by tensor name, streaming every common
+// tensor's elements; atol is recorded for DiffReport.Equal.
+func Diff(a, b *Checkpoint, atol float64) (*DiffReport, error) {
+	r := &DiffReport{ATol: atol}
+	inA := map[string]*tensor.Tensor{}
+	for _, nt := range a.Tensors {
+		if _, dup := inA[nt.Name]; !dup {
+			inA[nt.Name] = nt.Tensor
+		}
+	}
+	inB := map[string]*tensor.Tensor{}
+	for _, nt := range b.Tensors {
+		if _, dup := inB[nt.Name]; !dup {
+			inB[nt.Name] = nt.Tensor
+		}
+		if _, ok := inA[nt.Name]; !ok {
+			r.OnlyB = append(r.OnlyB, nt.Name)
+		}
+	}
+	done := map[string]bool{}
+	for _, nt := range a.Tensors {
+		if done[nt.Name] {
+			continue
+		}
+		done[nt.Name] = true
+		tb, ok := inB[nt.Name]
+		if !ok {
+			r.OnlyA = append(r.OnlyA, nt.Name)
+			continue
+		}
+		ta := nt.Tensor
+		sameShape := slices.Equal(ta.Shape, tb.Shape)
+		if ta.DType != tb.DType || !sameShape {
+			r.Mismatched = append(r.Mismatched, Mismatch{nt.Name, ta.DType, tb.DType, ta.Shape, tb.Shape})
+		}
+		if !sameShape {
+			continue
+		}
+		td, err := compare(nt.Name, ta, tb)
+		if err != nil {
+			return nil, err
+		}
+		r.Tensors = append(r.Tensors, td)
+	}
+	return r, nil
+}
+
+// compare streams two tensors of equal shape side by side.
+func compare(name string, a, b *tensor.Tensor) (TensorDiff, error) {
+	td := TensorDiff{Name: name, BytesEqual: a.DType == b.DType}
+	ra, rb := stream(a), stream(b)
+	defer ra.Close()
+	defer rb.Close()
+	const chunk = 1 << 16 // elements per step
+	ea, eb := int64(a.DType.Size()), int64(b.DType.Size())
+	ba, bb := make([]byte, chunk*ea), make([]byte, chunk*eb)
+	for left := a.NumElements(); left > 0; {
+		k := min(left, chunk)
+		if _, err := io.ReadFull(ra, ba[:k*ea]); err != nil {
+			return td, err
+		}
+		if _, err := io.ReadFull(rb, bb[:k*eb]); err != nil {
+			return td, err
+		}
+		if td.BytesEqual && bytes.Equal(ba[:k*ea], bb[:k*eb]) {
+			left -= k
+			continue
+		}
+		td.BytesEqual = false
+		bothInt64 := a.DType == tensor.Int64 && b.DType == tensor.Int64
+		for i := int64(0); i < k; i++ {
+			d := absDiff(value(a.DType, ba[i*ea:]), value(b.DType, bb[i*eb:]))
+			if d == 0 && bothInt64 && !bytes.Equal(ba[i*ea:(i+1)*ea], bb[i*eb:(i+1)*eb]) {
+				d = 1 // distinct int64 values beyond 2^53 that float64 merges
+			}
+			if d > td.MaxAbsDiff || math.IsNaN(d) {
+				td.MaxAbsDiff = d
+			}
+		}
+		left -= k
+	}
+	return td, nil
+}
+
+func absDiff(x, y float64) float64 {
+	switch {
+	case math.IsNaN(x) && math.IsNaN(y):
+		return 0
+	case math.IsNaN(x) || math.IsNaN(y):
+		return math.Inf(1)
+	case x == y: // equal infinities included
+		return 0
+	}
+	return math.Abs(x - y)
+}
+
+// value decodes one little-endian element as float64 (exact for every
+// dtype except int64 beyond 2^53).
+func value(dt tensor.DType, b []byte) float64 {
+	le := binary.LittleEndian
+	switch dt {
+	case tensor.Float32:
+		return float64(math.Float32frombits(le.Uint32(b)))
+	case tensor.Float64:
+		return math.Float64frombits(le.Uint64(b))
+	case tensor.Float16:
+		return float64(tensor.Float16ToFloat32(le.Uint16(b)))
+	case tensor.BFloat16:
+		return float64(tensor.BFloat16ToFloat32(le.Uint16(b)))
+	case tensor.Int8:
+		return float64(int8(b[0]))
+	case tensor.Uint8:
+		return float64(b[0])
+	case tensor.Bool:
+		if b[0] != 0 {
+			return 1
+		}
+		return 0
+	case tensor.Int16:
+		return float64(int16(le.Uint16(b)))
+	case tensor.Int32:
+		return float64(int32(le.Uint32(b)))
+	case tensor.Int64:
+		return float64(int64(le.Uint64(b)))
+	}
+	return math.NaN()
+}
+
+// stream returns the tensor's contiguous little-endian bytes as a reader.
+func stream(t *tensor.Tensor) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := t.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	return pr
+}

@@ -1,0 +1,612 @@
+package formats
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+const fixtures = "../testdata/formats/"
+
+// desc is torch's view of a fixture, written by
+// testdata/gen/formats_fixtures.py next to it.
+type desc struct {
+	Tensors []struct {
+		Name    string  `json:"name"`
+		DType   string  `json:"dtype"`
+		Shape   []int64 `json:"shape"`
+		SHA256  string  `json:"sha256"`
+		Storage int     `json:"storage"`
+	} `json:"tensors"`
+	Metadata map[string]any `json:"metadata"`
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func open(t *testing.T, path string) *Checkpoint {
+	t.Helper()
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func hashOf(t *testing.T, x *tensor.Tensor) string {
+	t.Helper()
+	s, err := x.SHA256()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(s[:])
+}
+
+// checkDesc compares names (in order), dtypes, shapes and hashes, with
+// names mapped by rename.
+func checkDesc(t *testing.T, c *Checkpoint, d desc, rename func(string) string) {
+	t.Helper()
+	if len(c.Tensors) != len(d.Tensors) {
+		var names []string
+		for _, nt := range c.Tensors {
+			names = append(names, nt.Name)
+		}
+		t.Fatalf("got %d tensors %v, want %d", len(c.Tensors), names, len(d.Tensors))
+	}
+	for i, w := range d.Tensors {
+		g := c.Tensors[i]
+		name := w.Name
+		if rename != nil {
+			name = rename(name)
+		}
+		if g.Name != name || g.Tensor.DType.String() != w.DType || fmt.Sprint(g.Tensor.Shape) != fmt.Sprint(w.Shape) {
+			t.Errorf("tensor %d: got %s %s%v, want %s %s%v", i, g.Name, g.Tensor.DType, g.Tensor.Shape, name, w.DType, w.Shape)
+		}
+		if h := hashOf(t, g.Tensor); h != w.SHA256 {
+			t.Errorf("%s: got sha256 %s, want %s", g.Name, h, w.SHA256)
+		}
+	}
+}
+
+func TestDetect(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		path string
+		want Kind
+	}{
+		{fixtures + "dtypes.safetensors", KindSafetensors},
+		{fixtures + "views.pt", KindPyTorch},
+		{fixtures + "train.pt", KindPyTorch},
+		{"../testdata/onnx/cnn.onnx", KindONNX},
+		{"../testdata/onnx/dtypes.onnx", KindONNX},
+		// Extensions do not matter.
+		{write("weights.onnx", mustRead(t, fixtures+"dtypes.safetensors")), KindSafetensors},
+		{write("model.safetensors", mustRead(t, fixtures+"views.pt")), KindPyTorch},
+		{write("x.index.json", []byte(` {"weight_map": {}}`)), KindIndex},
+		{write("legacy.bin", []byte("\x80\x02\x8a\x0alo")), KindPyTorch},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.path), func(t *testing.T) {
+			b := mustRead(t, tt.path)
+			got, err := Detect(bytes.NewReader(b), int64(len(b)))
+			if err != nil || got != tt.want {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	for _, bad := range [][]byte{nil, []byte("hello world"), {0x08, 0x07, 0xff}, []byte("\x08\x07\x3a\x10short")} {
+		if k, err := Detect(bytes.NewReader(bad), int64(len(bad))); !errors.Is(err, ErrUnknownFormat) {
+			t.Errorf("Detect(%q) = %q, %v; want ErrUnknownFormat", bad, k, err)
+		}
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestOpenFixtures(t *testing.T) {
+	tests := []struct {
+		file, desc, format string
+	}{
+		{"dtypes.safetensors", "dtypes.json", FormatSafetensors},
+		{"views.pt", "views.json", FormatPyTorchZip},
+		{"train.pt", "train.json", FormatPyTorchZip},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			c := open(t, fixtures+tt.file)
+			if c.Format != tt.format {
+				t.Errorf("got format %q, want %q", c.Format, tt.format)
+			}
+			var d desc
+			readJSON(t, fixtures+tt.desc, &d)
+			checkDesc(t, c, d, nil)
+		})
+	}
+}
+
+func TestOpenTrainMetadata(t *testing.T) {
+	c := open(t, fixtures+"train.pt")
+	var d desc
+	readJSON(t, fixtures+"train.json", &d)
+	got := c.Metadata()
+	for k, v := range d.Metadata {
+		want, _ := json.Marshal(v) // torch's value as JSON
+		if got[k] != string(want) {
+			t.Errorf("metadata %q: got %q, want %q", k, got[k], want)
+		}
+	}
+	if len(got) != len(d.Metadata) {
+		t.Errorf("got metadata %v, want %v", got, d.Metadata)
+	}
+}
+
+// roundTrip saves c as each format in turn (opening each result) and
+// returns the last checkpoint.
+func roundTrip(t *testing.T, c *Checkpoint, exts ...string) *Checkpoint {
+	t.Helper()
+	dir := t.TempDir()
+	for i, ext := range exts {
+		p := filepath.Join(dir, fmt.Sprintf("step%d%s", i, ext))
+		if _, err := Save(p, c, SaveOptions{}); err != nil {
+			t.Fatalf("save %s: %v", p, err)
+		}
+		c = open(t, p)
+	}
+	return c
+}
+
+func TestRoundTrips(t *testing.T) {
+	chains := [][]string{
+		{".safetensors", ".pt"},
+		{".pt"},
+		{".pt", ".pt"},
+		{".safetensors", ".safetensors"},
+		{".onnx", ".safetensors"},
+	}
+	for _, file := range []string{"views", "dtypes", "train"} {
+		ext := ".pt"
+		if file == "dtypes" {
+			ext = ".safetensors"
+		}
+		var d desc
+		readJSON(t, fixtures+file+".json", &d)
+		for _, chain := range chains {
+			t.Run(file+ext+strings.Join(chain, ""), func(t *testing.T) {
+				got := roundTrip(t, open(t, fixtures+file+ext), chain...)
+				checkDesc(t, got, d, nil)
+			})
+		}
+	}
+}
+
+// TestPyTorchKeepsSharing: tied tensors of views.pt share one storage after
+// .pt -> .pt, as torch reported them sharing (views.json); the transposed
+// and expanded views get storages of their own.
+func TestPyTorchKeepsSharing(t *testing.T) {
+	c := roundTrip(t, open(t, fixtures+"views.pt"), ".pt")
+	var d desc
+	readJSON(t, fixtures+"views.json", &d)
+	storages := map[*tensor.Storage]int{}
+	for i, w := range d.Tensors {
+		st := c.Tensors[i].Tensor.Storage
+		if c.Tensors[i].Tensor.NumElements() == 0 {
+			continue
+		}
+		id, ok := storages[st]
+		if !ok {
+			id = len(storages)
+			storages[st] = id
+		}
+		name := w.Name
+		shouldShare := name == "base" || name == "tied" || name == "row"
+		if shouldShare && id != d.Tensors[0].Storage {
+			t.Errorf("%s: not sharing base's storage", name)
+		}
+		if !shouldShare && st == c.Tensors[0].Tensor.Storage {
+			t.Errorf("%s: shares base's storage, want its own", name)
+		}
+	}
+}
+
+func TestTransform(t *testing.T) {
+	var d desc
+	readJSON(t, fixtures+"train.json", &d)
+	src := open(t, fixtures+"train.pt")
+	t.Run("key", func(t *testing.T) {
+		c, rep, err := Transform(src, Options{Key: "state_dict"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDesc(t, c, d, func(s string) string { return strings.TrimPrefix(s, "state_dict.") })
+		if rep.Dropped != 0 {
+			t.Errorf("dropped %d, want 0", rep.Dropped)
+		}
+		if got := c.Metadata()["epoch"]; got != "7" {
+			t.Errorf("metadata epoch %q, want 7 (kept outside the key)", got)
+		}
+	})
+	t.Run("key+rename", func(t *testing.T) {
+		r1, _ := ParseRename(`^(\d+)\.`+"=layer$1.")
+		r2, _ := ParseRename(`running_=run_`)
+		c, rep, err := Transform(src, Options{Key: "state_dict", Rename: []Rename{r1, r2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, nt := range c.Tensors {
+			names = append(names, nt.Name)
+		}
+		want := []string{"layer0.weight", "layer0.bias", "layer1.weight", "layer1.bias", "layer1.run_mean", "layer1.run_var", "layer1.num_batches_tracked", "layer3.weight", "layer3.bias"}
+		if !slices.Equal(names, want) {
+			t.Errorf("got %v, want %v", names, want)
+		}
+		if rep.Renamed != len(want) {
+			t.Errorf("renamed %d, want %d", rep.Renamed, len(want))
+		}
+	})
+	t.Run("strip prefix", func(t *testing.T) {
+		c, _, err := Transform(src, Options{StripPrefix: "state_dict.1."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Tensor("running_var") == nil || c.Tensor("state_dict.0.weight") == nil {
+			t.Errorf("strip-prefix did not give running_var and keep state_dict.0.weight")
+		}
+	})
+	errs := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"missing key", Options{Key: "model"}, `key "model" matches no tensor (top-level keys: state_dict)`},
+		{"collision", Options{Rename: []Rename{{mustRe(`\.(weight|bias)$`), ".p"}}}, "would both be named"},
+		{"bad dtype", Options{DType: tensor.Int8}, "cannot cast to int8"},
+	}
+	for _, tt := range errs {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Transform(src, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want error containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := ParseRename("noequals"); err == nil {
+		t.Error("ParseRename without '=' gave no error")
+	}
+}
+
+// TestCast compares casts with torch's .to(dtype) (cast.json, made by
+// testdata/gen/formats_fixtures.py): bytes by hash, and the overflow and
+// underflow counts torch's results show.
+func TestCast(t *testing.T) {
+	var want map[string]struct {
+		SHA256    map[string]string `json:"sha256"`
+		Overflow  int64             `json:"overflow"`
+		Underflow int64             `json:"underflow"`
+	}
+	readJSON(t, fixtures+"cast.json", &want)
+	src := open(t, fixtures+"cast.safetensors")
+	for _, to := range []tensor.DType{tensor.Float16, tensor.BFloat16, tensor.Float32} {
+		t.Run(to.String(), func(t *testing.T) {
+			w := want[to.String()]
+			c, rep, err := Transform(src, Options{DType: to})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Stream through a safetensors file, as convert does, then
+			// hash what was written.
+			dir := t.TempDir()
+			if _, err := Save(filepath.Join(dir, "c.safetensors"), c, SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			back := open(t, filepath.Join(dir, "c.safetensors"))
+			for _, nt := range back.Tensors {
+				if h := hashOf(t, nt.Tensor); h != w.SHA256[nt.Name] {
+					t.Errorf("%s: got sha256 %s, want torch's %s", nt.Name, h, w.SHA256[nt.Name])
+				}
+				if wantDT := to; nt.Name != "idx" && nt.Tensor.DType != wantDT {
+					t.Errorf("%s: dtype %s, want %s", nt.Name, nt.Tensor.DType, wantDT)
+				}
+			}
+			if back.Tensor("idx").DType != tensor.Int64 {
+				t.Errorf("idx cast to %s, want int64 kept", back.Tensor("idx").DType)
+			}
+			if rep.Cast.Overflow() != w.Overflow || rep.Cast.Underflow() != w.Underflow {
+				t.Errorf("got overflow %d underflow %d, want %d %d", rep.Cast.Overflow(), rep.Cast.Underflow(), w.Overflow, w.Underflow)
+			}
+			// Reading again does not count twice.
+			for _, nt := range c.Tensors {
+				hashOf(t, nt.Tensor)
+			}
+			if rep.Cast.Overflow() != w.Overflow {
+				t.Errorf("after a second read: overflow %d, want %d", rep.Cast.Overflow(), w.Overflow)
+			}
+		})
+	}
+}
+
+func TestCastStridedSource(t *testing.T) {
+	// A transposed float32 view cast to float16 equals the cast of its
+	// contiguous copy.
+	vals := []float32{1, 2, 3, 4, 5, 65536}
+	b := f32bytes(vals)
+	base := tensor.New(tensor.Float32, []int64{2, 3}, tensor.NewStorageBytes(b))
+	tr := &tensor.Tensor{DType: tensor.Float32, Shape: []int64{3, 2}, Stride: []int64{1, 3}, Storage: base.Storage}
+	contig, _ := tr.Bytes()
+	ct, _ := tensor.FromBytes(tensor.Float32, []int64{3, 2}, contig)
+	st := &CastStats{}
+	a, _ := Cast(tr, tensor.Float16, st)
+	c, _ := Cast(ct, tensor.Float16, nil)
+	if ha, hc := hashOf(t, a), hashOf(t, c); ha != hc {
+		t.Errorf("strided cast %s, contiguous cast %s", ha, hc)
+	}
+	if st.Overflow() != 1 || st.Values() != 6 {
+		t.Errorf("got overflow %d of %d values, want 1 of 6", st.Overflow(), st.Values())
+	}
+}
+
+func f32bytes(v []float32) []byte {
+	t := make([]byte, 0, 4*len(v))
+	for _, x := range v {
+		u := math.Float32bits(x)
+		t = append(t, byte(u), byte(u>>8), byte(u>>16), byte(u>>24))
+	}
+	return t
+}
+
+func mustRe(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+func TestDiff(t *testing.T) {
+	src := open(t, fixtures+"cast.safetensors")
+	half, _, err := Transform(src, Options{DType: tensor.Float16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("identical", func(t *testing.T) {
+		r, err := Diff(src, roundTrip(t, src, ".pt"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Equal() || len(r.Tensors) != len(src.Tensors) {
+			t.Errorf("got %+v, want equal", r)
+		}
+	})
+	t.Run("cast", func(t *testing.T) {
+		r, err := Diff(src, half, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Equal() {
+			t.Error("float32 vs float16: Equal, want not")
+		}
+		var mism []string
+		for _, m := range r.Mismatched {
+			mism = append(mism, m.Name)
+		}
+		slices.Sort(mism)
+		if want := []string{"c32", "c64", "cbf"}; !slices.Equal(mism, want) {
+			t.Errorf("mismatched %v, want %v", mism, want)
+		}
+		for _, td := range r.Tensors {
+			if td.Name == "idx" || td.Name == "c16" {
+				if !td.BytesEqual {
+					t.Errorf("%s: not bytes-equal", td.Name)
+				}
+			} else if td.BytesEqual || td.MaxAbsDiff == 0 {
+				t.Errorf("%s: got %+v, want a difference", td.Name, td)
+			}
+		}
+	})
+	t.Run("names and shapes", func(t *testing.T) {
+		one, _ := tensor.FromBytes(tensor.Float32, []int64{1}, f32bytes([]float32{1}))
+		two, _ := tensor.FromBytes(tensor.Float32, []int64{2}, f32bytes([]float32{1, 2}))
+		near, _ := tensor.FromBytes(tensor.Float32, []int64{1}, f32bytes([]float32{1.25}))
+		a := &Checkpoint{Tensors: []Named{{"a", one}, {"s", one}, {"v", one}}}
+		b := &Checkpoint{Tensors: []Named{{"v", near}, {"s", two}, {"b", one}}}
+		r, err := Diff(a, b, 0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.OnlyA, []string{"a"}) || !slices.Equal(r.OnlyB, []string{"b"}) {
+			t.Errorf("only A %v only B %v, want [a] [b]", r.OnlyA, r.OnlyB)
+		}
+		if len(r.Mismatched) != 1 || r.Mismatched[0].Name != "s" {
+			t.Errorf("mismatched %+v, want s", r.Mismatched)
+		}
+		if len(r.Tensors) != 1 || r.Tensors[0].MaxAbsDiff != 0.25 {
+			t.Errorf("tensors %+v, want v with max diff 0.25", r.Tensors)
+		}
+		a.Tensors, b.Tensors = a.Tensors[2:], b.Tensors[:1]
+		if r, _ := Diff(a, b, 0.5); !r.Equal() {
+			t.Error("0.25 apart with atol 0.5: not Equal")
+		}
+		if r, _ := Diff(a, b, 0.1); r.Equal() {
+			t.Error("0.25 apart with atol 0.1: Equal")
+		}
+	})
+}
+
+func TestAbsDiff(t *testing.T) {
+	inf, nan := math.Inf(1), math.NaN()
+	tests := []struct{ x, y, want float64 }{
+		{1, 3, 2}, {nan, nan, 0}, {nan, 1, inf}, {inf, inf, 0}, {inf, -inf, inf}, {-1, 1, 2},
+	}
+	for _, tt := range tests {
+		if got := absDiff(tt.x, tt.y); got != tt.want {
+			t.Errorf("absDiff(%v, %v) = %v, want %v", tt.x, tt.y, got, tt.want)
+		}
+	}
+}
+
+func TestSaveAtomic(t *testing.T) {
+	src := open(t, fixtures+"views.pt")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.safetensors")
+	if err := os.WriteFile(out, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Save(out, src, SaveOptions{}); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("save over an existing file: got %v, want an error", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "keep me" {
+		t.Errorf("existing file changed to %q", b)
+	}
+	if _, err := Save(out, src, SaveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if c := open(t, out); len(c.Tensors) != len(src.Tensors) {
+		t.Errorf("forced save: %d tensors, want %d", len(c.Tensors), len(src.Tensors))
+	}
+
+	// A tensor whose reads fail midway: Save fails and leaves nothing.
+	bad := &Checkpoint{Tensors: []Named{
+		{"ok", src.Tensors[0].Tensor},
+		{"broken", tensor.New(tensor.Float32, []int64{1 << 19}, tensor.NewStorage(failingReader{}, 0, 1<<21))},
+	}}
+	for _, ext := range []string{".safetensors", ".pt", ".onnx"} {
+		p := filepath.Join(dir, "bad"+ext)
+		if _, err := Save(p, bad, SaveOptions{}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+			t.Errorf("%s: got %v, want the read error", ext, err)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"out.safetensors"}) {
+		t.Errorf("directory holds %v after failed saves, want only out.safetensors", names)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= 1<<20 {
+		return 0, errors.New("disk on fire")
+	}
+	clear(p)
+	return len(p), nil
+}
+
+func TestSaveSharded(t *testing.T) {
+	src := open(t, fixtures+"dtypes.safetensors")
+	var d desc
+	readJSON(t, fixtures+"dtypes.json", &d)
+	dir := t.TempDir()
+	var calls int
+	var last, total int64
+	res, err := Save(filepath.Join(dir, "model.safetensors"), src, SaveOptions{MaxShardSize: 64, Progress: func(done, tot int64) {
+		if done < last {
+			t.Errorf("progress went back from %d to %d", last, done)
+		}
+		calls++
+		last, total = done, tot
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) < 3 || !strings.HasSuffix(res.Files[len(res.Files)-1], "model.safetensors.index.json") {
+		t.Fatalf("files %v, want shards and an index", res.Files)
+	}
+	n := len(res.Files) - 1
+	if want := fmt.Sprintf("model-00001-of-%05d.safetensors", n); filepath.Base(res.Files[0]) != want {
+		t.Errorf("first shard %s, want %s", filepath.Base(res.Files[0]), want)
+	}
+	if calls == 0 || last != total || total != res.Bytes {
+		t.Errorf("progress: %d calls ending at %d of %d; %d bytes written", calls, last, total, res.Bytes)
+	}
+	c := open(t, res.Files[n])
+	if c.Format != FormatSafetensorsSharded {
+		t.Errorf("format %q, want %q", c.Format, FormatSafetensorsSharded)
+	}
+	checkDesc(t, c, d, nil)
+	var x struct {
+		Metadata struct {
+			TotalSize int64 `json:"total_size"`
+		} `json:"metadata"`
+	}
+	readJSON(t, res.Files[n], &x)
+	if x.Metadata.TotalSize != src.NumBytes() {
+		t.Errorf("total_size %d, want %d", x.Metadata.TotalSize, src.NumBytes())
+	}
+	// One shard: no index, the plain name.
+	res, err = Save(filepath.Join(dir, "one", "model.safetensors"), src, SaveOptions{MaxShardSize: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 1 || filepath.Base(res.Files[0]) != "model.safetensors" {
+		t.Errorf("files %v, want one model.safetensors", res.Files)
+	}
+}
+
+func TestSaveMetadata(t *testing.T) {
+	src := open(t, fixtures+"train.pt")
+	dir := t.TempDir()
+	res, err := Save(filepath.Join(dir, "t.safetensors"), src, SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := open(t, res.Files[0]).Metadata()
+	for k, v := range src.Metadata() {
+		if got[k] != v {
+			t.Errorf("metadata %q: got %q, want %q", k, got[k], v)
+		}
+	}
+	if got["format"] != "pt" {
+		t.Errorf(`metadata "format" = %q, want "pt"`, got["format"])
+	}
+	res, err = Save(filepath.Join(dir, "t.pt"), src, SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"epoch", "arch", "best_acc1"}; !reflect.DeepEqual(res.DroppedMeta, want) {
+		t.Errorf("dropped %v, want %v", res.DroppedMeta, want)
+	}
+}
+
+func TestFormatFor(t *testing.T) {
+	for in, want := range map[string]string{"a.pt": PyTorch, "b.PTH": PyTorch, "c.bin": PyTorch, "d.safetensors": Safetensors, "e.onnx": ONNX} {
+		if got, err := FormatFor(in); got != want || err != nil {
+			t.Errorf("FormatFor(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := FormatFor("x.h5"); err == nil {
+		t.Error("FormatFor(x.h5): no error")
+	}
+}

@@ -1,0 +1,309 @@
+package formats
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/ckptkit/ckpt/formats/onnx"
+	"github.com/ckptkit/ckpt/formats/safetensors"
+	"github.com/ckptkit/ckpt/pickle"
+)
+
+// Kind is what Detect found a file to be.
+type Kind string
+
+// The kinds of file Detect recognizes.
+const (
+	KindPyTorch     Kind = "pytorch"     // zip archive, legacy pickle or tar
+	KindSafetensors Kind = "safetensors" // safetensors header
+	KindIndex       Kind = "index"       // a JSON object: a sharded checkpoint's index
+	KindONNX        Kind = "onnx"        // protobuf with ModelProto's top-level fields
+)
+
+// ErrUnknownFormat is returned (wrapped) by Detect and Open for a file that
+// is none of the formats ckpt reads.
+var ErrUnknownFormat = errors.New("not a PyTorch, safetensors, ONNX or sharded-index file")
+
+// sniffSize is how much of a file Detect looks at, besides walking ONNX's
+// top-level protobuf fields.
+const sniffSize = 512
+
+// Detect reports what kind of checkpoint the size-byte file r holds, from
+// its content.
+func Detect(r io.ReaderAt, size int64) (Kind, error) {
+	head := make([]byte, min(size, sniffSize))
+	if n, err := r.ReadAt(head, 0); n < len(head) {
+		return "", fmt.Errorf("formats: reading: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte("PK\x05\x06")):
+		return KindPyTorch, nil
+	case len(head) >= 262 && string(head[257:262]) == "ustar":
+		return KindPyTorch, nil
+	case len(head) >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5:
+		// A pickle PROTO opcode: torch's legacy format starts with the
+		// pickled magic number.
+		return KindPyTorch, nil
+	}
+	if len(head) >= 9 && head[8] == '{' {
+		n := binary.LittleEndian.Uint64(head)
+		if n <= safetensors.MaxHeaderSize && int64(n) <= size-8 {
+			return KindSafetensors, nil
+		}
+	}
+	if t := bytes.TrimLeft(head, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		return KindIndex, nil
+	}
+	if isONNX(r, size) {
+		return KindONNX, nil
+	}
+	return "", ErrUnknownFormat
+}
+
+// isONNX walks the top-level protobuf fields of r and reports whether they
+// are all ModelProto fields with the right wire types, ending exactly at
+// the end of the file, with ir_version or graph present.
+func isONNX(r io.ReaderAt, size int64) bool {
+	// ModelProto field numbers and their wire types (0 varint, 2 bytes).
+	wire := map[uint64]uint64{1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
+	var pos int64
+	seen := false
+	var buf [10]byte
+	varint := func() (uint64, bool) {
+		n, _ := r.ReadAt(buf[:min(10, size-pos)], pos)
+		v, k := binary.Uvarint(buf[:n])
+		if k <= 0 {
+			return 0, false
+		}
+		pos += int64(k)
+		return v, true
+	}
+	for fields := 0; pos < size; fields++ {
+		if fields == 1000 {
+			return false
+		}
+		tag, ok := varint()
+		if !ok {
+			return false
+		}
+		num, wt := tag>>3, tag&7
+		want, known := wire[num]
+		if !known || want != wt {
+			return false
+		}
+		if num == 1 || num == 7 {
+			seen = true
+		}
+		v, ok := varint()
+		if !ok {
+			return false
+		}
+		if wt == 2 {
+			if v > uint64(size-pos) {
+				return false
+			}
+			pos += int64(v)
+		}
+	}
+	return seen && pos == size
+}
+
+// Open opens the checkpoint at path, recognizing its format from the
+// content. A sharded checkpoint is opened from its index file. The
+// checkpoint must be closed.
+func Open(path string) (*Checkpoint, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("formats: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("formats: %w", err)
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("formats: %s is a directory", path)
+	}
+	kind, err := Detect(f, st.Size())
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("formats: %s: %w", path, err)
+	}
+	return openKind(path, kind, true)
+}
+
+func openKind(path string, kind Kind, allowIndex bool) (*Checkpoint, error) {
+	switch kind {
+	case KindPyTorch:
+		pf, err := pickle.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return fromPickle(pf), nil
+	case KindSafetensors:
+		sf, err := safetensors.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return fromSafetensors(sf, FormatSafetensors), nil
+	case KindONNX:
+		m, err := onnx.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := m.Initializers()
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		c := &Checkpoint{Format: FormatONNX, ONNX: m, closers: []io.Closer{m}}
+		for _, nt := range ts {
+			c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
+		}
+		for _, p := range m.MetadataProps {
+			c.Meta = append(c.Meta, Meta{p.Key, p.Value})
+		}
+		return c, nil
+	case KindIndex:
+		if !allowIndex {
+			return nil, fmt.Errorf("formats: %s: a shard may not be an index file", path)
+		}
+		return openIndex(path)
+	}
+	return nil, fmt.Errorf("formats: %s: %w", path, ErrUnknownFormat)
+}
+
+func fromPickle(pf *pickle.File) *Checkpoint {
+	format := map[string]string{
+		pickle.FormatZip: FormatPyTorchZip, pickle.FormatLegacy: FormatPyTorchLegacy,
+		pickle.FormatTar: FormatPyTorchTar, pickle.FormatTorchScript: FormatTorchScript,
+	}[pf.Format]
+	if format == "" {
+		format = "pytorch-" + pf.Format
+	}
+	c := &Checkpoint{Format: format, Pickle: pf, closers: []io.Closer{pf}}
+	seen := map[string]bool{}
+	for _, nt := range pf.Tensors {
+		if seen[nt.Name] {
+			continue // the same path twice cannot happen in a pickle; be safe
+		}
+		seen[nt.Name] = true
+		c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
+	}
+	for _, m := range pf.Meta {
+		if m.Path == "" || seen[m.Path] {
+			continue
+		}
+		seen[m.Path] = true
+		c.Meta = append(c.Meta, Meta{m.Path, metaJSON(m.Value)})
+	}
+	return c
+}
+
+func fromSafetensors(sf *safetensors.File, format string) *Checkpoint {
+	c := &Checkpoint{Format: format, closers: []io.Closer{sf}}
+	for _, nt := range sf.Tensors {
+		c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
+	}
+	keys := make([]string, 0, len(sf.Metadata))
+	for k := range sf.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		c.Meta = append(c.Meta, Meta{k, sf.Metadata[k]})
+	}
+	return c
+}
+
+// openIndex opens a sharded checkpoint from its index: safetensors shards
+// through safetensors.OpenIndex, other shards (pytorch_model-0000N-of-...
+// .bin) one by one.
+func openIndex(path string) (*Checkpoint, error) {
+	x, err := safetensors.ReadIndex(path)
+	if err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("formats: %s: %w", path, ErrUnknownFormat)
+		}
+		return nil, fmt.Errorf("formats: %w", err)
+	}
+	dir := filepath.Dir(path)
+	kinds := map[Kind]bool{}
+	for _, s := range x.Shards() {
+		k, err := detectFile(filepath.Join(dir, s))
+		if err != nil {
+			return nil, err
+		}
+		kinds[k] = true
+	}
+	if len(kinds) == 1 && kinds[KindSafetensors] {
+		sf, err := safetensors.OpenIndex(path)
+		if err != nil {
+			return nil, err
+		}
+		return fromSafetensors(sf, FormatSafetensorsSharded), nil
+	}
+	out := &Checkpoint{Format: FormatPyTorchSharded}
+	where := map[string]string{}
+	metaSeen := map[string]bool{}
+	for _, s := range x.Shards() {
+		sp := filepath.Join(dir, s)
+		k, _ := detectFile(sp)
+		c, err := openKind(sp, k, false)
+		if err != nil {
+			out.Close()
+			return nil, err
+		}
+		out.closers = append(out.closers, c.closers...)
+		if k != KindPyTorch {
+			out.Format = "sharded"
+		}
+		for _, nt := range c.Tensors {
+			if prev, dup := where[nt.Name]; dup {
+				out.Close()
+				return nil, fmt.Errorf("formats: %s: tensor %q is in shards %s and %s", path, nt.Name, prev, s)
+			}
+			where[nt.Name] = s
+			out.Tensors = append(out.Tensors, nt)
+		}
+		for _, m := range c.Meta {
+			if !metaSeen[m.Key] {
+				metaSeen[m.Key] = true
+				out.Meta = append(out.Meta, m)
+			}
+		}
+	}
+	for name, s := range x.WeightMap {
+		if where[name] != s {
+			out.Close()
+			return nil, fmt.Errorf("formats: %s: tensor %q is not in shard %s", path, name, s)
+		}
+	}
+	return out, nil
+}
+
+func detectFile(path string) (Kind, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("formats: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("formats: %w", err)
+	}
+	k, err := Detect(f, st.Size())
+	if err != nil {
+		return "", fmt.Errorf("formats: %s: %w", path, err)
+	}
+	return k, nil
+}

@@ -1,0 +1,384 @@
+package formats
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ckptkit/ckpt/formats/onnx"
+	"github.com/ckptkit/ckpt/formats/pytorch"
+	"github.com/ckptkit/ckpt/formats/safetensors"
+)
+
+// SaveOptions controls Save.
+type SaveOptions struct {
+	// Format is PyTorch, Safetensors or ONNX; "" picks it from the target's
+	// extension (FormatFor).
+	Format string
+	// Force allows replacing existing files.
+	Force bool
+	// MaxShardSize, for safetensors, splits the tensors into shards of at
+	// most this many tensor bytes (see safetensors.PlanShards) when they do
+	// not fit in one, in Hugging Face's layout. 0 writes one file.
+	MaxShardSize int64
+	// Graph, for ONNX, is an ONNX model whose initializers receive the
+	// checkpoint's tensors by name (onnx.Model.ReplaceInitializers). Without
+	// it, the ONNX file holds a graph of initializers only.
+	Graph string
+	// Progress, when set, is called as bytes are written, with the bytes
+	// written so far and the total expected.
+	Progress func(done, total int64)
+}
+
+// SaveResult says what Save wrote.
+type SaveResult struct {
+	// Format is the target format.
+	Format string
+	// Files lists the files written, in order (a sharded checkpoint's
+	// index last).
+	Files []string
+	// Bytes is the total size of the files written.
+	Bytes int64
+	// DroppedMeta lists the metadata keys the target could not hold.
+	DroppedMeta []string
+	// Unused lists checkpoint tensors the ONNX graph has no initializer for.
+	Unused []string
+}
+
+// FormatFor returns the target format for path's extension: .pt, .pth and
+// .bin are PyTorch, .safetensors is Safetensors, .onnx is ONNX.
+func FormatFor(path string) (string, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".pt", ".pth", ".bin", ".ckpt", ".tar":
+		return PyTorch, nil
+	case ".safetensors":
+		return Safetensors, nil
+	case ".onnx":
+		return ONNX, nil
+	}
+	return "", fmt.Errorf("formats: cannot tell the format to write from %q: use .pt, .pth, .bin, .safetensors or .onnx, or name the format", filepath.Base(path))
+}
+
+// Save writes c to path in opts.Format (or the format path's extension
+// names). Every file is written to a temporary file in its directory,
+// synced, and renamed into place once all are complete; on error nothing is
+// left behind. Existing files are kept unless opts.Force.
+func Save(path string, c *Checkpoint, opts SaveOptions) (*SaveResult, error) {
+	format := opts.Format
+	if format == "" {
+		var err error
+		if format, err = FormatFor(path); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkNames(c); err != nil {
+		return nil, err
+	}
+	res := &SaveResult{Format: format}
+	var err error
+	switch format {
+	case PyTorch:
+		err = savePyTorch(path, c, opts, res)
+	case Safetensors:
+		err = saveSafetensors(path, c, opts, res)
+	case ONNX:
+		err = saveONNX(path, c, opts, res)
+	default:
+		return nil, fmt.Errorf("formats: unknown target format %q (want %s, %s or %s)", format, PyTorch, Safetensors, ONNX)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if opts.Progress != nil {
+		opts.Progress(res.Bytes, res.Bytes)
+	}
+	return res, nil
+}
+
+func checkNames(c *Checkpoint) error {
+	seen := make(map[string]bool, len(c.Tensors))
+	for _, nt := range c.Tensors {
+		if seen[nt.Name] {
+			return fmt.Errorf("formats: tensor %q appears twice", nt.Name)
+		}
+		seen[nt.Name] = true
+		if nt.Tensor == nil {
+			return fmt.Errorf("formats: tensor %q is nil", nt.Name)
+		}
+	}
+	return nil
+}
+
+func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
+	ts := make([]pytorch.Named, len(c.Tensors))
+	for i, nt := range c.Tensors {
+		ts[i] = pytorch.Named{Name: nt.Name, Tensor: nt.Tensor}
+	}
+	total, err := pytorch.DataBytes(ts)
+	if err != nil {
+		return err
+	}
+	for _, m := range c.Meta {
+		res.DroppedMeta = append(res.DroppedMeta, m.Key)
+	}
+	out := newOutputs(opts, total)
+	return out.run(res, []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.Write(w, ts) }}})
+}
+
+// safetensorsMeta is the __metadata__ written: the checkpoint's metadata
+// plus Hugging Face's "format": "pt" marker when absent (transformers
+// checks it).
+func safetensorsMeta(c *Checkpoint) map[string]string {
+	m := c.Metadata()
+	if m == nil {
+		m = map[string]string{}
+	}
+	if _, ok := m["format"]; !ok {
+		m["format"] = "pt"
+	}
+	return m
+}
+
+func saveSafetensors(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
+	ts := make([]safetensors.Named, len(c.Tensors))
+	for i, nt := range c.Tensors {
+		ts[i] = safetensors.Named{Name: nt.Name, Tensor: nt.Tensor}
+	}
+	meta := safetensorsMeta(c)
+	plan := safetensors.PlanShards(ts, opts.MaxShardSize)
+	paths, index := safetensors.ShardPaths(path, len(plan))
+	var files []outFile
+	var total int64
+	x := &safetensors.Index{Metadata: map[string]any{}, WeightMap: map[string]string{}}
+	var dataSize int64
+	for i, shard := range plan {
+		n, err := safetensors.Size(shard, meta)
+		if err != nil {
+			return err
+		}
+		total += n
+		for _, nt := range shard {
+			x.WeightMap[nt.Name] = filepath.Base(paths[i])
+			dataSize += nt.Tensor.NumBytes()
+		}
+		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return safetensors.Write(w, shard, meta) }})
+	}
+	if index != "" {
+		x.Metadata["total_size"] = dataSize
+		b, err := x.Marshal()
+		if err != nil {
+			return err
+		}
+		total += int64(len(b))
+		files = append(files, outFile{index, func(w io.Writer) (int64, error) {
+			n, err := w.Write(b)
+			return int64(n), err
+		}})
+	}
+	return newOutputs(opts, total).run(res, files)
+}
+
+func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
+	ts := make([]onnx.Named, len(c.Tensors))
+	for i, nt := range c.Tensors {
+		ts[i] = onnx.Named{Name: nt.Name, Tensor: nt.Tensor}
+	}
+	var m *onnx.Model
+	if opts.Graph != "" {
+		g, err := onnx.Open(opts.Graph)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		rep, err := g.ReplaceInitializers(ts)
+		if err != nil {
+			return err
+		}
+		res.Unused = rep.Unused
+		for _, e := range c.Meta {
+			res.DroppedMeta = append(res.DroppedMeta, e.Key)
+		}
+		m = g
+	} else {
+		m = &onnx.Model{
+			IRVersion:    8,
+			ProducerName: "ckpt",
+			OpsetImport:  []*onnx.OperatorSetID{{Domain: "", Version: 17}},
+			Graph:        &onnx.Graph{Name: "checkpoint"},
+		}
+		for _, nt := range c.Tensors {
+			tp := &onnx.TensorProto{Name: nt.Name}
+			if err := tp.SetData(nt.Tensor); err != nil {
+				return err
+			}
+			m.Graph.Initializer = append(m.Graph.Initializer, tp)
+		}
+		for _, e := range c.Meta {
+			m.MetadataProps = append(m.MetadataProps, &onnx.StringStringEntry{Key: e.Key, Value: e.Value})
+		}
+	}
+	total := c.NumBytes()
+	files := []outFile{{path, func(w io.Writer) (int64, error) { return onnx.Encode(w, m, onnx.WriteOptions{}, nil) }}}
+	if total > onnx.MaxModelSize {
+		// Over protobuf's 2 GiB limit: initializers go to PATH.data, as
+		// onnx.save_model(save_as_external_data=True) does.
+		dataName := filepath.Base(path) + ".data"
+		var data io.Writer
+		files = []outFile{
+			{path + ".data", func(w io.Writer) (int64, error) { data = w; return 0, nil }},
+			{path, func(w io.Writer) (int64, error) {
+				return onnx.Encode(w, m, onnx.WriteOptions{ExternalData: dataName, ExternalThreshold: 1024}, data)
+			}},
+		}
+	}
+	return newOutputs(opts, total).run(res, files)
+}
+
+// outFile is one file to write: its final path and the function that
+// writes its content. Writers are flushed only after every file's function
+// has run, so one function may keep another file's writer and write to it
+// later (ONNX external data).
+type outFile struct {
+	path  string
+	write func(io.Writer) (int64, error)
+}
+
+// outputs writes files atomically and reports progress.
+type outputs struct {
+	opts  SaveOptions
+	total int64
+	done  int64
+}
+
+func newOutputs(opts SaveOptions, total int64) *outputs { return &outputs{opts: opts, total: total} }
+
+// progressWriter counts bytes through to a file and reports them.
+type progressWriter struct {
+	w io.Writer
+	o *outputs
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.o.done += int64(n)
+	if p.o.opts.Progress != nil {
+		p.o.opts.Progress(min(p.o.done, p.o.total), p.o.total)
+	}
+	return n, err
+}
+
+type tempFile struct {
+	f     *os.File
+	w     *bufio.Writer
+	final string
+}
+
+func (o *outputs) run(res *SaveResult, files []outFile) (err error) {
+	if !o.opts.Force {
+		for _, f := range files {
+			if _, err := os.Lstat(f.path); err == nil {
+				return fmt.Errorf("formats: %s exists (overwrite with force)", f.path)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("formats: %w", err)
+			}
+		}
+	}
+	var temps []*tempFile
+	defer func() {
+		if err != nil {
+			for _, t := range temps {
+				t.f.Close()
+				os.Remove(t.f.Name())
+			}
+		}
+	}()
+	for _, f := range files {
+		dir := filepath.Dir(f.path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("formats: %w", err)
+		}
+		tf, err := os.CreateTemp(dir, "."+filepath.Base(f.path)+".tmp-*")
+		if err != nil {
+			return fmt.Errorf("formats: %w", err)
+		}
+		bw := bufio.NewWriterSize(&progressWriter{w: tf, o: o}, 1<<20)
+		temps = append(temps, &tempFile{f: tf, w: bw, final: f.path})
+		if _, err := f.write(bw); err != nil {
+			return fmt.Errorf("formats: writing %s: %w", f.path, err)
+		}
+	}
+	for _, t := range temps {
+		if err := t.w.Flush(); err != nil {
+			return fmt.Errorf("formats: writing %s: %w", t.final, err)
+		}
+	}
+	for _, t := range temps {
+		if err := t.f.Sync(); err != nil {
+			return fmt.Errorf("formats: syncing %s: %w", t.final, err)
+		}
+		st, err := t.f.Stat()
+		if err != nil {
+			return fmt.Errorf("formats: %w", err)
+		}
+		res.Bytes += st.Size()
+		if err := t.f.Chmod(0o644); err != nil {
+			return fmt.Errorf("formats: %w", err)
+		}
+	}
+	for _, t := range temps {
+		if err := t.f.Close(); err != nil {
+			return fmt.Errorf("formats: closing %s: %w", t.final, err)
+		}
+	}
+	for i, t := range temps {
+		if err := place(t.f.Name(), t.final, o.opts.Force); err != nil {
+			// Files already placed stay (they are complete); the rest go.
+			for _, rest := range temps[i:] {
+				os.Remove(rest.f.Name())
+			}
+			temps = nil
+			return err
+		}
+		res.Files = append(res.Files, t.final)
+	}
+	temps = nil
+	syncDir(filepath.Dir(files[0].path))
+	return nil
+}
+
+// place moves the complete temporary file tmp to final. Without force it
+// refuses to replace an existing file, atomically where the file system
+// supports hard links.
+func place(tmp, final string, force bool) error {
+	if force {
+		if err := os.Rename(tmp, final); err != nil {
+			return fmt.Errorf("formats: %w", err)
+		}
+		return nil
+	}
+	if err := os.Link(tmp, final); err == nil {
+		os.Remove(tmp)
+		return nil
+	} else if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("formats: %s exists (overwrite with force)", final)
+	}
+	if _, err := os.Lstat(final); err == nil {
+		return fmt.Errorf("formats: %s exists (overwrite with force)", final)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("formats: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

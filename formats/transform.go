@@ -1,0 +1,167 @@
+package formats
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+// Options are ckpt convert's changes to a checkpoint, applied by Transform
+// in the order of the fields.
+type Options struct {
+	// Key takes one sub-tree as the checkpoint: tensors named "Key.x"
+	// become "x"; other tensors are dropped. Metadata inside the sub-tree
+	// is renamed the same way; metadata outside it is kept as it is (it
+	// describes the checkpoint: epoch, arch).
+	Key string
+	// StripPrefix removes this prefix from every tensor name that has it
+	// ("module." for DataParallel checkpoints).
+	StripPrefix string
+	// Rename rewrites tensor names, each rule in turn.
+	Rename []Rename
+	// DType, when valid, casts every floating-point tensor of another
+	// floating dtype to it (Float16, BFloat16 or Float32); other tensors
+	// are untouched.
+	DType tensor.DType
+}
+
+// Rename is a --rename rule: names matching Pattern are replaced by
+// Replacement, which may refer to groups as $1 or ${name}.
+type Rename struct {
+	Pattern     *regexp.Regexp
+	Replacement string
+}
+
+// ParseRename parses "REGEX=REPLACEMENT", split at the first '='.
+func ParseRename(s string) (Rename, error) {
+	pat, repl, ok := strings.Cut(s, "=")
+	if !ok || pat == "" {
+		return Rename{}, fmt.Errorf("formats: rename %q: want REGEX=REPLACEMENT", s)
+	}
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		return Rename{}, fmt.Errorf("formats: rename %q: %w", s, err)
+	}
+	return Rename{re, repl}, nil
+}
+
+// Report says what Transform did. Cast counts are complete only once every
+// cast tensor has been read through once (after Save): casting happens as
+// the bytes stream.
+type Report struct {
+	// Dropped counts the tensors left out by Key.
+	Dropped int
+	// Renamed counts the tensors whose name changed.
+	Renamed int
+	// Cast is the cast, counting values as they stream.
+	Cast *CastStats
+}
+
+// Transform returns a checkpoint with opts applied to c. Tensors that are
+// not cast share their bytes with c, so c must stay open while the result
+// is used; closing the result closes nothing. It fails when Key matches no
+// tensor, when opts.DType is not a valid target, or when renaming makes two
+// names equal.
+func Transform(c *Checkpoint, opts Options) (*Checkpoint, *Report, error) {
+	out := &Checkpoint{Format: c.Format, Pickle: c.Pickle, ONNX: c.ONNX}
+	rep := &Report{}
+	type entry struct {
+		orig, name string
+		t          *tensor.Tensor
+	}
+	var es []entry
+	for _, nt := range c.Tensors {
+		name := nt.Name
+		if opts.Key != "" {
+			rest, ok := strings.CutPrefix(name, opts.Key+".")
+			if !ok {
+				rep.Dropped++
+				continue
+			}
+			name = rest
+		}
+		es = append(es, entry{nt.Name, name, nt.Tensor})
+	}
+	if opts.Key != "" && len(es) == 0 {
+		return nil, nil, fmt.Errorf("formats: key %q matches no tensor (top-level keys: %s)", opts.Key, strings.Join(topLevel(c), ", "))
+	}
+	for i := range es {
+		n := es[i].name
+		if opts.StripPrefix != "" {
+			n = strings.TrimPrefix(n, opts.StripPrefix)
+		}
+		for _, r := range opts.Rename {
+			n = r.Pattern.ReplaceAllString(n, r.Replacement)
+		}
+		es[i].name = n
+		if n != es[i].orig && (opts.Key == "" || n != strings.TrimPrefix(es[i].orig, opts.Key+".")) {
+			rep.Renamed++
+		}
+	}
+	seen := map[string]string{}
+	for _, e := range es {
+		if prev, dup := seen[e.name]; dup {
+			return nil, nil, fmt.Errorf("formats: tensors %q and %q would both be named %q", prev, e.orig, e.name)
+		}
+		if e.name == "" {
+			return nil, nil, fmt.Errorf("formats: tensor %q would have an empty name", e.orig)
+		}
+		seen[e.name] = e.orig
+	}
+	if opts.DType != tensor.Invalid {
+		switch opts.DType {
+		case tensor.Float16, tensor.BFloat16, tensor.Float32:
+		default:
+			return nil, nil, fmt.Errorf("formats: cannot cast to %s: want float16, bfloat16 or float32", opts.DType)
+		}
+		rep.Cast = &CastStats{To: opts.DType}
+	}
+	for _, e := range es {
+		t := e.t
+		if rep.Cast != nil && t.DType.IsFloat() && t.DType != opts.DType {
+			ct, err := Cast(t, opts.DType, rep.Cast)
+			if err != nil {
+				return nil, nil, fmt.Errorf("formats: tensor %q: %w", e.orig, err)
+			}
+			t = ct
+		}
+		out.Tensors = append(out.Tensors, Named{e.name, t})
+	}
+	for _, m := range c.Meta {
+		if opts.Key != "" {
+			if rest, ok := strings.CutPrefix(m.Key, opts.Key+"."); ok {
+				m.Key = rest
+			}
+		}
+		out.Meta = append(out.Meta, m)
+	}
+	// Keys renamed out of the sub-tree may now collide with outer ones.
+	metaSeen := map[string]bool{}
+	out.Meta = slices.DeleteFunc(out.Meta, func(m Meta) bool {
+		dup := metaSeen[m.Key]
+		metaSeen[m.Key] = true
+		return dup
+	})
+	return out, rep, nil
+}
+
+// topLevel lists the first components of c's tensor names, in order.
+func topLevel(c *Checkpoint) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, nt := range c.Tensors {
+		k, _, _ := strings.Cut(nt.Name, ".")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+		if len(out) == 10 {
+			out = append(out, "...")
+			break
+		}
+	}
+	return out
+}
