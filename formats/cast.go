@@ -17,7 +17,7 @@ type CastStats struct {
 	// To is the target dtype.
 	To tensor.DType
 	// Tensors counts the tensors cast.
-	Tensors int
+	Tensors                     int
 	values, overflow, underflow atomic.Int64
 }
 

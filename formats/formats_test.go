@@ -261,7 +261,7 @@ func TestTransform(t *testing.T) {
 		}
 	})
 	t.Run("key+rename", func(t *testing.T) {
-		r1, _ := ParseRename(`^(\d+)\.`+"=layer$1.")
+		r1, _ := ParseRename(`^(\d+)\.` + "=layer$1.")
 		r2, _ := ParseRename(`running_=run_`)
 		c, rep, err := Transform(src, Options{Key: "state_dict", Rename: []Rename{r1, r2}})
 		if err != nil {
