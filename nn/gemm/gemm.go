@@ -20,17 +20,17 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	}
 	p := params{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
 		a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
-	run(defaultKernel, &p, Threads())
+	run(pickKernel(m, n), &p, Threads())
 }
 
 // Kernel names the implementation Sgemm runs on this machine: the
-// micro-kernel ("avx512-12x32", "avx2-6x16", "go4x4") or "openblas" in a
-// netlib build.
+// micro-kernels' instruction set ("avx512", "avx2" or "go"), or "openblas"
+// in a netlib build.
 func Kernel() string {
 	if backend != nil {
 		return backendName
 	}
-	return defaultKernel.name
+	return kernels[0].isa
 }
 
 // backendName names backend.

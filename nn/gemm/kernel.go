@@ -17,10 +17,29 @@ type edgeKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr,
 // L3. mc is a multiple of mr and nc a multiple of nr.
 type kernel struct {
 	name       string
+	isa        string // instruction set: kernels of one isa are equally fast
 	mr, nr     int
 	mc, kc, nc int
 	fn         microKernel
 	edge       edgeKernel // nil: edges go through a scratch tile
+}
+
+// pickKernel returns, among the fastest instruction set's kernels, the one
+// whose tiles cover m×n with the least padding: their speeds on whole tiles
+// are within measurement noise of each other, so the waste on edges decides
+// (64 rows suit 8×48, 49 columns 12×32).
+func pickKernel(m, n int) *kernel {
+	best, bestArea := kernels[0], 0
+	for _, kn := range kernels {
+		if kn.isa != kernels[0].isa {
+			break
+		}
+		area := (m + kn.mr - 1) / kn.mr * kn.mr * ((n + kn.nr - 1) / kn.nr * kn.nr)
+		if bestArea == 0 || area < bestArea {
+			best, bestArea = kn, area
+		}
+	}
+	return best
 }
 
 // params is one Sgemm call.
@@ -187,7 +206,7 @@ func packB(p *params, nr, pc, kc, jc, nc int, dst []float32) {
 }
 
 // goKernel is the portable kernel: a 4×4 register tile in pure Go.
-var goKernel = &kernel{name: "go4x4", mr: 4, nr: 4, mc: 128, kc: 256, nc: 2048, fn: kern4x4}
+var goKernel = &kernel{name: "go4x4", isa: "go", mr: 4, nr: 4, mc: 128, kc: 256, nc: 2048, fn: kern4x4}
 
 func kern4x4(k int, ap, bp, cp *float32, ldc int, alpha, beta float32) {
 	a := unsafe.Slice(ap, k*4)

@@ -28,10 +28,10 @@ func kernAVX512x8x48(k int, a, b, c *float32, ldc int, alpha, beta float32)
 func kernAVX512x8x48Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
 
 var (
-	avx2Kernel   = &kernel{name: "avx2-6x16", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: kernAVX2x6x16}
-	avx512Kernel = &kernel{name: "avx512-12x32", mr: 12, nr: 32, mc: 192, kc: 256, nc: 4096, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
-	avx512Alt1   = &kernel{name: "avx512-14x32", mr: 14, nr: 32, mc: 196, kc: 256, nc: 4096, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
-	avx512Alt2   = &kernel{name: "avx512-8x48", mr: 8, nr: 48, mc: 192, kc: 256, nc: 4080, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
+	avx2Kernel   = &kernel{name: "avx2-6x16", isa: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: kernAVX2x6x16}
+	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 256, nc: 4096, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
+	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 4096, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
+	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 4080, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
 )
 
 // kernels lists the kernels this CPU can run, best first; the last is the
@@ -47,7 +47,6 @@ var kernels = func() []*kernel {
 	return append(ks, goKernel)
 }()
 
-var defaultKernel = kernels[0]
 
 // packT sets dst[q*rows+i] = src[i*ld+q] for i < rows, q < kc; rows must be
 // even and both regions in bounds (the caller slices them first).

@@ -4,8 +4,6 @@ package gemm
 
 var kernels = []*kernel{goKernel}
 
-var defaultKernel = goKernel
-
 const hasPackT = false
 
 func packT(kc int, src *float32, ld int, dst *float32, rows int) { panic("unreachable") }
