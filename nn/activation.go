@@ -14,6 +14,9 @@ func (t *Tensor) ReLU() *Tensor {
 			y[i] = v
 		}
 	}
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "ReluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
 		for i, v := range y {
@@ -33,6 +36,9 @@ func (t *Tensor) ReLU6() *Tensor {
 		y[i] = min(max(v, 0), 6)
 	}
 	x := t.data
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "HardtanhBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
 		for i, v := range x {
@@ -79,6 +85,9 @@ func (t *Tensor) SiLU() *Tensor {
 		y[i] = v * sigmoid32(v)
 	}
 	x := t.data
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "SiluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
 		for i, v := range x {
@@ -124,6 +133,9 @@ func (t *Tensor) Hardswish() *Tensor {
 		y[i] = v * min(max(v+3, 0), 6) / 6
 	}
 	x := t.data
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "HardswishBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
 		for i, v := range x {
@@ -180,6 +192,9 @@ func (t *Tensor) Softmax(dim int) *Tensor {
 			}
 		}
 	}
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "SoftmaxBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
 		for o := range outer {
@@ -221,6 +236,9 @@ func (t *Tensor) LogSoftmax(dim int) *Tensor {
 				y[base+j*inner] = float32(float64(x[base+j*inner]) - lse)
 			}
 		}
+	}
+	if !needGrad(t) {
+		return out
 	}
 	return record(out, "LogSoftmaxBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))

@@ -44,6 +44,20 @@ func Record(out *Tensor, name string, inputs []*Tensor, backward BackwardFunc) *
 	return record(out, name, inputs, backward)
 }
 
+// needGrad reports whether an op on ts would be recorded. Ops test it before
+// building their backward closure, so inference allocates nothing for autograd.
+func needGrad(ts ...*Tensor) bool {
+	if noGradDepth.Load() != 0 {
+		return false
+	}
+	for _, t := range ts {
+		if t != nil && t.requiresGrad {
+			return true
+		}
+	}
+	return false
+}
+
 func record(out *Tensor, name string, inputs []*Tensor, backward BackwardFunc) *Tensor {
 	if noGradDepth.Load() != 0 {
 		return out

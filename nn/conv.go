@@ -193,15 +193,28 @@ func conv2d(x, w, b *Tensor, p ConvParams, ws *workspace) *Tensor {
 		}
 		release()
 	}
+	if !needGrad(x, w, b) {
+		return out
+	}
+	gg := g // a copy, so that g itself stays on the stack when no graph is recorded
 	return record(out, "ConvolutionBackward", []*Tensor{x, w, b}, func(gout []float32) [][]float32 {
-		return conv2dBackward(&g, x, w, b, gout)
+		return conv2dBackward(&gg, x, w, b, gout)
 	})
 }
 
 // im2col writes the columns of one group of one image: row (c, ki, kj) holds
 // the input pixels that kernel tap meets at every output position.
 func im2col(g *convGeom, x, col []float32) {
-	for c := range g.cg {
+	if g.k*g.ohw < parallelMin {
+		im2colRange(g, x, col, 0, g.cg)
+		return
+	}
+	gc := *g // the goroutines get a copy, so g itself does not escape
+	parallelFor(g.cg, g.k*g.ohw, func(lo, hi int) { im2colRange(&gc, x, col, lo, hi) })
+}
+
+func im2colRange(g *convGeom, x, col []float32, c0, c1 int) {
+	for c := c0; c < c1; c++ {
 		xc := x[c*g.h*g.wd : (c+1)*g.h*g.wd]
 		for ki := range g.kh {
 			for kj := range g.kw {
@@ -275,11 +288,15 @@ func validRange(off, stride, size, outSize int) (int, int) {
 	return lo, hi
 }
 
+// parallelMin is the amount of work (inner-loop iterations) below which
+// parallelFor does not start goroutines.
+const parallelMin = 1 << 15
+
 // parallelFor runs f over [0, n) split across GOMAXPROCS goroutines when the
 // work is large enough to pay for them.
 func parallelFor(n, work int, f func(lo, hi int)) {
 	p := runtime.GOMAXPROCS(0)
-	if p <= 1 || n < 2 || work < 1<<15 {
+	if p <= 1 || n < 2 || work < parallelMin {
 		f(0, n)
 		return
 	}
@@ -296,7 +313,8 @@ func parallelFor(n, work int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-func depthwiseForward(g *convGeom, x, w []float32, b *Tensor, out []float32) {
+func depthwiseForward(gp *convGeom, x, w []float32, b *Tensor, out []float32) {
+	g := *gp // the goroutines get a copy, so the caller's geometry does not escape
 	hw := g.h * g.wd
 	parallelFor(g.n*g.c, g.n*g.c*g.ohw*g.kh*g.kw, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
@@ -310,6 +328,10 @@ func depthwiseForward(g *convGeom, x, w []float32, b *Tensor, out []float32) {
 				}
 			}
 			wc := w[c*g.kh*g.kw : (c+1)*g.kh*g.kw]
+			if g.kw == 3 && g.sw == 1 && g.dw == 1 && g.pw == 1 && g.ow == g.wd && g.wd >= 2 {
+				depthwise3(&g, xc, wc, dst)
+				continue
+			}
 			for ki := range g.kh {
 				for kj := range g.kw {
 					wv := wc[ki*g.kw+kj]
@@ -325,6 +347,7 @@ func depthwiseForward(g *convGeom, x, w []float32, b *Tensor, out []float32) {
 						if g.sw == 1 {
 							xs := xr[lo+off : hi+off]
 							ds := d[lo:hi]
+							xs = xs[:len(ds)]
 							for i := range ds {
 								ds[i] += wv * xs[i]
 							}
@@ -338,6 +361,33 @@ func depthwiseForward(g *convGeom, x, w []float32, b *Tensor, out []float32) {
 			}
 		}
 	})
+}
+
+// depthwise3 is the depthwise inner loop for a 3-wide kernel with unit
+// stride and dilation and padding 1 along the width (MobileNet, EfficientNet):
+// the three taps of a kernel row are fused, so each output row is loaded and
+// stored once per kernel row instead of three times.
+func depthwise3(g *convGeom, xc, wc, dst []float32) {
+	w := g.wd
+	for oh := range g.oh {
+		d := dst[oh*w : (oh+1)*w]
+		for ki := range g.kh {
+			ih := oh*g.sh - g.ph + ki*g.dh
+			if ih < 0 || ih >= g.h {
+				continue
+			}
+			xr := xc[ih*w : (ih+1)*w]
+			w0, w1, w2 := wc[ki*3], wc[ki*3+1], wc[ki*3+2]
+			d[0] += w1*xr[0] + w2*xr[1]
+			x0, x1, x2 := xr[:w-2], xr[1:w-1], xr[2:]
+			dm := d[1 : w-1]
+			x0, x1, x2 = x0[:len(dm)], x1[:len(dm)], x2[:len(dm)]
+			for i := range dm {
+				dm[i] += w0*x0[i] + w1*x1[i] + w2*x2[i]
+			}
+			d[w-1] += w0*xr[w-2] + w1*xr[w-1]
+		}
+	}
 }
 
 func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {

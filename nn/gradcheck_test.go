@@ -12,8 +12,8 @@ import (
 // Tolerances: the forward runs in float32, so each output carries a rounding
 // error near 6e-8·|y|; over ≤ a few hundred outputs weighted by R that is
 // ≲ 1e-6 in L, which divided by 2·eps (eps = 1e-2) is ≲ 1e-4 in the numerical
-// derivative. The central difference's truncation error is eps²/6·|f'''| ≈
-// 2e-5·|f'''|. So |analytic − numeric| ≤ 2e-3 + 2e-2·|numeric| leaves a wide
+// derivative. The central difference's truncation error is eps²/6·|f”'| ≈
+// 2e-5·|f”'|. So |analytic − numeric| ≤ 2e-3 + 2e-2·|numeric| leaves a wide
 // margin over both, while a wrong backward (a missing term, a transposed
 // index) is off by O(1). Inputs of piecewise-linear ops keep more than 2·eps
 // away from their kinks, and max-pool inputs are distinct by more than 2·eps,

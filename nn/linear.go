@@ -66,8 +66,10 @@ func LinearFn(x, w, b *Tensor) *Tensor {
 			gemm.Sgemm(false, true, rows, out, in, 1, x.data, in, w.data, in, beta, y.data, out)
 		}
 	}
-	inputs := []*Tensor{x, w, b}
-	return record(y, "AddmmBackward", inputs, func(g []float32) [][]float32 {
+	if !needGrad(x, w, b) {
+		return y
+	}
+	return record(y, "AddmmBackward", []*Tensor{x, w, b}, func(g []float32) [][]float32 {
 		var gx, gw, gb []float32
 		if x.requiresGrad && rows > 0 && in > 0 {
 			gx = make([]float32, len(x.data))

@@ -105,6 +105,9 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 	if !training && (runningMean == nil || runningVar == nil) {
 		panic("nn: BatchNorm: running statistics required when not training")
 	}
+	if !training && !needGrad(x, weight, bias) {
+		return batchNormEval(x, runningMean, runningVar, weight, bias, eps)
+	}
 	mean := make([]float64, c)
 	invstd := make([]float64, c)
 	cnt := n * inner
@@ -159,6 +162,9 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 			}
 		}
 	}
+	if !needGrad(x, weight, bias) {
+		return out
+	}
 	return record(out, "NativeBatchNormBackward", []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
 		var gx, gw, gb []float32
 		if x.requiresGrad {
@@ -210,6 +216,34 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 		}
 		return [][]float32{gx, gw, gb}
 	})
+}
+
+// batchNormEval is the inference path: one multiply-add per element with the
+// per-channel scale and shift folded from the running statistics, and no
+// allocation besides the output.
+func batchNormEval(x, runningMean, runningVar, weight, bias *Tensor, eps float64) *Tensor {
+	n, c := x.shape[0], x.shape[1]
+	inner := numel(x.shape[2:])
+	out := &Tensor{data: make([]float32, len(x.data)), shape: append([]int(nil), x.shape...)}
+	for ch := range c {
+		sc := 1 / math.Sqrt(float64(runningVar.data[ch])+eps)
+		if weight != nil {
+			sc *= float64(weight.data[ch])
+		}
+		sh := -float64(runningMean.data[ch]) * sc
+		if bias != nil {
+			sh += float64(bias.data[ch])
+		}
+		s32, h32 := float32(sc), float32(sh)
+		for i := range n {
+			src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+			dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+			for j, v := range src {
+				dst[j] = v*s32 + h32
+			}
+		}
+	}
+	return out
 }
 
 // normRows normalises rows of length d (row r covers data[r*d:(r+1)*d]) and

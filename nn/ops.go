@@ -138,6 +138,9 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 				z[i] = x[i] / y[i]
 			}
 		}
+		if !needGrad(a, b) {
+			return out
+		}
 		return record(out, binNames[kind], []*Tensor{a, b}, func(g []float32) [][]float32 {
 			var ga, gb []float32
 			switch kind {
@@ -213,6 +216,9 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 			}
 		}
 	})
+	if !needGrad(a, b) {
+		return out
+	}
 	return record(out, binNames[kind], []*Tensor{a, b}, func(g []float32) [][]float32 {
 		var ga, gb []float32
 		if a.requiresGrad {
@@ -371,6 +377,9 @@ func (t *Tensor) MatMul(u *Tensor) *Tensor {
 			gemm.Sgemm(false, false, mm, n, k, 1, a[i*mm*k:], max(k, 1), b[i*bStride:], max(n, 1), 0, c[i*mm*n:], max(n, 1))
 		}
 	}
+	if !needGrad(t, u) {
+		return out
+	}
 	return record(out, "MmBackward", []*Tensor{t, u}, func(g []float32) [][]float32 {
 		var ga, gb []float32
 		if t.requiresGrad {
@@ -407,25 +416,28 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	for i, d := range s {
 		if d == -1 {
 			if infer >= 0 {
-				shapeErr("Reshape", "only one dimension can be inferred", t.shape, shape)
+				shapeErr("Reshape", "only one dimension can be inferred", t.shape, cloneInts(shape))
 			}
 			infer = i
 		} else if d < 0 {
-			shapeErr("Reshape", "negative dimension", t.shape, shape)
+			shapeErr("Reshape", "negative dimension", t.shape, cloneInts(shape))
 		} else {
 			known *= d
 		}
 	}
 	if infer >= 0 {
 		if known == 0 || len(t.data)%known != 0 {
-			shapeErr("Reshape", "shape is invalid for the input size", t.shape, shape)
+			shapeErr("Reshape", "shape is invalid for the input size", t.shape, cloneInts(shape))
 		}
 		s[infer] = len(t.data) / known
 	}
 	if numel(s) != len(t.data) {
-		shapeErr("Reshape", "shape is invalid for the input size", t.shape, shape)
+		shapeErr("Reshape", "shape is invalid for the input size", t.shape, cloneInts(shape))
 	}
 	out := &Tensor{data: t.data, shape: s}
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "ViewBackward", []*Tensor{t}, func(g []float32) [][]float32 { return [][]float32{g} })
 }
 
@@ -461,7 +473,7 @@ func (t *Tensor) Permute(dims ...int) *Tensor {
 	for i, d := range dims {
 		d = normDim(d, n, "Permute")
 		if seen[d] {
-			shapeErr("Permute", "repeated dimension", t.shape, dims)
+			shapeErr("Permute", "repeated dimension", t.shape, cloneInts(dims))
 		}
 		seen[d] = true
 		perm[i] = d
@@ -476,6 +488,9 @@ func (t *Tensor) Permute(dims ...int) *Tensor {
 		inv[d] = i
 	}
 	outShape := out.shape
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "PermuteBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
 		permuteInto(gx, g, outShape, inv)
@@ -671,6 +686,9 @@ func (t *Tensor) Narrow(dim, start, length int) *Tensor {
 	row, w, off := t.shape[dim]*inner, length*inner, start*inner
 	for o := range outer {
 		copy(out.data[o*w:(o+1)*w], t.data[o*row+off:o*row+off+w])
+	}
+	if !needGrad(t) {
+		return out
 	}
 	return record(out, "NarrowBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(t.data))

@@ -107,6 +107,9 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 			}
 		}
 	})
+	if !needGrad(x) {
+		return out
+	}
 	return record(out, "MaxPool2DWithIndicesBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
 		gx := make([]float32, len(x.data))
 		for nc := range g.n * g.c {
@@ -154,6 +157,9 @@ func AvgPool2dFn(x *Tensor, p PoolParams, countIncludePad bool) *Tensor {
 				out.data[nc*ohw+oh*g.ow+ow] = s / div
 			}
 		}
+	}
+	if !needGrad(x) {
+		return out
 	}
 	return record(out, "AvgPool2DBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
 		gx := make([]float32, len(x.data))
@@ -235,6 +241,9 @@ func adaptivePool(x *Tensor, oh, ow int, isMax bool) *Tensor {
 	name := "AdaptiveAvgPool2DBackward"
 	if isMax {
 		name = "AdaptiveMaxPool2DBackward"
+	}
+	if !needGrad(x) {
+		return out
 	}
 	return record(out, name, []*Tensor{x}, func(gr []float32) [][]float32 {
 		gx := make([]float32, len(x.data))

@@ -58,7 +58,7 @@ func numel(shape []int) int {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
-			shapeErr("shape", "negative dimension", shape)
+			shapeErr("shape", "negative dimension", cloneInts(shape))
 		}
 		n *= d
 	}
@@ -70,7 +70,7 @@ func numel(shape []int) int {
 // scalar of one element.
 func New(data []float32, shape ...int) *Tensor {
 	if numel(shape) != len(data) {
-		shapeErr("New", fmt.Sprintf("%d values do not fill the shape", len(data)), shape)
+		shapeErr("New", fmt.Sprintf("%d values do not fill the shape", len(data)), cloneInts(shape))
 	}
 	return &Tensor{data: data, shape: append([]int(nil), shape...)}
 }
@@ -181,6 +181,9 @@ func (t *Tensor) Detach() *Tensor { return &Tensor{data: t.data, shape: t.shape}
 // any op, so gradients flow back to t.
 func (t *Tensor) Clone() *Tensor {
 	out := &Tensor{data: append([]float32(nil), t.data...), shape: append([]int(nil), t.shape...)}
+	if !needGrad(t) {
+		return out
+	}
 	return record(out, "Clone", []*Tensor{t}, func(g []float32) [][]float32 { return [][]float32{g} })
 }
 
@@ -207,6 +210,9 @@ func (t *Tensor) String() string {
 	}
 	return b.String()
 }
+
+// cloneInts copies s, so that a caller's variadic slice need not escape.
+func cloneInts(s []int) []int { return append([]int(nil), s...) }
 
 func sameShape(a, b []int) bool {
 	if len(a) != len(b) {

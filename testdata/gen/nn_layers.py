@@ -108,6 +108,8 @@ def cases(rs):
         M("conv_dilation2", "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3, padding=2, dilation=2), [(N, 2, rs(6), rs(6))]),
         M("conv_groups2", "Conv2d", dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2), [(N, 4, rs(5), rs(5))]),
         M("conv_depthwise_s2", "Conv2d", dict(in_channels=4, out_channels=4, kernel_size=3, stride=2, padding=1, groups=4), [(N, 4, rs(7), rs(7))]),
+        M("conv_depthwise_3x3_s1", "Conv2d", dict(in_channels=4, out_channels=4, kernel_size=3, padding=1, groups=4), [(N, 4, rs(5), rs(6))]),
+        M("conv_depthwise_3x3_w2", "Conv2d", dict(in_channels=2, out_channels=2, kernel_size=3, padding=1, groups=2, bias=False), [(N, 2, 3, 2)]),
         M("conv_depthwise_5x5", "Conv2d", dict(in_channels=3, out_channels=3, kernel_size=5, padding=2, groups=3, bias=False), [(N, 3, rs(6), rs(5))]),
         M("conv_1x1", "Conv2d", dict(in_channels=5, out_channels=3, kernel_size=1), [(N, 5, rs(4), rs(4))]),
         M("conv_1x1_stride2", "Conv2d", dict(in_channels=4, out_channels=3, kernel_size=1, stride=2, bias=False), [(N, 4, rs(5), rs(5))]),
