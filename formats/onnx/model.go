@@ -54,34 +54,36 @@ func Unmarshal(b []byte) (*Model, error) {
 
 // decode reads the model; on failure it closes owned (when not nil) and
 // every file it opened.
-func decode(r io.ReaderAt, size int64, dir string, owned io.Closer) (m *Model, err error) {
-	m = &Model{}
+func decode(r io.ReaderAt, size int64, dir string, owned io.Closer) (*Model, error) {
+	m := &Model{}
 	if owned != nil {
 		m.closers = append(m.closers, owned)
 	}
-	defer func() {
-		if err != nil {
-			m.Close()
-			m = nil
-		}
-	}()
+	if err := m.decode(r, size, dir); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Model) decode(r io.ReaderAt, size int64, dir string) error {
 	d := newDecoder(r, size)
 	if err := d.decodeModel(m); err != nil {
-		return nil, err
+		return err
 	}
 	if dir != "" {
 		if err := m.resolveExternal(dir, d.tensors); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if m.Graph != nil {
 		for _, t := range m.Graph.Initializer {
 			if err := t.validate(); err != nil {
-				return nil, fmt.Errorf("onnx: initializer %q: %w", t.Name, err)
+				return fmt.Errorf("onnx: initializer %q: %w", t.Name, err)
 			}
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // Close closes the files the Model reads from. Tensors obtained from it
