@@ -59,12 +59,10 @@ const DefaultIgnoreIndex = -100
 //
 //	l_i = (1-ε)·w[y_i]·(-logp[i,y_i]) + (ε/C)·Σ_c w[c]·(-logp[i,c])
 //
-// and nothing when y_i == IgnoreIndex (w is Weight, or all ones). The
-// reductions follow torch 1.13 exactly, including its asymmetry for the
-// mean: the likelihood term is divided by Σ w[y_i] over the counted rows,
-// the smoothing term by the same sum when Weight is set but by the number of
-// rows, ignored ones included, when it is not. A mean over no counted rows
-// is NaN, as in torch.
+// and nothing when y_i == IgnoreIndex (w is Weight, or all ones). As in
+// torch 1.13, the mean divides both terms by Σ w[y_i] over the counted rows
+// (their number when there is no Weight), not by the number of rows; a mean
+// over no counted row is NaN.
 //
 // With probability targets (ForwardProbs, a target of the input's shape),
 // l_i = -Σ_c w[c]·t'[i,c]·logp[i,c] with t' = (1-ε)·t + ε/C, and the mean
@@ -359,9 +357,6 @@ func classLoss(op string, x *Tensor, target []int, weight *Tensor, ignore int, r
 			}
 		}
 		dSmooth = dNLL
-		if weight == nil {
-			dSmooth = float64(lo.rows)
-		}
 	}
 	a := make([]float64, len(x.data))
 	rowLoss := make([]float64, lo.rows)
@@ -382,6 +377,9 @@ func classLoss(op string, x *Tensor, target []int, weight *Tensor, ignore int, r
 			i := lo.at(r, c)
 			rowLoss[r] -= a[i] * lp[i]
 		}
+	}
+	if red == ReduceMean && dNLL == 0 && lo.rows > 0 {
+		rowLoss[0] = math.NaN() // torch's 0/0
 	}
 	return classOut(op, x, lo, a, lp, rowLoss, red, softmax, nil)
 }
