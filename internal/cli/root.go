@@ -13,6 +13,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/internal/cli/convert"
+	"github.com/ckptkit/ckpt/internal/cli/diff"
+	"github.com/ckptkit/ckpt/internal/cli/inspect"
 )
 
 // System returns the process's own streams.
@@ -54,7 +57,11 @@ Exit codes: 0 success, 1 a check found a difference,
 }
 
 // commands lists the constructors of the sub-commands.
-var commands []func(*cmdutil.IOStreams) *cobra.Command
+var commands = []func(*cmdutil.IOStreams) *cobra.Command{
+	func(ios *cmdutil.IOStreams) *cobra.Command { return inspect.NewCmdInspect(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return convert.NewCmdConvert(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return diff.NewCmdDiff(ios, nil) },
+}
 
 // Main runs ckpt with args and returns the process exit code. Errors are
 // printed as one line on ErrOut; a panic is reported the same way, never as a

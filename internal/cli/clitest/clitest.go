@@ -1,0 +1,67 @@
+// Package clitest holds what the tests of ckpt's commands share: streams
+// backed by buffers, and golden files refreshed with
+// `go test ./internal/cli/... -update`.
+package clitest
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files with the output the tests produce")
+
+// Streams returns IOStreams backed by buffers, with ErrOut not a terminal.
+func Streams() (ios *cmdutil.IOStreams, stdout, stderr *bytes.Buffer) {
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	return &cmdutil.IOStreams{In: new(bytes.Buffer), Out: stdout, ErrOut: stderr}, stdout, stderr
+}
+
+// Golden compares got with the file testdata/NAME.golden, or writes got to
+// it when the test runs with -update.
+func Golden(t testing.TB, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// Root is the repository root, for fixtures under testdata/: tests run in
+// their package's directory, three or four levels below it.
+func Root(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			rel, err := filepath.Rel(dir, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rel
+		}
+		if filepath.Dir(d) == d {
+			t.Fatal("no go.mod above " + dir)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package cmdutil
+
+import (
+	"errors"
+	"io/fs"
+	"strings"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/pickle"
+)
+
+// fileError is an error about one file, printed as "PATH: MESSAGE".
+type fileError struct {
+	path string
+	msg  string
+	err  error
+}
+
+func (e *fileError) Error() string { return e.path + ": " + e.msg }
+func (e *fileError) Unwrap() error { return e.err }
+
+// FileError returns err as an error about the file at path, whose message
+// names the file once, first, as the user typed it: "evil.pt: pickle:
+// forbidden global \"posix.system\"". The libraries name the file in
+// different places ("(file PATH)", "PATH: ", "open PATH: "); those mentions
+// are folded into the prefix, and a package prefix repeated by wrapping
+// ("pickle: pickle: zip: ...") is said once. err stays reachable by
+// errors.Is and errors.As; the exit code is ExitInvalid.
+func FileError(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fileError
+	if errors.As(err, &fe) {
+		return err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return &fileError{path: path, msg: pe.Err.Error(), err: err}
+	}
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, " (file "+path+")", "")
+	msg = strings.ReplaceAll(msg, path+": ", "")
+	return &fileError{path: path, msg: dedupe(msg), err: err}
+}
+
+// dedupe removes a ": "-separated segment that repeats the one before it.
+func dedupe(msg string) string {
+	parts := strings.Split(msg, ": ")
+	out := parts[:1]
+	for _, p := range parts[1:] {
+		if p == out[len(out)-1] && len(p) < 20 && !strings.ContainsAny(p, " \"") {
+			continue
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ": ")
+}
+
+// Open opens the checkpoint at path with formats.Open, with errors made by
+// FileError. A file that is no checkpoint format but is a bare pickle
+// carrying a payload (protocols 0 and 1 have no header to recognize) is
+// reported by the global it would have called, not as an unknown format:
+// the pickle is decoded by package pickle's validating reader, which never
+// executes anything.
+func Open(path string) (*formats.Checkpoint, error) {
+	c, err := formats.Open(path)
+	if err == nil {
+		return c, nil
+	}
+	if errors.Is(err, formats.ErrUnknownFormat) {
+		if pf, perr := pickle.Open(path); perr == nil {
+			pf.Close()
+		} else if fe := (*pickle.ForbiddenError)(nil); errors.As(perr, &fe) {
+			return nil, FileError(path, perr)
+		}
+	}
+	return nil, FileError(path, err)
+}

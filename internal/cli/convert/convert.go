@@ -1,0 +1,327 @@
+// Package convert implements `ckpt convert`: write a checkpoint in another
+// format (PyTorch, safetensors, ONNX), losslessly unless a cast is asked
+// for, optionally taking a sub-tree, renaming tensors, sharding the output
+// or writing the weights into an existing ONNX graph.
+package convert
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/formats/onnx"
+	"github.com/ckptkit/ckpt/formats/safetensors"
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+// Options are the inputs of `ckpt convert`, as the flags give them.
+type Options struct {
+	IO *cmdutil.IOStreams
+	// In and Out are the source and target paths.
+	In, Out string
+	// Key takes one sub-tree of the source as the state_dict.
+	Key string
+	// Renames are REGEX=REPLACEMENT rules, applied in order.
+	Renames []string
+	// StripPrefix is removed from every tensor name that has it.
+	StripPrefix string
+	// DType is the floating dtype to cast to ("" keeps every dtype).
+	DType string
+	// Graph is an ONNX model whose initializers receive the weights.
+	Graph string
+	// MaxShardSize splits safetensors output ("2GB", "500MiB"; "" for one file).
+	MaxShardSize string
+	// Format names the target format, overriding Out's extension.
+	Format string
+	// Force replaces existing output files.
+	Force bool
+	// JSON prints the summary as a JSON object.
+	JSON bool
+	// Now is the clock for timing and the progress bar (time.Now when nil).
+	Now func() time.Time
+}
+
+// NewCmdConvert returns the convert command. runF, when not nil, is called
+// with the parsed options instead of convertRun (tests of flag parsing).
+func NewCmdConvert(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "convert IN OUT",
+		Short: "Convert a checkpoint between PyTorch, safetensors and ONNX",
+		Long: `Write the tensors of IN to OUT in another format. IN is any file
+'ckpt inspect' reads (PyTorch of every kind, safetensors or a sharded
+index, ONNX); OUT's format comes from its extension (.pt, .pth, .bin:
+PyTorch zip that torch.load(weights_only=True) reads; .safetensors; .onnx)
+or from --format.
+
+The conversion is lossless: every tensor keeps its name, dtype, shape and
+bytes ('ckpt inspect --hash' gives the same fingerprints, 'ckpt diff IN OUT'
+says equal). Views are written contiguous. Without --key every tensor is
+kept, named as 'ckpt inspect' names it; non-tensor values (epoch, arch,
+hyper-parameters) go to safetensors __metadata__ or ONNX metadata_props as
+JSON text, and are reported when the target cannot hold them.
+
+Changes, applied in this order:
+  --key K           keep the tensors under K ("state_dict"), named without "K."
+  --strip-prefix P  remove P from names that start with it ("module.")
+  --rename R=S      rewrite names matching regular expression R to S ($1 for
+                    groups); repeatable, applied in turn
+  --dtype D         cast floating tensors to float16, bfloat16 or float32 (as
+                    torch's .to() rounds); reports how many values overflowed
+                    to inf or flushed to zero
+
+--graph MODEL.onnx (OUT must be ONNX) writes the weights into that graph by
+initializer name; every missing initializer and dtype or shape mismatch is
+listed in one error, and tensors the graph does not use (num_batches_tracked)
+are reported. --max-shard-size (safetensors) writes Hugging Face shards
+OUT-00001-of-0000N.safetensors and OUT.index.json when the tensors do not fit
+in one shard; sizes count as Hugging Face counts them (2GB = 2*10^9 bytes,
+2GiB = 2*2^30).
+
+Output is written to a temporary file in OUT's directory, synced and renamed
+into place: a failed or interrupted convert leaves nothing behind. An
+existing OUT is kept unless --force.`,
+		Example: `  # PyTorch to safetensors, then prove nothing changed
+  ckpt convert resnet50.pth resnet50.safetensors
+  ckpt diff resnet50.pth resnet50.safetensors
+
+  # a training checkpoint's weights, without DataParallel's prefix
+  ckpt convert --key state_dict --strip-prefix module. checkpoint.pt model.safetensors
+
+  # half precision, in 2 GB shards with an index
+  ckpt convert --dtype float16 --max-shard-size 2GB model.bin out/model.safetensors
+
+  # fine-tuned weights back into the deployed ONNX graph
+  ckpt convert --graph deployed.onnx finetuned.pt deployed-v2.onnx
+
+  # rename keys, and print a machine-readable summary
+  ckpt convert --rename '^backbone\.(.*)$=$1' --json in.pt out.pt`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.In, opts.Out = args[0], args[1]
+			if runF != nil {
+				return runF(opts)
+			}
+			return convertRun(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Key, "key", "", "keep only the sub-tree `K` (such as state_dict), named without the \"K.\" prefix")
+	f.StringArrayVar(&opts.Renames, "rename", nil, "rename tensors: `REGEX=REPLACEMENT` (repeatable, applied in order)")
+	f.StringVar(&opts.StripPrefix, "strip-prefix", "", "remove `PREFIX` from tensor names that start with it (module.)")
+	f.StringVar(&opts.DType, "dtype", "", "cast floating tensors to `DTYPE`: float16, bfloat16 or float32")
+	f.StringVar(&opts.Graph, "graph", "", "write the weights into the initializers of this ONNX `MODEL` (OUT must be .onnx)")
+	f.StringVar(&opts.MaxShardSize, "max-shard-size", "", "split safetensors output into shards of at most `SIZE` (2GB, 500MiB)")
+	f.StringVar(&opts.Format, "format", "", "target `FORMAT`: pytorch, safetensors or onnx (default: from OUT's extension)")
+	f.BoolVar(&opts.Force, "force", false, "replace OUT if it exists")
+	f.BoolVar(&opts.JSON, "json", false, "print the summary as a JSON object")
+	return cmd
+}
+
+// plan is what the options mean once checked.
+type plan struct {
+	transform formats.Options
+	save      formats.SaveOptions
+}
+
+// parse checks the options that need no file: every mistake here is a
+// usage error.
+func (o *Options) parse() (*plan, error) {
+	p := &plan{transform: formats.Options{Key: o.Key, StripPrefix: o.StripPrefix}}
+	for _, r := range o.Renames {
+		rule, err := formats.ParseRename(r)
+		if err != nil {
+			return nil, cmdutil.UsageError("--rename %q: want REGEX=REPLACEMENT with a valid regular expression (%v)", r, unwrapMsg(err))
+		}
+		p.transform.Rename = append(p.transform.Rename, rule)
+	}
+	if o.DType != "" {
+		dt, err := tensor.ParseDType(o.DType)
+		if err != nil || (dt != tensor.Float16 && dt != tensor.BFloat16 && dt != tensor.Float32) {
+			return nil, cmdutil.UsageError("--dtype %q: want float16, bfloat16 or float32", o.DType)
+		}
+		p.transform.DType = dt
+	}
+	format := strings.ToLower(o.Format)
+	switch format {
+	case "":
+		f, err := formats.FormatFor(o.Out)
+		if err != nil {
+			return nil, cmdutil.UsageError("%s: cannot tell the format from the extension: use .pt, .pth, .bin, .safetensors or .onnx, or --format", o.Out)
+		}
+		format = f
+	case "pt", "torch", formats.PyTorch:
+		format = formats.PyTorch
+	case formats.Safetensors, formats.ONNX:
+	default:
+		return nil, cmdutil.UsageError("--format %q: want pytorch, safetensors or onnx", o.Format)
+	}
+	p.save = formats.SaveOptions{Format: format, Force: o.Force, Graph: o.Graph}
+	if o.MaxShardSize != "" {
+		if format != formats.Safetensors {
+			return nil, cmdutil.UsageError("--max-shard-size needs safetensors output, not %s", format)
+		}
+		n, err := safetensors.ParseSize(o.MaxShardSize)
+		if err != nil || n <= 0 {
+			return nil, cmdutil.UsageError("--max-shard-size %q: want a size such as 2GB, 500MB or 1GiB", o.MaxShardSize)
+		}
+		p.save.MaxShardSize = n
+	}
+	if o.Graph != "" && format != formats.ONNX {
+		return nil, cmdutil.UsageError("--graph needs ONNX output (OUT.onnx or --format onnx), not %s", format)
+	}
+	return p, nil
+}
+
+// unwrapMsg returns err's message without the library's package prefix.
+func unwrapMsg(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// Summary is what convert did: the one-line summary and the --json object.
+type Summary struct {
+	Input  string `json:"input"`
+	Output string `json:"output"`
+	// Format is the target format; SourceFormat the format IN was read as.
+	Format       string   `json:"format"`
+	SourceFormat string   `json:"source_format"`
+	Files        []string `json:"files"`
+	Tensors      int      `json:"tensors"`
+	Parameters   int64    `json:"parameters"`
+	// Bytes is the total size of the files written.
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	// Dropped counts tensors left out by --key; Renamed tensors whose name
+	// changed by --strip-prefix or --rename.
+	Dropped int `json:"dropped,omitempty"`
+	Renamed int `json:"renamed,omitempty"`
+	// Cast is set with --dtype.
+	Cast *Cast `json:"cast,omitempty"`
+	// DroppedMetadata lists metadata keys the target format cannot hold.
+	DroppedMetadata []string `json:"dropped_metadata,omitempty"`
+	// Unused lists checkpoint tensors the --graph has no initializer for.
+	Unused []string `json:"unused,omitempty"`
+}
+
+// Cast reports what --dtype did.
+type Cast struct {
+	DType     string `json:"dtype"`
+	Tensors   int    `json:"tensors"`
+	Values    int64  `json:"values"`
+	Overflow  int64  `json:"overflow"`
+	Underflow int64  `json:"underflow"`
+}
+
+func convertRun(opts *Options) error {
+	p, err := opts.parse()
+	if err != nil {
+		return err
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if !opts.Force {
+		if _, err := os.Lstat(opts.Out); err == nil {
+			return cmdutil.UsageError("%s: exists (use --force to replace it)", opts.Out)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return cmdutil.FileError(opts.Out, err)
+		}
+	}
+	start := now()
+	src, err := cmdutil.Open(opts.In)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	c, rep, err := formats.Transform(src, p.transform)
+	if err != nil {
+		return cmdutil.FileError(opts.In, err)
+	}
+	if len(c.Tensors) == 0 {
+		return cmdutil.FileError(opts.In, errors.New("no tensors to write"))
+	}
+	bar := cmdutil.NewProgress(opts.IO, "writing "+opts.Out, opts.Now)
+	p.save.Progress = bar.Update
+	res, err := formats.Save(opts.Out, c, p.save)
+	bar.Done()
+	if err != nil {
+		var re *onnx.ReplaceError
+		if errors.As(err, &re) {
+			probs := make([]string, len(re.Problems))
+			for i, pr := range re.Problems {
+				probs[i] = pr.String()
+			}
+			return cmdutil.FileError(opts.Graph, fmt.Errorf("%d initializer problem(s), nothing written: %s", len(probs), strings.Join(probs, "; ")))
+		}
+		return cmdutil.FileError(opts.Out, err)
+	}
+	s := &Summary{
+		Input: opts.In, Output: opts.Out, Format: res.Format, SourceFormat: src.Format,
+		Files: res.Files, Tensors: len(c.Tensors), Bytes: res.Bytes,
+		Seconds: now().Sub(start).Seconds(), Dropped: rep.Dropped, Renamed: rep.Renamed,
+		DroppedMetadata: res.DroppedMeta, Unused: res.Unused,
+	}
+	for _, nt := range c.Tensors {
+		s.Parameters += nt.Tensor.NumElements()
+	}
+	if cs := rep.Cast; cs != nil && p.transform.DType.Valid() {
+		s.Cast = &Cast{DType: p.transform.DType.String(), Tensors: cs.Tensors, Values: cs.Values(), Overflow: cs.Overflow(), Underflow: cs.Underflow()}
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	s.WriteText(opts.IO)
+	return nil
+}
+
+// WriteText prints the summary for a person: notes first, the one-line
+// summary last.
+func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
+	w := ios.Out
+	if s.Dropped > 0 {
+		fmt.Fprintf(w, "left out %d tensors outside --key\n", s.Dropped)
+	}
+	if s.Renamed > 0 {
+		fmt.Fprintf(w, "renamed %d tensors\n", s.Renamed)
+	}
+	if c := s.Cast; c != nil {
+		fmt.Fprintf(w, "cast %d tensors (%s values) to %s: %d overflowed to inf, %d flushed to zero\n",
+			c.Tensors, cmdutil.Count(c.Values), c.DType, c.Overflow, c.Underflow)
+	}
+	if len(s.DroppedMetadata) > 0 {
+		fmt.Fprintf(w, "metadata not kept in %s output (%d): %s\n",
+			s.Format, len(s.DroppedMetadata), list(s.DroppedMetadata, 8))
+	}
+	if len(s.Unused) > 0 {
+		fmt.Fprintf(w, "tensors the graph does not use, not written (%d): %s\n", len(s.Unused), list(s.Unused, 8))
+	}
+	where := s.Output
+	if n := len(s.Files); n > 1 {
+		where = fmt.Sprintf("%s (%d files: %s ... %s)", s.Output, n, s.Files[0], s.Files[n-1])
+	}
+	fmt.Fprintf(w, "wrote %d tensors, %s parameters, %s to %s in %.2f s\n",
+		s.Tensors, cmdutil.Count(s.Parameters), cmdutil.Bytes(s.Bytes), where, s.Seconds)
+}
+
+// list joins names, showing at most n of them.
+func list(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:n], ", ") + fmt.Sprintf(", ... (%d more)", len(names)-n)
+}

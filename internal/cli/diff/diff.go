@@ -1,0 +1,263 @@
+// Package diff implements `ckpt diff`: compare two checkpoints of any
+// formats tensor by tensor, and exit 1 when they differ.
+package diff
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+)
+
+// Options are the inputs of `ckpt diff`.
+type Options struct {
+	IO *cmdutil.IOStreams
+	// A and B are the checkpoints compared.
+	A, B string
+	// JSON prints the report as one JSON object.
+	JSON bool
+	// ATol, when > 0, accepts values within this absolute difference (and
+	// different dtypes of equal shapes, as after a cast).
+	ATol float64
+}
+
+// NewCmdDiff returns the diff command. runF, when not nil, is called with
+// the parsed options instead of diffRun (tests of flag parsing).
+func NewCmdDiff(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "diff A B",
+		Short: "Compare the tensors of two checkpoints, across formats",
+		Long: `Compare two checkpoints tensor by tensor, by name, whatever their formats
+(any two files 'ckpt inspect' reads). Reported: tensors only in A, only in
+B, dtype or shape mismatches, and for every common tensor whether its bytes
+are equal or else the largest absolute difference of its values.
+
+Without --atol, A and B are equal when they have the same names, dtypes,
+shapes and identical bytes: what a lossless 'ckpt convert' guarantees. With
+--atol, values within that absolute difference count as equal and dtypes may
+differ where shapes agree, as after 'convert --dtype'. NaN equals NaN.
+
+Exit status: 0 equal, 1 different (the report says how), 2 a file could not
+be read.`,
+		Example: `  # did the conversion keep every value?
+  ckpt diff resnet50.pth resnet50.safetensors
+
+  # a float16 copy against the original, within float16's rounding
+  ckpt diff --atol 1e-3 model.pt model-fp16.safetensors
+
+  # the report as JSON, for scripts
+  ckpt diff --json a.pt b.onnx | jq '.tensors[] | select(.bytes_equal | not)'
+
+  # in a script: branch on the exit status
+  ckpt diff old.pt new.pt > /dev/null || echo "weights changed"`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.A, opts.B = args[0], args[1]
+			if runF != nil {
+				return runF(opts)
+			}
+			return diffRun(opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as one JSON object")
+	cmd.Flags().Float64Var(&opts.ATol, "atol", 0, "accept values within this absolute `TOLERANCE` (and dtypes that differ)")
+	return cmd
+}
+
+func diffRun(opts *Options) error {
+	if opts.ATol < 0 || math.IsNaN(opts.ATol) {
+		return cmdutil.UsageError("--atol %v: want a tolerance >= 0", opts.ATol)
+	}
+	a, err := cmdutil.Open(opts.A)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := cmdutil.Open(opts.B)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	r, err := formats.Diff(a, b, opts.ATol)
+	if err != nil {
+		return fmt.Errorf("%s vs %s: %w", opts.A, opts.B, err)
+	}
+	rep := NewReport(opts.A, opts.B, a, b, r)
+	if opts.JSON {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else if err := rep.WriteText(opts.IO.Out); err != nil {
+		return err
+	}
+	if !rep.Equal {
+		return cmdutil.ErrDifference
+	}
+	return nil
+}
+
+// Report is the result of diff, as --json prints it.
+type Report struct {
+	A     Side    `json:"a"`
+	B     Side    `json:"b"`
+	Equal bool    `json:"equal"`
+	ATol  float64 `json:"atol"`
+	// OnlyA and OnlyB list the names found in one checkpoint only.
+	OnlyA []string `json:"only_a"`
+	OnlyB []string `json:"only_b"`
+	// Mismatched lists the common names whose dtype or shape differ.
+	Mismatched []Mismatch `json:"mismatched"`
+	// Tensors compares every common tensor of equal shape, in A's order.
+	Tensors []TensorDiff `json:"tensors"`
+}
+
+// Side describes one checkpoint compared.
+type Side struct {
+	File    string `json:"file"`
+	Format  string `json:"format"`
+	Tensors int    `json:"tensors"`
+}
+
+// Mismatch is a common name with a different dtype or shape.
+type Mismatch struct {
+	Name   string  `json:"name"`
+	DTypeA string  `json:"dtype_a"`
+	DTypeB string  `json:"dtype_b"`
+	ShapeA []int64 `json:"shape_a"`
+	ShapeB []int64 `json:"shape_b"`
+}
+
+// TensorDiff compares one tensor's values.
+type TensorDiff struct {
+	Name       string `json:"name"`
+	BytesEqual bool   `json:"bytes_equal"`
+	// MaxAbsDiff is the largest absolute difference; +Inf (a NaN against a
+	// number, infinities of different sign) is written as the string "inf".
+	MaxAbsDiff Float `json:"max_abs_diff"`
+}
+
+// Float is a float64 that marshals +Inf as the string "inf", which JSON
+// numbers cannot express.
+type Float float64
+
+// MarshalJSON encodes f as a number, or "inf".
+func (f Float) MarshalJSON() ([]byte, error) {
+	if math.IsInf(float64(f), 0) || math.IsNaN(float64(f)) {
+		return []byte(strconv.Quote(strconv.FormatFloat(float64(f), 'g', -1, 64))), nil
+	}
+	return []byte(strconv.FormatFloat(float64(f), 'g', -1, 64)), nil
+}
+
+// NewReport builds the report of r, the comparison of a (read from file
+// fa) and b (from fb).
+func NewReport(fa, fb string, a, b *formats.Checkpoint, r *formats.DiffReport) *Report {
+	rep := &Report{
+		A:     Side{fa, a.Format, len(a.Tensors)},
+		B:     Side{fb, b.Format, len(b.Tensors)},
+		Equal: r.Equal(), ATol: r.ATol,
+		OnlyA: nonNil(r.OnlyA), OnlyB: nonNil(r.OnlyB),
+		Mismatched: []Mismatch{}, Tensors: []TensorDiff{},
+	}
+	for _, m := range r.Mismatched {
+		rep.Mismatched = append(rep.Mismatched, Mismatch{m.Name, m.DTypeA.String(), m.DTypeB.String(), m.ShapeA, m.ShapeB})
+	}
+	for _, t := range r.Tensors {
+		rep.Tensors = append(rep.Tensors, TensorDiff{t.Name, t.BytesEqual, Float(t.MaxAbsDiff)})
+	}
+	return rep
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// WriteText writes the report for a person: what differs, then one result
+// line.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "a: %s (%s, %d tensors)\n", r.A.File, r.A.Format, r.A.Tensors)
+	fmt.Fprintf(&b, "b: %s (%s, %d tensors)\n", r.B.File, r.B.Format, r.B.Tensors)
+	section := func(title string, lines []string) {
+		if len(lines) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "%s (%d):\n", title, len(lines))
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
+	section("only in a", r.OnlyA)
+	section("only in b", r.OnlyB)
+	var shape, dtype []string
+	for _, m := range r.Mismatched {
+		l := fmt.Sprintf("%s: %s %s vs %s %s", m.Name, m.DTypeA, cmdutil.Shape(m.ShapeA), m.DTypeB, cmdutil.Shape(m.ShapeB))
+		if slices.Equal(m.ShapeA, m.ShapeB) {
+			dtype = append(dtype, l)
+		} else {
+			shape = append(shape, l)
+		}
+	}
+	section("shape differs", shape)
+	if r.ATol > 0 {
+		section("dtype differs (values compared within --atol)", dtype)
+	} else {
+		section("dtype differs", dtype)
+	}
+	var differ, within []string
+	same := 0
+	for _, t := range r.Tensors {
+		switch {
+		case t.BytesEqual:
+			same++
+		case r.ATol > 0 && float64(t.MaxAbsDiff) <= r.ATol:
+			within = append(within, fmt.Sprintf("%s: max abs diff %s", t.Name, num(float64(t.MaxAbsDiff))))
+		default:
+			differ = append(differ, fmt.Sprintf("%s: max abs diff %s", t.Name, num(float64(t.MaxAbsDiff))))
+		}
+	}
+	section("values differ", differ)
+	section(fmt.Sprintf("within --atol %s", num(r.ATol)), within)
+	fmt.Fprintf(&b, "%d tensors compared: %d with identical bytes", len(r.Tensors), same)
+	if r.ATol > 0 {
+		fmt.Fprintf(&b, ", %d within %s", len(within), num(r.ATol))
+	}
+	fmt.Fprintf(&b, ", %d different\n", len(differ))
+	if r.Equal {
+		b.WriteString("equal\n")
+	} else {
+		var why []string
+		for _, x := range []struct {
+			n    int
+			what string
+		}{{len(r.OnlyA), "only in a"}, {len(r.OnlyB), "only in b"}, {len(shape), "shape differs"}, {len(dtype), "dtype differs"}, {len(differ), "values differ"}} {
+			if x.n > 0 && (x.what != "dtype differs" || r.ATol <= 0) {
+				why = append(why, fmt.Sprintf("%d %s", x.n, x.what))
+			}
+		}
+		fmt.Fprintf(&b, "not equal: %s\n", strings.Join(why, ", "))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// num formats a difference briefly: "0", "0.00123", "1.5e-08", "inf".
+func num(f float64) string {
+	if math.IsInf(f, 1) {
+		return "inf"
+	}
+	return strconv.FormatFloat(f, 'g', 4, 64)
+}

@@ -1,0 +1,337 @@
+// Package inspect implements `ckpt inspect`: list the tensors of a
+// checkpoint of any format, with the format, totals, metadata and (for
+// module pickles and TorchScript) the module tree, as a table or as JSON,
+// optionally with a SHA-256 fingerprint per tensor.
+package inspect
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/pickle"
+)
+
+// Options are the inputs of `ckpt inspect`.
+type Options struct {
+	IO *cmdutil.IOStreams
+	// File is the checkpoint to list.
+	File string
+	// JSON prints one JSON object instead of the table.
+	JSON bool
+	// Hash adds each tensor's SHA-256 fingerprint.
+	Hash bool
+	// Now is the clock of the progress bar (time.Now when nil).
+	Now func() time.Time
+}
+
+// NewCmdInspect returns the inspect command. runF, when not nil, is called
+// with the parsed options instead of inspectRun (tests of flag parsing).
+func NewCmdInspect(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "List the tensors of a checkpoint",
+		Long: `List the tensors of a checkpoint: name, dtype, shape and number of
+elements, with the file's format, the tensor count, the total number of
+parameters and bytes, its metadata and, for whole-model pickles and
+TorchScript archives, the module tree with class names.
+
+FILE may be any PyTorch file (torch.save of every era: zip, legacy, tar;
+torch.jit.save; torch.save(model)), a .safetensors file, a sharded
+checkpoint's .index.json, or an ONNX model (its initializers). The format is
+recognized from the content, not the extension. Nothing in the file is
+executed: pickles are read by an allow-list, and a file that calls anything
+else is refused.
+
+Tensors are named by their path in the saved object, dict keys and list
+indices joined by "." (state_dict.conv1.weight, optimizer.state.0.exp_avg);
+tensors inside module objects by their state_dict key.
+
+--hash adds the SHA-256 of each tensor's elements in row-major order as
+little-endian bytes of its own dtype: the fingerprint is equal whatever the
+file format, so it proves a conversion kept every value. Listing reads only
+the file's index; hashing reads every byte (with a progress bar on a
+terminal).`,
+		Example: `  # the table, for any format
+  ckpt inspect resnet50.pth
+  ckpt inspect model.safetensors.index.json
+
+  # fingerprints, to compare against a converted copy
+  ckpt inspect --hash resnet50.pth
+  ckpt inspect --hash --json model.onnx | jq -r '.tensors[] | "\(.sha256)  \(.name)"'
+
+  # a training checkpoint's metadata
+  ckpt inspect --json checkpoint.pt | jq .metadata`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.File = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return inspectRun(opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object: format, tensors, totals, metadata, modules, classes")
+	cmd.Flags().BoolVar(&opts.Hash, "hash", false, "add the SHA-256 of each tensor's little-endian row-major elements")
+	return cmd
+}
+
+// Listing is what inspect prints: the JSON object of --json, and the
+// content of the table.
+type Listing struct {
+	Format     string   `json:"format"`
+	Tensors    []Tensor `json:"tensors"`
+	Parameters int64    `json:"parameters"`
+	Bytes      int64    `json:"bytes"`
+	// Metadata holds the non-tensor values in file order: JSON text for
+	// values of PyTorch files ("7", "\"resnet50\""), the strings of
+	// safetensors' __metadata__ and ONNX metadata_props.
+	Metadata Metadata `json:"metadata,omitempty"`
+	Modules  *Module  `json:"modules,omitempty"`
+	Classes  []string `json:"classes,omitempty"`
+}
+
+// Tensor is one row of the listing.
+type Tensor struct {
+	Name  string  `json:"name"`
+	DType string  `json:"dtype"`
+	Shape []int64 `json:"shape"`
+	// Elements is the number of elements (not in the JSON: the shape says it).
+	Elements int64  `json:"-"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+// Module is a node of the module tree.
+type Module struct {
+	Name     string    `json:"name"`
+	Class    string    `json:"class"`
+	Params   []string  `json:"params,omitempty"`
+	Buffers  []string  `json:"buffers,omitempty"`
+	Children []*Module `json:"children,omitempty"`
+}
+
+// Metadata is ordered key-value metadata; it marshals as a JSON object that
+// keeps the order.
+type Metadata []formats.Meta
+
+// MarshalJSON encodes m as an object, in order.
+func (m Metadata) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, e := range m {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(e.Key)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(e.Value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
+
+func inspectRun(opts *Options) error {
+	c, err := cmdutil.Open(opts.File)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	l, err := List(c, opts.Hash, cmdutil.NewProgress(opts.IO, "hashing "+opts.File, opts.Now))
+	if err != nil {
+		return cmdutil.FileError(opts.File, err)
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(l)
+	}
+	return l.WriteTable(opts.IO.Out)
+}
+
+// List builds the listing of c; with hash it reads every tensor's bytes,
+// several tensors at a time, reporting progress to p (which may be nil).
+func List(c *formats.Checkpoint, hash bool, p *cmdutil.Progress) (*Listing, error) {
+	l := &Listing{Format: c.Format, Tensors: make([]Tensor, len(c.Tensors)), Metadata: Metadata(c.Meta)}
+	for i, nt := range c.Tensors {
+		t := nt.Tensor
+		shape := t.Shape
+		if shape == nil {
+			shape = []int64{}
+		}
+		l.Tensors[i] = Tensor{Name: nt.Name, DType: t.DType.String(), Shape: shape, Elements: t.NumElements()}
+		l.Parameters += t.NumElements()
+		l.Bytes += t.NumBytes()
+	}
+	if pf := c.Pickle; pf != nil {
+		l.Modules = module(pf.Modules)
+		l.Classes = pf.Classes
+	}
+	if hash {
+		sums, err := hashAll(c.Tensors, l.Bytes, p)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range sums {
+			l.Tensors[i].SHA256 = hex.EncodeToString(s[:])
+		}
+	}
+	return l, nil
+}
+
+func module(m *pickle.Module) *Module {
+	if m == nil {
+		return nil
+	}
+	out := &Module{Name: m.Name, Class: m.Class, Params: m.Params, Buffers: m.Buffers}
+	for _, ch := range m.Children {
+		out.Children = append(out.Children, module(ch))
+	}
+	return out
+}
+
+// hashAll returns the SHA-256 of every tensor, hashing up to GOMAXPROCS
+// tensors at once; the digest of each equals tensor.Tensor.SHA256.
+func hashAll(ts []formats.Named, total int64, p *cmdutil.Progress) ([][32]byte, error) {
+	sums := make([][32]byte, len(ts))
+	errs := make([]error, len(ts))
+	var done atomic.Int64
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(ts), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ts) {
+					return
+				}
+				h := sha256.New()
+				w := &countWriter{w: h, add: func(n int) { p.Update(done.Add(int64(n)), total) }}
+				if _, err := ts[i].Tensor.WriteTo(w); err != nil {
+					errs[i] = fmt.Errorf("tensor %q: %w", ts[i].Name, err)
+					next.Store(int64(len(ts)))
+					return
+				}
+				h.Sum(sums[i][:0])
+			}
+		}()
+	}
+	wg.Wait()
+	p.Done()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sums, nil
+}
+
+// countWriter reports the bytes written through it.
+type countWriter struct {
+	w   io.Writer
+	add func(int)
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.add(n)
+	return n, err
+}
+
+// WriteTable writes the listing as text: a header with the totals, the
+// tensor table, then metadata, module tree and classes where there are any.
+func (l *Listing) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "format:      %s\n", l.Format)
+	fmt.Fprintf(&b, "tensors:     %d\n", len(l.Tensors))
+	fmt.Fprintf(&b, "parameters:  %s (%s)\n", cmdutil.Grouped(l.Parameters), cmdutil.Count(l.Parameters))
+	fmt.Fprintf(&b, "bytes:       %s (%s)\n", cmdutil.Grouped(l.Bytes), cmdutil.Bytes(l.Bytes))
+	if len(l.Tensors) > 0 {
+		b.WriteByte('\n')
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		hashed := l.Tensors[0].SHA256 != ""
+		fmt.Fprint(tw, "NAME\tDTYPE\tSHAPE\tELEMENTS")
+		if hashed {
+			fmt.Fprint(tw, "\tSHA256")
+		}
+		fmt.Fprintln(tw)
+		for _, t := range l.Tensors {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d", t.Name, t.DType, cmdutil.Shape(t.Shape), t.Elements)
+			if hashed {
+				fmt.Fprintf(tw, "\t%s", t.SHA256)
+			}
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+	}
+	if len(l.Metadata) > 0 {
+		b.WriteString("\nmetadata:\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, m := range l.Metadata {
+			fmt.Fprintf(tw, "  %s\t%s\n", m.Key, oneLine(m.Value, 100))
+		}
+		tw.Flush()
+	}
+	if l.Modules != nil {
+		b.WriteString("\nmodules:\n")
+		writeModule(&b, l.Modules, 1)
+	}
+	if len(l.Classes) > 0 {
+		b.WriteString("\nclasses:\n")
+		for _, c := range l.Classes {
+			fmt.Fprintf(&b, "  %s\n", c)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeModule(b *strings.Builder, m *Module, depth int) {
+	name := m.Name
+	if name == "" {
+		name = "(root)"
+	}
+	fmt.Fprintf(b, "%s%s  %s", strings.Repeat("  ", depth), name, m.Class)
+	var own []string
+	own = append(own, m.Params...)
+	own = append(own, m.Buffers...)
+	if len(own) > 0 {
+		fmt.Fprintf(b, "  [%s]", strings.Join(own, ", "))
+	}
+	b.WriteByte('\n')
+	for _, ch := range m.Children {
+		writeModule(b, ch, depth+1)
+	}
+}
+
+// oneLine shortens a metadata value for the table: newlines become spaces
+// and values longer than n runes are cut with "...".
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-3]) + "..."
+	}
+	return s
+}
