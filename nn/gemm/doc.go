@@ -26,7 +26,10 @@
 // [Implementation] is a gonum blas.Float32 whose Sgemm is this package's, so
 // blas32.Use(gemm.Implementation{}) routes gonum's mat32-style code through
 // it. In the other direction, built with -tags netlib (and cgo), Sgemm
-// delegates to OpenBLAS through gonum.org/v1/netlib; see backend_netlib.go.
+// delegates to OpenBLAS's cblas_sgemm through gonum.org/v1/netlib, with
+// OpenBLAS's thread count following [Threads]; that build needs OpenBLAS
+// installed (Debian: apt-get install libopenblas-dev). Without cgo the tag
+// is ignored. [Kernel] reports which implementation is in use.
 //
 // The package does not do complex or double precision, and does not check
 // for aliasing between C and A or B: C must not overlap A or B.
