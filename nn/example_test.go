@@ -75,7 +75,7 @@ func Example_transferLearning() {
 	}
 	fmt.Println("loaded", b.Report().Loaded, "tensors")
 
-	net.RequiresGrad(false)               // freeze the pretrained network...
+	net.RequiresGrad(false)                 // freeze the pretrained network...
 	net.FC = nn.NewLinear(nil, 16, 2, true) // ...and give it a new, trainable head
 	net.Train()
 	net.Features.Eval() // keep the pretrained BatchNorm statistics
