@@ -1,0 +1,124 @@
+package transforms
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	_ "image/jpeg" // registered decoders: the formats Decode reads
+	_ "image/png"
+	"io"
+	"math"
+
+	_ "golang.org/x/image/webp"
+)
+
+// MaxPixels bounds the size of an image Decode accepts (width × height), so a
+// small file that declares a huge image cannot exhaust memory.
+const MaxPixels = 100 << 20
+
+// Decode reads a JPEG, PNG or WebP image and returns it with its format name.
+// Images larger than MaxPixels are refused before their pixels are decoded.
+func Decode(r io.Reader) (image.Image, string, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, "", fmt.Errorf("transforms: %w", err)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", fmt.Errorf("transforms: not a JPEG, PNG or WebP image: %w", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
+		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, MaxPixels)
+	}
+	img, format, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", fmt.Errorf("transforms: decoding %s: %w", format, err)
+	}
+	return img, format, nil
+}
+
+// ImageClassification is torchvision's ImageClassification preset, the
+// transform that classification weights ship with: resize the shorter side
+// to ResizeSize, center crop CropSize × CropSize, scale to [0, 1] and
+// normalize with Mean and Std.
+type ImageClassification struct {
+	ResizeSize    int
+	CropSize      int
+	Interpolation Interpolation
+	Mean, Std     [3]float32
+}
+
+// ResizedSize returns the size the shorter-side resize gives a w×h image, as
+// torchvision computes it (the longer side truncated).
+func ResizedSize(w, h, short int) (int, int) {
+	if w <= h {
+		return short, int(float64(short*h) / float64(w))
+	}
+	return int(float64(short*w) / float64(h)), short
+}
+
+// CenterCrop cuts the centered cw×ch window of img, padding with zeros where
+// the image is smaller, as torchvision's center_crop does (Python's round,
+// ties to even, places the window).
+func CenterCrop(img *RGB, cw, ch int) *RGB {
+	if cw > img.W || ch > img.H {
+		padL, padT := 0, 0
+		padR, padB := 0, 0
+		if cw > img.W {
+			padL, padR = (cw-img.W)/2, (cw-img.W+1)/2
+		}
+		if ch > img.H {
+			padT, padB = (ch-img.H)/2, (ch-img.H+1)/2
+		}
+		p := &RGB{W: img.W + padL + padR, H: img.H + padT + padB}
+		p.Pix = make([]uint8, 3*p.W*p.H)
+		for y := range img.H {
+			copy(p.Pix[3*((y+padT)*p.W+padL):], img.Pix[3*y*img.W:3*(y+1)*img.W])
+		}
+		img = p
+		if img.W == cw && img.H == ch {
+			return img
+		}
+	}
+	top := int(math.RoundToEven(float64(img.H-ch) / 2))
+	left := int(math.RoundToEven(float64(img.W-cw) / 2))
+	out := &RGB{W: cw, H: ch, Pix: make([]uint8, 3*cw*ch)}
+	for y := range ch {
+		copy(out.Pix[3*y*cw:3*(y+1)*cw], img.Pix[3*((y+top)*img.W+left):])
+	}
+	return out
+}
+
+// Normalize returns the image as a 3×H×W float32 tensor in channel-major
+// order: each byte v becomes (v/255 - Mean[c]) / Std[c], computed in float32
+// as torch does.
+func Normalize(img *RGB, mean, std [3]float32) []float32 {
+	n := img.W * img.H
+	out := make([]float32, 3*n)
+	for i := range n {
+		for c := range 3 {
+			v := float32(img.Pix[3*i+c]) / 255
+			out[c*n+i] = (v - mean[c]) / std[c]
+		}
+	}
+	return out
+}
+
+// Apply runs the preset on img and returns a 3×CropSize×CropSize tensor.
+func (p ImageClassification) Apply(img image.Image) ([]float32, error) {
+	if p.ResizeSize <= 0 || p.CropSize <= 0 {
+		return nil, fmt.Errorf("transforms: resize size %d and crop size %d must be positive", p.ResizeSize, p.CropSize)
+	}
+	rgb := ToRGB(img)
+	if rgb.W == 0 || rgb.H == 0 {
+		return nil, fmt.Errorf("transforms: empty image")
+	}
+	w, h := ResizedSize(rgb.W, rgb.H, p.ResizeSize)
+	if w != rgb.W || h != rgb.H {
+		var err error
+		if rgb, err = Resize(rgb, w, h, p.Interpolation); err != nil {
+			return nil, err
+		}
+	}
+	return Normalize(CenterCrop(rgb, p.CropSize, p.CropSize), p.Mean, p.Std), nil
+}
