@@ -25,7 +25,8 @@ type WriteOptions struct {
 	// directory, with '/' separators) that receives the elements of the
 	// main graph's initializers of at least ExternalThreshold bytes, as
 	// onnx.save_model(save_as_external_data=True) does. Initializers held
-	// in typed fields stay inline.
+	// in typed fields and empty ones stay inline (onnx reads a zero length
+	// as "to the end of the file").
 	ExternalData string
 	// ExternalThreshold is the size in bytes from which an initializer goes
 	// to ExternalData; 0 sends them all.
@@ -127,7 +128,7 @@ func Encode(w io.Writer, m *Model, opts WriteOptions, data io.Writer) (int64, er
 		if m.Graph != nil {
 			for _, t := range m.Graph.Initializer {
 				n, ok := t.streamable()
-				if !ok || n < opts.ExternalThreshold {
+				if !ok || n == 0 || n < opts.ExternalThreshold {
 					continue
 				}
 				if _, dup := plan[t]; dup {

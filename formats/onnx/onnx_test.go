@@ -258,7 +258,7 @@ func TestWriteExternalData(t *testing.T) {
 				checkAgainstManifest(t, back, manifest[name])
 				for i, init := range back.Graph.Initializer {
 					n, ok := m.Graph.Initializer[i].streamable()
-					want := opts.ExternalData != "" && ok && n >= opts.ExternalThreshold
+					want := opts.ExternalData != "" && ok && n > 0 && n >= opts.ExternalThreshold
 					if got := init.DataLocation == LocationExternal; got != want {
 						t.Errorf("%s (%d bytes): got external %v, want %v", init.Name, n, got, want)
 					}
