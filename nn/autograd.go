@@ -101,6 +101,9 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		accumulate(t, g.data)
 		return
 	}
+	if t.fn.backward == nil {
+		panic("nn: trying to backward through the graph a second time (the graph is released by Backward)")
+	}
 	// Topological order by iterative depth-first search over non-leaf tensors.
 	var order []*Tensor
 	visited := map[*Tensor]bool{}
@@ -133,6 +136,9 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		if gu == nil {
 			continue
 		}
+		if fn.backward == nil {
+			panic(fmt.Sprintf("nn: backward through %s, whose graph was already released by an earlier Backward", fn.name))
+		}
 		ins := fn.backward(gu)
 		if len(ins) != len(fn.inputs) {
 			panic(fmt.Sprintf("nn: backward of %s returned %d gradients for %d inputs", fn.name, len(ins), len(fn.inputs)))
@@ -157,9 +163,10 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			}
 		}
 	}
-	// Release the graph so activations can be collected.
+	// Release the graph so activations can be collected; the nodes stay as
+	// markers, so a second Backward through them fails loudly.
 	for _, u := range order {
-		u.fn = nil
+		u.fn.inputs, u.fn.backward = nil, nil
 	}
 }
 

@@ -29,9 +29,28 @@ import (
 //
 // Registration order is PyTorch's __init__ assignment order; it fixes the
 // order of parameters, state_dict keys, and the printed tree.
+//
+// Every method besides Forward comes from the embedded Base, so any Module
+// value can be put in eval mode, frozen, saved or loaded.
 type Module interface {
 	// Forward runs the module on x.
 	Forward(x *Tensor) *Tensor
+
+	Train()
+	Eval()
+	Training() bool
+	NamedParameters() []NamedTensor
+	Parameters() []*Tensor
+	TrainableParameters() []*Tensor
+	NamedBuffers() []NamedTensor
+	NamedChildren() []NamedModule
+	Children() []Module
+	Child(name string) Module
+	StateDict() StateDict
+	LoadStateDict(src Source, strict bool) (*LoadReport, error)
+	RequiresGrad(v bool)
+	ZeroGrad()
+
 	base() *Base
 }
 

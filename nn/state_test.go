@@ -1,0 +1,192 @@
+package nn
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+func stored(t *testing.T, dt tensor.DType, shape []int64, raw []byte) *tensor.Tensor {
+	t.Helper()
+	st, err := tensor.FromBytes(dt, shape, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestFromStoredDTypes(t *testing.T) {
+	le := binary.LittleEndian
+	f64 := make([]byte, 16)
+	le.PutUint64(f64, math.Float64bits(0.1))
+	le.PutUint64(f64[8:], math.Float64bits(-3))
+	bf := []byte{0x80, 0x3f, 0x40, 0xc0} // bfloat16 1.0, -3.0
+	f16 := []byte{0x00, 0x3c, 0x01, 0x00}
+	cases := []struct {
+		name string
+		st   *tensor.Tensor
+		want []float32
+	}{
+		{"float64", stored(t, tensor.Float64, []int64{2}, f64), []float32{0.1, -3}},
+		{"bfloat16", stored(t, tensor.BFloat16, []int64{2, 1}, bf), []float32{1, -3}},
+		{"float16_subnormal", stored(t, tensor.Float16, []int64{2}, f16), []float32{1, float32(math.Ldexp(1, -24))}},
+		{"float32", ToStored(New([]float32{1.5, 2, -0.25}, 3)), []float32{1.5, 2, -0.25}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := FromStored(c.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Data(), c.want) {
+				t.Errorf("got %v, want %v", got.Data(), c.want)
+			}
+			if len(got.Shape()) != len(c.st.Shape) {
+				t.Errorf("got shape %v, want %v", got.Shape(), c.st.Shape)
+			}
+		})
+	}
+}
+
+func TestLoadStateDictHalf(t *testing.T) {
+	l := NewLinear(nil, 2, 1, true)
+	w := []byte{0x00, 0x3c, 0x00, 0xc0} // float16 1, -2
+	b := []byte{0x00, 0x38}             // float16 0.5
+	src := TensorMap{
+		"weight": stored(t, tensor.Float16, []int64{1, 2}, w),
+		"bias":   stored(t, tensor.Float16, []int64{1}, b),
+	}
+	if _, err := l.LoadStateDict(src, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := append(l.Weight.Data(), l.Bias.Data()...), []float32{1, -2, 0.5}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	// An integer tensor cannot fill a float parameter.
+	src["bias"] = stored(t, tensor.Int32, []int64{1}, []byte{1, 0, 0, 0})
+	r, err := l.LoadStateDict(src, false)
+	if err == nil || len(r.Mismatched) != 1 || r.Mismatched[0].GotDType != tensor.Int32 {
+		t.Errorf("int32 bias: got %v, %+v; want a dtype mismatch", err, r)
+	}
+}
+
+func TestBuilder(t *testing.T) {
+	full := NewSmallNet().StateDict()
+	t.Run("exact", func(t *testing.T) {
+		b := NewBuilder(full)
+		m := newSmallNetFrom(b)
+		if err := b.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if r := b.Report(); r.Loaded != len(full) {
+			t.Errorf("loaded %d, want %d", r.Loaded, len(full))
+		}
+		got := m.StateDict()
+		for i := range got {
+			a, _ := FromStored(got[i].Tensor)
+			w, _ := FromStored(full[i].Tensor)
+			if got[i].Name != full[i].Name || !AllClose(a, w, 0, 0) {
+				t.Errorf("entry %d: got %s, want %s with equal values", i, got[i].Name, full[i].Name)
+			}
+		}
+	})
+	t.Run("problems", func(t *testing.T) {
+		var src StateDict
+		for _, n := range full {
+			switch n.Name {
+			case "conv.weight":
+				n.Tensor = ToStored(Zeros(4, 3, 1, 1))
+			case "bn.running_var":
+				n.Name = "bn.runing_var"
+			}
+			src = append(src, n)
+		}
+		b := NewBuilder(src)
+		m := newSmallNetFrom(b)
+		r := b.Report()
+		if want := []string{"bn.running_var"}; !reflect.DeepEqual(r.Missing, want) {
+			t.Errorf("missing: got %q, want %q", r.Missing, want)
+		}
+		if want := []string{"bn.runing_var"}; !reflect.DeepEqual(r.Unexpected, want) {
+			t.Errorf("unexpected: got %q, want %q", r.Unexpected, want)
+		}
+		if r.Suggestions["bn.running_var"] != "bn.runing_var" {
+			t.Errorf("suggestion: got %q, want %q", r.Suggestions["bn.running_var"], "bn.runing_var")
+		}
+		if len(r.Mismatched) != 1 || r.Mismatched[0].Key != "conv.weight" {
+			t.Errorf("mismatched: got %+v, want conv.weight", r.Mismatched)
+		}
+		var le *LoadError
+		if !errors.As(b.Err(), &le) {
+			t.Errorf("Err: got %v, want *LoadError", b.Err())
+		}
+		// Construction still completes with fresh tensors of the right shape.
+		if got := m.Conv.Weight.Shape(); !reflect.DeepEqual(got, []int{4, 3, 3, 3}) {
+			t.Errorf("conv weight shape: got %v, want [4 3 3 3]", got)
+		}
+	})
+	t.Run("nil", func(t *testing.T) {
+		var b *Builder
+		m := newSmallNetFrom(b.Sub("x"))
+		if b.Err() != nil || !b.Report().OK() || m.BN.RunningVar.Data()[0] != 1 {
+			t.Errorf("nil builder: err %v, running_var %v; want fresh torch defaults", b.Err(), m.BN.RunningVar.Data()[0])
+		}
+	})
+}
+
+type smallNet struct {
+	Base
+	Conv *Conv2d
+	BN   *BatchNorm2d
+}
+
+func (s *smallNet) Forward(x *Tensor) *Tensor { return s.BN.Forward(s.Conv.Forward(x)) }
+
+func NewSmallNet() *smallNet { return newSmallNetFrom(nil) }
+
+func newSmallNetFrom(b *Builder) *smallNet {
+	s := &smallNet{Conv: NewConv2d(b.Sub("conv"), 3, 4, 3), BN: NewBatchNorm2d(b.Sub("bn"), 4)}
+	s.RegisterModule("conv", &s.Conv)
+	s.RegisterModule("bn", &s.BN)
+	return s
+}
+
+func TestBackwardTwicePanics(t *testing.T) {
+	x := New([]float32{1, 2}, 2).SetRequiresGrad(true)
+	y := x.Exp().Sum(false)
+	y.Backward()
+	defer func() {
+		if recover() == nil {
+			t.Error("second Backward: got no panic, want one")
+		}
+	}()
+	y.Backward()
+}
+
+func TestShapeErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		f    func()
+	}{
+		{"add", func() { Zeros(2, 3).Add(Zeros(4)) }},
+		{"matmul", func() { Zeros(2, 3).MatMul(Zeros(2, 3)) }},
+		{"reshape", func() { Zeros(2, 3).Reshape(4, -1) }},
+		{"conv_channels", func() { Conv2dFn(Zeros(1, 3, 4, 4), Zeros(2, 2, 3, 3), nil, ConvParams{}) }},
+		{"cat", func() { Cat([]*Tensor{Zeros(2, 3), Zeros(3, 2)}, 0) }},
+		{"new", func() { New([]float32{1, 2, 3}, 2, 2) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				if _, ok := recover().(*ShapeError); !ok {
+					t.Errorf("got no *ShapeError panic, want one")
+				}
+			}()
+			c.f()
+		})
+	}
+}
