@@ -603,3 +603,19 @@ func (e *encoder) tensor(t *TensorProto) {
 	}
 	e.write(w.unknown)
 }
+
+// MarshalTensor returns the encoding of a TensorProto, as UnmarshalTensor
+// reads it.
+func MarshalTensor(t *TensorProto) ([]byte, error) {
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	e := &encoder{w: bw}
+	e.tensor(t)
+	if e.err == nil {
+		e.err = bw.Flush()
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	return b.Bytes(), nil
+}

@@ -415,3 +415,15 @@ func (m *Model) resolveExternal(dir string, ts []*TensorProto) error {
 	}
 	return nil
 }
+
+// UnmarshalTensor reads a serialized TensorProto (such as the input_0.pb
+// files of ONNX's test data sets). Its raw_data refers to b, which must not
+// be modified while the tensor is used; external data is not resolved.
+func UnmarshalTensor(b []byte) (*TensorProto, error) {
+	d := newDecoder(bytes.NewReader(b), int64(len(b)))
+	t := &TensorProto{}
+	if err := d.fields(d.tensorField(t)); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
