@@ -337,3 +337,25 @@ func TestPickKernelLeastPadding(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelChunks splits products into more strips than goroutines, as
+// a loaded machine makes them claim unevenly.
+func TestParallelChunks(t *testing.T) {
+	defer func(c int) { chunksPerThread = c }(chunksPerThread)
+	chunksPerThread = 3
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []gemmCase{
+		{m: 100, n: 37, k: 50, alpha: 1, beta: 0},
+		{transB: true, m: 30, n: 333, k: 20, alpha: -1, beta: 2, pad: 1},
+	} {
+		o := makeOperands(tc, rng)
+		want := append([]float32(nil), o.c...)
+		refSgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, want, o.ldc)
+		for _, kn := range kernels {
+			got := append([]float32(nil), o.c...)
+			runParallel(kn, &params{transA: tc.transA, transB: tc.transB, m: tc.m, n: tc.n, k: tc.k,
+				alpha: tc.alpha, a: o.a, lda: o.lda, b: o.b, ldb: o.ldb, beta: tc.beta, c: got, ldc: o.ldc}, 2)
+			t.Run(kn.name+"/"+tc.String(), func(t *testing.T) { check(t, tc, o, o.c, got, want) })
+		}
+	}
+}

@@ -30,31 +30,57 @@ func Threads() int {
 // below it the hand-off to a worker costs more than it saves.
 const parallelMinWork = 160 * 160 * 160
 
+// chunksPerThread is how many strips each goroutine gets on average. More
+// strips balance better when a core is shared with other work, but every
+// strip packs the whole of the operand that is not split.
+var chunksPerThread = 1
+
 // maxFree bounds the workspaces and call records kept for reuse.
 const maxFree = 32
 
 var (
 	freeWS    = make(chan *workspace, maxFree)
 	freeCalls = make(chan *call, maxFree)
-	jobs      = make(chan *job, 256)
+	jobs      = make(chan *call, 256)
 
 	workersMu sync.Mutex
 	workers   int // worker goroutines started so far
 )
 
-// call is the per-call record handed to workers; recycled via freeCalls.
+// call is one parallel Sgemm: C split into chunks, strips along m or n,
+// that the calling goroutine and workers claim in turn until none is left,
+// so a goroutine that starts late (or a core busy with other work) simply
+// does fewer chunks. Calls are recycled through freeCalls.
 type call struct {
-	p    params
-	jobs []job
-	wg   sync.WaitGroup
+	p      params
+	kn     *kernel
+	splitN bool
+	unit   int // chunk boundaries are multiples of unit (mr or nr)
+	units  int // ceil(size of the split dimension / unit)
+	chunks int
+	next   atomic.Int64
+	wg     sync.WaitGroup
 }
 
-// job is one rectangle of C for one worker.
-type job struct {
-	kn             *kernel
-	p              *params
-	i0, i1, j0, j1 int
-	wg             *sync.WaitGroup
+// work claims and computes chunks with w's buffers until none is left.
+func (c *call) work(w *workspace) {
+	size := c.p.m
+	if c.splitN {
+		size = c.p.n
+	}
+	for {
+		i := int(c.next.Add(1) - 1)
+		if i >= c.chunks {
+			return
+		}
+		lo := c.units * i / c.chunks * c.unit
+		hi := min(c.units*(i+1)/c.chunks*c.unit, size)
+		if c.splitN {
+			w.block(c.kn, &c.p, 0, c.p.m, lo, hi)
+		} else {
+			w.block(c.kn, &c.p, lo, hi, 0, c.p.n)
+		}
+	}
 }
 
 func getWS() *workspace {
@@ -81,9 +107,9 @@ func startWorkers(n int) {
 	for ; workers < n; workers++ {
 		go func() {
 			w := new(workspace)
-			for j := range jobs {
-				w.block(j.kn, j.p, j.i0, j.i1, j.j0, j.j1)
-				j.wg.Done()
+			for c := range jobs {
+				c.work(w)
+				c.wg.Done()
 			}
 		}()
 	}
@@ -137,32 +163,18 @@ func runParallel(kn *kernel, p *params, threads int) {
 	default:
 		c = new(call)
 	}
-	c.p = *p
-	if cap(c.jobs) < t {
-		c.jobs = make([]job, t)
-	}
-	c.jobs = c.jobs[:t]
-	for i := range t {
-		lo := units * i / t * unit
-		hi := min(units*(i+1)/t*unit, size)
-		j := &c.jobs[i]
-		*j = job{kn: kn, p: &c.p, i0: 0, i1: p.m, j0: 0, j1: p.n, wg: &c.wg}
-		if splitN {
-			j.j0, j.j1 = lo, hi
-		} else {
-			j.i0, j.i1 = lo, hi
-		}
-	}
+	c.p, c.kn, c.splitN, c.unit, c.units = *p, kn, splitN, unit, units
+	c.chunks = min(units, t*chunksPerThread)
+	c.next.Store(0)
 	c.wg.Add(t - 1)
-	for i := 1; i < t; i++ {
-		jobs <- &c.jobs[i]
+	for range t - 1 {
+		jobs <- c
 	}
 	w := getWS()
-	j := &c.jobs[0]
-	w.block(kn, &c.p, j.i0, j.i1, j.j0, j.j1)
+	c.work(w)
 	putWS(w)
 	c.wg.Wait()
-	c.p = params{}
+	c.p, c.kn = params{}, nil
 	select {
 	case freeCalls <- c:
 	default:
