@@ -34,6 +34,27 @@
 // prints the module tree exactly as torch's repr does. A parameter is a leaf
 // *Tensor registered on a module; it requires grad until frozen.
 //
+// # Layers
+//
+// Each layer is a Module with PyTorch's field names, parameter shapes and
+// printed form: [Conv2d], [Linear], [BatchNorm2d], [LayerNorm], [GroupNorm],
+// [Dropout], [MaxPool2d], [AvgPool2d], [AdaptiveAvgPool2d],
+// [AdaptiveMaxPool2d], [Flatten], [Identity], [Sequential], [ModuleList],
+// [ChannelShuffle], [StochasticDepth], and the activations [ReLU], [ReLU6],
+// [LeakyReLU], [Sigmoid], [Tanh], [SiLU], [GELU], [Hardswish], [Hardsigmoid],
+// [Softmax], [LogSoftmax]. Constructors take a *[Builder] first (nil for
+// torch's default initialisation) and torch's keyword arguments as options:
+//
+//	nn.NewConv2d(b.Sub("conv1"), 3, 64, 7, nn.Stride(2), nn.Padding(3), nn.NoBias())
+//	nn.NewBatchNorm2d(b.Sub("bn1"), 64, nn.Eps(1e-3), nn.Momentum(0.01))
+//	nn.NewMaxPool2d(3, nn.Stride(2), nn.Padding(1), nn.CeilMode())
+//
+// Conv2d lowers to gemm.Sgemm through im2col (a 1×1 stride-1 convolution
+// multiplies directly, a depthwise one runs a direct loop) and keeps its
+// column buffer, so an eval-mode forward under NoGrad allocates only its
+// output. Concurrent eval-mode Forward calls on one module are safe; training
+// mode updates BatchNorm's running statistics and is not.
+//
 // # Weights
 //
 // State dicts are lists of stored tensors from package
