@@ -35,6 +35,7 @@ func kernAVX512x8x48Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, 
 //   - mc ≈ 192: the packed A block, mc×kc, is 192 KiB, in L2 with room for
 //     the B panels and C tiles passing through;
 //   - nc ≈ 4096: the packed B block, kc×nc, is 4 MiB, in L3.
+//
 // Sweeping kc over 128..384 and mc over 8..32 micro-panels moved 1024³ by
 // less than the noise of this shared machine; the micro-kernels alone run at
 // 97-100% of the FMA peak (BenchmarkMicroKernel vs BenchmarkPeak).
