@@ -3,6 +3,8 @@
 Debian's python3-torch 1.13).
 
   pickle_fixtures.py [--out DIR] [--seed N]
+  pickle_fixtures.py --resnet50 PATH    (for the benchmarks: torchvision
+                                         resnet50's state_dict, 102 MB, zip format)
 
 Writes into DIR (default testdata/pickle next to this script's parent) one
 checkpoint of every kind package pickle reads, and DIR/manifest.json: for each
@@ -285,7 +287,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pickle"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resnet50")
     args = ap.parse_args()
+    if args.resnet50:
+        import torchvision
+        torch.manual_seed(args.seed)
+        torch.save(torchvision.models.resnet50().state_dict(), args.resnet50)
+        return
     out = args.out
     os.makedirs(out, exist_ok=True)
     seed = args.seed

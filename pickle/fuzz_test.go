@@ -1,0 +1,138 @@
+package pickle
+
+import (
+	"archive/zip"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+// seedFiles returns the contents of every fixture and corpus file.
+func seedFiles(t testing.TB) map[string][]byte {
+	out := map[string][]byte{}
+	for _, dir := range []string{"pickle", "malicious"} {
+		paths, _ := filepath.Glob(filepath.Join("..", "testdata", dir, "*"))
+		for _, p := range paths {
+			if strings.HasSuffix(p, ".json") {
+				continue
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[p] = b
+		}
+	}
+	return out
+}
+
+// checkLoaded asserts what any successful load must satisfy: every tensor
+// is a valid view of its storage and its bytes stream without panicking,
+// and listing the same input twice gives the same names.
+func checkLoaded(t *testing.T, f *File, again func() (*File, error)) {
+	for _, n := range f.Tensors {
+		if err := n.Tensor.Validate(); err != nil {
+			t.Fatalf("%s: listed an invalid tensor: %v", n.Name, err)
+		}
+		if n.Tensor.NumBytes() <= 1<<20 {
+			n.Tensor.SHA256() // may fail on a short file, must not panic
+		}
+	}
+	g, err := again()
+	if err != nil {
+		t.Fatalf("second load failed: %v", err)
+	}
+	if len(g.Tensors) != len(f.Tensors) || len(g.Meta) != len(f.Meta) {
+		t.Fatalf("second load: %d tensors %d meta, first %d and %d", len(g.Tensors), len(g.Meta), len(f.Tensors), len(f.Meta))
+	}
+	for i := range f.Tensors {
+		if f.Tensors[i].Name != g.Tensors[i].Name {
+			t.Fatalf("second load: tensor %d named %q, first %q", i, g.Tensors[i].Name, f.Tensors[i].Name)
+		}
+	}
+}
+
+// noPanic fails if an error reports a panic recovered inside the VM: the
+// validating pass must make every such input an ordinary error.
+func noPanic(t *testing.T, err error) {
+	if err != nil && strings.Contains(err.Error(), "malformed pickle (") {
+		t.Fatalf("the VM panicked: %v", err)
+	}
+}
+
+// fuzzStorages resolves any storage persistent id to zeroed memory.
+func fuzzStorages(pid any) (any, error) {
+	items, err := sequence(pid)
+	if err != nil || len(items) < 5 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	vt, ok := items[1].(*valueRef)
+	numel, err := toInt(items[4])
+	if !ok || !vt.dtype.Valid() || err != nil || numel < 0 || numel > 1<<12 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return &storageRef{dtype: vt.dtype, st: tensor.NewStorageBytes(make([]byte, numel*int64(vt.dtype.Size()))), n: -1}, nil
+}
+
+// FuzzLoad fuzzes the pickle layer: the validating pass, the VM and the
+// conversion, seeded with every pickle of testdata.
+func FuzzLoad(f *testing.F) {
+	for _, b := range seedFiles(f) {
+		if zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b))); err == nil {
+			for _, e := range zr.File {
+				if strings.HasSuffix(e.Name, ".pkl") && e.UncompressedSize64 < 1<<20 {
+					if rc, err := e.Open(); err == nil {
+						p, _ := io.ReadAll(rc)
+						rc.Close()
+						f.Add(p)
+					}
+				}
+			}
+			continue
+		}
+		if len(b) < 1<<20 {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root, _, err := unpickle(data, fuzzStorages)
+		noPanic(t, err)
+		if err != nil {
+			return
+		}
+		file := &File{Root: root}
+		if err := file.finish(nil); err != nil {
+			return
+		}
+		checkLoaded(t, file, func() (*File, error) {
+			root, _, err := unpickle(data, fuzzStorages)
+			if err != nil {
+				return nil, err
+			}
+			g := &File{Root: root}
+			return g, g.finish(nil)
+		})
+	})
+}
+
+// FuzzZip fuzzes whole files (zip, TorchScript, legacy and tar
+// containers), seeded with every file of testdata/pickle and
+// testdata/malicious.
+func FuzzZip(f *testing.F) {
+	for _, b := range seedFiles(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := Load(bytes.NewReader(data), int64(len(data)))
+		noPanic(t, err)
+		if err != nil {
+			return
+		}
+		checkLoaded(t, file, func() (*File, error) { return Load(bytes.NewReader(data), int64(len(data))) })
+	})
+}
