@@ -84,7 +84,7 @@ func TestTorchLoadsResNet18(t *testing.T) {
 	defer f.Close()
 	out := filepath.Join(dir, "out.pt")
 	writeFile(t, out, fromSafetensors(f))
-	if got := strings.TrimSpace(string(python(t, "load-strict", "resnet18", out, src))); got != "ok" {
+	if got := strings.TrimSpace(string(python(t, "load-strict", "resnet18", src, out))); got != "ok" {
 		t.Fatalf("load-strict (seed %d): %s", seed, got)
 	}
 }

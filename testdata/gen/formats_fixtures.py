@@ -29,16 +29,20 @@ Debian's python3-torch 1.13).
       Read PATH with the small reader below (json + torch.frombuffer, no
       safetensors package) and print the same JSON plus "metadata".
 
+  formats_fixtures.py describe PATH...
+      A JSON list with describe-safetensors (for *.safetensors) or
+      describe-pt (otherwise) of every PATH, in one process.
+
   formats_fixtures.py resnet18 OUT.pt OUT.safetensors SEED
       Save the state_dict of torchvision resnet18 built under torch seed SEED,
       with a non-trivial BatchNorm state, to OUT.pt (torch.save, zip format)
       and OUT.safetensors (write_safetensors below).
 
-  formats_fixtures.py load-strict ARCH PATH REF
-      torch.load(PATH, weights_only=True), then ARCH().load_state_dict(...,
-      strict=True), then compare every tensor with REF (a torch.save'd
-      state_dict) with torch.equal (key order is checked by the caller with
-      describe-pt). Prints "ok" or fails.
+  formats_fixtures.py load-strict ARCH REF PATH...
+      For each PATH: torch.load(PATH, weights_only=True), then
+      ARCH().load_state_dict(..., strict=True), then compare every tensor
+      with REF (a torch.save'd state_dict) with torch.equal (key order is
+      checked by the caller with describe). Prints "ok" or fails.
 """
 import collections
 import hashlib
@@ -262,6 +266,7 @@ def resnet18(out, out_st, seed):
 
 def load_strict(arch, path, ref):
     import torchvision
+    print(path, file=sys.stderr)
     sd = torch.load(path, weights_only=True)
     assert isinstance(sd, collections.OrderedDict), type(sd)
     m = getattr(torchvision.models, arch)()
@@ -271,28 +276,35 @@ def load_strict(arch, path, ref):
     for k, v in want.items():
         assert sd[k].dtype == v.dtype and sd[k].shape == v.shape, k
         assert torch.equal(sd[k], v), k
-    print("ok")
+
+
+def describe_path(path):
+    if path.endswith(".safetensors"):
+        tensors, meta = read_safetensors(path)
+        d = describe_obj(tensors)
+        d["metadata"] = meta
+        return d
+    obj = torch.load(path, weights_only=True)
+    d = describe_obj(obj)
+    d["type"] = type(obj).__module__ + "." + type(obj).__name__
+    d["metadata"] = {k: repr(v) for k, v in d["metadata"].items()}
+    return d
 
 
 def main():
     cmd = sys.argv[1]
     if cmd == "gen":
         gen(sys.argv[2])
-    elif cmd == "describe-pt":
-        obj = torch.load(sys.argv[2], weights_only=True)
-        d = describe_obj(obj)
-        d["type"] = type(obj).__module__ + "." + type(obj).__name__
-        d["metadata"] = {k: repr(v) for k, v in d["metadata"].items()}
-        print(json.dumps(d))
-    elif cmd == "describe-safetensors":
-        tensors, meta = read_safetensors(sys.argv[2])
-        d = describe_obj(tensors)
-        d["metadata"] = meta
-        print(json.dumps(d))
+    elif cmd in ("describe-pt", "describe-safetensors"):
+        print(json.dumps(describe_path(sys.argv[2])))
+    elif cmd == "describe":
+        print(json.dumps([describe_path(p) for p in sys.argv[2:]]))
     elif cmd == "resnet18":
         resnet18(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "load-strict":
-        load_strict(sys.argv[2], sys.argv[3], sys.argv[4])
+        for p in sys.argv[4:]:
+            load_strict(sys.argv[2], p, sys.argv[3])
+        print("ok")
     else:
         sys.exit("unknown command " + cmd)
 
