@@ -15,17 +15,21 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files with the output the tests produce")
 
+// pkgDir is the test's package directory, taken before any test changes
+// the working directory.
+var pkgDir, _ = os.Getwd()
+
 // Streams returns IOStreams backed by buffers, with ErrOut not a terminal.
 func Streams() (ios *cmdutil.IOStreams, stdout, stderr *bytes.Buffer) {
 	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
 	return &cmdutil.IOStreams{In: new(bytes.Buffer), Out: stdout, ErrOut: stderr}, stdout, stderr
 }
 
-// Golden compares got with the file testdata/NAME.golden, or writes got to
-// it when the test runs with -update.
+// Golden compares got with the file testdata/NAME.golden of the test's
+// package, or writes got to it when the test runs with -update.
 func Golden(t testing.TB, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
+	path := filepath.Join(pkgDir, "testdata", name+".golden")
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)

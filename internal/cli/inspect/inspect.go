@@ -5,6 +5,7 @@
 package inspect
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -151,6 +152,29 @@ func (m Metadata) MarshalJSON() ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
+// UnmarshalJSON decodes an object into m, keeping the order of its keys.
+func (m *Metadata) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("inspect: metadata is not a JSON object")
+	}
+	*m = (*m)[:0]
+	for dec.More() {
+		var k, v string
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ = tok.(string)
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		*m = append(*m, formats.Meta{Key: k, Value: v})
+	}
+	_, err := dec.Token()
+	return err
+}
+
 func inspectRun(opts *Options) error {
 	c, err := cmdutil.Open(opts.File)
 	if err != nil {
@@ -162,9 +186,7 @@ func inspectRun(opts *Options) error {
 		return cmdutil.FileError(opts.File, err)
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(opts.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(l)
+		return l.WriteJSON(opts.IO.Out)
 	}
 	return l.WriteTable(opts.IO.Out)
 }
@@ -258,6 +280,72 @@ func (c *countWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.add(n)
 	return n, err
+}
+
+// WriteJSON writes the listing as one indented JSON object with one line
+// per tensor, so that the output reads well and diffs line by line.
+func (l *Listing) WriteJSON(w io.Writer) error {
+	var b bytes.Buffer
+	field := func(name string, v any, last bool) error {
+		j, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "  %q: %s", name, j)
+		if !last {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+		return nil
+	}
+	b.WriteString("{\n")
+	if err := field("format", l.Format, false); err != nil {
+		return err
+	}
+	b.WriteString("  \"tensors\": [")
+	for i, t := range l.Tensors {
+		j, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n    ")
+		b.Write(j)
+	}
+	if len(l.Tensors) > 0 {
+		b.WriteString("\n  ")
+	}
+	b.WriteString("],\n")
+	rest := []struct {
+		name string
+		v    any
+		skip bool
+	}{
+		{"parameters", l.Parameters, false},
+		{"bytes", l.Bytes, false},
+		{"metadata", l.Metadata, len(l.Metadata) == 0},
+		{"modules", l.Modules, l.Modules == nil},
+		{"classes", l.Classes, len(l.Classes) == 0},
+	}
+	last := 0
+	for i, r := range rest {
+		if !r.skip {
+			last = i
+		}
+	}
+	for i, r := range rest {
+		if r.skip {
+			continue
+		}
+		if err := field(r.name, r.v, i == last); err != nil {
+			return err
+		}
+	}
+	b.WriteString("}\n")
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // WriteTable writes the listing as text: a header with the totals, the

@@ -1,0 +1,217 @@
+package inspect
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckptkit/ckpt/internal/cli/clitest"
+)
+
+func TestNewCmdInspect(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    Options
+		wantErr bool
+	}{
+		{args: []string{"m.pt"}, want: Options{File: "m.pt"}},
+		{args: []string{"--json", "m.pt"}, want: Options{File: "m.pt", JSON: true}},
+		{args: []string{"m.safetensors", "--hash", "--json"}, want: Options{File: "m.safetensors", JSON: true, Hash: true}},
+		{args: []string{}, wantErr: true},
+		{args: []string{"a.pt", "b.pt"}, wantErr: true},
+		{args: []string{"--sha", "a.pt"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ios, _, _ := clitest.Streams()
+			var got *Options
+			cmd := NewCmdInspect(ios, func(o *Options) error { got = o; return nil })
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(ios.Out)
+			cmd.SetErr(ios.ErrOut)
+			err := cmd.Execute()
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("got no error, want one")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.File != tt.want.File || got.JSON != tt.want.JSON || got.Hash != tt.want.Hash {
+				t.Errorf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+// TestGolden checks the table and JSON outputs on fixtures of every source
+// kind (made by testdata/gen/pickle_fixtures.py, formats_fixtures.py and
+// onnx_fixtures.py). Refresh with go test -update.
+func TestGolden(t *testing.T) {
+	root := filepath.Join(clitest.Root(t), "testdata")
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"model_zip", Options{File: "pickle/model_zip.pt"}},
+		{"torchscript", Options{File: "pickle/torchscript.pt"}},
+		{"checkpoint", Options{File: "pickle/checkpoint.pt"}},
+		{"checkpoint_json", Options{File: "pickle/checkpoint.pt", JSON: true}},
+		{"model_zip_json_hash", Options{File: "pickle/model_zip.pt", JSON: true, Hash: true}},
+		{"dtypes_safetensors_hash", Options{File: "formats/dtypes.safetensors", Hash: true}},
+		{"cnn_onnx_json", Options{File: "onnx/cnn.onnx", JSON: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, stdout, stderr := clitest.Streams()
+			opts := tt.opts
+			opts.IO = ios
+			// The golden output names files as a user in testdata/ would.
+			t.Chdir(root)
+			if err := inspectRun(&opts); err != nil {
+				t.Fatal(err)
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("stderr = %q, want nothing when it is not a terminal", stderr)
+			}
+			clitest.Golden(t, tt.name, stdout.Bytes())
+		})
+	}
+}
+
+// manifestFile is one entry of testdata/pickle/manifest.json, which
+// testdata/gen/pickle_fixtures.py writes from what torch 1.13 itself
+// reports for each fixture.
+type manifestFile struct {
+	File    string
+	Tensors []struct {
+		Name, DType, SHA256 string
+		Shape               []int64
+	}
+	Modules *Module
+	Classes []string
+}
+
+// TestMatchesTorch checks inspect --json --hash on every PyTorch fixture
+// against the names, dtypes, shapes, SHA-256 fingerprints, module trees and
+// class names torch reported when it wrote them.
+func TestMatchesTorch(t *testing.T) {
+	dir := filepath.Join(clitest.Root(t), "testdata", "pickle")
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct{ Files []manifestFile }
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) == 0 {
+		t.Fatal("manifest lists no files")
+	}
+	for _, want := range m.Files {
+		t.Run(want.File, func(t *testing.T) {
+			ios, stdout, _ := clitest.Streams()
+			if err := inspectRun(&Options{IO: ios, File: filepath.Join(dir, want.File), JSON: true, Hash: true}); err != nil {
+				t.Fatal(err)
+			}
+			var got Listing
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Tensors) != len(want.Tensors) {
+				t.Fatalf("got %d tensors, want %d", len(got.Tensors), len(want.Tensors))
+			}
+			for i, g := range got.Tensors {
+				w := want.Tensors[i]
+				if g.Name != w.Name || g.DType != w.DType || !slices.Equal(g.Shape, w.Shape) || g.SHA256 != w.SHA256 {
+					t.Errorf("tensor %d: got %s %s %v %s, want %s %s %v %s", i, g.Name, g.DType, g.Shape, g.SHA256, w.Name, w.DType, w.Shape, w.SHA256)
+				}
+			}
+			if w := want.Modules; w != nil {
+				gj, _ := json.Marshal(got.Modules)
+				wj, _ := json.Marshal(w)
+				if string(gj) != string(wj) {
+					t.Errorf("modules:\ngot  %s\nwant %s", gj, wj)
+				}
+			}
+			if want.Classes != nil && !slices.Equal(got.Classes, want.Classes) {
+				t.Errorf("classes: got %v, want %v", got.Classes, want.Classes)
+			}
+		})
+	}
+}
+
+// TestMatchesONNX checks inspect --hash on ONNX fixtures against the
+// fingerprints numpy computed (testdata/gen/onnx_fixtures.py).
+func TestMatchesONNX(t *testing.T) {
+	dir := filepath.Join(clitest.Root(t), "testdata", "onnx")
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string][]struct {
+		Name, DType, SHA256 string
+		Dims                []int64
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"cnn.onnx", "ext.onnx"} {
+		t.Run(file, func(t *testing.T) {
+			want := m[file]
+			if len(want) == 0 {
+				t.Fatalf("manifest has no tensors for %s", file)
+			}
+			ios, stdout, _ := clitest.Streams()
+			if err := inspectRun(&Options{IO: ios, File: filepath.Join(dir, file), JSON: true, Hash: true}); err != nil {
+				t.Fatal(err)
+			}
+			var got Listing
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Format != "onnx" || len(got.Tensors) != len(want) {
+				t.Fatalf("got format %s with %d tensors, want onnx with %d", got.Format, len(got.Tensors), len(want))
+			}
+			for i, g := range got.Tensors {
+				w := want[i]
+				if g.Name != w.Name || g.DType != w.DType || !slices.Equal(g.Shape, w.Dims) || g.SHA256 != w.SHA256 {
+					t.Errorf("tensor %d: got %s %s %v %s, want %s %s %v %s", i, g.Name, g.DType, g.Shape, g.SHA256, w.Name, w.DType, w.Dims, w.SHA256)
+				}
+			}
+		})
+	}
+}
+
+// TestProgress checks that hashing draws a progress bar on a terminal once
+// it has run for ProgressDelay, clears it at the end, and draws nothing
+// when stderr is not a terminal.
+func TestProgress(t *testing.T) {
+	file := filepath.Join(clitest.Root(t), "testdata", "pickle", "model_zip.pt")
+	for _, terminal := range []bool{true, false} {
+		ios, stdout, stderr := clitest.Streams()
+		ios.ErrIsTerminal = terminal
+		clock := time.Unix(0, 0)
+		now := func() time.Time { clock = clock.Add(time.Second); return clock }
+		if err := inspectRun(&Options{IO: ios, File: file, Hash: true, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		got := stderr.String()
+		if terminal {
+			if !strings.Contains(got, "hashing "+file+" [") || !strings.HasSuffix(got, "\r\x1b[K") || !strings.Contains(got, "100%") {
+				t.Errorf("terminal: stderr = %q, want a bar that reaches 100%% and is cleared", got)
+			}
+		} else if got != "" {
+			t.Errorf("not a terminal: stderr = %q, want nothing", got)
+		}
+		if !strings.Contains(stdout.String(), "SHA256") {
+			t.Errorf("stdout has no SHA256 column:\n%s", stdout)
+		}
+	}
+}
