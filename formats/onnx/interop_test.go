@@ -101,14 +101,23 @@ func TestInteropChecker(t *testing.T) {
 	want := map[string]map[string]string{}
 	var paths []string
 	dir := t.TempDir()
-	for _, name := range []string{"cnn.onnx", "dtypes.onnx", "ext.onnx", "cnn.onnx+replaced"} {
+	for _, name := range []string{"cnn.onnx", "dtypes.onnx", "ext.onnx", "cnn.onnx+replaced", "weights-only"} {
 		for _, opts := range []WriteOptions{{}, {ExternalData: "weights.bin"}} {
 			src := strings.TrimSuffix(name, "+replaced")
-			m, err := Open(filepath.Join(fixtures, src))
+			var m *Model
+			var err error
+			if name == "weights-only" {
+				m, err = FromTensors(ckpt)
+			} else {
+				m, err = Open(filepath.Join(fixtures, src))
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			hashes := map[string]string{}
+			if name == "weights-only" {
+				hashes = ckptHashes
+			}
 			for _, e := range manifest[src] {
 				if e.SHA256 != "" && e.DataType != "COMPLEX64" {
 					hashes[e.Name] = e.SHA256

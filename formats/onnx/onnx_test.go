@@ -426,3 +426,71 @@ func TestReplaceInitializersProblems(t *testing.T) {
 		t.Errorf("a failed replacement changed the model")
 	}
 }
+
+func TestFromTensors(t *testing.T) {
+	ckpt, hashes := cnnB(t)
+	m, err := FromTensors(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []WriteOptions{{}, {ExternalData: "w.bin"}} {
+		out := filepath.Join(t.TempDir(), "weights.onnx")
+		if err := WriteFile(out, m, opts); err != nil {
+			t.Fatal(err)
+		}
+		back, err := Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inits, err := back.Initializers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inits) != len(ckpt) {
+			t.Fatalf("got %d tensors, want %d", len(inits), len(ckpt))
+		}
+		for i, n := range inits {
+			if n.Name != ckpt[i].Name || n.Tensor.DType != ckpt[i].Tensor.DType || !slices.Equal(n.Tensor.Shape, ckpt[i].Tensor.Shape) {
+				t.Errorf("tensor %d: got %s %s%v, want %s %s%v", i, n.Name, n.Tensor.DType, n.Tensor.Shape, ckpt[i].Name, ckpt[i].Tensor.DType, ckpt[i].Tensor.Shape)
+			}
+			if h := hashOf(t, n.Tensor); h != hashes[n.Name] {
+				t.Errorf("%s: got sha256 %s, want %s", n.Name, h, hashes[n.Name])
+			}
+		}
+		back.Close()
+	}
+	if _, err := FromTensors([]Named{ckpt[0], ckpt[0]}); err == nil {
+		t.Errorf("got no error for a duplicate name")
+	}
+}
+
+func TestDetect(t *testing.T) {
+	tests := []struct {
+		name string
+		head []byte
+		want bool
+	}{
+		{"zip", []byte("PK\x03\x04\x14\x00"), false},
+		{"pickle", []byte("\x80\x02}q\x00"), false},
+		{"safetensors", []byte("\x08\x07\x00\x00\x00\x00\x00\x00{\"a\""), false},
+		{"empty", nil, false},
+		{"ir_version only", []byte{0x08, 0x07}, false},
+		{"ir_version 0", []byte{0x08, 0x00, 0x12, 0x00}, false},
+	}
+	for _, name := range fixtureFiles {
+		b, err := os.ReadFile(filepath.Join(fixtures, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			name string
+			head []byte
+			want bool
+		}{name, b[:min(len(b), 16)], true})
+	}
+	for _, tc := range tests {
+		if got := Detect(tc.head); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
