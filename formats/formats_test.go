@@ -610,3 +610,90 @@ func TestFormatFor(t *testing.T) {
 		t.Error("FormatFor(x.h5): no error")
 	}
 }
+
+// TestPickleFixtureRoundTrips runs every file of testdata/pickle (every
+// torch save format, made by testdata/gen with torch 1.13, described by
+// torch in manifest.json) through pt -> safetensors -> pt and pt -> pt,
+// comparing names, order, dtypes, shapes and SHA-256 with torch's.
+func TestPickleFixtureRoundTrips(t *testing.T) {
+	var manifest struct {
+		Files []struct {
+			File string `json:"file"`
+			desc
+		} `json:"files"`
+	}
+	readJSON(t, "../testdata/pickle/manifest.json", &manifest)
+	if len(manifest.Files) == 0 {
+		t.Fatal("manifest lists no files")
+	}
+	for _, f := range manifest.Files {
+		for _, chain := range [][]string{nil, {".safetensors", ".pt"}, {".pt"}, {".onnx"}} {
+			t.Run(f.File+strings.Join(chain, ""), func(t *testing.T) {
+				c := open(t, "../testdata/pickle/"+f.File)
+				checkDesc(t, roundTrip(t, c, chain...), f.desc, nil)
+			})
+		}
+	}
+}
+
+// TestONNXFixtureRoundTrips: the initializers of testdata/onnx/cnn.onnx
+// (made by testdata/gen/onnx_fixtures.py) survive onnx -> safetensors -> pt
+// and onnx -> onnx with the hashes the ONNX reader gives. dtypes.onnx has
+// UINT16 initializers, which no tensor dtype holds: opening it fails,
+// naming one, rather than dropping it.
+func TestONNXFixtureRoundTrips(t *testing.T) {
+	if _, err := Open("../testdata/onnx/dtypes.onnx"); err == nil || !strings.Contains(err.Error(), "UINT16") {
+		t.Errorf("dtypes.onnx: got %v, want an error naming UINT16", err)
+	}
+	for _, file := range []string{"cnn.onnx"} {
+		for _, chain := range [][]string{{".safetensors", ".pt"}, {".onnx"}} {
+			t.Run(file+strings.Join(chain, ""), func(t *testing.T) {
+				src := open(t, "../testdata/onnx/"+file)
+				if src.Format != FormatONNX || len(src.Tensors) == 0 {
+					t.Fatalf("format %q with %d tensors, want onnx with initializers", src.Format, len(src.Tensors))
+				}
+				var d desc
+				for _, nt := range src.Tensors {
+					d.Tensors = append(d.Tensors, struct {
+						Name    string  `json:"name"`
+						DType   string  `json:"dtype"`
+						Shape   []int64 `json:"shape"`
+						SHA256  string  `json:"sha256"`
+						Storage int     `json:"storage"`
+					}{nt.Name, nt.Tensor.DType.String(), nt.Tensor.Shape, hashOf(t, nt.Tensor), 0})
+				}
+				checkDesc(t, roundTrip(t, src, chain...), d, nil)
+			})
+		}
+	}
+}
+
+func TestSaveONNXGraph(t *testing.T) {
+	src := open(t, "../testdata/onnx/cnn.onnx")
+	dir := t.TempDir()
+	// Every initializer from a safetensors copy, plus one the graph lacks.
+	st := roundTrip(t, src, ".safetensors")
+	extra, _ := tensor.FromBytes(tensor.Int64, nil, make([]byte, 8))
+	withExtra := &Checkpoint{Tensors: append(slices.Clone(st.Tensors), Named{"bn.num_batches_tracked", extra})}
+	res, err := Save(filepath.Join(dir, "g.onnx"), withExtra, SaveOptions{Graph: "../testdata/onnx/cnn.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Unused, []string{"bn.num_batches_tracked"}) {
+		t.Errorf("unused %v, want [bn.num_batches_tracked]", res.Unused)
+	}
+	got := open(t, res.Files[0])
+	for _, nt := range src.Tensors {
+		if g := got.Tensor(nt.Name); g == nil || hashOf(t, g) != hashOf(t, nt.Tensor) {
+			t.Errorf("%s: not carried into the graph", nt.Name)
+		}
+	}
+	// A missing initializer is an error, and nothing is written.
+	_, err = Save(filepath.Join(dir, "h.onnx"), &Checkpoint{Tensors: st.Tensors[1:]}, SaveOptions{Graph: "../testdata/onnx/cnn.onnx"})
+	if err == nil || !strings.Contains(err.Error(), st.Tensors[0].Name) {
+		t.Errorf("got %v, want an error naming %s", err, st.Tensors[0].Name)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "h.onnx")); err == nil {
+		t.Error("h.onnx written despite the error")
+	}
+}
