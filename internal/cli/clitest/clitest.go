@@ -48,24 +48,16 @@ func Golden(t testing.TB, name string, got []byte) {
 	}
 }
 
-// Root is the repository root, for fixtures under testdata/: tests run in
-// their package's directory, three or four levels below it.
+// Root is the absolute path of the repository root, for fixtures under
+// testdata/, found from the test's package directory.
 func Root(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
+	for d := pkgDir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			rel, err := filepath.Rel(dir, d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return rel
+			return d
 		}
 		if filepath.Dir(d) == d {
-			t.Fatal("no go.mod above " + dir)
+			t.Fatal("no go.mod above " + pkgDir)
 		}
 	}
 }

@@ -1,0 +1,442 @@
+package convert
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/internal/cli/clitest"
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/tensor"
+)
+
+func TestNewCmdConvert(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    Options
+		wantErr bool
+	}{
+		{args: []string{"a.pt", "b.safetensors"}, want: Options{In: "a.pt", Out: "b.safetensors"}},
+		{
+			args: []string{"--key", "state_dict", "--strip-prefix", "module.", "--rename", `^a\.(.*)=b.$1`, "--rename", "x=y=z",
+				"--dtype", "bfloat16", "--max-shard-size", "2GB", "--format", "safetensors", "--force", "--json", "in.pt", "out"},
+			want: Options{In: "in.pt", Out: "out", Key: "state_dict", StripPrefix: "module.", Renames: []string{`^a\.(.*)=b.$1`, "x=y=z"},
+				DType: "bfloat16", MaxShardSize: "2GB", Format: "safetensors", Force: true, JSON: true},
+		},
+		{args: []string{"--graph", "m.onnx", "ft.pt", "out.onnx"}, want: Options{In: "ft.pt", Out: "out.onnx", Graph: "m.onnx"}},
+		{args: []string{"a.pt"}, wantErr: true},
+		{args: []string{"a.pt", "b.pt", "c.pt"}, wantErr: true},
+		{args: []string{"--shard", "1GB", "a.pt", "b.pt"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ios, _, _ := clitest.Streams()
+			var got *Options
+			cmd := NewCmdConvert(ios, func(o *Options) error { got = o; return nil })
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(ios.Out)
+			cmd.SetErr(ios.ErrOut)
+			err := cmd.Execute()
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("got no error, want one")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.IO = nil
+			if g, w := *got, tt.want; g.In != w.In || g.Out != w.Out || g.Key != w.Key || g.StripPrefix != w.StripPrefix ||
+				!slices.Equal(g.Renames, w.Renames) || g.DType != w.DType || g.MaxShardSize != w.MaxShardSize ||
+				g.Format != w.Format || g.Force != w.Force || g.JSON != w.JSON || g.Graph != w.Graph {
+				t.Errorf("got %+v, want %+v", g, w)
+			}
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    Options
+		want    func(*plan) bool
+		wantErr string
+	}{
+		{"extension safetensors", Options{Out: "x.safetensors"}, func(p *plan) bool { return p.save.Format == formats.Safetensors }, ""},
+		{"extension pth", Options{Out: "x.pth"}, func(p *plan) bool { return p.save.Format == formats.PyTorch }, ""},
+		{"explicit format wins", Options{Out: "x.bin", Format: "ONNX"}, func(p *plan) bool { return p.save.Format == formats.ONNX }, ""},
+		{"dtype alias", Options{Out: "x.pt", DType: "half"}, func(p *plan) bool { return p.transform.DType == tensor.Float16 }, ""},
+		{"shard size decimal", Options{Out: "x.safetensors", MaxShardSize: "2GB"}, func(p *plan) bool { return p.save.MaxShardSize == 2_000_000_000 }, ""},
+		{"shard size binary", Options{Out: "x.safetensors", MaxShardSize: "1MiB"}, func(p *plan) bool { return p.save.MaxShardSize == 1<<20 }, ""},
+		{"renames in order", Options{Out: "x.pt", Renames: []string{"a=b", "^b$=c"}}, func(p *plan) bool {
+			return len(p.transform.Rename) == 2 && p.transform.Rename[1].Replacement == "c"
+		}, ""},
+		{"graph", Options{Out: "x.onnx", Graph: "g.onnx"}, func(p *plan) bool { return p.save.Graph == "g.onnx" }, ""},
+		{"integer dtype", Options{Out: "x.pt", DType: "int8"}, nil, `--dtype "int8": want float16, bfloat16 or float32`},
+		{"float64 dtype", Options{Out: "x.pt", DType: "float64"}, nil, `--dtype "float64"`},
+		{"bad rename", Options{Out: "x.pt", Renames: []string{"no-equals"}}, nil, `--rename "no-equals"`},
+		{"bad regexp", Options{Out: "x.pt", Renames: []string{"a(=b"}}, nil, `--rename "a(=b"`},
+		{"unknown extension", Options{Out: "x.h5"}, nil, "x.h5: cannot tell the format"},
+		{"unknown format", Options{Out: "x.pt", Format: "gguf"}, nil, `--format "gguf"`},
+		{"shards need safetensors", Options{Out: "x.pt", MaxShardSize: "1GB"}, nil, "--max-shard-size needs safetensors output"},
+		{"bad shard size", Options{Out: "x.safetensors", MaxShardSize: "lots"}, nil, `--max-shard-size "lots"`},
+		{"graph needs onnx", Options{Out: "x.safetensors", Graph: "g.onnx"}, nil, "--graph needs ONNX output"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := tt.opts.parse()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+					t.Errorf("got error %v (exit %d), want a usage error containing %q", err, cmdutil.ExitCode(err), tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(p) {
+				t.Errorf("got plan %+v, not what %s wants", p, tt.name)
+			}
+		})
+	}
+}
+
+// fixture returns the path of a fixture under the repository's testdata.
+func fixture(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(clitest.Root(t), "testdata", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// inTemp copies fixtures into a temporary directory and makes it the
+// working directory, so outputs name files as a user there would.
+func inTemp(t *testing.T, fixtures ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range fixtures {
+		b, err := os.ReadFile(fixture(t, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	return dir
+}
+
+// fakeClock advances a quarter second each time it is read.
+func fakeClock() func() time.Time {
+	now := time.Unix(0, 0)
+	return func() time.Time { now = now.Add(250 * time.Millisecond); return now }
+}
+
+// TestGolden checks the summary, as text and as JSON, of conversions of
+// fixtures made by testdata/gen/pickle_fixtures.py and formats_fixtures.py.
+func TestGolden(t *testing.T) {
+	tests := []struct {
+		name    string
+		fixture string
+		opts    Options
+	}{
+		{"pt_to_safetensors", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "out.safetensors"}},
+		{"pt_to_safetensors_json", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "out.safetensors", JSON: true}},
+		{"key_to_pt", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "out.pt", Key: "state_dict"}},
+		{"rename_strip", "pickle/zip_state_dict.pt", Options{In: "zip_state_dict.pt", Out: "out.pt", StripPrefix: "bn1.", Renames: []string{`^conv(\d)\.=c$1.`}}},
+		{"cast_float16", "formats/cast.safetensors", Options{In: "cast.safetensors", Out: "out.safetensors", DType: "float16"}},
+		{"sharded", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "shards/model.safetensors", MaxShardSize: "1kB"}},
+		{"sharded_json", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "shards/model.safetensors", MaxShardSize: "1kB", JSON: true}},
+		{"onnx_extract", "onnx/cnn.onnx", Options{In: "cnn.onnx", Out: "cnn.pt"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inTemp(t, tt.fixture)
+			ios, stdout, stderr := clitest.Streams()
+			opts := tt.opts
+			opts.IO, opts.Now = ios, fakeClock()
+			if err := convertRun(&opts); err != nil {
+				t.Fatal(err)
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("stderr = %q, want nothing when it is not a terminal", stderr)
+			}
+			clitest.Golden(t, tt.name, stdout.Bytes())
+		})
+	}
+}
+
+// hashes returns name -> SHA-256 of every tensor of the checkpoint at path.
+func hashes(t *testing.T, path string) map[string]string {
+	t.Helper()
+	c, err := formats.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := map[string]string{}
+	for _, nt := range c.Tensors {
+		s, err := nt.Tensor.SHA256()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[nt.Name] = string(hexString(s[:]))
+	}
+	return m
+}
+
+func hexString(b []byte) []byte {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return out
+}
+
+// TestCastMatchesTorch converts cast.safetensors (values chosen to
+// overflow, flush and round) to each target dtype and checks the result's
+// fingerprints and the overflow and flush counts against what torch 1.13
+// computed (testdata/formats/cast.json, by testdata/gen/formats_fixtures.py).
+func TestCastMatchesTorch(t *testing.T) {
+	b, err := os.ReadFile(fixture(t, "formats/cast.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]struct {
+		SHA256              map[string]string
+		Overflow, Underflow int64
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, dt := range []string{"float16", "bfloat16", "float32"} {
+		t.Run(dt, func(t *testing.T) {
+			w, ok := want[dt]
+			if !ok {
+				t.Fatalf("cast.json has no %s entry", dt)
+			}
+			dir := inTemp(t, "formats/cast.safetensors")
+			ios, stdout, _ := clitest.Streams()
+			out := filepath.Join(dir, "out.safetensors")
+			if err := convertRun(&Options{IO: ios, In: "cast.safetensors", Out: out, DType: dt, JSON: true}); err != nil {
+				t.Fatal(err)
+			}
+			var s Summary
+			if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+				t.Fatal(err)
+			}
+			if s.Cast == nil || s.Cast.Overflow != w.Overflow || s.Cast.Underflow != w.Underflow {
+				t.Errorf("cast = %+v, want overflow %d, underflow %d", s.Cast, w.Overflow, w.Underflow)
+			}
+			got := hashes(t, out)
+			for name, h := range w.SHA256 {
+				if got[name] != h {
+					t.Errorf("tensor %s: got sha256 %s, want %s", name, got[name], h)
+				}
+			}
+		})
+	}
+}
+
+// TestGraph writes the state_dict of a second model instance (cnn_b.bin,
+// from testdata/gen/onnx_fixtures.py) into the ONNX export of the first
+// (cnn.onnx): every initializer receives B's bytes, and the tensors the
+// graph does not use (num_batches_tracked) are reported. A checkpoint that
+// does not fit the graph is refused with every problem listed and nothing
+// written.
+func TestGraph(t *testing.T) {
+	graph := fixture(t, "onnx/cnn.onnx")
+	raw, err := os.ReadFile(fixture(t, "onnx/cnn_b.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fixture(t, "onnx/cnn_b.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []struct {
+		Name, DType, SHA256 string
+		Shape               []int64
+		Offset, NBytes      int64
+	}
+	if err := json.Unmarshal(b, &entries); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ckpt := &formats.Checkpoint{}
+	for _, e := range entries {
+		dt, err := tensor.ParseDType(e.DType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := tensor.FromBytes(dt, e.Shape, raw[e.Offset:e.Offset+e.NBytes])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ckpt.Tensors = append(ckpt.Tensors, formats.Named{Name: e.Name, Tensor: x})
+	}
+	src := filepath.Join(dir, "finetuned.safetensors")
+	if _, err := formats.Save(src, ckpt, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("replaced", func(t *testing.T) {
+		ios, stdout, _ := clitest.Streams()
+		out := filepath.Join(dir, "deployed.onnx")
+		if err := convertRun(&Options{IO: ios, In: src, Out: out, Graph: graph, JSON: true}); err != nil {
+			t.Fatal(err)
+		}
+		var s Summary
+		if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"bn1.num_batches_tracked", "bn2.num_batches_tracked"}; !slices.Equal(s.Unused, want) {
+			t.Errorf("unused = %v, want %v", s.Unused, want)
+		}
+		got := hashes(t, out)
+		if len(got) != len(entries)-2 {
+			t.Errorf("output has %d initializers, want %d", len(got), len(entries)-2)
+		}
+		for _, e := range entries {
+			if h, ok := got[e.Name]; ok && h != e.SHA256 {
+				t.Errorf("initializer %s: got sha256 %s, want B's %s", e.Name, h, e.SHA256)
+			} else if !ok && !strings.HasSuffix(e.Name, "num_batches_tracked") {
+				t.Errorf("initializer %s missing from the output", e.Name)
+			}
+		}
+	})
+
+	t.Run("mismatch", func(t *testing.T) {
+		ios, _, _ := clitest.Streams()
+		out := filepath.Join(dir, "bad.onnx")
+		err := convertRun(&Options{IO: ios, In: fixture(t, "pickle/zip_state_dict.pt"), Out: out, Graph: graph})
+		if cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+			t.Fatalf("got %v (exit %d), want exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitInvalid)
+		}
+		msg := err.Error()
+		// zip_state_dict.pt has conv1 [4,3,3,3] where the graph has
+		// [8,3,3,3], and no conv2, bn2 or fc of the graph's shapes.
+		for _, want := range []string{graph + ": ", `initializer "conv1.weight": shape`, `initializer "conv2.weight" is missing`, `initializer "bn2.running_var" is missing`} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q does not contain %q", msg, want)
+			}
+		}
+		if strings.Contains(msg, "\n") {
+			t.Errorf("error %q spans lines, want one", msg)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists after a refused convert (stat: %v)", out, err)
+		}
+		leftovers(t, dir)
+	})
+}
+
+// leftovers fails if a temporary file of an interrupted write is left in dir.
+func leftovers(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left in %s", e.Name(), dir)
+		}
+	}
+}
+
+// TestExisting checks that an existing output is kept unless --force, and
+// that a failed conversion leaves no file behind.
+func TestExisting(t *testing.T) {
+	dir := inTemp(t, "pickle/zip_state_dict.pt", "pickle/checkpoint.pt")
+	out := filepath.Join(dir, "out.safetensors")
+	if err := os.WriteFile(out, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ios, _, _ := clitest.Streams()
+	err := convertRun(&Options{IO: ios, In: "zip_state_dict.pt", Out: out})
+	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), "exists (use --force") {
+		t.Errorf("got %v, want an exit-2 error saying it exists", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "precious" {
+		t.Errorf("existing output changed to %d bytes without --force", len(b))
+	}
+	if err := convertRun(&Options{IO: ios, In: "zip_state_dict.pt", Out: out, Force: true}); err != nil {
+		t.Fatalf("with --force: %v", err)
+	}
+	if got, want := hashes(t, out), hashes(t, "zip_state_dict.pt"); len(got) != len(want) || len(got) == 0 {
+		t.Errorf("after --force: %d tensors, want %d", len(got), len(want))
+	}
+	// A failure after reading starts (a --key that matches nothing) leaves
+	// no output and no temporary file.
+	bad := filepath.Join(dir, "bad.pt")
+	err = convertRun(&Options{IO: ios, In: "checkpoint.pt", Out: bad, Key: "nothing"})
+	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.HasPrefix(err.Error(), "checkpoint.pt: ") {
+		t.Errorf("got %v, want an exit-2 error about checkpoint.pt", err)
+	}
+	if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s exists after a failed convert", bad)
+	}
+	leftovers(t, dir)
+}
+
+// TestSharded checks that a sharded output reads back, through its index,
+// as the same tensors.
+func TestSharded(t *testing.T) {
+	dir := inTemp(t, "pickle/checkpoint.pt")
+	ios, stdout, _ := clitest.Streams()
+	out := filepath.Join(dir, "out", "model.safetensors")
+	if err := convertRun(&Options{IO: ios, In: "checkpoint.pt", Out: out, MaxShardSize: "1kB", JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, "out", "model.safetensors.index.json")
+	if len(s.Files) < 3 || s.Files[len(s.Files)-1] != index {
+		t.Fatalf("files = %v, want several shards and %s last", s.Files, index)
+	}
+	got, want := hashes(t, index), hashes(t, "checkpoint.pt")
+	if len(got) != len(want) {
+		t.Errorf("index lists %d tensors, want %d", len(got), len(want))
+	}
+	for name, h := range want {
+		if got[name] != h {
+			t.Errorf("tensor %s: got sha256 %s, want %s", name, got[name], h)
+		}
+	}
+}
+
+// TestProgress checks that the bar is drawn on a terminal and never
+// otherwise.
+func TestProgress(t *testing.T) {
+	for _, terminal := range []bool{true, false} {
+		dir := inTemp(t, "pickle/checkpoint.pt")
+		ios, _, stderr := clitest.Streams()
+		ios.ErrIsTerminal = terminal
+		clock := time.Unix(0, 0)
+		now := func() time.Time { clock = clock.Add(time.Second); return clock }
+		if err := convertRun(&Options{IO: ios, In: "checkpoint.pt", Out: filepath.Join(dir, "o.pt"), Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		got := stderr.String()
+		if terminal && (!strings.Contains(got, "writing "+filepath.Join(dir, "o.pt")+" [") || !strings.HasSuffix(got, "\r\x1b[K")) {
+			t.Errorf("terminal: stderr = %q, want a bar, cleared at the end", got)
+		}
+		if !terminal && got != "" {
+			t.Errorf("not a terminal: stderr = %q, want nothing", got)
+		}
+	}
+}
