@@ -149,7 +149,9 @@ func New(alg Algorithm, params []*nn.Tensor, opts ...Option) (*Optimizer, error)
 
 // NewSGD is New(SGD, ...): stochastic gradient descent with optional
 // momentum, dampening, Nesterov momentum, weight decay and maximize.
-func NewSGD(params []*nn.Tensor, opts ...Option) (*Optimizer, error) { return New(SGD, params, opts...) }
+func NewSGD(params []*nn.Tensor, opts ...Option) (*Optimizer, error) {
+	return New(SGD, params, opts...)
+}
 
 // NewAdam is New(Adam, ...) (defaults lr 1e-3, betas (0.9, 0.999), eps 1e-8).
 func NewAdam(params []*nn.Tensor, opts ...Option) (*Optimizer, error) {

@@ -44,19 +44,19 @@ type fixSched struct {
 }
 
 type fixCase struct {
-	Name     string                `json:"name"`
-	Alg      string                `json:"alg"`
-	Defaults map[string]any        `json:"defaults"`
-	Group2   map[string]any        `json:"group2"`
-	Sched    *fixSched             `json:"sched"`
-	Init     []fixTensor           `json:"init"`
-	Grads    [][]*fixTensor        `json:"grads"`
-	LRs      [][]float64           `json:"lrs"`
-	Final    []fixTensor           `json:"final"`
-	State    map[string]fixTensor  `json:"state"`
-	Params   []fixTensor           `json:"params"`
-	File     string                `json:"file"`
-	Groups   []map[string]any      `json:"param_groups"`
+	Name     string               `json:"name"`
+	Alg      string               `json:"alg"`
+	Defaults map[string]any       `json:"defaults"`
+	Group2   map[string]any       `json:"group2"`
+	Sched    *fixSched            `json:"sched"`
+	Init     []fixTensor          `json:"init"`
+	Grads    [][]*fixTensor       `json:"grads"`
+	LRs      [][]float64          `json:"lrs"`
+	Final    []fixTensor          `json:"final"`
+	State    map[string]fixTensor `json:"state"`
+	Params   []fixTensor          `json:"params"`
+	File     string               `json:"file"`
+	Groups   []map[string]any     `json:"param_groups"`
 }
 
 func loadCases(t *testing.T, path string) []fixCase {

@@ -468,7 +468,9 @@ func (sd *StateDict) Flatten(prefix string) (nn.StateDict, []formats.Meta) {
 		for k := range m {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(a, b int) bool { return stateKeyRank(keys[a]) < stateKeyRank(keys[b]) || stateKeyRank(keys[a]) == stateKeyRank(keys[b]) && keys[a] < keys[b] })
+		sort.Slice(keys, func(a, b int) bool {
+			return stateKeyRank(keys[a]) < stateKeyRank(keys[b]) || stateKeyRank(keys[a]) == stateKeyRank(keys[b]) && keys[a] < keys[b]
+		})
 		for _, k := range keys {
 			name := fmt.Sprintf("%sstate.%d.%s", prefix, id, k)
 			if m[k] == nil {
