@@ -12,10 +12,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ckptkit/ckpt/internal/cli/bench"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/convert"
 	"github.com/ckptkit/ckpt/internal/cli/diff"
 	"github.com/ckptkit/ckpt/internal/cli/inspect"
+	"github.com/ckptkit/ckpt/internal/cli/predict"
+	runcmd "github.com/ckptkit/ckpt/internal/cli/run"
+	"github.com/ckptkit/ckpt/internal/cli/verify"
 )
 
 // System returns the process's own streams.
@@ -61,6 +65,10 @@ var commands = []func(*cmdutil.IOStreams) *cobra.Command{
 	func(ios *cmdutil.IOStreams) *cobra.Command { return inspect.NewCmdInspect(ios, nil) },
 	func(ios *cmdutil.IOStreams) *cobra.Command { return convert.NewCmdConvert(ios, nil) },
 	func(ios *cmdutil.IOStreams) *cobra.Command { return diff.NewCmdDiff(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return verify.NewCmdVerify(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return runcmd.NewCmdRun(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return predict.NewCmdPredict(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return bench.NewCmdBench(ios, nil) },
 }
 
 // Main runs ckpt with args and returns the process exit code. Errors are

@@ -1,0 +1,149 @@
+// Package bench implements `ckpt bench`: time a model's forward pass
+// in-process, for sizing a deployment.
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
+	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/gemm"
+	"github.com/ckptkit/ckpt/nn/models"
+)
+
+// Options are the inputs of `ckpt bench`.
+type Options struct {
+	IO      *cmdutil.IOStreams
+	Arch    string
+	Weights string
+	Batch   int
+	Size    int
+	Iters   int
+	Warmup  int
+	Threads int
+	List    bool
+	JSON    bool
+}
+
+// Result is what `ckpt bench --json` prints.
+type Result struct {
+	Arch     string    `json:"arch"`
+	Batch    int       `json:"batch"`
+	Size     int       `json:"size"`
+	MedianMS float64   `json:"median_ms"`
+	MinMS    float64   `json:"min_ms"`
+	MaxMS    float64   `json:"max_ms"`
+	Threads  int       `json:"threads"`
+	Iters    int       `json:"iters"`
+	Kernel   string    `json:"kernel"`
+	TimesMS  []float64 `json:"times_ms"`
+}
+
+// NewCmdBench returns the bench command. runF, when not nil, replaces
+// benchRun (tests of flag parsing).
+func NewCmdBench(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "bench --arch NAME [--weights W] [--batch B] [--iters N]",
+		Short: "Time a model's forward pass",
+		Long: `Time the eval-mode forward pass of a torchvision architecture in this process:
+after --warmup untimed passes, --iters timed ones, reporting the median, the
+fastest and the slowest in milliseconds.
+
+Without --weights the model is built with fresh random weights (the time does
+not depend on their values). The input is [--batch, 3, S, S] with S the
+architecture's crop size unless --size is given. --threads pins the number of
+threads the matrix kernels use (default: all cores).`,
+		Example: `  ckpt bench --arch resnet18
+  ckpt bench --arch resnet50 --weights resnet50.pth --batch 8 --iters 20 --json
+  ckpt bench --list`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return benchRun(opts)
+		},
+	}
+	modelcmd.ArchFlag(cmd, &opts.Arch)
+	cmd.Flags().StringVar(&opts.Weights, "weights", "", "checkpoint to load (default: random weights)")
+	cmd.Flags().IntVar(&opts.Batch, "batch", 1, "batch size")
+	cmd.Flags().IntVar(&opts.Size, "size", 0, "input height and width (default: the architecture's crop size)")
+	cmd.Flags().IntVar(&opts.Iters, "iters", 10, "timed forward passes")
+	cmd.Flags().IntVar(&opts.Warmup, "warmup", 2, "untimed forward passes first")
+	cmd.Flags().IntVar(&opts.Threads, "threads", 0, "threads for the matrix kernels (default: GOMAXPROCS)")
+	cmd.Flags().BoolVar(&opts.List, "list", false, "list the architectures and exit")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func benchRun(o *Options) error {
+	if o.List {
+		_, err := fmt.Fprintln(o.IO.Out, strings.Join(models.Names(), "\n"))
+		return err
+	}
+	spec, err := modelcmd.CheckArch(o.Arch)
+	if err != nil {
+		return err
+	}
+	if o.Batch < 1 || o.Iters < 1 || o.Warmup < 0 || o.Size < 0 || o.Threads < 0 {
+		return cmdutil.UsageError("--batch and --iters must be positive, --warmup, --size and --threads not negative")
+	}
+	if o.Threads > 0 {
+		gemm.SetThreads(o.Threads)
+	}
+	var m nn.Module
+	if o.Weights != "" {
+		m, err = modelcmd.LoadModel(o.Arch, o.Weights, 0)
+	} else {
+		m, err = models.Build(o.Arch, models.Config{})
+	}
+	if err != nil {
+		return err
+	}
+	m.Eval()
+	size := o.Size
+	if size == 0 {
+		size = modelcmd.InputSize(spec)
+	}
+	x := modelcmd.SeededInput(0, o.Batch, size)
+	for range o.Warmup {
+		if _, err := modelcmd.Forward(m, x); err != nil {
+			return err
+		}
+	}
+	times := make([]float64, o.Iters)
+	for i := range times {
+		start := time.Now()
+		if _, err := modelcmd.Forward(m, x); err != nil {
+			return err
+		}
+		times[i] = float64(time.Since(start).Microseconds()) / 1000
+	}
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	median := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	threads := gemm.Threads()
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	r := Result{Arch: o.Arch, Batch: o.Batch, Size: size, MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1],
+		Threads: threads, Iters: o.Iters, Kernel: gemm.Kernel(), TimesMS: times}
+	if o.JSON {
+		return json.NewEncoder(o.IO.Out).Encode(r)
+	}
+	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d runs\n",
+		r.Arch, r.Batch, size, size, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters)
+	return err
+}
