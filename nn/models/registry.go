@@ -104,6 +104,9 @@ type Spec struct {
 	// may or may not contain ("aux1.", "aux2."); Load builds them when the
 	// weights have them (see Config.AuxLogits).
 	Aux []string
+	// Convert, when set, renames the keys of older published weights to
+	// the current module names before loading (densenet's "norm.1").
+	Convert func(nn.Source) nn.Source
 }
 
 var registry = struct {
@@ -200,7 +203,14 @@ func Load(name string, src nn.Source, cfg Config) (nn.Module, *nn.LoadReport, er
 	if err != nil {
 		return nil, nil, err
 	}
+	return load(s, src, cfg)
+}
+
+func load(s Spec, src nn.Source, cfg Config) (nn.Module, *nn.LoadReport, error) {
 	src = stateDictOf(src, s.Classifier)
+	if s.Convert != nil {
+		src = s.Convert(src)
+	}
 	if cfg.NumClasses == 0 {
 		if w := src.Tensor(s.Classifier); w != nil && len(w.Shape) >= 1 && w.Shape[0] > 0 {
 			cfg.NumClasses = int(w.Shape[0])
@@ -231,7 +241,7 @@ func Load(name string, src nn.Source, cfg Config) (nn.Module, *nn.LoadReport, er
 	}
 	rep := b.Report()
 	if err := b.Err(); err != nil {
-		return nil, rep, fmt.Errorf("models: loading %s: %w", name, err)
+		return nil, rep, fmt.Errorf("models: loading %s: %w", s.Name, err)
 	}
 	if e, ok := m.(interface{ Eval() }); ok {
 		e.Eval()
@@ -328,6 +338,37 @@ func hasPrefix(src nn.Source, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// renamedSource is a Source whose keys are renamed by a function.
+type renamedSource struct {
+	src   nn.Source
+	names []string
+	orig  map[string]string
+}
+
+func (r *renamedSource) Names() []string { return r.names }
+
+func (r *renamedSource) Tensor(name string) *tensor.Tensor {
+	o, ok := r.orig[name]
+	if !ok {
+		return nil
+	}
+	return r.src.Tensor(o)
+}
+
+// renameSource returns src with every key k renamed to rename(k).
+func renameSource(src nn.Source, rename func(string) string) nn.Source {
+	r := &renamedSource{src: src, orig: map[string]string{}}
+	for _, n := range src.Names() {
+		k := rename(n)
+		if _, dup := r.orig[k]; dup {
+			k = n // a clash: keep the original name, so the load report shows it
+		}
+		r.names = append(r.names, k)
+		r.orig[k] = n
+	}
+	return r
 }
 
 // filteredSource hides some keys of a Source.

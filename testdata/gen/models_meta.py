@@ -10,6 +10,7 @@ Run with the interpreter that has torchvision 0.14:
 """
 import argparse
 import json
+import math
 import os
 
 import torchvision
@@ -31,7 +32,7 @@ def weights_entry(w):
         entry["num_classes"] = len(w.meta["categories"])
     metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
     for k in ("acc@1", "acc@5"):
-        if k in metrics:
+        if k in metrics and math.isfinite(metrics[k]):  # vgg16 IMAGENET1K_FEATURES reports NaN
             entry[k.replace("@", "")] = float(metrics[k])
     return entry
 
@@ -58,7 +59,7 @@ def main():
         "categories": list(_IMAGENET_CATEGORIES),
     }
     with open(args.out, "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
+        json.dump(out, f, indent=1, sort_keys=True, allow_nan=False)
         f.write("\n")
 
 

@@ -1,0 +1,198 @@
+package models
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/ckptkit/ckpt/nn"
+)
+
+// inference reports whether ops on these tensors record no graph, so that
+// their outputs may be overwritten in place.
+func inference(ts ...*nn.Tensor) bool {
+	if !nn.GradEnabled() {
+		return true
+	}
+	for _, t := range ts {
+		if t != nil && t.RequiresGrad() {
+			return false
+		}
+	}
+	return true
+}
+
+// convBNAct computes bn(conv(x)), followed by ReLU when relu is set. In eval
+// mode with no graph to record, the normalisation and the ReLU are applied
+// in place to the convolution's output, as one pass of a per-channel affine
+// map (the fold of BatchNorm's running statistics).
+func convBNAct(conv *nn.Conv2d, bn *nn.BatchNorm2d, x *nn.Tensor, relu bool) *nn.Tensor {
+	if bn.Training() || bn.RunningMean == nil || !inference(x, conv.Weight, conv.Bias, bn.Weight, bn.Bias) {
+		y := bn.Forward(conv.Forward(x))
+		if relu {
+			y = y.ReLU()
+		}
+		return y
+	}
+	y := conv.Forward(x)
+	affineInPlace(y, bn, relu)
+	return y
+}
+
+// affineInPlace applies eval-mode BatchNorm (and ReLU) to y [N, C, ...] in
+// place.
+func affineInPlace(y *nn.Tensor, bn *nn.BatchNorm2d, relu bool) {
+	c := y.Size(1)
+	n := y.Size(0)
+	hw := y.Numel() / (n * c)
+	mean, vr := bn.RunningMean.Data(), bn.RunningVar.Data()
+	var w, bias []float32
+	if bn.Weight != nil {
+		w, bias = bn.Weight.Data(), bn.Bias.Data()
+	}
+	d := y.Data()
+	for ch := range c {
+		scale := float32(1 / math.Sqrt(float64(vr[ch])+bn.Eps))
+		shift := -mean[ch] * scale
+		if w != nil {
+			scale *= w[ch]
+			shift = shift*w[ch] + bias[ch]
+		}
+		for i := range n {
+			p := d[(i*c+ch)*hw : (i*c+ch+1)*hw]
+			if relu {
+				for j, v := range p {
+					v = v*scale + shift
+					if v < 0 {
+						v = 0
+					}
+					p[j] = v
+				}
+			} else {
+				for j, v := range p {
+					p[j] = v*scale + shift
+				}
+			}
+		}
+	}
+}
+
+// addReLU returns relu(a + b) for tensors of one shape, summing into a in
+// place when no graph is recorded.
+func addReLU(a, b *nn.Tensor) *nn.Tensor {
+	if !inference(a, b) {
+		return a.Add(b).ReLU()
+	}
+	ad, bd := a.Data(), b.Data()
+	bd = bd[:len(ad)]
+	for i, v := range ad {
+		v += bd[i]
+		if v < 0 {
+			v = 0
+		}
+		ad[i] = v
+	}
+	return a
+}
+
+// reluInPlace returns relu(x), overwriting x when no graph is recorded.
+// x must be a tensor the caller owns (an intermediate result).
+func reluInPlace(x *nn.Tensor) *nn.Tensor {
+	if !inference(x) {
+		return x.ReLU()
+	}
+	d := x.Data()
+	for i, v := range d {
+		if v < 0 {
+			d[i] = 0
+		}
+	}
+	return x
+}
+
+func maxPool(x *nn.Tensor, k, s, p int, ceil bool) *nn.Tensor {
+	return nn.MaxPool2dFn(x, nn.PoolParams{KernelSize: [2]int{k, k}, Stride: [2]int{s, s},
+		Padding: [2]int{p, p}, Dilation: [2]int{1, 1}, CeilMode: ceil})
+}
+
+func avgPool(x *nn.Tensor, k, s, p int) *nn.Tensor {
+	return nn.AvgPool2dFn(x, nn.PoolParams{KernelSize: [2]int{k, k}, Stride: [2]int{s, s},
+		Padding: [2]int{p, p}, Dilation: [2]int{1, 1}}, true)
+}
+
+// runSequential runs seq's layers in order like seq.Forward, fusing
+// Conv2d [+ BatchNorm2d] + ReLU runs into one pass over the convolution's
+// output when no graph is recorded.
+func runSequential(seq *nn.Sequential, x *nn.Tensor) *nn.Tensor {
+	n := seq.Len()
+	for i := 0; i < n; i++ {
+		m := seq.At(i)
+		conv, ok := m.(*nn.Conv2d)
+		if !ok {
+			x = m.Forward(x)
+			continue
+		}
+		var bn *nn.BatchNorm2d
+		if i+1 < n {
+			bn, _ = seq.At(i + 1).(*nn.BatchNorm2d)
+		}
+		j := i + 1
+		if bn != nil {
+			j++
+		}
+		relu := false
+		if j < n {
+			_, relu = seq.At(j).(*nn.ReLU)
+		}
+		switch {
+		case bn != nil:
+			x = convBNAct(conv, bn, x, relu)
+		case relu:
+			x = reluInPlace(conv.Forward(x))
+		default:
+			x = conv.Forward(x)
+			continue
+		}
+		i = j - 1
+		if relu {
+			i = j
+		}
+	}
+	return x
+}
+
+// seqOf returns a Sequential of the layers made by the functions, each given
+// the builder of its index ("0", "1", ...).
+func seqOf(b *nn.Builder, fs ...func(b *nn.Builder) nn.Module) *nn.Sequential {
+	s := nn.NewSequential()
+	for i, f := range fs {
+		s.Append(f(b.Sub(strconv.Itoa(i))))
+	}
+	return s
+}
+
+// namedSequential is a torch Sequential built from an OrderedDict: children
+// with names, run in order.
+type namedSequential struct {
+	nn.Base
+	typeName string
+	layers   []nn.Module
+}
+
+func newNamedSequential(typeName string) *namedSequential {
+	return &namedSequential{typeName: typeName}
+}
+
+func (s *namedSequential) add(name string, m nn.Module) {
+	s.layers = append(s.layers, m)
+	s.AddModule(name, m)
+}
+
+func (s *namedSequential) Forward(x *nn.Tensor) *nn.Tensor {
+	for _, m := range s.layers {
+		x = m.Forward(x)
+	}
+	return x
+}
+
+func (s *namedSequential) TypeName() string { return s.typeName }
+func (s *namedSequential) String() string   { return nn.Repr(s) }

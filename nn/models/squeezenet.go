@@ -1,0 +1,95 @@
+package models
+
+import (
+	"github.com/ckptkit/ckpt/nn"
+)
+
+// SqueezeNet is torchvision.models.SqueezeNet (squeezenet1_0, squeezenet1_1).
+// Its classifier is a 1x1 convolution followed by ReLU and global average
+// pooling.
+type SqueezeNet struct {
+	nn.Base
+	NumClasses int
+	Features   *nn.Sequential
+	Classifier *nn.Sequential
+}
+
+// Fire is SqueezeNet's block: a 1x1 squeeze convolution, then 1x1 and 3x3
+// expand convolutions whose outputs are concatenated.
+type Fire struct {
+	nn.Base
+	Squeeze, Expand1x1, Expand3x3                               *nn.Conv2d
+	SqueezeActivation, Expand1x1Activation, Expand3x3Activation *nn.ReLU
+}
+
+func init() {
+	for _, v := range []string{"1_0", "1_1"} {
+		version := v
+		Register(Spec{Name: "squeezenet" + v, Classifier: "classifier.1.weight",
+			Build: func(cfg Config) (nn.Module, error) { return newSqueezeNet(cfg, version), nil }})
+	}
+}
+
+func newSqueezeNet(cfg Config, version string) *SqueezeNet {
+	b := cfg.Weights
+	fb := b.Sub("features")
+	fire := func(i string, in, sq, e1, e3 int) nn.Module { return newFire(fb.Sub(i), in, sq, e1, e3) }
+	pool := func() nn.Module { return nn.NewMaxPool2d(3, nn.Stride(2), nn.CeilMode()) }
+	m := &SqueezeNet{NumClasses: cfg.numClasses()}
+	if version == "1_0" {
+		m.Features = nn.NewSequential(
+			nn.NewConv2d(fb.Sub("0"), 3, 96, 7, nn.Stride(2)), nn.NewReLU(true), pool(),
+			fire("3", 96, 16, 64, 64), fire("4", 128, 16, 64, 64), fire("5", 128, 32, 128, 128), pool(),
+			fire("7", 256, 32, 128, 128), fire("8", 256, 48, 192, 192), fire("9", 384, 48, 192, 192),
+			fire("10", 384, 64, 256, 256), pool(),
+			fire("12", 512, 64, 256, 256))
+	} else {
+		m.Features = nn.NewSequential(
+			nn.NewConv2d(fb.Sub("0"), 3, 64, 3, nn.Stride(2)), nn.NewReLU(true), pool(),
+			fire("3", 64, 16, 64, 64), fire("4", 128, 16, 64, 64), pool(),
+			fire("6", 128, 32, 128, 128), fire("7", 256, 32, 128, 128), pool(),
+			fire("9", 256, 48, 192, 192), fire("10", 384, 48, 192, 192),
+			fire("11", 384, 64, 256, 256), fire("12", 512, 64, 256, 256))
+	}
+	m.Classifier = nn.NewSequential(
+		nn.NewDropout(cfg.dropout(0.5), false),
+		nn.NewConv2d(b.Sub("classifier").Sub("1"), 512, m.NumClasses, 1),
+		nn.NewReLU(true),
+		nn.NewAdaptiveAvgPool2d(1, 1))
+	m.RegisterModule("features", &m.Features)
+	m.RegisterModule("classifier", &m.Classifier)
+	return m
+}
+
+func newFire(b *nn.Builder, in, squeeze, e1, e3 int) *Fire {
+	m := &Fire{
+		Squeeze:             nn.NewConv2d(b.Sub("squeeze"), in, squeeze, 1),
+		SqueezeActivation:   nn.NewReLU(true),
+		Expand1x1:           nn.NewConv2d(b.Sub("expand1x1"), squeeze, e1, 1),
+		Expand1x1Activation: nn.NewReLU(true),
+		Expand3x3:           nn.NewConv2d(b.Sub("expand3x3"), squeeze, e3, 3, nn.Padding(1)),
+		Expand3x3Activation: nn.NewReLU(true),
+	}
+	m.RegisterModule("squeeze", &m.Squeeze)
+	m.RegisterModule("squeeze_activation", &m.SqueezeActivation)
+	m.RegisterModule("expand1x1", &m.Expand1x1)
+	m.RegisterModule("expand1x1_activation", &m.Expand1x1Activation)
+	m.RegisterModule("expand3x3", &m.Expand3x3)
+	m.RegisterModule("expand3x3_activation", &m.Expand3x3Activation)
+	return m
+}
+
+// Forward runs the block.
+func (m *Fire) Forward(x *nn.Tensor) *nn.Tensor {
+	x = reluInPlace(m.Squeeze.Forward(x))
+	return nn.Cat([]*nn.Tensor{reluInPlace(m.Expand1x1.Forward(x)), reluInPlace(m.Expand3x3.Forward(x))}, 1)
+}
+
+// Forward computes the class logits of x [N, 3, H, W].
+func (m *SqueezeNet) Forward(x *nn.Tensor) *nn.Tensor {
+	x = runSequential(m.Features, x)
+	return runSequential(m.Classifier, x).Flatten(1, -1)
+}
+
+func (m *SqueezeNet) String() string { return nn.Repr(m) }
+func (m *Fire) String() string       { return nn.Repr(m) }
