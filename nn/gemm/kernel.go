@@ -174,6 +174,12 @@ func packB(p *params, nr, pc, kc, jc, nc int, dst []float32) {
 		nrr := min(nr, nc-jr)
 		d := dst[jr*kc : jr*kc+kc*nr]
 		if !p.transB {
+			if nrr == nr && nr%16 == 0 && hasPackT {
+				base := pc*ldb + jc + jr
+				last := base + (kc-1)*ldb + nr
+				packN(kc, &b[base:last][0], ldb, &d[0], nr)
+				continue
+			}
 			for q := 0; q < kc; q++ {
 				src := b[(pc+q)*ldb+jc+jr:]
 				src = src[:nrr]

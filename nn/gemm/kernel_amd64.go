@@ -65,6 +65,13 @@ var kernels = func() []*kernel {
 //go:noescape
 func packT(kc int, src *float32, ld int, dst *float32, rows int)
 
+// packN sets dst[q*cols+j] = src[q*ld+j] for j < cols, q < kc; cols must be
+// a multiple of 16 and both regions in bounds.
+//
+//go:noescape
+func packN(kc int, src *float32, ld int, dst *float32, cols int)
+
+// hasPackT tells whether packT and packN are assembly (else unused stubs).
 const hasPackT = true
 
 // fmaPeakAVX2 and fmaPeakAVX512 run n iterations of 12 independent FMAs on

@@ -3273,6 +3273,45 @@ pairloop:
 done:
 	RET
 
+// func packN(kc int, src *float32, ld int, dst *float32, cols int)
+// dst[q*cols+j] = src[q*ld+j] for j < cols, q < kc; cols must be a multiple of 16.
+TEXT ·packN(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+	MOVQ cols+32(FP), R10
+	SHRQ $4, R10
+	TESTQ CX, CX
+	JZ done
+	TESTQ R10, R10
+	JZ done
+row:
+	MOVQ SI, R12
+	LEAQ (SI)(R8*8), R13
+	MOVQ R10, BX
+chunk:
+	PREFETCHT0 (R13)
+	MOVUPS (R12), X0
+	MOVUPS 16(R12), X1
+	MOVUPS 32(R12), X2
+	MOVUPS 48(R12), X3
+	MOVUPS X0, (DI)
+	MOVUPS X1, 16(DI)
+	MOVUPS X2, 32(DI)
+	MOVUPS X3, 48(DI)
+	ADDQ $64, R12
+	ADDQ $64, R13
+	ADDQ $64, DI
+	DECQ BX
+	JNZ chunk
+	ADDQ R8, SI
+	DECQ CX
+	JNZ row
+done:
+	RET
+
 // func fmaPeakAVX2(n int)
 TEXT ·fmaPeakAVX2(SB), NOSPLIT, $0-8
 	MOVQ n+0(FP), CX
