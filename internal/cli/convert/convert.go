@@ -5,7 +5,6 @@
 package convert
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -281,9 +280,7 @@ func convertRun(opts *Options) error {
 		s.Cast = &Cast{DType: p.transform.DType.String(), Tensors: cs.Tensors, Values: cs.Values(), Overflow: cs.Overflow(), Underflow: cs.Underflow()}
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(opts.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return cmdutil.WriteJSON(opts.IO.Out, s)
 	}
 	s.WriteText(opts.IO)
 	return nil

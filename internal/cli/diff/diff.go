@@ -3,7 +3,6 @@
 package diff
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -93,9 +92,7 @@ func diffRun(opts *Options) error {
 	}
 	rep := NewReport(opts.A, opts.B, a, b, r)
 	if opts.JSON {
-		enc := json.NewEncoder(opts.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := cmdutil.WriteJSON(opts.IO.Out, rep); err != nil {
 			return err
 		}
 	} else if err := rep.WriteText(opts.IO.Out); err != nil {
@@ -153,8 +150,8 @@ type Float float64
 
 // MarshalJSON encodes f as a number, or "inf".
 func (f Float) MarshalJSON() ([]byte, error) {
-	if math.IsInf(float64(f), 0) || math.IsNaN(float64(f)) {
-		return []byte(strconv.Quote(strconv.FormatFloat(float64(f), 'g', -1, 64))), nil
+	if math.IsInf(float64(f), 1) {
+		return []byte(`"inf"`), nil
 	}
 	return []byte(strconv.FormatFloat(float64(f), 'g', -1, 64)), nil
 }
@@ -202,13 +199,41 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	section("only in a", r.OnlyA)
 	section("only in b", r.OnlyB)
+	if p, inA := prefixHint(r.OnlyA, r.OnlyB); p != "" {
+		side, other := "a", "b"
+		if !inA {
+			side, other = "b", "a"
+		}
+		fmt.Fprintf(&b, "hint: %s's names are %s's with the prefix %q (ckpt convert --key %s or --strip-prefix %s)\n",
+			side, other, p, strings.TrimSuffix(p, "."), p)
+	}
 	var shape, dtype []string
+	dtypeOnly := map[string]int{} // names whose dtype alone differs -> index in dtype
 	for _, m := range r.Mismatched {
 		l := fmt.Sprintf("%s: %s %s vs %s %s", m.Name, m.DTypeA, cmdutil.Shape(m.ShapeA), m.DTypeB, cmdutil.Shape(m.ShapeB))
 		if slices.Equal(m.ShapeA, m.ShapeB) {
+			dtypeOnly[m.Name] = len(dtype)
 			dtype = append(dtype, l)
 		} else {
 			shape = append(shape, l)
+		}
+	}
+	var differ, within []string
+	same := 0
+	for _, t := range r.Tensors {
+		d := fmt.Sprintf("max abs diff %s", num(float64(t.MaxAbsDiff)))
+		i, isDType := dtypeOnly[t.Name]
+		switch {
+		case t.BytesEqual:
+			same++
+		case isDType && r.ATol <= 0:
+			// Without --atol a dtype change is the difference; say how far
+			// the values moved on its line.
+			dtype[i] += ", " + d
+		case r.ATol > 0 && float64(t.MaxAbsDiff) <= r.ATol:
+			within = append(within, t.Name+": "+d)
+		default:
+			differ = append(differ, t.Name+": "+d)
 		}
 	}
 	section("shape differs", shape)
@@ -217,25 +242,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	} else {
 		section("dtype differs", dtype)
 	}
-	var differ, within []string
-	same := 0
-	for _, t := range r.Tensors {
-		switch {
-		case t.BytesEqual:
-			same++
-		case r.ATol > 0 && float64(t.MaxAbsDiff) <= r.ATol:
-			within = append(within, fmt.Sprintf("%s: max abs diff %s", t.Name, num(float64(t.MaxAbsDiff))))
-		default:
-			differ = append(differ, fmt.Sprintf("%s: max abs diff %s", t.Name, num(float64(t.MaxAbsDiff))))
-		}
-	}
 	section("values differ", differ)
 	section(fmt.Sprintf("within --atol %s", num(r.ATol)), within)
 	fmt.Fprintf(&b, "%d tensors compared: %d with identical bytes", len(r.Tensors), same)
 	if r.ATol > 0 {
 		fmt.Fprintf(&b, ", %d within %s", len(within), num(r.ATol))
+	} else if len(dtype) > 0 {
+		fmt.Fprintf(&b, ", %d of another dtype", len(dtype))
 	}
-	fmt.Fprintf(&b, ", %d different\n", len(differ))
+	fmt.Fprintf(&b, ", %d with other values\n", len(differ))
 	if r.Equal {
 		b.WriteString("equal\n")
 	} else {
@@ -252,6 +267,41 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// prefixHint finds a prefix P such that most names only in one checkpoint
+// are P plus a name only in the other (a training checkpoint's
+// "state_dict.", DataParallel's "module."). inA tells which side has it.
+func prefixHint(onlyA, onlyB []string) (p string, inA bool) {
+	try := func(long, short []string) string {
+		if len(long) == 0 || len(short) == 0 {
+			return ""
+		}
+		set := make(map[string]bool, len(short))
+		for _, s := range short {
+			set[s] = true
+		}
+		for _, s := range short {
+			if !strings.HasSuffix(long[0], s) || len(long[0]) == len(s) {
+				continue
+			}
+			p := long[0][:len(long[0])-len(s)]
+			n := 0
+			for _, l := range long {
+				if rest, ok := strings.CutPrefix(l, p); ok && set[rest] {
+					n++
+				}
+			}
+			if 2*n >= len(short) {
+				return p
+			}
+		}
+		return ""
+	}
+	if p := try(onlyA, onlyB); p != "" {
+		return p, true
+	}
+	return try(onlyB, onlyA), false
 }
 
 // num formats a difference briefly: "0", "0.00123", "1.5e-08", "inf".
