@@ -25,6 +25,7 @@ type FormatError struct {
 	Msg    string
 }
 
+// Error formats the error with its offset.
 func (e *FormatError) Error() string { return fmt.Sprintf("onnx: offset %d: %s", e.Offset, e.Msg) }
 
 // Tags: field number << 3 | wire type.

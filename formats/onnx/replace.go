@@ -39,6 +39,7 @@ type Problem struct {
 	Graph, Checkpoint string
 }
 
+// String describes the problem in one line.
 func (p Problem) String() string {
 	switch p.Kind {
 	case Missing:
@@ -61,6 +62,7 @@ type ReplaceError struct {
 	Problems []Problem
 }
 
+// Error lists the problems, one per line after a summary.
 func (e *ReplaceError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "onnx: %d initializer problem(s), model unchanged:", len(e.Problems))
