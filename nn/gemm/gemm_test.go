@@ -114,9 +114,20 @@ func tolerance(tc gemmCase, o operands, c0 []float32, i, j int) float64 {
 	return t + 1e-30
 }
 
-// check compares got with want over the m×n result and verifies the padding
-// of C was not written.
-func check(t *testing.T, tc gemmCase, o operands, c0, got, want []float32) {
+// tolerances returns tolerance(i, j) for the m×n result, row-major.
+func tolerances(tc gemmCase, o operands, c0 []float32) []float64 {
+	tol := make([]float64, tc.m*tc.n)
+	for i := range tc.m {
+		for j := range tc.n {
+			tol[i*tc.n+j] = tolerance(tc, o, c0, i, j)
+		}
+	}
+	return tol
+}
+
+// check compares got with want over the m×n result, within tol (from
+// tolerances), and verifies the padding of C was not written.
+func check(t *testing.T, tc gemmCase, o operands, tol []float64, got, want []float32) {
 	t.Helper()
 	bad := 0
 	for i := range tc.m {
@@ -130,8 +141,8 @@ func check(t *testing.T, tc gemmCase, o operands, c0, got, want []float32) {
 			}
 			w := want[i*o.ldc+j]
 			d := math.Abs(float64(g) - float64(w))
-			if math.IsNaN(float64(g)) || d > tolerance(tc, o, c0, i, j) {
-				t.Errorf("C[%d][%d]: got %g, want %g (diff %g, tol %g)", i, j, g, w, d, tolerance(tc, o, c0, i, j))
+			if math.IsNaN(float64(g)) || d > tol[i*tc.n+j] {
+				t.Errorf("C[%d][%d]: got %g, want %g (diff %g, tol %g)", i, j, g, w, d, tol[i*tc.n+j])
 				if bad++; bad > 5 {
 					t.FailNow()
 				}
@@ -184,6 +195,7 @@ func TestKernelsMatchReference(t *testing.T) {
 		o := makeOperands(tc, rng)
 		want := append([]float32(nil), o.c...)
 		refSgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, want, o.ldc)
+		tol := tolerances(tc, o, o.c)
 		for _, kn := range testKernels() {
 			for _, threads := range []int{1, 3} {
 				name := fmt.Sprintf("%s/%s/threads=%d", kn.name, tc, threads)
@@ -195,7 +207,7 @@ func TestKernelsMatchReference(t *testing.T) {
 				} else {
 					run(kn, &p, threads)
 				}
-				t.Run(name, func(t *testing.T) { check(t, tc, o, o.c, got, want) })
+				t.Run(name, func(t *testing.T) { check(t, tc, o, tol, got, want) })
 			}
 		}
 	}
@@ -218,7 +230,8 @@ func TestSgemmPublic(t *testing.T) {
 			got := append([]float32(nil), o.c...)
 			refSgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, want, o.ldc)
 			Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, got, o.ldc)
-			t.Run(fmt.Sprintf("threads=%d/%s", threads, tc), func(t *testing.T) { check(t, tc, o, o.c, got, want) })
+			tol := tolerances(tc, o, o.c)
+			t.Run(fmt.Sprintf("threads=%d/%s", threads, tc), func(t *testing.T) { check(t, tc, o, tol, got, want) })
 		}
 	}
 }
@@ -351,11 +364,12 @@ func TestParallelChunks(t *testing.T) {
 		o := makeOperands(tc, rng)
 		want := append([]float32(nil), o.c...)
 		refSgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, want, o.ldc)
+		tol := tolerances(tc, o, o.c)
 		for _, kn := range kernels {
 			got := append([]float32(nil), o.c...)
 			runParallel(kn, &params{transA: tc.transA, transB: tc.transB, m: tc.m, n: tc.n, k: tc.k,
 				alpha: tc.alpha, a: o.a, lda: o.lda, b: o.b, ldb: o.ldb, beta: tc.beta, c: got, ldc: o.ldc}, 2)
-			t.Run(kn.name+"/"+tc.String(), func(t *testing.T) { check(t, tc, o, o.c, got, want) })
+			t.Run(kn.name+"/"+tc.String(), func(t *testing.T) { check(t, tc, o, tol, got, want) })
 		}
 	}
 }

@@ -39,7 +39,7 @@ func TestImplementationMatchesGonum(t *testing.T) {
 					blas32.General{Rows: ar, Cols: ac, Stride: o.lda, Data: o.a},
 					blas32.General{Rows: br, Cols: bc, Stride: o.ldb, Data: o.b},
 					tc.beta, blas32.General{Rows: tc.m, Cols: tc.n, Stride: o.ldc, Data: got})
-				t.Run(fmt.Sprintf("%T/%c%c", impl, tA, tB), func(t *testing.T) { check(t, tc, o, o.c, got, want) })
+				t.Run(fmt.Sprintf("%T/%c%c", impl, tA, tB), func(t *testing.T) { check(t, tc, o, tolerances(tc, o, o.c), got, want) })
 			}
 		}
 	}
