@@ -10,9 +10,7 @@ func (t *Tensor) ReLU() *Tensor {
 	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
 	y := out.data[:len(t.data)]
 	for i, v := range t.data {
-		if v > 0 {
-			y[i] = v
-		}
+		y[i] = max(v, 0) // branch-free; NaN stays NaN as in torch
 	}
 	if !needGrad(t) {
 		return out
@@ -65,7 +63,7 @@ func (t *Tensor) LeakyReLU(slope float32) *Tensor {
 	})
 }
 
-func sigmoid32(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+func sigmoid32(x float32) float32 { return 1 / (1 + expf32(-x)) }
 
 // Sigmoid returns 1/(1+e^-t).
 func (t *Tensor) Sigmoid() *Tensor {

@@ -230,15 +230,25 @@ func im2colRange(g *convGeom, x, col []float32, c0, c1 int) {
 						continue
 					}
 					xr := xc[ih*g.wd : (ih+1)*g.wd]
-					clear(r[:lo])
+					for ow := range r[:lo] {
+						r[ow] = 0
+					}
 					if g.sw == 1 {
-						copy(r[lo:hi], xr[lo+off:hi+off])
+						// Inline copy: rows are short (7 to 112), where
+						// a memmove call costs more than the loop.
+						dst, src := r[lo:hi], xr[lo+off:hi+off]
+						src = src[:len(dst)]
+						for i := range dst {
+							dst[i] = src[i]
+						}
 					} else {
 						for ow := lo; ow < hi; ow++ {
 							r[ow] = xr[ow*g.sw+off]
 						}
 					}
-					clear(r[hi:])
+					for ow := hi; ow < len(r); ow++ {
+						r[ow] = 0
+					}
 				}
 			}
 		}
