@@ -15,6 +15,13 @@ import (
 // protobuf's own default recursion limit.
 const MaxDepth = 100
 
+// MaxMessages bounds the number of messages (nodes, attributes, tensors,
+// value infos, ...) one model may contain, so that the memory decoded
+// structures take stays within a small multiple of typical models (a large
+// transformer graph has some 10^5) even when the input packs millions of
+// empty messages into few bytes.
+const MaxMessages = 1 << 22
+
 // readBuf is the size of the decoder's read-ahead window.
 const readBuf = 64 << 10
 
@@ -45,12 +52,14 @@ type decoder struct {
 	pos    int64 // input offset of the next byte
 	limit  int64 // end of the message being read
 	depth  int
+	count  int // messages read
+	maxMsg int // MaxMessages, lowered by tests
 
 	tensors []*TensorProto // every TensorProto decoded, for external data resolution
 }
 
 func newDecoder(r io.ReaderAt, size int64) *decoder {
-	return &decoder{r: r, size: size, limit: size}
+	return &decoder{r: r, size: size, limit: size, maxMsg: MaxMessages}
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -208,6 +217,9 @@ func (d *decoder) message(field func(tag uint64, start int64) error) error {
 	}
 	if d.depth >= MaxDepth {
 		return d.errorf("messages nested deeper than %d", MaxDepth)
+	}
+	if d.count++; d.count > d.maxMsg {
+		return d.errorf("more than %d messages", d.maxMsg)
 	}
 	outer := d.limit
 	d.limit = d.pos + n

@@ -49,7 +49,7 @@
 // against the bytes left in its enclosing message before anything is
 // allocated, so no allocation exceeds the input's size (repeated varint
 // fields decode to at most 8 bytes per input byte); messages nest at most
-// [MaxDepth] deep; initializers of the main graph are checked at Open:
+// [MaxDepth] deep and number at most [MaxMessages]; initializers of the main graph are checked at Open:
 // dims non-negative with at most tensor.MaxElements elements, and raw_data,
 // external data or typed field sizes equal to what the dims and data type
 // require. Other tensors (attribute values) are checked when they are read.

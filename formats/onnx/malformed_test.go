@@ -97,6 +97,21 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
+func TestMaxMessages(t *testing.T) {
+	in := pbMsg(7, bytes.Repeat([]byte{0x0a, 0x00}, 100))
+	for _, tc := range []struct {
+		max  int
+		want string
+	}{{101, ""}, {100, "more than 100 messages"}} {
+		d := newDecoder(bytes.NewReader(in), int64(len(in)))
+		d.maxMsg = tc.max
+		err := d.decodeModel(&Model{})
+		if (tc.want == "" && err != nil) || (tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want))) {
+			t.Errorf("limit %d: got error %v, want %q", tc.max, err, tc.want)
+		}
+	}
+}
+
 // Values decoded lazily are checked when read.
 func TestTypedValueRange(t *testing.T) {
 	tests := []struct {
