@@ -78,3 +78,25 @@ func BenchmarkHashResNet50(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHashesResNet50 is BenchmarkHashResNet50 through File.Hashes,
+// which hashes tensors on every core.
+func BenchmarkHashesResNet50(b *testing.B) {
+	path := resnet50(b)
+	f, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var total int64
+	for _, n := range f.Tensors {
+		total += n.Tensor.NumBytes()
+	}
+	b.SetBytes(total)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := f.Hashes(0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -13,6 +13,10 @@ const (
 	MaxStack = 1 << 20
 	// MaxMarks bounds how deeply MARKs may nest.
 	MaxMarks = 256
+	// MaxWork bounds what the VM may allocate for one pickle, as estimated
+	// by the validating pass from its opcodes and their arguments (a
+	// ResNet-50 state_dict needs about 4 MB of it).
+	MaxWork = 512 << 20
 	// MaxMemo bounds the number of memo entries of one pickle.
 	MaxMemo = 1 << 20
 	// MaxLine bounds the argument of a newline-terminated opcode (protocol 0

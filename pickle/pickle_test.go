@@ -246,3 +246,21 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+// TestHashes checks File.Hashes against Tensor.SHA256 one by one.
+func TestHashes(t *testing.T) {
+	f := openFixture(t, "checkpoint.pt")
+	sums, err := f.Hashes(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range f.Tensors {
+		want, err := n.Tensor.SHA256()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sums[i] != want {
+			t.Errorf("%s: got %x, want %x", n.Name, sums[i], want)
+		}
+	}
+}

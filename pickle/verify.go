@@ -60,7 +60,25 @@ type verifier struct {
 	persid   bool
 	patched  bool
 	ops      int
+	work     int64 // estimated bytes the VM will allocate
 }
+
+// opCost estimates what gopickle allocates for each opcode, beyond its
+// argument (charged in counted and line): a MARK saves the stack and starts
+// a 16-slot one, a call or object creation builds maps and slices.
+var opCost = func() (c [256]int64) {
+	for i := range c {
+		c[i] = 32
+	}
+	c['('] = 320
+	for _, op := range []byte{'R', 0x81, 0x92, 'b', 'i', 'o', 'c', 0x93} {
+		c[op] = 640
+	}
+	for _, op := range []byte{'}', 'd', ']', 'l', ')', 't', 0x85, 0x86, 0x87, 0x8f, 0x91} {
+		c[op] = 512
+	}
+	return c
+}()
 
 type global struct {
 	module, name string
@@ -119,6 +137,7 @@ func (v *verifier) line(op int, limit int) ([]byte, error) {
 			}
 			b := v.data[v.pos:i]
 			v.pos = i + 1
+			v.work += 2 * int64(len(b))
 			return b, nil
 		}
 		if i-v.pos > limit {
@@ -247,6 +266,10 @@ func (v *verifier) run() error {
 			return v.errf(op, "more than %d opcodes", MaxOps)
 		}
 		code := v.data[op]
+		v.work += opCost[code]
+		if v.work > MaxWork {
+			return v.errf(op, "pickle would allocate more than the %d-byte budget", MaxWork)
+		}
 		v.pos++
 		var err error
 		switch code {
@@ -594,6 +617,7 @@ func (v *verifier) run() error {
 // pushes its placeholder.
 func (v *verifier) counted(n int64, op int, bytes bool) error {
 	start := v.pos
+	v.work += 2 * n
 	if n > int64(len(v.data)) {
 		return v.truncf(op, "argument of %d bytes, %d left", n, len(v.data)-v.pos)
 	}

@@ -135,7 +135,7 @@ func init() {
 		if len(args) != 1 {
 			return nil, fmt.Errorf("want 1 argument, got %d", len(args))
 		}
-		return args[0], nil
+		return hashable(args[0]), nil
 	}
 	setOf := func(args []any) (any, error) {
 		if len(args) == 0 {
@@ -176,7 +176,7 @@ func init() {
 			if len(args) != 2 {
 				return nil, fmt.Errorf("want 2 arguments, got %d", len(args))
 			}
-			return args[0], nil
+			return hashable(args[0]), nil
 		},
 		"copyreg._reconstructor": func(args []any) (any, error) {
 			if len(args) != 3 {
@@ -216,6 +216,15 @@ func init() {
 		},
 	}
 	callImpls["copy_reg._reconstructor"] = callImpls["copyreg._reconstructor"]
+}
+
+// hashable boxes bytes, the one unhashable value gopickle makes, so that a
+// value returned by a call can be a dict key or set member.
+func hashable(v any) any {
+	if b, ok := v.([]byte); ok {
+		return types.NewByteArrayFromSlice(b)
+	}
+	return v
 }
 
 // sequence returns the items of a tuple or list.
@@ -454,7 +463,10 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		out = Tuple(l)
 	case *types.Dict:
 		d := &Dict{}
-		idx := make(map[any]int)
+		var idx map[any]int
+		if len(*x) > 1 {
+			idx = make(map[any]int, len(*x))
+		}
 		for _, e := range *x {
 			if err = c.setItem(d, idx, e.Key, e.Value, depth); err != nil {
 				break
@@ -463,7 +475,10 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		out = d
 	case *types.OrderedDict:
 		d := &Dict{}
-		idx := make(map[any]int)
+		var idx map[any]int
+		if x.List.Len() > 1 {
+			idx = make(map[any]int, x.List.Len())
+		}
 		for e := x.List.Front(); e != nil; e = e.Next() {
 			en := e.Value.(*types.OrderedDictEntry)
 			if err = c.setItem(d, idx, en.Key, en.Value, depth); err != nil {
@@ -519,7 +534,7 @@ func (c *converter) setItem(d *Dict, idx map[any]int, k, v any, depth int) error
 	case nil, bool, int64, float64, string, *Global, *Object, *tensor.Tensor:
 		key = ck
 	}
-	if key != nil || ck == nil {
+	if idx != nil && (key != nil || ck == nil) {
 		if i, ok := idx[key]; ok {
 			d.Values[i] = cv
 			return nil
