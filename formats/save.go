@@ -265,17 +265,66 @@ type progressWriter struct {
 
 func (p *progressWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
-	p.o.done += int64(n)
+	p.add(int64(n))
+	return n, err
+}
+
+func (p *progressWriter) add(n int64) {
+	p.o.done += n
 	if p.o.opts.Progress != nil {
 		p.o.opts.Progress(min(p.o.done, p.o.total), p.o.total)
 	}
-	return n, err
+}
+
+// sectionFile returns the file a fresh SectionReader reads.
+func sectionFile(sr *io.SectionReader) (*os.File, bool) {
+	r, _, _ := sr.Outer()
+	f, ok := r.(*os.File)
+	return f, ok
+}
+
+// ReadFrom copies r to the file. When r is a section of an *os.File, the
+// buffered bytes are flushed and the section is copied by the kernel
+// (copy_file_range), without passing through user memory.
+func (p *progressWriter) ReadFrom(r io.Reader) (int64, error) {
+	sr, ok := r.(*io.SectionReader)
+	var n int64
+	if ok {
+		if src, ok := sectionFile(sr); ok {
+			if dst, ok := p.w.(*os.File); ok {
+				var err error
+				n, err = p.copyRange(dst, src, sr)
+				if err == nil || n > 0 {
+					return n, err
+				}
+				// Not supported here (another file system, an old
+				// kernel): fall back to copying.
+			}
+		}
+	}
+	m, err := io.CopyBuffer(struct{ io.Writer }{p}, r, make([]byte, 1<<20))
+	return n + m, err
 }
 
 type tempFile struct {
 	f     *os.File
-	w     *bufio.Writer
+	w     *flushingWriter
 	final string
+}
+
+// flushingWriter is a bufio.Writer whose ReadFrom is the underlying
+// progressWriter's (after a flush), so sections of files bypass the buffer.
+type flushingWriter struct {
+	*bufio.Writer
+	under *progressWriter
+}
+
+// ReadFrom flushes the buffer and lets the progressWriter copy r.
+func (f *flushingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if err := f.Flush(); err != nil {
+		return 0, err
+	}
+	return f.under.ReadFrom(r)
 }
 
 func (o *outputs) run(res *SaveResult, files []outFile) (err error) {
@@ -306,7 +355,8 @@ func (o *outputs) run(res *SaveResult, files []outFile) (err error) {
 		if err != nil {
 			return fmt.Errorf("formats: %w", err)
 		}
-		bw := bufio.NewWriterSize(&progressWriter{w: tf, o: o}, 1<<20)
+		pw := &progressWriter{w: tf, o: o}
+		bw := &flushingWriter{Writer: bufio.NewWriterSize(pw, 1<<20), under: pw}
 		temps = append(temps, &tempFile{f: tf, w: bw, final: f.path})
 		if _, err := f.write(bw); err != nil {
 			return fmt.Errorf("formats: writing %s: %w", f.path, err)
@@ -318,7 +368,7 @@ func (o *outputs) run(res *SaveResult, files []outFile) (err error) {
 		}
 	}
 	for _, t := range temps {
-		if err := t.f.Sync(); err != nil {
+		if err := syncFile(t.f); err != nil {
 			return fmt.Errorf("formats: syncing %s: %w", t.final, err)
 		}
 		st, err := t.f.Stat()
@@ -376,7 +426,21 @@ func place(tmp, final string, force bool) error {
 	return nil
 }
 
+// noSync turns off fsync, for benchmarks that compare with a plain copy
+// from the page cache.
+var noSync = false
+
+func syncFile(f *os.File) error {
+	if noSync {
+		return nil
+	}
+	return f.Sync()
+}
+
 func syncDir(dir string) {
+	if noSync {
+		return
+	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strconv"
+
+	"github.com/ckptkit/ckpt/tensor"
 )
 
 // Header returns the first bytes of a safetensors file holding tensors in
@@ -109,7 +111,10 @@ func Size(tensors []Named, metadata map[string]string) (int64, error) {
 }
 
 // Write writes a safetensors file holding tensors, in order, and metadata
-// to w, streaming one tensor at a time. It returns the bytes written.
+// to w, streaming one tensor at a time. It returns the bytes written. When w
+// is an io.ReaderFrom and a tensor is a contiguous little-endian range of
+// its storage's reader, the range is handed to w.ReadFrom as an
+// io.SectionReader, so a file-to-file copy can stay in the kernel.
 func Write(w io.Writer, tensors []Named, metadata map[string]string) (int64, error) {
 	h, err := Header(tensors, metadata)
 	if err != nil {
@@ -121,7 +126,7 @@ func Write(w io.Writer, tensors []Named, metadata map[string]string) (int64, err
 		return written, fmt.Errorf("safetensors: %w", err)
 	}
 	for _, nt := range tensors {
-		m, err := nt.Tensor.WriteTo(w)
+		m, err := writeTensor(w, nt.Tensor)
 		written += m
 		if err != nil {
 			return written, fmt.Errorf("safetensors: writing %q: %w", nt.Name, err)
@@ -131,4 +136,19 @@ func Write(w io.Writer, tensors []Named, metadata map[string]string) (int64, err
 		}
 	}
 	return written, nil
+}
+
+// writeTensor writes t's contiguous bytes to w, through w.ReadFrom when t
+// is a plain byte range of its source.
+func writeTensor(w io.Writer, t *tensor.Tensor) (int64, error) {
+	rf, ok := w.(io.ReaderFrom)
+	if !ok || !t.IsContiguous() || t.Storage.BigEndian || t.NumElements() == 0 {
+		return t.WriteTo(w)
+	}
+	if err := t.Validate(); err != nil {
+		return 0, err
+	}
+	r, off := t.Storage.Source()
+	n := t.NumBytes()
+	return rf.ReadFrom(io.NewSectionReader(r, off+t.Offset*int64(t.DType.Size()), n))
 }

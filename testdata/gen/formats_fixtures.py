@@ -38,6 +38,10 @@ Debian's python3-torch 1.13).
       with a non-trivial BatchNorm state, to OUT.pt (torch.save, zip format)
       and OUT.safetensors (write_safetensors below).
 
+  formats_fixtures.py state-dict ARCH OUT.pt SEED
+      torch.save the state_dict of torchvision's ARCH (e.g. resnet50) built
+      under torch seed SEED (benchmark input).
+
   formats_fixtures.py load-strict ARCH REF PATH...
       For each PATH: torch.load(PATH, weights_only=True), then
       ARCH().load_state_dict(..., strict=True), then compare every tensor
@@ -301,6 +305,10 @@ def main():
         print(json.dumps([describe_path(p) for p in sys.argv[2:]]))
     elif cmd == "resnet18":
         resnet18(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "state-dict":
+        import torchvision
+        torch.manual_seed(int(sys.argv[4]))
+        torch.save(getattr(torchvision.models, sys.argv[2])().state_dict(), sys.argv[3])
     elif cmd == "load-strict":
         for p in sys.argv[4:]:
             load_strict(sys.argv[2], p, sys.argv[3])
