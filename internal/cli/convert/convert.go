@@ -254,7 +254,9 @@ func convertRun(opts *Options) error {
 	}
 	bar := cmdutil.NewProgress(opts.IO, "writing "+opts.Out, opts.Now)
 	p.save.Progress = bar.Update
+	stop := onInterrupt(opts.IO, opts.Out, time.Now().Add(-time.Second))
 	res, err := formats.Save(opts.Out, c, p.save)
+	stop()
 	bar.Done()
 	if err != nil {
 		var re *onnx.ReplaceError

@@ -440,3 +440,35 @@ func TestProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveTemps checks the clean-up an interrupted convert runs: the
+// temporary files of the output and its shards go; older files and other
+// files stay.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Add(-time.Second)
+	files := map[string]bool{ // name -> removed
+		".model.safetensors.tmp-123":                true,
+		".model-00001-of-00002.safetensors.tmp-456": true,
+		".model.safetensors.index.json.tmp-789":     true,
+		".other.safetensors.tmp-1":                  false,
+		"model.safetensors":                         false,
+		".model.safetensors.tmp-old":                false,
+	}
+	for name := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := start.Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, ".model.safetensors.tmp-old"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	removeTemps(filepath.Join(dir, "model.safetensors"), start)
+	for name, removed := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if gone := errors.Is(err, os.ErrNotExist); gone != removed {
+			t.Errorf("%s: removed = %v, want %v", name, gone, removed)
+		}
+	}
+}
