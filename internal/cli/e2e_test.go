@@ -95,3 +95,39 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestShardedRoundTrip writes a sharded safetensors checkpoint and checks
+// that inspect and diff read it whole through its index: the same
+// fingerprints as the source, and equal; then back to one PyTorch file.
+func TestShardedRoundTrip(t *testing.T) {
+	in := filepath.Join(clitest.Root(t), "testdata", "pickle", "checkpoint.pt")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "model.safetensors")
+	if code, _, stderr := run("convert", "--max-shard-size", "1kB", in, out); code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, stderr)
+	}
+	index := out + ".index.json"
+	shards, _ := filepath.Glob(filepath.Join(dir, "model-*-of-*.safetensors"))
+	if len(shards) < 2 {
+		t.Fatalf("got shards %v, want several", shards)
+	}
+	want, got := inspectHash(t, in), inspectHash(t, index)
+	if len(got.Tensors) != len(want.Tensors) {
+		t.Fatalf("index lists %d tensors, want %d", len(got.Tensors), len(want.Tensors))
+	}
+	for i := range want.Tensors {
+		g, w := got.Tensors[i], want.Tensors[i]
+		if g.Name != w.Name || g.SHA256 != w.SHA256 {
+			t.Errorf("tensor %d: got %s %s, want %s %s", i, g.Name, g.SHA256, w.Name, w.SHA256)
+		}
+	}
+	back := filepath.Join(dir, "whole.pt")
+	if code, _, stderr := run("convert", index, back); code != 0 {
+		t.Fatalf("convert back: exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{index, back} {
+		if code, stdout, _ := run("diff", in, f); code != 0 {
+			t.Errorf("diff %s: exit %d:\n%s", f, code, stdout)
+		}
+	}
+}
