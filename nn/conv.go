@@ -38,15 +38,23 @@ type workspace struct {
 	buf []float32
 }
 
-// get returns a buffer of n floats and a release function.
-func (w *workspace) get(n int) ([]float32, func()) {
-	if w == nil || !w.mu.TryLock() {
-		return make([]float32, n), func() {}
+// get returns a buffer of n floats and whether it is the shared one, to be
+// handed back with put.
+func (w *workspace) get(n int) ([]float32, bool) {
+	if w == nil || n == 0 || !w.mu.TryLock() {
+		return make([]float32, n), false
 	}
 	if cap(w.buf) < n {
 		w.buf = make([]float32, n)
 	}
-	return w.buf[:n], w.mu.Unlock
+	return w.buf[:n], true
+}
+
+// put releases the shared buffer if get returned it.
+func (w *workspace) put(shared bool) {
+	if shared {
+		w.mu.Unlock()
+	}
 }
 
 // NewConv2d builds a Conv2d with a square kernel of size k (override with
@@ -158,40 +166,30 @@ func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 && g.groups 
 func conv2d(x, w, b *Tensor, p ConvParams, ws *workspace) *Tensor {
 	g := convGeometry(x, w, b, p)
 	out := &Tensor{data: make([]float32, g.n*g.o*g.ohw), shape: []int{g.n, g.o, g.oh, g.ow}}
-	hw := g.h * g.wd
 	switch {
 	case g.depthwise():
 		depthwiseForward(&g, x.data, w.data, b, out.data)
 	default:
-		var col []float32
-		release := func() {}
-		if !g.pointwise() {
-			col, release = ws.get(g.k * g.ohw)
+		// Many small groups (ResNeXt, RegNet) run in parallel, one column
+		// buffer per worker; otherwise groups run in turn and Sgemm
+		// parallelises within each.
+		workers := 1
+		if g.groups >= 4 && g.og*g.k*g.ohw*g.groups >= parallelMin {
+			workers = min(runtime.GOMAXPROCS(0), g.groups)
 		}
+		colSize := 0
+		if !g.pointwise() {
+			colSize = g.k * g.ohw
+		}
+		cols, shared := ws.get(workers * colSize)
 		for n := range g.n {
-			for gr := range g.groups {
-				xin := x.data[(n*g.c+gr*g.cg)*hw:]
-				dst := out.data[(n*g.o+gr*g.og)*g.ohw:]
-				beta := float32(0)
-				if b != nil {
-					for oc := range g.og {
-						v := b.data[gr*g.og+oc]
-						d := dst[oc*g.ohw : (oc+1)*g.ohw]
-						for i := range d {
-							d[i] = v
-						}
-					}
-					beta = 1
-				}
-				src := xin
-				if col != nil {
-					im2col(&g, xin, col)
-					src = col
-				}
-				gemm.Sgemm(false, false, g.og, g.ohw, g.k, 1, w.data[gr*g.og*g.k:], g.k, src, g.ohw, beta, dst, g.ohw)
+			if workers == 1 {
+				convGroups(&g, x.data, w.data, b, out.data, cols, n, 0, g.groups)
+			} else {
+				convGroupsParallel(g, x.data, w.data, b, out.data, cols, n, workers)
 			}
 		}
-		release()
+		ws.put(shared)
 	}
 	if !needGrad(x, w, b) {
 		return out
@@ -200,6 +198,42 @@ func conv2d(x, w, b *Tensor, p ConvParams, ws *workspace) *Tensor {
 	return record(out, "ConvolutionBackward", []*Tensor{x, w, b}, func(gout []float32) [][]float32 {
 		return conv2dBackward(&gg, x, w, b, gout)
 	})
+}
+
+// convGroupsParallel runs the groups of image n on workers goroutines, each
+// with its share of cols.
+func convGroupsParallel(g convGeom, x, w []float32, b *Tensor, out, cols []float32, n, workers int) {
+	colSize := len(cols) / workers
+	parallelForWorkers(g.groups, workers, func(wk, lo, hi int) {
+		convGroups(&g, x, w, b, out, cols[wk*colSize:(wk+1)*colSize], n, lo, hi)
+	})
+}
+
+// convGroups convolves groups [lo, hi) of image n through im2col (skipped
+// for pointwise convolutions) and Sgemm, using col as the column buffer.
+func convGroups(g *convGeom, x, w []float32, b *Tensor, out, col []float32, n, lo, hi int) {
+	hw := g.h * g.wd
+	for gr := lo; gr < hi; gr++ {
+		xin := x[(n*g.c+gr*g.cg)*hw:]
+		dst := out[(n*g.o+gr*g.og)*g.ohw:]
+		beta := float32(0)
+		if b != nil {
+			for oc := range g.og {
+				v := b.data[gr*g.og+oc]
+				d := dst[oc*g.ohw : (oc+1)*g.ohw]
+				for i := range d {
+					d[i] = v
+				}
+			}
+			beta = 1
+		}
+		src := xin
+		if !g.pointwise() {
+			im2col(g, xin, col)
+			src = col
+		}
+		gemm.Sgemm(false, false, g.og, g.ohw, g.k, 1, w[gr*g.og*g.k:], g.k, src, g.ohw, beta, dst, g.ohw)
+	}
 }
 
 // im2col writes the columns of one group of one image: row (c, ki, kj) holds
@@ -318,6 +352,21 @@ func parallelFor(n, work int, f func(lo, hi int)) {
 		go func() {
 			defer wg.Done()
 			f(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// parallelForWorkers splits [0, n) into workers contiguous ranges run
+// concurrently; f also gets its worker index, to pick a private buffer.
+func parallelForWorkers(n, workers int, f func(worker, lo, hi int)) {
+	var wg sync.WaitGroup
+	for i := range workers {
+		lo, hi := i*n/workers, (i+1)*n/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(i, lo, hi)
 		}()
 	}
 	wg.Wait()

@@ -190,3 +190,24 @@ func TestShapeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupedConvParallel checks the parallel path for many groups (taken when
+// the work is large) against convolving each group on its own.
+func TestGroupedConvParallel(t *testing.T) {
+	ManualSeed(5)
+	const groups = 8
+	x := RandN(2, 32, 12, 12)
+	w := RandN(48, 4, 3, 3)
+	b := RandN(48)
+	p := ConvParams{Stride: [2]int{1, 1}, Padding: [2]int{1, 1}, Groups: groups}
+	got := Conv2dFn(x, w, b, p)
+	var parts []*Tensor
+	for g := range groups {
+		xs, ws, bs := x.Narrow(1, g*4, 4), w.Narrow(0, g*6, 6), b.Narrow(0, g*6, 6)
+		parts = append(parts, Conv2dFn(xs, ws, bs, ConvParams{Padding: [2]int{1, 1}}))
+	}
+	want := Cat(parts, 1)
+	if err := closeTo(got, want, 1e-6, 1e-6); err != nil {
+		t.Error(err)
+	}
+}
