@@ -96,6 +96,13 @@ type childReg struct {
 
 func (b *Base) base() *Base { return b }
 
+// Parameter marks the leaf tensor t as a trainable parameter (requires grad)
+// and returns it, as torch.nn.Parameter(t) does. A parameter is a *Tensor
+// registered on a module with [Base.RegisterParameter]; its data is
+// [Tensor.Data], its gradient [Tensor.Grad], and [Tensor.SetRequiresGrad]
+// (or [Base.RequiresGrad] on a subtree) freezes it.
+func Parameter(t *Tensor) *Tensor { return t.SetRequiresGrad(true) }
+
 // RegisterParameter registers the tensor field *p as parameter name, and marks
 // it as requiring grad. The field is read at each use, so assigning a new
 // tensor to it later replaces the parameter; a nil field (an absent bias) is
