@@ -240,3 +240,56 @@ func TestInitSeeded(t *testing.T) {
 		t.Errorf("InitZeros: got %v", got)
 	}
 }
+
+func ExampleFanInAndFanOut() {
+	fanIn, fanOut := nn.FanInAndFanOut([]int{64, 3, 7, 7}) // ResNet's first convolution
+	fmt.Println(fanIn, fanOut)
+	fmt.Printf("%.4f\n", nn.CalculateGain("leaky_relu", math.Sqrt(5)))
+	// Output:
+	// 147 3136
+	// 0.5774
+}
+
+// ExampleKaimingNormal initialises a network as torchvision's ResNet does:
+// convolutions kaiming_normal_(mode="fan_out", nonlinearity="relu"),
+// BatchNorm weight 1 and bias 0, from a seeded generator.
+func ExampleKaimingNormal() {
+	net := nn.NewSequential(
+		nn.NewConv2d(nil, 3, 64, 7, nn.Stride(2), nn.Padding(3), nn.NoBias()),
+		nn.NewBatchNorm2d(nil, 64),
+		nn.NewReLU(true),
+	)
+	g := rand.New(rand.NewPCG(42, 0))
+	nn.Apply(net, func(m nn.Module) {
+		switch l := m.(type) {
+		case *nn.Conv2d:
+			nn.KaimingNormal(l.Weight, 0, nn.FanOut, "relu", g)
+		case *nn.BatchNorm2d:
+			nn.InitOnes(l.Weight)
+			nn.InitZeros(l.Bias)
+		}
+	})
+	w := net.At(0).(*nn.Conv2d).Weight.Data()
+	ss := 0.0
+	for _, v := range w {
+		ss += float64(v) * float64(v)
+	}
+	std, want := math.Sqrt(ss/float64(len(w))), math.Sqrt(2.0/3136)
+	fmt.Println("conv std within 3% of sqrt(2/fan_out):", math.Abs(std/want-1) < 0.03)
+	fmt.Println("bn weight:", net.At(1).(*nn.BatchNorm2d).Weight.Data()[:3])
+	// Output:
+	// conv std within 3% of sqrt(2/fan_out): true
+	// bn weight: [1 1 1]
+}
+
+// ExampleInitTruncNormal initialises as torchvision's ViT and ConvNeXt do:
+// trunc_normal_(std=0.02), cut at ±2 (far out: 100 std).
+func ExampleInitTruncNormal() {
+	w := nn.InitTruncNormal(nn.Zeros(768, 3072), 0, 0.02, -2, 2, rand.New(rand.NewPCG(1, 1)))
+	lo, hi := float32(0), float32(0)
+	for _, v := range w.Data() {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	fmt.Println("within ±0.15:", lo > -0.15 && hi < 0.15)
+	// Output: within ±0.15: true
+}

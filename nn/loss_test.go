@@ -200,3 +200,72 @@ func TestLossNoGraphForPlainInputs(t *testing.T) {
 		t.Errorf("got requires_grad=%v leaf=%v, want false, true", y.RequiresGrad(), y.IsLeaf())
 	}
 }
+
+// printGrad prints a gradient rounded to 4 decimals.
+func printGrad(g *nn.Tensor) {
+	s := make([]string, len(g.Data()))
+	for i, v := range g.Data() {
+		s[i] = fmt.Sprintf("%.4f", v)
+	}
+	fmt.Println("grad:", strings.Join(s, " "))
+}
+
+// The printed values in these examples are torch 1.13's, rounded.
+
+func ExampleCrossEntropyLoss() {
+	logits := nn.New([]float32{2, 0.5, -1, 0.1, 0.2, 3}, 2, 3).SetRequiresGrad(true)
+	l := nn.NewCrossEntropyLoss()
+	l.LabelSmoothing = 0.1
+	loss := l.Forward(logits, []int{0, 2})
+	loss.Backward()
+	fmt.Printf("loss: %.4f\n", loss.Item())
+	printGrad(logits.Grad())
+
+	// Class weights and an ignored target (torch's weight=, ignore_index=).
+	l = nn.NewCrossEntropyLoss()
+	l.Weight = nn.New([]float32{1, 2, 0.5}, 3)
+	l.IgnoreIndex = 1
+	x := nn.New([]float32{2, 0.5, -1, 0.1, 0.2, 3, 1, 1, 1}, 3, 3)
+	fmt.Printf("weighted: %.4f\n", l.Forward(x, []int{0, 2, 1}).Item())
+
+	// One loss per sample.
+	l = nn.NewCrossEntropyLoss()
+	l.Reduction = nn.ReduceNone
+	fmt.Printf("per sample: %.4f\n", l.Forward(x, []int{0, 2, 1}).Data())
+	// Output:
+	// loss: 0.3455
+	// grad: -0.0739 0.0710 0.0029 0.0080 0.0106 -0.0186
+	// weighted: 0.1974
+	// per sample: [0.2413 0.1096 1.0986]
+}
+
+func ExampleNLLLoss() {
+	logp := nn.New([]float32{2, 0.5, -1, 0.1, 0.2, 3}, 2, 3).LogSoftmax(1)
+	fmt.Printf("%.4f\n", nn.NewNLLLoss().Forward(logp, []int{0, 2}).Item())
+	// Output: 0.1755
+}
+
+func ExampleMSELoss() {
+	x := nn.New([]float32{1, 2, 3}, 3).SetRequiresGrad(true)
+	loss := nn.NewMSELoss().Forward(x, nn.New([]float32{1.5, 2, 2}, 3))
+	loss.Backward()
+	fmt.Printf("loss: %.4f\n", loss.Item())
+	printGrad(x.Grad())
+	// Output:
+	// loss: 0.4167
+	// grad: -0.3333 0.0000 0.6667
+}
+
+func ExampleBCEWithLogitsLoss() {
+	x := nn.New([]float32{1.5, -0.5, -2, 0.3}, 2, 2).SetRequiresGrad(true)
+	y := nn.New([]float32{1, 0, 0, 1}, 2, 2)
+	l := nn.NewBCEWithLogitsLoss()
+	l.PosWeight = nn.New([]float32{3, 1}, 2) // positives of class 0 count 3 times
+	loss := l.Forward(x, y)
+	loss.Backward()
+	fmt.Printf("loss: %.4f\n", loss.Item())
+	printGrad(x.Grad())
+	// Output:
+	// loss: 0.4399
+	// grad: -0.1368 0.0944 0.0298 -0.1064
+}
