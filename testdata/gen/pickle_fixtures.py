@@ -32,6 +32,12 @@ Files:
   torchscript.pt        torch.jit.save of a scripted small CNN with buffers
   model_zip.pt          torch.save(model), zip format
   model_legacy.pt       torch.save(model), legacy format
+  model_proto1.pt       torch.save(model, pickle_protocol=1): objects rebuilt through
+                        copy_reg._reconstructor instead of NEWOBJ
+  zip_proto5.pt         the training checkpoint with pickle_protocol=5
+  legacy_storage_views.pt  a legacy file whose persistent ids carry storage views
+                        (view_metadata, written by torch <= 0.3), built here and read
+                        back by torch.load
   checkpoint.pt         {"epoch", "state_dict", "optimizer" (SGD momentum state),
                         "arch", "best", "flags": [True, None]}
   views.pt              transposed, channels_last, stride-0 expand, offset slice,
@@ -40,6 +46,7 @@ Files:
 """
 
 import argparse
+import collections
 import hashlib
 import io
 import json
@@ -232,9 +239,17 @@ def rewrite_zip(src, dst, rename=None, swap=False):
             zout.writestr(zipfile.ZipInfo((rename or prefix) + "/byteorder"), b"big")
 
 
+class TarView:
+    """A tensor of a tar file that views elements [offset, offset+numel) of
+    base's storage through a storage view (the tar format's storage_views)."""
+
+    def __init__(self, base, offset, numel, shape, stride):
+        self.base, self.offset, self.numel, self.shape, self.stride = base, offset, numel, shape, stride
+
+
 def write_tar(path, obj):
     """Writes obj in the torch 0.1.1 tar layout (see package pickle's legacy.go)."""
-    tensors, storages = {}, {}
+    tensors, storages, views = {}, {}, {}
 
     def key_of(x):
         return id(x) % (1 << 40)
@@ -242,6 +257,9 @@ def write_tar(path, obj):
     def persistent_id(x):
         if torch.is_tensor(x):
             tensors[key_of(x)] = x
+            return str(key_of(x))
+        if isinstance(x, TarView):
+            views[key_of(x)] = x
             return str(key_of(x))
         return None
 
@@ -262,6 +280,23 @@ def write_tar(path, obj):
         tbuf.write(struct.pack(f"<{t.dim()}q", *t.stride()))
         tbuf.write(struct.pack("<q", t.storage_offset()))
 
+    storage_views = []
+    for key, v in views.items():
+        st = v.base.storage()
+        root = st.data_ptr() % (1 << 40)
+        storages[root] = st
+        vkey = key + 1
+        storage_views.append((vkey, root, v.offset, v.numel))
+        pickle.dump((key, vkey, type(v.base)), tbuf, protocol=2)
+        tbuf.write(struct.pack("<i", len(v.shape)) + b"\0\0\0\0")
+        tbuf.write(struct.pack(f"<{len(v.shape)}q", *v.shape))
+        tbuf.write(struct.pack(f"<{len(v.shape)}q", *v.stride))
+        tbuf.write(struct.pack("<q", 0))
+    # the count pickled first must include the views' tensors
+    tdata = tbuf.getvalue()
+    first = pickle.dumps(len(tensors), protocol=2)
+    tbuf = io.BytesIO(pickle.dumps(len(tensors) + len(views), protocol=2) + tdata[len(first):])
+
     sbuf = io.BytesIO()
     pickle.dump(len(storages), sbuf, protocol=2)
     for key, st in storages.items():
@@ -269,7 +304,7 @@ def write_tar(path, obj):
         t = torch.tensor([], dtype=st.dtype).set_(st)
         sbuf.write(struct.pack("<q", st.size()))
         sbuf.write(tensor_bytes(t))
-    pickle.dump([], sbuf, protocol=2)
+    pickle.dump(storage_views, sbuf, protocol=2)
 
     sysbuf = io.BytesIO()
     pickle.dump({"protocol_version": 1000, "little_endian": True,
@@ -281,6 +316,51 @@ def write_tar(path, obj):
             info.size = len(buf.getvalue())
             buf.seek(0)
             tar.addfile(info, buf)
+
+
+class _Reduce:
+    """Pickles as func(*args) through REDUCE."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+class _Storage:
+    """Pickles as a legacy storage persistent id (see write_legacy_views)."""
+
+    def __init__(self, key, numel, view=None):
+        self.key, self.numel, self.view = key, numel, view
+
+
+def write_legacy_views(path, seed):
+    """A legacy file whose tensors use storage views (view_metadata), which
+    torch 0.3 wrote and torch 1.13 still reads but no longer writes."""
+    g = torch.Generator().manual_seed(seed)
+    root = torch.randn(12, generator=g)
+
+    def rebuild(st, offset, size, stride):
+        return _Reduce(torch._utils._rebuild_tensor_v2, st, offset, size, stride, False,
+                       collections.OrderedDict())
+    obj = {
+        "view_a": rebuild(_Storage("7", 12, ("8", 2, 6)), 1, (2, 2), (2, 1)),
+        "view_b": rebuild(_Storage("7", 12, ("9", 6, 6)), 0, (3,), (2,)),
+        "root": rebuild(_Storage("7", 12), 0, (12,), (1,)),
+    }
+    buf = io.BytesIO()
+    p = pickle.Pickler(buf, protocol=2)
+    p.persistent_id = lambda x: (("storage", torch.FloatStorage, x.key, "cpu", x.numel, x.view)
+                                 if isinstance(x, _Storage) else None)
+    p.dump(obj)
+    out = pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2) + pickle.dumps(1001, protocol=2)
+    out += pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                         "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2)
+    out += buf.getvalue() + pickle.dumps(["7"], protocol=2)
+    out += struct.pack("<q", 12) + tensor_bytes(root)
+    with open(path, "wb") as f:
+        f.write(out)
 
 
 def main():
@@ -342,9 +422,20 @@ def main():
     torch.save(dtypes(seed), P("dtypes.pt"))
     manifest.append(report(P("dtypes.pt"), "zip", torch.load(P("dtypes.pt"))))
 
-    write_tar(P("tar_state_dict.pt"), {"state_dict": sd, "epoch": 1, "views": {"t": v["transposed"], "s": v["slice"], "a": v["shared_a"]}})
+    write_tar(P("tar_state_dict.pt"), {"state_dict": sd, "epoch": 1, "views": {
+        "t": v["transposed"], "s": v["slice"], "a": v["shared_a"],
+        "storage_view": TarView(v["shared_a"], 3, 6, (2, 2), (3, 1))}})
     loaded = torch.load(P("tar_state_dict.pt"))  # proves torch still reads the layout
     manifest.append(report(P("tar_state_dict.pt"), "tar", loaded))
+
+    write_legacy_views(P("legacy_storage_views.pt"), seed)
+    manifest.append(report(P("legacy_storage_views.pt"), "legacy", torch.load(P("legacy_storage_views.pt"))))
+
+    torch.save(ck, P("zip_proto5.pt"), pickle_protocol=5)
+    manifest.append(report(P("zip_proto5.pt"), "zip", torch.load(P("zip_proto5.pt"))))
+
+    torch.save(model, P("model_proto1.pt"), pickle_protocol=1)
+    manifest.append(report(P("model_proto1.pt"), "zip", torch.load(P("model_proto1.pt")), is_module=True))
 
     torch.save(model, P("model_zip.pt"))
     manifest.append(report(P("model_zip.pt"), "zip", torch.load(P("model_zip.pt")), is_module=True))
