@@ -320,7 +320,7 @@ func TestSgemmConcurrent(t *testing.T) {
 // serial or split over goroutines, allocates nothing.
 func TestSgemmNoAllocs(t *testing.T) {
 	defer SetThreads(0)
-	const n = 150
+	const n = 200 // above parallelMinWork
 	a := make([]float32, n*n)
 	b := make([]float32, n*n)
 	c := make([]float32, n*n)

@@ -73,50 +73,83 @@ func (w *workspace) fit(kn *kernel) {
 // buffers. Callers have handled alpha == 0 and k == 0.
 func (w *workspace) block(kn *kernel, p *params, i0, i1, j0, j1 int) {
 	w.fit(kn)
-	mr, nr := kn.mr, kn.nr
 	for jc := j0; jc < j1; jc += kn.nc {
 		nc := min(kn.nc, j1-jc)
 		for pc := 0; pc < p.k; pc += kn.kc {
 			kc := min(kn.kc, p.k-pc)
-			packB(p, nr, pc, kc, jc, nc, w.b)
-			beta := p.beta
-			if pc > 0 {
-				beta = 1
-			}
-			for ic := i0; ic < i1; ic += kn.mc {
-				mc := min(kn.mc, i1-ic)
-				packA(p, mr, ic, mc, pc, kc, w.a)
-				for jr := 0; jr < nc; jr += nr {
-					nrr := min(nr, nc-jr)
-					bp := &w.b[jr*kc]
-					for ir := 0; ir < mc; ir += mr {
-						mrr := min(mr, mc-ir)
-						ap := &w.a[ir*kc]
-						ci := (ic+ir)*p.ldc + jc + jr
-						if mrr == mr && nrr == nr {
-							kn.fn(kc, ap, bp, &p.c[ci], p.ldc, p.alpha, beta)
-							continue
-						}
-						if kn.edge != nil {
-							kn.edge(kc, ap, bp, &p.c[ci], p.ldc, p.alpha, beta, mrr, nrr)
-							continue
-						}
-						kn.fn(kc, ap, bp, &w.tile[0], nr, p.alpha, 0)
-						for i := 0; i < mrr; i++ {
-							row := p.c[ci+i*p.ldc : ci+i*p.ldc+nrr]
-							t := w.tile[i*nr : i*nr+nrr]
-							if beta == 0 {
-								copy(row, t)
-							} else {
-								for j, v := range t {
-									row[j] = v + beta*row[j]
-								}
-							}
+			packB(p, kn.nr, pc, kc, jc, nc, w.b)
+			w.rows(kn, p, i0, i1, jc, nc, pc, kc, w.b)
+		}
+	}
+}
+
+// blockPacked computes rows [i0,i1) of C, all n columns, from a B packed
+// whole by packBAll (n at most kn.nc).
+func (w *workspace) blockPacked(kn *kernel, p *params, i0, i1 int, bAll []float32) {
+	w.fit(kn)
+	npad := (p.n + kn.nr - 1) / kn.nr * kn.nr
+	for pc := 0; pc < p.k; pc += kn.kc {
+		kc := min(kn.kc, p.k-pc)
+		w.rows(kn, p, i0, i1, 0, p.n, pc, kc, bAll[pc*npad:])
+	}
+}
+
+// rows multiplies rows [i0,i1) of op(A)[:, pc:pc+kc] by the packed
+// op(B)[pc:pc+kc, jc:jc+nc] in bp into C, packing A an mc block at a time.
+func (w *workspace) rows(kn *kernel, p *params, i0, i1, jc, nc, pc, kc int, bp []float32) {
+	mr, nr := kn.mr, kn.nr
+	beta := p.beta
+	if pc > 0 {
+		beta = 1
+	}
+	for ic := i0; ic < i1; ic += kn.mc {
+		mc := min(kn.mc, i1-ic)
+		packA(p, mr, ic, mc, pc, kc, w.a)
+		for jr := 0; jr < nc; jr += nr {
+			nrr := min(nr, nc-jr)
+			b := &bp[jr*kc]
+			for ir := 0; ir < mc; ir += mr {
+				mrr := min(mr, mc-ir)
+				a := &w.a[ir*kc]
+				ci := (ic+ir)*p.ldc + jc + jr
+				if mrr == mr && nrr == nr {
+					kn.fn(kc, a, b, &p.c[ci], p.ldc, p.alpha, beta)
+					continue
+				}
+				if kn.edge != nil {
+					kn.edge(kc, a, b, &p.c[ci], p.ldc, p.alpha, beta, mrr, nrr)
+					continue
+				}
+				kn.fn(kc, a, b, &w.tile[0], nr, p.alpha, 0)
+				for i := 0; i < mrr; i++ {
+					row := p.c[ci+i*p.ldc : ci+i*p.ldc+nrr]
+					t := w.tile[i*nr : i*nr+nrr]
+					if beta == 0 {
+						copy(row, t)
+					} else {
+						for j, v := range t {
+							row[j] = v + beta*row[j]
 						}
 					}
 				}
 			}
 		}
+	}
+}
+
+// packBAllPanels packs panels [u0,u1) of the whole of op(B) into dst, for
+// blockPacked: kc-row blocks one after the other (block pc at pc*npad, npad
+// = n rounded up to nr), each laid out as packB lays out one block. Panel u
+// is panel u%np of block u/np, np = npad/nr.
+func packBAllPanels(kn *kernel, p *params, u0, u1 int, dst []float32) {
+	np := (p.n + kn.nr - 1) / kn.nr
+	npad := np * kn.nr
+	for u := u0; u < u1; u++ {
+		pc := u / np * kn.kc
+		kc := min(kn.kc, p.k-pc)
+		jr := u % np * kn.nr
+		nrr := min(kn.nr, p.n-jr)
+		packB(p, kn.nr, pc, kc, jr, nrr, dst[pc*npad+jr*kc:])
 	}
 }
 

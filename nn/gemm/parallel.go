@@ -60,13 +60,44 @@ type call struct {
 	chunks int
 	next   atomic.Int64
 	wg     sync.WaitGroup
+
+	// With shared set, op(B) is packed once, whole, into bAll by all
+	// goroutines together (packUnits panels claimed through packNext, in
+	// groups of packGroup), before any strip of rows is computed from it.
+	shared    bool
+	bAll      []float32
+	packUnits int
+	packNext  atomic.Int64
+	packDone  atomic.Int64
 }
+
+// packGroup is how many B panels a goroutine claims at a time.
+const packGroup = 4
+
+// maxSharedB bounds, in floats, the op(B) packed whole for a parallel call
+// (16 MiB); larger products pack B per goroutine.
+const maxSharedB = 4 << 20
 
 // work claims and computes chunks with w's buffers until none is left.
 func (c *call) work(w *workspace) {
 	size := c.p.m
 	if c.splitN {
 		size = c.p.n
+	}
+	if c.shared {
+		for {
+			u := int(c.packNext.Add(packGroup)) - packGroup
+			if u >= c.packUnits {
+				break
+			}
+			u1 := min(u+packGroup, c.packUnits)
+			packBAllPanels(c.kn, &c.p, u, u1, c.bAll)
+			c.packDone.Add(int64(u1 - u))
+		}
+		// Wait for the panels others claimed: at most one group each.
+		for c.packDone.Load() < int64(c.packUnits) {
+			runtime.Gosched()
+		}
 	}
 	for {
 		i := int(c.next.Add(1) - 1)
@@ -75,9 +106,12 @@ func (c *call) work(w *workspace) {
 		}
 		lo := c.units * i / c.chunks * c.unit
 		hi := min(c.units*(i+1)/c.chunks*c.unit, size)
-		if c.splitN {
+		switch {
+		case c.splitN:
 			w.block(c.kn, &c.p, 0, c.p.m, lo, hi)
-		} else {
+		case c.shared:
+			w.blockPacked(c.kn, &c.p, lo, hi, c.bAll)
+		default:
 			w.block(c.kn, &c.p, lo, hi, 0, c.p.n)
 		}
 	}
@@ -137,7 +171,9 @@ func run(kn *kernel, p *params, threads int) {
 
 // runParallel splits C into strips along n or m, whichever gives every
 // goroutine whole micro-tiles and the least redundant packing: splitting n
-// makes each goroutine pack all of op(A), splitting m all of op(B).
+// makes each goroutine pack all of op(A). Splitting m would make each pack
+// all of op(B), so when op(B) is small enough the goroutines first pack it
+// once together, then share it.
 func runParallel(kn *kernel, p *params, threads int) {
 	splitN := p.n >= 2*p.m || p.m < threads*kn.mr
 	if p.n < threads*kn.nr {
@@ -166,6 +202,17 @@ func runParallel(kn *kernel, p *params, threads int) {
 	c.p, c.kn, c.splitN, c.unit, c.units = *p, kn, splitN, unit, units
 	c.chunks = min(units, t*chunksPerThread)
 	c.next.Store(0)
+	np := (p.n + kn.nr - 1) / kn.nr
+	c.shared = !splitN && p.n <= kn.nc && p.k*np*kn.nr <= maxSharedB
+	if c.shared {
+		if need := p.k * np * kn.nr; cap(c.bAll) < need {
+			c.bAll = make([]float32, need)
+		}
+		c.bAll = c.bAll[:cap(c.bAll)]
+		c.packUnits = (p.k + kn.kc - 1) / kn.kc * np
+		c.packNext.Store(0)
+		c.packDone.Store(0)
+	}
 	c.wg.Add(t - 1)
 	for range t - 1 {
 		jobs <- c
