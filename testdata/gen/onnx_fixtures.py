@@ -83,6 +83,7 @@ def write_cnn(manifest):
     path = os.path.join(OUT, "cnn.onnx")
     torch.onnx.export(a, x, path, opset_version=13, input_names=["input"], output_names=["logits"],
                       training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    torch.set_num_threads(1)  # the reference outputs do not depend on thread scheduling
     with torch.no_grad():
         open(os.path.join(OUT, "cnn_input.bin"), "wb").write(x.numpy().astype("<f4").tobytes())
         open(os.path.join(OUT, "cnn_a_output.bin"), "wb").write(a(x).numpy().astype("<f4").tobytes())
@@ -265,6 +266,8 @@ def write_ext(manifest):
     onnx.checker.check_model(model)
     expect = {"fc1.weight": le_bytes(w1), "fc1.bias": le_bytes(b1), "fc2.weight": le_bytes(w2)}
     path = os.path.join(OUT, "ext.onnx")
+    if os.path.exists(os.path.join(OUT, "ext.data")):
+        os.remove(os.path.join(OUT, "ext.data"))  # onnx appends to an existing data file
     onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                     location="ext.data", size_threshold=0)
     onnx.checker.check_model(path)
