@@ -1,8 +1,11 @@
 package clitest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ckptkit/ckpt/formats"
@@ -70,4 +73,51 @@ func randomBytes(rng *rand.Rand, dt tensor.DType, shape []int64) []byte {
 		}
 	}
 	return b
+}
+
+// CNNBEntry describes one tensor of testdata/onnx/cnn_b.bin.
+type CNNBEntry struct {
+	Name, DType, SHA256 string
+	Shape               []int64
+	Offset, NBytes      int64
+}
+
+// CNNB writes to path the state_dict of the second instance (B) of the
+// small CNN whose first instance testdata/onnx/cnn.onnx exports, from
+// cnn_b.bin and cnn_b.json (made by testdata/gen/onnx_fixtures.py with
+// torch), and returns its entries.
+func CNNB(tb testing.TB, path string) []CNNBEntry {
+	tb.Helper()
+	dir := filepath.Join(Root(tb), "testdata", "onnx")
+	raw, err := os.ReadFile(filepath.Join(dir, "cnn_b.bin"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cnn_b.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var entries []CNNBEntry
+	if err := json.Unmarshal(b, &entries); err != nil {
+		tb.Fatal(err)
+	}
+	c := &formats.Checkpoint{}
+	for _, e := range entries {
+		dt, err := tensor.ParseDType(e.DType)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if e.Offset < 0 || e.NBytes < 0 || e.Offset+e.NBytes > int64(len(raw)) {
+			tb.Fatalf("cnn_b.json: %s lies outside cnn_b.bin", e.Name)
+		}
+		x, err := tensor.FromBytes(dt, e.Shape, raw[e.Offset:e.Offset+e.NBytes])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c.Tensors = append(c.Tensors, formats.Named{Name: e.Name, Tensor: x})
+	}
+	if _, err := formats.Save(path, c, formats.SaveOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	return entries
 }

@@ -257,39 +257,9 @@ func TestCastMatchesTorch(t *testing.T) {
 // written.
 func TestGraph(t *testing.T) {
 	graph := fixture(t, "onnx/cnn.onnx")
-	raw, err := os.ReadFile(fixture(t, "onnx/cnn_b.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(fixture(t, "onnx/cnn_b.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []struct {
-		Name, DType, SHA256 string
-		Shape               []int64
-		Offset, NBytes      int64
-	}
-	if err := json.Unmarshal(b, &entries); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	ckpt := &formats.Checkpoint{}
-	for _, e := range entries {
-		dt, err := tensor.ParseDType(e.DType)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x, err := tensor.FromBytes(dt, e.Shape, raw[e.Offset:e.Offset+e.NBytes])
-		if err != nil {
-			t.Fatal(err)
-		}
-		ckpt.Tensors = append(ckpt.Tensors, formats.Named{Name: e.Name, Tensor: x})
-	}
 	src := filepath.Join(dir, "finetuned.safetensors")
-	if _, err := formats.Save(src, ckpt, formats.SaveOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	entries := clitest.CNNB(t, src)
 
 	t.Run("replaced", func(t *testing.T) {
 		ios, stdout, _ := clitest.Streams()
