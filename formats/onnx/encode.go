@@ -38,8 +38,9 @@ type WriteOptions struct {
 func Write(path string, m *Model) error { return WriteFile(path, m, WriteOptions{}) }
 
 // WriteFile writes m to the file at path and, when opts.ExternalData is
-// set, the external data file next to it. Neither may be a file the model
-// reads its tensors from.
+// set, the external data file next to it, and syncs both. Neither may be a
+// file the model reads its tensors from. On error, partial files are left:
+// callers that need atomicity write to a temporary name and rename.
 func WriteFile(path string, m *Model, opts WriteOptions) (err error) {
 	dataPath := ""
 	if opts.ExternalData != "" {
@@ -77,8 +78,17 @@ func WriteFile(path string, m *Model, opts WriteOptions) (err error) {
 	if data != nil {
 		dw = data
 	}
-	_, err = Encode(f, m, opts, dw)
-	return err
+	if _, err = Encode(f, m, opts, dw); err != nil {
+		return err
+	}
+	for _, file := range []*os.File{data, f} {
+		if file != nil {
+			if err := file.Sync(); err != nil {
+				return fmt.Errorf("onnx: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // readsFrom reports whether path is one of the files the model has open.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -494,3 +495,48 @@ func TestDetect(t *testing.T) {
 		}
 	}
 }
+
+// zeros is an endless source of zero bytes.
+type zeros struct{}
+
+func (zeros) ReadAt(p []byte, off int64) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// A model over protobuf's 2 GiB limit is refused unless its initializers
+// go to external data, which then holds them all.
+func TestOver2GiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping in -short mode: streams 2 GiB of zeros")
+	}
+	n := int64(1)<<29 + 1 // float32 elements: 2 GiB + 4 bytes
+	x := tensor.New(tensor.Float32, []int64{n}, tensor.NewStorage(zeros{}, 0, 4*n))
+	m, err := FromTensors([]Named{{Name: "big", Tensor: x}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Encode(io.Discard, m, WriteOptions{}, nil); err == nil || !strings.Contains(err.Error(), "exceeds protobuf's 2 GiB limit") {
+		t.Fatalf("got error %v, want the 2 GiB limit", err)
+	}
+	var model bytes.Buffer
+	var data countWriter
+	if _, err := Encode(&model, m, WriteOptions{ExternalData: "big.bin"}, &data); err != nil {
+		t.Fatal(err)
+	}
+	if data.n != 4*n || model.Len() > 200 {
+		t.Fatalf("got %d bytes of external data and a %d-byte model, want %d and a small model", data.n, model.Len(), 4*n)
+	}
+	back, err := Unmarshal(model.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := back.Graph.Initializer[0]
+	if got.DataLocation != LocationExternal || got.externalLocation() != "big.bin" {
+		t.Errorf("got data_location %d at %q, want external in big.bin", got.DataLocation, got.externalLocation())
+	}
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
