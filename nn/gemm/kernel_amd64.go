@@ -30,18 +30,21 @@ func kernAVX512x8x48Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, 
 // Block sizes, for the machine these were measured on (AMD EPYC family 0x1a,
 // Zen 5: 48 KiB L1d and 1 MiB L2 per core, 2×512-bit FMA pipes) and sound for
 // any recent x86 core with at least 32 KiB L1d and 512 KiB L2:
-//   - kc = 256: a B micro-panel, kc×nr floats, is 32 KiB for nr = 32 (16 KiB
-//     for AVX2's nr = 16) and stays in L1 while A micro-panels stream past;
-//   - mc ≈ 192: the packed A block, mc×kc, is 192 KiB, in L2 with room for
-//     the B panels and C tiles passing through;
-//   - nc ≈ 4096: the packed B block, kc×nc, is 4 MiB, in L3.
+//   - kc = 192..256: a B micro-panel, kc×nr floats (24 KiB for 12×32 at
+//     kc = 192, 16 KiB for AVX2's 6×16 at 256), stays in L1 with the A
+//     micro-panel streaming past, or streams from L2, which has the bandwidth
+//     (the kernel needs about 11 bytes a cycle of B);
+//   - mc ≈ 192: the packed A block, mc×kc, is at most 192 KiB, in L2 with
+//     room for the B panels and C tiles passing through;
+//   - nc ≈ 4096: the packed B block, kc×nc, is at most 4 MiB, in L3.
 //
-// Sweeping kc over 128..384 and mc over 8..32 micro-panels moved 1024³ by
-// less than the noise of this shared machine; the micro-kernels alone run at
-// 97-100% of the FMA peak (BenchmarkMicroKernel vs BenchmarkPeak).
+// Measured by thread CPU time, best of 6 (the machine was shared), kc over
+// 128..320 moved 1024³ and ResNet-18 shapes by less than ±10%, with 192 best
+// or level for 12×32; the micro-kernels alone run at 97-100% of the FMA
+// peak (BenchmarkMicroKernel vs BenchmarkPeak).
 var (
 	avx2Kernel   = &kernel{name: "avx2-6x16", isa: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: kernAVX2x6x16}
-	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 256, nc: 4096, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
+	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 4096, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
 	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 4096, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
 	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 4080, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
 )
