@@ -272,7 +272,9 @@ func (m *ReLU) Forward(x *Tensor) *Tensor { return x.ReLU() }
 
 // ExtraRepr prints "inplace=True" when set.
 func (m *ReLU) ExtraRepr() string { return inplaceRepr(m.Inplace) }
-func (m *ReLU) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *ReLU) String() string { return Repr(m) }
 
 func inplaceRepr(v bool) string {
 	if v {
@@ -295,7 +297,9 @@ func (m *ReLU6) Forward(x *Tensor) *Tensor { return x.ReLU6() }
 
 // ExtraRepr prints "inplace=True" when set.
 func (m *ReLU6) ExtraRepr() string { return inplaceRepr(m.Inplace) }
-func (m *ReLU6) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *ReLU6) String() string { return Repr(m) }
 
 // LeakyReLU is the module form of [Tensor.LeakyReLU].
 type LeakyReLU struct {
@@ -320,6 +324,8 @@ func (m *LeakyReLU) ExtraRepr() string {
 	}
 	return s
 }
+
+// String returns torch's repr of the module.
 func (m *LeakyReLU) String() string { return Repr(m) }
 
 // Sigmoid is the module form of [Tensor.Sigmoid].
@@ -330,7 +336,9 @@ func NewSigmoid() *Sigmoid { return &Sigmoid{} }
 
 // Forward applies the logistic function.
 func (m *Sigmoid) Forward(x *Tensor) *Tensor { return x.Sigmoid() }
-func (m *Sigmoid) String() string            { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *Sigmoid) String() string { return Repr(m) }
 
 // Tanh is the module form of [Tensor.Tanh].
 type Tanh struct{ Base }
@@ -340,7 +348,9 @@ func NewTanh() *Tanh { return &Tanh{} }
 
 // Forward applies tanh.
 func (m *Tanh) Forward(x *Tensor) *Tensor { return x.Tanh() }
-func (m *Tanh) String() string            { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *Tanh) String() string { return Repr(m) }
 
 // SiLU is the module form of [Tensor.SiLU].
 type SiLU struct {
@@ -356,7 +366,9 @@ func (m *SiLU) Forward(x *Tensor) *Tensor { return x.SiLU() }
 
 // ExtraRepr prints "inplace=True" when set.
 func (m *SiLU) ExtraRepr() string { return inplaceRepr(m.Inplace) }
-func (m *SiLU) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *SiLU) String() string { return Repr(m) }
 
 // GELU is the module form of [Tensor.GELU]; Approximate is "none" or "tanh".
 type GELU struct {
@@ -377,7 +389,9 @@ func (m *GELU) Forward(x *Tensor) *Tensor { return x.GELU(m.Approximate) }
 
 // ExtraRepr prints approximate='none' or 'tanh'.
 func (m *GELU) ExtraRepr() string { return "approximate='" + m.Approximate + "'" }
-func (m *GELU) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *GELU) String() string { return Repr(m) }
 
 // Hardswish is the module form of [Tensor.Hardswish]. torch prints no
 // arguments for it, inplace or not.
@@ -391,7 +405,9 @@ func NewHardswish(inplace bool) *Hardswish { return &Hardswish{Inplace: inplace}
 
 // Forward applies hardswish.
 func (m *Hardswish) Forward(x *Tensor) *Tensor { return x.Hardswish() }
-func (m *Hardswish) String() string            { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *Hardswish) String() string { return Repr(m) }
 
 // Hardsigmoid is the module form of [Tensor.Hardsigmoid].
 type Hardsigmoid struct {
@@ -404,7 +420,9 @@ func NewHardsigmoid(inplace bool) *Hardsigmoid { return &Hardsigmoid{Inplace: in
 
 // Forward applies hardsigmoid.
 func (m *Hardsigmoid) Forward(x *Tensor) *Tensor { return x.Hardsigmoid() }
-func (m *Hardsigmoid) String() string            { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *Hardsigmoid) String() string { return Repr(m) }
 
 // Softmax is the module form of [Tensor.Softmax]. Dim is required here
 // (torch's implicit dim is deprecated); it prints as given.
@@ -421,7 +439,9 @@ func (m *Softmax) Forward(x *Tensor) *Tensor { return x.Softmax(m.Dim) }
 
 // ExtraRepr prints "dim=N".
 func (m *Softmax) ExtraRepr() string { return fmt.Sprintf("dim=%d", m.Dim) }
-func (m *Softmax) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *Softmax) String() string { return Repr(m) }
 
 // LogSoftmax is the module form of [Tensor.LogSoftmax].
 type LogSoftmax struct {
@@ -437,4 +457,6 @@ func (m *LogSoftmax) Forward(x *Tensor) *Tensor { return x.LogSoftmax(m.Dim) }
 
 // ExtraRepr prints "dim=N".
 func (m *LogSoftmax) ExtraRepr() string { return fmt.Sprintf("dim=%d", m.Dim) }
-func (m *LogSoftmax) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *LogSoftmax) String() string { return Repr(m) }

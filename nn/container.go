@@ -59,6 +59,8 @@ func (s *Sequential) Forward(x *Tensor) *Tensor {
 	}
 	return x
 }
+
+// String returns torch's repr of the module.
 func (s *Sequential) String() string { return Repr(s) }
 
 // ModuleList holds numbered children without a forward of its own
@@ -83,7 +85,9 @@ func (l *ModuleList) Forward(x *Tensor) *Tensor {
 
 // TypeName returns "ModuleList".
 func (l *ModuleList) TypeName() string { return "ModuleList" }
-func (l *ModuleList) String() string   { return Repr(l) }
+
+// String returns torch's repr of the module.
+func (l *ModuleList) String() string { return Repr(l) }
 
 // Identity returns its input.
 type Identity struct{ Base }
@@ -93,7 +97,9 @@ func NewIdentity() *Identity { return &Identity{} }
 
 // Forward returns x.
 func (m *Identity) Forward(x *Tensor) *Tensor { return x }
-func (m *Identity) String() string            { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *Identity) String() string { return Repr(m) }
 
 // Flatten merges dimensions StartDim..EndDim (torch.nn.Flatten, defaults 1
 // and -1).
@@ -112,6 +118,8 @@ func (m *Flatten) Forward(x *Tensor) *Tensor { return x.Flatten(m.StartDim, m.En
 func (m *Flatten) ExtraRepr() string {
 	return fmt.Sprintf("start_dim=%d, end_dim=%d", m.StartDim, m.EndDim)
 }
+
+// String returns torch's repr of the module.
 func (m *Flatten) String() string { return Repr(m) }
 
 // Dropout zeroes each element with probability P in training mode and scales
@@ -133,6 +141,8 @@ func (m *Dropout) Forward(x *Tensor) *Tensor { return x.Dropout(m.P, m.Training(
 func (m *Dropout) ExtraRepr() string {
 	return "p=" + pyFloat(m.P) + ", inplace=" + pyBool(m.Inplace)
 }
+
+// String returns torch's repr of the module.
 func (m *Dropout) String() string { return Repr(m) }
 
 // Dropout is the functional form of the Dropout module.

@@ -109,6 +109,8 @@ func (m *Conv2d) ExtraRepr() string {
 	}
 	return s
 }
+
+// String returns torch's repr of the module.
 func (m *Conv2d) String() string { return Repr(m) }
 
 // Conv2dFn convolves x [N, C, H, W] with w [O, C/groups, kh, kw] and optional

@@ -17,7 +17,9 @@ func (m *ChannelShuffle) Forward(x *Tensor) *Tensor { return x.ChannelShuffle(m.
 
 // ExtraRepr prints "groups=N".
 func (m *ChannelShuffle) ExtraRepr() string { return fmt.Sprintf("groups=%d", m.Groups) }
-func (m *ChannelShuffle) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *ChannelShuffle) String() string { return Repr(m) }
 
 // StochasticDepth is torchvision.ops.StochasticDepth, the module form of
 // [Tensor.StochasticDepth]; it is active only in training mode.

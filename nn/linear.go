@@ -35,6 +35,8 @@ func (m *Linear) Forward(x *Tensor) *Tensor { return LinearFn(x, m.Weight, m.Bia
 func (m *Linear) ExtraRepr() string {
 	return fmt.Sprintf("in_features=%d, out_features=%d, bias=%s", m.InFeatures, m.OutFeatures, pyBool(m.Bias != nil))
 }
+
+// String returns torch's repr of the module.
 func (m *Linear) String() string { return Repr(m) }
 
 // LinearFn computes x·wᵀ + b for x [..., in], w [out, in], b [out] or nil.

@@ -84,6 +84,8 @@ func (m *BatchNorm2d) ExtraRepr() string {
 	return fmt.Sprintf("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
 		m.NumFeatures, pyFloat(m.Eps), mom, pyBool(m.affine), pyBool(m.trackRunningStats))
 }
+
+// String returns torch's repr of the module.
 func (m *BatchNorm2d) String() string { return Repr(m) }
 
 // BatchNormFn is torch.nn.functional.batch_norm over x [N, C, ...]. With
@@ -387,6 +389,8 @@ func (m *LayerNorm) Forward(x *Tensor) *Tensor {
 func (m *LayerNorm) ExtraRepr() string {
 	return fmt.Sprintf("%s, eps=%s, elementwise_affine=%s", pyTuple(m.NormalizedShape...), pyFloat(m.Eps), pyBool(m.Weight != nil))
 }
+
+// String returns torch's repr of the module.
 func (m *LayerNorm) String() string { return Repr(m) }
 
 // GroupNormFn is torch.nn.functional.group_norm over x [N, C, ...] with
@@ -440,4 +444,6 @@ func (m *GroupNorm) Forward(x *Tensor) *Tensor {
 func (m *GroupNorm) ExtraRepr() string {
 	return fmt.Sprintf("%d, %d, eps=%s, affine=%s", m.NumGroups, m.NumChannels, pyFloat(m.Eps), pyBool(m.Weight != nil))
 }
+
+// String returns torch's repr of the module.
 func (m *GroupNorm) String() string { return Repr(m) }

@@ -319,6 +319,8 @@ func (m *MaxPool2d) ExtraRepr() string {
 	return fmt.Sprintf("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
 		pyIntOrTuple(m.repr[0]), pyIntOrTuple(m.repr[1]), pyIntOrTuple(m.repr[2]), pyIntOrTuple(m.repr[3]), pyBool(m.CeilMode))
 }
+
+// String returns torch's repr of the module.
 func (m *MaxPool2d) String() string { return Repr(m) }
 
 // AvgPool2d is torch.nn.AvgPool2d (options [KernelSize], [Stride],
@@ -352,6 +354,8 @@ func (m *AvgPool2d) Forward(x *Tensor) *Tensor {
 func (m *AvgPool2d) ExtraRepr() string {
 	return fmt.Sprintf("kernel_size=%s, stride=%s, padding=%s", pyIntOrTuple(m.repr[0]), pyIntOrTuple(m.repr[1]), pyIntOrTuple(m.repr[2]))
 }
+
+// String returns torch's repr of the module.
 func (m *AvgPool2d) String() string { return Repr(m) }
 
 // AdaptiveAvgPool2d is torch.nn.AdaptiveAvgPool2d.
@@ -374,7 +378,9 @@ func (m *AdaptiveAvgPool2d) Forward(x *Tensor) *Tensor {
 
 // ExtraRepr prints "output_size=..".
 func (m *AdaptiveAvgPool2d) ExtraRepr() string { return "output_size=" + pyIntOrTuple(m.repr) }
-func (m *AdaptiveAvgPool2d) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *AdaptiveAvgPool2d) String() string { return Repr(m) }
 
 // AdaptiveMaxPool2d is torch.nn.AdaptiveMaxPool2d (without return_indices).
 type AdaptiveMaxPool2d struct {
@@ -395,4 +401,6 @@ func (m *AdaptiveMaxPool2d) Forward(x *Tensor) *Tensor {
 
 // ExtraRepr prints "output_size=..".
 func (m *AdaptiveMaxPool2d) ExtraRepr() string { return "output_size=" + pyIntOrTuple(m.repr) }
-func (m *AdaptiveMaxPool2d) String() string    { return Repr(m) }
+
+// String returns torch's repr of the module.
+func (m *AdaptiveMaxPool2d) String() string { return Repr(m) }

@@ -256,6 +256,7 @@ type LoadError struct {
 	Report *LoadReport
 }
 
+// Error formats the error.
 func (e *LoadError) Error() string {
 	return "nn: error(s) in loading state_dict: " + strings.ReplaceAll(e.Report.String(), "\n", "\n\t")
 }

@@ -32,6 +32,7 @@ type ShapeError struct {
 	Msg   string
 }
 
+// Error formats the error.
 func (e *ShapeError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "nn: %s: ", e.Op)
