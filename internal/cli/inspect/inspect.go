@@ -384,7 +384,17 @@ func (l *Listing) WriteTable(w io.Writer) error {
 	}
 	if l.Modules != nil {
 		b.WriteString("\nmodules:\n")
-		writeModule(&b, l.Modules, 1)
+		var rows [][3]string
+		moduleRows(&rows, l.Modules, 1)
+		w0, w1 := 0, 0
+		for _, r := range rows {
+			w0, w1 = max(w0, len(r[0])), max(w1, len(r[1]))
+		}
+		for _, r := range rows {
+			line := fmt.Sprintf("%-*s  %-*s  %s", w0, r[0], w1, r[1], r[2])
+			b.WriteString(strings.TrimRight(line, " "))
+			b.WriteByte('\n')
+		}
 	}
 	if len(l.Classes) > 0 {
 		b.WriteString("\nclasses:\n")
@@ -396,21 +406,20 @@ func (l *Listing) WriteTable(w io.Writer) error {
 	return err
 }
 
-func writeModule(b *strings.Builder, m *Module, depth int) {
+// moduleRows appends one row per module of the tree under m: the
+// attribute name indented by depth, the class, and the module's own
+// parameters and buffers.
+func moduleRows(rows *[][3]string, m *Module, depth int) {
 	name := m.Name
 	if name == "" {
 		name = "(root)"
 	}
-	fmt.Fprintf(b, "%s%s  %s", strings.Repeat("  ", depth), name, m.Class)
 	var own []string
 	own = append(own, m.Params...)
 	own = append(own, m.Buffers...)
-	if len(own) > 0 {
-		fmt.Fprintf(b, "  [%s]", strings.Join(own, ", "))
-	}
-	b.WriteByte('\n')
+	*rows = append(*rows, [3]string{strings.Repeat("  ", depth) + name, m.Class, strings.Join(own, " ")})
 	for _, ch := range m.Children {
-		writeModule(b, ch, depth+1)
+		moduleRows(rows, ch, depth+1)
 	}
 }
 
