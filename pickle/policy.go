@@ -27,6 +27,8 @@ type ForbiddenError struct {
 	Use    string // the opcode that used it, when it is refused for that use only
 }
 
+// Error returns "pickle: forbidden global \"module.name\"", with the use
+// that was refused when the global is allowed for other uses.
 func (e *ForbiddenError) Error() string {
 	if e.Use != "" {
 		return fmt.Sprintf("pickle: forbidden global %q (%s of a global that is not allow-listed for it)", e.Global, e.Use)

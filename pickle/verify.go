@@ -28,7 +28,8 @@ import (
 //   - more than MaxOps opcodes, MaxStack items, MaxMarks nested marks,
 //     MaxMemo memo entries, MaxLine-byte lines, MaxDigits-digit numbers.
 //
-// It also rewrites the zero-length LONG1 and LONG4 encodings of 0 (written
+// It renames GLOBAL collections.OrderedDict (see odAlias) and rewrites the
+// zero-length LONG1 and LONG4 encodings of 0 (written
 // by Python 2), which crash gopickle, into BININT1/BININT of the same
 // length, in a copy of the data.
 
@@ -395,6 +396,12 @@ func (v *verifier) run() error {
 			g, err := v.addGlobal(string(mod), string(name), op)
 			if err != nil {
 				return err
+			}
+			if string(mod) == "collections" && string(name) == "OrderedDict" {
+				// gopickle resolves this global itself, with a constructor
+				// that refuses the list of pairs Python 2 pickles pass it;
+				// rename it in place to reach ours.
+				v.patch(v.pos-1-len(odAlias), []byte(odAlias)...)
 			}
 			if code == 'i' {
 				if err = v.callable(g, op, "INST"); err != nil {

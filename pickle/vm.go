@@ -106,9 +106,46 @@ type storageRef struct {
 	off, n int64 // element range of a view; n < 0 for the whole storage
 }
 
+// odAlias replaces the name OrderedDict in GLOBAL opcodes, with the same
+// length so that offsets do not move; findClass maps it to orderedDict.
+const odAlias = "OrderedDic\x01"
+
+// orderedDict implements collections.OrderedDict() and the Python 2 form
+// OrderedDict([[key, value], ...]).
+func orderedDict(args []any) (any, error) {
+	d := types.NewOrderedDict()
+	if len(args) == 0 {
+		return d, nil
+	}
+	if len(args) > 1 {
+		return nil, fmt.Errorf("want at most 1 argument, got %d", len(args))
+	}
+	if src, ok := args[0].(*types.Dict); ok {
+		for _, e := range *src {
+			d.Set(hashable(e.Key), e.Value)
+		}
+		return d, nil
+	}
+	pairs, err := sequence(args[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pairs {
+		kv, err := sequence(p)
+		if err != nil || len(kv) != 2 {
+			return nil, errors.New("items are not key-value pairs")
+		}
+		d.Set(hashable(kv[0]), kv[1])
+	}
+	return d, nil
+}
+
 // findClass resolves a global for the VM. The validating pass has already
 // refused forbidden globals; this is the second line of defence.
 func findClass(module, name string) (any, error) {
+	if module == "collections" && name == odAlias {
+		return &callFunc{name: "collections.OrderedDict", fn: orderedDict}, nil
+	}
 	full := module + "." + name
 	switch classify(module, name) {
 	case catForbidden:

@@ -35,6 +35,8 @@ Files:
   model_proto1.pt       torch.save(model, pickle_protocol=1): objects rebuilt through
                         copy_reg._reconstructor instead of NEWOBJ
   zip_proto5.pt         the training checkpoint with pickle_protocol=5
+  legacy_py2_ordereddict.pt  a state_dict pickled as Python 2 pickles OrderedDict:
+                        OrderedDict([[key, tensor], ...]) through REDUCE
   legacy_storage_views.pt  a legacy file whose persistent ids carry storage views
                         (view_metadata, written by torch <= 0.3), built here and read
                         back by torch.load
@@ -427,6 +429,11 @@ def main():
         "storage_view": TarView(v["shared_a"], 3, 6, (2, 2), (3, 1))}})
     loaded = torch.load(P("tar_state_dict.pt"))  # proves torch still reads the layout
     manifest.append(report(P("tar_state_dict.pt"), "tar", loaded))
+
+    # Python 2's OrderedDict pickles its items as a constructor argument.
+    torch.save(_Reduce(collections.OrderedDict, [[k, t] for k, t in sd.items()]), P("legacy_py2_ordereddict.pt"),
+               _use_new_zipfile_serialization=False)
+    manifest.append(report(P("legacy_py2_ordereddict.pt"), "legacy", torch.load(P("legacy_py2_ordereddict.pt"))))
 
     write_legacy_views(P("legacy_storage_views.pt"), seed)
     manifest.append(report(P("legacy_storage_views.pt"), "legacy", torch.load(P("legacy_storage_views.pt"))))
