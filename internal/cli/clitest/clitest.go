@@ -1,6 +1,3 @@
-// Package clitest holds what the tests of ckpt's commands share: streams
-// backed by buffers, and golden files refreshed with
-// `go test ./internal/cli/... -update`.
 package clitest
 
 import (

@@ -1,5 +1,3 @@
-// Package cmdutil holds what every ckpt command shares: the I/O streams a
-// command writes to, and the errors that choose the process exit code.
 package cmdutil
 
 import (
@@ -33,7 +31,10 @@ type ExitError struct {
 	Err  error
 }
 
+// Error returns the message of the wrapped error.
 func (e *ExitError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // ErrDifference reports that a check found a difference; the command has

@@ -1,7 +1,3 @@
-// Package convert implements `ckpt convert`: write a checkpoint in another
-// format (PyTorch, safetensors, ONNX), losslessly unless a cast is asked
-// for, optionally taking a sub-tree, renaming tensors, sharding the output
-// or writing the weights into an existing ONNX graph.
 package convert
 
 import (

@@ -1,5 +1,3 @@
-// Package diff implements `ckpt diff`: compare two checkpoints of any
-// formats tensor by tensor, and exit 1 when they differ.
 package diff
 
 import (

@@ -1,7 +1,3 @@
-// Package inspect implements `ckpt inspect`: list the tensors of a
-// checkpoint of any format, with the format, totals, metadata and (for
-// module pickles and TorchScript) the module tree, as a table or as JSON,
-// optionally with a SHA-256 fingerprint per tensor.
 package inspect
 
 import (
