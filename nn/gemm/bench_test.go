@@ -4,10 +4,16 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // benchGemm times C = A*B (both untransposed, beta 0) of the given shape
 // with f and reports GFLOP/s, counting 2*m*n*k floating-point operations.
+// It also reports GFLOP per CPU-second of the process ("GFLOP/cpu-s"): on a
+// machine shared with other work, wall-clock GFLOP/s falls with the share
+// of the cores the benchmark gets, while GFLOP/cpu-s measures the code (for
+// one goroutine it is GFLOP/s on an unshared core; for several, divide
+// GFLOP/s by it to see how many cores were busy).
 func benchGemm(b *testing.B, m, n, k int, f func(m, n, k int, a, bm, c []float32)) {
 	a := make([]float32, m*k)
 	bm := make([]float32, k*n)
@@ -20,11 +26,24 @@ func benchGemm(b *testing.B, m, n, k int, f func(m, n, k int, a, bm, c []float32
 	}
 	f(m, n, k, a, bm, c) // warm the buffers
 	b.ResetTimer()
+	var cpu0 time.Duration
 	for b.Loop() {
+		if cpu0 == 0 {
+			cpu0 = processCPU()
+		}
 		f(m, n, k, a, bm, c)
 	}
-	flops := 2 * float64(m) * float64(n) * float64(k)
-	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	reportGFLOPS(b, 2*float64(m)*float64(n)*float64(k), cpu0)
+}
+
+// reportGFLOPS reports GFLOP/s and GFLOP/cpu-s for b.N runs of flops
+// operations each, the loop having started at process CPU time cpu0.
+func reportGFLOPS(b *testing.B, flops float64, cpu0 time.Duration) {
+	flops *= float64(b.N)
+	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu := processCPU() - cpu0; cpu > 0 && cpu0 > 0 {
+		b.ReportMetric(flops/cpu.Seconds()/1e9, "GFLOP/cpu-s")
+	}
 }
 
 func ourSgemm(m, n, k int, a, bm, c []float32) {
@@ -99,14 +118,18 @@ func BenchmarkResNet18Conv(b *testing.B) {
 				bufs[i] = buf{make([]float32, l.m*l.k), make([]float32, l.k*l.n), make([]float32, l.m*l.n)}
 				flops += 2 * float64(l.m*l.n*l.k*l.count)
 			}
+			var cpu0 time.Duration
 			for b.Loop() {
+				if cpu0 == 0 {
+					cpu0 = processCPU()
+				}
 				for i, l := range resNet18Convs {
 					for range l.count {
 						ourSgemm(l.m, l.n, l.k, bufs[i].a, bufs[i].b, bufs[i].c)
 					}
 				}
 			}
-			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportGFLOPS(b, flops, cpu0)
 		})
 	}
 }
@@ -121,10 +144,14 @@ func BenchmarkPeak(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			const n = 1 << 20
+			var cpu0 time.Duration
 			for b.Loop() {
+				if cpu0 == 0 {
+					cpu0 = processCPU()
+				}
 				f(n)
 			}
-			b.ReportMetric(float64(n)*12*float64(width)*2*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportGFLOPS(b, float64(n)*12*float64(width)*2, cpu0)
 		})
 	}
 }
@@ -138,10 +165,14 @@ func BenchmarkMicroKernel(b *testing.B) {
 			a := make([]float32, k*kn.mr)
 			bb := make([]float32, k*kn.nr)
 			c := make([]float32, kn.mr*kn.nr)
+			var cpu0 time.Duration
 			for b.Loop() {
+				if cpu0 == 0 {
+					cpu0 = processCPU()
+				}
 				kn.fn(k, &a[0], &bb[0], &c[0], kn.nr, 1, 0)
 			}
-			b.ReportMetric(float64(2*k*kn.mr*kn.nr)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportGFLOPS(b, float64(2*k*kn.mr*kn.nr), cpu0)
 		})
 	}
 }

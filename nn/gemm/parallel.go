@@ -68,7 +68,7 @@ type call struct {
 	bAll      []float32
 	packUnits int
 	packNext  atomic.Int64
-	packDone  atomic.Int64
+	packWG    sync.WaitGroup // counts panels not yet packed
 }
 
 // packGroup is how many B panels a goroutine claims at a time.
@@ -92,12 +92,11 @@ func (c *call) work(w *workspace) {
 			}
 			u1 := min(u+packGroup, c.packUnits)
 			packBAllPanels(c.kn, &c.p, u, u1, c.bAll)
-			c.packDone.Add(int64(u1 - u))
+			c.packWG.Add(u - u1)
 		}
-		// Wait for the panels others claimed: at most one group each.
-		for c.packDone.Load() < int64(c.packUnits) {
-			runtime.Gosched()
-		}
+		// Wait (parked, not spinning) for the panels others claimed: at
+		// most one group each.
+		c.packWG.Wait()
 	}
 	for {
 		i := int(c.next.Add(1) - 1)
@@ -211,7 +210,7 @@ func runParallel(kn *kernel, p *params, threads int) {
 		c.bAll = c.bAll[:cap(c.bAll)]
 		c.packUnits = (p.k + kn.kc - 1) / kn.kc * np
 		c.packNext.Store(0)
-		c.packDone.Store(0)
+		c.packWG.Add(c.packUnits)
 	}
 	c.wg.Add(t - 1)
 	for range t - 1 {
