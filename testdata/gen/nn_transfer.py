@@ -56,8 +56,19 @@ def main():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         out = m(x)
+    # One training-mode forward and backward of the loaded network: batch
+    # statistics, running-statistics update, and every parameter's gradient.
+    m.train()
+    m.zero_grad(set_to_none=True)  # drop the last training step's gradients
+    xt = torch.randn(4, 3, 8, 8, requires_grad=True)
+    yt = m(xt)
+    gt = torch.randn_like(yt)
+    yt.backward(gt)
+    train = {"input": enc(xt), "output": enc(yt), "grad_output": enc(gt), "input_grad": enc(xt.grad),
+             "param_grads": {k: enc(p.grad) for k, p in m.named_parameters()},
+             "state_after": {k: enc(v) for k, v in m.state_dict().items() if v.dtype != torch.int64}}
     with open("testdata/nn/small_cnn.json", "w") as f:
-        json.dump({"repr": repr(m), "input": enc(x), "output": enc(out)}, f, separators=(",", ":"))
+        json.dump({"repr": repr(m), "input": enc(x), "output": enc(out), "train": train}, f, separators=(",", ":"))
         f.write("\n")
 
 
