@@ -40,6 +40,24 @@ func needPythonOnnx(t *testing.T) {
 	}
 }
 
+var (
+	torchOnce sync.Once
+	torchErr  error
+)
+
+func needPythonTorch(t *testing.T) {
+	t.Helper()
+	torchOnce.Do(func() {
+		out, err := exec.Command(python, "-c", "import torch, torchvision, onnx").CombinedOutput()
+		if err != nil {
+			torchErr = &skipError{strings.TrimSpace(string(out)) + " " + err.Error()}
+		}
+	})
+	if torchErr != nil {
+		t.Skipf("skipping: %s cannot import torch, torchvision and onnx: %v", python, torchErr)
+	}
+}
+
 type skipError struct{ msg string }
 
 func (e *skipError) Error() string { return e.msg }
@@ -181,9 +199,9 @@ func readFloat32s(t *testing.T, path string) []float32 {
 	return out
 }
 
-func runORT(t *testing.T, nodePath, model string) []float32 {
+func runORT(t *testing.T, nodePath, model, input, dims string) []float32 {
 	t.Helper()
-	cmd := exec.Command("node", "../../testdata/gen/ort_run.js", model, "input", filepath.Join(fixtures, "cnn_input.bin"), "2,3,8,8")
+	cmd := exec.Command("node", "../../testdata/gen/ort_run.js", model, "input", input, dims)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
 	out, err := cmd.Output()
 	if err != nil {
@@ -229,7 +247,7 @@ func TestInteropORT(t *testing.T) {
 			if err := WriteFile(out, m, opts); err != nil {
 				t.Fatal(err)
 			}
-			got := runORT(t, nodePath, out)
+			got := runORT(t, nodePath, out, filepath.Join(fixtures, "cnn_input.bin"), "2,3,8,8")
 			if len(got) != len(wantB) {
 				t.Fatalf("got %d outputs, want %d", len(got), len(wantB))
 			}
@@ -247,7 +265,7 @@ func TestInteropORT(t *testing.T) {
 		})
 	}
 	// The unmodified export, as a check of the harness itself.
-	got := runORT(t, nodePath, filepath.Join(fixtures, "cnn.onnx"))
+	got := runORT(t, nodePath, filepath.Join(fixtures, "cnn.onnx"), filepath.Join(fixtures, "cnn_input.bin"), "2,3,8,8")
 	for i := range got {
 		if d := math.Abs(float64(got[i] - wantA[i])); d > 1e-4+1e-4*math.Abs(float64(wantA[i])) {
 			t.Errorf("original export output %d: got %g, want %g", i, got[i], wantA[i])

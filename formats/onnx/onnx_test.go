@@ -303,11 +303,19 @@ func TestWriteRefusesItsSource(t *testing.T) {
 // onnx_fixtures.py wrote as raw bytes plus a JSON index.
 func cnnB(t *testing.T) ([]Named, map[string]string) {
 	t.Helper()
-	blob, err := os.ReadFile(filepath.Join(fixtures, "cnn_b.bin"))
+	return loadRawCheckpoint(t, filepath.Join(fixtures, "cnn_b.bin"), filepath.Join(fixtures, "cnn_b.json"))
+}
+
+// loadRawCheckpoint reads tensors written by testdata/gen scripts as
+// little-endian bytes back to back (bin) with a JSON index; it returns them
+// and their SHA-256 by name.
+func loadRawCheckpoint(t *testing.T, bin, index string) ([]Named, map[string]string) {
+	t.Helper()
+	blob, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := os.ReadFile(filepath.Join(fixtures, "cnn_b.json"))
+	idx, err := os.ReadFile(index)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,15 @@ type ReplaceReport struct {
 	// Replaced lists the initializers whose elements were replaced, in
 	// graph order.
 	Replaced []string
-	// Unused lists the given tensors the graph has no initializer for (such
-	// as BatchNorm's num_batches_tracked), in the order given. They are not
-	// an error.
+	// Unaliased lists the tensors that were the output of an Identity node
+	// reading an initializer - the form torch.onnx.export gives to
+	// parameters whose values were equal at export and that it
+	// deduplicated - and now are initializers of their own, the Identity
+	// node removed, so that they take their own values.
+	Unaliased []string
+	// Unused lists the given tensors the graph has neither an initializer
+	// nor an Identity alias for (such as BatchNorm's num_batches_tracked),
+	// in the order given. They are not an error.
 	Unused []string
 }
 
@@ -78,9 +84,17 @@ func (e *ReplaceError) Error() string {
 // initializer's data type and dims. Either every initializer is replaced, or
 // none is and the error is a *ReplaceError listing all the problems
 // (missing tensors, dtype and shape mismatches, duplicate names). Tensors of
-// ts the graph does not use are listed in the report, not an error. Subgraph
-// initializers (inside If or Loop bodies) are not replaced. The tensors are
-// read when the model is written.
+// ts the graph does not use are listed in the report, not an error.
+//
+// torch.onnx.export keeps one initializer for parameters that hold equal
+// values at export (a freshly initialized BatchNorm's weights) and names the
+// others as outputs of Identity nodes reading it. A tensor of ts named as
+// such an output, with the initializer's data type and shape, becomes an
+// initializer of its own and the Identity node is removed, so that every
+// parameter takes its own value (ReplaceReport.Unaliased).
+//
+// Subgraph initializers (inside If or Loop bodies) are not replaced. The
+// tensors are read when the model is written.
 func (m *Model) ReplaceInitializers(ts []Named) (*ReplaceReport, error) {
 	if m.Graph == nil {
 		return nil, fmt.Errorf("onnx: model has no graph")
@@ -125,6 +139,39 @@ func (m *Model) ReplaceInitializers(ts []Named) (*ReplaceReport, error) {
 			problems = append(problems, Problem{Name: init.Name, Kind: ShapeMismatch, Graph: fmt.Sprint(init.Dims), Checkpoint: fmt.Sprint(x.Shape)})
 		}
 	}
+	// Identity aliases of initializers, by output name.
+	inits := make(map[string]*TensorProto, len(m.Graph.Initializer))
+	for _, init := range m.Graph.Initializer {
+		inits[init.Name] = init
+	}
+	aliasNode := map[string]int{}
+	for i, n := range m.Graph.Node {
+		if n.OpType == "Identity" && (n.Domain == "" || n.Domain == "ai.onnx") && len(n.Input) == 1 && len(n.Output) == 1 && inits[n.Input[0]] != nil {
+			aliasNode[n.Output[0]] = i
+		}
+	}
+	var unalias []int // indexes into ts
+	for i, n := range ts {
+		ni, ok := aliasNode[n.Name]
+		if used[i] || !ok || n.Tensor == nil {
+			continue
+		}
+		src := inits[m.Graph.Node[ni].Input[0]]
+		used[i] = true
+		if dt, ok := DataTypeOf(n.Tensor.DType); !ok || dt != src.DataType {
+			problems = append(problems, Problem{Name: n.Name, Kind: DTypeMismatch, Graph: src.DataType.String(), Checkpoint: n.Tensor.DType.String()})
+			continue
+		}
+		if !slices.Equal(src.Dims, n.Tensor.Shape) {
+			problems = append(problems, Problem{Name: n.Name, Kind: ShapeMismatch, Graph: fmt.Sprint(src.Dims), Checkpoint: fmt.Sprint(n.Tensor.Shape)})
+			continue
+		}
+		if err := n.Tensor.Validate(); err != nil {
+			problems = append(problems, Problem{Name: n.Name, Kind: Invalid, Checkpoint: err.Error()})
+			continue
+		}
+		unalias = append(unalias, i)
+	}
 	if len(problems) > 0 {
 		return nil, &ReplaceError{Problems: problems}
 	}
@@ -134,6 +181,26 @@ func (m *Model) ReplaceInitializers(ts []Named) (*ReplaceReport, error) {
 			return nil, err
 		}
 		rep.Replaced = append(rep.Replaced, init.Name)
+	}
+	drop := map[int]bool{}
+	for _, i := range unalias {
+		t := &TensorProto{Name: ts[i].Name}
+		if err := t.SetData(ts[i].Tensor); err != nil {
+			return nil, err
+		}
+		m.Graph.Initializer = append(m.Graph.Initializer, t)
+		drop[aliasNode[ts[i].Name]] = true
+		rep.Unaliased = append(rep.Unaliased, ts[i].Name)
+	}
+	if len(drop) > 0 {
+		nodes := m.Graph.Node[:0]
+		for i, n := range m.Graph.Node {
+			if !drop[i] {
+				nodes = append(nodes, n)
+			}
+		}
+		clear(m.Graph.Node[len(nodes):])
+		m.Graph.Node = nodes
 	}
 	for i, n := range ts {
 		if !used[i] {
