@@ -373,3 +373,13 @@ func TestParallelChunks(t *testing.T) {
 		}
 	}
 }
+
+func TestKernelName(t *testing.T) {
+	want := kernels[0].isa
+	if backend != nil {
+		want = "openblas"
+	}
+	if got := Kernel(); got != want {
+		t.Errorf("Kernel() = %q, want %q", got, want)
+	}
+}
