@@ -38,13 +38,18 @@
 //
 // [Optimizer.StateDict] and [Optimizer.LoadStateDict] use torch's layout
 // ([StateDict]: "state" by parameter index, "param_groups" with "params" as
-// indices). [ReadStateDict] reads what torch.save(opt.state_dict()) wrote,
-// through package pickle; [FromCheckpoint] reads it through package formats.
-// There is no writer of torch's nested pickle here: [StateDict.Flatten] gives
-// the flattened form package formats uses for a torch-saved optimizer
-// (tensors "state.0.momentum_buffer", JSON metadata "param_groups.0.lr"),
-// which formats.Save writes to safetensors and FromCheckpoint reads back;
-// loading it into torch needs a few lines of Python to nest it again.
+// indices). Both directions of resuming work:
+//
+//   - from torch: [ReadStateDict] reads what torch.save(opt.state_dict())
+//     wrote, through package pickle ([FromCheckpoint] through package
+//     formats);
+//   - to torch: [WriteTorch] writes the nested dict as torch.save does, and
+//     torch's optimizer.load_state_dict(torch.load(f)) continues from it.
+//
+// [StateDict.Flatten] gives the flattened form package formats uses for a
+// torch-saved optimizer (tensors "state.0.momentum_buffer", JSON metadata
+// "param_groups.0.lr"), for safetensors files or a checkpoint that holds the
+// model and the optimizer side by side.
 //
 // # Not done here
 //

@@ -450,7 +450,8 @@ func parseLeaves(ls []leaf, prefix string) (*StateDict, error) {
 // form package formats gives a torch-saved optimizer state, each name
 // prefixed by prefix and a dot when prefix is not empty. formats.Save writes
 // both to safetensors (metadata in __metadata__), so [FromCheckpoint] reads
-// the file back; a PyTorch zip written by formats keeps the tensors only.
+// the file back; a PyTorch zip written by formats keeps the tensors only
+// (use [WriteTorch] for a file torch's load_state_dict accepts).
 func (sd *StateDict) Flatten(prefix string) (nn.StateDict, []formats.Meta) {
 	if prefix != "" {
 		prefix += "."
