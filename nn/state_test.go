@@ -211,3 +211,15 @@ func TestGroupedConvParallel(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestGuard(t *testing.T) {
+	conv := NewConv2d(nil, 3, 4, 3)
+	err := Guard(func() { conv.Forward(Zeros(1, 5, 8, 8)) })
+	var se *ShapeError
+	if !errors.As(err, &se) || se.Op != "Conv2d" {
+		t.Errorf("got %v, want a *ShapeError from Conv2d", err)
+	}
+	if err := Guard(func() { conv.Forward(Zeros(1, 3, 8, 8)) }); err != nil {
+		t.Errorf("valid input: got %v, want nil", err)
+	}
+}

@@ -251,3 +251,21 @@ func AllClose(a, b *Tensor, rtol, atol float64) bool {
 	}
 	return true
 }
+
+// Guard runs f and returns the *ShapeError it panics with, if any, as an
+// error (other panics propagate). Callers that feed user-supplied tensors to
+// a model, such as a CLI running a forward pass on an input file, use it to
+// turn a shape mismatch into an ordinary error.
+func Guard(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			se, ok := r.(*ShapeError)
+			if !ok {
+				panic(r)
+			}
+			err = se
+		}
+	}()
+	f()
+	return nil
+}
