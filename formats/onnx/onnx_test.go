@@ -2,10 +2,12 @@ package onnx
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -548,3 +550,60 @@ func TestOver2GiB(t *testing.T) {
 type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+func TestReplaceSplitsIdentityAliases(t *testing.T) {
+	build := func() *Model {
+		a, _ := tensor.FromBytes(tensor.Float32, []int64{2}, make([]byte, 8))
+		m, err := FromTensors([]Named{{Name: "bn1.weight", Tensor: a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Graph.Node = []*Node{
+			{OpType: "Identity", Input: []string{"bn1.weight"}, Output: []string{"bn2.weight"}},
+			{OpType: "Mul", Input: []string{"bn1.weight", "bn2.weight"}, Output: []string{"y"}},
+		}
+		return m
+	}
+	f32 := func(shape []int64, vals ...float32) *tensor.Tensor {
+		b := make([]byte, 4*len(vals))
+		for i, v := range vals {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		}
+		x, err := tensor.FromBytes(tensor.Float32, shape, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	m := build()
+	rep, err := m.ReplaceInitializers([]Named{{"bn1.weight", f32([]int64{2}, 1, 2)}, {"bn2.weight", f32([]int64{2}, 3, 4)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Replaced, []string{"bn1.weight"}) || !slices.Equal(rep.Unaliased, []string{"bn2.weight"}) || len(rep.Unused) != 0 {
+		t.Errorf("got report %+v, want bn1.weight replaced and bn2.weight unaliased", rep)
+	}
+	if len(m.Graph.Node) != 1 || m.Graph.Node[0].OpType != "Mul" {
+		t.Errorf("got %d nodes, want the Identity removed", len(m.Graph.Node))
+	}
+	inits, err := m.Initializers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]float32{{1, 2}, {3, 4}} {
+		got, _ := inits[i].Tensor.Float32s()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want %v", inits[i].Name, got, want)
+		}
+	}
+	// A mismatched alias is a problem like a mismatched initializer.
+	m = build()
+	_, err = m.ReplaceInitializers([]Named{{"bn1.weight", f32([]int64{2}, 1, 2)}, {"bn2.weight", f32([]int64{3}, 3, 4, 5)}})
+	var re *ReplaceError
+	if !errors.As(err, &re) || len(re.Problems) != 1 || re.Problems[0].Kind != ShapeMismatch || re.Problems[0].Name != "bn2.weight" {
+		t.Errorf("got %v, want a shape mismatch for bn2.weight", err)
+	}
+	if len(m.Graph.Node) != 2 {
+		t.Errorf("a failed replacement removed nodes")
+	}
+}
