@@ -1,7 +1,7 @@
 package formats
 
 import (
-	"encoding/binary"
+	"archive/zip"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptkit/ckpt/formats/pytorch"
 	"github.com/ckptkit/ckpt/formats/safetensors"
 	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/tensor"
@@ -218,6 +219,17 @@ func BenchmarkBigConvertMemory(b *testing.B) {
 		step("pt-to-st", pt, back, Options{})
 		step("cast-f16", src, half, Options{DType: tensor.Float16})
 	}
+	// Entries past 4 GiB are still 64-byte aligned.
+	zr, err := zip.OpenReader(pt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if off, err := f.DataOffset(); err != nil || off%pytorch.Alignment != 0 {
+			b.Fatalf("%s: data at %d (%v), not %d-aligned", f.Name, off, err, pytorch.Alignment)
+		}
+	}
+	zr.Close()
 	// The round trip is exact.
 	a, err := safetensors.Open(src)
 	if err != nil {
@@ -236,5 +248,27 @@ func BenchmarkBigConvertMemory(b *testing.B) {
 			b.Fatalf("tensor %d differs after st -> pt -> st", i)
 		}
 	}
-	_ = binary.LittleEndian
+}
+
+// BenchmarkCast casts 64 MiB of float32 from memory to float16 and
+// bfloat16, streaming through io.Discard.
+func BenchmarkCast(b *testing.B) {
+	const n = 16 << 20
+	buf := make([]byte, 4*n)
+	patternReader{}.ReadAt(buf, 0)
+	src := tensor.New(tensor.Float32, []int64{n}, tensor.NewStorageBytes(buf))
+	for _, to := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
+		b.Run(to.String(), func(b *testing.B) {
+			b.SetBytes(4 * n)
+			for b.Loop() {
+				t, err := Cast(src, to, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := t.WriteTo(io.Discard); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -75,6 +75,7 @@ type castReader struct {
 	counted int64 // elements [0, counted) have been counted
 	srcBuf  []byte
 	dstBuf  []byte
+	f32     []float32
 	seq     *io.PipeReader // sequential source for non-contiguous tensors
 	seqPos  int64          // next element seq yields
 }
@@ -99,53 +100,12 @@ func (c *castReader) ReadAt(p []byte, off int64) (int, error) {
 	if err := c.readSource(src, first, last); err != nil {
 		return 0, err
 	}
-	var over, under int64
 	count := first <= c.counted && last > c.counted
-	from := c.src.DType
-	for i := int64(0); i < n; i++ {
-		var v float64
-		switch from {
-		case tensor.Float32:
-			v = float64(math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:])))
-		case tensor.Float64:
-			v = math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:]))
-		case tensor.Float16:
-			v = float64(tensor.Float16ToFloat32(binary.LittleEndian.Uint16(src[2*i:])))
-		case tensor.BFloat16:
-			v = float64(tensor.BFloat16ToFloat32(binary.LittleEndian.Uint16(src[2*i:])))
-		}
-		f := float32(v)
-		var r float64
-		switch c.to {
-		case tensor.Float32:
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(f))
-			r = float64(f)
-		case tensor.Float16:
-			h := tensor.Float32ToFloat16(f)
-			if f != f {
-				h = uint16(math.Float32bits(f)>>16)&0x8000 | 0x7e00
-			}
-			binary.LittleEndian.PutUint16(dst[2*i:], h)
-			r = float64(tensor.Float16ToFloat32(h))
-		case tensor.BFloat16:
-			h := tensor.Float32ToBFloat16(f)
-			if f != f {
-				h = 0x7fc0 // torch's scalar conversion
-				if from == tensor.Float32 {
-					h = 0xffff // torch's vectorized float32 kernel
-				}
-			}
-			binary.LittleEndian.PutUint16(dst[2*i:], h)
-			r = float64(tensor.BFloat16ToFloat32(h))
-		}
-		if count && first+i >= c.counted {
-			if math.IsInf(r, 0) && !math.IsInf(v, 0) && !math.IsNaN(v) {
-				over++
-			} else if r == 0 && v != 0 && !math.IsNaN(v) {
-				under++
-			}
-		}
+	skip := int64(0) // elements already counted
+	if count {
+		skip = c.counted - first
 	}
+	over, under := convert(c.src.DType, c.to, src, dst, n, skip, &c.f32)
 	if count {
 		c.stats.values.Add(last - c.counted)
 		c.stats.overflow.Add(over)
@@ -202,4 +162,72 @@ func swap(b []byte, size int) {
 			b[i+j], b[i+size-1-j] = b[i+size-1-j], b[i+j]
 		}
 	}
+}
+
+// convert converts n little-endian elements of dtype from in src to dtype to
+// in dst and counts, from element skip on, finite values that became ±Inf
+// (over) and non-zero values that became ±0 (under).
+func convert(from, to tensor.DType, src, dst []byte, n, skip int64, scratch *[]float32) (over, under int64) {
+	if int64(cap(*scratch)) < n {
+		*scratch = make([]float32, n)
+	}
+	f := (*scratch)[:n]
+	le := binary.LittleEndian
+	// Round to float32 first, as torch does; count what float64 loses.
+	if from == tensor.Float64 {
+		for i := range n {
+			v := math.Float64frombits(le.Uint64(src[8*i:]))
+			f[i] = float32(v)
+			if i >= skip {
+				if math.IsInf(float64(f[i]), 0) && !math.IsInf(v, 0) {
+					over++
+				} else if f[i] == 0 && v != 0 {
+					under++
+				}
+			}
+		}
+	} else {
+		tensor.DecodeFloat32s(from, src, f)
+	}
+	switch to {
+	case tensor.Float32:
+		for i := range n {
+			le.PutUint32(dst[4*i:], math.Float32bits(f[i]))
+		}
+	case tensor.Float16:
+		for i := range n {
+			x := f[i]
+			h := tensor.Float32ToFloat16(x)
+			if x != x {
+				h = uint16(math.Float32bits(x)>>16)&0x8000 | 0x7e00
+			} else if i >= skip {
+				if h&0x7fff == 0x7c00 && !math.IsInf(float64(x), 0) {
+					over++
+				} else if h&0x7fff == 0 && x != 0 {
+					under++
+				}
+			}
+			le.PutUint16(dst[2*i:], h)
+		}
+	case tensor.BFloat16:
+		nan := uint16(0x7fc0) // torch's scalar conversion
+		if from == tensor.Float32 {
+			nan = 0xffff // torch's vectorized float32 kernel
+		}
+		for i := range n {
+			x := f[i]
+			h := tensor.Float32ToBFloat16(x)
+			if x != x {
+				h = nan
+			} else if i >= skip {
+				if h&0x7fff == 0x7f80 && !math.IsInf(float64(x), 0) {
+					over++
+				} else if h&0x7fff == 0 && x != 0 {
+					under++
+				}
+			}
+			le.PutUint16(dst[2*i:], h)
+		}
+	}
+	return over, under
 }
