@@ -65,7 +65,7 @@ func init() {
 // densenetLegacyKey matches the key names of the weights torchvision
 // publishes for densenet, which predate the layer names it uses now
 // ("denselayer1.norm.1.weight" for "denselayer1.norm1.weight").
-var densenetLegacyKey = regexp.MustCompile(`^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$`)
+var densenetLegacyKey = regexp.MustCompile(`^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$`)
 
 // densenetKeys renames legacy densenet keys as torchvision's loader does.
 func densenetKeys(src nn.Source) nn.Source {

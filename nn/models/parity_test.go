@@ -241,30 +241,48 @@ func startTorch(t *testing.T) *torchServer {
 	return s
 }
 
-func (s *torchServer) generate(req map[string]any) error {
+type torchPreprocess struct {
+	ResizeSize    int        `json:"resize_size"`
+	CropSize      int        `json:"crop_size"`
+	Interpolation string     `json:"interpolation"`
+	Mean          [3]float64 `json:"mean"`
+	Std           [3]float64 `json:"std"`
+}
+
+func (p torchPreprocess) preprocess() Preprocess {
+	q := Preprocess{ResizeSize: p.ResizeSize, CropSize: p.CropSize, Interpolation: p.Interpolation}
+	for i := range 3 {
+		q.Mean[i], q.Std[i] = float32(p.Mean[i]), float32(p.Std[i])
+	}
+	return q
+}
+
+func (s *torchServer) generate(req map[string]any) (Preprocess, error) {
 	b, _ := json.Marshal(req)
 	if _, err := s.in.Write(append(b, '\n')); err != nil {
-		return err
+		return Preprocess{}, err
 	}
 	if !s.out.Scan() {
-		return fmt.Errorf("generator exited: %v", s.out.Err())
+		return Preprocess{}, fmt.Errorf("generator exited: %v", s.out.Err())
 	}
 	var resp struct {
-		OK    bool   `json:"ok"`
-		Error string `json:"error"`
+		OK         bool            `json:"ok"`
+		Error      string          `json:"error"`
+		Preprocess torchPreprocess `json:"preprocess"`
 	}
 	if err := json.Unmarshal(s.out.Bytes(), &resp); err != nil {
-		return fmt.Errorf("generator said %q: %v", s.out.Text(), err)
+		return Preprocess{}, fmt.Errorf("generator said %q: %v", s.out.Text(), err)
 	}
 	if !resp.OK {
-		return fmt.Errorf("generator: %s", resp.Error)
+		return Preprocess{}, fmt.Errorf("generator: %s", resp.Error)
 	}
-	return nil
+	return resp.Preprocess.preprocess(), nil
 }
 
 // TestTorchvisionInterop builds every registered architecture at full size in
 // torchvision with a random seed, loads torch's state_dict through Load and
-// compares the eval-mode output, the module tree and the state_dict keys.
+// compares the eval-mode output, the module tree, the state_dict keys and
+// the preprocessing of the architecture's IMAGENET1K_V1 weights.
 // CKPT_MODELS=resnet18,vgg16 restricts it to some architectures.
 func TestTorchvisionInterop(t *testing.T) {
 	if testing.Short() {
@@ -291,8 +309,12 @@ func TestTorchvisionInterop(t *testing.T) {
 				req["kwargs"] = map[string]any{"aux_logits": true, "transform_input": true}
 			}
 			start := time.Now()
-			if err := srv.generate(req); err != nil {
+			pre, err := srv.generate(req)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if spec.Preprocess != pre {
+				t.Errorf("preprocess got %+v, torchvision's %+v", spec.Preprocess, pre)
 			}
 			gen := time.Since(start)
 			start = time.Now()
