@@ -125,6 +125,11 @@ func TestProgress(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Errorf("redrew %q within the redraw interval, want nothing", buf.String())
 	}
+	clock = clock.Add(time.Second)
+	p.Update(40_000_000, 100_000_000)
+	if buf.Len() != 0 {
+		t.Errorf("drew %q for a count below one already shown, want nothing", buf.String())
+	}
 	p.Update(100_000_000, 100_000_000)
 	if got := buf.String(); !strings.Contains(got, "100%") {
 		t.Errorf("got %q, want the final 100%% drawn", got)

@@ -27,6 +27,7 @@ type Progress struct {
 	mu    sync.Mutex
 	last  time.Time
 	drawn bool
+	done  int64 // the largest count reported: concurrent reporters may arrive out of order
 }
 
 // NewProgress returns a progress bar labelled label ("hashing",
@@ -49,6 +50,10 @@ func (p *Progress) Update(done, total int64) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if done < p.done {
+		return
+	}
+	p.done = done
 	t := p.now()
 	if t.Sub(p.start) < ProgressDelay || (p.drawn && t.Sub(p.last) < progressInterval && done < total) {
 		return
