@@ -40,8 +40,28 @@ func FileError(path string, err error) error {
 	}
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, " (file "+path+")", "")
-	msg = strings.ReplaceAll(msg, path+": ", "")
+	msg = dropMention(msg, path+": ")
 	return &fileError{path: path, msg: dedupe(msg), err: err}
+}
+
+// dropMention removes every occurrence of m in msg that starts a word (at
+// the start or after a space), so that "x: " is dropped from "formats: x:
+// bad" but not from "index: bad".
+func dropMention(msg, m string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, m)
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		if i == 0 || msg[i-1] == ' ' {
+			b.WriteString(msg[:i])
+		} else {
+			b.WriteString(msg[:i+len(m)])
+		}
+		msg = msg[i+len(m):]
+	}
 }
 
 // dedupe removes a ": "-separated segment that repeats the one before it.
