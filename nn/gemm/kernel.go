@@ -13,8 +13,8 @@ type edgeKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr,
 
 // kernel is a micro-kernel with its register tile (mr×nr) and the cache
 // blocking that suits it: kc steps of a B micro-panel (kc×nr) stay in L1,
-// an mc×kc block of packed A stays in L2, and a kc×nc block of packed B in
-// L3. mc is a multiple of mr and nc a multiple of nr.
+// an mc×kc block of packed A and a kc×nc block of packed B in L2 (see
+// kernel_amd64.go). mc is a multiple of mr and nc a multiple of nr.
 type kernel struct {
 	name       string
 	isa        string // instruction set: kernels of one isa are equally fast
@@ -83,14 +83,17 @@ func (w *workspace) block(kn *kernel, p *params, i0, i1, j0, j1 int) {
 	}
 }
 
-// blockPacked computes rows [i0,i1) of C, all n columns, from a B packed
-// whole by packBAll (n at most kn.nc).
+// blockPacked computes rows [i0,i1) of C, all n columns, from the whole of
+// op(B) packed by packBAllPanels.
 func (w *workspace) blockPacked(kn *kernel, p *params, i0, i1 int, bAll []float32) {
 	w.fit(kn)
 	npad := (p.n + kn.nr - 1) / kn.nr * kn.nr
-	for pc := 0; pc < p.k; pc += kn.kc {
-		kc := min(kn.kc, p.k-pc)
-		w.rows(kn, p, i0, i1, 0, p.n, pc, kc, bAll[pc*npad:])
+	for jc := 0; jc < p.n; jc += kn.nc {
+		nc := min(kn.nc, p.n-jc)
+		for pc := 0; pc < p.k; pc += kn.kc {
+			kc := min(kn.kc, p.k-pc)
+			w.rows(kn, p, i0, i1, jc, nc, pc, kc, bAll[pc*npad+jc*kc:])
+		}
 	}
 }
 

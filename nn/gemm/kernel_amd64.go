@@ -36,17 +36,21 @@ func kernAVX512x8x48Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, 
 //     (the kernel needs about 11 bytes a cycle of B);
 //   - mc ≈ 192: the packed A block, mc×kc, is at most 192 KiB, in L2 with
 //     room for the B panels and C tiles passing through;
-//   - nc ≈ 4096: the packed B block, kc×nc, is at most 4 MiB, in L3.
+//   - nc ≈ 512..672: the packed B block, kc×nc, is about 512 KiB, so it is
+//     still in L2 when the kernels read it back after packing (a 4 MiB block
+//     in L3, BLIS's usual choice, measured up to 10% slower on ResNet-18's
+//     early layers, where m = 64 and each block of B is used once; 1024³
+//     lost a few percent to packing A once per nc block).
 //
 // Measured by thread CPU time, best of 6 (the machine was shared), kc over
 // 128..320 moved 1024³ and ResNet-18 shapes by less than ±10%, with 192 best
 // or level for 12×32; the micro-kernels alone run at 97-100% of the FMA
 // peak (BenchmarkMicroKernel vs BenchmarkPeak).
 var (
-	avx2Kernel   = &kernel{name: "avx2-6x16", isa: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: kernAVX2x6x16}
-	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 4096, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
-	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 4096, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
-	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 4080, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
+	avx2Kernel   = &kernel{name: "avx2-6x16", isa: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 512, fn: kernAVX2x6x16}
+	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 672, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
+	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 512, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
+	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 528, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
 )
 
 // kernels lists the kernels this CPU can run, best first; the last is the

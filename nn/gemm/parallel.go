@@ -202,7 +202,7 @@ func runParallel(kn *kernel, p *params, threads int) {
 	c.chunks = min(units, t*chunksPerThread)
 	c.next.Store(0)
 	np := (p.n + kn.nr - 1) / kn.nr
-	c.shared = !splitN && p.n <= kn.nc && p.k*np*kn.nr <= maxSharedB
+	c.shared = !splitN && p.k*np*kn.nr <= maxSharedB
 	if c.shared {
 		if need := p.k * np * kn.nr; cap(c.bAll) < need {
 			c.bAll = make([]float32, need)
