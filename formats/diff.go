@@ -3,6 +3,7 @@ package formats
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"math"
 	"slices"
@@ -14,33 +15,50 @@ import (
 type DiffReport struct {
 	// OnlyA and OnlyB list the tensor names found in one checkpoint only,
 	// in that checkpoint's order.
-	OnlyA, OnlyB []string `json:",omitempty"`
+	OnlyA []string `json:"only_a"`
+	OnlyB []string `json:"only_b"`
 	// Mismatched lists the common names whose dtype or shape differ.
-	Mismatched []Mismatch `json:",omitempty"`
+	Mismatched []Mismatch `json:"mismatched"`
 	// Tensors compares the values of every common name whose shapes are
 	// equal, in A's order.
-	Tensors []TensorDiff
+	Tensors []TensorDiff `json:"tensors"`
 	// ATol is the tolerance Equal applies.
-	ATol float64
+	ATol float64 `json:"atol"`
 }
 
 // Mismatch is a common tensor name with a different dtype or shape.
 type Mismatch struct {
-	Name           string
-	DTypeA, DTypeB tensor.DType
-	ShapeA, ShapeB []int64
+	Name   string       `json:"name"`
+	DTypeA tensor.DType `json:"dtype_a"`
+	DTypeB tensor.DType `json:"dtype_b"`
+	ShapeA []int64      `json:"shape_a"`
+	ShapeB []int64      `json:"shape_b"`
 }
 
 // TensorDiff compares the values of one tensor present in both checkpoints.
 type TensorDiff struct {
-	Name string
+	Name string `json:"name"`
 	// BytesEqual is set when dtypes match and the contiguous bytes are
 	// identical.
-	BytesEqual bool
+	BytesEqual bool `json:"bytes_equal"`
 	// MaxAbsDiff is the largest |a-b| over the elements, computed in
 	// float64 (0 when BytesEqual). NaN against NaN counts as equal; NaN
-	// against a number, or infinities of different sign, give +Inf.
-	MaxAbsDiff float64
+	// against a number, or infinities of different sign, give +Inf, which
+	// JSON encodes as the string "inf".
+	MaxAbsDiff float64 `json:"max_abs_diff"`
+}
+
+// MarshalJSON encodes the diff with +Inf as "inf", which JSON numbers
+// cannot hold.
+func (d TensorDiff) MarshalJSON() ([]byte, error) {
+	type plain TensorDiff
+	if math.IsInf(d.MaxAbsDiff, 0) {
+		return json.Marshal(struct {
+			plain
+			MaxAbsDiff string `json:"max_abs_diff"`
+		}{plain(d), "inf"})
+	}
+	return json.Marshal(plain(d))
 }
 
 // Equal reports whether the checkpoints hold the same tensors: the same

@@ -697,3 +697,15 @@ func TestSaveONNXGraph(t *testing.T) {
 		t.Error("h.onnx written despite the error")
 	}
 }
+
+func TestDiffJSON(t *testing.T) {
+	r := &DiffReport{Tensors: []TensorDiff{{"a", false, math.Inf(1)}, {"b", true, 0}}, Mismatched: []Mismatch{{"c", tensor.Float32, tensor.Float16, []int64{2}, []int64{2}}}}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"only_a":null,"only_b":null,"mismatched":[{"name":"c","dtype_a":"float32","dtype_b":"float16","shape_a":[2],"shape_b":[2]}],"tensors":[{"name":"a","bytes_equal":false,"max_abs_diff":"inf"},{"name":"b","bytes_equal":true,"max_abs_diff":0}],"atol":0}`
+	if string(b) != want {
+		t.Errorf("got %s\nwant %s", b, want)
+	}
+}

@@ -66,8 +66,9 @@ func sameTensors(t *testing.T, got, want desc, ordered bool) {
 // torch (random seed) through every writer and has torch read the results:
 // .pt outputs with torch.load(weights_only=True) and
 // load_state_dict(strict=True), safetensors outputs (single and sharded)
-// with the script's json + torch.frombuffer reader; names, order, dtypes,
-// shapes and SHA-256 must equal torch's view of the original.
+// with the script's json + torch.frombuffer reader, the ONNX output with
+// onnx.checker and numpy_helper; names, order, dtypes, shapes and SHA-256
+// must equal torch's view of the original.
 func TestInteropResNet18(t *testing.T) {
 	testenv.Python(t)
 	dir := t.TempDir()
@@ -92,23 +93,24 @@ func TestInteropResNet18(t *testing.T) {
 	}
 	index := sharded.Files[len(sharded.Files)-1]
 	save("c.pt", open(t, index), SaveOptions{}) // sharded safetensors -> pt
+	save("d.onnx", src, SaveOptions{})          // pt -> onnx (initializers only)
 
 	pts := []string{filepath.Join(dir, "a.pt"), filepath.Join(dir, "b.pt"), filepath.Join(dir, "c.pt")}
 	if got := strings.TrimSpace(string(python(t, append([]string{"load-strict", "resnet18", ref}, pts...)...))); got != "ok" {
 		t.Fatalf("seed %d: load-strict: %s", seed, got)
 	}
-	paths := append([]string{ref, filepath.Join(dir, "b.safetensors")}, pts...)
+	paths := append([]string{ref, filepath.Join(dir, "b.safetensors"), filepath.Join(dir, "d.onnx")}, pts...)
 	paths = append(paths, sharded.Files[:len(sharded.Files)-1]...)
 	var ds []desc
 	if err := json.Unmarshal(python(t, append([]string{"describe"}, paths...)...), &ds); err != nil {
 		t.Fatal(err)
 	}
 	want := ds[0]
-	for i, p := range paths[1 : 1+1+len(pts)] {
+	for i, p := range paths[1 : 3+len(pts)] {
 		t.Run(filepath.Base(p), func(t *testing.T) { sameTensors(t, ds[1+i], want, true) })
 	}
 	var shards desc
-	for _, d := range ds[2+len(pts):] {
+	for _, d := range ds[3+len(pts):] {
 		shards.Tensors = append(shards.Tensors, d.Tensors...)
 	}
 	t.Run("shards", func(t *testing.T) { sameTensors(t, shards, want, true) })

@@ -31,7 +31,9 @@ Debian's python3-torch 1.13).
 
   formats_fixtures.py describe PATH...
       A JSON list with describe-safetensors (for *.safetensors) or
-      describe-pt (otherwise) of every PATH, in one process.
+      describe-pt (otherwise) of every PATH, in one process. *.onnx files
+      must pass onnx.checker.check_model; their initializers are described
+      (via onnx.numpy_helper).
 
   formats_fixtures.py resnet18 OUT.pt OUT.safetensors SEED
       Save the state_dict of torchvision resnet18 built under torch seed SEED,
@@ -283,6 +285,16 @@ def load_strict(arch, path, ref):
 
 
 def describe_path(path):
+    if path.endswith(".onnx"):
+        import onnx
+        from onnx import numpy_helper
+        m = onnx.load(path)
+        onnx.checker.check_model(m)
+        tensors = collections.OrderedDict(
+            (i.name, torch.from_numpy(numpy_helper.to_array(i).copy())) for i in m.graph.initializer)
+        d = describe_obj(tensors)
+        d["metadata"] = {p.key: p.value for p in m.metadata_props}
+        return d
     if path.endswith(".safetensors"):
         tensors, meta = read_safetensors(path)
         d = describe_obj(tensors)
