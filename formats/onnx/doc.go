@@ -60,6 +60,9 @@
 // initializer name (ckpt convert CKPT OUT.onnx --graph MODEL.onnx): every
 // initializer must have a tensor of the same data type and shape, all the
 // problems are reported at once, and unused checkpoint tensors are listed.
+// Parameters that torch.onnx.export deduplicated into Identity nodes (equal
+// values at export, as in a freshly initialized model) are split back into
+// initializers of their own.
 //
 // This package does not run models, check them against operator schemas,
 // or follow subgraphs when listing or replacing initializers.
