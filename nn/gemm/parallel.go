@@ -75,8 +75,8 @@ type call struct {
 const packGroup = 4
 
 // maxSharedB bounds, in floats, the op(B) packed whole for a parallel call
-// (16 MiB); larger products pack B per goroutine.
-const maxSharedB = 4 << 20
+// (8 MiB, enough for 1024×2048); larger products pack B per goroutine.
+const maxSharedB = 2 << 20
 
 // work claims and computes chunks with w's buffers until none is left.
 func (c *call) work(w *workspace) {
