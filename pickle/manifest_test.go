@@ -194,3 +194,18 @@ func treeString(m *Module) string {
 	}
 	return s + "]"
 }
+
+// TestInteropTorchvision checks whole torchvision models (torch.save(model))
+// against torch's own state_dict, class names and module tree.
+func TestInteropTorchvision(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping interop test in -short mode")
+	}
+	py := torchPython(t)
+	dir := t.TempDir()
+	cmd := exec.Command(py, filepath.Join("..", "testdata", "gen", "pickle_fixtures.py"), "--torchvision", "--out", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pickle_fixtures.py --torchvision: %v\n%s", err, out)
+	}
+	checkManifest(t, dir)
+}

@@ -38,8 +38,9 @@ func (e *ForbiddenError) Error() string {
 
 // callables are the globals a pickle may call. They are the rebuild
 // functions of torch.load(weights_only=True), the containers torch.save
-// writes, TorchScript's list builders and the reconstructor of protocol 0
-// and 1 object pickles.
+// writes, TorchScript's list builders, the reconstructor of protocol 0
+// and 1 object pickles and functools.partial (torchvision models keep
+// partial(nn.LayerNorm, eps=...) attributes), rebuilt inertly.
 var callables = map[string]bool{
 	"torch._utils._rebuild_tensor":               true,
 	"torch._utils._rebuild_tensor_v2":            true,
@@ -63,6 +64,7 @@ var callables = map[string]bool{
 	"__builtin__.set":                            true,
 	"__builtin__.frozenset":                      true,
 	"_codecs.encode":                             true,
+	"functools.partial":                          true,
 }
 
 // safeBuiltins are the builtins a pickle may name as values.
@@ -81,7 +83,7 @@ var forbiddenModules = []string{
 	"imp", "shutil", "socket", "pty", "commands", "popen2", "webbrowser", "ctypes",
 	"multiprocessing", "threading", "_thread", "thread", "signal", "code", "codeop",
 	"pickle", "_pickle", "cPickle", "pickletools", "marshal", "shelve", "dill", "types",
-	"operator", "functools", "itertools", "inspect", "gc", "pdb", "bdb", "timeit", "trace",
+	"operator", "itertools", "inspect", "gc", "pdb", "bdb", "timeit", "trace",
 	"profile", "cProfile", "io", "_io", "tempfile", "pathlib", "glob", "urllib",
 	"urllib2", "http", "httplib", "ftplib", "smtplib", "telnetlib", "requests", "asyncio",
 	"select", "selectors", "platform", "sysconfig", "site", "zipimport", "pkgutil",

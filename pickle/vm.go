@@ -229,6 +229,10 @@ func init() {
 			}
 			return o, nil
 		},
+		"functools.partial": func(args []any) (any, error) {
+			// An inert record of the partial; nothing is ever called.
+			return &objectRaw{class: &classRef{module: "functools", name: "partial"}, args: args}, nil
+		},
 		"builtins.set":          setOf,
 		"builtins.frozenset":    setOf,
 		"__builtin__.set":       setOf,

@@ -3,6 +3,10 @@
 Debian's python3-torch 1.13).
 
   pickle_fixtures.py [--out DIR] [--seed N]
+  pickle_fixtures.py --torchvision --out DIR   (for the interop test: whole
+                                         torchvision models, resnet18, mobilenet_v3_small
+                                         in the legacy format, a small VisionTransformer holding
+                                         functools.partial attributes)
   pickle_fixtures.py --resnet50 PATH    (for the benchmarks: torchvision
                                          resnet50's state_dict, 102 MB, zip format)
 
@@ -49,6 +53,7 @@ Files:
 
 import argparse
 import collections
+import functools
 import hashlib
 import io
 import json
@@ -73,6 +78,8 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(nn.Conv2d(4, 4, 3, stride=2, bias=False), nn.ReLU())
         self.fc = nn.Linear(4, 3)
         self.register_buffer("scale", torch.ones(3))
+        # A functools.partial attribute, as torchvision models keep norm layers.
+        self.norm_layer = functools.partial(nn.BatchNorm2d, eps=1e-3)
 
     def forward(self, x):
         x = self.features(torch.relu(self.bn1(self.conv1(x))))
@@ -370,6 +377,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pickle"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resnet50")
+    ap.add_argument("--torchvision", action="store_true",
+                    help="write torchvision whole models (torch.save(model)) and their manifest instead")
     args = ap.parse_args()
     if args.resnet50:
         import torchvision
@@ -381,6 +390,23 @@ def main():
     seed = args.seed
     P = lambda name: os.path.join(out, name)
     manifest = []
+
+    if args.torchvision:
+        import torchvision
+        torch.manual_seed(seed)
+        from torchvision.models.vision_transformer import VisionTransformer
+        for name, legacy in [("resnet18", False), ("mobilenet_v3_small", True), ("vit", False)]:
+            if name == "vit":
+                m = VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=2,
+                                      hidden_dim=8, mlp_dim=16, num_classes=10)
+            else:
+                m = getattr(torchvision.models, name)()
+            f = name + ("_legacy" if legacy else "") + ".pt"
+            torch.save(m, P(f), _use_new_zipfile_serialization=not legacy)
+            manifest.append(report(P(f), "legacy" if legacy else "zip", torch.load(P(f)), is_module=True))
+        with open(P("manifest.json"), "w") as f:
+            json.dump({"torch": torch.__version__, "seed": seed, "files": manifest}, f, indent=1)
+        return
 
     torch.manual_seed(seed)
     model = SmallCNN()
