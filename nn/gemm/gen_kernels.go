@@ -38,10 +38,9 @@ func main() {
 	fmt.Fprintf(&w, "//go:build amd64 && !purego\n\n#include \"textflag.h\"\n")
 	for _, s := range specs {
 		gen(&w, s, false)
-		if s.zmm {
-			gen(&w, s, true)
-		}
+		gen(&w, s, true)
 	}
+	w.WriteString(edgeMaskAVX2)
 	w.WriteString(packT)
 	w.WriteString(packN)
 	peak(&w, "fmaPeakAVX2", "Y", 8, "VXORPS")
@@ -52,9 +51,10 @@ func main() {
 	}
 }
 
-// gen writes one kernel. With edge set (AVX-512 only) it writes the kernel's
-// edge variant, which takes mrr and nrr and stores only the first mrr rows
-// and nrr columns of the tile, with masked loads and stores.
+// gen writes one kernel. With edge set it writes the kernel's edge variant,
+// which takes mrr and nrr and reads and writes only the first mrr rows and
+// nrr columns of the C tile, with masked loads and stores (opmask registers
+// for AVX-512, VMASKMOVPS with a mask from edgeMaskAVX2 for AVX2).
 func gen(w *bytes.Buffer, s spec, edge bool) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
 	vw := 8
@@ -144,17 +144,24 @@ func gen(w *bytes.Buffer, s spec, edge bool) {
 	p("MOVQ ldc+32(FP), R8")
 	p("SHLQ $2, R8")
 	if edge {
-		// K1.. mask the columns of each vector: lanes = clamp(nrr-16v, 0, 16).
 		p("MOVQ mrr+48(FP), R9")
+	}
+	// lanes sets CX to the number of columns of vector v to store,
+	// clamp(nrr-vw*v, 0, vw).
+	lanes := func(v int) {
+		p("MOVQ nrr+56(FP), CX")
+		p("SUBQ $%d, CX", v*vw)
+		p("MOVQ $0, AX")
+		p("CMPQ CX, AX")
+		p("CMOVQLT AX, CX")
+		p("MOVQ $%d, AX", vw)
+		p("CMPQ CX, AX")
+		p("CMOVQGT AX, CX")
+	}
+	if edge && s.zmm {
+		// K1.. mask the columns of each vector.
 		for v := 0; v < nv; v++ {
-			p("MOVQ nrr+56(FP), CX")
-			p("SUBQ $%d, CX", v*vw)
-			p("MOVQ $0, AX")
-			p("CMPQ CX, AX")
-			p("CMOVQLT AX, CX")
-			p("MOVQ $%d, AX", vw)
-			p("CMPQ CX, AX")
-			p("CMOVQGT AX, CX")
+			lanes(v)
 			p("MOVQ $1, AX")
 			p("SHLQ CX, AX")
 			p("DECQ AX")
@@ -168,6 +175,38 @@ func gen(w *bytes.Buffer, s spec, edge bool) {
 	p("JZ beta0")
 	p("VBROADCASTSS beta+44(FP), %s", beta)
 	rows := func(withBeta bool) {
+		if edge && !s.zmm {
+			// AVX2 has one spare register for a mask: store the tile one
+			// column vector at a time.
+			mask := bReg(1)
+			for v := 0; v < nv; v++ {
+				lanes(v)
+				p("SHLQ $2, CX")
+				p("LEAQ ·edgeMaskAVX2+32(SB), AX")
+				p("SUBQ CX, AX")
+				p("VMOVUPS (AX), %s", mask)
+				p("MOVQ c+24(FP), DX")
+				label := fmt.Sprintf("col%d_%v", v, withBeta)
+				for i := 0; i < s.mr; i++ {
+					if i > 0 {
+						p("CMPQ R9, $%d", i)
+						p("JLE %s", label)
+					}
+					p("VMULPS %s, %s, %s", alpha, acc(i, v), acc(i, v))
+					if withBeta {
+						p("VMASKMOVPS %d(DX), %s, %s", v*vw*4, mask, tmp)
+						p("VFMADD231PS %s, %s, %s", tmp, beta, acc(i, v))
+					}
+					p("VMASKMOVPS %s, %s, %d(DX)", acc(i, v), mask, v*vw*4)
+					if i < s.mr-1 {
+						p("ADDQ R8, DX")
+					}
+				}
+				fmt.Fprintf(w, "%s:\n", label)
+			}
+			p("JMP done")
+			return
+		}
 		for i := 0; i < s.mr; i++ {
 			if edge && i > 0 {
 				p("CMPQ R9, $%d", i)
@@ -208,6 +247,20 @@ func gen(w *bytes.Buffer, s spec, edge bool) {
 		p("RET")
 	}
 }
+
+// edgeMaskAVX2 is eight all-ones words then eight zero words: the 8 words
+// at byte offset 4*(8-n) are the VMASKMOVPS mask for the first n lanes.
+const edgeMaskAVX2 = `
+DATA ·edgeMaskAVX2+0(SB)/8, $0xffffffffffffffff
+DATA ·edgeMaskAVX2+8(SB)/8, $0xffffffffffffffff
+DATA ·edgeMaskAVX2+16(SB)/8, $0xffffffffffffffff
+DATA ·edgeMaskAVX2+24(SB)/8, $0xffffffffffffffff
+DATA ·edgeMaskAVX2+32(SB)/8, $0
+DATA ·edgeMaskAVX2+40(SB)/8, $0
+DATA ·edgeMaskAVX2+48(SB)/8, $0
+DATA ·edgeMaskAVX2+56(SB)/8, $0
+GLOBL ·edgeMaskAVX2(SB), RODATA|NOPTR, $64
+`
 
 // packT is the transposing copy used to pack an MR-row panel of A stored
 // row-major (or an NR-column panel of B stored transposed). It takes the

@@ -10,6 +10,9 @@ import "golang.org/x/sys/cpu"
 func kernAVX2x6x16(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
+func kernAVX2x6x16Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
+
+//go:noescape
 func kernAVX512x12x32(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
@@ -47,7 +50,7 @@ func kernAVX512x8x48Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, 
 // or level for 12×32; the micro-kernels alone run at 97-100% of the FMA
 // peak (BenchmarkMicroKernel vs BenchmarkPeak).
 var (
-	avx2Kernel   = &kernel{name: "avx2-6x16", isa: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 512, fn: kernAVX2x6x16}
+	avx2Kernel   = &kernel{name: "avx2-6x16", isa: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 512, fn: kernAVX2x6x16, edge: kernAVX2x6x16Edge}
 	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 672, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
 	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 512, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
 	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 528, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
