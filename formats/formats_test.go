@@ -709,3 +709,62 @@ func TestDiffJSON(t *testing.T) {
 		t.Errorf("got %s\nwant %s", b, want)
 	}
 }
+
+// TestOpenPyTorchShardedIndex opens a pytorch_model.bin.index.json whose
+// shards are torch.save files (the fixtures), as transformers writes them.
+func TestOpenPyTorchShardedIndex(t *testing.T) {
+	dir := t.TempDir()
+	shards := map[string]string{"pytorch_model-00001-of-00002.bin": "views", "pytorch_model-00002-of-00002.bin": "train"}
+	wm := map[string]string{}
+	var want desc
+	for _, name := range []string{"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"} {
+		fix := shards[name]
+		if err := os.WriteFile(filepath.Join(dir, name), mustRead(t, fixtures+fix+".pt"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var d desc
+		readJSON(t, fixtures+fix+".json", &d)
+		for _, tt := range d.Tensors {
+			wm[tt.Name] = name
+		}
+		want.Tensors = append(want.Tensors, d.Tensors...)
+	}
+	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": 1}, "weight_map": wm})
+	index := filepath.Join(dir, "pytorch_model.bin.index.json")
+	if err := os.WriteFile(index, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, index)
+	if c.Format != FormatPyTorchSharded {
+		t.Errorf("format %q, want %q", c.Format, FormatPyTorchSharded)
+	}
+	checkDesc(t, c, want, nil)
+	if c.Metadata()["epoch"] != "7" {
+		t.Errorf("metadata %v lacks the second shard's epoch", c.Metadata())
+	}
+	// A weight_map entry naming the wrong shard is an error.
+	wm["base"] = "pytorch_model-00002-of-00002.bin"
+	b, _ = json.Marshal(map[string]any{"weight_map": wm})
+	os.WriteFile(index, b, 0o644)
+	if _, err := Open(index); err == nil || !strings.Contains(err.Error(), `tensor "base" is not in shard`) {
+		t.Errorf("got %v, want a wrong-shard error", err)
+	}
+}
+
+// FuzzDetect: Detect must not panic or fail with anything but
+// ErrUnknownFormat on any input. Seeds: fixtures of every format.
+func FuzzDetect(f *testing.F) {
+	for _, p := range []string{fixtures + "dtypes.safetensors", fixtures + "views.pt", "../testdata/onnx/cnn.onnx"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 4096)])
+	}
+	f.Add([]byte(`{"weight_map":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := Detect(bytes.NewReader(b), int64(len(b))); err != nil && !errors.Is(err, ErrUnknownFormat) {
+			t.Fatalf("got %v, want nil or ErrUnknownFormat", err)
+		}
+	})
+}
