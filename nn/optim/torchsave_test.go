@@ -29,7 +29,8 @@ func trainedOptimizer(t *testing.T, alg Algorithm) *Optimizer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.AddParamGroup(ps[2:], LR(0.01), Betas(0.5, 0.75)); err != nil {
+	// In SGD the second group has no momentum: torch stores momentum_buffer=None.
+	if _, err := o.AddParamGroup(ps[2:], LR(0.01), Betas(0.5, 0.75), Momentum(0)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := NewStepLR(o, 1, 0.5); err != nil {
