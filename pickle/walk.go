@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -58,7 +59,19 @@ func keyString(k any) string {
 	case nil:
 		return "None"
 	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
+		// As Python's str: 1.0, 0.5, 1e+16, inf, nan.
+		s := strconv.FormatFloat(x, 'g', -1, 64)
+		switch {
+		case math.IsInf(x, 1):
+			return "inf"
+		case math.IsInf(x, -1):
+			return "-inf"
+		case math.IsNaN(x):
+			return "nan"
+		case !strings.ContainsAny(s, ".e"):
+			return s + ".0"
+		}
+		return s
 	case *big.Int:
 		return x.String()
 	case *Global:
@@ -67,13 +80,21 @@ func keyString(k any) string {
 	return fmt.Sprintf("%v", k)
 }
 
-func (w *walker) walk(v any, depth int) {
+// visit counts one visited object and reports whether the walk may go on.
+func (w *walker) visit(depth int) bool {
 	if w.err != nil {
-		return
+		return false
 	}
 	w.nodes++
 	if w.nodes > MaxNodes || depth > MaxDepth {
 		w.err = fmt.Errorf("pickle: object graph too large to list (more than %d visits or depth %d)", MaxNodes, MaxDepth)
+		return false
+	}
+	return true
+}
+
+func (w *walker) walk(v any, depth int) {
+	if !w.visit(depth) {
 		return
 	}
 	switch x := v.(type) {
@@ -98,6 +119,11 @@ func (w *walker) walk(v any, depth int) {
 				w.f.Modules = m
 			}
 			return
+		}
+		// Constructor arguments (a namedtuple's fields) by index, then the
+		// state (an instance __dict__) by attribute name.
+		for i, a := range x.Args {
+			w.child(a, strconv.Itoa(i), depth)
 		}
 		if x.State != nil {
 			w.walk(x.State, depth+1)
@@ -129,6 +155,9 @@ func stateDict(o *Object) *Dict {
 // _modules) or a TorchScript module object, naming its tensors by their
 // state_dict keys, and returns its tree; it returns nil if o is not a module.
 func (w *walker) module(o *Object, path string, depth int) *Module {
+	if !w.visit(depth) {
+		return nil
+	}
 	st := stateDict(o)
 	if st == nil {
 		return nil
@@ -190,6 +219,9 @@ func (w *walker) module(o *Object, path string, depth int) *Module {
 // __buffers__ lists (from the archive's code/ files).
 func (w *walker) scriptModule(o *Object, st *Dict, tc *tsClass, path string, depth int) *Module {
 	m := &Module{Name: path, Class: o.Class}
+	if !w.visit(depth) {
+		return m
+	}
 	for _, group := range []struct {
 		names []string
 		dst   *[]string

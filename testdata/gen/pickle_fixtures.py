@@ -45,7 +45,8 @@ Files:
                         (view_metadata, written by torch <= 0.3), built here and read
                         back by torch.load
   checkpoint.pt         {"epoch", "state_dict", "optimizer" (SGD momentum state),
-                        "arch", "best", "flags": [True, None]}
+                        "arch", "best", "flags": [True, None], "args" (an
+                        argparse.Namespace), "stats" (a namedtuple holding a tensor)}
   views.pt              transposed, channels_last, stride-0 expand, offset slice,
                         two tensors sharing a storage, 0-d and zero-size tensors
   dtypes.pt             one tensor of every dtype package tensor supports
@@ -117,6 +118,8 @@ def flatten(obj, path, tensors, meta):
     elif isinstance(obj, nn.Module):
         for k, v in obj.state_dict().items():
             tensors.append(describe_tensor(join(k), v))
+    elif isinstance(obj, argparse.Namespace):
+        flatten(vars(obj), path, tensors, meta)
     elif isinstance(obj, dict):
         for k, v in obj.items():
             flatten(v, join(str(k)), tensors, meta)
@@ -165,6 +168,9 @@ def report(path, fmt, obj, is_module=False):
     return entry
 
 
+Stats = collections.namedtuple("Stats", ["loss", "top1"])
+
+
 def checkpoint(seed):
     torch.manual_seed(seed)
     m = SmallCNN()
@@ -180,6 +186,8 @@ def checkpoint(seed):
         "arch": "smallcnn",
         "best": 0.625 + seed / 1024,
         "flags": [True, None],
+        "args": argparse.Namespace(lr=0.1, arch="smallcnn", epochs=90, resume=None),
+        "stats": Stats(loss=loss.detach(), top1=0.5),
     }
 
 
