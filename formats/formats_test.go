@@ -334,10 +334,16 @@ func TestCast(t *testing.T) {
 			if _, err := Save(filepath.Join(dir, "c.safetensors"), c, SaveOptions{}); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := Save(filepath.Join(dir, "c.pt"), c, SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
 			back := open(t, filepath.Join(dir, "c.safetensors"))
 			for _, nt := range back.Tensors {
 				if h := hashOf(t, nt.Tensor); h != w.SHA256[nt.Name] {
 					t.Errorf("%s: got sha256 %s, want torch's %s", nt.Name, h, w.SHA256[nt.Name])
+				}
+				if h := hashOf(t, open(t, filepath.Join(dir, "c.pt")).Tensor(nt.Name)); h != w.SHA256[nt.Name] {
+					t.Errorf("%s in .pt: got sha256 %s, want torch's %s", nt.Name, h, w.SHA256[nt.Name])
 				}
 				if wantDT := to; nt.Name != "idx" && nt.Tensor.DType != wantDT {
 					t.Errorf("%s: dtype %s, want %s", nt.Name, nt.Tensor.DType, wantDT)
