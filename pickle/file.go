@@ -28,9 +28,12 @@ type File struct {
 	// Prefix is the archive's top-level directory (zip and TorchScript).
 	Prefix string
 	// Tensors lists every tensor of the object in pickle order, named by
-	// its path: dict keys and list indices joined by "." and, inside module
-	// objects, the state_dict key. A tensor reachable by two paths (tied
-	// weights) is listed under both.
+	// its path: dict keys, list and tuple indices and object attributes
+	// joined by "." ("optimizer.state.0.momentum_buffer"). Inside a module
+	// object the names are its state_dict keys and, as in state_dict(),
+	// tensors it holds outside its parameters and persistent buffers are
+	// not listed. A tensor reachable by two paths (tied weights) is listed
+	// under both; a tensor saved alone has the empty name.
 	Tensors []Named
 	// Meta lists the non-tensor leaves (numbers, strings, bools, None,
 	// bytes, globals) outside module objects, in pickle order.

@@ -134,5 +134,6 @@ func FuzzZip(f *testing.F) {
 			return
 		}
 		checkLoaded(t, file, func() (*File, error) { return Load(bytes.NewReader(data), int64(len(data))) })
+		roundTrip(t, file)
 	})
 }

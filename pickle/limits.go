@@ -27,8 +27,9 @@ const (
 	MaxDigits = 1024
 	// MaxDepth bounds the nesting depth of the decoded object tree.
 	MaxDepth = 512
-	// MaxNodes bounds the number of objects visited when naming tensors, so
-	// that shared sub-objects cannot make the walk exponential.
+	// MaxNodes bounds the number of objects converted from the VM's values
+	// and, separately, visited when naming tensors, so that shared
+	// sub-objects cannot make the walk exponential.
 	MaxNodes = 4 << 20
 	// MaxEntries bounds the number of entries of a zip or tar archive.
 	MaxEntries = 1 << 20
