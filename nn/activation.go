@@ -257,8 +257,11 @@ func (t *Tensor) LogSoftmax(dim int) *Tensor {
 	})
 }
 
-// ReLU is the module form of [Tensor.ReLU]. Inplace only affects printing:
-// this package never overwrites a module's input.
+// ReLU is the module form of [Tensor.ReLU]. With Inplace, as in torch, it
+// overwrites its input and returns it, saving an allocation and a pass over
+// memory; it does so only under [NoGrad] (with grad mode on, a recorded op
+// may hold x for its backward) and computes out of place otherwise. The other
+// activations' Inplace flags work the same way.
 type ReLU struct {
 	Base
 	Inplace bool
@@ -268,13 +271,33 @@ type ReLU struct {
 func NewReLU(inplace bool) *ReLU { return &ReLU{Inplace: inplace} }
 
 // Forward applies ReLU.
-func (m *ReLU) Forward(x *Tensor) *Tensor { return x.ReLU() }
+func (m *ReLU) Forward(x *Tensor) *Tensor {
+	if m.Inplace && !GradEnabled() {
+		for i, v := range x.data {
+			x.data[i] = max(v, 0)
+		}
+		return x
+	}
+	return x.ReLU()
+}
 
 // ExtraRepr prints "inplace=True" when set.
 func (m *ReLU) ExtraRepr() string { return inplaceRepr(m.Inplace) }
 
 // String returns torch's repr of the module.
 func (m *ReLU) String() string { return Repr(m) }
+
+// inplaceMap applies f to x's elements in place and returns x: the inplace
+// form of an activation, used by modules built with inplace=True under
+// NoGrad. As in torch, the input is overwritten, and so are
+// the tensors that share its data (views made by Reshape, Flatten, Detach).
+// In grad mode the modules compute out of place instead.
+func inplaceMap(x *Tensor, f func(float32) float32) *Tensor {
+	for i, v := range x.data {
+		x.data[i] = f(v)
+	}
+	return x
+}
 
 func inplaceRepr(v bool) string {
 	if v {
@@ -293,7 +316,12 @@ type ReLU6 struct {
 func NewReLU6(inplace bool) *ReLU6 { return &ReLU6{Inplace: inplace} }
 
 // Forward applies ReLU6.
-func (m *ReLU6) Forward(x *Tensor) *Tensor { return x.ReLU6() }
+func (m *ReLU6) Forward(x *Tensor) *Tensor {
+	if m.Inplace && !GradEnabled() {
+		return inplaceMap(x, func(v float32) float32 { return min(max(v, 0), 6) })
+	}
+	return x.ReLU6()
+}
 
 // ExtraRepr prints "inplace=True" when set.
 func (m *ReLU6) ExtraRepr() string { return inplaceRepr(m.Inplace) }
@@ -314,7 +342,18 @@ func NewLeakyReLU(slope float64, inplace bool) *LeakyReLU {
 }
 
 // Forward applies LeakyReLU.
-func (m *LeakyReLU) Forward(x *Tensor) *Tensor { return x.LeakyReLU(float32(m.NegativeSlope)) }
+func (m *LeakyReLU) Forward(x *Tensor) *Tensor {
+	s := float32(m.NegativeSlope)
+	if m.Inplace && !GradEnabled() {
+		return inplaceMap(x, func(v float32) float32 {
+			if v > 0 {
+				return v
+			}
+			return v * s
+		})
+	}
+	return x.LeakyReLU(s)
+}
 
 // ExtraRepr prints the slope and inplace flag as torch does.
 func (m *LeakyReLU) ExtraRepr() string {
@@ -362,7 +401,12 @@ type SiLU struct {
 func NewSiLU(inplace bool) *SiLU { return &SiLU{Inplace: inplace} }
 
 // Forward applies SiLU.
-func (m *SiLU) Forward(x *Tensor) *Tensor { return x.SiLU() }
+func (m *SiLU) Forward(x *Tensor) *Tensor {
+	if m.Inplace && !GradEnabled() {
+		return inplaceMap(x, func(v float32) float32 { return v * sigmoid32(v) })
+	}
+	return x.SiLU()
+}
 
 // ExtraRepr prints "inplace=True" when set.
 func (m *SiLU) ExtraRepr() string { return inplaceRepr(m.Inplace) }
@@ -393,8 +437,8 @@ func (m *GELU) ExtraRepr() string { return "approximate='" + m.Approximate + "'"
 // String returns torch's repr of the module.
 func (m *GELU) String() string { return Repr(m) }
 
-// Hardswish is the module form of [Tensor.Hardswish]. torch prints no
-// arguments for it, inplace or not.
+// Hardswish is the module form of [Tensor.Hardswish]; Inplace works as for
+// [ReLU]. torch prints no arguments for it, inplace or not.
 type Hardswish struct {
 	Base
 	Inplace bool
@@ -404,7 +448,12 @@ type Hardswish struct {
 func NewHardswish(inplace bool) *Hardswish { return &Hardswish{Inplace: inplace} }
 
 // Forward applies hardswish.
-func (m *Hardswish) Forward(x *Tensor) *Tensor { return x.Hardswish() }
+func (m *Hardswish) Forward(x *Tensor) *Tensor {
+	if m.Inplace && !GradEnabled() {
+		return inplaceMap(x, func(v float32) float32 { return v * min(max(v+3, 0), 6) / 6 })
+	}
+	return x.Hardswish()
+}
 
 // String returns torch's repr of the module.
 func (m *Hardswish) String() string { return Repr(m) }
@@ -419,7 +468,12 @@ type Hardsigmoid struct {
 func NewHardsigmoid(inplace bool) *Hardsigmoid { return &Hardsigmoid{Inplace: inplace} }
 
 // Forward applies hardsigmoid.
-func (m *Hardsigmoid) Forward(x *Tensor) *Tensor { return x.Hardsigmoid() }
+func (m *Hardsigmoid) Forward(x *Tensor) *Tensor {
+	if m.Inplace && !GradEnabled() {
+		return inplaceMap(x, func(v float32) float32 { return min(max(v+3, 0), 6) / 6 })
+	}
+	return x.Hardsigmoid()
+}
 
 // String returns torch's repr of the module.
 func (m *Hardsigmoid) String() string { return Repr(m) }

@@ -80,3 +80,40 @@ func TestDropoutSemantics(t *testing.T) {
 		}
 	}
 }
+
+// TestInplaceActivations checks that modules built with inplace=True give
+// the out-of-place result, overwrite their input only when no graph is
+// recorded, and keep gradients right when one is.
+func TestInplaceActivations(t *testing.T) {
+	mods := map[string]struct {
+		m   Module
+		ref func(*Tensor) *Tensor
+	}{
+		"relu":        {NewReLU(true), (*Tensor).ReLU},
+		"relu6":       {NewReLU6(true), (*Tensor).ReLU6},
+		"leaky_relu":  {NewLeakyReLU(0.1, true), func(x *Tensor) *Tensor { return x.LeakyReLU(0.1) }},
+		"silu":        {NewSiLU(true), (*Tensor).SiLU},
+		"hardswish":   {NewHardswish(true), (*Tensor).Hardswish},
+		"hardsigmoid": {NewHardsigmoid(true), (*Tensor).Hardsigmoid},
+	}
+	for name, c := range mods {
+		t.Run(name, func(t *testing.T) {
+			x := randT(3, nil, 4, 5).MulScalar(3).Detach()
+			want := c.ref(x)
+			orig := append([]float32(nil), x.Data()...)
+			var got *Tensor
+			NoGrad(func() { got = c.m.Forward(x) })
+			if got != x || !AllClose(x, want, 0, 0) {
+				t.Errorf("NoGrad: got a new tensor %v or different values, want x overwritten with %v", got != x, want.Data())
+			}
+			xg := New(append([]float32(nil), orig...), 4, 5)
+			yg := c.m.Forward(xg)
+			if yg == xg || !AllClose(yg, want, 0, 0) {
+				t.Fatalf("grad mode: got in-place %v, want an out-of-place result", yg == xg)
+			}
+			if xg.Data()[0] != orig[0] {
+				t.Errorf("grad mode: input modified")
+			}
+		})
+	}
+}
