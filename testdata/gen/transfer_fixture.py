@@ -17,6 +17,13 @@ that its backbone has learnt colour and orientation features, then saved:
                 a fixed batch and torch's eval-mode output for it, so the Go
                 walkthrough can check that it computes what torch computes
   repr.txt      print(model), to compare with the Go module's printed tree
+  checkpoint.pt torch.save({"model": model.state_dict(), "optimizer":
+                opt.state_dict(), "epoch": 300}), a training checkpoint to
+                resume from (model and Adam state side by side)
+  resume_step.pt
+                one more training step from that checkpoint (train mode, a
+                batch of 16): {"input", "target", "loss", "model": the
+                state_dict after Adam's step}
 """
 import os
 import torch
@@ -87,6 +94,16 @@ def main():
     with torch.no_grad():
         logits = model(probe)
     torch.save({"input": probe, "logits": logits}, os.path.join(out, "probe.pt"))
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 300},
+               os.path.join(out, "checkpoint.pt"))
+    x, y = batch(16, gen)
+    model.train()
+    opt.zero_grad()
+    loss = lossf(model(x), y)
+    loss.backward()
+    opt.step()
+    torch.save({"input": x, "target": y, "loss": loss.detach(), "model": model.state_dict()},
+               os.path.join(out, "resume_step.pt"))
     with open(os.path.join(out, "repr.txt"), "w") as f:
         f.write(repr(model) + "\n")
 
