@@ -28,8 +28,10 @@ type Options struct {
 	DType tensor.DType
 }
 
-// Rename is a --rename rule: names matching Pattern are replaced by
-// Replacement, which may refer to groups as $1 or ${name}.
+// Rename is a --rename rule: every match of Pattern in a tensor name is
+// replaced by Replacement, which may refer to groups as $1 or ${name}
+// (regexp.Regexp.ReplaceAllString). Anchor the pattern (^module\.) to
+// replace only a prefix.
 type Rename struct {
 	Pattern     *regexp.Regexp
 	Replacement string
