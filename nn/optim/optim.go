@@ -266,50 +266,44 @@ func (o *Optimizer) Step() {
 	}
 }
 
-// sgdStep is torch 1.13's _single_tensor_sgd for one parameter.
+// sgdStep is torch 1.13's _single_tensor_sgd for one parameter, fused into
+// one pass per element with torch's float32 operations in torch's order.
 func sgdStep(p *nn.Tensor, st *paramState, h *Hyper) {
 	w, grad := p.Data(), p.Grad().Data()
-	d := make([]float32, len(w))
-	copy(d, grad)
-	if h.Maximize {
-		for i := range d {
-			d[i] = -d[i]
-		}
-	}
-	if h.WeightDecay != 0 {
-		wd := float32(h.WeightDecay)
-		for i := range d {
-			d[i] = d[i] + wd*w[i]
-		}
-	}
 	st.hasMomSlot = true
-	if h.Momentum != 0 {
-		if st.momentum == nil {
-			st.momentum = append([]float32(nil), d...)
-		} else {
-			m, a := float32(h.Momentum), float32(1-h.Dampening)
-			buf := st.momentum
-			for i := range buf {
-				buf[i] = buf[i]*m + a*d[i]
-			}
-		}
-		if h.Nesterov {
-			m := float32(h.Momentum)
-			for i := range d {
-				d[i] = d[i] + m*st.momentum[i]
-			}
-		} else {
-			copy(d, st.momentum)
-		}
+	wd, lr := float32(h.WeightDecay), float32(-h.LR)
+	m, damp := float32(h.Momentum), float32(1-h.Dampening)
+	first := h.Momentum != 0 && st.momentum == nil
+	if first {
+		st.momentum = make([]float32, len(w))
 	}
-	lr := float32(-h.LR)
-	for i := range w {
-		w[i] = w[i] + lr*d[i]
+	buf := st.momentum
+	for i, d := range grad[:len(w)] {
+		if h.Maximize {
+			d = -d
+		}
+		if h.WeightDecay != 0 {
+			d = d + wd*w[i]
+		}
+		if h.Momentum != 0 {
+			if first {
+				buf[i] = d
+			} else {
+				buf[i] = buf[i]*m + damp*d
+			}
+			if h.Nesterov {
+				d = d + m*buf[i]
+			} else {
+				d = buf[i]
+			}
+		}
+		w[i] = w[i] + lr*d
 	}
 }
 
 // adamStep is torch 1.13's _single_tensor_adam / _single_tensor_adamw for
-// one parameter (not capturable, not differentiable).
+// one parameter (not capturable, not differentiable), fused into one pass
+// per element with torch's float32 operations in torch's order.
 func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
 	w, grad := p.Data(), p.Grad().Data()
 	n := len(w)
@@ -322,50 +316,38 @@ func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
 	}
 	// step is a float32 tensor in torch; it counts exactly up to 2^24.
 	st.step = float64(float32(st.step + 1))
-	g := make([]float32, n)
-	copy(g, grad)
-	if h.Maximize {
-		for i := range g {
-			g[i] = -g[i]
-		}
-	}
-	if h.WeightDecay != 0 {
-		if decoupled {
-			f := float32(1 - h.LR*h.WeightDecay)
-			for i := range w {
-				w[i] *= f
-			}
-		} else {
-			wd := float32(h.WeightDecay)
-			for i := range g {
-				g[i] = g[i] + wd*w[i]
-			}
-		}
-	}
 	b1, b2 := h.Betas[0], h.Betas[1]
 	f1, a1 := float32(b1), float32(1-b1)
 	f2, a2 := float32(b2), float32(1-b2)
-	for i := range g {
-		st.expAvg[i] = st.expAvg[i]*f1 + a1*g[i]
-		st.expAvgSq[i] = st.expAvgSq[i]*f2 + a2*(g[i]*g[i])
-	}
+	wd, decay := float32(h.WeightDecay), float32(1-h.LR*h.WeightDecay)
 	bc1 := 1 - math.Pow(b1, st.step)
 	bc2 := 1 - math.Pow(b2, st.step)
 	stepSize := float32(-(h.LR / bc1))
 	bc2s := float32(math.Sqrt(bc2))
 	eps := float32(h.Eps)
-	v := st.expAvgSq
-	if h.AMSGrad {
-		for i, x := range st.expAvgSq {
-			if x > st.maxExpAvg[i] || x != x {
-				st.maxExpAvg[i] = x
+	m, v := st.expAvg, st.expAvgSq
+	for i, g := range grad[:n] {
+		if h.Maximize {
+			g = -g
+		}
+		if h.WeightDecay != 0 {
+			if decoupled {
+				w[i] *= decay
+			} else {
+				g = g + wd*w[i]
 			}
 		}
-		v = st.maxExpAvg
-	}
-	for i := range w {
-		denom := sqrt32(v[i])/bc2s + eps
-		w[i] = w[i] + stepSize*(st.expAvg[i]/denom)
+		m[i] = m[i]*f1 + a1*g
+		v[i] = v[i]*f2 + a2*(g*g)
+		vi := v[i]
+		if h.AMSGrad {
+			if vi > st.maxExpAvg[i] || vi != vi {
+				st.maxExpAvg[i] = vi
+			}
+			vi = st.maxExpAvg[i]
+		}
+		denom := sqrt32(vi)/bc2s + eps
+		w[i] = w[i] + stepSize*(m[i]/denom)
 	}
 }
 

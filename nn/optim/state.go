@@ -62,12 +62,9 @@ func (h *Hyper) get(key string) (any, bool) {
 		return h.Eps, true
 	case "amsgrad":
 		return h.AMSGrad, true
-	case "foreach", "fused":
-		if key == "fused" {
-			return false, true
-		}
+	case "foreach": // None: torch picks the implementation
 		return nil, true
-	case "capturable", "differentiable":
+	case "fused", "capturable", "differentiable":
 		return false, true
 	}
 	return nil, false
