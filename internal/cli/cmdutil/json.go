@@ -19,10 +19,15 @@ func WriteJSON(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
-	b = numberList.ReplaceAllFunc(b, func(m []byte) []byte {
+	_, err = w.Write(append(CompactNumbers(b), '\n'))
+	return err
+}
+
+// CompactNumbers puts every array of integers of the indented JSON b on
+// one line.
+func CompactNumbers(b []byte) []byte {
+	return numberList.ReplaceAllFunc(b, func(m []byte) []byte {
 		inner := numberList.FindSubmatch(m)[1]
 		return append(append([]byte("["), listSep.ReplaceAll(inner, []byte(", "))...), ']')
 	})
-	_, err = w.Write(append(b, '\n'))
-	return err
 }

@@ -99,6 +99,8 @@ type Listing struct {
 	Metadata Metadata `json:"metadata,omitempty"`
 	Modules  *Module  `json:"modules,omitempty"`
 	Classes  []string `json:"classes,omitempty"`
+	// Graph summarizes an ONNX model's graph.
+	Graph *Graph `json:"graph,omitempty"`
 }
 
 // Tensor is one row of the listing.
@@ -205,6 +207,7 @@ func List(c *formats.Checkpoint, hash bool, p *cmdutil.Progress) (*Listing, erro
 		l.Modules = module(pf.Modules)
 		l.Classes = pf.Classes
 	}
+	l.Graph = graphOf(c.ONNX)
 	if hash {
 		sums, err := hashAll(c.Tensors, l.Bytes, p)
 		if err != nil {
@@ -287,7 +290,7 @@ func (l *Listing) WriteJSON(w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(&b, "  %q: %s", name, j)
+		fmt.Fprintf(&b, "  %q: %s", name, cmdutil.CompactNumbers(j))
 		if !last {
 			b.WriteByte(',')
 		}
@@ -324,6 +327,7 @@ func (l *Listing) WriteJSON(w io.Writer) error {
 		{"metadata", l.Metadata, len(l.Metadata) == 0},
 		{"modules", l.Modules, l.Modules == nil},
 		{"classes", l.Classes, len(l.Classes) == 0},
+		{"graph", l.Graph, l.Graph == nil},
 	}
 	last := 0
 	for i, r := range rest {
@@ -391,6 +395,9 @@ func (l *Listing) WriteTable(w io.Writer) error {
 			b.WriteString(strings.TrimRight(line, " "))
 			b.WriteByte('\n')
 		}
+	}
+	if l.Graph != nil {
+		writeGraph(&b, l.Graph)
 	}
 	if len(l.Classes) > 0 {
 		b.WriteString("\nclasses:\n")

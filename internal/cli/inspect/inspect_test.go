@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 )
 
@@ -66,6 +67,7 @@ func TestGolden(t *testing.T) {
 		{"model_zip_json_hash", Options{File: "pickle/model_zip.pt", JSON: true, Hash: true}},
 		{"dtypes_safetensors_hash", Options{File: "formats/dtypes.safetensors", Hash: true}},
 		{"cnn_onnx_json", Options{File: "onnx/cnn.onnx", JSON: true}},
+		{"cnn_onnx", Options{File: "onnx/cnn.onnx"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,6 +214,27 @@ func TestProgress(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String(), "SHA256") {
 			t.Errorf("stdout has no SHA256 column:\n%s", stdout)
+		}
+	}
+}
+
+func TestValueString(t *testing.T) {
+	batch := &onnx.Dimension{}
+	batch.SetParam("batch")
+	three := &onnx.Dimension{}
+	three.SetValue(3)
+	tests := []struct {
+		v    *onnx.ValueInfo
+		want string
+	}{
+		{&onnx.ValueInfo{Name: "x", Type: &onnx.Type{Tensor: &onnx.TensorType{ElemType: onnx.Float, Shape: &onnx.Shape{Dim: []*onnx.Dimension{batch, three, {}}}}}}, "x  float32 [batch, 3, ?]"},
+		{&onnx.ValueInfo{Name: "s", Type: &onnx.Type{Tensor: &onnx.TensorType{ElemType: onnx.Float16, Shape: &onnx.Shape{}}}}, "s  float16 []"},
+		{&onnx.ValueInfo{Name: "r", Type: &onnx.Type{Tensor: &onnx.TensorType{ElemType: onnx.Int64}}}, "r  int64 [?]"},
+		{&onnx.ValueInfo{Name: "seq", Type: &onnx.Type{Sequence: &onnx.SequenceType{}}}, "seq  (not a tensor)"},
+	}
+	for _, tt := range tests {
+		if got := valueOf(tt.v).String(); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
 		}
 	}
 }
