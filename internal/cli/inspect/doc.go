@@ -1,6 +1,7 @@
 // Package inspect implements `ckpt inspect`: list the tensors of a
 // checkpoint of any format formats.Open reads, with the format, totals,
-// metadata and (for module pickles and TorchScript) the module tree, as a
+// metadata, (for module pickles and TorchScript) the module tree and (for
+// ONNX) a summary of the graph, as a
 // table or as JSON, optionally with a SHA-256 fingerprint per tensor.
 //
 // Listing reads only a file's index (pickles, headers, protobuf); --hash
@@ -10,7 +11,7 @@
 //
 // Output: Listing.WriteTable for people, Listing.WriteJSON for programs
 // ({"format", "tensors": [{"name", "dtype", "shape", "sha256"}], "parameters",
-// "bytes", "metadata", "modules", "classes"}, one tensor per line). Totals sum
+// "bytes", "metadata", "modules", "classes", "graph"}, one tensor per line). Totals sum
 // every listed tensor, so a tensor listed under two names (tied weights)
 // counts twice, as it does in the files convert writes.
 package inspect

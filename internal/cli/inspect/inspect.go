@@ -44,7 +44,8 @@ func NewCmdInspect(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Com
 		Long: `List the tensors of a checkpoint: name, dtype, shape and number of
 elements, with the file's format, the tensor count, the total number of
 parameters and bytes, its metadata and, for whole-model pickles and
-TorchScript archives, the module tree with class names.
+TorchScript archives, the module tree with class names; for ONNX models, the
+graph's producer, opsets, node count, inputs and outputs.
 
 FILE may be any PyTorch file (torch.save of every era: zip, legacy, tar;
 torch.jit.save; torch.save(model)), a .safetensors file, a sharded
@@ -81,7 +82,7 @@ terminal).`,
 			return inspectRun(opts)
 		},
 	}
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object: format, tensors, totals, metadata, modules, classes")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object: format, tensors, totals, metadata, modules, classes, graph")
 	cmd.Flags().BoolVar(&opts.Hash, "hash", false, "add the SHA-256 of each tensor's little-endian row-major elements")
 	return cmd
 }
