@@ -1,8 +1,8 @@
 // Package inspect implements `ckpt inspect`: list the tensors of a
 // checkpoint of any format formats.Open reads, with the format, totals,
-// metadata, (for module pickles and TorchScript) the module tree and (for
-// ONNX) a summary of the graph, as a
-// table or as JSON, optionally with a SHA-256 fingerprint per tensor.
+// metadata, the module tree (module pickles and TorchScript) and a summary
+// of the graph (ONNX), as a table or as JSON, optionally with a SHA-256
+// fingerprint per tensor.
 //
 // Listing reads only a file's index (pickles, headers, protobuf); --hash
 // streams every tensor through tensor.Tensor.WriteTo into SHA-256, several
