@@ -72,6 +72,10 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	kh, kw := g.KernelSize[0], g.KernelSize[1]
 	sh, sw, ph, pw, dh, dw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1], g.Dilation[0], g.Dilation[1]
+	if idx == nil {
+		maxPoolValues(&g, x.data, out.data)
+		return out
+	}
 	parallelFor(g.n*g.c, len(out.data)*kh*kw, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			xc := x.data[nc*hw : (nc+1)*hw]
@@ -121,6 +125,63 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 		}
 		return [][]float32{gx}
 	})
+}
+
+// maxPoolValues is max pooling without argmax indices (inference): windows
+// entirely inside the image skip the bounds checks. max propagates NaN, as
+// torch's max pooling does.
+func maxPoolValues(gp *poolGeom, x, out []float32) {
+	work := len(out) * gp.KernelSize[0] * gp.KernelSize[1]
+	if work < parallelMin {
+		maxPoolRange(gp, x, out, 0, gp.n*gp.c)
+		return
+	}
+	g := *gp // the goroutines get a copy, so gp does not escape
+	parallelFor(g.n*g.c, work, func(lo, hi int) { maxPoolRange(&g, x, out, lo, hi) })
+}
+
+func maxPoolRange(g *poolGeom, x, out []float32, lo, hi int) {
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	kh, kw := g.KernelSize[0], g.KernelSize[1]
+	sh, sw, ph, pw, dh, dw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1], g.Dilation[0], g.Dilation[1]
+	ninf := float32(math.Inf(-1))
+	for nc := lo; nc < hi; nc++ {
+		xc := x[nc*hw : (nc+1)*hw]
+		oc := out[nc*ohw : (nc+1)*ohw]
+		for oh := range g.oh {
+			h0 := oh*sh - ph
+			orow := oc[oh*g.ow : (oh+1)*g.ow]
+			for ow := range orow {
+				w0 := ow*sw - pw
+				best := ninf
+				if w0 >= 0 && w0+(kw-1)*dw < g.w {
+					for ki := range kh {
+						ih := h0 + ki*dh
+						if ih < 0 || ih >= g.h {
+							continue
+						}
+						row := xc[ih*g.w+w0 : ih*g.w+w0+(kw-1)*dw+1]
+						for kj := 0; kj < len(row); kj += dw {
+							best = max(best, row[kj])
+						}
+					}
+				} else {
+					for ki := range kh {
+						ih := h0 + ki*dh
+						if ih < 0 || ih >= g.h {
+							continue
+						}
+						for kj := range kw {
+							if iw := w0 + kj*dw; iw >= 0 && iw < g.w {
+								best = max(best, xc[ih*g.w+iw])
+							}
+						}
+					}
+				}
+				orow[ow] = best
+			}
+		}
+	}
 }
 
 // AvgPool2dFn is torch.nn.functional.avg_pool2d (no divisor_override).

@@ -223,3 +223,25 @@ func TestGuard(t *testing.T) {
 		t.Errorf("valid input: got %v, want nil", err)
 	}
 }
+
+// TestMaxPoolPaths checks the inference path (no indices) against the
+// recording one on the same inputs, NaN included.
+func TestMaxPoolPaths(t *testing.T) {
+	x := RandN(2, 3, 9, 8)
+	x.Data()[17] = float32(math.NaN())
+	for _, p := range []PoolParams{
+		{KernelSize: [2]int{3, 3}, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}},
+		{KernelSize: [2]int{2, 3}, Stride: [2]int{2, 1}, CeilMode: true},
+		{KernelSize: [2]int{3, 3}, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}, Dilation: [2]int{2, 2}, CeilMode: true},
+	} {
+		var fast *Tensor
+		NoGrad(func() { fast = MaxPool2dFn(x, p) })
+		slow := MaxPool2dFn(x.Detach().SetRequiresGrad(true), p)
+		for i, v := range slow.Data() {
+			f := fast.Data()[i]
+			if f != v && !(f != f && v != v) {
+				t.Fatalf("%+v element %d: got %v, want %v", p, i, f, v)
+			}
+		}
+	}
+}
