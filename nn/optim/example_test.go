@@ -1,6 +1,7 @@
 package optim_test
 
 import (
+	"bytes"
 	"fmt"
 	"log"
 
@@ -133,4 +134,88 @@ func ExampleReadStateDict() {
 	// Output:
 	// lr 0.05 momentum 0.9 weight_decay 0.001
 	// params [0 1 2] state keys 1
+}
+
+// ExampleNewAdamW: the decoupled weight decay pulls the minimum of the
+// quadratic towards zero.
+func ExampleNewAdamW() {
+	w := nn.Zeros(2).SetRequiresGrad(true)
+	opt, err := optim.NewAdamW([]*nn.Tensor{w}, optim.LR(0.1), optim.WeightDecay(0.1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		opt.ZeroGrad()
+		quadratic(w).Backward()
+		opt.Step()
+	}
+	fmt.Printf("%.4f\n", w.Data())
+	// Output: [0.9862 -1.9264]
+}
+
+func ExampleNewMultiStepLR() {
+	opt, _ := optim.NewSGD([]*nn.Tensor{nn.Zeros(1).SetRequiresGrad(true)}, optim.LR(0.1))
+	sched, err := optim.NewMultiStepLR(opt, []int{2, 5}, 0.1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for epoch := 0; epoch <= 6; epoch++ {
+		fmt.Printf("%.4f ", sched.LastLR()[0])
+		opt.Step()
+		sched.Step()
+	}
+	fmt.Println()
+	// Output: 0.1000 0.1000 0.0100 0.0100 0.0100 0.0010 0.0010
+}
+
+// ExampleNewCosineAnnealingLR follows torch past T_max: the recursive
+// formula climbs back up over the next T_max epochs.
+func ExampleNewCosineAnnealingLR() {
+	opt, _ := optim.NewSGD([]*nn.Tensor{nn.Zeros(1).SetRequiresGrad(true)}, optim.LR(0.1))
+	sched, err := optim.NewCosineAnnealingLR(opt, 4, 0.01)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for epoch := 0; epoch <= 8; epoch++ {
+		fmt.Printf("%.4f ", sched.LastLR()[0])
+		opt.Step()
+		sched.Step()
+	}
+	fmt.Println()
+	// Output: 0.1000 0.0868 0.0550 0.0232 0.0100 0.0232 0.0550 0.0868 0.1000
+}
+
+// ExampleWriteTorch saves an optimizer's state as torch.save does, for
+// torch's optimizer.load_state_dict(torch.load(path)); read back with
+// package pickle, it has torch's nested layout.
+func ExampleWriteTorch() {
+	w := nn.Zeros(2).SetRequiresGrad(true)
+	opt, err := optim.NewAdam([]*nn.Tensor{w}, optim.LR(0.01))
+	if err != nil {
+		log.Fatal(err)
+	}
+	quadratic(w).Backward()
+	opt.Step()
+
+	var buf bytes.Buffer // an *os.File in practice
+	if err := optim.WriteTorch(&buf, opt.StateDict()); err != nil {
+		log.Fatal(err)
+	}
+	f, err := pickle.Load(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range f.Tensors {
+		fmt.Println(t.Name, t.Tensor.Shape)
+	}
+	for _, m := range f.Meta[:3] {
+		fmt.Println(m.Path, m.Value)
+	}
+	// Output:
+	// state.0.step []
+	// state.0.exp_avg [2]
+	// state.0.exp_avg_sq [2]
+	// param_groups.0.lr 0.01
+	// param_groups.0.betas.0 0.9
+	// param_groups.0.betas.1 0.999
 }
