@@ -9,8 +9,10 @@
 // [Tensor.Data], [Tensor.Item], [Tensor.Reshape]/[Tensor.View]). Ops are
 // methods ([Tensor.Add], [Tensor.Mul], [Tensor.MatMul], [Tensor.Sum],
 // [Tensor.Permute], [Tensor.ReLU], ...) or functions ([Cat], [Conv2dFn],
-// [LinearFn], [BatchNormFn]) that return new tensors; nothing is modified in
-// place.
+// [LinearFn], [BatchNormFn]) that return new tensors (Reshape, View and
+// Flatten return views sharing data, as torch's do). Nothing is modified in
+// place, except by activation modules built with inplace=True under NoGrad,
+// which overwrite their input as torch's do.
 //
 // Autograd is define-by-run with no tape: an op records a backward node on
 // its output only when grad mode is on and one of its inputs requires grad,
