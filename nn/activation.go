@@ -160,16 +160,19 @@ func (t *Tensor) Hardsigmoid() *Tensor {
 		})
 }
 
-// softmaxRows calls f for each softmax row along dim: the row's offsets are
-// base + j*inner for j < size.
+// softmaxLayout splits shape around dim: outer rows of size elements, each
+// element inner apart.
 func softmaxLayout(shape []int, dim int) (outer, size, inner int) {
+	if len(shape) == 0 { // a scalar is one row of one element
+		return 1, 1, 1
+	}
 	return numel(shape[:dim]), shape[dim], numel(shape[dim+1:])
 }
 
 // Softmax returns exp(t)/sum(exp(t)) along dim.
 func (t *Tensor) Softmax(dim int) *Tensor {
 	dim = normDim(dim, max(t.Dim(), 1), "Softmax")
-	outer, size, inner := softmaxLayout(append(t.shape, 1)[:max(t.Dim(), 1)], dim)
+	outer, size, inner := softmaxLayout(t.shape, dim)
 	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
 	x, y := t.data, out.data
 	for o := range outer {
@@ -215,7 +218,7 @@ func (t *Tensor) Softmax(dim int) *Tensor {
 // LogSoftmax returns t - log(sum(exp(t))) along dim, computed stably.
 func (t *Tensor) LogSoftmax(dim int) *Tensor {
 	dim = normDim(dim, max(t.Dim(), 1), "LogSoftmax")
-	outer, size, inner := softmaxLayout(append(t.shape, 1)[:max(t.Dim(), 1)], dim)
+	outer, size, inner := softmaxLayout(t.shape, dim)
 	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
 	x, y := t.data, out.data
 	for o := range outer {
