@@ -229,6 +229,7 @@ func (l *BCEWithLogitsLoss) Forward(input, target *Tensor) *Tensor {
 
 // lossReduce applies a reduction to elementwise losses.
 func lossReduce(t *Tensor, r Reduction) *Tensor {
+	checkReduction(r)
 	switch r {
 	case ReduceMean:
 		return t.Mean(false)
@@ -240,13 +241,21 @@ func lossReduce(t *Tensor, r Reduction) *Tensor {
 	panic(fmt.Sprintf("nn: unknown reduction %d", int(r)))
 }
 
-// lossExpand broadcasts w to shape (nil stays nil), without recording.
+// checkReduction panics on a Reduction that is none of the constants.
+func checkReduction(r Reduction) {
+	if r < ReduceMean || r > ReduceNone {
+		panic(fmt.Sprintf("nn: unknown reduction %d", int(r)))
+	}
+}
+
+// lossExpand broadcasts w to shape (nil stays nil). Neither operand
+// requires grad, so nothing is recorded (and grad mode, which is
+// process-wide, is left alone).
 func lossExpand(w *Tensor, shape []int) []float32 {
 	if w == nil {
 		return nil
 	}
-	var out *Tensor
-	NoGrad(func() { out = Zeros(shape...).Add(w.Detach()) })
+	out := Zeros(shape...).Add(w.Detach())
 	if !sameShape(out.shape, shape) {
 		shapeErr("loss", "weight does not broadcast to the input", w.shape, shape)
 	}
@@ -325,6 +334,7 @@ func lossLogSoftmaxRows(x *Tensor, lo lossLayout) []float64 {
 // of the logits is then g·(Σ_row a · softmax - a), and of log-probabilities
 // -g·a.
 func classLoss(op string, x *Tensor, target []int, weight *Tensor, ignore int, red Reduction, eps float64, softmax bool) *Tensor {
+	checkReduction(red)
 	lo := newLossLayout(op, x)
 	if len(target) != lo.rows {
 		shapeErr(op, fmt.Sprintf("%d targets for %d rows", len(target), lo.rows), x.shape)
@@ -463,6 +473,7 @@ func probLoss(x, target *Tensor, weight *Tensor, red Reduction, eps float64) *Te
 	if !sameShape(x.shape, target.shape) {
 		shapeErr(op, "probability target must have the input's shape", x.shape, target.shape)
 	}
+	checkReduction(red)
 	lo := newLossLayout(op, x)
 	if weight != nil && (weight.Dim() != 1 || weight.shape[0] != lo.classes) {
 		shapeErr(op, "weight must have one value per class", weight.shape, x.shape)

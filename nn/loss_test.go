@@ -269,3 +269,27 @@ func ExampleBCEWithLogitsLoss() {
 	// loss: 0.4399
 	// grad: -0.1368 0.0944 0.0298 -0.1064
 }
+
+// TestLossProgrammerErrors: misuse panics, as torch raises.
+func TestLossProgrammerErrors(t *testing.T) {
+	x := nn.New([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	cases := map[string]func(){
+		"target out of range": func() { nn.NewCrossEntropyLoss().Forward(x, []int{0, 3}) },
+		"negative target":     func() { nn.NewNLLLoss().Forward(x, []int{-1, 0}) },
+		"target count":        func() { nn.NewCrossEntropyLoss().Forward(x, []int{0}) },
+		"bad reduction":       func() { (&nn.CrossEntropyLoss{Reduction: 7}).Forward(x, []int{0, 1}) },
+		"bad weight":          func() { (&nn.CrossEntropyLoss{Weight: nn.Ones(2)}).Forward(x, []int{0, 1}) },
+		"bce target shape":    func() { nn.NewBCEWithLogitsLoss().Forward(x, nn.Ones(3)) },
+		"probs shape":         func() { nn.NewCrossEntropyLoss().ForwardProbs(x, nn.Ones(3)) },
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("got no panic, want one")
+				}
+			}()
+			f()
+		})
+	}
+}
