@@ -287,6 +287,16 @@ func TestGraph(t *testing.T) {
 		}
 	})
 
+	t.Run("golden", func(t *testing.T) {
+		inTemp(t, "onnx/cnn.onnx")
+		clitest.CNNB(t, "b.safetensors")
+		ios, stdout, _ := clitest.Streams()
+		if err := convertRun(&Options{IO: ios, In: "b.safetensors", Out: "deployed.onnx", Graph: "cnn.onnx", Now: fakeClock()}); err != nil {
+			t.Fatal(err)
+		}
+		clitest.Golden(t, "graph", stdout.Bytes())
+	})
+
 	t.Run("mismatch", func(t *testing.T) {
 		ios, _, _ := clitest.Streams()
 		out := filepath.Join(dir, "bad.onnx")
