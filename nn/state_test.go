@@ -245,3 +245,42 @@ func TestMaxPoolPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestFoldBatchNorm(t *testing.T) {
+	ManualSeed(9)
+	for _, c := range []struct {
+		name string
+		conv *Conv2d
+	}{
+		{"plain", NewConv2d(nil, 3, 4, 3, Padding(1), NoBias())},
+		{"bias_groups", NewConv2d(nil, 4, 6, 3, Stride(2), Groups(2))},
+		{"depthwise", NewConv2d(nil, 4, 4, 3, Padding(1), Groups(4))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bn := NewBatchNorm2d(nil, c.conv.OutChannels, Eps(1e-3))
+			copy(bn.RunningMean.Data(), RandN(c.conv.OutChannels).Data())
+			copy(bn.RunningVar.Data(), RandU(0.5, 2, c.conv.OutChannels).Data())
+			copy(bn.Weight.Data(), RandN(c.conv.OutChannels).Data())
+			copy(bn.Bias.Data(), RandN(c.conv.OutChannels).Data())
+			bn.Eval()
+			f, err := FoldBatchNorm(c.conv, bn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := RandN(2, c.conv.InChannels, 7, 7)
+			var want, got *Tensor
+			NoGrad(func() {
+				want = bn.Forward(c.conv.Forward(x))
+				got = f.Forward(x)
+			})
+			// Folding reorders one multiplication per product: float32
+			// rounding, well inside 1e-5 of the largest output.
+			if err := closeTo(got, want, 1e-5, 1e-5); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if _, err := FoldBatchNorm(NewConv2d(nil, 3, 4, 1), NewBatchNorm2d(nil, 5)); err == nil {
+		t.Error("mismatched channels: got nil error")
+	}
+}
