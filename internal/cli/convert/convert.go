@@ -193,8 +193,10 @@ type Summary struct {
 	Format       string   `json:"format"`
 	SourceFormat string   `json:"source_format"`
 	Files        []string `json:"files"`
-	Tensors      int      `json:"tensors"`
-	Parameters   int64    `json:"parameters"`
+	// Tensors and Parameters count what was written (not the tensors a
+	// --graph does not use).
+	Tensors    int   `json:"tensors"`
+	Parameters int64 `json:"parameters"`
 	// Bytes is the total size of the files written.
 	Bytes   int64   `json:"bytes"`
 	Seconds float64 `json:"seconds"`
@@ -267,12 +269,19 @@ func convertRun(opts *Options) error {
 	}
 	s := &Summary{
 		Input: opts.In, Output: opts.Out, Format: res.Format, SourceFormat: src.Format,
-		Files: res.Files, Tensors: len(c.Tensors), Bytes: res.Bytes,
+		Files: res.Files, Bytes: res.Bytes,
 		Seconds: now().Sub(start).Seconds(), Dropped: rep.Dropped, Renamed: rep.Renamed,
 		DroppedMetadata: res.DroppedMeta, Unused: res.Unused,
 	}
+	unused := make(map[string]bool, len(res.Unused))
+	for _, n := range res.Unused {
+		unused[n] = true
+	}
 	for _, nt := range c.Tensors {
-		s.Parameters += nt.Tensor.NumElements()
+		if !unused[nt.Name] {
+			s.Tensors++
+			s.Parameters += nt.Tensor.NumElements()
+		}
 	}
 	if cs := rep.Cast; cs != nil && p.transform.DType.Valid() {
 		s.Cast = &Cast{DType: p.transform.DType.String(), Tensors: cs.Tensors, Values: cs.Values(), Overflow: cs.Overflow(), Underflow: cs.Underflow()}

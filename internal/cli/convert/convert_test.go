@@ -274,6 +274,9 @@ func TestGraph(t *testing.T) {
 		if want := []string{"bn1.num_batches_tracked", "bn2.num_batches_tracked"}; !slices.Equal(s.Unused, want) {
 			t.Errorf("unused = %v, want %v", s.Unused, want)
 		}
+		if s.Tensors != len(entries)-2 {
+			t.Errorf("summary counts %d tensors written, want %d", s.Tensors, len(entries)-2)
+		}
 		got := hashes(t, out)
 		if len(got) != len(entries)-2 {
 			t.Errorf("output has %d initializers, want %d", len(got), len(entries)-2)
