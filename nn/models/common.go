@@ -2,7 +2,9 @@ package models
 
 import (
 	"math"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/ckptkit/ckpt/nn"
 )
@@ -50,15 +52,16 @@ func affineInPlace(y *nn.Tensor, bn *nn.BatchNorm2d, relu bool) {
 		w, bias = bn.Weight.Data(), bn.Bias.Data()
 	}
 	d := y.Data()
-	for ch := range c {
-		scale := float32(1 / math.Sqrt(float64(vr[ch])+bn.Eps))
-		shift := -mean[ch] * scale
-		if w != nil {
-			scale *= w[ch]
-			shift = shift*w[ch] + bias[ch]
-		}
-		for i := range n {
-			p := d[(i*c+ch)*hw : (i*c+ch+1)*hw]
+	parallel(n*c, hw, func(lo, hi int) {
+		for nc := lo; nc < hi; nc++ {
+			ch := nc % c
+			scale := float32(1 / math.Sqrt(float64(vr[ch])+bn.Eps))
+			shift := -mean[ch] * scale
+			if w != nil {
+				scale *= w[ch]
+				shift = shift*w[ch] + bias[ch]
+			}
+			p := d[nc*hw : (nc+1)*hw]
 			if relu {
 				for j, v := range p {
 					v = v*scale + shift
@@ -73,7 +76,32 @@ func affineInPlace(y *nn.Tensor, bn *nn.BatchNorm2d, relu bool) {
 				}
 			}
 		}
+	})
+}
+
+// parallelMin is the element count below which elementwise passes stay on
+// one goroutine.
+const parallelMin = 1 << 15
+
+// parallel splits the rows [0, rows) of rowLen elements each into one
+// contiguous range per CPU when the work is large enough, and runs f on each.
+func parallel(rows, rowLen int, f func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), rows)
+	if workers <= 1 || rows*rowLen < parallelMin {
+		f(0, rows)
+		return
 	}
+	var wg sync.WaitGroup
+	per := (rows + workers - 1) / workers
+	for lo := per; lo < rows; lo += per {
+		wg.Add(1)
+		go func(lo int) {
+			defer wg.Done()
+			f(lo, min(lo+per, rows))
+		}(lo)
+	}
+	f(0, min(per, rows))
+	wg.Wait()
 }
 
 // addReLU returns relu(a + b) for tensors of one shape, summing into a in
@@ -84,13 +112,17 @@ func addReLU(a, b *nn.Tensor) *nn.Tensor {
 	}
 	ad, bd := a.Data(), b.Data()
 	bd = bd[:len(ad)]
-	for i, v := range ad {
-		v += bd[i]
-		if v < 0 {
-			v = 0
+	const chunk = 4096
+	parallel((len(ad)+chunk-1)/chunk, chunk, func(lo, hi int) {
+		a, b := ad[lo*chunk:min(hi*chunk, len(ad))], bd[lo*chunk:min(hi*chunk, len(ad))]
+		for i, v := range a {
+			v += b[i]
+			if v < 0 {
+				v = 0
+			}
+			a[i] = v
 		}
-		ad[i] = v
-	}
+	})
 	return a
 }
 
