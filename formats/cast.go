@@ -112,7 +112,14 @@ func (c *castReader) ReadAt(p []byte, off int64) (int, error) {
 		c.stats.underflow.Add(under)
 		c.counted = last
 	}
-	return copy(p, dst[off-first*des:off-first*des+want]), nil
+	k := copy(p, dst[off-first*des:off-first*des+want])
+	if last == c.numel {
+		// Done with this tensor (a writer reads each once): free the
+		// buffers, so a checkpoint of many cast tensors does not keep
+		// one set per tensor.
+		c.srcBuf, c.dstBuf, c.f32 = nil, nil, nil
+	}
+	return k, nil
 }
 
 // readSource fills b with the source's little-endian elements [first, last)

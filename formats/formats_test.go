@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -486,7 +487,7 @@ func TestSaveAtomic(t *testing.T) {
 	if err := os.WriteFile(out, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Save(out, src, SaveOptions{}); err == nil || !strings.Contains(err.Error(), "exists") {
+	if _, err := Save(out, src, SaveOptions{}); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("save over an existing file: got %v, want an error", err)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "keep me" {

@@ -67,7 +67,8 @@ func FormatFor(path string) (string, error) {
 // Save writes c to path in opts.Format (or the format path's extension
 // names). Every file is written to a temporary file in its directory,
 // synced, and renamed into place once all are complete; on error nothing is
-// left behind. Existing files are kept unless opts.Force.
+// left behind. Existing files are kept unless opts.Force: the error then
+// wraps fs.ErrExist.
 func Save(path string, c *Checkpoint, opts SaveOptions) (*SaveResult, error) {
 	format := opts.Format
 	if format == "" {
@@ -331,7 +332,7 @@ func (o *outputs) run(res *SaveResult, files []outFile) (err error) {
 	if !o.opts.Force {
 		for _, f := range files {
 			if _, err := os.Lstat(f.path); err == nil {
-				return fmt.Errorf("formats: %s exists (overwrite with force)", f.path)
+				return fmt.Errorf("formats: %s: %w (overwrite with force)", f.path, fs.ErrExist)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("formats: %w", err)
 			}
@@ -415,10 +416,10 @@ func place(tmp, final string, force bool) error {
 		os.Remove(tmp)
 		return nil
 	} else if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("formats: %s exists (overwrite with force)", final)
+		return fmt.Errorf("formats: %s: %w (overwrite with force)", final, fs.ErrExist)
 	}
 	if _, err := os.Lstat(final); err == nil {
-		return fmt.Errorf("formats: %s exists (overwrite with force)", final)
+		return fmt.Errorf("formats: %s: %w (overwrite with force)", final, fs.ErrExist)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("formats: %w", err)
