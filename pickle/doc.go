@@ -35,7 +35,10 @@
 // a storage in the file share one *tensor.Storage, and every view is checked
 // with Validate before it is returned.
 //
-// The package does not write files, does not support sparse, quantized or
-// complex tensors, and refuses compressed storage entries (torch never
-// writes them).
+// The package does not write files (formats/pytorch does). It does not
+// support sparse, quantized or complex tensors, numpy arrays or scalars
+// inside checkpoints (refused as calls outside the allow-list), TorchScript
+// archives from before torch 1.4 (model.json and a protobuf), or
+// compressed storage entries (torch never writes them). Protocol 0 STRING
+// and UNICODE arguments are kept as written, without decoding escapes.
 package pickle

@@ -247,20 +247,23 @@ func fileSize(t *testing.T, path string) int64 {
 	return fi.Size()
 }
 
-// TestHashes checks File.Hashes against Tensor.SHA256 one by one.
+// TestHashes checks File.Hashes against Tensor.SHA256 one by one, over
+// fixtures with views, every dtype and big-endian storages.
 func TestHashes(t *testing.T) {
-	f := openFixture(t, "checkpoint.pt")
-	sums, err := f.Hashes(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range f.Tensors {
-		want, err := n.Tensor.SHA256()
+	for _, name := range []string{"checkpoint.pt", "views.pt", "dtypes.pt", "zip_bigendian.pt", "legacy_views.pt"} {
+		f := openFixture(t, name)
+		sums, err := f.Hashes(3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sums[i] != want {
-			t.Errorf("%s: got %x, want %x", n.Name, sums[i], want)
+		for i, n := range f.Tensors {
+			want, err := n.Tensor.SHA256()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sums[i] != want {
+				t.Errorf("%s %s: got %x, want %x", name, n.Name, sums[i], want)
+			}
 		}
 	}
 }
