@@ -13,6 +13,12 @@ import (
 // two spaces. Built-in layers' String methods call it; user modules can too:
 //
 //	func (n *Net) String() string { return nn.Repr(n) }
+//
+// The printed name is the Go type's name, or TypeName() when the module
+// implements [TypeNamer]. A type that embeds a built-in layer (say
+// Conv2dNormActivation embedding Sequential) inherits that layer's String
+// method, which prints the embedded name at the root; give the outer type
+// its own String (nested printing always uses the registered outer value).
 func Repr(m Module) string {
 	var extra []string
 	if e, ok := m.(ExtraRepr); ok {
