@@ -271,8 +271,9 @@ func TestOptimParity(t *testing.T) {
 	}
 }
 
-// TestOptimInterop regenerates every case and the saved state dicts with a
-// random seed (and step count) and runs both parity tests on them.
+// TestOptimInterop regenerates every case and the saved optimizer and
+// scheduler states with a random seed (and step count) and runs the parity
+// and resume tests on them.
 func TestOptimInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping torch interop in -short mode")
@@ -293,6 +294,11 @@ func TestOptimInterop(t *testing.T) {
 	for i := range res {
 		c := &res[i]
 		t.Run("resume/"+c.Name, func(t *testing.T) { runResume(t, dir, c) })
+	}
+	sres := loadCases(t, dir+"/sched_resume.json")
+	for i := range sres {
+		c := &sres[i]
+		t.Run("sched_resume/"+c.Name, func(t *testing.T) { runSchedResume(t, dir, c) })
 	}
 }
 

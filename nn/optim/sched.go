@@ -42,10 +42,11 @@ type LRScheduler struct {
 	lastLR    []float64
 	chain     func(s *LRScheduler) []float64 // torch's get_lr
 	closed    func(s *LRScheduler) []float64 // torch's _get_closed_form_lr
+	args      map[string]any                 // constructor arguments under torch's names
 }
 
-func newScheduler(name string, opt *Optimizer, chain, closed func(*LRScheduler) []float64) *LRScheduler {
-	s := &LRScheduler{Name: name, opt: opt, lastEpoch: -1, chain: chain, closed: closed}
+func newScheduler(name string, opt *Optimizer, args map[string]any, chain, closed func(*LRScheduler) []float64) *LRScheduler {
+	s := &LRScheduler{Name: name, opt: opt, lastEpoch: -1, chain: chain, closed: closed, args: args}
 	for _, g := range opt.Groups {
 		if g.InitialLR == 0 {
 			g.InitialLR = g.LR
@@ -123,7 +124,7 @@ func NewStepLR(opt *Optimizer, stepSize int, gamma float64) (*LRScheduler, error
 	if stepSize <= 0 {
 		return nil, fmt.Errorf("optim: StepLR step size must be positive, got %d", stepSize)
 	}
-	return newScheduler("StepLR", opt,
+	return newScheduler("StepLR", opt, map[string]any{"step_size": int64(stepSize), "gamma": gamma},
 		func(s *LRScheduler) []float64 {
 			return mapLR(s, func(lr, _ float64) float64 {
 				if s.lastEpoch == 0 || s.lastEpoch%stepSize != 0 {
@@ -148,7 +149,7 @@ func NewMultiStepLR(opt *Optimizer, milestones []int, gamma float64) (*LRSchedul
 	}
 	sorted := append([]int(nil), milestones...)
 	sort.Ints(sorted)
-	return newScheduler("MultiStepLR", opt,
+	return newScheduler("MultiStepLR", opt, map[string]any{"milestones": sorted, "gamma": gamma},
 		func(s *LRScheduler) []float64 {
 			return mapLR(s, func(lr, _ float64) float64 {
 				k := count[s.lastEpoch]
@@ -172,7 +173,7 @@ func NewCosineAnnealingLR(opt *Optimizer, tMax int, etaMin float64) (*LRSchedule
 		return nil, fmt.Errorf("optim: CosineAnnealingLR T_max must be positive, got %d", tMax)
 	}
 	T := float64(tMax)
-	return newScheduler("CosineAnnealingLR", opt,
+	return newScheduler("CosineAnnealingLR", opt, map[string]any{"T_max": int64(tMax), "eta_min": etaMin},
 		func(s *LRScheduler) []float64 {
 			e := s.lastEpoch
 			switch {
@@ -213,7 +214,8 @@ func NewLinearLR(opt *Optimizer, startFactor, endFactor float64, totalIters int)
 		return nil, fmt.Errorf("optim: LinearLR total_iters must be positive, got %d", totalIters)
 	}
 	n := float64(totalIters)
-	return newScheduler("LinearLR", opt,
+	args := map[string]any{"start_factor": startFactor, "end_factor": endFactor, "total_iters": int64(totalIters)}
+	return newScheduler("LinearLR", opt, args,
 		func(s *LRScheduler) []float64 {
 			e := s.lastEpoch
 			return mapLR(s, func(lr, _ float64) float64 {

@@ -18,6 +18,12 @@ Writes into the output directory:
   resume.json   for each: the parameters at the time of saving, the hyper-
                 parameters to rebuild the optimizer, gradients for the next
                 steps, and the parameters and state after torch continued.
+  sched_*.pt    torch.save({"optimizer": ..., "scheduler": sched.state_dict()})
+                after a few epochs of StepLR, CosineAnnealingLR, LinearLR and
+                SequentialLR (warm-up then cosine) on SGD with two groups;
+  sched_resume.json
+                for each: the scheduler's arguments and the learning rates
+                torch's get_last_lr() gives over the next epochs.
 
 Tensors are {"shape": [...], "data": "v v v"} (numpy's shortest float32
 repr), so Go parses torch's exact values.
@@ -150,6 +156,32 @@ def resume_case(name, alg, defaults, group2, sched, before, after, out_dir):
     }
 
 
+SCHED_RESUME = [
+    ("step", ("StepLR", {"step_size": 2, "gamma": 0.5})),
+    ("cosine", ("CosineAnnealingLR", {"T_max": 3, "eta_min": 0.001})),
+    ("linear", ("LinearLR", {"start_factor": 0.2, "end_factor": 0.9, "total_iters": 6})),
+    ("warmup_cosine", ("SequentialLR", {"warmup": {"start_factor": 0.1, "end_factor": 1.0, "total_iters": 3},
+                                        "T_max": 6, "eta_min": 0.0, "milestones": [3]})),
+]
+
+
+def sched_resume(name, spec, before, after, out_dir):
+    params = [torch.randn(*s, requires_grad=True) for s in SHAPES]
+    opt = build("SGD", {"lr": 0.1, "momentum": 0.9}, {"lr": 0.03}, params)
+    sch = make_sched(opt, spec)
+    for _ in range(before):
+        opt.step()
+        sch.step()
+    fname = f"sched_{name}.pt"
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sch.state_dict()}, os.path.join(out_dir, fname))
+    lrs = []
+    for _ in range(after):
+        opt.step()
+        sch.step()
+        lrs.append(list(sch.get_last_lr()))
+    return {"name": name, "file": fname, "sched": {"type": spec[0], "kwargs": spec[1]}, "lrs": lrs}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
@@ -168,6 +200,11 @@ def main():
         resume_case("adam", "Adam", {"lr": 0.01, "amsgrad": True}, {"lr": 0.02, "betas": (0.8, 0.95)},
                     ("StepLR", {"step_size": 2, "gamma": 0.5}), 3, 4, a.out_dir),
     ]
+    sres = [sched_resume(n, sp, 4, 7, a.out_dir) for n, sp in SCHED_RESUME]
+    with open(os.path.join(a.out_dir, "sched_resume.json"), "w") as f:
+        f.write('{"torch": %s, "seed": %d, "cases": [\n' % (json.dumps(torch.__version__), a.seed))
+        f.write(",\n".join(json.dumps(c, separators=(",", ":")) for c in sres))
+        f.write("\n]}\n")
     with open(os.path.join(a.out_dir, "resume.json"), "w") as f:
         f.write('{"torch": %s, "seed": %d, "cases": [\n' % (json.dumps(torch.__version__), a.seed))
         f.write(",\n".join(json.dumps(c, separators=(",", ":")) for c in res))
