@@ -31,8 +31,10 @@
 // return an [LRScheduler]; [NewSequentialLR] chains them (linear warm-up, then
 // cosine). They follow torch's recursive formulas and its construction-time
 // step 0, so the learning rates match torch's get_last_lr() epoch by epoch.
-// Scheduler state (last_epoch) is not part of the optimizer's state dict, as
-// in torch; the "initial_lr" a scheduler records is.
+// As in torch, a scheduler's position has its own state dict
+// ([LRScheduler.StateDict], [SequentialLR.LoadStateDict]; [SchedulerState]
+// reads one that torch saved), while the "initial_lr" it records is part of
+// the optimizer's.
 //
 // # State dicts
 //
@@ -55,6 +57,7 @@
 //
 // Other optimizers (RMSprop, Adagrad, ...), closures, sparse gradients,
 // torch's foreach/fused kernels (their results equal the single-tensor ones
-// up to rounding), capturable/differentiable modes, and scheduler state
-// dicts.
+// up to rounding), capturable/differentiable modes, writing scheduler states
+// as torch pickles, and reading MultiStepLR's (its milestones are a
+// collections.Counter, which package pickle's allow-list refuses).
 package optim
