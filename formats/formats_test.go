@@ -775,3 +775,28 @@ func FuzzDetect(f *testing.F) {
 		}
 	})
 }
+
+// TestSaveShardedPyTorch writes pytorch_model-0000N-of-0000M.bin shards and
+// an index, as transformers does, and opens them back through the index.
+func TestSaveShardedPyTorch(t *testing.T) {
+	src := open(t, fixtures+"views.pt")
+	var d desc
+	readJSON(t, fixtures+"views.json", &d)
+	dir := t.TempDir()
+	res, err := Save(filepath.Join(dir, "pytorch_model.bin"), src, SaveOptions{MaxShardSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(res.Files) - 1
+	if n < 2 || filepath.Base(res.Files[n]) != "pytorch_model.bin.index.json" || filepath.Base(res.Files[0]) != fmt.Sprintf("pytorch_model-00001-of-%05d.bin", n) {
+		t.Fatalf("files %v, want pytorch_model-0000i-of-%05d.bin shards and an index", res.Files, n)
+	}
+	c := open(t, res.Files[n])
+	if c.Format != FormatPyTorchSharded {
+		t.Errorf("format %q, want %q", c.Format, FormatPyTorchSharded)
+	}
+	checkDesc(t, c, d, nil)
+	if _, err := Save(filepath.Join(dir, "m.onnx"), src, SaveOptions{MaxShardSize: 100}); err == nil {
+		t.Error("sharded ONNX: no error")
+	}
+}

@@ -22,9 +22,12 @@ type SaveOptions struct {
 	Format string
 	// Force allows replacing existing files.
 	Force bool
-	// MaxShardSize, for safetensors, splits the tensors into shards of at
-	// most this many tensor bytes (see safetensors.PlanShards) when they do
-	// not fit in one, in Hugging Face's layout. 0 writes one file.
+	// MaxShardSize, for safetensors and PyTorch, splits the tensors into
+	// shards of at most this many tensor bytes (see safetensors.PlanShards)
+	// when they do not fit in one, in Hugging Face's layout:
+	// DIR/model-00001-of-0000N.safetensors (or .bin) and
+	// DIR/model.safetensors.index.json. 0 writes one file. Storage sharing
+	// is kept within a PyTorch shard, not across shards.
 	MaxShardSize int64
 	// Graph, for ONNX, is an ONNX model whose initializers receive the
 	// checkpoint's tensors by name (onnx.Model.ReplaceInitializers). Without
@@ -116,19 +119,55 @@ func checkNames(c *Checkpoint) error {
 }
 
 func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
-	ts := make([]pytorch.Named, len(c.Tensors))
+	all := make([]safetensors.Named, len(c.Tensors))
 	for i, nt := range c.Tensors {
-		ts[i] = pytorch.Named{Name: nt.Name, Tensor: nt.Tensor}
-	}
-	total, err := pytorch.DataBytes(ts)
-	if err != nil {
-		return err
+		all[i] = safetensors.Named{Name: nt.Name, Tensor: nt.Tensor}
 	}
 	for _, m := range c.Meta {
 		res.DroppedMeta = append(res.DroppedMeta, m.Key)
 	}
-	out := newOutputs(opts, total)
-	return out.run(res, []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.Write(w, ts) }}})
+	// Shards as transformers writes pytorch_model-00001-of-0000N.bin.
+	plan := safetensors.PlanShards(all, opts.MaxShardSize)
+	paths, index := safetensors.ShardPaths(path, len(plan))
+	x := &safetensors.Index{Metadata: map[string]any{}, WeightMap: map[string]string{}}
+	var files []outFile
+	var total, dataSize int64
+	for i, shard := range plan {
+		ts := make([]pytorch.Named, len(shard))
+		for j, nt := range shard {
+			ts[j] = pytorch.Named{Name: nt.Name, Tensor: nt.Tensor}
+			x.WeightMap[nt.Name] = filepath.Base(paths[i])
+			dataSize += nt.Tensor.NumBytes()
+		}
+		n, err := pytorch.DataBytes(ts)
+		if err != nil {
+			return err
+		}
+		total += n
+		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return pytorch.Write(w, ts) }})
+	}
+	if index != "" {
+		f, n, err := indexFile(index, x, dataSize)
+		if err != nil {
+			return err
+		}
+		total += n
+		files = append(files, f)
+	}
+	return newOutputs(opts, total).run(res, files)
+}
+
+// indexFile is the outFile of a sharded checkpoint's index.
+func indexFile(path string, x *safetensors.Index, dataSize int64) (outFile, int64, error) {
+	x.Metadata["total_size"] = dataSize
+	b, err := x.Marshal()
+	if err != nil {
+		return outFile{}, 0, err
+	}
+	return outFile{path, func(w io.Writer) (int64, error) {
+		n, err := w.Write(b)
+		return int64(n), err
+	}}, int64(len(b)), nil
 }
 
 // safetensorsMeta is the __metadata__ written: the checkpoint's metadata
@@ -170,21 +209,20 @@ func saveSafetensors(path string, c *Checkpoint, opts SaveOptions, res *SaveResu
 		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return safetensors.Write(w, shard, meta) }})
 	}
 	if index != "" {
-		x.Metadata["total_size"] = dataSize
-		b, err := x.Marshal()
+		f, n, err := indexFile(index, x, dataSize)
 		if err != nil {
 			return err
 		}
-		total += int64(len(b))
-		files = append(files, outFile{index, func(w io.Writer) (int64, error) {
-			n, err := w.Write(b)
-			return int64(n), err
-		}})
+		total += n
+		files = append(files, f)
 	}
 	return newOutputs(opts, total).run(res, files)
 }
 
 func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
+	if opts.MaxShardSize > 0 {
+		return fmt.Errorf("formats: ONNX output cannot be sharded (large models use external data)")
+	}
 	ts := make([]onnx.Named, len(c.Tensors))
 	for i, nt := range c.Tensors {
 		ts[i] = onnx.Named{Name: nt.Name, Tensor: nt.Tensor}

@@ -40,8 +40,11 @@
 // [tensor.Tensor.WriteTo], so memory stays bounded by the tensor package's
 // chunk size. Tensors are written in the order given (not re-sorted by dtype
 // as the Rust writer does); readers order tensors by offset, so a write and
-// read back keeps the order. safetensors has no storage sharing: tensors that
-// share storage in the source are written once each.
+// read back keeps the order. A consequence: a tensor following one of odd
+// byte size may start at an offset that is not a multiple of its element
+// size (readers that map the file copy such tensors; the format allows it).
+// safetensors has no storage sharing: tensors that share storage in the
+// source are written once each.
 //
 // # Sharding
 //
