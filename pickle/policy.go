@@ -65,6 +65,9 @@ var callables = map[string]bool{
 	"__builtin__.frozenset":                      true,
 	"_codecs.encode":                             true,
 	"functools.partial":                          true,
+	"numpy.dtype":                                true,
+	"numpy.core.multiarray.scalar":               true,
+	"numpy._core.multiarray.scalar":              true,
 }
 
 // safeBuiltins are the builtins a pickle may name as values.

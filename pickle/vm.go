@@ -233,10 +233,13 @@ func init() {
 			// An inert record of the partial; nothing is ever called.
 			return &objectRaw{class: &classRef{module: "functools", name: "partial"}, args: args}, nil
 		},
-		"builtins.set":          setOf,
-		"builtins.frozenset":    setOf,
-		"__builtin__.set":       setOf,
-		"__builtin__.frozenset": setOf,
+		"numpy.dtype":                   numpyDType,
+		"numpy.core.multiarray.scalar":  numpyScalar,
+		"numpy._core.multiarray.scalar": numpyScalar,
+		"builtins.set":                  setOf,
+		"builtins.frozenset":            setOf,
+		"__builtin__.set":               setOf,
+		"__builtin__.frozenset":         setOf,
 		"_codecs.encode": func(args []any) (any, error) {
 			if len(args) < 1 {
 				return nil, errors.New("no arguments")
@@ -465,6 +468,8 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		return &Global{Module: x.name[:i], Name: x.name[i+1:]}, nil
 	case *storageRef:
 		return x.st, nil
+	case *npDType:
+		return &Global{Module: "numpy", Name: "dtype(" + x.code + ")"}, nil
 	}
 	// Containers: shared and cyclic references.
 	if out, ok := c.done[v]; ok {

@@ -46,7 +46,8 @@ Files:
                         back by torch.load
   checkpoint.pt         {"epoch", "state_dict", "optimizer" (SGD momentum state),
                         "arch", "best", "flags": [True, None], "args" (an
-                        argparse.Namespace), "stats" (a namedtuple holding a tensor)}
+                        argparse.Namespace), "stats" (a namedtuple holding a tensor),
+                        "numpy" (numpy scalars of several dtypes, one big-endian)}
   views.pt              transposed, channels_last, stride-0 expand, offset slice,
                         two tensors sharing a storage, 0-d and zero-size tensors
   dtypes.pt             one tensor of every dtype package tensor supports
@@ -65,6 +66,7 @@ import sys
 import tarfile
 import zipfile
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -118,6 +120,8 @@ def flatten(obj, path, tensors, meta):
     elif isinstance(obj, nn.Module):
         for k, v in obj.state_dict().items():
             tensors.append(describe_tensor(join(k), v))
+    elif isinstance(obj, np.generic):
+        meta.append({"path": path, "value": obj.item()})
     elif isinstance(obj, argparse.Namespace):
         flatten(vars(obj), path, tensors, meta)
     elif isinstance(obj, dict):
@@ -188,6 +192,9 @@ def checkpoint(seed):
         "flags": [True, None],
         "args": argparse.Namespace(lr=0.1, arch="smallcnn", epochs=90, resume=None),
         "stats": Stats(loss=loss.detach(), top1=0.5),
+        "numpy": {"best": np.float64(0.75 + seed), "step": np.int64(42 + seed), "f32": np.float32(1.5),
+                  "f16": np.float16(0.1), "flag": np.bool_(True), "u8": np.uint8(200), "i8": np.int8(-5),
+                  "big_endian": np.array([2.5 + seed], dtype=">f8")[0]},
     }
 
 
