@@ -800,3 +800,18 @@ func TestSaveShardedPyTorch(t *testing.T) {
 		t.Error("sharded ONNX: no error")
 	}
 }
+
+func TestOpenDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "is a directory without") {
+		t.Errorf("empty directory: got %v", err)
+	}
+	src := open(t, fixtures+"dtypes.safetensors")
+	if _, err := Save(filepath.Join(dir, "model.safetensors"), src, SaveOptions{MaxShardSize: 64}); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, dir)
+	if c.Format != FormatSafetensorsSharded || len(c.Tensors) != len(src.Tensors) {
+		t.Errorf("got %s with %d tensors, want the sharded checkpoint of %d", c.Format, len(c.Tensors), len(src.Tensors))
+	}
+}

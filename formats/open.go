@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/formats/safetensors"
@@ -115,9 +116,16 @@ func isONNX(r io.ReaderAt, size int64) bool {
 	return seen && pos == size
 }
 
+// DirCandidates are the files Open looks for, in order, when given a
+// directory (a Hugging Face model directory).
+var DirCandidates = []string{
+	"model.safetensors.index.json", "model.safetensors",
+	"pytorch_model.bin.index.json", "pytorch_model.bin",
+}
+
 // Open opens the checkpoint at path, recognizing its format from the
-// content. A sharded checkpoint is opened from its index file. The
-// checkpoint must be closed.
+// content. A sharded checkpoint is opened from its index file; a directory
+// from the first of DirCandidates it holds. The checkpoint must be closed.
 func Open(path string) (*Checkpoint, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -130,7 +138,13 @@ func Open(path string) (*Checkpoint, error) {
 	}
 	if st.IsDir() {
 		f.Close()
-		return nil, fmt.Errorf("formats: %s is a directory", path)
+		for _, name := range DirCandidates {
+			p := filepath.Join(path, name)
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				return Open(p)
+			}
+		}
+		return nil, fmt.Errorf("formats: %s is a directory without %s", path, strings.Join(DirCandidates, ", "))
 	}
 	kind, err := Detect(f, st.Size())
 	f.Close()
