@@ -276,9 +276,12 @@ func NewReLU(inplace bool) *ReLU { return &ReLU{Inplace: inplace} }
 // Forward applies ReLU.
 func (m *ReLU) Forward(x *Tensor) *Tensor {
 	if m.Inplace && !GradEnabled() {
-		for i, v := range x.data {
-			x.data[i] = max(v, 0)
-		}
+		parallelChunks(len(x.data), func(lo, hi int) {
+			d := x.data[lo:hi]
+			for i, v := range d {
+				d[i] = max(v, 0)
+			}
+		})
 		return x
 	}
 	return x.ReLU()

@@ -359,6 +359,16 @@ func parallelFor(n, work int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
+// parallelChunks runs f over [0, n) in parallel pieces when n is large
+// (elementwise work, where a piece is a plain index range).
+func parallelChunks(n int, f func(lo, hi int)) {
+	if n < 4*parallelMin {
+		f(0, n)
+		return
+	}
+	parallelFor(n, n, f)
+}
+
 // parallelForWorkers splits [0, n) into workers contiguous ranges run
 // concurrently; f also gets its worker index, to pick a private buffer.
 func parallelForWorkers(n, workers int, f func(worker, lo, hi int)) {

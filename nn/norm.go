@@ -224,10 +224,24 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 // per-channel scale and shift folded from the running statistics, and no
 // allocation besides the output.
 func batchNormEval(x, runningMean, runningVar, weight, bias *Tensor, eps float64) *Tensor {
-	n, c := x.shape[0], x.shape[1]
-	inner := numel(x.shape[2:])
 	out := &Tensor{data: make([]float32, len(x.data)), shape: append([]int(nil), x.shape...)}
-	for ch := range c {
+	if len(x.data) < parallelMin {
+		batchNormEvalRange(x, runningMean, runningVar, weight, bias, eps, out, 0, x.shape[0]*x.shape[1])
+		return out
+	}
+	parallelFor(x.shape[0]*x.shape[1], len(x.data), func(lo, hi int) {
+		batchNormEvalRange(x, runningMean, runningVar, weight, bias, eps, out, lo, hi)
+	})
+	return out
+}
+
+// batchNormEvalRange normalises the planes [lo, hi) of x (plane i*C+ch is
+// channel ch of sample i).
+func batchNormEvalRange(x, runningMean, runningVar, weight, bias *Tensor, eps float64, out *Tensor, lo, hi int) {
+	c := x.shape[1]
+	inner := numel(x.shape[2:])
+	for p := lo; p < hi; p++ {
+		ch := p % c
 		sc := 1 / math.Sqrt(float64(runningVar.data[ch])+eps)
 		if weight != nil {
 			sc *= float64(weight.data[ch])
@@ -237,15 +251,13 @@ func batchNormEval(x, runningMean, runningVar, weight, bias *Tensor, eps float64
 			sh += float64(bias.data[ch])
 		}
 		s32, h32 := float32(sc), float32(sh)
-		for i := range n {
-			src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-			dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-			for j, v := range src {
-				dst[j] = v*s32 + h32
-			}
+		src := x.data[p*inner : (p+1)*inner]
+		dst := out.data[p*inner : (p+1)*inner]
+		dst = dst[:len(src)]
+		for j, v := range src {
+			dst[j] = v*s32 + h32
 		}
 	}
-	return out
 }
 
 // normRows normalises rows of length d (row r covers data[r*d:(r+1)*d]) and

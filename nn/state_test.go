@@ -284,3 +284,27 @@ func TestFoldBatchNorm(t *testing.T) {
 		t.Error("mismatched channels: got nil error")
 	}
 }
+
+// TestParallelEvalPaths checks the parallel inference paths (taken on large
+// inputs) of BatchNorm2d and in-place ReLU against the recording paths.
+func TestParallelEvalPaths(t *testing.T) {
+	ManualSeed(10)
+	x := RandN(2, 16, 64, 64)
+	bn := NewBatchNorm2d(nil, 16)
+	copy(bn.RunningMean.Data(), RandN(16).Data())
+	copy(bn.RunningVar.Data(), RandU(0.5, 2, 16).Data())
+	copy(bn.Weight.Data(), RandN(16).Data())
+	bn.Eval()
+	var fast *Tensor
+	NoGrad(func() { fast = bn.Forward(x) })
+	slow := bn.Forward(x.Detach().SetRequiresGrad(true))
+	if err := closeTo(fast, slow, 1e-6, 1e-6); err != nil {
+		t.Errorf("batchnorm: %v", err)
+	}
+	want := slow.ReLU()
+	y := slow.Detach()
+	NoGrad(func() { y = NewReLU(true).Forward(y) })
+	if !AllClose(y, want, 0, 0) {
+		t.Error("in-place ReLU differs from ReLU")
+	}
+}
