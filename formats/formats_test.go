@@ -815,3 +815,26 @@ func TestOpenDirectory(t *testing.T) {
 		t.Errorf("got %s with %d tensors, want the sharded checkpoint of %d", c.Format, len(c.Tensors), len(src.Tensors))
 	}
 }
+
+// TestCastKeepsTies: views.pt's "base" and "tied" (one tensor under two
+// names) still share a storage after a float16 cast to .pt.
+func TestCastKeepsTies(t *testing.T) {
+	src := open(t, fixtures+"views.pt")
+	c, rep, err := Transform(src, Options{DType: tensor.Float16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tensor("base") != c.Tensor("tied") {
+		t.Error("base and tied cast separately")
+	}
+	back := roundTrip(t, c, ".pt")
+	if back.Tensor("base").Storage != back.Tensor("tied").Storage {
+		t.Error("base and tied do not share a storage after .pt")
+	}
+	if hashOf(t, back.Tensor("base")) != hashOf(t, back.Tensor("tied")) {
+		t.Error("base and tied differ")
+	}
+	if rep.Cast.Tensors == 0 {
+		t.Error("nothing cast")
+	}
+}

@@ -24,7 +24,8 @@ type Options struct {
 	Rename []Rename
 	// DType, when valid, casts every floating-point tensor of another
 	// floating dtype to it (Float16, BFloat16 or Float32); other tensors
-	// are untouched.
+	// are untouched. Names viewing the same elements (tied weights) share
+	// one cast tensor; other storage sharing is not kept by a cast.
 	DType tensor.DType
 }
 
@@ -121,12 +122,27 @@ func Transform(c *Checkpoint, opts Options) (*Checkpoint, *Report, error) {
 		}
 		rep.Cast = &CastStats{To: opts.DType}
 	}
+	// Tied tensors (the same view under two names) are cast once, so they
+	// still share a storage in the output.
+	type viewKey struct {
+		st     *tensor.Storage
+		dt     tensor.DType
+		off    int64
+		shape  string
+		stride string
+	}
+	casts := map[viewKey]*tensor.Tensor{}
 	for _, e := range es {
 		t := e.t
 		if rep.Cast != nil && t.DType.IsFloat() && t.DType != opts.DType {
-			ct, err := Cast(t, opts.DType, rep.Cast)
-			if err != nil {
-				return nil, nil, fmt.Errorf("formats: tensor %q: %w", e.orig, err)
+			k := viewKey{t.Storage, t.DType, t.Offset, fmt.Sprint(t.Shape), fmt.Sprint(t.Stride)}
+			ct, ok := casts[k]
+			if !ok {
+				var err error
+				if ct, err = Cast(t, opts.DType, rep.Cast); err != nil {
+					return nil, nil, fmt.Errorf("formats: tensor %q: %w", e.orig, err)
+				}
+				casts[k] = ct
 			}
 			t = ct
 		}
