@@ -120,23 +120,10 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 	if sameShape(a.shape, b.shape) {
 		out := &Tensor{data: make([]float32, len(a.data)), shape: append([]int(nil), a.shape...)}
 		x, y, z := a.data, b.data[:len(a.data)], out.data[:len(a.data)]
-		switch kind {
-		case binAdd:
-			for i := range z {
-				z[i] = x[i] + y[i]
-			}
-		case binSub:
-			for i := range z {
-				z[i] = x[i] - y[i]
-			}
-		case binMul:
-			for i := range z {
-				z[i] = x[i] * y[i]
-			}
-		case binDiv:
-			for i := range z {
-				z[i] = x[i] / y[i]
-			}
+		if len(z) < 4*parallelMin {
+			binSame(kind, x, y, z)
+		} else {
+			parallelFor(len(z), len(z), func(lo, hi int) { binSame(kind, x[lo:hi], y[lo:hi], z[lo:hi]) })
 		}
 		if !needGrad(a, b) {
 			return out
@@ -265,6 +252,29 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 		})
 		return [][]float32{ga, gb}
 	})
+}
+
+// binSame is the elementwise loop of binop for operands of equal shape.
+func binSame(kind binKind, x, y, z []float32) {
+	y, z = y[:len(x)], z[:len(x)]
+	switch kind {
+	case binAdd:
+		for i := range x {
+			z[i] = x[i] + y[i]
+		}
+	case binSub:
+		for i := range x {
+			z[i] = x[i] - y[i]
+		}
+	case binMul:
+		for i := range x {
+			z[i] = x[i] * y[i]
+		}
+	case binDiv:
+		for i := range x {
+			z[i] = x[i] / y[i]
+		}
+	}
 }
 
 // Add returns t + u with NumPy/torch broadcasting.

@@ -307,4 +307,19 @@ func TestParallelEvalPaths(t *testing.T) {
 	if !AllClose(y, want, 0, 0) {
 		t.Error("in-place ReLU differs from ReLU")
 	}
+	for _, op := range []struct {
+		name string
+		f    func(a, b *Tensor) *Tensor
+		ref  func(a, b float32) float32
+	}{
+		{"add", (*Tensor).Add, func(a, b float32) float32 { return a + b }},
+		{"mul", (*Tensor).Mul, func(a, b float32) float32 { return a * b }},
+	} {
+		z := op.f(x, slow)
+		for i, v := range z.Data() {
+			if w := op.ref(x.Data()[i], slow.Data()[i]); v != w {
+				t.Fatalf("%s element %d: got %v, want %v", op.name, i, v, w)
+			}
+		}
+	}
 }
