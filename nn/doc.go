@@ -34,7 +34,8 @@
 // [Modules], [Apply], [Base.Train], [Base.Eval], [Base.RequiresGrad],
 // [Base.ZeroGrad], [Base.StateDict], [Base.LoadStateDict] and [Repr], which
 // prints the module tree exactly as torch's repr does. A parameter is a leaf
-// *Tensor registered on a module; it requires grad until frozen.
+// *Tensor registered on a module ([Parameter] marks one); it requires grad
+// until frozen.
 //
 // # Layers
 //
@@ -54,26 +55,33 @@
 // Conv2d lowers to gemm.Sgemm through im2col (a 1×1 stride-1 convolution
 // multiplies directly, a depthwise one runs a direct loop) and keeps its
 // column buffer, so an eval-mode forward under NoGrad allocates only its
-// output. Concurrent eval-mode Forward calls on one module are safe; training
-// mode updates BatchNorm's running statistics and is not.
+// output. Concurrent eval-mode Forward calls on one module, on distinct
+// inputs, are safe; training mode updates BatchNorm's running statistics and
+// is not. Large elementwise, pooling, depthwise and im2col loops split across
+// GOMAXPROCS goroutines.
 //
 // # Weights
 //
 // State dicts are lists of stored tensors from package
 // github.com/ckptkit/ckpt/tensor ([StateDict], [Named]). Anything with
 // Names() []string and Tensor(name) *tensor.Tensor is a [Source]: a
-// [StateDict], a [TensorMap], or a checkpoint opened by package formats.
+// [StateDict], a [TensorMap], or a checkpoint opened by package formats (with
+// a two-line Names adapter, shown in the transfer-learning example).
 // Loading goes either through [Base.LoadStateDict] into a built module, or
 // through a [Builder] (candle's VarBuilder) handed to layer constructors,
 // which asks the source for "weight" under the builder's dotted path
 // (b.Sub("layer1").Sub("0")). float16 and bfloat16 weights are widened
 // exactly ([FromStored]).
 //
+// For inference, [FoldBatchNorm] folds an eval-mode BatchNorm2d into the
+// preceding Conv2d, and [Guard] turns a shape mismatch caused by a user's
+// input into an error.
+//
 // # Not done here
 //
 // Tensors are float32 only, CPU only, always contiguous (Permute and Narrow
-// copy). There is no double backward. Concurrent Forward calls on one module
-// are safe in eval mode under NoGrad, but grad mode is process-wide.
+// copy). There is no double backward, and no retain_graph: a graph serves
+// one Backward. Grad mode is process-wide, not per goroutine.
 // Shape errors in ops are programmer errors and panic with *[ShapeError];
 // errors from files are returned.
 package nn
