@@ -246,7 +246,7 @@ func runFused(seq *nn.Sequential, x *nn.Tensor, owned bool) *nn.Tensor {
 				bn, _ = seq.At(i + 1).(*nn.BatchNorm2d)
 			}
 			if bn == nil || bn.Training() || bn.RunningMean == nil || !inference(x, m.Weight, m.Bias, bn.Weight, bn.Bias) {
-				x = m.Forward(x)
+				x = convForward(m, x)
 				owned = true
 				continue
 			}
@@ -257,7 +257,7 @@ func runFused(seq *nn.Sequential, x *nn.Tensor, owned bool) *nn.Tensor {
 					i++
 				}
 			}
-			x = m.Forward(x)
+			x = convForward(m, x)
 			affineActInPlace(x, bn, k)
 			owned = true
 			i++
@@ -434,4 +434,68 @@ func channelNorm(x, weight, bias *nn.Tensor, eps float64) *nn.Tensor {
 		}
 	})
 	return out
+}
+
+// convForward is c.Forward(x), except for a depthwise convolution whose
+// padding is so wide that some kernel column never meets the input (a 5x5
+// kernel on a 1x1 map, as mobilenet_v3 meets at small input sizes): nn's
+// depthwise loop slices out of range there, so such convolutions run a
+// plain direct loop here.
+func convForward(c *nn.Conv2d, x *nn.Tensor) *nn.Tensor {
+	if !depthwiseOutOfRange(c, x) || !inference(x, c.Weight, c.Bias) {
+		return c.Forward(x)
+	}
+	n, ch, h, w := x.Size(0), x.Size(1), x.Size(2), x.Size(3)
+	kh, kw := c.KernelSize[0], c.KernelSize[1]
+	p, s, d := c.Padding, c.Stride, c.Dilation
+	oh := (h+2*p[0]-d[0]*(kh-1)-1)/s[0] + 1
+	ow := (w+2*p[1]-d[1]*(kw-1)-1)/s[1] + 1
+	out := nn.Zeros(n, ch, oh, ow)
+	xd, wd, od := x.Data(), c.Weight.Data(), out.Data()
+	for nc := range n * ch {
+		k := nc % ch
+		var bias float32
+		if c.Bias != nil {
+			bias = c.Bias.Data()[k]
+		}
+		xc := xd[nc*h*w : (nc+1)*h*w]
+		for i := range oh {
+			for j := range ow {
+				acc := bias
+				for ki := range kh {
+					ih := i*s[0] - p[0] + ki*d[0]
+					if ih < 0 || ih >= h {
+						continue
+					}
+					for kj := range kw {
+						iw := j*s[1] - p[1] + kj*d[1]
+						if iw < 0 || iw >= w {
+							continue
+						}
+						acc += wd[(k*kh+ki)*kw+kj] * xc[ih*w+iw]
+					}
+				}
+				od[(nc*oh+i)*ow+j] = acc
+			}
+		}
+	}
+	return out
+}
+
+// depthwiseOutOfRange reports whether c is a depthwise convolution with unit
+// width stride some of whose kernel columns fall wholly outside x's width.
+func depthwiseOutOfRange(c *nn.Conv2d, x *nn.Tensor) bool {
+	if c.Groups <= 1 || c.Groups != c.InChannels || c.OutChannels != c.InChannels || c.Stride[1] != 1 || x.Dim() != 4 {
+		return false
+	}
+	w := x.Size(3)
+	ow := w + 2*c.Padding[1] - c.Dilation[1]*(c.KernelSize[1]-1)
+	for kj := range c.KernelSize[1] {
+		off := kj*c.Dilation[1] - c.Padding[1]
+		lo := min(max(-off, 0), ow)
+		if hi := min(max(w-off, 0), ow); hi <= lo && (lo+off < 0 || lo+off > w) {
+			return true
+		}
+	}
+	return false
 }

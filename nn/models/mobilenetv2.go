@@ -41,6 +41,9 @@ func makeDivisible(v float64, divisor, minValue int) int {
 type mobilenetV2Arch struct {
 	widthMult float64
 	setting   [][4]int
+	// lastChannel overrides the last layer's width (the parity fixture's
+	// 32 for torchvision's fixed 1280); zero keeps torchvision's.
+	lastChannel int
 }
 
 var mobilenetV2Setting = [][4]int{
@@ -50,7 +53,7 @@ var mobilenetV2Setting = [][4]int{
 func init() {
 	Register(Spec{Name: "mobilenet_v2", Classifier: "classifier.1.weight",
 		Build: func(cfg Config) (nn.Module, error) {
-			return newMobileNetV2(cfg, mobilenetV2Arch{1, mobilenetV2Setting})
+			return newMobileNetV2(cfg, mobilenetV2Arch{1, mobilenetV2Setting, 0})
 		}})
 }
 
@@ -59,6 +62,9 @@ func newMobileNetV2(cfg Config, a mobilenetV2Arch) (*MobileNetV2, error) {
 	fb := b.Sub("features")
 	in := makeDivisible(32*a.widthMult, 8, 0)
 	last := makeDivisible(1280*math.Max(1, a.widthMult), 8, 0)
+	if a.lastChannel > 0 {
+		last = a.lastChannel
+	}
 	relu6 := cna{act: actReLU6}
 	features := nn.NewSequential(newConvNormAct(fb.Sub("0"), 3, in, 3, cna{stride: 2, act: actReLU6}))
 	for _, s := range a.setting {

@@ -402,14 +402,26 @@ outer:
 	return f
 }
 
-// closeNames returns the names that resemble name: a shared prefix of the
-// family ("resnet5" -> resnet50) or a small edit distance.
+// closeNames returns the names that resemble name best: those it is a
+// prefix of ("resnet5" -> resnet50), or else those at the smallest edit
+// distance, if it is small.
 func closeNames(name string, names []string) []string {
-	var out []string
 	lname := strings.ToLower(name)
+	var out []string
 	for _, n := range names {
-		if strings.HasPrefix(n, lname) || editDistance(lname, n) <= max(2, len(n)/4) {
+		if strings.HasPrefix(n, lname) {
 			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		best := max(2, len(lname)/4) + 1
+		for _, n := range names {
+			switch d := editDistance(lname, n); {
+			case d < best:
+				best, out = d, []string{n}
+			case d == best:
+				out = append(out, n)
+			}
 		}
 	}
 	if len(out) > 8 {
