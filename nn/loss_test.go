@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,6 +291,78 @@ func TestLossProgrammerErrors(t *testing.T) {
 				}
 			}()
 			f()
+		})
+	}
+}
+
+// TestLossGradcheck compares every loss's backward with central finite
+// differences of its forward, for the input and (where it is a tensor) the
+// target. The forward is float32, so with a step h = 1e-3 the difference
+// quotient carries about ulp(loss)/h ≈ 1e-4 of rounding error plus h² of
+// truncation: 3e-3 absolute plus 1e-2 relative separates that from a wrong
+// backward, which is off by the size of the gradient.
+func TestLossGradcheck(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 9))
+	randT := func(lo, hi float64, shape ...int) *nn.Tensor {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(lo + (hi-lo)*r.Float64())
+		}
+		return nn.New(v, shape...)
+	}
+	probs := nn.New([]float32{0.2, 0.5, 0.3, 0.1, 0.1, 0.8, 0.6, 0.2, 0.2}, 3, 3)
+	ce := nn.NewCrossEntropyLoss()
+	ce.Weight = nn.New([]float32{0.5, 1, 2}, 3)
+	ce.LabelSmoothing = 0.2
+	ce.IgnoreIndex = 1
+	nll := nn.NewNLLLoss()
+	nll.Weight = nn.New([]float32{0.5, 1, 2}, 3)
+	bce := &nn.BCEWithLogitsLoss{Weight: randT(0.5, 1.5, 3), PosWeight: randT(0.5, 3, 3), Reduction: nn.ReduceSum}
+	cases := []struct {
+		name   string
+		inputs []*nn.Tensor
+		f      func(in []*nn.Tensor) *nn.Tensor
+	}{
+		{"cross entropy", []*nn.Tensor{randT(-2, 2, 4, 3)}, func(in []*nn.Tensor) *nn.Tensor { return ce.Forward(in[0], []int{0, 1, 2, 2}) }},
+		{"cross entropy spatial", []*nn.Tensor{randT(-2, 2, 2, 3, 2, 2)}, func(in []*nn.Tensor) *nn.Tensor {
+			return ce.Forward(in[0], []int{0, 2, 2, 1, 0, 0, 1, 2})
+		}},
+		{"cross entropy probs", []*nn.Tensor{randT(-2, 2, 3, 3), probs}, func(in []*nn.Tensor) *nn.Tensor { return ce.ForwardProbs(in[0], in[1]) }},
+		{"nll", []*nn.Tensor{randT(-3, 0, 4, 3)}, func(in []*nn.Tensor) *nn.Tensor { return nll.Forward(in[0], []int{2, 0, 1, 2}) }},
+		{"mse", []*nn.Tensor{randT(-1, 1, 2, 3), randT(-1, 1, 2, 3)}, func(in []*nn.Tensor) *nn.Tensor { return nn.NewMSELoss().Forward(in[0], in[1]) }},
+		{"bce", []*nn.Tensor{randT(-3, 3, 2, 3), randT(0, 1, 2, 3)}, func(in []*nn.Tensor) *nn.Tensor { return bce.Forward(in[0], in[1]) }},
+	}
+	const h = 1e-3
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, x := range c.inputs {
+				x.SetRequiresGrad(true)
+				x.ZeroGrad()
+			}
+			c.f(c.inputs).Backward()
+			for k, x := range c.inputs {
+				g := x.Grad()
+				if g == nil {
+					t.Fatalf("input %d: no gradient", k)
+				}
+				d := x.Data()
+				for i := range d {
+					v := d[i]
+					d[i] = v + h
+					fp := float64(c.f(c.inputs).Item())
+					d[i] = v - h
+					fm := float64(c.f(c.inputs).Item())
+					d[i] = v
+					num := (fp - fm) / (2 * h)
+					if got := float64(g.Data()[i]); math.Abs(got-num) > 3e-3+1e-2*math.Abs(num) {
+						t.Errorf("input %d element %d: got gradient %v, finite difference %v", k, i, got, num)
+					}
+				}
+			}
 		})
 	}
 }
