@@ -26,8 +26,8 @@
 // # Interface with gonum and OpenBLAS
 //
 // [Implementation] is a gonum blas.Float32 whose Sgemm is this package's, so
-// blas32.Use(gemm.Implementation{}) routes gonum's mat32-style code through
-// it. In the other direction, built with -tags netlib (and cgo), Sgemm
+// blas32.Use(gemm.Implementation{}) makes gonum's blas32.Gemm, and code built
+// on it, multiply here. In the other direction, built with -tags netlib (and cgo), Sgemm
 // delegates to OpenBLAS's cblas_sgemm through gonum.org/v1/netlib, with
 // OpenBLAS's thread count following [Threads]; that build needs OpenBLAS
 // installed (Debian: apt-get install libopenblas-dev). Without cgo the tag
