@@ -23,6 +23,32 @@ def dec(d):
     return torch.tensor([float(v) for v in d["data"].split()], dtype=torch.float32).reshape(d["shape"])
 
 
+def check_layout(sd, spec, params):
+    """The Go-written state dict has the layout torch's own has: the same
+    keys, Python types and tensor dtypes and shapes."""
+    ref_params = [p.detach().clone().requires_grad_(True) for p in params]
+    ref = build(spec["alg"], spec["defaults"], spec.get("group2"), ref_params)
+    for p in ref_params:
+        p.grad = torch.ones_like(p)
+    ref.step()
+    want = ref.state_dict()
+    assert set(sd) == set(want), (set(sd), set(want))
+    assert len(sd["param_groups"]) == len(want["param_groups"])
+    for g, w in zip(sd["param_groups"], want["param_groups"]):
+        missing = set(w) - set(g) - {"initial_lr"}
+        assert not missing, f"param group lacks {missing}"
+        for k in w:
+            if k in g and w[k] is not None and not isinstance(w[k], (int, float)):
+                assert type(g[k]) is type(w[k]), (k, type(g[k]), type(w[k]))
+        assert g["params"] == w["params"], (g["params"], w["params"])
+    for i, st in want["state"].items():
+        got = sd["state"][i]
+        assert set(got) == set(st), (i, set(got), set(st))
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                assert got[k].dtype == v.dtype and got[k].shape == v.shape, (i, k, got[k].dtype, got[k].shape, v.dtype, v.shape)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--state", required=True)
@@ -45,6 +71,7 @@ def main():
     # refuses every optimizer state dict (its own too: a float lr); load as
     # torch users of 1.13 do.
     sd = torch.load(a.state)
+    check_layout(sd, spec, params)
     opt.load_state_dict(sd)
     loaded = [jsonable({k: v for k, v in g.items() if k != "params"}) for g in opt.param_groups]
     grads = []
