@@ -1,9 +1,15 @@
 package models
 
 import (
+	"bufio"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
 )
 
@@ -39,4 +45,103 @@ func TestMobileFixtures(t *testing.T) {
 			t.Logf("max|err| %.3g, max|y| %.3g", r.maxErr, r.maxY)
 		})
 	}
+}
+
+// mobileFamilies are the registry name prefixes of the families tested here.
+var mobileFamilies = []string{"mobilenet_v", "mnasnet", "shufflenet_v2", "efficientnet_", "regnet_", "convnext_"}
+
+func isMobileArch(name string) bool {
+	for _, p := range mobileFamilies {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// mobileInteropSize is the input size and batch of the full-size interop
+// check per architecture: 224 and a batch of two where a forward pass is
+// cheap, batch 1 at 128 or 64 px for the largest (regnet_y_128gf has 644M
+// parameters, 128 GFLOPs per 224 px image). Every family reaches a spatial
+// map of at least 2x2 at 64 px.
+func mobileInteropSize(name string) (size, batch int) {
+	switch name {
+	case "regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf":
+		return 64, 1
+	case "efficientnet_b7", "efficientnet_b6", "efficientnet_v2_l", "convnext_large", "regnet_y_16gf", "regnet_x_16gf":
+		return 96, 1
+	case "efficientnet_b5", "efficientnet_b4", "efficientnet_v2_m", "convnext_base", "convnext_small",
+		"regnet_y_8gf", "regnet_x_8gf":
+		return 128, 1
+	}
+	return 224, 2
+}
+
+// TestMobileInterop builds the mobile and modern architectures at full size
+// in torchvision with a random seed (testdata/gen/models_fixtures_mobile.py
+// --serve, which keeps each BatchNorm's momentum as torchvision sets it),
+// loads torch's state_dict through Load and compares output, module tree,
+// keys and preprocessing. CKPT_MODELS=efficientnet_b0,... restricts it.
+func TestMobileInterop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-size architectures take minutes")
+	}
+	py := testenv.Python(t)
+	cmd := exec.Command(py, filepath.Join("..", "..", "testdata", "gen", "models_fixtures_mobile.py"), "--serve")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Wait() })
+	srv := &torchServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	seed := time.Now().UnixNano() % 100000
+	t.Logf("seed %d", seed)
+	var names []string
+	for _, n := range Names() {
+		if isMobileArch(n) {
+			names = append(names, n)
+		}
+	}
+	if s := os.Getenv("CKPT_MODELS"); s != "" {
+		names = nil
+		for _, n := range strings.Split(s, ",") {
+			if isMobileArch(n) {
+				names = append(names, n)
+			}
+		}
+	}
+	total := time.Now()
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			spec, err := Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			size, batch := mobileInteropSize(name)
+			start := time.Now()
+			pre, err := srv.generate(map[string]any{"arch": name, "seed": seed, "out": dir, "batch": batch, "size": size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if spec.Preprocess != pre {
+				t.Errorf("preprocess got %+v, torchvision's %+v", spec.Preprocess, pre)
+			}
+			gen := time.Since(start)
+			start = time.Now()
+			r, fwd := runParity(t, spec, dir, name, Config{})
+			t.Logf("%s: max|err| %.3g, max|y| %.3g, batch %d at %d; torch %v, Go load+check %v (forward %v)",
+				name, r.maxErr, r.maxY, batch, size, gen.Round(time.Millisecond),
+				time.Since(start).Round(time.Millisecond), fwd.Round(time.Millisecond))
+		})
+	}
+	t.Logf("total %v", time.Since(total).Round(time.Second))
 }
