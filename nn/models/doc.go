@@ -12,6 +12,14 @@
 // [ImageNetClasses] gives the 1000 class names; both come from a table that
 // testdata/gen/models_meta.py generates from torchvision itself.
 //
+// Each architecture is an exported struct whose fields are its children
+// (ResNet.FC, VGG.Classifier), so a new head can be assigned for
+// fine-tuning. Build returns a model in training mode, as torchvision does;
+// Load returns it in evaluation mode. Under nn.NoGrad in evaluation mode,
+// Forward applies BatchNorm's running statistics and the following ReLU in
+// place on each convolution's output (one pass instead of three tensors);
+// with gradients recorded it runs the layers one by one, as torch does.
+//
 // Parity with torchvision is tested by building each architecture in torch
 // with random weights and non-trivial BatchNorm statistics
 // (testdata/gen/models_parity.py) and comparing outputs, module trees and

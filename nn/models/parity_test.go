@@ -325,3 +325,30 @@ func TestTorchvisionInterop(t *testing.T) {
 	}
 	t.Logf("total %v", time.Since(total).Round(time.Second))
 }
+
+// TestRecordedPath runs the fixtures with gradients recorded (the layer-by-
+// layer path, not the in-place inference one), checks the output against
+// torch's, and checks that a backward pass reaches the first convolution.
+func TestRecordedPath(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "models")
+	for name, spec := range fixtureSpecs {
+		t.Run(name, func(t *testing.T) {
+			spec.Name = name
+			m, rep, err := load(spec, openSource(t, filepath.Join(dir, name+".pt")), Config{})
+			if err != nil {
+				t.Fatalf("load: %v\n%v", err, rep)
+			}
+			x, want := readIO(t, filepath.Join(dir, name+".io.pt"))
+			y := m.Forward(x) // grad mode: parameters require grad
+			if !y.RequiresGrad() {
+				t.Fatal("output does not require grad")
+			}
+			checkOutput(t, y, want)
+			y.Sum(false).Backward()
+			first := m.(interface{ NamedParameters() []nn.NamedTensor }).NamedParameters()[0]
+			if g := first.Tensor.Grad(); g == nil {
+				t.Errorf("%s: no gradient after Backward", first.Name)
+			}
+		})
+	}
+}
