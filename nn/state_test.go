@@ -323,3 +323,39 @@ func TestParallelEvalPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentEvalForward runs one eval-mode network from several
+// goroutines on distinct inputs (run with -race): the shared column buffer
+// must not be used twice at once, and results must equal a serial run.
+func TestConcurrentEvalForward(t *testing.T) {
+	net := NewSequential(NewConv2d(nil, 3, 8, 3, Padding(1)), NewBatchNorm2d(nil, 8), NewReLU(true),
+		NewConv2d(nil, 8, 8, 3, Groups(4), Padding(1)), NewMaxPool2d(2))
+	net.Eval()
+	const workers = 4
+	xs := make([]*Tensor, workers)
+	want := make([]*Tensor, workers)
+	for i := range xs {
+		xs[i] = RandN(1, 3, 16, 16)
+		NoGrad(func() { want[i] = net.Forward(xs[i]) })
+	}
+	got := make([]*Tensor, workers)
+	done := make(chan int)
+	NoGrad(func() {
+		for i := range workers {
+			go func() {
+				for range 5 {
+					got[i] = net.Forward(xs[i])
+				}
+				done <- i
+			}()
+		}
+		for range workers {
+			<-done
+		}
+	})
+	for i := range workers {
+		if !AllClose(got[i], want[i], 0, 0) {
+			t.Errorf("goroutine %d: result differs from the serial run", i)
+		}
+	}
+}
