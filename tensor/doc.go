@@ -20,6 +20,8 @@
 //   - Bytes produced by this package are little-endian and row-major
 //     (contiguous), whatever the layout or byte order of the storage.
 //
-// The package never allocates more than a caller asks for: the largest buffer
-// it allocates on its own is [ChunkSize] bytes.
+// Memory: contiguous tensors stream through buffers of [ChunkSize] bytes; a
+// strided view is gathered from at most its own size plus [SpanSlack] bytes
+// of storage, so writing a checkpoint tensor by tensor peaks near its largest
+// tensor plus 64 MiB.
 package tensor

@@ -12,6 +12,12 @@ import (
 // ChunkSize is the size of the buffers used to stream a tensor's bytes.
 const ChunkSize = 1 << 20
 
+// SpanSlack is how much more storage than its own size a strided view may
+// cover and still be read in one piece by WriteTo; beyond it, WriteTo reads
+// the view run by run. WriteTo's peak memory is therefore at most the
+// tensor's size plus SpanSlack plus ChunkSize.
+const SpanSlack = 62 << 20
+
 // MaxElements bounds the number of elements a Tensor may describe, so that
 // byte counts never overflow an int64.
 const MaxElements = 1 << 58
@@ -157,9 +163,9 @@ func (t *Tensor) span() (lo, hi int64) {
 }
 
 // WriteTo writes the tensor's elements to w as contiguous row-major
-// little-endian bytes, NumBytes in all, streaming in chunks of at most
-// ChunkSize plus the storage span a strided view covers (bounded by twice
-// the tensor's own size; sparser views are read run by run).
+// little-endian bytes, NumBytes in all. Contiguous tensors stream in chunks
+// of ChunkSize; a strided view holds at most its own size plus SpanSlack of
+// storage in memory (see SpanSlack).
 func (t *Tensor) WriteTo(w io.Writer) (int64, error) {
 	if err := t.Validate(); err != nil {
 		return 0, err
@@ -173,7 +179,11 @@ func (t *Tensor) WriteTo(w io.Writer) (int64, error) {
 		return t.copyRange(w, t.Offset*es, t.NumBytes(), swap)
 	}
 	lo, hi := t.span()
-	if span := hi - lo; span <= 2*t.NumBytes() || span <= ChunkSize {
+	// A dense view (transposed, channels_last, expanded) covers about its
+	// own size of storage: read that span once and gather from memory, so
+	// peak memory is the tensor's size plus SpanSlack. Sparser views are
+	// read run by run.
+	if span := hi - lo; span <= t.NumBytes()+SpanSlack {
 		buf := make([]byte, span)
 		if _, err := t.Storage.ReadAt(buf, lo); err != nil {
 			return 0, err
