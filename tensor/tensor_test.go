@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"io"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -325,6 +326,43 @@ func BenchmarkSHA256Contiguous(b *testing.B) {
 	for b.Loop() {
 		if _, err := x.SHA256(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// synthReader serves a large virtual storage whose byte i is a function of i,
+// without allocating it.
+type synthReader struct{ size int64 }
+
+func (r synthReader) ReadAt(p []byte, off int64) (int, error) {
+	for i := range p {
+		p[i] = byte((off + int64(i)) * 31 / 7)
+	}
+	if off+int64(len(p)) > r.size {
+		return int(max(0, r.size-off)), io.EOF
+	}
+	return len(p), nil
+}
+
+// TestSparseViewReadsRunByRun covers views spread over much more storage than
+// their size plus SpanSlack: they are read run by run, never as one span.
+func TestSparseViewReadsRunByRun(t *testing.T) {
+	const size = 1 << 30
+	s := NewStorage(synthReader{size}, 0, size)
+	for _, x := range []*Tensor{
+		{DType: Float32, Shape: []int64{4, 3}, Stride: []int64{50 << 20, 1}, Storage: s},
+		{DType: Int16, Shape: []int64{5, 2}, Stride: []int64{1, 90 << 20}, Offset: 7, Storage: s},
+	} {
+		lo, hi := x.span()
+		if hi-lo <= x.NumBytes()+SpanSlack {
+			t.Fatalf("view spans %d bytes: not sparse enough to test the run-by-run path", hi-lo)
+		}
+		got, err := x.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := naiveBytes(t, x); !bytes.Equal(got, want) {
+			t.Fatalf("%v strides %v: bytes differ from the naive walk", x.Shape, x.Stride)
 		}
 	}
 }
