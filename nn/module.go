@@ -132,9 +132,10 @@ func (b *Base) RegisterInt64Buffer(name string, p *int64) {
 
 // RegisterModule registers the field that ptr points to as child module name.
 // ptr must be a non-nil pointer to a field whose type implements Module (such
-// as **Linear or *Module); it panics otherwise. The field is read at each
-// walk, so assigning a new module to it (a new classifier head) needs no
-// re-registration; a nil field is skipped.
+// as **Linear or *Module); the field is read at each walk, so assigning a new
+// module to it (a new classifier head) needs no re-registration, and a nil
+// field is skipped. A pointer to a module held by value (&n.Seq for a field
+// Seq nn.Sequential) registers that module. Anything else panics.
 func (b *Base) RegisterModule(name string, ptr any) {
 	v := reflect.ValueOf(ptr)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
@@ -143,6 +144,11 @@ func (b *Base) RegisterModule(name string, ptr any) {
 	f := v.Elem()
 	mt := reflect.TypeFor[Module]()
 	if !f.Type().Implements(mt) && f.Type() != mt {
+		if m, ok := ptr.(Module); ok { // a module held by value: &n.Seq
+			b.checkName(name)
+			b.children = append(b.children, b.fixedChild(name, m))
+			return
+		}
 		panic(fmt.Sprintf("nn: RegisterModule(%q): %s does not implement nn.Module", name, f.Type()))
 	}
 	b.checkName(name)

@@ -359,3 +359,32 @@ func TestConcurrentEvalForward(t *testing.T) {
 		}
 	}
 }
+
+type valueNet struct {
+	Base
+	Seq  Sequential
+	Head *Linear
+}
+
+func (n *valueNet) Forward(x *Tensor) *Tensor { return n.Head.Forward(n.Seq.Forward(x)) }
+
+func TestRegisterModuleByValue(t *testing.T) {
+	n := &valueNet{Head: NewLinear(nil, 2, 1, true)}
+	n.Seq.Append(NewReLU(false))
+	n.RegisterModule("seq", &n.Seq)
+	n.RegisterModule("head", &n.Head)
+	var names []string
+	for _, m := range NamedModules(n) {
+		names = append(names, m.Name)
+	}
+	if want := []string{"", "seq", "seq.0", "head"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("got %q, want %q", names, want)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering a non-module: got no panic")
+		}
+	}()
+	x := 3
+	n.RegisterModule("bad", &x)
+}
