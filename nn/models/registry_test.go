@@ -96,7 +96,7 @@ func TestPreprocessTable(t *testing.T) {
 			t.Errorf("%s: not in torchvision_meta.json", name)
 			continue
 		}
-		if m.Default != "IMAGENET1K_V1" {
+		if _, ok := m.Weights["IMAGENET1K_V1"]; ok && m.Default != "IMAGENET1K_V1" {
 			t.Errorf("%s: default weights got %s, want IMAGENET1K_V1", name, m.Default)
 		}
 		w := m.Weights[m.Default]
@@ -289,6 +289,9 @@ func TestAuxHeads(t *testing.T) {
 		{"inception_v3", "AuxLogits.", func(m nn.Module) bool { return m.(*Inception3).AuxLogits != nil }},
 	} {
 		t.Run(tc.arch, func(t *testing.T) {
+			if testing.Short() && tc.arch == "inception_v3" {
+				t.Skip("building inception_v3 with fresh weights takes seconds")
+			}
 			full, err := Build(tc.arch, Config{NumClasses: 7, AuxLogits: Yes})
 			if err != nil {
 				t.Fatal(err)
