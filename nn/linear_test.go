@@ -2,13 +2,13 @@ package nn
 
 import "testing"
 
-func TestLinearBackwardSmoke(t *testing.T) {
+func TestLinearBackward(t *testing.T) {
 	l := NewLinear(nil, 3, 2, true)
 	x := New([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
 	y := l.Forward(x).Sum(false)
 	y.Backward()
 	if l.Weight.Grad() == nil || l.Bias.Grad() == nil {
-		t.Fatalf("no grads")
+		t.Fatalf("got no gradients for weight or bias, want both")
 	}
 	// d sum(xWᵀ+b)/dW[j][i] = sum_r x[r][i]
 	want := []float32{5, 7, 9, 5, 7, 9}
