@@ -123,7 +123,7 @@ func (ls *legacyStorages) load(pid any) (any, error) {
 		off, err1 := toInt(view[1])
 		n, err2 := toInt(view[2])
 		if err1 != nil || err2 != nil || off < 0 || n < 0 || off > numel || n > numel-off {
-			return nil, fmt.Errorf("storage view [%v, +%v) is outside storage %q of %d elements", view[1], view[2], key, numel)
+			return nil, fmt.Errorf("storage view [%s, +%s) is outside storage %q of %d elements", brief(view[1]), brief(view[2]), key, numel)
 		}
 		ref.off, ref.n = off, n
 	}
@@ -142,14 +142,14 @@ func loadLegacy(r io.ReaderAt, size int64) (*File, error) {
 		return nil, err
 	}
 	if m, ok := magic.(*big.Int); !ok || m.Cmp(legacyMagic) != 0 {
-		return nil, fmt.Errorf("pickle: not a PyTorch file: legacy magic number is %v", magic)
+		return nil, fmt.Errorf("pickle: not a PyTorch file: legacy magic number is %s", brief(magic))
 	}
 	proto, err := next(nil, "legacy protocol version")
 	if err != nil {
 		return nil, err
 	}
 	if p, ok := proto.(int64); !ok || p != 1001 {
-		return nil, fmt.Errorf("pickle: legacy protocol version %v, want 1001", proto)
+		return nil, fmt.Errorf("pickle: legacy protocol version %s, want 1001", brief(proto))
 	}
 	if _, err := next(nil, "legacy sys_info"); err != nil {
 		return nil, err
@@ -294,7 +294,7 @@ func loadTar(r io.ReaderAt, size int64) (*File, error) {
 	}
 	count, err := toInt(countV)
 	if err != nil || count < 0 || count > MaxStorages {
-		return nil, fmt.Errorf("pickle: tar: invalid storage count %v", countV)
+		return nil, fmt.Errorf("pickle: tar: invalid storage count %s", brief(countV))
 	}
 	for i := int64(0); i < count; i++ {
 		hv, err := next("tar storage header")
@@ -303,7 +303,7 @@ func loadTar(r io.ReaderAt, size int64) (*File, error) {
 		}
 		h, err := decoded(hv)
 		if err != nil || len(h) != 3 {
-			return nil, fmt.Errorf("pickle: tar: storage header %v is not (key, location, type)", hv)
+			return nil, fmt.Errorf("pickle: tar: storage header %s is not (key, location, type)", brief(hv))
 		}
 		key, err := legacyKey(h[0])
 		if err != nil {
@@ -317,7 +317,7 @@ func loadTar(r io.ReaderAt, size int64) (*File, error) {
 			}
 		}
 		if !dt.Valid() {
-			return nil, fmt.Errorf("pickle: tar: storage %d has type %v, not a storage class", key, h[2])
+			return nil, fmt.Errorf("pickle: tar: storage %d has type %s, not a storage class", key, brief(h[2]))
 		}
 		var hdr [8]byte
 		if off > end-8 {
@@ -349,7 +349,7 @@ func loadTar(r io.ReaderAt, size int64) (*File, error) {
 	for _, vv := range views {
 		v, err := decoded(vv)
 		if err != nil || len(v) != 4 {
-			return nil, fmt.Errorf("pickle: tar: storage view %v is not (key, root, offset, numel)", vv)
+			return nil, fmt.Errorf("pickle: tar: storage view %s is not (key, root, offset, numel)", brief(vv))
 		}
 		var k [4]int64
 		for i := range k {
@@ -377,7 +377,7 @@ func loadTar(r io.ReaderAt, size int64) (*File, error) {
 	}
 	count, err = toInt(countV)
 	if err != nil || count < 0 || count > MaxStorages {
-		return nil, fmt.Errorf("pickle: tar: invalid tensor count %v", countV)
+		return nil, fmt.Errorf("pickle: tar: invalid tensor count %s", brief(countV))
 	}
 	for i := int64(0); i < count; i++ {
 		hv, err := next("tar tensor header")
@@ -386,12 +386,12 @@ func loadTar(r io.ReaderAt, size int64) (*File, error) {
 		}
 		h, err := decoded(hv)
 		if err != nil || len(h) != 3 {
-			return nil, fmt.Errorf("pickle: tar: tensor header %v is not (key, storage, type)", hv)
+			return nil, fmt.Errorf("pickle: tar: tensor header %s is not (key, storage, type)", brief(hv))
 		}
 		key, err1 := legacyKey(h[0])
 		skey, err2 := legacyKey(h[1])
 		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("pickle: tar: tensor header %v has invalid keys", hv)
+			return nil, fmt.Errorf("pickle: tar: tensor header %s has invalid keys", brief(hv))
 		}
 		sr, ok := objects[skey].(*storageRef)
 		if !ok {

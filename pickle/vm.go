@@ -410,7 +410,7 @@ func unpickle(data []byte, persid func(any) (any, error)) (root any, n int, err 
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			root, err = nil, fmt.Errorf("pickle: malformed pickle (%v)", r)
+			root, err = nil, fmt.Errorf("pickle: malformed pickle (%s)", oneLine(fmt.Sprint(r)))
 		}
 	}()
 	u := gp.NewUnpickler(bytes.NewReader(code))
@@ -424,7 +424,8 @@ func unpickle(data []byte, persid func(any) (any, error)) (root any, n int, err 
 		if errors.As(err, &fe) {
 			return nil, 0, fe
 		}
-		return nil, 0, fmt.Errorf("pickle: %w", err)
+		// gopickle's messages may quote whole objects: keep one short line.
+		return nil, 0, errors.New("pickle: " + oneLine(err.Error()))
 	}
 	c := converter{done: make(map[any]any), busy: make(map[any]bool)}
 	root, err = c.convert(raw, 0)

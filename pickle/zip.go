@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/ckptkit/ckpt/tensor"
@@ -73,7 +74,7 @@ func openZip(r io.ReaderAt, size int64) (*zipArchive, error) {
 func (a *zipArchive) read(name string) ([]byte, error) {
 	f := a.entries[name]
 	if f == nil {
-		return nil, fmt.Errorf("pickle: zip: no entry %s/%s", a.prefix, name)
+		return nil, fmt.Errorf("pickle: zip: no entry %q", a.prefix+"/"+name)
 	}
 	if f.UncompressedSize64 > MaxPickleSize {
 		return nil, fmt.Errorf("pickle: zip: entry %q of %d bytes exceeds limit %d", f.Name, f.UncompressedSize64, MaxPickleSize)
@@ -105,7 +106,7 @@ func (a *zipArchive) read(name string) ([]byte, error) {
 func (a *zipArchive) span(name string) (int64, int64, error) {
 	f := a.entries[name]
 	if f == nil {
-		return 0, 0, fmt.Errorf("pickle: zip: no entry %s/%s", a.prefix, name)
+		return 0, 0, fmt.Errorf("pickle: zip: no entry %q", a.prefix+"/"+name)
 	}
 	if f.Method != zip.Store {
 		return 0, 0, fmt.Errorf("pickle: zip: storage entry %q is compressed (method %d); torch writes storages uncompressed", f.Name, f.Method)
@@ -139,11 +140,11 @@ func (z *zipStorages) load(pid any) (any, error) {
 		return nil, fmt.Errorf("persistent id: %w", err)
 	}
 	if len(items) != 5 || asString(items[0]) != "storage" {
-		return nil, fmt.Errorf("persistent id %v is not ('storage', type, key, location, numel)", describe(items))
+		return nil, fmt.Errorf("persistent id %s is not ('storage', type, key, location, numel)", describe(items))
 	}
 	vt, ok := items[1].(*valueRef)
 	if !ok || !vt.dtype.Valid() {
-		return nil, fmt.Errorf("persistent id: storage type %v is not a storage class", describe(items[1:2]))
+		return nil, fmt.Errorf("persistent id: storage type %s is not a storage class", describe(items[1:2]))
 	}
 	key := asString(items[2])
 	if key == "" || strings.ContainsAny(key, "/\\") {
@@ -151,7 +152,7 @@ func (z *zipStorages) load(pid any) (any, error) {
 	}
 	numel, err := toInt(items[4])
 	if err != nil || numel < 0 || numel > tensor.MaxElements {
-		return nil, fmt.Errorf("persistent id: invalid storage size %v", items[4])
+		return nil, fmt.Errorf("persistent id: invalid storage size %s", describe(items[4:5]))
 	}
 	nbytes := numel * int64(vt.dtype.Size())
 	st := z.byKey[key]
@@ -181,6 +182,31 @@ func asString(v any) string {
 		return string(s)
 	}
 	return ""
+}
+
+// brief renders a decoded value for an error message: quoted, on one line,
+// at most about 100 bytes.
+func brief(v any) string {
+	s := fmt.Sprint(v)
+	if len(s) > 100 {
+		s = s[:100] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// oneLine makes a message from elsewhere (gopickle) fit one line of at
+// most about 300 bytes.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 300 {
+		s = strings.ToValidUTF8(s[:300], "") + "..."
+	}
+	return s
 }
 
 // describe renders pickled values briefly for error messages.
@@ -247,7 +273,7 @@ func loadZip(r io.ReaderAt, size int64) (*File, error) {
 	// Like Python's unpickler, ignore bytes after the STOP opcode.
 	root, _, err := unpickle(data, zs.load)
 	if err != nil {
-		return nil, fmt.Errorf("%w (in %s/data.pkl)", err, a.prefix)
+		return nil, fmt.Errorf("%w (in %q)", err, a.prefix+"/data.pkl")
 	}
 	f.Root = root
 	if err := f.finish(ts); err != nil {

@@ -162,6 +162,9 @@ def main():
     put("payload_stack_global_computed.pkl",
         b"\x80\x04" + b"\x8c\x05posix\x94" + b"\x8c\x06system\x94" + b"\x8c\x01x\x85" + b"\x93.",
         "STACK_GLOBAL of names that are not string constants")
+    put("payload_newline_global.pkl", b"\x80\x04\x8c\x09os\nsystem\x8c\x01x\x93.", 'forbidden global "os\\nsystem.x"')
+    put("zip_newline_prefix.pt", zip_archive(pickle.dumps(payloads()["os_system"], protocol=2), prefix="bad\nprefix"),
+        'forbidden global "posix.system" (in "bad\\nprefix/data.pkl")')
     put("payload_dunder.pkl", b"\x80\x02ctorch\n__builtins__\n.", 'forbidden global "torch.__builtins__"')
     put("payload_numpy_reduce.pkl", b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n)R.",
         'forbidden global "numpy.core.multiarray._reconstruct"')
@@ -230,7 +233,7 @@ def main():
     view_case("view_storage_bigger_than_entry.pt", (4,), (1,), numel=1000, err="entry has 16")
     view_case("view_negative_numel.pt", (4,), (1,), numel=-5, err="invalid storage size")
     put("view_missing_entry.pt", zip_archive(tensor_pickle({"t": rebuild(FakeStorage("7", 4), 0, (4,), (1,))}), {"0": b"\0" * 16}),
-        "no entry archive/data/7")
+        'no entry "archive/data/7"')
     put("view_key_traversal.pt", zip_archive(tensor_pickle({"t": rebuild(FakeStorage("../0", 4), 0, (4,), (1,))}), {"0": b"\0" * 16}),
         "invalid storage key")
     put("view_legacy_out_of_bounds.pt",
@@ -248,7 +251,7 @@ def main():
     put("zip_outside_prefix.pt", zip_archive(small, extra=[("other/data.pkl", small)]), "outside the archive prefix")
     put("zip_traversal.pt", zip_archive(small, extra=[("../evil", b"x")]), "outside the archive prefix")
     put("zip_no_prefix.pt", _flat_zip(small), "not under an archive prefix")
-    put("zip_no_data_pkl.pt", _named_zip([("archive/version", b"3")]), "no entry archive/data.pkl")
+    put("zip_no_data_pkl.pt", _named_zip([("archive/version", b"3")]), 'no entry "archive/data.pkl"')
     lying = bytearray(zip_archive(small))
     # Shrink data.pkl's declared size in the central directory (offset 24 of
     # its central header) so the real bytes run past it.
