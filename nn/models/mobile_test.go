@@ -32,6 +32,24 @@ var mobileFixtureSpecs = map[string]Spec{
 			{16, 5, 32, 16, true, true, 1, 2},
 		}, 16})
 	}},
+	"mnasnet_small": {Classifier: "classifier.1.weight", Build: func(cfg Config) (nn.Module, error) {
+		return newMNASNet(cfg, mnasnetArch{[8]int{8, 8, 8, 16, 16, 16, 16, 16}, [6]int{2, 1, 1, 2, 1, 1}, [6]int{3, 3, 2, 2, 2, 2}, 32}), nil
+	}},
+	"shufflenet_small": {Classifier: "fc.weight", Build: func(cfg Config) (nn.Module, error) {
+		return newShuffleNetV2(cfg, shufflenetArch{[3]int{2, 1, 2}, [5]int{8, 16, 32, 48, 64}})
+	}},
+	"efficientnet_small": {Classifier: "classifier.1.weight", Build: func(cfg Config) (nn.Module, error) {
+		// MBConvConfig(expand, kernel, stride, in, out, layers, width_mult=0.5).
+		return newEfficientNet(cfg, efficientnetArch{setting: []mbconvConf{
+			{false, 1, 3, 1, 8, 8, 1}, {false, 6, 3, 2, 8, 8, 2}, {false, 4, 5, 2, 8, 8, 2},
+		}, dropout: 0.2, lastChannel: 32, bnOpts: []nn.Option{nn.Eps(0.001), nn.Momentum(0.01)}, sdProb: 0.2})
+	}},
+	"efficientnetv2_small": {Classifier: "classifier.1.weight", Build: func(cfg Config) (nn.Module, error) {
+		a := efficientnetV2(0.2,
+			[7]int{1, 1, 3, 1, 8, 8, 2}, [7]int{1, 4, 3, 2, 8, 16, 1}, [7]int{0, 4, 3, 2, 16, 16, 2})
+		a.lastChannel = 32
+		return newEfficientNet(cfg, a)
+	}},
 }
 
 // TestMobileFixtures checks the committed fixtures of the mobile and modern

@@ -45,7 +45,8 @@ _randomize_bn = models_parity.randomize_bn
 
 
 def randomize(model, batch_shape, gen):
-    """models_parity.randomize_bn with each BatchNorm's momentum kept, after
+    """models_parity.randomize_bn with each BatchNorm's momentum kept and a
+    calibration batch of at least 16, after
     giving LayerNorms, biases and layer scales random values (torchvision
     initialises them to constants, which would hide a wrong formula)."""
     with torch.no_grad():
@@ -59,7 +60,9 @@ def randomize(model, batch_shape, gen):
             elif isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
                 m.bias.normal_(0, 0.1, generator=gen)
     momenta = {m: m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
-    _randomize_bn(model, batch_shape, gen)
+    # The small fixtures end at 1x1 maps, where a batch of two would give
+    # near-zero calibrated variances and outputs in the millions.
+    _randomize_bn(model, (max(batch_shape[0], 16),) + tuple(batch_shape[1:]), gen)
     for m, v in momenta.items():
         m.momentum = v
 
