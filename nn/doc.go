@@ -77,6 +77,18 @@
 // preceding Conv2d, and [Guard] turns a shape mismatch caused by a user's
 // input into an error.
 //
+// # Losses and initialisers
+//
+// The losses follow torch 1.13's formulas and take torch's options:
+// [CrossEntropyLoss] (class weights, ignore_index, label_smoothing, class
+// index or probability targets), [NLLLoss], [MSELoss] and [BCEWithLogitsLoss],
+// each with a [Reduction]. The initialisers are torchvision's:
+// [KaimingNormal], [KaimingUniform], [XavierNormal], [XavierUniform],
+// [InitTruncNormal], [InitNormal], [InitUniform], [InitConstant], [InitZeros],
+// [InitOnes], drawing from a seedable [Generator] (nil: the package's, see
+// [ManualSeed]). Optimizers, learning-rate schedulers and optimizer state
+// dicts in torch's layout are in package nn/optim.
+//
 // # Not done here
 //
 // Tensors are float32 only, CPU only, always contiguous (Permute and Narrow
