@@ -267,3 +267,24 @@ func TestHashes(t *testing.T) {
 		}
 	}
 }
+
+func TestDictGet(t *testing.T) {
+	d := &Dict{Keys: []any{Tuple{int64(1)}, "a", int64(2), nil}, Values: []any{"tuple", "str", "int", "none"}}
+	for _, tc := range []struct {
+		key  any
+		want any
+		ok   bool
+	}{
+		{"a", "str", true},
+		{int64(2), "int", true},
+		{nil, "none", true},
+		{2.0, nil, false},
+		{Tuple{int64(1)}, nil, false}, // incomparable: never found, never a panic
+		{"missing", nil, false},
+	} {
+		got, ok := d.Get(tc.key)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Get(%#v): got %v, %v, want %v, %v", tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strings"
 
 	gp "github.com/nlpodyssey/gopickle/pickle"
@@ -23,9 +24,13 @@ type Dict struct {
 	Values []any
 }
 
-// Get returns the value stored under key (compared as Python would for
-// strings, numbers, bools and None) and whether it was found.
+// Get returns the value stored under key and whether it was found. Keys
+// are compared with Go's ==, so 1 (int64) and 1.0 (float64) differ; a key
+// of an incomparable type (a Tuple) is never found.
 func (d *Dict) Get(key any) (any, bool) {
+	if key != nil && !reflect.TypeOf(key).Comparable() {
+		return nil, false
+	}
 	for i, k := range d.Keys {
 		if k == key {
 			return d.Values[i], true
@@ -472,7 +477,10 @@ func (c *converter) convert(v any, depth int) (any, error) {
 	case *npDType:
 		return &Global{Module: "numpy", Name: "dtype(" + x.code + ")"}, nil
 	}
-	// Containers: shared and cyclic references.
+	// Containers: shared and cyclic references, tracked by pointer.
+	if !reflect.TypeOf(v).Comparable() {
+		return &Global{Module: fmt.Sprintf("%T", v)}, nil
+	}
 	if out, ok := c.done[v]; ok {
 		return out, nil
 	}
