@@ -36,9 +36,8 @@
 // with Validate before it is returned.
 //
 // The package does not write files (formats/pytorch does). It does not
-// support sparse, quantized or complex tensors, numpy arrays inside
-// checkpoints (refused as calls outside the allow-list; numpy scalars are
-// decoded, see numpy.go), TorchScript
+// support sparse, quantized or complex tensors, numpy object arrays (numpy
+// scalars and numeric arrays are decoded, see numpy.go), TorchScript
 // archives from before torch 1.4 (model.json and a protobuf), or
 // compressed storage entries (torch never writes them). Protocol 0 STRING
 // and UNICODE arguments are kept as written, without decoding escapes.

@@ -116,3 +116,120 @@ func numpyScalar(args []any) (any, error) {
 	}
 	return int(u), nil
 }
+
+// Numpy arrays pickle as
+//
+//	numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), b"b") + BUILD
+//	    (1, shape, dtype, is_fortran, raw bytes)
+//
+// or, in protocol 5, numpy.core.numeric._frombuffer(bytearray, dtype,
+// shape, order). They become tensors over their bytes, which live in the
+// pickle (so they are read with it, not lazily). Object arrays and dtypes
+// torch has no name for are refused.
+
+// npArray is a numpy.ndarray during unpickling, until BUILD gives it data.
+type npArray struct {
+	t *tensor.Tensor
+}
+
+func npTensorDType(d *npDType) (tensor.DType, error) {
+	dt := map[string]tensor.DType{"f2": tensor.Float16, "f4": tensor.Float32, "f8": tensor.Float64,
+		"i1": tensor.Int8, "i2": tensor.Int16, "i4": tensor.Int32, "i8": tensor.Int64,
+		"u1": tensor.Uint8, "b1": tensor.Bool}[d.code]
+	if dt == tensor.Invalid {
+		return dt, fmt.Errorf("unsupported numpy array dtype %q", d.code)
+	}
+	return dt, nil
+}
+
+func bytesOf(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case *types.ByteArray:
+		return *x, nil
+	case string: // Python 2 str
+		return []byte(x), nil
+	}
+	return nil, fmt.Errorf("array data is %T, not bytes", v)
+}
+
+// npTensor builds the tensor of a numpy array from its parts.
+func npTensor(shapeV any, d *npDType, fortran bool, data []byte) (*tensor.Tensor, error) {
+	dt, err := npTensorDType(d)
+	if err != nil {
+		return nil, err
+	}
+	shape, err := intsOf(shapeV)
+	if err != nil {
+		return nil, fmt.Errorf("array shape: %w", err)
+	}
+	st := tensor.NewStorageBytes(data)
+	st.BigEndian = d.order == '>' && dt.Size() > 1
+	t := tensor.New(dt, shape, st)
+	if fortran {
+		acc := int64(1)
+		for i, s := range shape {
+			t.Stride[i] = acc
+			acc *= max(s, 1)
+		}
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if t.NumBytes() != int64(len(data)) {
+		return nil, fmt.Errorf("numpy array %s%v has %d bytes of data, want %d", dt, shape, len(data), t.NumBytes())
+	}
+	return t, nil
+}
+
+func (a *npArray) PySetState(state any) error {
+	items, err := sequence(state)
+	if err != nil || len(items) != 5 {
+		return errors.New("numpy.ndarray: state is not (version, shape, dtype, fortran, data)")
+	}
+	d, ok := items[2].(*npDType)
+	if !ok {
+		return errors.New("numpy.ndarray: state has no dtype")
+	}
+	fortran, _ := items[3].(bool)
+	data, err := bytesOf(items[4])
+	if err != nil {
+		return fmt.Errorf("numpy.ndarray: %w", err)
+	}
+	a.t, err = npTensor(items[1], d, fortran, data)
+	if err != nil {
+		return fmt.Errorf("numpy.ndarray: %w", err)
+	}
+	return nil
+}
+
+func numpyReconstruct(args []any) (any, error) {
+	if len(args) != 3 {
+		return nil, fmt.Errorf("want 3 arguments, got %d", len(args))
+	}
+	if c, ok := args[0].(*classRef); !ok || c.name != "ndarray" || c.module != "numpy" {
+		return nil, errors.New("only numpy.ndarray can be reconstructed")
+	}
+	return &npArray{}, nil
+}
+
+func numpyFromBuffer(args []any) (any, error) {
+	if len(args) != 4 {
+		return nil, fmt.Errorf("want 4 arguments, got %d", len(args))
+	}
+	data, err := bytesOf(args[0])
+	if err != nil {
+		return nil, err
+	}
+	d, ok := args[1].(*npDType)
+	if !ok {
+		return nil, errors.New("second argument is not a numpy dtype")
+	}
+	order, _ := args[3].(string)
+	t, err := npTensor(args[2], d, order == "F", data)
+	if err != nil {
+		return nil, err
+	}
+	return &npArray{t: t}, nil
+}

@@ -230,7 +230,8 @@ func TestClassify(t *testing.T) {
 		{"torchvision.models.resnet", "ResNet", catClass},
 		{"__main__", "Net", catClass},
 		{"builtins", "object", catClass},
-		{"numpy.core.multiarray", "_reconstruct", catClass},
+		{"numpy.core.multiarray", "_reconstruct", catCall},
+		{"numpy", "load", catClass},
 	} {
 		if got := classify(tc.module, tc.name); got != tc.want {
 			t.Errorf("classify(%q, %q): got %d, want %d", tc.module, tc.name, got, tc.want)

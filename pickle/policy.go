@@ -64,10 +64,18 @@ var callables = map[string]bool{
 	"__builtin__.set":                            true,
 	"__builtin__.frozenset":                      true,
 	"_codecs.encode":                             true,
+	"builtins.bytes":                             true,
+	"__builtin__.bytes":                          true,
+	"builtins.bytearray":                         true,
+	"__builtin__.bytearray":                      true,
 	"functools.partial":                          true,
 	"numpy.dtype":                                true,
 	"numpy.core.multiarray.scalar":               true,
 	"numpy._core.multiarray.scalar":              true,
+	"numpy.core.multiarray._reconstruct":         true,
+	"numpy._core.multiarray._reconstruct":        true,
+	"numpy.core.numeric._frombuffer":             true,
+	"numpy._core.numeric._frombuffer":            true,
 }
 
 // safeBuiltins are the builtins a pickle may name as values.

@@ -238,33 +238,52 @@ func init() {
 			// An inert record of the partial; nothing is ever called.
 			return &objectRaw{class: &classRef{module: "functools", name: "partial"}, args: args}, nil
 		},
-		"numpy.dtype":                   numpyDType,
-		"numpy.core.multiarray.scalar":  numpyScalar,
-		"numpy._core.multiarray.scalar": numpyScalar,
-		"builtins.set":                  setOf,
-		"builtins.frozenset":            setOf,
-		"__builtin__.set":               setOf,
-		"__builtin__.frozenset":         setOf,
+		"numpy.dtype":                         numpyDType,
+		"numpy.core.multiarray.scalar":        numpyScalar,
+		"numpy._core.multiarray.scalar":       numpyScalar,
+		"numpy.core.multiarray._reconstruct":  numpyReconstruct,
+		"numpy._core.multiarray._reconstruct": numpyReconstruct,
+		"numpy.core.numeric._frombuffer":      numpyFromBuffer,
+		"numpy._core.numeric._frombuffer":     numpyFromBuffer,
+		"builtins.set":                        setOf,
+		"builtins.frozenset":                  setOf,
+		"__builtin__.set":                     setOf,
+		"__builtin__.frozenset":               setOf,
 		"_codecs.encode": func(args []any) (any, error) {
 			if len(args) < 1 {
 				return nil, errors.New("no arguments")
 			}
-			s, ok := args[0].(string)
-			if !ok {
-				return nil, errors.New("argument is not a string")
-			}
-			// Latin-1, the only encoding numpy pickles use here.
-			b := make([]byte, 0, len(s))
-			for _, r := range s {
-				if r > 0xff {
-					return nil, errors.New("string is not latin-1")
-				}
-				b = append(b, byte(r))
-			}
-			return types.NewByteArrayFromSlice(b), nil
+			return latin1(args[0])
 		},
 	}
+	// bytes() and bytearray(str, "latin-1"): protocol 2 pickles empty bytes
+	// as bytes() and bytearrays as the second form.
+	for _, name := range []string{"builtins.bytes", "__builtin__.bytes", "builtins.bytearray", "__builtin__.bytearray"} {
+		callImpls[name] = func(args []any) (any, error) {
+			if len(args) == 0 {
+				return types.NewByteArrayFromSlice(nil), nil
+			}
+			return latin1(args[0])
+		}
+	}
 	callImpls["copy_reg._reconstructor"] = callImpls["copyreg._reconstructor"]
+}
+
+// latin1 encodes a string as Latin-1, the only encoding numpy and
+// bytearray pickles use.
+func latin1(v any) (any, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("got %T, want a string", v)
+	}
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r > 0xff {
+			return nil, errors.New("string is not latin-1")
+		}
+		b = append(b, byte(r))
+	}
+	return types.NewByteArrayFromSlice(b), nil
 }
 
 // hashable boxes bytes, the one unhashable value gopickle makes, so that a
@@ -476,6 +495,11 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		return x.st, nil
 	case *npDType:
 		return &Global{Module: "numpy", Name: "dtype(" + x.code + ")"}, nil
+	case *npArray:
+		if x.t == nil {
+			return nil, errors.New("pickle: numpy array without data")
+		}
+		return x.t, nil
 	}
 	// Containers: shared and cyclic references, tracked by pointer.
 	if !reflect.TypeOf(v).Comparable() {

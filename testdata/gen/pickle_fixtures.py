@@ -47,7 +47,8 @@ Files:
   checkpoint.pt         {"epoch", "state_dict", "optimizer" (SGD momentum state),
                         "arch", "best", "flags": [True, None], "args" (an
                         argparse.Namespace), "stats" (a namedtuple holding a tensor),
-                        "numpy" (numpy scalars of several dtypes, one big-endian)}
+                        "numpy" (numpy scalars of several dtypes, one big-endian),
+                        "arrays" (numpy arrays: C and Fortran order, big-endian, 0-d, empty)}
   views.pt              transposed, channels_last, stride-0 expand, offset slice,
                         two tensors sharing a storage, 0-d and zero-size tensors
   dtypes.pt             one tensor of every dtype package tensor supports
@@ -120,6 +121,9 @@ def flatten(obj, path, tensors, meta):
     elif isinstance(obj, nn.Module):
         for k, v in obj.state_dict().items():
             tensors.append(describe_tensor(join(k), v))
+    elif isinstance(obj, np.ndarray):
+        native = obj.astype(obj.dtype.newbyteorder("="), order="C")  # keeps 0-d arrays 0-d
+        tensors.append(describe_tensor(path, torch.from_numpy(native)))
     elif isinstance(obj, np.generic):
         meta.append({"path": path, "value": obj.item()})
     elif isinstance(obj, argparse.Namespace):
@@ -195,6 +199,13 @@ def checkpoint(seed):
         "numpy": {"best": np.float64(0.75 + seed), "step": np.int64(42 + seed), "f32": np.float32(1.5),
                   "f16": np.float16(0.1), "flag": np.bool_(True), "u8": np.uint8(200), "i8": np.int8(-5),
                   "big_endian": np.array([2.5 + seed], dtype=">f8")[0]},
+        "arrays": {"f32": np.arange(6, dtype="f4").reshape(2, 3) + seed,
+                   "fortran": np.asfortranarray(np.arange(12, dtype="f8").reshape(3, 4)),
+                   "big_endian": np.arange(5, dtype=">i4") - seed,
+                   "f16": np.linspace(-1, 1, 7).astype("f2"),
+                   "bool": np.array([[True, False], [False, True]]),
+                   "u8": np.arange(250, 256, dtype="u1"),
+                   "zero_d": np.array(3.25), "empty": np.zeros((0, 4), dtype="i8")},
     }
 
 

@@ -166,8 +166,10 @@ def main():
     put("zip_newline_prefix.pt", zip_archive(pickle.dumps(payloads()["os_system"], protocol=2), prefix="bad\nprefix"),
         'forbidden global "posix.system" (in "bad\\nprefix/data.pkl")')
     put("payload_dunder.pkl", b"\x80\x02ctorch\n__builtins__\n.", 'forbidden global "torch.__builtins__"')
-    put("payload_numpy_reduce.pkl", b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n)R.",
-        'forbidden global "numpy.core.multiarray._reconstruct"')
+    put("payload_numpy_reduce.pkl", b"\x80\x02cnumpy\nload\nX\x06\x00\x00\x00/etc/x\x85R.",
+        'forbidden global "numpy.load"')
+    put("numpy_reconstruct_other_class.pkl", b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nc__main__\nX\nK\x00\x85X\x01\x00\x00\x00b\x87R.",
+        "only numpy.ndarray can be reconstructed")
     put("payload_storage_type_os.pt",
         zip_archive(b"\x80\x02(X\x07\x00\x00\x00storagecposix\nsystem\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQ."),
         'forbidden global "posix.system"')
