@@ -184,6 +184,12 @@ var fixtureSpecs = map[string]Spec{
 	"vgg_bn_small": {Classifier: "classifier.6.weight", Build: func(cfg Config) (nn.Module, error) {
 		return newVGG(cfg, vggArch{[]int{8, 0, 16, 0, 16, 16, 0}, true, 32}), nil
 	}},
+	"vgg_small": {Classifier: "classifier.6.weight", Build: func(cfg Config) (nn.Module, error) {
+		return newVGG(cfg, vggArch{[]int{8, 0, 16, 16, 0}, false, 16}), nil
+	}},
+	"alexnet_small": {Classifier: "classifier.6.weight", Build: func(cfg Config) (nn.Module, error) {
+		return newAlexNet(cfg, alexArch{[5]int{8, 16, 16, 16, 16}, 32}), nil
+	}},
 }
 
 // TestFixtures checks the committed fixtures (testdata/gen/models_parity.py

@@ -152,12 +152,37 @@ def small_vgg(cfg, batch_norm, hidden, num_classes=10):
     return m
 
 
+def small_alexnet(convs, hidden, num_classes=10):
+    """torchvision's AlexNet (its forward) with narrower layers in the same
+    Sequential layout as AlexNet.__init__."""
+    m = M.AlexNet.__new__(M.AlexNet)
+    nn.Module.__init__(m)
+    c = convs
+    m.features = nn.Sequential(
+        nn.Conv2d(3, c[0], kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(c[0], c[1], kernel_size=5, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(c[1], c[2], kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[2], c[3], kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c[3], c[4], kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2))
+    m.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+    m.classifier = nn.Sequential(
+        nn.Dropout(p=0.5), nn.Linear(c[4] * 6 * 6, hidden), nn.ReLU(inplace=True),
+        nn.Dropout(p=0.5), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_classes))
+    return m
+
+
 FIXTURES = {
     # name: (constructor, input size); the Go test mirrors these configurations.
     "resnet_basic": (lambda: small_resnet(BasicBlock, [1, 1, 2, 1], [4, 4, 8, 16, 32]), 32),
     "resnext_bottleneck": (lambda: small_resnet(Bottleneck, [1, 2, 1, 1], [4, 4, 8, 16, 32], groups=2, width_per_group=16), 32),
     "densenet_small": (lambda: M.DenseNet(growth_rate=4, block_config=(2, 3, 2, 2), num_init_features=8, bn_size=2, num_classes=10), 32),
     "vgg_bn_small": (lambda: small_vgg([8, "M", 16, "M", 16, 16, "M"], True, 32), 32),
+    "vgg_small": (lambda: small_vgg([8, "M", 16, 16, "M"], False, 16), 32),
+    "alexnet_small": (lambda: small_alexnet([8, 16, 16, 16, 16], 32), 67),
 }
 
 
