@@ -187,6 +187,9 @@ var fixtureSpecs = map[string]Spec{
 	"vgg_small": {Classifier: "classifier.6.weight", Build: func(cfg Config) (nn.Module, error) {
 		return newVGG(cfg, vggArch{[]int{8, 0, 16, 16, 0}, false, 16}), nil
 	}},
+	"squeezenet_small": {Classifier: "classifier.1.weight", Build: func(cfg Config) (nn.Module, error) {
+		return newSqueezeNet(cfg, squeezeArch{8, 3, []fireSpec{pool3, {8, 4, 8, 8}, {16, 4, 8, 8}, pool3, {16, 4, 12, 12}}}), nil
+	}},
 	"alexnet_small": {Classifier: "classifier.6.weight", Build: func(cfg Config) (nn.Module, error) {
 		return newAlexNet(cfg, alexArch{[5]int{8, 16, 16, 16, 16}, 32}), nil
 	}},

@@ -1,6 +1,8 @@
 package models
 
 import (
+	"strconv"
+
 	"github.com/ckptkit/ckpt/nn"
 )
 
@@ -22,38 +24,52 @@ type Fire struct {
 	SqueezeActivation, Expand1x1Activation, Expand3x3Activation *nn.ReLU
 }
 
+// squeezeArch is SqueezeNet's layout: the stem convolution, then fire
+// modules and ceil-mode max pools (a zero fireSpec), as torchvision lists
+// them in SqueezeNet.__init__.
+type squeezeArch struct {
+	stemOut, stemK int
+	layers         []fireSpec
+}
+
+type fireSpec struct{ in, squeeze, e1, e3 int }
+
+var pool3 = fireSpec{}
+
+var squeezeArchs = map[string]squeezeArch{
+	"1_0": {96, 7, []fireSpec{pool3, {96, 16, 64, 64}, {128, 16, 64, 64}, {128, 32, 128, 128}, pool3,
+		{256, 32, 128, 128}, {256, 48, 192, 192}, {384, 48, 192, 192}, {384, 64, 256, 256}, pool3,
+		{512, 64, 256, 256}}},
+	"1_1": {64, 3, []fireSpec{pool3, {64, 16, 64, 64}, {128, 16, 64, 64}, pool3,
+		{128, 32, 128, 128}, {256, 32, 128, 128}, pool3,
+		{256, 48, 192, 192}, {384, 48, 192, 192}, {384, 64, 256, 256}, {512, 64, 256, 256}}},
+}
+
 func init() {
 	for _, v := range []string{"1_0", "1_1"} {
-		version := v
+		a := squeezeArchs[v]
 		Register(Spec{Name: "squeezenet" + v, Classifier: "classifier.1.weight",
-			Build: func(cfg Config) (nn.Module, error) { return newSqueezeNet(cfg, version), nil }})
+			Build: func(cfg Config) (nn.Module, error) { return newSqueezeNet(cfg, a), nil }})
 	}
 }
 
-func newSqueezeNet(cfg Config, version string) *SqueezeNet {
+func newSqueezeNet(cfg Config, a squeezeArch) *SqueezeNet {
 	b := cfg.Weights
 	fb := b.Sub("features")
-	fire := func(i string, in, sq, e1, e3 int) nn.Module { return newFire(fb.Sub(i), in, sq, e1, e3) }
-	pool := func() nn.Module { return nn.NewMaxPool2d(3, nn.Stride(2), nn.CeilMode()) }
 	m := &SqueezeNet{NumClasses: cfg.numClasses()}
-	if version == "1_0" {
-		m.Features = nn.NewSequential(
-			nn.NewConv2d(fb.Sub("0"), 3, 96, 7, nn.Stride(2)), nn.NewReLU(true), pool(),
-			fire("3", 96, 16, 64, 64), fire("4", 128, 16, 64, 64), fire("5", 128, 32, 128, 128), pool(),
-			fire("7", 256, 32, 128, 128), fire("8", 256, 48, 192, 192), fire("9", 384, 48, 192, 192),
-			fire("10", 384, 64, 256, 256), pool(),
-			fire("12", 512, 64, 256, 256))
-	} else {
-		m.Features = nn.NewSequential(
-			nn.NewConv2d(fb.Sub("0"), 3, 64, 3, nn.Stride(2)), nn.NewReLU(true), pool(),
-			fire("3", 64, 16, 64, 64), fire("4", 128, 16, 64, 64), pool(),
-			fire("6", 128, 32, 128, 128), fire("7", 256, 32, 128, 128), pool(),
-			fire("9", 256, 48, 192, 192), fire("10", 384, 48, 192, 192),
-			fire("11", 384, 64, 256, 256), fire("12", 512, 64, 256, 256))
+	m.Features = nn.NewSequential(nn.NewConv2d(fb.Sub("0"), 3, a.stemOut, a.stemK, nn.Stride(2)), nn.NewReLU(true))
+	out := a.stemOut
+	for _, f := range a.layers {
+		if f == pool3 {
+			m.Features.Append(nn.NewMaxPool2d(3, nn.Stride(2), nn.CeilMode()))
+			continue
+		}
+		m.Features.Append(newFire(fb.Sub(strconv.Itoa(m.Features.Len())), f.in, f.squeeze, f.e1, f.e3))
+		out = f.e1 + f.e3
 	}
 	m.Classifier = nn.NewSequential(
 		nn.NewDropout(cfg.dropout(0.5), false),
-		nn.NewConv2d(b.Sub("classifier").Sub("1"), 512, m.NumClasses, 1),
+		nn.NewConv2d(b.Sub("classifier").Sub("1"), out, m.NumClasses, 1),
 		nn.NewReLU(true),
 		nn.NewAdaptiveAvgPool2d(1, 1))
 	m.RegisterModule("features", &m.Features)

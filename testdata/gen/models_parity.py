@@ -175,6 +175,25 @@ def small_alexnet(convs, hidden, num_classes=10):
     return m
 
 
+def small_squeezenet(num_classes=10):
+    """torchvision's SqueezeNet (its forward and Fire) with a short, narrow
+    feature stack in SqueezeNet.__init__'s layout."""
+    from torchvision.models.squeezenet import Fire, SqueezeNet
+    m = SqueezeNet.__new__(SqueezeNet)
+    nn.Module.__init__(m)
+    m.num_classes = num_classes
+    m.features = nn.Sequential(
+        nn.Conv2d(3, 8, kernel_size=3, stride=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(8, 4, 8, 8), Fire(16, 4, 8, 8),
+        nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+        Fire(16, 4, 12, 12))
+    m.classifier = nn.Sequential(
+        nn.Dropout(p=0.5), nn.Conv2d(24, num_classes, kernel_size=1), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d((1, 1)))
+    return m
+
+
 FIXTURES = {
     # name: (constructor, input size); the Go test mirrors these configurations.
     "resnet_basic": (lambda: small_resnet(BasicBlock, [1, 1, 2, 1], [4, 4, 8, 16, 32]), 32),
@@ -183,6 +202,7 @@ FIXTURES = {
     "vgg_bn_small": (lambda: small_vgg([8, "M", 16, "M", 16, 16, "M"], True, 32), 32),
     "vgg_small": (lambda: small_vgg([8, "M", 16, 16, "M"], False, 16), 32),
     "alexnet_small": (lambda: small_alexnet([8, 16, 16, 16, 16], 32), 67),
+    "squeezenet_small": (small_squeezenet, 33),
 }
 
 
