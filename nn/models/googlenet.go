@@ -81,39 +81,60 @@ type InceptionAux struct {
 
 func init() {
 	Register(Spec{Name: "googlenet", Classifier: "fc.weight", Aux: []string{"aux1.", "aux2."},
-		Build: func(cfg Config) (nn.Module, error) { return newGoogLeNet(cfg), nil }})
+		Build: func(cfg Config) (nn.Module, error) { return newGoogLeNet(cfg, googlenetStd), nil }})
 }
 
-func newGoogLeNet(cfg Config) *GoogLeNet {
+// googlenetArch holds GoogLeNet's widths: the three stem convolutions and
+// the nine inception blocks' (in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5,
+// pool_proj), as torchvision's GoogLeNet.__init__ lists them. The parity
+// fixtures use narrower ones.
+type googlenetArch struct {
+	stem [3]int
+	inc  [9][7]int
+}
+
+var googlenetStd = googlenetArch{
+	stem: [3]int{64, 64, 192},
+	inc: [9][7]int{
+		{192, 64, 96, 128, 16, 32, 32}, {256, 128, 128, 192, 32, 96, 64},
+		{480, 192, 96, 208, 16, 48, 64}, {512, 160, 112, 224, 24, 64, 64}, {512, 128, 128, 256, 24, 64, 64},
+		{512, 112, 144, 288, 32, 64, 64}, {528, 256, 160, 320, 32, 128, 128},
+		{832, 256, 160, 320, 32, 128, 128}, {832, 384, 192, 384, 48, 128, 128},
+	},
+}
+
+func newGoogLeNet(cfg Config, a googlenetArch) *GoogLeNet {
 	b := cfg.Weights
 	nc := cfg.numClasses()
-	inc := func(name string, in, c1, c3r, c3, c5r, c5, pp int) *Inception {
-		return newInception(b.Sub(name), in, c1, c3r, c3, c5r, c5, pp)
+	inc := func(name string, i int) *Inception {
+		c := a.inc[i]
+		return newInception(b.Sub(name), c[0], c[1], c[2], c[3], c[4], c[5], c[6])
 	}
+	out := func(i int) int { return a.inc[i][1] + a.inc[i][3] + a.inc[i][5] + a.inc[i][6] }
 	m := &GoogLeNet{TransformInput: cfg.TransformInput.On(false)}
-	m.Conv1 = newBasicConv2d(b.Sub("conv1"), 3, 64, nn.KernelSize(7), nn.Stride(2), nn.Padding(3))
+	m.Conv1 = newBasicConv2d(b.Sub("conv1"), 3, a.stem[0], nn.KernelSize(7), nn.Stride(2), nn.Padding(3))
 	m.MaxPool1 = nn.NewMaxPool2d(3, nn.Stride(2), nn.CeilMode())
-	m.Conv2 = newBasicConv2d(b.Sub("conv2"), 64, 64, nn.KernelSize(1))
-	m.Conv3 = newBasicConv2d(b.Sub("conv3"), 64, 192, nn.KernelSize(3), nn.Padding(1))
+	m.Conv2 = newBasicConv2d(b.Sub("conv2"), a.stem[0], a.stem[1], nn.KernelSize(1))
+	m.Conv3 = newBasicConv2d(b.Sub("conv3"), a.stem[1], a.stem[2], nn.KernelSize(3), nn.Padding(1))
 	m.MaxPool2 = nn.NewMaxPool2d(3, nn.Stride(2), nn.CeilMode())
-	m.Inception3a = inc("inception3a", 192, 64, 96, 128, 16, 32, 32)
-	m.Inception3b = inc("inception3b", 256, 128, 128, 192, 32, 96, 64)
+	m.Inception3a = inc("inception3a", 0)
+	m.Inception3b = inc("inception3b", 1)
 	m.MaxPool3 = nn.NewMaxPool2d(3, nn.Stride(2), nn.CeilMode())
-	m.Inception4a = inc("inception4a", 480, 192, 96, 208, 16, 48, 64)
-	m.Inception4b = inc("inception4b", 512, 160, 112, 224, 24, 64, 64)
-	m.Inception4c = inc("inception4c", 512, 128, 128, 256, 24, 64, 64)
-	m.Inception4d = inc("inception4d", 512, 112, 144, 288, 32, 64, 64)
-	m.Inception4e = inc("inception4e", 528, 256, 160, 320, 32, 128, 128)
+	m.Inception4a = inc("inception4a", 2)
+	m.Inception4b = inc("inception4b", 3)
+	m.Inception4c = inc("inception4c", 4)
+	m.Inception4d = inc("inception4d", 5)
+	m.Inception4e = inc("inception4e", 6)
 	m.MaxPool4 = nn.NewMaxPool2d(2, nn.Stride(2), nn.CeilMode())
-	m.Inception5a = inc("inception5a", 832, 256, 160, 320, 32, 128, 128)
-	m.Inception5b = inc("inception5b", 832, 384, 192, 384, 48, 128, 128)
+	m.Inception5a = inc("inception5a", 7)
+	m.Inception5b = inc("inception5b", 8)
 	if cfg.AuxLogits.On(true) {
-		m.Aux1 = newInceptionAux(b.Sub("aux1"), 512, nc, cfg.dropout(0.7))
-		m.Aux2 = newInceptionAux(b.Sub("aux2"), 528, nc, cfg.dropout(0.7))
+		m.Aux1 = newInceptionAux(b.Sub("aux1"), out(2), nc, cfg.dropout(0.7))
+		m.Aux2 = newInceptionAux(b.Sub("aux2"), out(5), nc, cfg.dropout(0.7))
 	}
 	m.AvgPool = nn.NewAdaptiveAvgPool2d(1, 1)
 	m.Dropout = nn.NewDropout(cfg.dropout(0.2), false)
-	m.FC = nn.NewLinear(b.Sub("fc"), 1024, nc, true)
+	m.FC = nn.NewLinear(b.Sub("fc"), out(8), nc, true)
 	for _, r := range []struct {
 		name string
 		ptr  any

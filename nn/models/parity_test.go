@@ -190,6 +190,12 @@ var fixtureSpecs = map[string]Spec{
 	"squeezenet_small": {Classifier: "classifier.1.weight", Build: func(cfg Config) (nn.Module, error) {
 		return newSqueezeNet(cfg, squeezeArch{8, 3, []fireSpec{pool3, {8, 4, 8, 8}, {16, 4, 8, 8}, pool3, {16, 4, 12, 12}}}), nil
 	}},
+	"googlenet_small": {Classifier: "fc.weight", Aux: []string{"aux1.", "aux2."}, Build: func(cfg Config) (nn.Module, error) {
+		return newGoogLeNet(cfg, googlenetArch{[3]int{3, 6, 8}, [9][7]int{
+			{8, 2, 2, 4, 2, 2, 2}, {10, 2, 2, 4, 2, 2, 2}, {10, 4, 2, 4, 2, 2, 2}, {12, 4, 2, 4, 2, 2, 2},
+			{12, 4, 2, 4, 2, 2, 2}, {12, 4, 2, 4, 2, 2, 2}, {12, 4, 2, 4, 2, 2, 2}, {12, 4, 2, 4, 2, 2, 2},
+			{12, 4, 2, 4, 2, 2, 4}}}), nil
+	}},
 	"alexnet_small": {Classifier: "classifier.6.weight", Build: func(cfg Config) (nn.Module, error) {
 		return newAlexNet(cfg, alexArch{[5]int{8, 16, 16, 16, 16}, 32}), nil
 	}},

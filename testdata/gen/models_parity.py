@@ -194,6 +194,47 @@ def small_squeezenet(num_classes=10):
     return m
 
 
+SMALL_GOOGLENET = [3, 6, 8], [
+    (8, 2, 2, 4, 2, 2, 2), (10, 2, 2, 4, 2, 2, 2), (10, 4, 2, 4, 2, 2, 2), (12, 4, 2, 4, 2, 2, 2),
+    (12, 4, 2, 4, 2, 2, 2), (12, 4, 2, 4, 2, 2, 2), (12, 4, 2, 4, 2, 2, 2), (12, 4, 2, 4, 2, 2, 2),
+    (12, 4, 2, 4, 2, 2, 4)]
+
+
+def small_googlenet(num_classes=10):
+    """torchvision's GoogLeNet (its forward, BasicConv2d and Inception) with
+    narrow stem and inception widths in GoogLeNet.__init__'s layout, without
+    the auxiliary heads (their widths are fixed) and with transform_input."""
+    from torchvision.models.googlenet import BasicConv2d, GoogLeNet, Inception
+    stem, inc = SMALL_GOOGLENET
+    m = GoogLeNet.__new__(GoogLeNet)
+    nn.Module.__init__(m)
+    m.aux_logits = False
+    m.transform_input = True
+    m.conv1 = BasicConv2d(3, stem[0], kernel_size=7, stride=2, padding=3)
+    m.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+    m.conv2 = BasicConv2d(stem[0], stem[1], kernel_size=1)
+    m.conv3 = BasicConv2d(stem[1], stem[2], kernel_size=3, padding=1)
+    m.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+    m.inception3a = Inception(*inc[0])
+    m.inception3b = Inception(*inc[1])
+    m.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+    m.inception4a = Inception(*inc[2])
+    m.inception4b = Inception(*inc[3])
+    m.inception4c = Inception(*inc[4])
+    m.inception4d = Inception(*inc[5])
+    m.inception4e = Inception(*inc[6])
+    m.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+    m.inception5a = Inception(*inc[7])
+    m.inception5b = Inception(*inc[8])
+    m.aux1 = None
+    m.aux2 = None
+    m.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+    m.dropout = nn.Dropout(p=0.2)
+    last = inc[8]
+    m.fc = nn.Linear(last[1] + last[3] + last[5] + last[6], num_classes)
+    return m
+
+
 FIXTURES = {
     # name: (constructor, input size); the Go test mirrors these configurations.
     "resnet_basic": (lambda: small_resnet(BasicBlock, [1, 1, 2, 1], [4, 4, 8, 16, 32]), 32),
@@ -203,6 +244,7 @@ FIXTURES = {
     "vgg_small": (lambda: small_vgg([8, "M", 16, 16, "M"], False, 16), 32),
     "alexnet_small": (lambda: small_alexnet([8, 16, 16, 16, 16], 32), 67),
     "squeezenet_small": (small_squeezenet, 33),
+    "googlenet_small": (small_googlenet, 37),
 }
 
 
