@@ -9,9 +9,21 @@ import (
 
 // The validating pass.
 //
-// gopickle's VM trusts its input: it allocates whatever length an opcode
-// declares, indexes its dispatch table with any byte and slices stack items
-// without checking counts. Before a pickle reaches it, verify walks the whole
+// gopickle's VM (v0.3.0) trusts its input. Read against its source, it
+//   - indexes `dispatch [math.MaxUint8]func` with the opcode byte: 0xff is
+//     out of range (panic);
+//   - decodes LONG1/LONG4 with decodeLong, which reads bytes[len-1]: a
+//     zero length panics;
+//   - allocates make([]byte, n) before reading for FRAME, BINBYTES8,
+//     BINUNICODE8, BYTEARRAY8, BINUNICODE, BINBYTES and LONG4: a huge n is
+//     an unrecoverable out-of-memory;
+//   - builds DICT and SETITEMS with items[i+1]: an odd count panics;
+//   - pushes nil for a GET of an unset memo entry;
+//   - hashes keys into Go maps for OrderedDict and sets: a bytes key panics;
+//   - resolves collections.OrderedDict, builtins.list/dict,
+//     __builtin__.object, array._array_reconstructor and
+//     copy_reg._reconstructor itself, before any FindClass hook.
+// Before a pickle reaches it, verify walks the whole
 // opcode stream once, as pickletools.genops does, and simulates the stack
 // with typed placeholders. It refuses:
 //   - unknown opcodes, opcodes gopickle does not implement safely (EXT*,
