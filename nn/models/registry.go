@@ -252,12 +252,20 @@ func load(s Spec, src nn.Source, cfg Config) (nn.Module, *nn.LoadReport, error) 
 // LoadFile opens the checkpoint at path (any format package formats reads)
 // and loads it as Load does.
 func LoadFile(name, path string, cfg Config) (nn.Module, *nn.LoadReport, error) {
+	s, err := Lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return loadFile(s, path, cfg)
+}
+
+func loadFile(s Spec, path string, cfg Config) (nn.Module, *nn.LoadReport, error) {
 	c, err := formats.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer c.Close()
-	return Load(name, checkpointSource{c}, cfg)
+	return load(s, checkpointSource{c}, cfg)
 }
 
 // checkpointSource adapts a formats.Checkpoint to nn.Source.

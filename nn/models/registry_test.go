@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/nn"
 )
 
@@ -333,6 +334,42 @@ func TestAuxHeads(t *testing.T) {
 					t.Errorf("%s: loaded %d tensors", c.name, rep.Loaded)
 				}
 			}
+		})
+	}
+}
+
+// TestLoadFileFormats writes a fixture's weights as a training checkpoint in
+// each format package formats writes (PyTorch zip, safetensors, sharded
+// safetensors) and loads it back through LoadFile.
+func TestLoadFileFormats(t *testing.T) {
+	const name = "resnet_basic"
+	spec := fixtureSpecs[name]
+	spec.Name = name
+	sd := fixtureState(t, name)
+	x, want := fixtureIO(t, name)
+	c := &formats.Checkpoint{}
+	for _, n := range sd {
+		c.Tensors = append(c.Tensors, formats.Named{Name: "model_state_dict.module." + n.Name, Tensor: n.Tensor})
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file string
+		opts formats.SaveOptions
+		open string
+	}{
+		{"ckpt.pt", formats.SaveOptions{}, "ckpt.pt"},
+		{"ckpt.safetensors", formats.SaveOptions{}, "ckpt.safetensors"},
+		{"model.safetensors", formats.SaveOptions{MaxShardSize: 32 << 10}, "model.safetensors.index.json"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			if _, err := formats.Save(filepath.Join(dir, tc.file), c, tc.opts); err != nil {
+				t.Fatal(err)
+			}
+			m, rep, err := loadFile(spec, filepath.Join(dir, tc.open), Config{})
+			if err != nil {
+				t.Fatalf("load: %v\n%v", err, rep)
+			}
+			checkOutput(t, forward(m, x), want)
 		})
 	}
 }
