@@ -4,10 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/pickle"
@@ -45,6 +47,42 @@ type Meta struct {
 	Value string
 }
 
+// Skipped is a tensor of the source file that has no tensor.DType.
+type Skipped struct {
+	Name string
+	// Type is the source format's name for its element type ("UINT16").
+	Type  string
+	Shape []int64
+}
+
+// SkippedError is Save's error for a checkpoint with skipped tensors.
+type SkippedError struct {
+	Skipped []Skipped
+}
+
+// Error names the skipped tensors and their types.
+func (e *SkippedError) Error() string {
+	return fmt.Sprintf("formats: %d tensor(s) have no ckpt dtype and would be missing from the output: %s",
+		len(e.Skipped), SkippedList(e.Skipped, 8))
+}
+
+// SkippedList describes skipped tensors for a message: `"u16" (UINT16),
+// ...`, at most n of them and the count of the rest.
+func SkippedList(s []Skipped, n int) string {
+	var b strings.Builder
+	for i, x := range s {
+		if i == n {
+			fmt.Fprintf(&b, ", ... (%d more)", len(s)-n)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q (%s)", x.Name, x.Type)
+	}
+	return b.String()
+}
+
 // Checkpoint is a set of named tensors and string metadata, in file order.
 // Tensors read their bytes from the file they came from until Close.
 type Checkpoint struct {
@@ -55,6 +93,13 @@ type Checkpoint struct {
 	Tensors []Named
 	// Meta lists the metadata in file order. Keys are unique.
 	Meta []Meta
+
+	// Skipped lists, in file order, the tensors of the file that ckpt's
+	// tensor model cannot represent (ONNX initializers of data type
+	// UINT16, UINT32, UINT64, STRING, complex or float8): they are not in
+	// Tensors. Save refuses a checkpoint with skipped tensors, since the
+	// output would silently lack them; Transform's Exclude removes them.
+	Skipped []Skipped
 
 	// Pickle is the decoded PyTorch file (module tree, classes, root
 	// object) when the checkpoint came from one, nil otherwise.

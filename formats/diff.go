@@ -22,6 +22,10 @@ type DiffReport struct {
 	// Tensors compares the values of every common name whose shapes are
 	// equal, in A's order.
 	Tensors []TensorDiff `json:"tensors"`
+	// NotCompared lists the names that both checkpoints have where one
+	// or both are skipped tensors (Checkpoint.Skipped): their values cannot
+	// be read, so the checkpoints are not known to be equal.
+	NotCompared []string `json:"not_compared,omitempty"`
 	// ATol is the tolerance Equal applies.
 	ATol float64 `json:"atol"`
 }
@@ -66,7 +70,7 @@ func (d TensorDiff) MarshalJSON() ([]byte, error) {
 // same names and shapes with every value within ATol (dtypes may then
 // differ, as after a cast).
 func (r *DiffReport) Equal() bool {
-	if len(r.OnlyA) > 0 || len(r.OnlyB) > 0 {
+	if len(r.OnlyA) > 0 || len(r.OnlyB) > 0 || len(r.NotCompared) > 0 {
 		return false
 	}
 	for _, m := range r.Mismatched {
@@ -92,12 +96,13 @@ func Diff(a, b *Checkpoint, atol float64) (*DiffReport, error) {
 			inA[nt.Name] = nt.Tensor
 		}
 	}
+	skA, skB := skippedNames(a), skippedNames(b)
 	inB := map[string]*tensor.Tensor{}
 	for _, nt := range b.Tensors {
 		if _, dup := inB[nt.Name]; !dup {
 			inB[nt.Name] = nt.Tensor
 		}
-		if _, ok := inA[nt.Name]; !ok {
+		if _, ok := inA[nt.Name]; !ok && !skA[nt.Name] {
 			r.OnlyB = append(r.OnlyB, nt.Name)
 		}
 	}
@@ -109,7 +114,11 @@ func Diff(a, b *Checkpoint, atol float64) (*DiffReport, error) {
 		done[nt.Name] = true
 		tb, ok := inB[nt.Name]
 		if !ok {
-			r.OnlyA = append(r.OnlyA, nt.Name)
+			if skB[nt.Name] {
+				r.NotCompared = append(r.NotCompared, nt.Name)
+			} else {
+				r.OnlyA = append(r.OnlyA, nt.Name)
+			}
 			continue
 		}
 		ta := nt.Tensor
@@ -126,7 +135,27 @@ func Diff(a, b *Checkpoint, atol float64) (*DiffReport, error) {
 		}
 		r.Tensors = append(r.Tensors, td)
 	}
+	for _, s := range a.Skipped {
+		if _, ok := inB[s.Name]; ok || skB[s.Name] {
+			r.NotCompared = append(r.NotCompared, s.Name)
+		} else {
+			r.OnlyA = append(r.OnlyA, s.Name)
+		}
+	}
+	for _, s := range b.Skipped {
+		if _, ok := inA[s.Name]; !ok && !skA[s.Name] {
+			r.OnlyB = append(r.OnlyB, s.Name)
+		}
+	}
 	return r, nil
+}
+
+func skippedNames(c *Checkpoint) map[string]bool {
+	m := make(map[string]bool, len(c.Skipped))
+	for _, s := range c.Skipped {
+		m[s.Name] = true
+	}
+	return m
 }
 
 // compare streams two tensors of equal shape side by side.

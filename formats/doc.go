@@ -8,12 +8,22 @@
 // never by its extension:
 //
 //	zip archive, legacy pickle, tar  PyTorch (package pickle): torch.save in
-//	                                 every era, TorchScript, whole models
+//	                                 every era, TorchScript, whole models,
+//	                                 and bare pickles package pickle reads
 //	8-byte length + '{'              safetensors (package formats/safetensors)
 //	JSON object with "weight_map"    a sharded checkpoint's index file: all
 //	                                 its shards, safetensors or PyTorch
 //	protobuf ModelProto fields       ONNX (package formats/onnx): the main
 //	                                 graph's initializers
+//
+// ([Detect] gives the exact rules.) A file is recognized when its reader
+// can tell what is wrong with it, so that a damaged file is refused with
+// the reader's reason rather than "not a ... file".
+//
+// Tensors the source holds that ckpt's tensor model cannot represent (ONNX
+// initializers of data type UINT16, UINT32, UINT64, STRING, complex or
+// float8) are listed in Checkpoint.Skipped, not dropped silently: [Save]
+// refuses a checkpoint that has any, and Options.Exclude leaves them out.
 //
 // [Save] writes a Checkpoint by the target's extension (.pt/.pth/.bin
 // PyTorch zip, .safetensors, .onnx) or an explicit format. Writers stream

@@ -29,35 +29,75 @@ const (
 )
 
 // ErrUnknownFormat is returned (wrapped) by Detect and Open for a file that
-// is none of the formats ckpt reads.
+// is none of the formats ckpt reads. An empty file's error also matches it
+// with errors.Is.
 var ErrUnknownFormat = errors.New("not a PyTorch, safetensors, ONNX or sharded-index file")
+
+// errEmpty is Detect's error for an empty file.
+var errEmpty = emptyError{}
+
+type emptyError struct{}
+
+func (emptyError) Error() string        { return "empty file" }
+func (emptyError) Is(target error) bool { return target == ErrUnknownFormat }
 
 // sniffSize is how much of a file Detect looks at, besides walking ONNX's
 // top-level protobuf fields.
 const sniffSize = 512
 
 // Detect reports what kind of checkpoint the size-byte file r holds, from
-// its content.
+// its content. In order:
+//
+//	"PK\x03\x04" or "PK\x05\x06"         PyTorch zip (torch >= 1.6, TorchScript)
+//	"ustar" at offset 257                 PyTorch tar (torch 0.1.1 to 0.1.9)
+//	8-byte little-endian n, then '{'      safetensors, when n fits the file
+//	0x80 0x02..0x05 (pickle PROTO)        PyTorch legacy (torch 0.1.10 to 1.5)
+//	'{' after white space                 a sharded checkpoint's index
+//	protobuf fields to the end of file    ONNX: field numbers ModelProto knows
+//	                                      have their wire types, unknown ones
+//	                                      any valid wire type (as protobuf
+//	                                      parsers skip them), and ir_version
+//	                                      (1) or graph (7) is present
+//	0x80 (PROTO of another version), or   a bare pickle: what package pickle
+//	protocol 0/1's first opcode, whole    reads as the legacy format, so its
+//	(c GLOBAL, I INT, L LONG, ( MARK)     reader gives the specific error
+//
+// A file that matches none fails with an error wrapping ErrUnknownFormat.
 func Detect(r io.ReaderAt, size int64) (Kind, error) {
+	k, err := detect(r, size)
+	if err != nil {
+		return "", fmt.Errorf("formats: %w", err)
+	}
+	return k, nil
+}
+
+// detect is Detect with errors not prefixed (Open names the file first).
+func detect(r io.ReaderAt, size int64) (Kind, error) {
+	if size == 0 {
+		return "", errEmpty
+	}
 	head := make([]byte, min(size, sniffSize))
 	if n, err := r.ReadAt(head, 0); n < len(head) {
-		return "", fmt.Errorf("formats: reading: %w", err)
+		return "", fmt.Errorf("reading: %w", err)
 	}
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		return KindPyTorch, nil
 	case len(head) >= 262 && string(head[257:262]) == "ustar":
 		return KindPyTorch, nil
-	case len(head) >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5:
-		// A pickle PROTO opcode: torch's legacy format starts with the
-		// pickled magic number.
-		return KindPyTorch, nil
 	}
+	// Before pickle's PROTO: a header of 640 to 1535 bytes starts with
+	// 0x80 0x02..0x05 too.
 	if len(head) >= 9 && head[8] == '{' {
 		n := binary.LittleEndian.Uint64(head)
 		if n <= safetensors.MaxHeaderSize && int64(n) <= size-8 {
 			return KindSafetensors, nil
 		}
+	}
+	if len(head) >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5 {
+		// A pickle PROTO opcode: torch's legacy format starts with the
+		// pickled magic number.
+		return KindPyTorch, nil
 	}
 	if t := bytes.TrimLeft(head, " \t\r\n"); len(t) > 0 && t[0] == '{' {
 		return KindIndex, nil
@@ -65,12 +105,83 @@ func Detect(r io.ReaderAt, size int64) (Kind, error) {
 	if isONNX(r, size) {
 		return KindONNX, nil
 	}
+	if isBarePickle(head) {
+		return KindPyTorch, nil
+	}
 	return "", ErrUnknownFormat
 }
 
+// isBarePickle reports whether head starts as a pickle that package pickle
+// reads as the legacy format: PROTO of any version (the reader names an
+// unsupported one), or protocol 0 and 1's first opcode complete and well
+// formed, so that text files are not taken for pickles.
+func isBarePickle(head []byte) bool {
+	if len(head) == 0 {
+		return false
+	}
+	truncated := len(head) == sniffSize // the line may go on past head
+	// line returns the text of a newline-terminated argument, ok when it
+	// ends inside head or runs to its end.
+	line := func(b []byte) ([]byte, bool) {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return b[:i], true
+		}
+		return b, truncated
+	}
+	digits := func(s []byte) bool {
+		s = bytes.TrimPrefix(s, []byte("-"))
+		if len(s) == 0 {
+			return false
+		}
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	name := func(s []byte) bool {
+		if len(s) == 0 {
+			return false
+		}
+		for _, c := range s {
+			if !(c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+				return false
+			}
+		}
+		return true
+	}
+	switch head[0] {
+	case 0x80:
+		return true
+	case 'c': // GLOBAL module\nname\n
+		mod, ok := line(head[1:])
+		if !ok || !name(mod) {
+			return false
+		}
+		rest := head[1+len(mod):] // "\nname\n...", or empty when cut
+		if len(rest) <= 1 {
+			return truncated
+		}
+		n, ok := line(rest[1:])
+		return ok && name(n)
+	case 'I': // INT [-]digits\n
+		s, ok := line(head[1:])
+		return ok && digits(s)
+	case 'L': // LONG [-]digits[L]\n
+		s, ok := line(head[1:])
+		return ok && digits(bytes.TrimSuffix(s, []byte("L")))
+	case '(': // MARK, then an opcode protocols 0 and 1 write
+		return len(head) >= 2 && bytes.IndexByte([]byte("(.0123FGIJKLMNPQRSTUVX]abcdeghijlopqrstu}"), head[1]) >= 0
+	}
+	return false
+}
+
 // isONNX walks the top-level protobuf fields of r and reports whether they
-// are all ModelProto fields with the right wire types, ending exactly at
-// the end of the file, with ir_version or graph present.
+// end exactly at the end of the file, with ir_version (1) or graph (7)
+// present. Fields ModelProto defines must have their wire type; other field
+// numbers (a newer onnx.proto, a vendor's extension) may have any valid
+// wire type, as onnx's own parser skips them; groups are refused.
 func isONNX(r io.ReaderAt, size int64) bool {
 	// ModelProto field numbers and their wire types (0 varint, 2 bytes).
 	wire := map[uint64]uint64{1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
@@ -95,22 +206,37 @@ func isONNX(r io.ReaderAt, size int64) bool {
 			return false
 		}
 		num, wt := tag>>3, tag&7
-		want, known := wire[num]
-		if !known || want != wt {
+		if num == 0 || num > 1<<29-1 {
+			return false
+		}
+		if want, known := wire[num]; known && want != wt {
 			return false
 		}
 		if num == 1 || num == 7 {
 			seen = true
 		}
-		v, ok := varint()
-		if !ok {
-			return false
-		}
-		if wt == 2 {
-			if v > uint64(size-pos) {
+		switch wt {
+		case 0:
+			if _, ok := varint(); !ok {
+				return false
+			}
+		case 1, 5:
+			n := int64(8)
+			if wt == 5 {
+				n = 4
+			}
+			if n > size-pos {
+				return false
+			}
+			pos += n
+		case 2:
+			v, ok := varint()
+			if !ok || v > uint64(size-pos) {
 				return false
 			}
 			pos += int64(v)
+		default:
+			return false
 		}
 	}
 	return seen && pos == size
@@ -146,7 +272,7 @@ func Open(path string) (*Checkpoint, error) {
 		}
 		return nil, fmt.Errorf("formats: %s is a directory without %s", path, strings.Join(DirCandidates, ", "))
 	}
-	kind, err := Detect(f, st.Size())
+	kind, err := detect(f, st.Size())
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("formats: %s: %w", path, err)
@@ -173,14 +299,17 @@ func openKind(path string, kind Kind, allowIndex bool) (*Checkpoint, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts, err := m.Initializers()
+		ts, skipped, err := m.Initializers()
 		if err != nil {
 			m.Close()
-			return nil, err
+			return nil, fmt.Errorf("%w (in %s)", err, path)
 		}
 		c := &Checkpoint{Format: FormatONNX, ONNX: m, closers: []io.Closer{m}}
 		for _, nt := range ts {
 			c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
+		}
+		for _, u := range skipped {
+			c.Skipped = append(c.Skipped, Skipped{u.Name, u.DataType.String(), u.Dims})
 		}
 		for _, p := range m.MetadataProps {
 			c.Meta = append(c.Meta, Meta{p.Key, p.Value})
@@ -278,6 +407,7 @@ func openIndex(path string) (*Checkpoint, error) {
 			return nil, err
 		}
 		out.closers = append(out.closers, c.closers...)
+		out.Skipped = append(out.Skipped, c.Skipped...)
 		if k != KindPyTorch {
 			out.Format = "sharded"
 		}
@@ -315,7 +445,7 @@ func detectFile(path string) (Kind, error) {
 	if err != nil {
 		return "", fmt.Errorf("formats: %w", err)
 	}
-	k, err := Detect(f, st.Size())
+	k, err := detect(f, st.Size())
 	if err != nil {
 		return "", fmt.Errorf("formats: %s: %w", path, err)
 	}

@@ -68,7 +68,8 @@ func FormatFor(path string) (string, error) {
 }
 
 // Save writes c to path in opts.Format (or the format path's extension
-// names). Every file is written to a temporary file in its directory,
+// names). It refuses a checkpoint with skipped tensors (a
+// *SkippedError): the output would lack them, and conversion is lossless. Every file is written to a temporary file in its directory,
 // synced, and renamed into place once all are complete; on error nothing is
 // left behind. Existing files are kept unless opts.Force: the error then
 // wraps fs.ErrExist.
@@ -82,6 +83,9 @@ func Save(path string, c *Checkpoint, opts SaveOptions) (*SaveResult, error) {
 	}
 	if err := checkNames(c); err != nil {
 		return nil, err
+	}
+	if len(c.Skipped) > 0 {
+		return nil, &SkippedError{Skipped: c.Skipped}
 	}
 	res := &SaveResult{Format: format}
 	var err error

@@ -12,6 +12,10 @@ import (
 // Options are ckpt convert's changes to a checkpoint, applied by Transform
 // in the order of the fields.
 type Options struct {
+	// Exclude leaves out every tensor (and skipped tensor, see
+	// Checkpoint.Skipped) whose name in the source matches one of the
+	// patterns.
+	Exclude []*regexp.Regexp
 	// Key takes one sub-tree as the checkpoint: tensors named "Key.x"
 	// become "x"; other tensors are dropped. Metadata inside the sub-tree
 	// is renamed the same way; metadata outside it is kept as it is (it
@@ -55,6 +59,8 @@ func ParseRename(s string) (Rename, error) {
 // cast tensor has been read through once (after Save): casting happens as
 // the bytes stream.
 type Report struct {
+	// Excluded counts the tensors and skipped tensors left out by Exclude.
+	Excluded int
 	// Dropped counts the tensors left out by Key.
 	Dropped int
 	// Renamed counts the tensors whose name changed.
@@ -71,12 +77,24 @@ type Report struct {
 func Transform(c *Checkpoint, opts Options) (*Checkpoint, *Report, error) {
 	out := &Checkpoint{Format: c.Format, Pickle: c.Pickle, ONNX: c.ONNX}
 	rep := &Report{}
+	excluded := func(name string) bool {
+		for _, re := range opts.Exclude {
+			if re.MatchString(name) {
+				rep.Excluded++
+				return true
+			}
+		}
+		return false
+	}
 	type entry struct {
 		orig, name string
 		t          *tensor.Tensor
 	}
 	var es []entry
 	for _, nt := range c.Tensors {
+		if excluded(nt.Name) {
+			continue
+		}
 		name := nt.Name
 		if opts.Key != "" {
 			rest, ok := strings.CutPrefix(name, opts.Key+".")
@@ -87,6 +105,14 @@ func Transform(c *Checkpoint, opts Options) (*Checkpoint, *Report, error) {
 			name = rest
 		}
 		es = append(es, entry{nt.Name, name, nt.Tensor})
+	}
+	// Skipped tensors keep their source names: they are only ever named
+	// in messages, where the user needs the name the file has.
+	for _, s := range c.Skipped {
+		if excluded(s.Name) || (opts.Key != "" && !strings.HasPrefix(s.Name, opts.Key+".")) {
+			continue
+		}
+		out.Skipped = append(out.Skipped, s)
 	}
 	if opts.Key != "" && len(es) == 0 {
 		return nil, nil, fmt.Errorf("formats: key %q matches no tensor (top-level keys: %s)", opts.Key, strings.Join(topLevel(c), ", "))

@@ -55,7 +55,7 @@ func BenchmarkOpen(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		inits, err := m.Initializers()
+		inits, _, err := m.Initializers()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -33,7 +33,9 @@
 // also carries FLOAT16, BFLOAT16, INT8, UINT8, INT16 and BOOL -, int64_data,
 // double_data) are converted to bytes. Data types with no tensor.DType
 // (UINT16, UINT32, UINT64, STRING, complex, float8) are kept and written
-// back, but cannot be exposed as tensors.
+// back, but cannot be exposed as tensors: [Model.Initializers] returns them
+// apart, as [Unsupported] entries (name, data type, dims), so that a caller
+// lists what it can and names what it cannot.
 //
 // External data (data_location EXTERNAL) is resolved by [Open] relative to
 // the model's directory through an os.Root: the location must be a relative

@@ -27,7 +27,7 @@ func FuzzRead(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if inits, err := m.Initializers(); err == nil {
+		if inits, _, err := m.Initializers(); err == nil {
 			for _, n := range inits {
 				if _, err := n.Tensor.Bytes(); err != nil {
 					t.Fatalf("initializer %q accepted but unreadable: %v", n.Name, err)

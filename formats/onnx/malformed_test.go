@@ -135,7 +135,7 @@ func TestTypedValueRange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = m.Initializers()
+			_, _, err = m.Initializers()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got error %v, want %q", err, tc.want)
 			}
@@ -196,7 +196,7 @@ func TestExternalDataChecks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			inits, err := m.Initializers()
+			inits, _, err := m.Initializers()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +211,7 @@ func TestExternalDataChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Initializers(); err == nil || !strings.Contains(err.Error(), "was not resolved") {
+	if _, _, err := m.Initializers(); err == nil || !strings.Contains(err.Error(), "was not resolved") {
 		t.Errorf("got error %v, want an unresolved external data error", err)
 	}
 	out, err := Marshal(m)

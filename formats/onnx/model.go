@@ -99,28 +99,48 @@ func (m *Model) Close() error {
 	return first
 }
 
+// Unsupported is an initializer whose data type has no tensor.DType
+// (UINT16, UINT32, UINT64, STRING, COMPLEX64, COMPLEX128, the float8
+// types): it is kept in the model and written back, but cannot be exposed
+// as a tensor.
+type Unsupported struct {
+	Name     string
+	DataType DataType
+	Dims     []int64
+}
+
 // Initializers returns the main graph's initializers as stored tensors, in
-// graph order. Raw and external elements are read lazily; typed fields are
-// converted to little-endian bytes. It fails, naming the initializer, on a
-// data type with no tensor.DType, malformed data, or a duplicate name.
-func (m *Model) Initializers() ([]Named, error) {
+// graph order, and separately, in graph order too, those whose data type
+// has no tensor.DType (so a caller can list what it can and name what it
+// cannot). Raw and external elements are read lazily; typed fields are
+// converted to little-endian bytes. It fails, naming the initializer, on
+// malformed data or a duplicate name.
+func (m *Model) Initializers() ([]Named, []Unsupported, error) {
 	if m.Graph == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	out := make([]Named, 0, len(m.Graph.Initializer))
+	var skipped []Unsupported
 	seen := make(map[string]bool, len(m.Graph.Initializer))
 	for _, t := range m.Graph.Initializer {
 		if seen[t.Name] {
-			return nil, fmt.Errorf("onnx: initializer %q: duplicate name", t.Name)
+			return nil, nil, fmt.Errorf("onnx: initializer %q: duplicate name", t.Name)
 		}
 		seen[t.Name] = true
+		if _, ok := t.DataType.DType(); !ok && t.data == nil {
+			if err := t.validate(); err != nil {
+				return nil, nil, fmt.Errorf("onnx: initializer %q: %w", t.Name, err)
+			}
+			skipped = append(skipped, Unsupported{Name: t.Name, DataType: t.DataType, Dims: slices.Clone(t.Dims)})
+			continue
+		}
 		x, err := t.tensor()
 		if err != nil {
-			return nil, fmt.Errorf("onnx: initializer %q: %w", t.Name, err)
+			return nil, nil, fmt.Errorf("onnx: initializer %q: %w", t.Name, err)
 		}
 		out = append(out, Named{Name: t.Name, Tensor: x})
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // Tensor returns the elements as a stored tensor: a lazy view of the file

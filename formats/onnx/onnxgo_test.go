@@ -78,7 +78,7 @@ func TestCrossCheckOnnxGo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inits, err := ours.Initializers()
+			inits, _, err := ours.Initializers()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -51,7 +51,7 @@ func TestResNet18(t *testing.T) {
 		t.Fatalf("written back: %d bytes, %v; want the %d bytes read", len(out), err, len(orig))
 	}
 
-	inits, err := m.Initializers()
+	inits, _, err := m.Initializers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestResNet18(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := back.Initializers()
+		got, _, err := back.Initializers()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/ckptkit/ckpt/formats"
-	"github.com/ckptkit/ckpt/pickle"
 )
 
 // fileError is an error about one file, printed as "PATH: MESSAGE".
@@ -78,22 +77,11 @@ func dedupe(msg string) string {
 }
 
 // Open opens the checkpoint at path with formats.Open, with errors made by
-// FileError. A file that is no checkpoint format but is a bare pickle
-// carrying a payload (protocols 0 and 1 have no header to recognize) is
-// reported by the global it would have called, not as an unknown format:
-// the pickle is decoded by package pickle's validating reader, which never
-// executes anything.
+// FileError.
 func Open(path string) (*formats.Checkpoint, error) {
 	c, err := formats.Open(path)
-	if err == nil {
-		return c, nil
+	if err != nil {
+		return nil, FileError(path, err)
 	}
-	if errors.Is(err, formats.ErrUnknownFormat) {
-		if pf, perr := pickle.Open(path); perr == nil {
-			pf.Close()
-		} else if fe := (*pickle.ForbiddenError)(nil); errors.As(perr, &fe) {
-			return nil, FileError(path, perr)
-		}
-	}
-	return nil, FileError(path, err)
+	return c, nil
 }
