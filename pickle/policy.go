@@ -39,7 +39,8 @@ func (e *ForbiddenError) Error() string {
 // callables are the globals a pickle may call. They are the rebuild
 // functions of torch.load(weights_only=True), the containers torch.save
 // writes, TorchScript's list builders, the reconstructor of protocol 0
-// and 1 object pickles and functools.partial (torchvision models keep
+// and 1 object pickles, collections.Counter (MultiStepLR keeps its
+// milestones in one), and functools.partial (torchvision models keep
 // partial(nn.LayerNorm, eps=...) attributes), rebuilt inertly.
 var callables = map[string]bool{
 	"torch._utils._rebuild_tensor":               true,
@@ -51,6 +52,7 @@ var callables = map[string]bool{
 	"torch.Size":                                 true,
 	"torch.device":                               true,
 	"collections.OrderedDict":                    true,
+	"collections.Counter":                        true,
 	"torch.jit._pickle.build_intlist":            true,
 	"torch.jit._pickle.build_floatlist":          true,
 	"torch.jit._pickle.build_doublelist":         true,

@@ -145,6 +145,21 @@ func orderedDict(args []any) (any, error) {
 	return d, nil
 }
 
+// counter implements collections.Counter() and Counter({key: count}): a
+// Counter pickles as a plain dict of counts, which is what it becomes.
+func counter(args []any) (any, error) {
+	switch {
+	case len(args) == 0:
+		return types.NewDict(), nil
+	case len(args) > 1:
+		return nil, fmt.Errorf("want at most 1 argument, got %d", len(args))
+	}
+	if d, ok := args[0].(*types.Dict); ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("argument is %T, want a dict of counts", args[0])
+}
+
 // findClass resolves a global for the VM. The validating pass has already
 // refused forbidden globals; this is the second line of defence.
 func findClass(module, name string) (any, error) {
@@ -197,6 +212,7 @@ func init() {
 		"torch._tensor._rebuild_from_type_v2":        rebuildFromType,
 		"torch.nn.parameter.Parameter":               rebuildParameter,
 		"torch.Size":                                 tupleArg,
+		"collections.Counter":                        counter,
 		"torch.device": func(args []any) (any, error) {
 			if len(args) == 0 {
 				return nil, errors.New("no arguments")
