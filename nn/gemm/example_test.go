@@ -65,3 +65,21 @@ func ExampleImplementation() {
 	fmt.Println(c.Data)
 	// Output: [11]
 }
+
+// Pack a layer's weights once, then multiply them by each input.
+func ExamplePackA() {
+	w := []float32{ // 2 outputs × 3 inputs
+		1, 0, -1,
+		2, 1, 0,
+	}
+	pw := gemm.PackA(false, 2, 3, w, 3)
+	x := []float32{ // 3 inputs × 1 column
+		3,
+		4,
+		5,
+	}
+	y := make([]float32, 2)
+	pw.Sgemm(false, 1, 1, x, 1, 0, y, 1)
+	fmt.Println(y)
+	// Output: [-2 10]
+}

@@ -49,6 +49,12 @@ type params struct {
 	alpha, beta    float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
+
+	// packedA, when set, is op(A) already packed by PackA (a is unused):
+	// kc-step blocks one after the other, block pc at pc*mpad, each laid
+	// out as packA lays out rows 0..m.
+	packedA []float32
+	mpad    int
 }
 
 // workspace is one set of packing buffers, used by one goroutine at a time.
@@ -107,13 +113,18 @@ func (w *workspace) rows(kn *kernel, p *params, i0, i1, jc, nc, pc, kc int, bp [
 	}
 	for ic := i0; ic < i1; ic += kn.mc {
 		mc := min(kn.mc, i1-ic)
-		packA(p, mr, ic, mc, pc, kc, w.a)
+		ap := w.a
+		if p.packedA != nil {
+			ap = p.packedA[pc*p.mpad+ic*kc:]
+		} else {
+			packA(p, mr, ic, mc, pc, kc, w.a)
+		}
 		for jr := 0; jr < nc; jr += nr {
 			nrr := min(nr, nc-jr)
 			b := &bp[jr*kc]
 			for ir := 0; ir < mc; ir += mr {
 				mrr := min(mr, mc-ir)
-				a := &w.a[ir*kc]
+				a := &ap[ir*kc]
 				ci := (ic+ir)*p.ldc + jc + jr
 				if mrr == mr && nrr == nr {
 					kn.fn(kc, a, b, &p.c[ci], p.ldc, p.alpha, beta)

@@ -1,0 +1,99 @@
+package gemm
+
+import "fmt"
+
+// PackedA is a left operand op(A) packed once for many products, such as a
+// layer's weights multiplied by every input: [PackedA.Sgemm] then skips the
+// packing of A that [Sgemm] does on every call, which is most of the cost
+// of products with few columns (ResNet-18's last layers, where A has
+// 512×4608 floats and B 49 columns). A PackedA is a copy: later changes to
+// the slice it was packed from do not reach it. It is safe for concurrent
+// use.
+type PackedA struct {
+	m, k int
+	kn   *kernel
+	mpad int       // m rounded up to kn.mr
+	data []float32 // the packed blocks (native) or op(A) row-major (backend)
+}
+
+// PackA packs op(A), m×k, for [PackedA.Sgemm]. transA and lda are as for
+// [Sgemm]: A is stored k×m when transA is set. PackA panics on bad
+// arguments, as Sgemm does.
+func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
+	if m < 0 || k < 0 {
+		panic(fmt.Sprintf("gemm: negative dimension m=%d k=%d", m, k))
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	checkMat("A", a, ar, ac, lda)
+	if backend != nil {
+		// The backend multiplies unpacked matrices: keep op(A) compact.
+		d := make([]float32, m*k)
+		for i := range m {
+			for p := range k {
+				if transA {
+					d[i*k+p] = a[p*lda+i]
+				} else {
+					d[i*k+p] = a[i*lda+p]
+				}
+			}
+		}
+		return &PackedA{m: m, k: k, data: d}
+	}
+	return packAWith(kernelForPackA(m), transA, m, k, a, lda)
+}
+
+// kernelForPackA chooses the kernel a PackedA is packed for, without the n
+// that pickKernel weighs: the first kernel, the best all-round tile, unless
+// its rows pad m by more than 5%; then the kernel that pads m least. (An
+// 8×48 tile suits m = 64 and its long rows of pixels, but would waste half
+// its work on the 49 columns of ResNet's last layers, where m = 512.)
+func kernelForPackA(m int) *kernel {
+	pad := func(kn *kernel) int { return (m + kn.mr - 1) / kn.mr * kn.mr }
+	best := kernels[0]
+	if 20*(pad(best)-m) <= m {
+		return best
+	}
+	for _, kn := range kernels {
+		if kn.isa == best.isa && pad(kn) < pad(best) {
+			best = kn
+		}
+	}
+	return best
+}
+
+// packAWith packs op(A) for kernel kn.
+func packAWith(kn *kernel, transA bool, m, k int, a []float32, lda int) *PackedA {
+	mpad := (m + kn.mr - 1) / kn.mr * kn.mr
+	pa := &PackedA{m: m, k: k, kn: kn, mpad: mpad, data: make([]float32, mpad*k)}
+	p := params{transA: transA, m: m, k: k, a: a, lda: lda}
+	for pc := 0; pc < k; pc += kn.kc {
+		kc := min(kn.kc, k-pc)
+		packA(&p, kn.mr, 0, m, pc, kc, pa.data[pc*mpad:])
+	}
+	return pa
+}
+
+// Rows reports the number of rows of op(A), m.
+func (pa *PackedA) Rows() int { return pa.m }
+
+// Cols reports the number of columns of op(A), k.
+func (pa *PackedA) Cols() int { return pa.k }
+
+// Sgemm computes C = alpha*op(A)*op(B) + beta*C with op(A) the packed
+// matrix (m×k), op(B) k×n and C m×n, with the arguments and conventions of
+// [Sgemm] (B is stored n×k when transB is set; C is not read when beta is
+// 0).
+func (pa *PackedA) Sgemm(transB bool, n int, alpha float32, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	m, k := pa.m, pa.k
+	checkArgs(false, transB, m, n, k, pa.data, k, b, ldb, c, ldc)
+	if pa.kn == nil {
+		backend(false, transB, m, n, k, alpha, pa.data, max(k, 1), b, ldb, beta, c, ldc)
+		return
+	}
+	p := params{transB: transB, m: m, n: n, k: k, alpha: alpha,
+		b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad}
+	run(pa.kn, &p, Threads())
+}

@@ -1,0 +1,86 @@
+package gemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// TestPackedAMatchesReference runs every kernel's packed-A path over the
+// same cases as TestKernelsMatchReference, serially and split.
+func TestPackedAMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, tc := range gemmCases(!testing.Short()) {
+		o := makeOperands(tc, rng)
+		want := append([]float32(nil), o.c...)
+		refSgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, want, o.ldc)
+		tol := tolerances(tc, o, o.c)
+		for _, kn := range testKernels() {
+			pa := packAWith(kn, tc.transA, tc.m, tc.k, o.a, o.lda)
+			for _, threads := range []int{1, 3} {
+				got := append([]float32(nil), o.c...)
+				p := params{transB: tc.transB, m: tc.m, n: tc.n, k: tc.k, alpha: tc.alpha,
+					b: o.b, ldb: o.ldb, beta: tc.beta, c: got, ldc: o.ldc, packedA: pa.data, mpad: pa.mpad}
+				if threads > 1 && tc.k > 0 && tc.alpha != 0 && tc.m > 0 && tc.n > 0 {
+					runParallel(kn, &p, threads)
+				} else {
+					run(kn, &p, threads)
+				}
+				t.Run(fmt.Sprintf("%s/%s/threads=%d", kn.name, tc, threads), func(t *testing.T) {
+					check(t, tc, o, tol, got, want)
+				})
+			}
+		}
+	}
+}
+
+// TestPackedAPublic uses PackA and PackedA.Sgemm as callers do, from
+// several goroutines sharing one PackedA, and checks that PackA copied A.
+func TestPackedAPublic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	tc := gemmCase{transA: true, m: 70, n: 90, k: 300, alpha: 1, beta: 0, pad: 2}
+	o := makeOperands(tc, rng)
+	want := append([]float32(nil), o.c...)
+	refSgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, want, o.ldc)
+	tol := tolerances(tc, o, o.c)
+	pa := PackA(tc.transA, tc.m, tc.k, o.a, o.lda)
+	if pa.Rows() != tc.m || pa.Cols() != tc.k {
+		t.Fatalf("PackA shape %dx%d, want %dx%d", pa.Rows(), pa.Cols(), tc.m, tc.k)
+	}
+	a0 := append([]float32(nil), o.a...)
+	clear(o.a) // the PackedA must not depend on A any more
+	var wg sync.WaitGroup
+	results := make([][]float32, 4)
+	for g := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := append([]float32(nil), o.c...)
+			pa.Sgemm(tc.transB, tc.n, tc.alpha, o.b, o.ldb, tc.beta, got, o.ldc)
+			results[g] = got
+		}()
+	}
+	wg.Wait()
+	copy(o.a, a0)
+	for g, got := range results {
+		t.Run(fmt.Sprint("goroutine", g), func(t *testing.T) { check(t, tc, o, tol, got, want) })
+	}
+}
+
+func TestPackedANoAllocs(t *testing.T) {
+	defer SetThreads(0)
+	const n = 200
+	a := make([]float32, n*n)
+	b := make([]float32, n*n)
+	c := make([]float32, n*n)
+	pa := PackA(false, n, n, a, n)
+	for _, threads := range []int{1, 2} {
+		SetThreads(threads)
+		f := func() { pa.Sgemm(false, n, 1, b, n, 0, c, n) }
+		f()
+		if got := testing.AllocsPerRun(20, f); got != 0 {
+			t.Errorf("threads=%d: got %v allocations per call, want 0", threads, got)
+		}
+	}
+}
