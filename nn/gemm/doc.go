@@ -9,7 +9,8 @@
 // otherwise AVX2+FMA), chosen at run time with golang.org/x/sys/cpu; on other
 // CPUs, and everywhere when built with -tags purego, a pure-Go kernel is used.
 // Large products are split over [Threads] goroutines; small ones run on the
-// calling goroutine.
+// calling goroutine. [PackA] packs a left operand once (a layer's weights)
+// for many products with [PackedA.Sgemm].
 //
 // # Concurrency and memory
 //
