@@ -213,8 +213,13 @@ func bnAct(bn *nn.BatchNorm2d, x *nn.Tensor, owned bool) *nn.Tensor {
 	return x
 }
 
-func (m *DenseNet) String() string   { return nn.Repr(m) }
+// String returns the module tree as torch prints it.
+func (m *DenseNet) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
 func (m *DenseBlock) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
 func (m *DenseLayer) String() string { return nn.Repr(m) }
 
 // TypeName returns torch's class name.

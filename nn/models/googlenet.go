@@ -23,6 +23,7 @@ func newBasicConv2d(b *nn.Builder, in, out int, opts ...nn.Option) *BasicConv2d 
 // Forward runs conv, bn and ReLU.
 func (m *BasicConv2d) Forward(x *nn.Tensor) *nn.Tensor { return convBNAct(m.Conv, m.BN, x, true) }
 
+// String returns the module tree as torch prints it.
 func (m *BasicConv2d) String() string { return nn.Repr(m) }
 
 // transformInput rescales x from ImageNet normalisation to the [-1, 1] range
@@ -230,6 +231,11 @@ func (m *GoogLeNet) ForwardAux(x *nn.Tensor) (out, aux2, aux1 *nn.Tensor) {
 	return m.FC.Forward(m.Dropout.Forward(x)), aux2, aux1
 }
 
-func (m *GoogLeNet) String() string    { return nn.Repr(m) }
-func (m *Inception) String() string    { return nn.Repr(m) }
+// String returns the module tree as torch prints it.
+func (m *GoogLeNet) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
+func (m *Inception) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
 func (m *InceptionAux) String() string { return nn.Repr(m) }

@@ -309,12 +309,25 @@ func (m *Inception3) ForwardAux(x *nn.Tensor) (out, aux *nn.Tensor) {
 	return m.FC.Forward(x), aux
 }
 
-func (m *Inception3) String() string     { return nn.Repr(m) }
-func (m *InceptionA) String() string     { return nn.Repr(m) }
-func (m *InceptionB) String() string     { return nn.Repr(m) }
-func (m *InceptionC) String() string     { return nn.Repr(m) }
-func (m *InceptionD) String() string     { return nn.Repr(m) }
-func (m *InceptionE) String() string     { return nn.Repr(m) }
+// String returns the module tree as torch prints it.
+func (m *Inception3) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
+func (m *InceptionA) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
+func (m *InceptionB) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
+func (m *InceptionC) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
+func (m *InceptionD) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
+func (m *InceptionE) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
 func (m *InceptionV3Aux) String() string { return nn.Repr(m) }
 
 // TypeName returns torch's class name, InceptionAux.

@@ -210,6 +210,11 @@ func (m *Bottleneck) Forward(x *nn.Tensor) *nn.Tensor {
 	return addReLU(out, identity)
 }
 
-func (m *ResNet) String() string     { return nn.Repr(m) }
+// String returns the module tree as torch prints it.
+func (m *ResNet) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
 func (m *BasicBlock) String() string { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
 func (m *Bottleneck) String() string { return nn.Repr(m) }

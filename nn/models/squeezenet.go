@@ -107,5 +107,8 @@ func (m *SqueezeNet) Forward(x *nn.Tensor) *nn.Tensor {
 	return runSequential(m.Classifier, x).Flatten(1, -1)
 }
 
+// String returns the module tree as torch prints it.
 func (m *SqueezeNet) String() string { return nn.Repr(m) }
-func (m *Fire) String() string       { return nn.Repr(m) }
+
+// String returns the module tree as torch prints it.
+func (m *Fire) String() string { return nn.Repr(m) }

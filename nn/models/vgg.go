@@ -87,6 +87,7 @@ func (m *VGG) Forward(x *nn.Tensor) *nn.Tensor {
 	return m.Classifier.Forward(x)
 }
 
+// String returns the module tree as torch prints it.
 func (m *VGG) String() string { return nn.Repr(m) }
 
 // AlexNet is torchvision.models.AlexNet.
@@ -156,4 +157,5 @@ func (m *AlexNet) Forward(x *nn.Tensor) *nn.Tensor {
 	return m.Classifier.Forward(x)
 }
 
+// String returns the module tree as torch prints it.
 func (m *AlexNet) String() string { return nn.Repr(m) }
