@@ -51,6 +51,10 @@ type SaveResult struct {
 	DroppedMeta []string
 	// Unused lists checkpoint tensors the ONNX graph has no initializer for.
 	Unused []string
+	// Unaliased lists the graph's tensors that were Identity aliases of
+	// another initializer (torch.onnx.export's deduplication) and are now
+	// initializers of their own (onnx.ReplaceReport.Unaliased).
+	Unaliased []string
 }
 
 // FormatFor returns the target format for path's extension: .pt, .pth and
@@ -243,6 +247,7 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 			return err
 		}
 		res.Unused = rep.Unused
+		res.Unaliased = rep.Unaliased
 		for _, e := range c.Meta {
 			res.DroppedMeta = append(res.DroppedMeta, e.Key)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ type Options struct {
 	IO *cmdutil.IOStreams
 	// In and Out are the source and target paths.
 	In, Out string
+	// Excludes are regular expressions: source tensors whose name matches
+	// one are left out.
+	Excludes []string
 	// Key takes one sub-tree of the source as the state_dict.
 	Key string
 	// Renames are REGEX=REPLACEMENT rules, applied in order.
@@ -32,7 +36,8 @@ type Options struct {
 	DType string
 	// Graph is an ONNX model whose initializers receive the weights.
 	Graph string
-	// MaxShardSize splits safetensors output ("2GB", "500MiB"; "" for one file).
+	// MaxShardSize splits safetensors or PyTorch output ("2GB", "500MiB";
+	// "" for one file).
 	MaxShardSize string
 	// Format names the target format, overriding Out's extension.
 	Format string
@@ -65,6 +70,8 @@ hyper-parameters) go to safetensors __metadata__ or ONNX metadata_props as
 JSON text, and are reported when the target cannot hold them.
 
 Changes, applied in this order:
+  --exclude R       leave out tensors whose name (as 'ckpt inspect' lists it)
+                    matches regular expression R; repeatable
   --key K           keep the tensors under K ("state_dict"), named without "K."
   --strip-prefix P  remove P from names that start with it ("module.")
   --rename R=S      rewrite names matching regular expression R to S ($1 for
@@ -73,13 +80,22 @@ Changes, applied in this order:
                     torch's .to() rounds); reports how many values overflowed
                     to inf or flushed to zero
 
+Tensors ckpt has no dtype for (ONNX UINT16, UINT32, UINT64, STRING, complex
+and float8 initializers, which 'ckpt inspect' lists as skipped) cannot be
+converted losslessly: convert refuses a file with any, naming them, unless
+--exclude leaves them out.
+
 --graph MODEL.onnx (OUT must be ONNX) writes the weights into that graph by
 initializer name; every missing initializer and dtype or shape mismatch is
 listed in one error, and tensors the graph does not use (num_batches_tracked)
-are reported. --max-shard-size (safetensors) writes Hugging Face shards
-OUT-00001-of-0000N.safetensors and OUT.index.json when the tensors do not fit
-in one shard; sizes count as Hugging Face counts them (2GB = 2*10^9 bytes,
-2GiB = 2*2^30).
+are reported, as are parameters torch.onnx.export had folded into one
+initializer (Identity aliases), which get initializers of their own.
+
+--max-shard-size writes Hugging Face shards when the tensors do not fit in
+one: DIR/model-00001-of-0000N.safetensors and DIR/model.safetensors.index.json
+for OUT=DIR/model.safetensors (pytorch_model-00001-of-0000N.bin and
+pytorch_model.bin.index.json for PyTorch output); sizes count as Hugging Face
+counts them (2GB = 2*10^9 bytes, 2GiB = 2*2^30).
 
 Output is written to a temporary file in OUT's directory, synced and renamed
 into place: a failed or interrupted convert leaves nothing behind. An
@@ -97,6 +113,9 @@ existing OUT is kept unless --force.`,
   # fine-tuned weights back into the deployed ONNX graph
   ckpt convert --graph deployed.onnx finetuned.pt deployed-v2.onnx
 
+  # an ONNX model's initializers, without the UINT16 ones ckpt cannot hold
+  ckpt convert --exclude '^quant_' model.onnx weights.safetensors
+
   # rename keys, and print a machine-readable summary
   ckpt convert --rename '^backbone\.(.*)$=$1' --json in.pt out.pt`,
 		Args: cobra.ExactArgs(2),
@@ -109,12 +128,13 @@ existing OUT is kept unless --force.`,
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&opts.Excludes, "exclude", nil, "leave out tensors whose name matches `REGEX` (repeatable)")
 	f.StringVar(&opts.Key, "key", "", "keep only the sub-tree `K` (such as state_dict), named without the \"K.\" prefix")
 	f.StringArrayVar(&opts.Renames, "rename", nil, "rename tensors: `REGEX=REPLACEMENT` (repeatable, applied in order)")
 	f.StringVar(&opts.StripPrefix, "strip-prefix", "", "remove `PREFIX` from tensor names that start with it (module.)")
 	f.StringVar(&opts.DType, "dtype", "", "cast floating tensors to `DTYPE`: float16, bfloat16 or float32")
 	f.StringVar(&opts.Graph, "graph", "", "write the weights into the initializers of this ONNX `MODEL` (OUT must be .onnx)")
-	f.StringVar(&opts.MaxShardSize, "max-shard-size", "", "split safetensors output into shards of at most `SIZE` (2GB, 500MiB)")
+	f.StringVar(&opts.MaxShardSize, "max-shard-size", "", "split safetensors or PyTorch output into shards of at most `SIZE` (2GB, 500MiB)")
 	f.StringVar(&opts.Format, "format", "", "target `FORMAT`: pytorch, safetensors or onnx (default: from OUT's extension)")
 	f.BoolVar(&opts.Force, "force", false, "replace OUT if it exists")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as a JSON object")
@@ -131,6 +151,13 @@ type plan struct {
 // usage error.
 func (o *Options) parse() (*plan, error) {
 	p := &plan{transform: formats.Options{Key: o.Key, StripPrefix: o.StripPrefix}}
+	for _, x := range o.Excludes {
+		re, err := regexp.Compile(x)
+		if err != nil {
+			return nil, cmdutil.UsageError("--exclude %q: not a valid regular expression (%v)", x, unwrapMsg(err))
+		}
+		p.transform.Exclude = append(p.transform.Exclude, re)
+	}
 	for _, r := range o.Renames {
 		rule, err := formats.ParseRename(r)
 		if err != nil {
@@ -161,8 +188,8 @@ func (o *Options) parse() (*plan, error) {
 	}
 	p.save = formats.SaveOptions{Format: format, Force: o.Force, Graph: o.Graph}
 	if o.MaxShardSize != "" {
-		if format != formats.Safetensors {
-			return nil, cmdutil.UsageError("--max-shard-size needs safetensors output, not %s", format)
+		if format == formats.ONNX {
+			return nil, cmdutil.UsageError("--max-shard-size needs safetensors or PyTorch output: ONNX is not sharded (models over 2 GiB get external data)")
 		}
 		n, err := safetensors.ParseSize(o.MaxShardSize)
 		if err != nil || n <= 0 {
@@ -200,16 +227,22 @@ type Summary struct {
 	// Bytes is the total size of the files written.
 	Bytes   int64   `json:"bytes"`
 	Seconds float64 `json:"seconds"`
-	// Dropped counts tensors left out by --key; Renamed tensors whose name
-	// changed by --strip-prefix or --rename.
-	Dropped int `json:"dropped,omitempty"`
-	Renamed int `json:"renamed,omitempty"`
+	// Excluded counts tensors left out by --exclude, Dropped those left
+	// out by --key; Renamed tensors whose name changed by --strip-prefix or
+	// --rename.
+	Excluded int `json:"excluded,omitempty"`
+	Dropped  int `json:"dropped,omitempty"`
+	Renamed  int `json:"renamed,omitempty"`
 	// Cast is set with --dtype.
 	Cast *Cast `json:"cast,omitempty"`
 	// DroppedMetadata lists metadata keys the target format cannot hold.
 	DroppedMetadata []string `json:"dropped_metadata,omitempty"`
 	// Unused lists checkpoint tensors the --graph has no initializer for.
 	Unused []string `json:"unused,omitempty"`
+	// Unaliased lists the --graph's parameters that torch.onnx.export had
+	// made Identity aliases of an equal initializer, and that now have
+	// initializers of their own holding their own values.
+	Unaliased []string `json:"unaliased,omitempty"`
 }
 
 // Cast reports what --dtype did.
@@ -247,6 +280,10 @@ func convertRun(opts *Options) error {
 	if err != nil {
 		return cmdutil.FileError(opts.In, err)
 	}
+	if len(c.Skipped) > 0 {
+		return cmdutil.FileError(opts.In, fmt.Errorf("%d tensor(s) have no ckpt dtype and cannot be converted losslessly: %s; leave them out with --exclude REGEX",
+			len(c.Skipped), formats.SkippedList(c.Skipped, 8)))
+	}
 	if len(c.Tensors) == 0 {
 		return cmdutil.FileError(opts.In, errors.New("no tensors to write"))
 	}
@@ -270,8 +307,8 @@ func convertRun(opts *Options) error {
 	s := &Summary{
 		Input: opts.In, Output: opts.Out, Format: res.Format, SourceFormat: src.Format,
 		Files: res.Files, Bytes: res.Bytes,
-		Seconds: now().Sub(start).Seconds(), Dropped: rep.Dropped, Renamed: rep.Renamed,
-		DroppedMetadata: res.DroppedMeta, Unused: res.Unused,
+		Seconds: now().Sub(start).Seconds(), Excluded: rep.Excluded, Dropped: rep.Dropped, Renamed: rep.Renamed,
+		DroppedMetadata: res.DroppedMeta, Unused: res.Unused, Unaliased: res.Unaliased,
 	}
 	unused := make(map[string]bool, len(res.Unused))
 	for _, n := range res.Unused {
@@ -297,6 +334,9 @@ func convertRun(opts *Options) error {
 // summary last.
 func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	w := ios.Out
+	if s.Excluded > 0 {
+		fmt.Fprintf(w, "left out %d tensors matching --exclude\n", s.Excluded)
+	}
 	if s.Dropped > 0 {
 		fmt.Fprintf(w, "left out %d tensors outside --key\n", s.Dropped)
 	}
@@ -310,6 +350,10 @@ func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	if len(s.DroppedMetadata) > 0 {
 		fmt.Fprintf(w, "metadata not kept in %s output (%d): %s\n",
 			s.Format, len(s.DroppedMetadata), list(s.DroppedMetadata, 8))
+	}
+	if len(s.Unaliased) > 0 {
+		fmt.Fprintf(w, "graph parameters that were Identity aliases of an equal initializer, now initializers of their own (%d): %s\n",
+			len(s.Unaliased), list(s.Unaliased, 8))
 	}
 	if len(s.Unused) > 0 {
 		fmt.Fprintf(w, "tensors the graph does not use, not written (%d): %s\n", len(s.Unused), list(s.Unused, 8))

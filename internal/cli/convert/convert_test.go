@@ -1,8 +1,11 @@
 package convert
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/tensor"
@@ -30,6 +34,7 @@ func TestNewCmdConvert(t *testing.T) {
 				DType: "bfloat16", MaxShardSize: "2GB", Format: "safetensors", Force: true, JSON: true},
 		},
 		{args: []string{"--graph", "m.onnx", "ft.pt", "out.onnx"}, want: Options{In: "ft.pt", Out: "out.onnx", Graph: "m.onnx"}},
+		{args: []string{"--exclude", "^optimizer\\.", "--exclude", "_u16$", "a.onnx", "b.pt"}, want: Options{In: "a.onnx", Out: "b.pt", Excludes: []string{`^optimizer\.`, "_u16$"}}},
 		{args: []string{"a.pt"}, wantErr: true},
 		{args: []string{"a.pt", "b.pt", "c.pt"}, wantErr: true},
 		{args: []string{"--shard", "1GB", "a.pt", "b.pt"}, wantErr: true},
@@ -54,7 +59,7 @@ func TestNewCmdConvert(t *testing.T) {
 			}
 			got.IO = nil
 			if g, w := *got, tt.want; g.In != w.In || g.Out != w.Out || g.Key != w.Key || g.StripPrefix != w.StripPrefix ||
-				!slices.Equal(g.Renames, w.Renames) || g.DType != w.DType || g.MaxShardSize != w.MaxShardSize ||
+				!slices.Equal(g.Renames, w.Renames) || !slices.Equal(g.Excludes, w.Excludes) || g.DType != w.DType || g.MaxShardSize != w.MaxShardSize ||
 				g.Format != w.Format || g.Force != w.Force || g.JSON != w.JSON || g.Graph != w.Graph {
 				t.Errorf("got %+v, want %+v", g, w)
 			}
@@ -85,7 +90,12 @@ func TestParse(t *testing.T) {
 		{"bad regexp", Options{Out: "x.pt", Renames: []string{"a(=b"}}, nil, `--rename "a(=b"`},
 		{"unknown extension", Options{Out: "x.h5"}, nil, "x.h5: cannot tell the format"},
 		{"unknown format", Options{Out: "x.pt", Format: "gguf"}, nil, `--format "gguf"`},
-		{"shards need safetensors", Options{Out: "x.pt", MaxShardSize: "1GB"}, nil, "--max-shard-size needs safetensors output"},
+		{"pytorch shards", Options{Out: "x.pt", MaxShardSize: "1GB"}, func(p *plan) bool { return p.save.MaxShardSize == 1e9 }, ""},
+		{"no onnx shards", Options{Out: "x.onnx", MaxShardSize: "1GB"}, nil, "--max-shard-size needs safetensors or PyTorch output"},
+		{"excludes", Options{Out: "x.pt", Excludes: []string{"^a", "b$"}}, func(p *plan) bool {
+			return len(p.transform.Exclude) == 2 && p.transform.Exclude[1].String() == "b$"
+		}, ""},
+		{"bad exclude", Options{Out: "x.pt", Excludes: []string{"a("}}, nil, `--exclude "a(": not a valid regular expression`},
 		{"bad shard size", Options{Out: "x.safetensors", MaxShardSize: "lots"}, nil, `--max-shard-size "lots"`},
 		{"graph needs onnx", Options{Out: "x.safetensors", Graph: "g.onnx"}, nil, "--graph needs ONNX output"},
 	}
@@ -452,6 +462,90 @@ func TestRemoveTemps(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, name))
 		if gone := errors.Is(err, os.ErrNotExist); gone != removed {
 			t.Errorf("%s: removed = %v, want %v", name, gone, removed)
+		}
+	}
+}
+
+// TestSkipped converts dtypes.onnx (onnx_fixtures.py), whose UINT16,
+// UINT32, UINT64, COMPLEX64 and STRING initializers ckpt has no dtype for:
+// refused, naming each, with nothing written; accepted once --exclude
+// leaves them out, which the summary counts.
+func TestSkipped(t *testing.T) {
+	dir := inTemp(t, "onnx/dtypes.onnx")
+	ios, stdout, _ := clitest.Streams()
+	err := convertRun(&Options{IO: ios, In: "dtypes.onnx", Out: "all.safetensors"})
+	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+		t.Fatalf("got %v (exit %d), want exit 2", err, cmdutil.ExitCode(err))
+	}
+	for _, want := range []string{"dtypes.onnx: 5 tensor(s) have no ckpt dtype", `"u16_raw" (UINT16)`, `"str_typed" (STRING)`, "--exclude"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if _, err := os.Stat("all.safetensors"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("all.safetensors exists after a refused convert (stat: %v)", err)
+	}
+	leftovers(t, dir)
+	if err := convertRun(&Options{IO: ios, In: "dtypes.onnx", Out: "some.safetensors", Excludes: []string{`^(u16_raw|u32_typed|u64_typed|c64_typed|str_typed)$`}, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Excluded != 5 || s.Tensors != 23 {
+		t.Errorf("summary: %d excluded, %d tensors written; want 5, 23", s.Excluded, s.Tensors)
+	}
+}
+
+// TestUnaliased writes weights into a graph where one parameter is an
+// Identity alias of another initializer, as torch.onnx.export leaves
+// parameters that were equal at export: the summary names it.
+func TestUnaliased(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	f32 := func(vals ...float32) *tensor.Tensor {
+		b := make([]byte, 4*len(vals))
+		for i, v := range vals {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		}
+		x, err := tensor.FromBytes(tensor.Float32, []int64{int64(len(vals))}, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	g, err := onnx.FromTensors([]onnx.Named{{Name: "bn1.weight", Tensor: f32(1, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Graph.Node = []*onnx.Node{
+		{OpType: "Identity", Input: []string{"bn1.weight"}, Output: []string{"bn2.weight"}},
+		{OpType: "Mul", Input: []string{"bn1.weight", "bn2.weight"}, Output: []string{"y"}},
+	}
+	if err := onnx.Write("graph.onnx", g); err != nil {
+		t.Fatal(err)
+	}
+	c := &formats.Checkpoint{Tensors: []formats.Named{{Name: "bn1.weight", Tensor: f32(1, 2)}, {Name: "bn2.weight", Tensor: f32(3, 4)}}}
+	if _, err := formats.Save("ft.safetensors", c, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, asJSON := range []bool{false, true} {
+		ios, stdout, _ := clitest.Streams()
+		out := fmt.Sprintf("out%v.onnx", asJSON)
+		if err := convertRun(&Options{IO: ios, In: "ft.safetensors", Out: out, Graph: "graph.onnx", JSON: asJSON}); err != nil {
+			t.Fatal(err)
+		}
+		if asJSON {
+			var s Summary
+			if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(s.Unaliased, []string{"bn2.weight"}) {
+				t.Errorf("unaliased = %v, want [bn2.weight]", s.Unaliased)
+			}
+		} else if want := "now initializers of their own (1): bn2.weight\n"; !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary %q does not contain %q", stdout, want)
 		}
 	}
 }

@@ -115,6 +115,10 @@ type Report struct {
 	Mismatched []Mismatch `json:"mismatched"`
 	// Tensors compares every common tensor of equal shape, in A's order.
 	Tensors []TensorDiff `json:"tensors"`
+	// NotCompared lists common names that one side or both hold in a type
+	// ckpt has no dtype for (ONNX UINT16, STRING, ...): unread, so the
+	// checkpoints are not reported equal.
+	NotCompared []string `json:"not_compared"`
 }
 
 // Side describes one checkpoint compared.
@@ -162,7 +166,7 @@ func NewReport(fa, fb string, a, b *formats.Checkpoint, r *formats.DiffReport) *
 		B:     Side{fb, b.Format, len(b.Tensors)},
 		Equal: r.Equal(), ATol: r.ATol,
 		OnlyA: nonNil(r.OnlyA), OnlyB: nonNil(r.OnlyB),
-		Mismatched: []Mismatch{}, Tensors: []TensorDiff{},
+		Mismatched: []Mismatch{}, Tensors: []TensorDiff{}, NotCompared: nonNil(r.NotCompared),
 	}
 	for _, m := range r.Mismatched {
 		rep.Mismatched = append(rep.Mismatched, Mismatch{m.Name, m.DTypeA.String(), m.DTypeB.String(), m.ShapeA, m.ShapeB})
@@ -241,6 +245,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		section("dtype differs", dtype)
 	}
 	section("values differ", differ)
+	section("not compared, no ckpt dtype", r.NotCompared)
 	section(fmt.Sprintf("within --atol %s", num(r.ATol)), within)
 	fmt.Fprintf(&b, "%d tensors compared: %d with identical bytes", len(r.Tensors), same)
 	if r.ATol > 0 {
@@ -256,7 +261,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, x := range []struct {
 			n    int
 			what string
-		}{{len(r.OnlyA), "only in a"}, {len(r.OnlyB), "only in b"}, {len(shape), "shape differs"}, {len(dtype), "dtype differs"}, {len(differ), "values differ"}} {
+		}{{len(r.OnlyA), "only in a"}, {len(r.OnlyB), "only in b"}, {len(shape), "shape differs"}, {len(dtype), "dtype differs"}, {len(differ), "values differ"}, {len(r.NotCompared), "not compared"}} {
 			if x.n > 0 && (x.what != "dtype differs" || r.ATol <= 0) {
 				why = append(why, fmt.Sprintf("%d %s", x.n, x.what))
 			}

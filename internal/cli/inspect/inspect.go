@@ -94,6 +94,10 @@ type Listing struct {
 	Tensors    []Tensor `json:"tensors"`
 	Parameters int64    `json:"parameters"`
 	Bytes      int64    `json:"bytes"`
+	// Skipped lists the file's tensors of a type ckpt has no dtype for
+	// (ONNX UINT16, STRING, complex, float8 initializers), which are not
+	// in Tensors, Parameters or Bytes.
+	Skipped []Skipped `json:"skipped,omitempty"`
 	// Metadata holds the non-tensor values in file order: JSON text for
 	// values of PyTorch files ("7", "\"resnet50\""), the strings of
 	// safetensors' __metadata__ and ONNX metadata_props.
@@ -112,6 +116,14 @@ type Tensor struct {
 	// Elements is the number of elements (not in the JSON: the shape says it).
 	Elements int64  `json:"-"`
 	SHA256   string `json:"sha256,omitempty"`
+}
+
+// Skipped is a tensor of the file that ckpt cannot represent: its name,
+// the file format's name for its type ("UINT16") and its shape.
+type Skipped struct {
+	Name  string  `json:"name"`
+	Type  string  `json:"type"`
+	Shape []int64 `json:"shape"`
 }
 
 // Module is a node of the module tree.
@@ -203,6 +215,13 @@ func List(c *formats.Checkpoint, hash bool, p *cmdutil.Progress) (*Listing, erro
 		l.Tensors[i] = Tensor{Name: nt.Name, DType: t.DType.String(), Shape: shape, Elements: t.NumElements()}
 		l.Parameters += t.NumElements()
 		l.Bytes += t.NumBytes()
+	}
+	for _, s := range c.Skipped {
+		shape := s.Shape
+		if shape == nil {
+			shape = []int64{}
+		}
+		l.Skipped = append(l.Skipped, Skipped{s.Name, s.Type, shape})
 	}
 	if pf := c.Pickle; pf != nil {
 		l.Modules = module(pf.Modules)
@@ -325,6 +344,7 @@ func (l *Listing) WriteJSON(w io.Writer) error {
 	}{
 		{"parameters", l.Parameters, false},
 		{"bytes", l.Bytes, false},
+		{"skipped", l.Skipped, len(l.Skipped) == 0},
 		{"metadata", l.Metadata, len(l.Metadata) == 0},
 		{"modules", l.Modules, l.Modules == nil},
 		{"classes", l.Classes, len(l.Classes) == 0},
@@ -354,9 +374,13 @@ func (l *Listing) WriteJSON(w io.Writer) error {
 func (l *Listing) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "format:      %s\n", l.Format)
-	fmt.Fprintf(&b, "tensors:     %d\n", len(l.Tensors))
-	fmt.Fprintf(&b, "parameters:  %s (%s)\n", cmdutil.Grouped(l.Parameters), cmdutil.Count(l.Parameters))
-	fmt.Fprintf(&b, "bytes:       %s (%s)\n", cmdutil.Grouped(l.Bytes), cmdutil.Bytes(l.Bytes))
+	fmt.Fprintf(&b, "tensors:     %d", len(l.Tensors))
+	if n := len(l.Skipped); n > 0 {
+		fmt.Fprintf(&b, " (and %d skipped: no ckpt dtype, listed below)", n)
+	}
+	b.WriteByte('\n')
+	fmt.Fprintf(&b, "parameters:  %s\n", total(l.Parameters, false))
+	fmt.Fprintf(&b, "bytes:       %s\n", total(l.Bytes, true))
 	if len(l.Tensors) > 0 {
 		b.WriteByte('\n')
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -372,6 +396,14 @@ func (l *Listing) WriteTable(w io.Writer) error {
 				fmt.Fprintf(tw, "\t%s", t.SHA256)
 			}
 			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+	}
+	if len(l.Skipped) > 0 {
+		fmt.Fprintf(&b, "\nskipped, no ckpt dtype (%d):\n", len(l.Skipped))
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, s := range l.Skipped {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.Type, cmdutil.Shape(s.Shape))
 		}
 		tw.Flush()
 	}
@@ -408,6 +440,23 @@ func (l *Listing) WriteTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// total formats a count for the header: exact and grouped while that reads
+// at a glance ("570", "6,568 B"), the short form first from 100,000 on
+// ("11.7 M (11,689,512)", "46.8 MB (46,827,520)").
+func total(n int64, bytes bool) string {
+	if n < 100_000 {
+		if bytes {
+			return cmdutil.Grouped(n) + " B"
+		}
+		return cmdutil.Grouped(n)
+	}
+	short := cmdutil.Count(n)
+	if bytes {
+		short = cmdutil.Bytes(n)
+	}
+	return short + " (" + cmdutil.Grouped(n) + ")"
 }
 
 // moduleRows appends one row per module of the tree under m: the

@@ -68,6 +68,9 @@ func TestGolden(t *testing.T) {
 		{"dtypes_safetensors_hash", Options{File: "formats/dtypes.safetensors", Hash: true}},
 		{"cnn_onnx_json", Options{File: "onnx/cnn.onnx", JSON: true}},
 		{"cnn_onnx", Options{File: "onnx/cnn.onnx"}},
+		// Initializers without a ckpt dtype are listed as skipped.
+		{"dtypes_onnx", Options{File: "onnx/dtypes.onnx"}},
+		{"dtypes_onnx_json", Options{File: "onnx/dtypes.onnx", JSON: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,6 +217,28 @@ func TestProgress(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String(), "SHA256") {
 			t.Errorf("stdout has no SHA256 column:\n%s", stdout)
+		}
+	}
+}
+
+func TestTotal(t *testing.T) {
+	tests := []struct {
+		n     int64
+		bytes bool
+		want  string
+	}{
+		{0, false, "0"},
+		{570, false, "570"},
+		{99_999, false, "99,999"},
+		{100_000, false, "100.0 k (100,000)"},
+		{11_689_512, false, "11.7 M (11,689,512)"},
+		{512, true, "512 B"},
+		{6_568, true, "6,568 B"},
+		{46_827_520, true, "46.8 MB (46,827,520)"},
+	}
+	for _, tt := range tests {
+		if got := total(tt.n, tt.bytes); got != tt.want {
+			t.Errorf("total(%d, %v) = %q, want %q", tt.n, tt.bytes, got, tt.want)
 		}
 	}
 }
