@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -18,12 +19,44 @@ func run(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
+// repeatedPrefix returns a package prefix s says twice ("zip: ... zip: "),
+// or "".
+func repeatedPrefix(s string) string {
+	seen := map[string]bool{}
+	parts := strings.Split(s, ": ")
+	for _, p := range parts[:len(parts)-1] {
+		if packageWord.MatchString(p) {
+			if seen[p] {
+				return p
+			}
+			seen[p] = true
+		}
+	}
+	return ""
+}
+
+var packageWord = regexp.MustCompile(`^[a-z]{1,19}$`)
+
+func TestRepeatedPrefix(t *testing.T) {
+	for s, want := range map[string]string{
+		"ckpt: a.pt: pickle: zip: not: zip: x\n":     "zip",
+		"ckpt: a.pt: pickle: zip: entry: bad zip\n": "",
+	} {
+		if got := repeatedPrefix(s); got != want {
+			t.Errorf("repeatedPrefix(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
 // checkOneLine fails unless stderr is exactly one "ckpt: " line with no
 // trace of a panic.
 func checkOneLine(t *testing.T, stderr string) {
 	t.Helper()
 	if !strings.HasPrefix(stderr, "ckpt: ") || strings.Count(stderr, "\n") != 1 || !strings.HasSuffix(stderr, "\n") {
 		t.Errorf("stderr = %q, want one line starting with \"ckpt: \"", stderr)
+	}
+	if m := repeatedPrefix(stderr); m != "" {
+		t.Errorf("stderr = %q, repeats a prefix: %q", stderr, m)
 	}
 	for _, bad := range []string{"panic", "goroutine", "internal error"} {
 		if strings.Contains(stderr, bad) {

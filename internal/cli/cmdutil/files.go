@@ -63,17 +63,35 @@ func dropMention(msg, m string) string {
 	}
 }
 
-// dedupe removes a ": "-separated segment that repeats the one before it.
+// dedupe removes a package prefix that the message already said: a
+// ": "-separated segment that is one short lowercase word ("zip") and
+// appeared as a segment before, as wrapping leaves them ("pickle: zip:
+// entry \"x\": zip: checksum error").
 func dedupe(msg string) string {
 	parts := strings.Split(msg, ": ")
 	out := parts[:1]
+	seen := map[string]bool{parts[0]: true}
 	for _, p := range parts[1:] {
-		if p == out[len(out)-1] && len(p) < 20 && !strings.ContainsAny(p, " \"") {
+		if seen[p] && isWord(p) {
 			continue
 		}
+		seen[p] = true
 		out = append(out, p)
 	}
 	return strings.Join(out, ": ")
+}
+
+// isWord reports whether s is a package name: 1 to 19 lowercase letters.
+func isWord(s string) bool {
+	if len(s) == 0 || len(s) >= 20 {
+		return false
+	}
+	for _, c := range s {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // Open opens the checkpoint at path with formats.Open, with errors made by
