@@ -39,7 +39,7 @@ var packageWord = regexp.MustCompile(`^[a-z]{1,19}$`)
 
 func TestRepeatedPrefix(t *testing.T) {
 	for s, want := range map[string]string{
-		"ckpt: a.pt: pickle: zip: not: zip: x\n":     "zip",
+		"ckpt: a.pt: pickle: zip: not: zip: x\n":    "zip",
 		"ckpt: a.pt: pickle: zip: entry: bad zip\n": "",
 	} {
 		if got := repeatedPrefix(s); got != want {
