@@ -8,7 +8,7 @@ import "fmt"
 // of products with few columns (ResNet-18's last layers, where A has
 // 512×4608 floats and B 49 columns). A PackedA is a copy: later changes to
 // the slice it was packed from do not reach it. It is safe for concurrent
-// use.
+// use. Make one with PackA; the zero PackedA is not usable.
 type PackedA struct {
 	m, k int
 	kn   *kernel
