@@ -71,7 +71,9 @@ func init() {
 func newMNASNet(cfg Config, a mnasnetArch) *MNASNet {
 	b := cfg.Weights
 	lb := b.Sub("layers")
-	bn := func(i, c int) nn.Module { return nn.NewBatchNorm2d(lb.Sub(fmt.Sprint(i)), c, nn.Momentum(mnasnetMomentum)) }
+	bn := func(i, c int) nn.Module {
+		return nn.NewBatchNorm2d(lb.Sub(fmt.Sprint(i)), c, nn.Momentum(mnasnetMomentum))
+	}
 	d := a.depths
 	layers := nn.NewSequential(
 		nn.NewConv2d(lb.Sub("0"), 3, d[0], 3, nn.Padding(1), nn.Stride(2), nn.NoBias()),
@@ -112,7 +114,9 @@ func newMNASNet(cfg Config, a mnasnetArch) *MNASNet {
 func newMNASNetBlock(b *nn.Builder, in, out, k, stride, expand int) *MNASNetBlock {
 	mid := in * expand
 	lb := b.Sub("layers")
-	bn := func(i, c int) nn.Module { return nn.NewBatchNorm2d(lb.Sub(fmt.Sprint(i)), c, nn.Momentum(mnasnetMomentum)) }
+	bn := func(i, c int) nn.Module {
+		return nn.NewBatchNorm2d(lb.Sub(fmt.Sprint(i)), c, nn.Momentum(mnasnetMomentum))
+	}
 	m := &MNASNetBlock{applyResidual: in == out && stride == 1}
 	m.Layers = nn.NewSequential(
 		nn.NewConv2d(lb.Sub("0"), in, mid, 1, nn.NoBias()),
