@@ -129,6 +129,10 @@ func TestDetect(t *testing.T) {
 		{"../testdata/malicious/payload_eval_p1.pkl", KindPyTorch},
 		{"../testdata/malicious/inst_os_system.pkl", KindPyTorch},
 		{write("int.pkl", []byte("I-12\n.")), KindPyTorch},
+		// A download cut short: ir_version first, the graph runs past the
+		// end. The ONNX reader says where.
+		{write("cut.onnx", mustRead(t, "../testdata/onnx/cnn.onnx")[:1000]), KindONNX},
+		{write("cut2.onnx", []byte("\x08\x07\x3a\x10short")), KindONNX},
 		{write("global_cut.pkl", append([]byte("c"), bytes.Repeat([]byte("m"), 600)...)), KindPyTorch},
 	}
 	for _, tt := range tests {
@@ -141,7 +145,7 @@ func TestDetect(t *testing.T) {
 		})
 	}
 	for _, bad := range [][]byte{
-		nil, []byte("hello world"), {0x08, 0x07, 0xff}, []byte("\x08\x07\x3a\x10short"),
+		nil, []byte("hello world"), {0x08, 0x07, 0xff}, []byte("\x08\xff\x7f\x3a\x10short"),
 		[]byte("\x08\x08\x0b\x0c"), // a group: no ONNX writer uses them
 		[]byte("\x08\x08\x11\x01"), // ir_version's field 2 as fixed64
 		[]byte("Include this\n"), []byte("cat file\n"), []byte("L100 bottles\n"), []byte("(not a pickle)"),
@@ -829,7 +833,7 @@ func TestSaveShardedPyTorch(t *testing.T) {
 
 func TestOpenDirectory(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "is a directory without") {
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), ": a directory without") {
 		t.Errorf("empty directory: got %v", err)
 	}
 	src := open(t, fixtures+"dtypes.safetensors")

@@ -57,7 +57,9 @@ const sniffSize = 512
 //	                                      have their wire types, unknown ones
 //	                                      any valid wire type (as protobuf
 //	                                      parsers skip them), and ir_version
-//	                                      (1) or graph (7) is present
+//	                                      (1) or graph (7) is present; or
+//	                                      ir_version first and the last
+//	                                      field cut short (a truncated file)
 //	0x80 (PROTO of another version), or   a bare pickle: what package pickle
 //	protocol 0/1's first opcode, whole    reads as the legacy format, so its
 //	(c GLOBAL, I INT, L LONG, ( MARK)     reader gives the specific error
@@ -181,27 +183,31 @@ func isBarePickle(head []byte) bool {
 // end exactly at the end of the file, with ir_version (1) or graph (7)
 // present. Fields ModelProto defines must have their wire type; other field
 // numbers (a newer onnx.proto, a vendor's extension) may have any valid
-// wire type, as onnx's own parser skips them; groups are refused.
+// wire type, as onnx's own parser skips them; groups are refused. A file
+// that starts with a plausible ir_version (1 to 100), as every ONNX writer
+// puts it first, and whose last field runs past the end is a truncated
+// ONNX file: the reader says where.
 func isONNX(r io.ReaderAt, size int64) bool {
 	// ModelProto field numbers and their wire types (0 varint, 2 bytes).
 	wire := map[uint64]uint64{1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
 	var pos int64
-	seen := false
+	seen, irFirst := false, false
 	var buf [10]byte
-	varint := func() (uint64, bool) {
+	// varint reads one; cut is set when the file ends inside it.
+	varint := func() (v uint64, ok, cut bool) {
 		n, _ := r.ReadAt(buf[:min(10, size-pos)], pos)
 		v, k := binary.Uvarint(buf[:n])
 		if k <= 0 {
-			return 0, false
+			return 0, false, k == 0
 		}
 		pos += int64(k)
-		return v, true
+		return v, true, false
 	}
 	for fields := 0; pos < size; fields++ {
 		if fields == 1000 {
 			return false
 		}
-		tag, ok := varint()
+		tag, ok, _ := varint()
 		if !ok {
 			return false
 		}
@@ -212,13 +218,20 @@ func isONNX(r io.ReaderAt, size int64) bool {
 		if want, known := wire[num]; known && want != wt {
 			return false
 		}
+		if fields == 0 && num == 1 {
+			// ONNX IR versions are small numbers (10 in 2024).
+			at := pos
+			v, ok, _ := varint()
+			pos = at
+			irFirst = ok && v >= 1 && v <= 100
+		}
 		if num == 1 || num == 7 {
 			seen = true
 		}
 		switch wt {
 		case 0:
-			if _, ok := varint(); !ok {
-				return false
+			if _, ok, cut := varint(); !ok {
+				return cut && irFirst
 			}
 		case 1, 5:
 			n := int64(8)
@@ -226,13 +239,16 @@ func isONNX(r io.ReaderAt, size int64) bool {
 				n = 4
 			}
 			if n > size-pos {
-				return false
+				return irFirst
 			}
 			pos += n
 		case 2:
-			v, ok := varint()
-			if !ok || v > uint64(size-pos) {
-				return false
+			v, ok, cut := varint()
+			if !ok {
+				return cut && irFirst
+			}
+			if v > uint64(size-pos) {
+				return irFirst
 			}
 			pos += int64(v)
 		default:
@@ -270,7 +286,11 @@ func Open(path string) (*Checkpoint, error) {
 				return Open(p)
 			}
 		}
-		return nil, fmt.Errorf("formats: %s is a directory without %s", path, strings.Join(DirCandidates, ", "))
+		return nil, fmt.Errorf("formats: %s: a directory without %s", path, strings.Join(DirCandidates, ", "))
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("formats: %s: not a regular file", path)
 	}
 	kind, err := detect(f, st.Size())
 	f.Close()

@@ -57,6 +57,19 @@ type SaveResult struct {
 	Unaliased []string
 }
 
+// GraphError is Save's error when SaveOptions.Graph cannot be read: the
+// fault is that file's, not the output's.
+type GraphError struct {
+	Path string
+	Err  error
+}
+
+// Error returns the reader's message.
+func (e *GraphError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the reader's error.
+func (e *GraphError) Unwrap() error { return e.Err }
+
 // FormatFor returns the target format for path's extension: .pt, .pth and
 // .bin are PyTorch, .safetensors is Safetensors, .onnx is ONNX.
 func FormatFor(path string) (string, error) {
@@ -239,7 +252,7 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 	if opts.Graph != "" {
 		g, err := onnx.Open(opts.Graph)
 		if err != nil {
-			return err
+			return &GraphError{Path: opts.Graph, Err: err}
 		}
 		defer g.Close()
 		rep, err := g.ReplaceInitializers(ts)

@@ -79,7 +79,7 @@ func TestExitCodes(t *testing.T) {
 		{"diff different names", []string{"diff", pk("checkpoint.pt"), pk("zip_state_dict.pt")}, 1, ""},
 		{"diff json different", []string{"diff", "--json", pk("views.pt"), pk("dtypes.pt")}, 1, ""},
 		{"missing file", []string{"inspect", "nonexistent.pt"}, 2, "nonexistent.pt: no such file or directory"},
-		{"directory", []string{"inspect", root}, 2, "is a directory"},
+		{"directory", []string{"inspect", root}, 2, "formats: a directory without model.safetensors"},
 		{"not a checkpoint", []string{"inspect", filepath.Join(root, "go.mod")}, 2, "not a PyTorch, safetensors, ONNX or sharded-index file"},
 		{"bad safetensors", []string{"inspect", filepath.Join(root, "testdata", "formats", "bad_trailing.safetensors")}, 2, "bad_trailing.safetensors: safetensors: "},
 		{"diff bad b", []string{"diff", pk("zip_state_dict.pt"), filepath.Join(root, "testdata", "malicious", "payload_os_system_zip.pt")}, 2, `pickle: forbidden global "posix.system"`},

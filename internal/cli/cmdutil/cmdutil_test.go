@@ -24,6 +24,7 @@ func TestFileError(t *testing.T) {
 		{"prefix", "x.safetensors", errors.New("safetensors: x.safetensors: header too large"), "x.safetensors: safetensors: header too large"},
 		{"path error", "none.pt", fmt.Errorf("formats: %w", &fs.PathError{Op: "open", Path: "none.pt", Err: fs.ErrNotExist}), "none.pt: file does not exist"},
 		{"repeated package", "a.pt", errors.New("pickle: pickle: zip: zip: not a valid zip file (file a.pt)"), "a.pt: pickle: zip: not a valid zip file"},
+		{"in suffix", "m.onnx", errors.New(`onnx: offset 3: invalid field number 0 (in m.onnx)`), `m.onnx: onnx: offset 3: invalid field number 0`},
 		{"repeated later", "b.pt", errors.New(`pickle: zip: entry "b/data.pkl": zip: checksum error (file b.pt)`), `b.pt: pickle: zip: entry "b/data.pkl": checksum error`},
 		{"repeated words that are not prefixes", "c.pt", errors.New(`formats: tensor "x": bad dims: bad dims`), `c.pt: formats: tensor "x": bad dims: bad dims`},
 		{"short path inside a word", "x", errors.New("formats: x: index: bad (file x)"), "x: formats: index: bad"},

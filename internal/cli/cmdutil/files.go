@@ -21,7 +21,7 @@ func (e *fileError) Unwrap() error { return e.err }
 // FileError returns err as an error about the file at path, whose message
 // names the file once, first, as the user typed it: "evil.pt: pickle:
 // forbidden global \"posix.system\"". The libraries name the file in
-// different places ("(file PATH)", "PATH: ", "open PATH: "); those mentions
+// different places ("(file PATH)", "(in PATH)", "PATH: ", "open PATH: "); those mentions
 // are folded into the prefix, and a package prefix repeated by wrapping
 // ("pickle: pickle: zip: ...") is said once. err stays reachable by
 // errors.Is and errors.As; the exit code is ExitInvalid.
@@ -39,6 +39,7 @@ func FileError(path string, err error) error {
 	}
 	msg := err.Error()
 	msg = strings.ReplaceAll(msg, " (file "+path+")", "")
+	msg = strings.ReplaceAll(msg, " (in "+path+")", "")
 	msg = dropMention(msg, path+": ")
 	return &fileError{path: path, msg: dedupe(msg), err: err}
 }

@@ -296,11 +296,11 @@ func convertRun(opts *Options) error {
 	if err != nil {
 		var re *onnx.ReplaceError
 		if errors.As(err, &re) {
-			probs := make([]string, len(re.Problems))
-			for i, pr := range re.Problems {
-				probs[i] = pr.String()
-			}
-			return cmdutil.FileError(opts.Graph, fmt.Errorf("%d initializer problem(s), nothing written: %s", len(probs), strings.Join(probs, "; ")))
+			return cmdutil.FileError(opts.Graph, replaceProblems(re))
+		}
+		var ge *formats.GraphError
+		if errors.As(err, &ge) {
+			return cmdutil.FileError(ge.Path, ge.Err)
 		}
 		return cmdutil.FileError(opts.Out, err)
 	}
@@ -328,6 +328,24 @@ func convertRun(opts *Options) error {
 	}
 	s.WriteText(opts.IO)
 	return nil
+}
+
+// replaceProblems says what is wrong with the --graph in one line: the
+// initializers missing from the checkpoint as one list, each mismatch on
+// its own.
+func replaceProblems(re *onnx.ReplaceError) error {
+	var missing, other []string
+	for _, pr := range re.Problems {
+		if pr.Kind == onnx.Missing {
+			missing = append(missing, pr.Name)
+		} else {
+			other = append(other, pr.String())
+		}
+	}
+	if len(missing) > 0 {
+		other = append(other, fmt.Sprintf("initializers missing from the checkpoint (%d): %s", len(missing), strings.Join(missing, ", ")))
+	}
+	return fmt.Errorf("%d initializer problem(s), nothing written: %s", len(re.Problems), strings.Join(other, "; "))
 }
 
 // WriteText prints the summary for a person: notes first, the one-line

@@ -310,6 +310,18 @@ func TestGraph(t *testing.T) {
 		clitest.Golden(t, "graph", stdout.Bytes())
 	})
 
+	t.Run("unreadable graph", func(t *testing.T) {
+		pt := fixture(t, "pickle/zip_state_dict.pt")
+		for _, g := range []string{filepath.Join(dir, "nope.onnx"), pt} {
+			ios, _, _ := clitest.Streams()
+			err := convertRun(&Options{IO: ios, In: src, Out: filepath.Join(dir, "x.onnx"), Graph: g})
+			// The fault is the graph's: the error names it first.
+			if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.HasPrefix(err.Error(), g+": ") || strings.Contains(err.Error(), "x.onnx") {
+				t.Errorf("--graph %s: got %v, want exit 2 naming the graph first", g, err)
+			}
+		}
+	})
+
 	t.Run("mismatch", func(t *testing.T) {
 		ios, _, _ := clitest.Streams()
 		out := filepath.Join(dir, "bad.onnx")
@@ -320,7 +332,7 @@ func TestGraph(t *testing.T) {
 		msg := err.Error()
 		// zip_state_dict.pt has conv1 [4,3,3,3] where the graph has
 		// [8,3,3,3], and no conv2, bn2 or fc of the graph's shapes.
-		for _, want := range []string{graph + ": ", `initializer "conv1.weight": shape`, `initializer "conv2.weight" is missing`, `initializer "bn2.running_var" is missing`} {
+		for _, want := range []string{graph + ": ", `initializer "conv1.weight": shape`, "initializers missing from the checkpoint (5): conv2.weight, bn2.weight, bn2.bias, bn2.running_mean, bn2.running_var"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("error %q does not contain %q", msg, want)
 			}

@@ -42,6 +42,9 @@ Without --atol, A and B are equal when they have the same names, dtypes,
 shapes and identical bytes: what a lossless 'ckpt convert' guarantees. With
 --atol, values within that absolute difference count as equal and dtypes may
 differ where shapes agree, as after 'convert --dtype'. NaN equals NaN.
+Tensors of a type ckpt has no dtype for (ONNX UINT16, STRING, complex,
+float8: 'ckpt inspect' lists them as skipped) cannot be read: a common one
+is reported as not compared, and the files are not called equal.
 
 Exit status: 0 equal, 1 different (the report says how), 2 a file could not
 be read.`,
