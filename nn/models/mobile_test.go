@@ -174,3 +174,10 @@ func TestMobileInterop(t *testing.T) {
 	}
 	t.Logf("total %v", time.Since(total).Round(time.Second))
 }
+
+// BenchmarkMobileNetV2 times an eval-mode forward pass of mobilenet_v2 on
+// one 224x224 image.
+func BenchmarkMobileNetV2(b *testing.B) { benchArch(b, "mobilenet_v2", 1, 224) }
+
+// BenchmarkEfficientNetB0 times efficientnet_b0 on one 224x224 image.
+func BenchmarkEfficientNetB0(b *testing.B) { benchArch(b, "efficientnet_b0", 1, 224) }
