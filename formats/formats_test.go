@@ -144,6 +144,17 @@ func TestDetect(t *testing.T) {
 			}
 		})
 	}
+	for _, tc := range []struct {
+		b    []byte
+		want string
+	}{
+		{nil, "formats: empty file"},
+		{mustRead(t, "../testdata/npy/f32_2x5.npy"), "formats: a NumPy array (.npy), not a checkpoint"},
+	} {
+		if _, err := Detect(bytes.NewReader(tc.b), int64(len(tc.b))); !errors.Is(err, ErrUnknownFormat) || err.Error() != tc.want {
+			t.Errorf("Detect(%.10q): got %v, want %q matching ErrUnknownFormat", tc.b, err, tc.want)
+		}
+	}
 	for _, bad := range [][]byte{
 		nil, []byte("hello world"), {0x08, 0x07, 0xff}, []byte("\x08\xff\x7f\x3a\x10short"),
 		[]byte("\x08\x08\x0b\x0c"), // a group: no ONNX writer uses them
@@ -828,6 +839,19 @@ func TestSaveShardedPyTorch(t *testing.T) {
 	checkDesc(t, c, d, nil)
 	if _, err := Save(filepath.Join(dir, "m.onnx"), src, SaveOptions{MaxShardSize: 100}); err == nil {
 		t.Error("sharded ONNX: no error")
+	}
+}
+
+// TestOpenNotIndex: a JSON object that is not an index (a manifest) is
+// an unknown format, said as such.
+func TestOpenNotIndex(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "manifest.json")
+	if err := os.WriteFile(p, []byte(`{"files": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(p)
+	if !errors.Is(err, ErrUnknownFormat) || !strings.Contains(err.Error(), `without "weight_map"`) {
+		t.Errorf("got %v, want ErrUnknownFormat saying there is no weight_map", err)
 	}
 }
 

@@ -33,13 +33,18 @@ const (
 // with errors.Is.
 var ErrUnknownFormat = errors.New("not a PyTorch, safetensors, ONNX or sharded-index file")
 
-// errEmpty is Detect's error for an empty file.
-var errEmpty = emptyError{}
+// unknownError is an ErrUnknownFormat that says more about the file.
+type unknownError string
 
-type emptyError struct{}
+func (e unknownError) Error() string        { return string(e) }
+func (e unknownError) Is(target error) bool { return target == ErrUnknownFormat }
 
-func (emptyError) Error() string        { return "empty file" }
-func (emptyError) Is(target error) bool { return target == ErrUnknownFormat }
+// Detect's errors for files it can say more about.
+const (
+	errEmpty   unknownError = "empty file"
+	errNumPy   unknownError = "a NumPy array (.npy), not a checkpoint"
+	errNoIndex unknownError = `a JSON file without "weight_map", not a sharded checkpoint's index`
+)
 
 // sniffSize is how much of a file Detect looks at, besides walking ONNX's
 // top-level protobuf fields.
@@ -109,6 +114,9 @@ func detect(r io.ReaderAt, size int64) (Kind, error) {
 	}
 	if isBarePickle(head) {
 		return KindPyTorch, nil
+	}
+	if bytes.HasPrefix(head, []byte("\x93NUMPY")) {
+		return "", errNumPy
 	}
 	return "", ErrUnknownFormat
 }
@@ -397,7 +405,13 @@ func openIndex(path string) (*Checkpoint, error) {
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("formats: %s: %w", path, ErrUnknownFormat)
 		}
-		return nil, fmt.Errorf("formats: %w", err)
+		if b, rerr := os.ReadFile(path); rerr == nil {
+			var obj map[string]json.RawMessage
+			if json.Unmarshal(b, &obj) == nil && obj["weight_map"] == nil {
+				return nil, fmt.Errorf("formats: %s: %w", path, errNoIndex)
+			}
+		}
+		return nil, err
 	}
 	dir := filepath.Dir(path)
 	kinds := map[Kind]bool{}
