@@ -25,7 +25,11 @@ func onInterrupt(ios *cmdutil.IOStreams, out string, since time.Time) (stop func
 		select {
 		case <-ch:
 			removeTemps(out, since)
-			fmt.Fprintf(ios.ErrOut, "\r\x1b[Kckpt: interrupted: %s not written\n", out)
+			clear := "" // the progress bar's line, on a terminal
+			if ios.ErrIsTerminal {
+				clear = "\r\x1b[K"
+			}
+			fmt.Fprintf(ios.ErrOut, "%sckpt: interrupted: %s not written\n", clear, out)
 			os.Exit(130)
 		case <-done:
 		}
