@@ -802,7 +802,8 @@ func TestOpenPyTorchShardedIndex(t *testing.T) {
 // FuzzDetect: Detect must not panic or fail with anything but
 // ErrUnknownFormat on any input. Seeds: fixtures of every format.
 func FuzzDetect(f *testing.F) {
-	for _, p := range []string{fixtures + "dtypes.safetensors", fixtures + "views.pt", "../testdata/onnx/cnn.onnx"} {
+	for _, p := range []string{fixtures + "dtypes.safetensors", fixtures + "views.pt", "../testdata/onnx/cnn.onnx",
+		"../testdata/onnx/attrs.onnx", "../testdata/malicious/payload_os_system_p0.pkl", "../testdata/malicious/crash_long_digits.pkl"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
