@@ -64,7 +64,31 @@ func actOf(m nn.Module) (actKind, bool) {
 	return actNone, false
 }
 
-func sigmoid32(v float32) float32 { return float32(1 / (1 + math.Exp(-float64(v)))) }
+func sigmoid32(v float32) float32 { return 1 / (1 + expf(-v)) }
+
+// expf is e^x in float32, within two ulps of the correctly rounded value
+// for x in [-87, 88] (clamped outside, where it would leave float32's normal
+// range): x = k·ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor
+// polynomial (remainder below 1.2e-7 relative), scaled by 2^k. It is the
+// hot spot of EfficientNet's SiLU, about three times faster than
+// float64 math.Exp.
+func expf(x float32) float32 {
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693145751953125 // few mantissa bits: k·ln2hi is exact
+		ln2lo = 1.428606765330187e-06
+	)
+	x = min(max(x, -87), 88)
+	// Round x·log2e to the nearest integer without a branch: adding
+	// 1.5·2^23 leaves the integer in the low mantissa bits.
+	const magic = 12582912
+	t := x*log2e + magic
+	k := int32(math.Float32bits(t)) - 0x4B400000
+	fk := t - magic
+	r := x - fk*ln2hi - fk*ln2lo
+	p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
+	return p * math.Float32frombits(uint32(k+127)<<23)
+}
 
 // applyAct applies k to p in place, with torch's formulas.
 func applyAct(p []float32, k actKind) {
