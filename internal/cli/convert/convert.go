@@ -281,11 +281,14 @@ func convertRun(opts *Options) error {
 		return cmdutil.FileError(opts.In, err)
 	}
 	if len(c.Skipped) > 0 {
-		return cmdutil.FileError(opts.In, fmt.Errorf("%d tensor(s) have no ckpt dtype and cannot be converted losslessly: %s; leave them out with --exclude REGEX",
+		return cmdutil.FileError(opts.In, fmt.Errorf("convert: %d tensor(s) have no ckpt dtype and cannot be converted losslessly: %s; leave them out with --exclude REGEX",
 			len(c.Skipped), formats.SkippedList(c.Skipped, 8)))
 	}
 	if len(c.Tensors) == 0 {
-		return cmdutil.FileError(opts.In, errors.New("no tensors to write"))
+		if len(src.Tensors) == 0 {
+			return cmdutil.FileError(opts.In, fmt.Errorf("convert: no tensors to write: the file holds %d non-tensor values only ('ckpt inspect' lists them)", len(src.Meta)))
+		}
+		return cmdutil.FileError(opts.In, errors.New("convert: no tensors to write"))
 	}
 	bar := cmdutil.NewProgress(opts.IO, "writing "+opts.Out, opts.Now)
 	p.save.Progress = bar.Update

@@ -489,7 +489,7 @@ func TestSkipped(t *testing.T) {
 	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
 		t.Fatalf("got %v (exit %d), want exit 2", err, cmdutil.ExitCode(err))
 	}
-	for _, want := range []string{"dtypes.onnx: 5 tensor(s) have no ckpt dtype", `"u16_raw" (UINT16)`, `"str_typed" (STRING)`, "--exclude"} {
+	for _, want := range []string{"dtypes.onnx: convert: 5 tensor(s) have no ckpt dtype", `"u16_raw" (UINT16)`, `"str_typed" (STRING)`, "--exclude"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
