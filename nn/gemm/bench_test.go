@@ -3,6 +3,7 @@ package gemm
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -134,25 +135,34 @@ func BenchmarkResNet18Conv(b *testing.B) {
 	}
 }
 
-// BenchmarkPeak measures the CPU's FMA throughput on one goroutine (12
-// independent FMAs per iteration): the ceiling for the kernels.
+// BenchmarkPeak measures the CPU's FMA throughput (12 independent FMAs per
+// iteration), the ceiling for the kernels: on one goroutine, and on
+// GOMAXPROCS goroutines at once, which also shows how much of the cores a
+// shared machine is giving the benchmarks at the time.
 func BenchmarkPeak(b *testing.B) {
 	for name, f := range peakLoops() {
 		width := 8
 		if name == "avx512" {
 			width = 16
 		}
-		b.Run(name, func(b *testing.B) {
-			const n = 1 << 20
-			var cpu0 time.Duration
-			for b.Loop() {
-				if cpu0 == 0 {
-					cpu0 = processCPU()
+		for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
+			b.Run(fmt.Sprintf("%s/threads=%d", name, threads), func(b *testing.B) {
+				const n = 1 << 20
+				var cpu0 time.Duration
+				var wg sync.WaitGroup
+				for b.Loop() {
+					if cpu0 == 0 {
+						cpu0 = processCPU()
+					}
+					for range threads {
+						wg.Add(1)
+						go func() { defer wg.Done(); f(n) }()
+					}
+					wg.Wait()
 				}
-				f(n)
-			}
-			reportGFLOPS(b, float64(n)*12*float64(width)*2, cpu0)
-		})
+				reportGFLOPS(b, float64(threads)*float64(n)*12*float64(width)*2, cpu0)
+			})
+		}
 	}
 }
 
