@@ -463,47 +463,25 @@ func channelNorm(x, weight, bias *nn.Tensor, eps float64) *nn.Tensor {
 // convForward is c.Forward(x), except for a depthwise convolution whose
 // padding is so wide that some kernel column never meets the input (a 5x5
 // kernel on a 1x1 map, as mobilenet_v3 meets at small input sizes): nn's
-// depthwise loop slices out of range there, so such convolutions run a
-// plain direct loop here.
+// depthwise loop slices out of range there, so such convolutions get their
+// zero padding as explicit rows and columns of x and run unpadded.
 func convForward(c *nn.Conv2d, x *nn.Tensor) *nn.Tensor {
-	if !depthwiseOutOfRange(c, x) || !inference(x, c.Weight, c.Bias) {
+	if !depthwiseOutOfRange(c, x) {
 		return c.Forward(x)
 	}
 	n, ch, h, w := x.Size(0), x.Size(1), x.Size(2), x.Size(3)
-	kh, kw := c.KernelSize[0], c.KernelSize[1]
-	p, s, d := c.Padding, c.Stride, c.Dilation
-	oh := (h+2*p[0]-d[0]*(kh-1)-1)/s[0] + 1
-	ow := (w+2*p[1]-d[1]*(kw-1)-1)/s[1] + 1
-	out := nn.Zeros(n, ch, oh, ow)
-	xd, wd, od := x.Data(), c.Weight.Data(), out.Data()
-	for nc := range n * ch {
-		k := nc % ch
-		var bias float32
-		if c.Bias != nil {
-			bias = c.Bias.Data()[k]
-		}
-		xc := xd[nc*h*w : (nc+1)*h*w]
-		for i := range oh {
-			for j := range ow {
-				acc := bias
-				for ki := range kh {
-					ih := i*s[0] - p[0] + ki*d[0]
-					if ih < 0 || ih >= h {
-						continue
-					}
-					for kj := range kw {
-						iw := j*s[1] - p[1] + kj*d[1]
-						if iw < 0 || iw >= w {
-							continue
-						}
-						acc += wd[(k*kh+ki)*kw+kj] * xc[ih*w+iw]
-					}
-				}
-				od[(nc*oh+i)*ow+j] = acc
-			}
-		}
+	ph, pw := c.Padding[0], c.Padding[1]
+	if ph > 0 {
+		z := nn.Zeros(n, ch, ph, w)
+		x = nn.Cat([]*nn.Tensor{z, x, z}, 2)
 	}
-	return out
+	if pw > 0 {
+		z := nn.Zeros(n, ch, h+2*ph, pw)
+		x = nn.Cat([]*nn.Tensor{z, x, z}, 3)
+	}
+	p := c.ConvParams
+	p.Padding = [2]int{0, 0}
+	return nn.Conv2dFn(x, c.Weight, c.Bias, p)
 }
 
 // depthwiseOutOfRange reports whether c is a depthwise convolution with unit

@@ -68,7 +68,11 @@ func newShuffleNetV2(cfg Config, a shufflenetArch) (*ShuffleNetV2, error) {
 		out := a.widths[i+1]
 		seq := nn.NewSequential()
 		for r := range a.repeats[i] {
-			blk, err := newShuffleBlock(sb.Sub(fmt.Sprint(r)), in, out, map[bool]int{true: 2, false: 1}[r == 0])
+			stride := 1
+			if r == 0 {
+				stride = 2
+			}
+			blk, err := newShuffleBlock(sb.Sub(fmt.Sprint(r)), in, out, stride)
 			if err != nil {
 				return nil, err
 			}
