@@ -350,11 +350,61 @@ func (t *Tensor) SHA256() ([32]byte, error) {
 // float16 and bfloat16 are widened exactly, float64 and integers are rounded
 // to the nearest float32, bools become 0 or 1.
 func (t *Tensor) Float32s() ([]float32, error) {
-	b, err := t.Bytes()
-	if err != nil {
+	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	return DecodeFloat32s(t.DType, b, make([]float32, len(b)/t.DType.Size()))
+	d := &decoder{dt: t.DType, dst: make([]float32, t.NumElements())}
+	if _, err := t.WriteTo(d); err != nil {
+		return nil, err
+	}
+	if d.n != len(d.dst) || len(d.carry) != 0 {
+		return nil, fmt.Errorf("tensor: decoded %d of %d elements", d.n, len(d.dst))
+	}
+	return d.dst, nil
+}
+
+// decoder converts streamed little-endian elements to float32 as they
+// arrive, so Float32s holds the result and one chunk, not a byte copy too.
+type decoder struct {
+	dt    DType
+	dst   []float32
+	n     int
+	carry []byte // a partial element split across writes
+}
+
+func (d *decoder) Write(p []byte) (int, error) {
+	total := len(p)
+	es := d.dt.Size()
+	if len(d.carry) > 0 {
+		k := min(es-len(d.carry), len(p))
+		d.carry = append(d.carry, p[:k]...)
+		p = p[k:]
+		if len(d.carry) < es {
+			return total, nil
+		}
+		if err := d.decode(d.carry); err != nil {
+			return 0, err
+		}
+		d.carry = d.carry[:0]
+	}
+	whole := len(p) / es * es
+	if err := d.decode(p[:whole]); err != nil {
+		return 0, err
+	}
+	d.carry = append(d.carry, p[whole:]...)
+	return total, nil
+}
+
+func (d *decoder) decode(b []byte) error {
+	n := len(b) / d.dt.Size()
+	if d.n+n > len(d.dst) {
+		return fmt.Errorf("tensor: more elements than the shape holds")
+	}
+	if _, err := DecodeFloat32s(d.dt, b, d.dst[d.n:d.n+n]); err != nil {
+		return err
+	}
+	d.n += n
+	return nil
 }
 
 // DecodeFloat32s converts little-endian elements of type dt in b to float32,

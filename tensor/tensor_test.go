@@ -366,3 +366,46 @@ func TestSparseViewReadsRunByRun(t *testing.T) {
 		}
 	}
 }
+
+// TestFloat32sStreams checks the streaming decoder against decoding the
+// whole byte copy at once, for every dtype and for views that cross chunks.
+func TestFloat32sStreams(t *testing.T) {
+	raw := make([]byte, 3*ChunkSize+6)
+	for i := range raw {
+		raw[i] = byte(i*37 + i>>9)
+	}
+	s := NewStorageBytes(raw)
+	for _, dt := range DTypes {
+		n := int64(len(raw)/dt.Size()) - 1
+		views := []*Tensor{
+			{DType: dt, Shape: []int64{n}, Stride: []int64{1}, Offset: 1, Storage: s},
+			{DType: dt, Shape: []int64{2, n / 2}, Stride: []int64{1, 2}, Storage: s},
+		}
+		for _, x := range views {
+			b, err := x.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := DecodeFloat32s(dt, b, make([]float32, len(b)/dt.Size()))
+			got, err := x.Float32s()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s %v: got %d values, want %d", dt, x.Stride, len(got), len(want))
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s %v: value %d is %v, want %v", dt, x.Stride, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	d := &decoder{dt: Float32, dst: make([]float32, 2)}
+	for _, p := range [][]byte{{0, 0}, {0x80, 0x3f, 0, 0}, {0, 0x40}} { // 1.0 and 2.0 split unevenly
+		d.Write(p)
+	}
+	if d.n != 2 || d.dst[0] != 1 || d.dst[1] != 2 {
+		t.Fatalf("split writes decoded %v (%d values), want [1 2]", d.dst, d.n)
+	}
+}
