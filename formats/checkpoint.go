@@ -96,7 +96,8 @@ type Checkpoint struct {
 
 	// Skipped lists, in file order, the tensors of the file that ckpt's
 	// tensor model cannot represent (ONNX initializers of data type
-	// UINT16, UINT32, UINT64, STRING, complex or float8): they are not in
+	// UINT16, UINT32, UINT64, STRING, complex or float8; safetensors U16,
+	// U32, U64, F8_* or C64 tensors): they are not in
 	// Tensors. Save refuses a checkpoint with skipped tensors, since the
 	// output would silently lack them; Transform's Exclude removes them.
 	Skipped []Skipped

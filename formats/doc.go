@@ -22,7 +22,8 @@
 //
 // Tensors the source holds that ckpt's tensor model cannot represent (ONNX
 // initializers of data type UINT16, UINT32, UINT64, STRING, complex or
-// float8) are listed in Checkpoint.Skipped, not dropped silently: [Save]
+// float8; safetensors U16, U32, U64, F8_* and C64 tensors) are listed in
+// Checkpoint.Skipped, not dropped silently: [Save]
 // refuses a checkpoint that has any, and Options.Exclude leaves them out.
 //
 // [Save] writes a Checkpoint by the target's extension (.pt/.pth/.bin

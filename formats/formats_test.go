@@ -953,3 +953,19 @@ func TestSkipped(t *testing.T) {
 		})
 	}
 }
+
+// TestSkippedSafetensors: a safetensors file with U16 and F8_E4M3 tensors
+// (as torch >= 2.1 and FP8 checkpoints write) opens, listing them skipped.
+func TestSkippedSafetensors(t *testing.T) {
+	hdr := `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"u":{"dtype":"U16","shape":[2],"data_offsets":[4,8]},"f8":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[8,9]}}`
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	b = append(append(b, hdr...), make([]byte, 9)...)
+	p := filepath.Join(t.TempDir(), "x.safetensors")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, p)
+	if got, want := fmt.Sprint(c.Skipped), "[{u U16 [2]} {f8 F8_E4M3 [1]}]"; got != want || len(c.Tensors) != 1 {
+		t.Errorf("got skipped %s and %d tensors, want %s and 1", got, len(c.Tensors), want)
+	}
+}

@@ -384,6 +384,9 @@ func fromSafetensors(sf *safetensors.File, format string) *Checkpoint {
 	for _, nt := range sf.Tensors {
 		c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
 	}
+	for _, s := range sf.Skipped {
+		c.Skipped = append(c.Skipped, Skipped{s.Name, s.DType, s.Shape})
+	}
 	keys := make([]string, 0, len(sf.Metadata))
 	for k := range sf.Metadata {
 		keys = append(keys, k)

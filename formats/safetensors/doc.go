@@ -22,7 +22,10 @@
 //     no name appears twice (the Rust crate keeps the last silently; a
 //     file with two meanings for one name is refused here);
 //   - dtypes are the ten ckpt knows (F64 F32 F16 BF16 I64 I32 I16 I8 U8
-//     BOOL); shapes are non-negative and their products do not overflow;
+//     BOOL), or ones whose element size is known but that package tensor
+//     lacks (U16 U32 U64 F8_E4M3 F8_E5M2 F8_E8M0 C64): those are checked
+//     like the others and listed in File.Skipped instead of File.Tensors;
+//     shapes are non-negative and their products do not overflow;
 //   - sorted by offset, tensors are contiguous from 0 and non-overlapping
 //     (each BEGIN equals the previous END), END-BEGIN equals the shape's
 //     element count times the dtype size, and the last END is the end of

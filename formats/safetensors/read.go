@@ -38,6 +38,11 @@ type File struct {
 	Metadata map[string]string
 	// HeaderSize is N, the header length in bytes.
 	HeaderSize int64
+	// Skipped lists, in data-offset order, the tensors of a dtype package
+	// tensor lacks but whose element size is known (U16, U32, U64, the
+	// F8 types, C64): their offsets are validated like any other, they are
+	// not in Tensors.
+	Skipped []Skipped
 
 	closer io.Closer
 }
@@ -50,6 +55,19 @@ func (f *File) Close() error {
 	c := f.closer
 	f.closer = nil
 	return c.Close()
+}
+
+// Skipped is a tensor whose dtype has no tensor.DType.
+type Skipped struct {
+	Name  string
+	DType string // the safetensors code, "U16"
+	Shape []int64
+}
+
+// skippedSizes are the element sizes of the safetensors dtypes that
+// package tensor lacks.
+var skippedSizes = map[string]uint64{
+	"U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "C64": 8,
 }
 
 // HeaderError reports an invalid safetensors header.
@@ -146,11 +164,15 @@ func Read(r io.ReaderAt, size int64, name string) (*File, error) {
 	if end != uint64(size-dataStart) {
 		return nil, fail("", "tensors end at data byte %d but the file has %d data bytes (incomplete or trailing data)", end, size-dataStart)
 	}
-	f := &File{Name: name, Metadata: meta, HeaderSize: int64(n), Tensors: make([]Named, len(infos))}
-	for i, in := range infos {
+	f := &File{Name: name, Metadata: meta, HeaderSize: int64(n), Tensors: make([]Named, 0, len(infos))}
+	for _, in := range infos {
+		if in.code != "" {
+			f.Skipped = append(f.Skipped, Skipped{in.name, in.code, in.shape})
+			continue
+		}
 		st := tensor.NewStorage(r, dataStart+int64(in.begin), int64(in.end-in.begin))
 		st.Key = in.name
-		f.Tensors[i] = Named{Name: in.name, Tensor: tensor.New(in.dtype, in.shape, st)}
+		f.Tensors = append(f.Tensors, Named{Name: in.name, Tensor: tensor.New(in.dtype, in.shape, st)})
 	}
 	return f, nil
 }
@@ -158,8 +180,17 @@ func Read(r io.ReaderAt, size int64, name string) (*File, error) {
 type info struct {
 	name       string
 	dtype      tensor.DType
+	code       string // a dtype of skippedSizes, or ""
 	shape      []int64
 	begin, end uint64
+}
+
+// elemSize is the size of one element.
+func (in *info) elemSize() uint64 {
+	if in.code != "" {
+		return skippedSizes[in.code]
+	}
+	return uint64(in.dtype.Size())
 }
 
 // rawInfo is a header entry as JSON has it.
@@ -225,7 +256,10 @@ func parseHeader(hdr []byte) ([]info, map[string]string, error) {
 			return nil, nil, fail(key, "entry needs dtype, shape and data_offsets")
 		}
 		dt, ok := dtypeCodes[*ri.DType]
-		if !ok {
+		code := ""
+		if _, sized := skippedSizes[*ri.DType]; !ok && sized {
+			code = *ri.DType
+		} else if !ok {
 			return nil, nil, fail(key, "unsupported dtype %q", *ri.DType)
 		}
 		if len(ri.DataOffsets) != 2 {
@@ -236,7 +270,7 @@ func parseHeader(hdr []byte) ([]info, map[string]string, error) {
 				return nil, nil, fail(key, "negative dimension in shape %v", ri.Shape)
 			}
 		}
-		infos = append(infos, info{name: key, dtype: dt, shape: ri.Shape, begin: ri.DataOffsets[0], end: ri.DataOffsets[1]})
+		infos = append(infos, info{name: key, dtype: dt, code: code, shape: ri.Shape, begin: ri.DataOffsets[0], end: ri.DataOffsets[1]})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, nil, fail("", "invalid JSON: %v", err)
@@ -262,7 +296,7 @@ func validate(infos []info) (uint64, error) {
 		if in.begin != pos || in.end < in.begin {
 			return 0, &HeaderError{Tensor: in.name, Msg: fmt.Sprintf("data_offsets [%d, %d] do not start at the previous tensor's end %d (gap or overlap)", in.begin, in.end, pos)}
 		}
-		n := uint64(in.dtype.Size())
+		n := in.elemSize()
 		for _, d := range in.shape {
 			hi, lo := bits.Mul64(n, uint64(d))
 			if hi != 0 || lo > 1<<62 {
@@ -271,7 +305,11 @@ func validate(infos []info) (uint64, error) {
 			n = lo
 		}
 		if in.end-in.begin != n {
-			return 0, &HeaderError{Tensor: in.name, Msg: fmt.Sprintf("data_offsets [%d, %d] hold %d bytes, %s%v needs %d", in.begin, in.end, in.end-in.begin, in.dtype, in.shape, n)}
+			dt := in.dtype.String()
+			if in.code != "" {
+				dt = in.code
+			}
+			return 0, &HeaderError{Tensor: in.name, Msg: fmt.Sprintf("data_offsets [%d, %d] hold %d bytes, %s%v needs %d", in.begin, in.end, in.end-in.begin, dt, in.shape, n)}
 		}
 		pos = in.end
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -136,7 +137,8 @@ func TestReadInvalid(t *testing.T) {
 		{"bad utf8", file("{\"\xff\":1}", 0), "not valid UTF-8"},
 		{"trailing garbage", file(`{}x`, 0), "unexpected bytes after"},
 		{"duplicate", file(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, 2), `tensor "a": name appears twice`},
-		{"unknown dtype", file(`{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}`, 1), `unsupported dtype "F8_E4M3"`},
+		{"unknown dtype", file(`{"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}`, 1), `unsupported dtype "F4"`},
+		{"skipped dtype, wrong size", file(`{"a":{"dtype":"U16","shape":[2],"data_offsets":[0,2]}}`, 2), `data_offsets [0, 2] hold 2 bytes, U16[2] needs 4`},
 		{"missing field", file(`{"a":{"dtype":"U8","shape":[1]}}`, 1), "needs dtype, shape and data_offsets"},
 		{"negative dim", file(`{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}`, 1), "negative dimension"},
 		{"three offsets", file(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}`, 1), "has 3 values"},
@@ -159,6 +161,24 @@ func TestReadInvalid(t *testing.T) {
 				t.Errorf("got error %q, want one naming the file and containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestReadSkipped: tensors of a dtype package tensor lacks but whose size
+// the format defines are listed apart, in offset order, and their offsets
+// still tile the data.
+func TestReadSkipped(t *testing.T) {
+	b := file(`{"f8":{"dtype":"F8_E4M3","shape":[3],"data_offsets":[8,11]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"U64","shape":[1],"data_offsets":[11,19]}}`, 19)
+	f, err := Read(bytes.NewReader(b), int64(len(b)), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Tensors) != 1 || f.Tensors[0].Name != "a" {
+		t.Errorf("got tensors %v, want [a]", f.Tensors)
+	}
+	got := fmt.Sprint(f.Skipped)
+	if want := "[{f8 F8_E4M3 [3]} {u U64 [1]}]"; got != want {
+		t.Errorf("got skipped %s, want %s", got, want)
 	}
 }
 

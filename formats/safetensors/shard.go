@@ -131,6 +131,13 @@ func OpenIndex(path string) (*File, error) {
 			where[nt.Name] = shard
 			out.Tensors = append(out.Tensors, nt)
 		}
+		for _, s := range f.Skipped {
+			if prev, dup := where[s.Name]; dup {
+				return fail(fmt.Errorf("safetensors: %s: tensor %q is in shards %s and %s", path, s.Name, prev, shard))
+			}
+			where[s.Name] = shard
+			out.Skipped = append(out.Skipped, s)
+		}
 		for k, v := range f.Metadata {
 			if out.Metadata == nil {
 				out.Metadata = map[string]string{}
