@@ -334,6 +334,23 @@ func TestTransform(t *testing.T) {
 			t.Errorf("strip-prefix did not give running_var and keep state_dict.0.weight")
 		}
 	})
+	t.Run("strip prefix without the dot", func(t *testing.T) {
+		for _, tc := range []struct {
+			prefix   string
+			stripped int
+		}{{"state_dict.1", 5}, {"state_dict.1.", 5}, {"state_dict.9", 0}} {
+			c, rep, err := Transform(src, Options{StripPrefix: tc.prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Stripped != tc.stripped {
+				t.Errorf("--strip-prefix %q: stripped %d, want %d", tc.prefix, rep.Stripped, tc.stripped)
+			}
+			if tc.stripped > 0 && c.Tensor("running_var") == nil {
+				t.Errorf("--strip-prefix %q: no running_var", tc.prefix)
+			}
+		}
+	})
 	errs := []struct {
 		name string
 		opts Options

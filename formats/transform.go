@@ -22,7 +22,9 @@ type Options struct {
 	// describes the checkpoint: epoch, arch).
 	Key string
 	// StripPrefix removes this prefix from every tensor name that has it
-	// ("module." for DataParallel checkpoints).
+	// ("module." for DataParallel checkpoints). A prefix without a final
+	// "." that ends at a "." in the name takes that "." too: "module"
+	// turns "module.conv1.weight" into "conv1.weight", as "module." does.
 	StripPrefix string
 	// Rename rewrites tensor names, each rule in turn.
 	Rename []Rename
@@ -63,6 +65,8 @@ type Report struct {
 	Excluded int
 	// Dropped counts the tensors left out by Key.
 	Dropped int
+	// Stripped counts the tensors StripPrefix applied to.
+	Stripped int
 	// Renamed counts the tensors whose name changed.
 	Renamed int
 	// Cast is the cast, counting values as they stream.
@@ -119,8 +123,14 @@ func Transform(c *Checkpoint, opts Options) (*Checkpoint, *Report, error) {
 	}
 	for i := range es {
 		n := es[i].name
-		if opts.StripPrefix != "" {
-			n = strings.TrimPrefix(n, opts.StripPrefix)
+		if p := opts.StripPrefix; p != "" {
+			if rest, ok := strings.CutPrefix(n, p); ok {
+				if !strings.HasSuffix(p, ".") {
+					rest = strings.TrimPrefix(rest, ".")
+				}
+				n = rest
+				rep.Stripped++
+			}
 		}
 		for _, r := range opts.Rename {
 			n = r.Pattern.ReplaceAllString(n, r.Replacement)

@@ -73,7 +73,8 @@ Changes, applied in this order:
   --exclude R       leave out tensors whose name (as 'ckpt inspect' lists it)
                     matches regular expression R; repeatable
   --key K           keep the tensors under K ("state_dict"), named without "K."
-  --strip-prefix P  remove P from names that start with it ("module.")
+  --strip-prefix P  remove P from names that start with it ("module." or
+                    "module"); says so when no name has it
   --rename R=S      rewrite names matching regular expression R to S ($1 for
                     groups); repeatable, applied in turn
   --dtype D         cast floating tensors to float16, bfloat16 or float32 (as
@@ -154,14 +155,19 @@ func (o *Options) parse() (*plan, error) {
 	for _, x := range o.Excludes {
 		re, err := regexp.Compile(x)
 		if err != nil {
-			return nil, cmdutil.UsageError("--exclude %q: not a valid regular expression (%v)", x, unwrapMsg(err))
+			return nil, cmdutil.UsageError("--exclude %q: not a valid regular expression (%v)", x, err)
 		}
 		p.transform.Exclude = append(p.transform.Exclude, re)
 	}
 	for _, r := range o.Renames {
 		rule, err := formats.ParseRename(r)
 		if err != nil {
-			return nil, cmdutil.UsageError("--rename %q: want REGEX=REPLACEMENT with a valid regular expression (%v)", r, unwrapMsg(err))
+			pat, _, ok := strings.Cut(r, "=")
+			if !ok || pat == "" {
+				return nil, cmdutil.UsageError("--rename %q: want REGEX=REPLACEMENT", r)
+			}
+			_, rerr := regexp.Compile(pat)
+			return nil, cmdutil.UsageError("--rename %q: not a valid regular expression (%v)", r, rerr)
 		}
 		p.transform.Rename = append(p.transform.Rename, rule)
 	}
@@ -203,15 +209,6 @@ func (o *Options) parse() (*plan, error) {
 	return p, nil
 }
 
-// unwrapMsg returns err's message without the library's package prefix.
-func unwrapMsg(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		return msg[i+2:]
-	}
-	return msg
-}
-
 // Summary is what convert did: the one-line summary and the --json object.
 type Summary struct {
 	Input  string `json:"input"`
@@ -233,6 +230,9 @@ type Summary struct {
 	Excluded int `json:"excluded,omitempty"`
 	Dropped  int `json:"dropped,omitempty"`
 	Renamed  int `json:"renamed,omitempty"`
+	// StripPrefixUnused is the --strip-prefix that no tensor name had
+	// (a typo, or a checkpoint without DataParallel's prefix).
+	StripPrefixUnused string `json:"strip_prefix_unused,omitempty"`
 	// Cast is set with --dtype.
 	Cast *Cast `json:"cast,omitempty"`
 	// DroppedMetadata lists metadata keys the target format cannot hold.
@@ -323,6 +323,9 @@ func convertRun(opts *Options) error {
 			s.Parameters += nt.Tensor.NumElements()
 		}
 	}
+	if opts.StripPrefix != "" && rep.Stripped == 0 {
+		s.StripPrefixUnused = opts.StripPrefix
+	}
 	if cs := rep.Cast; cs != nil && p.transform.DType.Valid() {
 		s.Cast = &Cast{DType: p.transform.DType.String(), Tensors: cs.Tensors, Values: cs.Values(), Overflow: cs.Overflow(), Underflow: cs.Underflow()}
 	}
@@ -360,6 +363,9 @@ func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	}
 	if s.Dropped > 0 {
 		fmt.Fprintf(w, "left out %d tensors outside --key\n", s.Dropped)
+	}
+	if s.StripPrefixUnused != "" {
+		fmt.Fprintf(w, "no tensor name starts with --strip-prefix %q: names kept\n", s.StripPrefixUnused)
 	}
 	if s.Renamed > 0 {
 		fmt.Fprintf(w, "renamed %d tensors\n", s.Renamed)

@@ -87,7 +87,8 @@ func TestParse(t *testing.T) {
 		{"integer dtype", Options{Out: "x.pt", DType: "int8"}, nil, `--dtype "int8": want float16, bfloat16 or float32`},
 		{"float64 dtype", Options{Out: "x.pt", DType: "float64"}, nil, `--dtype "float64"`},
 		{"bad rename", Options{Out: "x.pt", Renames: []string{"no-equals"}}, nil, `--rename "no-equals"`},
-		{"bad regexp", Options{Out: "x.pt", Renames: []string{"a(=b"}}, nil, `--rename "a(=b"`},
+		{"bad regexp", Options{Out: "x.pt", Renames: []string{"a(=b"}}, nil, `--rename "a(=b": not a valid regular expression (error parsing regexp: missing closing )`},
+		{"empty pattern", Options{Out: "x.pt", Renames: []string{"=b"}}, nil, `--rename "=b": want REGEX=REPLACEMENT`},
 		{"unknown extension", Options{Out: "x.h5"}, nil, "x.h5: cannot tell the format"},
 		{"unknown format", Options{Out: "x.pt", Format: "gguf"}, nil, `--format "gguf"`},
 		{"pytorch shards", Options{Out: "x.pt", MaxShardSize: "1GB"}, func(p *plan) bool { return p.save.MaxShardSize == 1e9 }, ""},
@@ -559,5 +560,17 @@ func TestUnaliased(t *testing.T) {
 		} else if want := "now initializers of their own (1): bn2.weight\n"; !strings.Contains(stdout.String(), want) {
 			t.Errorf("summary %q does not contain %q", stdout, want)
 		}
+	}
+}
+
+// TestStripPrefixUnused: a --strip-prefix no name has is said, not silent.
+func TestStripPrefixUnused(t *testing.T) {
+	inTemp(t, "pickle/zip_state_dict.pt")
+	ios, stdout, _ := clitest.Streams()
+	if err := convertRun(&Options{IO: ios, In: "zip_state_dict.pt", Out: "o.safetensors", StripPrefix: "modle."}); err != nil {
+		t.Fatal(err)
+	}
+	if want := `no tensor name starts with --strip-prefix "modle.": names kept`; !strings.Contains(stdout.String(), want) {
+		t.Errorf("summary %q does not contain %q", stdout, want)
 	}
 }
