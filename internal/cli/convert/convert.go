@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -262,6 +263,9 @@ func convertRun(opts *Options) error {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
+	}
+	if st, err := os.Stat(opts.Out); err == nil && st.IsDir() {
+		return cmdutil.UsageError("%s: is a directory: name the file to write (%s)", opts.Out, filepath.Join(opts.Out, "model."+map[string]string{formats.PyTorch: "pt", formats.Safetensors: "safetensors", formats.ONNX: "onnx"}[p.save.Format]))
 	}
 	if !opts.Force {
 		if _, err := os.Lstat(opts.Out); err == nil {

@@ -563,6 +563,19 @@ func TestUnaliased(t *testing.T) {
 	}
 }
 
+// TestOutputDirectory: OUT naming a directory is a usage error that says
+// to name a file, with or without --force.
+func TestOutputDirectory(t *testing.T) {
+	dir := inTemp(t, "pickle/zip_state_dict.pt")
+	for _, force := range []bool{false, true} {
+		ios, _, _ := clitest.Streams()
+		err := convertRun(&Options{IO: ios, In: "zip_state_dict.pt", Out: dir, Format: "safetensors", Force: force})
+		if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), "is a directory: name the file to write") {
+			t.Errorf("force %v: got %v, want a usage error saying OUT is a directory", force, err)
+		}
+	}
+}
+
 // TestStripPrefixUnused: a --strip-prefix no name has is said, not silent.
 func TestStripPrefixUnused(t *testing.T) {
 	inTemp(t, "pickle/zip_state_dict.pt")
