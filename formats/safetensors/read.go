@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -250,6 +251,14 @@ func parseHeader(hdr []byte) ([]info, map[string]string, error) {
 		}
 		var ri rawInfo
 		if err := dec.Decode(&ri); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				want := map[string]string{"dtype": "a string", "shape": "a list of non-negative integers", "data_offsets": "a list of two non-negative integers"}[te.Field]
+				if want == "" {
+					want = "an object"
+				}
+				return nil, nil, fail(key, "invalid entry: %q holds a JSON %s, want %s", te.Field, te.Value, want)
+			}
 			return nil, nil, fail(key, "invalid entry: %v", err)
 		}
 		if ri.DType == nil || ri.Shape == nil || ri.DataOffsets == nil {

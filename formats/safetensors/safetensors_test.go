@@ -137,6 +137,8 @@ func TestReadInvalid(t *testing.T) {
 		{"bad utf8", file("{\"\xff\":1}", 0), "not valid UTF-8"},
 		{"trailing garbage", file(`{}x`, 0), "unexpected bytes after"},
 		{"duplicate", file(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, 2), `tensor "a": name appears twice`},
+		{"fractional offset", file(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1.5]}}`, 1), `tensor "a": invalid entry: "data_offsets" holds a JSON number 1.5, want a list of two non-negative integers`},
+		{"string shape", file(`{"a":{"dtype":"U8","shape":"1","data_offsets":[0,1]}}`, 1), `invalid entry: "shape" holds a JSON string, want a list of non-negative integers`},
 		{"unknown dtype", file(`{"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}`, 1), `unsupported dtype "F4"`},
 		{"skipped dtype, wrong size", file(`{"a":{"dtype":"U16","shape":[2],"data_offsets":[0,2]}}`, 2), `data_offsets [0, 2] hold 2 bytes, U16[2] needs 4`},
 		{"missing field", file(`{"a":{"dtype":"U8","shape":[1]}}`, 1), "needs dtype, shape and data_offsets"},
