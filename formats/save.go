@@ -55,6 +55,9 @@ type SaveResult struct {
 	// another initializer (torch.onnx.export's deduplication) and are now
 	// initializers of their own (onnx.ReplaceReport.Unaliased).
 	Unaliased []string
+	// Kept lists the graph's initializers of a type ckpt has no dtype for,
+	// left as they were (onnx.ReplaceReport.Kept).
+	Kept []string
 }
 
 // GraphError is Save's error when SaveOptions.Graph cannot be read: the
@@ -261,6 +264,7 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 		}
 		res.Unused = rep.Unused
 		res.Unaliased = rep.Unaliased
+		res.Kept = rep.Kept
 		for _, e := range c.Meta {
 			res.DroppedMeta = append(res.DroppedMeta, e.Key)
 		}

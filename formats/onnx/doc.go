@@ -61,7 +61,9 @@
 // [Model.ReplaceInitializers] writes a checkpoint's tensors into a graph by
 // initializer name (ckpt convert CKPT OUT.onnx --graph MODEL.onnx): every
 // initializer must have a tensor of the same data type and shape, all the
-// problems are reported at once, and unused checkpoint tensors are listed.
+// problems are reported at once, and unused checkpoint tensors are listed;
+// initializers of a data type no tensor has (which no checkpoint can hold)
+// keep their values and are listed as kept.
 // Parameters that torch.onnx.export deduplicated into Identity nodes (equal
 // values at export, as in a freshly initialized model) are split back into
 // initializers of their own.

@@ -558,6 +558,40 @@ type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
+// TestReplaceKeepsUntyped: a UINT16 initializer, which no checkpoint can
+// hold, keeps its values and is reported kept rather than missing.
+func TestReplaceKeepsUntyped(t *testing.T) {
+	a, _ := tensor.FromBytes(tensor.Float32, []int64{1}, make([]byte, 4))
+	m, err := FromTensors([]Named{{Name: "w", Tensor: a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Graph.Initializer = append(m.Graph.Initializer, &TensorProto{Name: "q", DataType: Uint16, Dims: []int64{2}, Int32Data: []int32{7, 9}})
+	b, _ := tensor.FromBytes(tensor.Float32, []int64{1}, []byte{0, 0, 128, 63})
+	rep, err := m.ReplaceInitializers([]Named{{Name: "w", Tensor: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Replaced, []string{"w"}) || !slices.Equal(rep.Kept, []string{"q"}) {
+		t.Errorf("got replaced %v kept %v, want [w] and [q]", rep.Replaced, rep.Kept)
+	}
+	back, err := Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := Unmarshal(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := m2.Graph.Initializer[1]; q.Name != "q" || !slices.Equal(q.Int32Data, []int32{7, 9}) {
+		t.Errorf("got %s %v, want q kept as [7 9]", q.Name, q.Int32Data)
+	}
+	// Named by the checkpoint, it is a dtype mismatch like any other.
+	if _, err := m.ReplaceInitializers([]Named{{Name: "w", Tensor: b}, {Name: "q", Tensor: b}}); err == nil || !strings.Contains(err.Error(), `"q": data type UINT16 in the graph, float32`) {
+		t.Errorf("got %v, want a data type mismatch for q", err)
+	}
+}
+
 func TestReplaceSplitsIdentityAliases(t *testing.T) {
 	build := func() *Model {
 		a, _ := tensor.FromBytes(tensor.Float32, []int64{2}, make([]byte, 8))

@@ -21,6 +21,10 @@ type ReplaceReport struct {
 	// nor an Identity alias for (such as BatchNorm's num_batches_tracked),
 	// in the order given. They are not an error.
 	Unused []string
+	// Kept lists the initializers of a data type with no tensor.DType
+	// (UINT16, STRING, float8, ...) that no given tensor is named after:
+	// no checkpoint can hold them, so they keep their values.
+	Kept []string
 }
 
 // ProblemKind classifies a mismatch between a graph's initializer and the
@@ -81,7 +85,9 @@ func (e *ReplaceError) Error() string {
 
 // ReplaceInitializers replaces the elements of every initializer of the main
 // graph by the tensor of the same name in ts, which must have the
-// initializer's data type and dims. Either every initializer is replaced, or
+// initializer's data type and dims. Initializers of a data type no tensor
+// has (UINT16, STRING, float8, ...) that ts does not name keep their values
+// (ReplaceReport.Kept). Either every other initializer is replaced, or
 // none is and the error is a *ReplaceError listing all the problems
 // (missing tensors, dtype and shape mismatches, duplicate names). Tensors of
 // ts the graph does not use are listed in the report, not an error.
@@ -117,6 +123,9 @@ func (m *Model) ReplaceInitializers(ts []Named) (*ReplaceReport, error) {
 		}
 		seen[init.Name] = true
 		i, ok := byName[init.Name]
+		if _, typed := init.DataType.DType(); !ok && !typed {
+			continue // kept: see ReplaceReport.Kept
+		}
 		if !ok {
 			problems = append(problems, Problem{Name: init.Name, Kind: Missing})
 			continue
@@ -177,7 +186,12 @@ func (m *Model) ReplaceInitializers(ts []Named) (*ReplaceReport, error) {
 	}
 	rep := &ReplaceReport{}
 	for _, init := range m.Graph.Initializer {
-		if err := init.SetData(ts[byName[init.Name]].Tensor); err != nil {
+		i, ok := byName[init.Name]
+		if !ok {
+			rep.Kept = append(rep.Kept, init.Name)
+			continue
+		}
+		if err := init.SetData(ts[i].Tensor); err != nil {
 			return nil, err
 		}
 		rep.Replaced = append(rep.Replaced, init.Name)

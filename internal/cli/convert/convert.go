@@ -91,7 +91,8 @@ converted losslessly: convert refuses a file with any, naming them, unless
 initializer name; every missing initializer and dtype or shape mismatch is
 listed in one error, and tensors the graph does not use (num_batches_tracked)
 are reported, as are parameters torch.onnx.export had folded into one
-initializer (Identity aliases), which get initializers of their own.
+initializer (Identity aliases), which get initializers of their own, and the
+graph's initializers of a type ckpt has no dtype for, which keep their values.
 
 --max-shard-size writes Hugging Face shards when the tensors do not fit in
 one: DIR/model-00001-of-0000N.safetensors and DIR/model.safetensors.index.json
@@ -244,6 +245,9 @@ type Summary struct {
 	// made Identity aliases of an equal initializer, and that now have
 	// initializers of their own holding their own values.
 	Unaliased []string `json:"unaliased,omitempty"`
+	// Kept lists the --graph's initializers of a type ckpt has no dtype
+	// for (UINT16, STRING, float8), left as they were.
+	Kept []string `json:"kept,omitempty"`
 }
 
 // Cast reports what --dtype did.
@@ -315,7 +319,7 @@ func convertRun(opts *Options) error {
 		Input: opts.In, Output: opts.Out, Format: res.Format, SourceFormat: src.Format,
 		Files: res.Files, Bytes: res.Bytes,
 		Seconds: now().Sub(start).Seconds(), Excluded: rep.Excluded, Dropped: rep.Dropped, Renamed: rep.Renamed,
-		DroppedMetadata: res.DroppedMeta, Unused: res.Unused, Unaliased: res.Unaliased,
+		DroppedMetadata: res.DroppedMeta, Unused: res.Unused, Unaliased: res.Unaliased, Kept: res.Kept,
 	}
 	unused := make(map[string]bool, len(res.Unused))
 	for _, n := range res.Unused {
@@ -385,6 +389,9 @@ func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	if len(s.Unaliased) > 0 {
 		fmt.Fprintf(w, "graph parameters that were Identity aliases of an equal initializer, now initializers of their own (%d): %s\n",
 			len(s.Unaliased), list(s.Unaliased, 8))
+	}
+	if len(s.Kept) > 0 {
+		fmt.Fprintf(w, "graph initializers of a type ckpt has no dtype for, kept as they were (%d): %s\n", len(s.Kept), list(s.Kept, 8))
 	}
 	if len(s.Unused) > 0 {
 		fmt.Fprintf(w, "tensors the graph does not use, not written (%d): %s\n", len(s.Unused), list(s.Unused, 8))

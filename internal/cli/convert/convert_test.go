@@ -509,6 +509,15 @@ func TestSkipped(t *testing.T) {
 	if s.Excluded != 5 || s.Tensors != 23 {
 		t.Errorf("summary: %d excluded, %d tensors written; want 5, 23", s.Excluded, s.Tensors)
 	}
+	// Written back into the graph, the initializers no checkpoint can
+	// hold keep their values, and the summary says so.
+	ios, stdout, _ = clitest.Streams()
+	if err := convertRun(&Options{IO: ios, In: "some.safetensors", Out: "back.onnx", Graph: "dtypes.onnx"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "kept as they were (5): u16_raw, u32_typed, u64_typed, c64_typed, str_typed\n"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("summary %q does not contain %q", stdout, want)
+	}
 }
 
 // TestUnaliased writes weights into a graph where one parameter is an
