@@ -408,6 +408,9 @@ func depthwiseForward(gp *convGeom, x, w []float32, b *Tensor, out []float32) {
 					wv := wc[ki*g.kw+kj]
 					off := kj*g.dw - g.pw
 					lo, hi := validRange(off, g.sw, g.wd, g.ow)
+					if lo >= hi {
+						continue // this kernel column only ever sees padding
+					}
 					for oh := range g.oh {
 						ih := oh*g.sh - g.ph + ki*g.dh
 						if ih < 0 || ih >= g.h {
