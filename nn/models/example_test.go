@@ -2,48 +2,42 @@ package models_test
 
 import (
 	"fmt"
+	"log"
 
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
+	"github.com/ckptkit/ckpt/nn/optim"
 )
 
-// Build an architecture with a 10-class head for fine-tuning, and look at
-// what its weights expect as input.
-func ExampleBuild() {
-	m, err := models.Build("resnet18", models.Config{NumClasses: 10})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(m.(*models.ResNet).FC)
-	spec, _ := models.Lookup("resnet18")
-	fmt.Printf("%+v\n", spec.Preprocess)
-	fmt.Println(models.ImageNetClasses()[:3])
-	// Output:
-	// Linear(in_features=512, out_features=10, bias=True)
-	// {ResizeSize:256 CropSize:224 Interpolation:bilinear Mean:[0.485 0.456 0.406] Std:[0.229 0.224 0.225]}
-	// [tench goldfish great white shark]
-}
-
-// Load weights from any checkpoint file (a torch.save'd state_dict, a
-// training checkpoint, safetensors, ONNX) and run the model.
+// Load a torchvision architecture from a checkpoint of any format, re-head
+// it, freeze the backbone and take a training step: the README's library
+// example, run on the quick-start model (testdata/gen/quickstart.py).
 func ExampleLoadFile() {
-	m, report, err := models.LoadFile("resnet50", "resnet50.pth", models.Config{})
+	m, report, err := models.LoadFile("squeezenet1_1", "../../testdata/quickstart/squeezenet1_1.pt", models.Config{})
 	if err != nil {
-		fmt.Println(err) // the full load report: missing, unexpected, mis-shaped keys
-		return
+		log.Fatal(err) // a strict load: the error lists every missing, unexpected or mis-shaped key
 	}
-	fmt.Println(report.Loaded, "tensors loaded")
-	x := nn.Zeros(1, 3, 224, 224) // a preprocessed image
-	nn.NoGrad(func() {
-		logits := m.Forward(x)
-		fmt.Println(logits.Shape())
-	})
-}
+	fmt.Println("loaded", report.Loaded, "tensors; classes:", m.(*models.SqueezeNet).NumClasses)
 
-func ExampleLookup() {
-	_, err := models.Lookup("resnet5")
-	fmt.Println(err)
+	// Inference: eval mode (LoadFile's default), no autograd graph.
+	x := nn.RandN(1, 3, 96, 96)
+	nn.NoGrad(func() { fmt.Println("logits:", m.Forward(x).Shape()) })
+
+	// Transfer learning: a new 4-class head, the backbone frozen.
+	net := m.(*models.SqueezeNet)
+	net.Classifier.SetChild("1", nn.NewConv2d(nil, 512, 4, 1))
+	net.Features.RequiresGrad(false)
+	net.Train()
+	opt, err := optim.NewSGD(net.TrainableParameters(), optim.LR(0.01), optim.Momentum(0.9))
+	if err != nil {
+		log.Fatal(err)
+	}
+	loss := nn.NewCrossEntropyLoss().Forward(net.Forward(nn.RandN(2, 3, 96, 96)), []int{0, 3})
+	loss.Backward()
+	opt.Step()
+	fmt.Println("trainable tensors:", len(net.TrainableParameters()))
 	// Output:
-	// models: unknown architecture "resnet5" (did you mean resnet50?)
+	// loaded 52 tensors; classes: 10
+	// logits: [1 10]
+	// trainable tensors: 2
 }
