@@ -48,7 +48,7 @@ func CheckArch(arch string) (models.Spec, error) {
 func LoadModel(arch, path string, numClasses int) (nn.Module, error) {
 	m, _, err := models.LoadFile(arch, path, models.Config{NumClasses: numClasses})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, cmdutil.FileError(path, err)
 	}
 	m.Eval()
 	return m, nil
@@ -78,14 +78,14 @@ func ReadTensor(spec string) (*nn.Tensor, error) {
 		}
 		t, closeFn, err := npy.Open(file)
 		if err != nil {
-			return nil, err
+			return nil, cmdutil.FileError(file, err)
 		}
 		defer closeFn()
 		return fromStored(file, t)
 	}
 	c, err := formats.Open(file)
 	if err != nil {
-		return nil, err
+		return nil, cmdutil.FileError(file, err)
 	}
 	defer c.Close()
 	names := make([]string, len(c.Tensors))
