@@ -111,7 +111,8 @@ func mobileInteropSize(name string) (size, batch int) {
 // in torchvision with a random seed (testdata/gen/models_fixtures_mobile.py
 // --serve, which keeps each BatchNorm's momentum as torchvision sets it),
 // loads torch's state_dict through Load and compares output, module tree,
-// keys and preprocessing. CKPT_MODELS=efficientnet_b0,... restricts it.
+// keys and preprocessing, for the architectures selectArchs picks
+// (CKPT_MODELS=all for every one).
 func TestMobileInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("full-size architectures take minutes")
@@ -140,14 +141,7 @@ func TestMobileInterop(t *testing.T) {
 			names = append(names, n)
 		}
 	}
-	if s := os.Getenv("CKPT_MODELS"); s != "" {
-		names = nil
-		for _, n := range strings.Split(s, ",") {
-			if isMobileArch(n) {
-				names = append(names, n)
-			}
-		}
-	}
+	names = selectArchs(names)
 	base := t.TempDir()
 	request := func(i int) {
 		size, batch := mobileInteropSize(names[i])
