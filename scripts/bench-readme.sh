@@ -18,4 +18,4 @@ go test -run '^$' -bench 'ConvertResNet50' -benchtime 5x -count 3 ./formats/
 echo "== 3. GEMM"
 COUNT=3 sh nn/gemm/benchtable.sh
 echo "== 4. forward passes: PyTorch, ONNX Runtime, ckpt (2 threads each)"
-/usr/bin/python3 scripts/bench_reference.py --arch resnet18,resnet50,mobilenet_v2,efficientnet_b0,vgg16 --batch 1,8 --iters 10 --warmup 3
+/usr/bin/python3 scripts/bench_reference.py --arch resnet18,resnet50,mobilenet_v2,efficientnet_b0,vgg16 --batch 1,8 --iters 12 --rounds 4 --warmup 2

@@ -6,8 +6,11 @@ For each architecture and batch size: torchvision builds the model with
 random weights (seeded), saves its state_dict for ckpt and exports it to ONNX
 (opset 13) for ONNX Runtime; each runtime then does --warmup untimed and
 --iters timed forward passes on the same random input with the same number
-of threads (--threads, default 2). Only ratios measured in one run mean
-anything: absolute times depend on the machine and its load.
+of threads (--threads, default 2). The timed passes are split into --rounds
+rounds that take turns (torch, ORT, ckpt, torch, ...), so that a burst of
+load on a shared machine falls on all three alike; the medians are over all
+rounds. Only ratios measured in one run mean anything: absolute times depend
+on the machine and its load.
 
 Needs: /usr/bin/python3 with torch and torchvision, node with onnxruntime-node
 (scripts/setup-interop.sh installs both), and Go to build ckpt.
@@ -75,6 +78,7 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="turns the runtimes take (timed passes are split among them)")
     ap.add_argument("--json", help="also write the results to this file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -86,7 +90,7 @@ def main():
     with open(ort_js, "w") as f:
         f.write(ORT_SCRIPT)
     rows = []
-    print(f"{a.threads} threads, {a.warmup} warm-up and {a.iters} timed runs each; median ms", file=sys.stderr)
+    print(f"{a.threads} threads; {a.rounds} rounds of {a.warmup} warm-up and {max(1, a.iters // a.rounds)} timed runs each, taking turns; median ms", file=sys.stderr)
     header = f"{'arch':<16} {'batch':>5} {'torch':>9} {'ORT':>9} {'ckpt':>9} {'ckpt/torch':>11} {'ckpt/ORT':>9}"
     print(header)
     for arch in a.arch.split(","):
@@ -97,22 +101,34 @@ def main():
         torch.save(model.state_dict(), weights)
         for batch in [int(b) for b in a.batch.split(",")]:
             x = torch.randn(batch, 3, size, size)
-            t_torch = median(time_torch(model, x, a.iters, a.warmup))
             onnx_path = os.path.join(tmp, f"{arch}_b{batch}.onnx")
             torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"], output_names=["output"])
-            r = subprocess.run(["node", ort_js, onnx_path, str(batch), str(size), str(a.iters), str(a.warmup), str(a.threads)],
-                               capture_output=True, text=True, env=ort_env())
-            t_ort = median(json.loads(r.stdout)) if r.returncode == 0 else None
-            t_ckpt = None
-            if arch in known:
-                r = subprocess.run([ckpt, "bench", "--arch", arch, "--weights", weights, "--batch", str(batch),
-                                    "--size", str(size), "--iters", str(a.iters), "--warmup", str(a.warmup),
-                                    "--threads", str(a.threads), "--json"],
-                                   capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(a.threads)))
-                if r.returncode == 0:
-                    t_ckpt = json.loads(r.stdout)["median_ms"]
-                else:
-                    print(f"ckpt bench {arch}: {r.stderr.strip()}", file=sys.stderr)
+            per_round = max(1, a.iters // a.rounds)
+            ts_torch, ts_ort, ts_ckpt = [], [], []
+            ort_ok, ckpt_ok = True, arch in known
+            for _ in range(a.rounds):
+                ts_torch += time_torch(model, x, per_round, a.warmup)
+                if ort_ok:
+                    r = subprocess.run(["node", ort_js, onnx_path, str(batch), str(size), str(per_round), str(a.warmup), str(a.threads)],
+                                       capture_output=True, text=True, env=ort_env())
+                    if r.returncode == 0:
+                        ts_ort += json.loads(r.stdout)
+                    else:
+                        ort_ok = False
+                        print(f"onnxruntime {arch}: {r.stderr.strip()[:200]}", file=sys.stderr)
+                if ckpt_ok:
+                    r = subprocess.run([ckpt, "bench", "--arch", arch, "--weights", weights, "--batch", str(batch),
+                                        "--size", str(size), "--iters", str(per_round), "--warmup", str(a.warmup),
+                                        "--threads", str(a.threads), "--json"],
+                                       capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(a.threads)))
+                    if r.returncode == 0:
+                        ts_ckpt += json.loads(r.stdout)["times_ms"]
+                    else:
+                        ckpt_ok = False
+                        print(f"ckpt bench {arch}: {r.stderr.strip()}", file=sys.stderr)
+            t_torch = median(ts_torch)
+            t_ort = median(ts_ort) if ts_ort else None
+            t_ckpt = median(ts_ckpt) if ts_ckpt else None
 
             def fmt(v):
                 return f"{v:9.1f}" if v is not None else f"{'-':>9}"
