@@ -7,10 +7,15 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"sync"
 )
 
 // ChunkSize is the size of the buffers used to stream a tensor's bytes.
 const ChunkSize = 1 << 20
+
+// chunkPool holds ChunkSize buffers for copyRange. Writers must not keep
+// the slices passed to Write (io.Writer's contract), so reuse is safe.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
 
 // SpanSlack is how much more storage than its own size a strided view may
 // cover and still be read in one piece by WriteTo; beyond it, WriteTo reads
@@ -201,7 +206,17 @@ func (t *Tensor) WriteTo(w io.Writer) (int64, error) {
 
 // copyRange streams n contiguous bytes of the storage from byte off.
 func (t *Tensor) copyRange(w io.Writer, off, n int64, swap bool) (int64, error) {
-	buf := make([]byte, min(n, ChunkSize))
+	var buf []byte
+	if n >= ChunkSize {
+		// Full chunks are recycled: hashing or writing a checkpoint streams
+		// hundreds of tensors, and a fresh zeroed megabyte for each costs
+		// as much as a tenth of the hashing itself.
+		p := chunkPool.Get().(*[]byte)
+		defer chunkPool.Put(p)
+		buf = *p
+	} else {
+		buf = make([]byte, n)
+	}
 	var written int64
 	for written < n {
 		c := buf[:min(int64(len(buf)), n-written)]
