@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "== 1. listing and hashing ResNet-50 (pickle)"
 go test -run '^$' -bench 'OpenResNet50|HashesResNet50|HashResNet50' -benchtime 20x -count 3 ./pickle/
+echo "== 1b. the same through the CLI, end to end"
+/usr/bin/python3 scripts/bench_cli.py
 echo "== 2. converting ResNet-50 .pt -> .safetensors vs cp"
 go test -run '^$' -bench 'ConvertResNet50' -benchtime 5x -count 3 ./formats/
 echo "== 3. GEMM"
