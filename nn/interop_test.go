@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ckptkit/ckpt/internal/testenv"
 )
 
-// torchPython is the interpreter that has PyTorch (see HELPERS: the first
+// torchPython is the interpreter that has PyTorch (the first
 // python3 on PATH may not).
 const torchPython = "/usr/bin/python3"
 
@@ -17,9 +19,7 @@ func haveTorch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping torch interop in -short mode")
 	}
-	if err := exec.Command(torchPython, "-c", "import torch, torchvision").Run(); err != nil {
-		t.Skipf("skipping: %s cannot import torch: %v", torchPython, err)
-	}
+	testenv.Python(t) // skips without torch; fails under CKPT_REQUIRE_INTEROP=1
 }
 
 // TestTorchInterop asks torch for fresh reference values with a random seed

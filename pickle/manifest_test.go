@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/ckptkit/ckpt/internal/testenv"
 )
 
 // manifest is what testdata/gen/pickle_fixtures.py records of each file:
@@ -162,11 +164,7 @@ func TestFixtures(t *testing.T) {
 // torchPython returns /usr/bin/python3 when it can import torch, or skips.
 func torchPython(t testing.TB) string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
-		t.Skipf("skipping: %s cannot import torch and torchvision (%v); install python3-torch and python3-torchvision", py, err)
-	}
-	return py
+	return testenv.Python(t) // skips without torch; fails under CKPT_REQUIRE_INTEROP=1
 }
 
 // TestInterop writes fresh checkpoints of every kind with torch and a random
