@@ -46,21 +46,10 @@ func affineInPlace(y *nn.Tensor, bn *nn.BatchNorm2d, relu bool) {
 	c := y.Size(1)
 	n := y.Size(0)
 	hw := y.Numel() / (n * c)
-	mean, vr := bn.RunningMean.Data(), bn.RunningVar.Data()
-	var w, bias []float32
-	if bn.Weight != nil {
-		w, bias = bn.Weight.Data(), bn.Bias.Data()
-	}
 	d := y.Data()
 	parallel(n*c, hw, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
-			ch := nc % c
-			scale := float32(1 / math.Sqrt(float64(vr[ch])+bn.Eps))
-			shift := -mean[ch] * scale
-			if w != nil {
-				scale *= w[ch]
-				shift = shift*w[ch] + bias[ch]
-			}
+			scale, shift := bnAffine(bn, nc%c)
 			p := d[nc*hw : (nc+1)*hw]
 			if relu {
 				// The max builtin compiles without a branch (a data-dependent
@@ -101,6 +90,21 @@ func parallel(rows, rowLen int, f func(lo, hi int)) {
 	}
 	f(0, min(per, rows))
 	wg.Wait()
+}
+
+// bnAffine returns channel ch's eval-mode BatchNorm as an affine map,
+// y = x*scale + shift, folding the running statistics and the affine
+// parameters (when the layer has them).
+func bnAffine(bn *nn.BatchNorm2d, ch int) (scale, shift float32) {
+	mean, vr := bn.RunningMean.Data(), bn.RunningVar.Data()
+	scale = float32(1 / math.Sqrt(float64(vr[ch])+bn.Eps))
+	shift = -mean[ch] * scale
+	if bn.Weight != nil {
+		w, b := bn.Weight.Data(), bn.Bias.Data()
+		scale *= w[ch]
+		shift = shift*w[ch] + b[ch]
+	}
+	return scale, shift
 }
 
 // addReLU returns relu(a + b) for tensors of one shape, summing into a in

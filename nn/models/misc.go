@@ -128,21 +128,10 @@ func affineActInPlace(y *nn.Tensor, bn *nn.BatchNorm2d, k actKind) {
 	c := y.Size(1)
 	n := y.Size(0)
 	hw := y.Numel() / (n * c)
-	mean, vr := bn.RunningMean.Data(), bn.RunningVar.Data()
-	var w, bias []float32
-	if bn.Weight != nil {
-		w, bias = bn.Weight.Data(), bn.Bias.Data()
-	}
 	d := y.Data()
 	parallel(n*c, hw, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
-			ch := nc % c
-			scale := float32(1 / math.Sqrt(float64(vr[ch])+bn.Eps))
-			shift := -mean[ch] * scale
-			if w != nil {
-				scale *= w[ch]
-				shift = shift*w[ch] + bias[ch]
-			}
+			scale, shift := bnAffine(bn, nc%c)
 			p := d[nc*hw : (nc+1)*hw]
 			for j, v := range p {
 				p[j] = v*scale + shift
