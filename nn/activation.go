@@ -7,7 +7,7 @@ import (
 
 // ReLU returns max(t, 0).
 func (t *Tensor) ReLU() *Tensor {
-	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	out := newResult(cloneInts(t.shape), t)
 	y := out.data[:len(t.data)]
 	for i, v := range t.data {
 		y[i] = max(v, 0) // branch-free; NaN stays NaN as in torch
@@ -28,7 +28,7 @@ func (t *Tensor) ReLU() *Tensor {
 
 // ReLU6 returns min(max(t, 0), 6).
 func (t *Tensor) ReLU6() *Tensor {
-	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	out := newResult(cloneInts(t.shape), t)
 	y := out.data[:len(t.data)]
 	for i, v := range t.data {
 		y[i] = min(max(v, 0), 6)
@@ -77,7 +77,7 @@ func (t *Tensor) Tanh() *Tensor {
 
 // SiLU returns t*sigmoid(t) (swish).
 func (t *Tensor) SiLU() *Tensor {
-	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	out := newResult(cloneInts(t.shape), t)
 	y := out.data[:len(t.data)]
 	for i, v := range t.data {
 		y[i] = v * sigmoid32(v)
@@ -125,7 +125,7 @@ func (t *Tensor) GELU(approximate string) *Tensor {
 
 // Hardswish returns t*relu6(t+3)/6.
 func (t *Tensor) Hardswish() *Tensor {
-	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	out := newResult(cloneInts(t.shape), t)
 	y := out.data[:len(t.data)]
 	for i, v := range t.data {
 		y[i] = v * min(max(v+3, 0), 6) / 6
@@ -173,7 +173,7 @@ func softmaxLayout(shape []int, dim int) (outer, size, inner int) {
 func (t *Tensor) Softmax(dim int) *Tensor {
 	dim = normDim(dim, max(t.Dim(), 1), "Softmax")
 	outer, size, inner := softmaxLayout(t.shape, dim)
-	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	out := newResult(cloneInts(t.shape), t)
 	x, y := t.data, out.data
 	for o := range outer {
 		for in := range inner {
@@ -219,7 +219,7 @@ func (t *Tensor) Softmax(dim int) *Tensor {
 func (t *Tensor) LogSoftmax(dim int) *Tensor {
 	dim = normDim(dim, max(t.Dim(), 1), "LogSoftmax")
 	outer, size, inner := softmaxLayout(t.shape, dim)
-	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	out := newResult(cloneInts(t.shape), t)
 	x, y := t.data, out.data
 	for o := range outer {
 		for in := range inner {

@@ -167,7 +167,7 @@ func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 && g.groups 
 
 func conv2d(x, w, b *Tensor, p ConvParams, ws *workspace) *Tensor {
 	g := convGeometry(x, w, b, p)
-	out := &Tensor{data: make([]float32, g.n*g.o*g.ohw), shape: []int{g.n, g.o, g.oh, g.ow}}
+	out := newResultData([]int{g.n, g.o, g.oh, g.ow}, g.depthwise(), x)
 	switch {
 	case g.depthwise():
 		depthwiseForward(&g, x.data, w.data, b, out.data)

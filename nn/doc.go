@@ -20,7 +20,9 @@
 // time. [Tensor.Backward] from a scalar adds gradients into the leaves'
 // [Tensor.Grad] (they accumulate until [Tensor.ZeroGrad]) and releases the
 // graph. [NoGrad] turns recording off process-wide for inference: no nodes,
-// no retained activations. [Record] lets other packages (losses, custom
+// no retained activations. [Infer] runs a module's forward pass that way and
+// draws its intermediate results from memory kept from the previous call,
+// so a model served call after call allocates almost nothing. [Record] lets other packages (losses, custom
 // layers) define differentiable ops.
 //
 // # Modules
@@ -55,7 +57,7 @@
 // Conv2d lowers to gemm.Sgemm through im2col (a 1×1 stride-1 convolution
 // multiplies directly, a depthwise one runs a direct loop) and keeps its
 // column buffer, so an eval-mode forward under NoGrad allocates only its
-// output. Concurrent eval-mode Forward calls on one module, on distinct
+// output (and through [Infer], not even that). Concurrent eval-mode Forward calls on one module, on distinct
 // inputs, are safe; training mode updates BatchNorm's running statistics and
 // is not. Large elementwise, pooling, depthwise and im2col loops split across
 // GOMAXPROCS goroutines.

@@ -53,7 +53,7 @@ func LinearFn(x, w, b *Tensor) *Tensor {
 		rows *= d
 	}
 	shape := append(append([]int(nil), x.shape[:x.Dim()-1]...), out)
-	y := &Tensor{data: make([]float32, rows*out), shape: shape}
+	y := newResult(shape, x, w)
 	if rows > 0 && out > 0 {
 		if b != nil {
 			for r := range rows {

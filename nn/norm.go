@@ -145,7 +145,7 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 			invstd[ch] = 1 / math.Sqrt(float64(runningVar.data[ch])+eps)
 		}
 	}
-	out := &Tensor{data: make([]float32, len(x.data)), shape: append([]int(nil), x.shape...)}
+	out := newResult(cloneInts(x.shape), x)
 	for ch := range c {
 		sc := invstd[ch]
 		if weight != nil {
@@ -224,7 +224,7 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 // per-channel scale and shift folded from the running statistics, and no
 // allocation besides the output.
 func batchNormEval(x, runningMean, runningVar, weight, bias *Tensor, eps float64) *Tensor {
-	out := &Tensor{data: make([]float32, len(x.data)), shape: append([]int(nil), x.shape...)}
+	out := newResult(cloneInts(x.shape), x)
 	if len(x.data) < parallelMin {
 		batchNormEvalRange(x, runningMean, runningVar, weight, bias, eps, out, 0, x.shape[0]*x.shape[1])
 		return out
@@ -266,7 +266,7 @@ func batchNormEvalRange(x, runningMean, runningVar, weight, bias *Tensor, eps fl
 func normRows(x, weight, bias *Tensor, rows, d int, eps float64, affineIdx func(r, j int) int, name string) *Tensor {
 	mean := make([]float64, rows)
 	invstd := make([]float64, rows)
-	out := &Tensor{data: make([]float32, len(x.data)), shape: append([]int(nil), x.shape...)}
+	out := newResult(cloneInts(x.shape), x)
 	for r := range rows {
 		xs := x.data[r*d : (r+1)*d]
 		s := 0.0

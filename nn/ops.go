@@ -118,7 +118,7 @@ var binNames = [...]string{"AddBackward", "SubBackward", "MulBackward", "DivBack
 
 func binop(kind binKind, a, b *Tensor) *Tensor {
 	if sameShape(a.shape, b.shape) {
-		out := &Tensor{data: make([]float32, len(a.data)), shape: append([]int(nil), a.shape...)}
+		out := newResult(cloneInts(a.shape), a, b)
 		x, y, z := a.data, b.data[:len(a.data)], out.data[:len(a.data)]
 		if len(z) < 4*parallelMin {
 			binSame(kind, x, y, z)
@@ -180,7 +180,7 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 	}
 	os := broadcastShape(binNames[kind][:3], a.shape, b.shape)
 	plan := makePlan(os, stridesFor(a.shape, os), stridesFor(b.shape, os))
-	out := &Tensor{data: make([]float32, numel(os)), shape: os}
+	out := newResult(os, a, b)
 	x, y, z := a.data, b.data, out.data
 	plan.runs(func(o, ia, ib, n, sa, sb int) {
 		zz := z[o : o+n]
@@ -291,7 +291,7 @@ func (t *Tensor) Div(u *Tensor) *Tensor { return binop(binDiv, t, u) }
 
 // unaryOp applies f elementwise; df returns dy/dx from x and y = f(x).
 func unaryOp(t *Tensor, name string, f func(x float32) float32, df func(x, y float32) float32) *Tensor {
-	out := &Tensor{data: make([]float32, len(t.data)), shape: append([]int(nil), t.shape...)}
+	out := newResult(cloneInts(t.shape), t)
 	for i, v := range t.data {
 		out.data[i] = f(v)
 	}
@@ -376,7 +376,7 @@ func (t *Tensor) MatMul(u *Tensor) *Tensor {
 		batch = numel(t.shape[:t.Dim()-2])
 		outShape = append(append([]int(nil), t.shape[:t.Dim()-1]...), n)
 	}
-	out := &Tensor{data: make([]float32, numel(outShape)), shape: outShape}
+	out := newResult(outShape, t, u)
 	a, b, c := t.data, u.data, out.data
 	bStride := k * n
 	if u.Dim() == 2 {
@@ -444,7 +444,7 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	if numel(s) != len(t.data) {
 		shapeErr("Reshape", "shape is invalid for the input size", t.shape, cloneInts(shape))
 	}
-	out := &Tensor{data: t.data, shape: s}
+	out := &Tensor{data: t.data, shape: s, arena: t.arena}
 	if !needGrad(t) {
 		return out
 	}
@@ -488,10 +488,11 @@ func (t *Tensor) Permute(dims ...int) *Tensor {
 		seen[d] = true
 		perm[i] = d
 	}
-	out := &Tensor{data: make([]float32, len(t.data)), shape: make([]int, n)}
+	shape := make([]int, n)
 	for i, d := range perm {
-		out.shape[i] = t.shape[d]
+		shape[i] = t.shape[d]
 	}
+	out := newResult(shape, t)
 	permuteInto(out.data, t.data, t.shape, perm)
 	inv := make([]int, n)
 	for i, d := range perm {
@@ -603,7 +604,7 @@ func (t *Tensor) reduce(op string, dims []int, keepdim bool, scale float32) *Ten
 			acc[ib+j*sb] += float64(x[ia+j*sa])
 		}
 	})
-	out := &Tensor{data: make([]float32, len(acc)), shape: shape}
+	out := newResultData(shape, false, t)
 	for i, v := range acc {
 		out.data[i] = float32(v * float64(scale))
 	}
@@ -654,7 +655,7 @@ func Cat(ts []*Tensor, dim int) *Tensor {
 	shape[dim] = total
 	outer := numel(ref[:dim])
 	inner := numel(ref[dim+1:])
-	out := &Tensor{data: make([]float32, numel(shape)), shape: shape}
+	out := newResult(shape, ts...)
 	row := total * inner
 	off := 0
 	for _, u := range ts {
@@ -692,7 +693,7 @@ func (t *Tensor) Narrow(dim, start, length int) *Tensor {
 	inner := numel(t.shape[dim+1:])
 	shape := append([]int(nil), t.shape...)
 	shape[dim] = length
-	out := &Tensor{data: make([]float32, numel(shape)), shape: shape}
+	out := newResult(shape, t)
 	row, w, off := t.shape[dim]*inner, length*inner, start*inner
 	for o := range outer {
 		copy(out.data[o*w:(o+1)*w], t.data[o*row+off:o*row+off+w])

@@ -64,7 +64,7 @@ func poolGeometry(op string, x *Tensor, p PoolParams) poolGeom {
 // MaxPool2dFn is torch.nn.functional.max_pool2d. Padding counts as -inf.
 func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 	g := poolGeometry("MaxPool2d", x, p)
-	out := &Tensor{data: make([]float32, g.n*g.c*g.oh*g.ow), shape: []int{g.n, g.c, g.oh, g.ow}}
+	out := newResult([]int{g.n, g.c, g.oh, g.ow}, x)
 	var idx []int32
 	if GradEnabled() && x.requiresGrad {
 		idx = make([]int32, len(out.data))
@@ -188,7 +188,7 @@ func maxPoolRange(g *poolGeom, x, out []float32, lo, hi int) {
 func AvgPool2dFn(x *Tensor, p PoolParams, countIncludePad bool) *Tensor {
 	p.Dilation = [2]int{1, 1}
 	g := poolGeometry("AvgPool2d", x, p)
-	out := &Tensor{data: make([]float32, g.n*g.c*g.oh*g.ow), shape: []int{g.n, g.c, g.oh, g.ow}}
+	out := newResult([]int{g.n, g.c, g.oh, g.ow}, x)
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	kh, kw := g.KernelSize[0], g.KernelSize[1]
 	sh, sw, ph, pw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1]
@@ -260,7 +260,7 @@ func adaptivePool(x *Tensor, oh, ow int, isMax bool) *Tensor {
 		shapeErr("AdaptivePool2d", fmt.Sprintf("want input [N, C, H, W] and positive output size (%d, %d)", oh, ow), x.shape)
 	}
 	n, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	out := &Tensor{data: make([]float32, n*c*oh*ow), shape: []int{n, c, oh, ow}}
+	out := newResult([]int{n, c, oh, ow}, x)
 	hw, ohw := h*w, oh*ow
 	var idx []int32
 	if isMax && GradEnabled() && x.requiresGrad {

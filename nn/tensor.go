@@ -23,6 +23,7 @@ type Tensor struct {
 	requiresGrad bool
 	grad         *Tensor
 	fn           *node
+	arena        *arena // where ops on t draw their results from, if t is part of an Infer call
 }
 
 // ShapeError is the panic value of an op given operands of incompatible shapes.
@@ -96,8 +97,9 @@ func Ones(shape ...int) *Tensor { return Full(1, shape...) }
 // Scalar returns a 0-dimensional leaf tensor holding v.
 func Scalar(v float32) *Tensor { return &Tensor{data: []float32{v}, shape: []int{}} }
 
-// ZerosLike returns zeros with t's shape.
-func ZerosLike(t *Tensor) *Tensor { return Zeros(t.shape...) }
+// ZerosLike returns a leaf tensor of zeros with t's shape. Inside [Infer]
+// its memory comes from the call's arena, as an op's result would.
+func ZerosLike(t *Tensor) *Tensor { return newResult(cloneInts(t.shape), t) }
 
 // Shape returns the dimensions of t. The caller must not modify it.
 func (t *Tensor) Shape() []int { return t.shape }
@@ -176,7 +178,7 @@ func (t *Tensor) SetGrad(g *Tensor) {
 func (t *Tensor) ZeroGrad() { t.grad = nil }
 
 // Detach returns a leaf tensor sharing t's data that does not require grad.
-func (t *Tensor) Detach() *Tensor { return &Tensor{data: t.data, shape: t.shape} }
+func (t *Tensor) Detach() *Tensor { return &Tensor{data: t.data, shape: t.shape, arena: t.arena} }
 
 // Clone returns a copy of t's data as a new tensor; the copy is recorded like
 // any op, so gradients flow back to t.

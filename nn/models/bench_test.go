@@ -13,13 +13,11 @@ func benchArch(b *testing.B, name string, batch, size int) {
 	}
 	m.(interface{ Eval() }).Eval()
 	x := nn.RandN(batch, 3, size, size)
-	nn.NoGrad(func() {
-		m.Forward(x) // warm-up: workspaces
-		b.ResetTimer()
-		for b.Loop() {
-			m.Forward(x)
-		}
-	})
+	nn.Infer(m, x) // warm-up: workspaces and the arena
+	b.ResetTimer()
+	for b.Loop() {
+		nn.Infer(m, x)
+	}
 }
 
 // BenchmarkResNet18 times an eval-mode forward pass of resnet18 on one

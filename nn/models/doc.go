@@ -15,7 +15,8 @@
 // Each architecture is an exported struct whose fields are its children
 // (ResNet.FC, VGG.Classifier), so a new head can be assigned for
 // fine-tuning. Build returns a model in training mode, as torchvision does;
-// Load returns it in evaluation mode. Under nn.NoGrad in evaluation mode,
+// Load returns it in evaluation mode. Run inference with nn.Infer(m, x). Under
+// nn.NoGrad (which Infer implies) in evaluation mode,
 // Forward applies BatchNorm's running statistics and the following ReLU in
 // place on each convolution's output (one pass instead of three tensors);
 // with gradients recorded it runs the layers one by one, as torch does.

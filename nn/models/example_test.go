@@ -19,9 +19,10 @@ func ExampleLoadFile() {
 	}
 	fmt.Println("loaded", report.Loaded, "tensors; classes:", m.(*models.SqueezeNet).NumClasses)
 
-	// Inference: eval mode (LoadFile's default), no autograd graph.
+	// Inference: eval mode (LoadFile's default), no autograd graph, memory
+	// reused from one call to the next.
 	x := nn.RandN(1, 3, 96, 96)
-	nn.NoGrad(func() { fmt.Println("logits:", m.Forward(x).Shape()) })
+	fmt.Println("logits:", nn.Infer(m, x).Shape())
 
 	// Transfer learning: a new 4-class head, the backbone frozen.
 	net := m.(*models.SqueezeNet)

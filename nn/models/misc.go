@@ -398,7 +398,7 @@ func (m *LayerNorm2d) String() string { return nn.Repr(m) }
 func channelNorm(x, weight, bias *nn.Tensor, eps float64) *nn.Tensor {
 	n, c := x.Size(0), x.Size(1)
 	hw := x.Numel() / (n * c)
-	out := nn.Zeros(x.Shape()...)
+	out := nn.ZerosLike(x)
 	xd, od := x.Data(), out.Data()
 	var w, b []float32
 	if weight != nil {

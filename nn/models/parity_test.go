@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,8 +144,21 @@ func readIO(t *testing.T, path string) (x, y *nn.Tensor) {
 	return get("input"), get("output")
 }
 
-func forward(m nn.Module, x *nn.Tensor) (y *nn.Tensor) {
+// forward runs m on x three ways that must agree bit for bit: a plain
+// Forward under NoGrad, and two nn.Infer calls (the second reusing the
+// first's arena memory, which must neither change the result nor reach the
+// first call's output).
+func forward(t *testing.T, m nn.Module, x *nn.Tensor) (y *nn.Tensor) {
+	t.Helper()
 	nn.NoGrad(func() { y = m.Forward(x) })
+	first := nn.Infer(m, x)
+	kept := append([]float32(nil), first.Data()...)
+	second := nn.Infer(m, x)
+	for name, got := range map[string][]float32{"first Infer": first.Data(), "second Infer": second.Data()} {
+		if !slices.Equal(got, kept) || !slices.Equal(got, y.Data()) {
+			t.Fatalf("%s differs from the plain forward pass or was overwritten", name)
+		}
+	}
 	return y
 }
 
@@ -165,7 +179,7 @@ func runParity(t *testing.T, spec Spec, dir, name string, cfg Config) (parityRes
 	checkKeys(t, m, src)
 	x, want := readIO(t, filepath.Join(dir, name+".io.pt"))
 	start := time.Now()
-	got := forward(m, x)
+	got := forward(t, m, x)
 	d := time.Since(start)
 	return checkOutput(t, got, want), d
 }

@@ -184,7 +184,7 @@ func TestLoadLayouts(t *testing.T) {
 			if nc := m.(*ResNet).FC.OutFeatures; nc != 10 {
 				t.Errorf("num_classes got %d, want 10 (from fc.weight)", nc)
 			}
-			checkOutput(t, forward(m, x), want)
+			checkOutput(t, forward(t, m, x), want)
 		})
 	}
 }
@@ -260,7 +260,7 @@ func TestDenseNetLegacyKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v\n%v", err, rep)
 	}
-	checkOutput(t, forward(m, x), want)
+	checkOutput(t, forward(t, m, x), want)
 }
 
 func TestLoadFile(t *testing.T) {
@@ -369,7 +369,7 @@ func TestLoadFileFormats(t *testing.T) {
 			if err != nil {
 				t.Fatalf("load: %v\n%v", err, rep)
 			}
-			checkOutput(t, forward(m, x), want)
+			checkOutput(t, forward(t, m, x), want)
 		})
 	}
 }

@@ -143,7 +143,8 @@ func InputSize(s models.Spec) int {
 	return 224
 }
 
-// Forward runs m on x in inference mode (no autograd graph). A shape error
+// Forward runs m on x in inference mode (no autograd graph, through
+// [nn.Infer], so repeated calls reuse their memory). A shape error
 // inside the model (an input the architecture cannot take) is returned as an
 // error rather than a panic.
 func Forward(m nn.Module, x *nn.Tensor) (out *nn.Tensor, err error) {
@@ -152,8 +153,7 @@ func Forward(m nn.Module, x *nn.Tensor) (out *nn.Tensor, err error) {
 			err = fmt.Errorf("forward pass on input %v failed: %v", x.Shape(), r)
 		}
 	}()
-	nn.NoGrad(func() { out = m.Forward(x) })
-	return out, nil
+	return nn.Infer(m, x), nil
 }
 
 // WriteOutput writes t to path by its extension: .npy (numpy.load reads it),

@@ -1,0 +1,119 @@
+package nn
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// Infer runs m.Forward(x) as an inference call: no graph is recorded (as in
+// [NoGrad]), and the intermediate results of the call are drawn from an
+// arena that is kept for the next call instead of being left to the
+// garbage collector.
+//
+// A forward pass allocates every activation afresh; on machines where the
+// first touch of new memory is slow (virtual machines, where a page fault
+// can cost more than the arithmetic done on the page) that is a large part
+// of a small batch's time. Infer's arenas keep their buffers, so repeated
+// calls on inputs of one shape reuse the same memory and allocate almost
+// nothing. Concurrent calls each get an arena of their own.
+//
+// The returned tensor never shares memory with the arena: when the model's
+// output is an arena buffer it is copied out. The input x is read, not
+// written, unless the module itself writes its input. Modules must not keep
+// tensors they compute during the call (caches, hooks that store
+// activations) past its end: the layers of this package and of nn/models
+// keep none. m should be in eval mode; Infer does not switch it.
+func Infer(m Module, x *Tensor) *Tensor {
+	a, _ := arenas.Get().(*arena)
+	if a == nil {
+		a = new(arena)
+	}
+	in := &Tensor{data: x.data, shape: x.shape, arena: a}
+	var y *Tensor
+	NoGrad(func() { y = m.Forward(in) })
+	if y == in {
+		y = x
+	} else if a.owns(y.data) {
+		y = &Tensor{data: append([]float32(nil), y.data...), shape: append([]int(nil), y.shape...)}
+	}
+	y.arena = nil
+	a.reset()
+	arenas.Put(a)
+	return y
+}
+
+// arenas holds idle arenas. A sync.Pool lets the garbage collector take
+// back arenas no call has used for two cycles.
+var arenas sync.Pool
+
+// arena is the memory of one Infer call: the buffers handed out in order,
+// kept after the call so that the next call, which usually asks for the
+// same sizes in the same order, finds them ready.
+type arena struct {
+	bufs [][]float32
+	next int
+}
+
+// alloc returns n floats of arena memory, zeroed when zero is set.
+func (a *arena) alloc(n int, zero bool) []float32 {
+	if a.next < len(a.bufs) && cap(a.bufs[a.next]) >= n {
+		b := a.bufs[a.next][:n]
+		a.next++
+		if zero {
+			clear(b)
+		}
+		return b
+	}
+	b := make([]float32, n)
+	if a.next < len(a.bufs) {
+		a.bufs[a.next] = b // a call of another shape: this slot grows
+	} else {
+		a.bufs = append(a.bufs, b)
+	}
+	a.next++
+	return b
+}
+
+// owns reports whether s lies in one of a's buffers.
+func (a *arena) owns(s []float32) bool {
+	if cap(s) == 0 {
+		return false
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+	for _, b := range a.bufs[:a.next] {
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		if p >= lo && p < lo+uintptr(cap(b))*4 {
+			return true
+		}
+	}
+	return false
+}
+
+// reset makes all of a's buffers free again and drops those the last call
+// did not use.
+func (a *arena) reset() {
+	clear(a.bufs[a.next:])
+	a.bufs = a.bufs[:a.next]
+	a.next = 0
+}
+
+// newResult returns a tensor of the given shape for the output of an op on
+// inputs, zero-filled. Its memory comes from the arena of the first input
+// that has one (see [Infer]), otherwise from the heap; the shape slice is
+// adopted.
+func newResult(shape []int, inputs ...*Tensor) *Tensor {
+	return newResultData(shape, true, inputs...)
+}
+
+// newResultData is newResult for ops that write every element of their
+// output: with zero unset, arena memory is handed out as the last call left
+// it.
+func newResultData(shape []int, zero bool, inputs ...*Tensor) *Tensor {
+	n := numel(shape)
+	for _, in := range inputs {
+		if in != nil && in.arena != nil {
+			return &Tensor{data: in.arena.alloc(n, zero), shape: shape, arena: in.arena}
+		}
+	}
+	return &Tensor{data: make([]float32, n), shape: shape}
+}
