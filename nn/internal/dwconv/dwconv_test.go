@@ -1,0 +1,101 @@
+package dwconv
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// TestTaps compares Taps with a plain double-precision loop over output
+// lengths around every block size (tails and overlapping last blocks) and
+// tap counts from 1 to 49.
+func TestTaps(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 191, 192, 193, 255, 256, 300, 1000} {
+		for _, nt := range []int{1, 3, 4, 5, 9, 25, 49} {
+			t.Run(fmt.Sprintf("n%d_taps%d", n, nt), func(t *testing.T) {
+				src := randSlice(r, n+40)
+				offs := make([]int, nt)
+				for i := range offs {
+					offs[i] = r.IntN(41)
+				}
+				w := randSlice(r, nt)
+				dst := randSlice(r, n) // garbage that must be overwritten
+				Taps(dst, src, offs, w, 0.5)
+				for j := range n {
+					want := 0.5
+					for i, o := range offs {
+						want += float64(w[i]) * float64(src[j+o])
+					}
+					if math.Abs(float64(dst[j])-want) > 1e-5*(1+math.Abs(want))*float64(nt) {
+						t.Fatalf("dst[%d] = %v, want %v", j, dst[j], want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestCopy2D and TestDeinterleave2D check every element written and that
+// nothing outside the rows is touched.
+func TestCopy2D(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, cols := range []int{1, 5, 15, 16, 17, 32, 33, 112, 115} {
+		for _, rows := range []int{1, 2, 5} {
+			sp, dp := cols+r.IntN(5), cols+r.IntN(5)
+			src := randSlice(r, (rows-1)*sp+cols)
+			dst := make([]float32, (rows-1)*dp+cols+8)
+			for i := range dst {
+				dst[i] = -1000
+			}
+			Copy2D(dst, dp, src, sp, rows, cols)
+			for i := range dst {
+				want := float32(-1000)
+				if rr, c := i/dp, i%dp; rr < rows && c < cols {
+					want = src[rr*sp+c]
+				}
+				if dst[i] != want {
+					t.Fatalf("cols %d rows %d: dst[%d] = %v, want %v", cols, rows, i, dst[i], want)
+				}
+			}
+		}
+	}
+}
+
+func TestDeinterleave2D(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, cols := range []int{1, 2, 3, 15, 16, 17, 31, 32, 33, 47, 64, 112, 113} {
+		for _, rows := range []int{1, 3} {
+			sp, dp := cols+r.IntN(5), (cols+1)/2+r.IntN(5)
+			src := randSlice(r, (rows-1)*sp+cols)
+			even := make([]float32, (rows-1)*dp+(cols+1)/2+8)
+			odd := make([]float32, (rows-1)*dp+(cols+1)/2+8)
+			for i := range even {
+				even[i], odd[i] = -1000, -1000
+			}
+			Deinterleave2D(even, odd, dp, src, sp, rows, cols)
+			for i := range even {
+				rr, c := i/dp, i%dp
+				we, wo := float32(-1000), float32(-1000)
+				if rr < rows && 2*c < cols {
+					we = src[rr*sp+2*c]
+				}
+				if rr < rows && 2*c+1 < cols {
+					wo = src[rr*sp+2*c+1]
+				}
+				if even[i] != we || odd[i] != wo {
+					t.Fatalf("cols %d rows %d: even[%d], odd[%d] = %v, %v, want %v, %v", cols, rows, i, i, even[i], odd[i], we, wo)
+				}
+			}
+		}
+	}
+}
