@@ -1,16 +1,10 @@
 package models
 
 import (
-	"bufio"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
 )
 
@@ -75,119 +69,6 @@ func TestMobileFixtures(t *testing.T) {
 			t.Logf("max|err| %.3g, max|y| %.3g", r.maxErr, r.maxY)
 		})
 	}
-}
-
-// mobileFamilies are the registry name prefixes of the families tested here.
-var mobileFamilies = []string{"mobilenet_v", "mnasnet", "shufflenet_v2", "efficientnet_", "regnet_", "convnext_"}
-
-func isMobileArch(name string) bool {
-	for _, p := range mobileFamilies {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// mobileInteropSize is the input size and batch of the full-size interop
-// check per architecture: 224 and a batch of two where a forward pass is
-// cheap, smaller inputs for the largest (regnet_y_128gf has 644M parameters,
-// 128 GFLOPs per 224 px image). The deep EfficientNets stay at 128 px and two
-// images: with fewer than about 32 values per channel in their last stages,
-// torch's own float32 output is already more than 1e-4 from float64.
-func mobileInteropSize(name string) (size, batch int) {
-	switch name {
-	case "regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "regnet_y_16gf", "regnet_x_16gf",
-		"convnext_large", "convnext_base":
-		return 128, 1
-	case "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7",
-		"efficientnet_v2_m", "efficientnet_v2_l", "convnext_small", "regnet_y_8gf", "regnet_x_8gf":
-		return 128, 2
-	}
-	return 224, 2
-}
-
-// TestMobileInterop builds the mobile and modern architectures at full size
-// in torchvision with a random seed (testdata/gen/models_fixtures_mobile.py
-// --serve, which keeps each BatchNorm's momentum as torchvision sets it),
-// loads torch's state_dict through Load and compares output, module tree,
-// keys and preprocessing, for the architectures selectArchs picks
-// (CKPT_MODELS=all for every one).
-func TestMobileInterop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full-size architectures take minutes")
-	}
-	py := testenv.Python(t)
-	cmd := exec.Command(py, filepath.Join("..", "..", "testdata", "gen", "models_fixtures_mobile.py"), "--serve")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	srv := &torchServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	seed := time.Now().UnixNano() % 100000
-	t.Logf("seed %d", seed)
-	var names []string
-	for _, n := range Names() {
-		if isMobileArch(n) {
-			names = append(names, n)
-		}
-	}
-	names = selectArchs(names)
-	base := t.TempDir()
-	request := func(i int) {
-		size, batch := mobileInteropSize(names[i])
-		req := map[string]any{"arch": names[i], "seed": seed, "out": filepath.Join(base, names[i]), "batch": batch, "size": size}
-		if err := srv.send(req); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	// torch generates the next architecture while Go checks this one.
-	total := time.Now()
-	request(0)
-	for i, name := range names {
-		t.Run(name, func(t *testing.T) {
-			start := time.Now()
-			pre, genErr := srv.recv()
-			wait := time.Since(start)
-			if i+1 < len(names) {
-				request(i + 1)
-			}
-			dir := filepath.Join(base, name)
-			defer os.RemoveAll(dir)
-			if genErr != nil {
-				t.Fatal(genErr)
-			}
-			spec, err := Lookup(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if spec.Preprocess != pre {
-				t.Errorf("preprocess got %+v, torchvision's %+v", spec.Preprocess, pre)
-			}
-			size, batch := mobileInteropSize(name)
-			start = time.Now()
-			r, fwd := runParity(t, spec, dir, name, Config{})
-			if r.maxY > 1e3 {
-				t.Errorf("torch's output reaches %.3g: the reference model is ill-conditioned", r.maxY)
-			}
-			t.Logf("%s: max|err| %.3g, max|y| %.3g, batch %d at %d; waited %v for torch, Go load+check %v (forward %v)",
-				name, r.maxErr, r.maxY, batch, size, wait.Round(time.Millisecond),
-				time.Since(start).Round(time.Millisecond), fwd.Round(time.Millisecond))
-		})
-	}
-	t.Logf("total %v", time.Since(total).Round(time.Second))
 }
 
 // BenchmarkMobileNetV2 times an eval-mode forward pass of mobilenet_v2 on

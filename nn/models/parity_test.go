@@ -1,13 +1,9 @@
 package models
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ckptkit/ckpt/formats"
-	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
 )
 
@@ -226,175 +221,6 @@ func TestFixtures(t *testing.T) {
 			t.Logf("max|err| %.3g, max|y| %.3g", r.maxErr, r.maxY)
 		})
 	}
-}
-
-// interopNames are the architectures TestTorchvisionInterop covers: the
-// resnet, resnext, wide_resnet, vgg, alexnet, squeezenet, densenet,
-// googlenet and inception families (the mobile families have their own
-// test).
-func interopNames() []string {
-	var out []string
-	for _, n := range Names() {
-		for _, p := range []string{"resnet", "resnext", "wide_resnet", "vgg", "alexnet", "squeezenet", "densenet", "googlenet", "inception_v3"} {
-			if strings.HasPrefix(n, p) {
-				out = append(out, n)
-				break
-			}
-		}
-	}
-	return out
-}
-
-// interopSize is the input size per architecture: inception_v3 needs >= 75
-// and runs at 299 in torchvision; a smaller one keeps CI time down.
-func interopSize(name string) (size, batch int) {
-	switch {
-	case name == "inception_v3":
-		return 160, 2
-	case strings.HasPrefix(name, "vgg"), strings.HasPrefix(name, "resnext101"), name == "wide_resnet101_2":
-		return 224, 1
-	}
-	return 224, 2
-}
-
-type torchServer struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
-}
-
-func startTorch(t *testing.T) *torchServer {
-	py := testenv.Python(t)
-	cmd := exec.Command(py, filepath.Join("..", "..", "testdata", "gen", "models_parity.py"), "--serve")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &torchServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	return s
-}
-
-type torchPreprocess struct {
-	ResizeSize    int        `json:"resize_size"`
-	CropSize      int        `json:"crop_size"`
-	Interpolation string     `json:"interpolation"`
-	Mean          [3]float64 `json:"mean"`
-	Std           [3]float64 `json:"std"`
-}
-
-func (p torchPreprocess) preprocess() Preprocess {
-	q := Preprocess{ResizeSize: p.ResizeSize, CropSize: p.CropSize, Interpolation: p.Interpolation}
-	for i := range 3 {
-		q.Mean[i], q.Std[i] = float32(p.Mean[i]), float32(p.Std[i])
-	}
-	return q
-}
-
-// send asks the generator for one architecture; requests queue in the pipe
-// and are answered in order by recv.
-func (s *torchServer) send(req map[string]any) error {
-	b, _ := json.Marshal(req)
-	_, err := s.in.Write(append(b, '\n'))
-	return err
-}
-
-// generate asks for one architecture and waits for it.
-func (s *torchServer) generate(req map[string]any) (Preprocess, error) {
-	if err := s.send(req); err != nil {
-		return Preprocess{}, err
-	}
-	return s.recv()
-}
-
-func (s *torchServer) recv() (Preprocess, error) {
-	if !s.out.Scan() {
-		return Preprocess{}, fmt.Errorf("generator exited: %v", s.out.Err())
-	}
-	var resp struct {
-		OK         bool            `json:"ok"`
-		Error      string          `json:"error"`
-		Preprocess torchPreprocess `json:"preprocess"`
-	}
-	if err := json.Unmarshal(s.out.Bytes(), &resp); err != nil {
-		return Preprocess{}, fmt.Errorf("generator said %q: %v", s.out.Text(), err)
-	}
-	if !resp.OK {
-		return Preprocess{}, fmt.Errorf("generator: %s", resp.Error)
-	}
-	return resp.Preprocess.preprocess(), nil
-}
-
-// TestTorchvisionInterop builds every registered architecture at full size in
-// torchvision with a random seed, loads torch's state_dict through Load and
-// compares the eval-mode output, the module tree, the state_dict keys and
-// the preprocessing of the architecture's IMAGENET1K_V1 weights.
-// It checks a representative set unless CKPT_MODELS=all (every architecture)
-// or CKPT_MODELS=resnet18,vgg16 (those named) says otherwise.
-func TestTorchvisionInterop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full-size architectures take minutes")
-	}
-	srv := startTorch(t)
-	seed := time.Now().UnixNano() % 100000
-	t.Logf("seed %d", seed)
-	names := selectArchs(interopNames())
-	base := t.TempDir()
-	request := func(i int) {
-		name := names[i]
-		size, batch := interopSize(name)
-		req := map[string]any{"arch": name, "seed": seed, "out": filepath.Join(base, name), "batch": batch, "size": size}
-		if spec, err := Lookup(name); err == nil && spec.Aux != nil {
-			req["kwargs"] = map[string]any{"aux_logits": true, "transform_input": true}
-		}
-		if err := srv.send(req); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// torch generates the next architecture while Go checks this one.
-	total := time.Now()
-	request(0)
-	for i, name := range names {
-		t.Run(name, func(t *testing.T) {
-			start := time.Now()
-			pre, genErr := srv.recv()
-			wait := time.Since(start)
-			if i+1 < len(names) {
-				request(i + 1)
-			}
-			dir := filepath.Join(base, name)
-			defer os.RemoveAll(dir)
-			if genErr != nil {
-				t.Fatal(genErr)
-			}
-			spec, err := Lookup(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if spec.Preprocess != pre {
-				t.Errorf("preprocess got %+v, torchvision's %+v", spec.Preprocess, pre)
-			}
-			size, batch := interopSize(name)
-			start = time.Now()
-			r, fwd := runParity(t, spec, dir, name, Config{})
-			if r.maxY > 1e3 {
-				// A relative bound says little about a random model whose
-				// activations blew up (degenerate BatchNorm statistics).
-				t.Errorf("torch's output reaches %.3g: the reference model is ill-conditioned", r.maxY)
-			}
-			t.Logf("%s: max|err| %.3g, max|y| %.3g, batch %d at %d; waited %v for torch, Go load+check %v (forward %v)",
-				name, r.maxErr, r.maxY, batch, size, wait.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), fwd.Round(time.Millisecond))
-		})
-	}
-	t.Logf("total %v", time.Since(total).Round(time.Second))
 }
 
 // TestRecordedPath runs the fixtures with gradients recorded (the layer-by-
