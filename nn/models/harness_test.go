@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ckptkit/ckpt/internal/testenv"
+	"github.com/ckptkit/ckpt/nn"
 )
 
 // Two torch scripts make the references, one per group of families:
@@ -22,10 +24,77 @@ import (
 // testdata/gen/models_fixtures_mobile.py (mobilenet_v2/v3, mnasnet,
 // shufflenet_v2, efficientnet v1/v2, regnet, convnext), which randomizes
 // BatchNorm statistics differently and keeps each BatchNorm's momentum. Each
-// answers requests for full-size architectures (--serve);
-// TestTorchvisionInterop runs both through one loop.
+// wrote a set of small committed fixtures (--fixtures) and answers requests
+// for full-size architectures (--serve). The tests below run both through
+// one loop: TestFixtures and TestRecordedPath on the committed sets,
+// TestTorchvisionInterop on the full-size architectures.
 
 var genDir = filepath.Join("..", "..", "testdata", "gen")
+
+// fixtureSets are the committed fixtures in testdata/models, per generator:
+// manifest is the file the generator's --fixtures run wrote beside them.
+var fixtureSets = []struct {
+	script, manifest string
+	specs            map[string]Spec
+}{
+	{"models_parity.py", "manifest.json", fixtureSpecs},
+	{"models_fixtures_mobile.py", "manifest_mobile.json", mobileFixtureSpecs},
+}
+
+// allFixtures returns every committed fixture's spec by name.
+func allFixtures() map[string]Spec {
+	out := map[string]Spec{}
+	for _, set := range fixtureSets {
+		maps.Copy(out, set.specs)
+	}
+	return out
+}
+
+// TestFixtures checks the committed fixtures of every family (torch 1.13,
+// torchvision 0.14, seed 0): output, printed module tree and state_dict
+// keys.
+func TestFixtures(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "models")
+	specs := allFixtures()
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		t.Run(name, func(t *testing.T) {
+			spec := specs[name]
+			spec.Name = name
+			r, _ := runParity(t, spec, dir, name, Config{})
+			t.Logf("max|err| %.3g, max|y| %.3g", r.maxErr, r.maxY)
+		})
+	}
+}
+
+// TestRecordedPath runs the fixtures with gradients recorded (the layer-by-
+// layer path, not the fused in-place inference one), checks the output
+// against torch's, and checks that a backward pass reaches the first
+// parameter.
+func TestRecordedPath(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "models")
+	specs := allFixtures()
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		t.Run(name, func(t *testing.T) {
+			spec := specs[name]
+			spec.Name = name
+			m, rep, err := load(spec, openSource(t, filepath.Join(dir, name+".pt")), Config{})
+			if err != nil {
+				t.Fatalf("load: %v\n%v", err, rep)
+			}
+			x, want := readIO(t, filepath.Join(dir, name+".io.pt"))
+			y := m.Forward(x) // grad mode: parameters require grad
+			if !y.RequiresGrad() {
+				t.Fatal("output does not require grad")
+			}
+			checkOutput(t, y, want)
+			y.Sum(false).Backward()
+			first := m.(interface{ NamedParameters() []nn.NamedTensor }).NamedParameters()[0]
+			if g := first.Tensor.Grad(); g == nil {
+				t.Errorf("%s: no gradient after Backward", first.Name)
+			}
+		})
+	}
+}
 
 // interopFamilies maps each family, by the prefix of its registry names, to
 // the script in testdata/gen that builds its full-size references.
@@ -260,7 +329,8 @@ func TestTorchvisionInterop(t *testing.T) {
 // TestInteropTables checks, without torch, that the tables above cover
 // everything: every registered architecture belongs to exactly one family
 // (so CKPT_MODELS=all checks each of them once), every family and default
-// selection names registered architectures, and every generator exists.
+// selection names registered architectures, every generator exists, and each
+// set of committed fixtures is exactly the one its generator's manifest lists.
 func TestInteropTables(t *testing.T) {
 	names := Names()
 	for _, n := range names {
@@ -291,4 +361,29 @@ func TestInteropTables(t *testing.T) {
 		}
 	}
 
+	total := 0
+	for _, set := range fixtureSets {
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "models", set.manifest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Generator string
+			Fixtures  map[string]json.RawMessage
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", set.manifest, err)
+		}
+		if want := "testdata/gen/" + set.script + " --fixtures"; m.Generator != want {
+			t.Errorf("%s: generator got %q, want %q", set.manifest, m.Generator, want)
+		}
+		got, want := slices.Sorted(maps.Keys(set.specs)), slices.Sorted(maps.Keys(m.Fixtures))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s fixtures: Go specs %v, manifest %v", set.script, got, want)
+		}
+		total += len(set.specs)
+	}
+	if got := len(allFixtures()); got != total {
+		t.Errorf("fixture names: %d distinct of %d, want no name in two sets", got, total)
+	}
 }

@@ -14,12 +14,12 @@ import (
 	"github.com/ckptkit/ckpt/nn"
 )
 
-// Reference outputs come from torch: testdata/gen/models_parity.py builds
-// each model in torchvision with random weights and calibrated, perturbed
-// BatchNorm statistics and runs it in eval mode. The committed fixtures in
-// testdata/models are its --fixtures output (scaled-down configurations of
-// the same classes); TestTorchvisionInterop regenerates every registered
-// architecture at full size with a random seed.
+// Reference outputs come from torch: testdata/gen/models_parity.py and
+// models_fixtures_mobile.py build each model in torchvision with random
+// weights and calibrated, perturbed BatchNorm statistics and run it in eval
+// mode (harness_test.go runs them). This file holds the comparisons every
+// parity test makes and fixtureSpecs, the Go side of models_parity.py's
+// committed fixtures.
 
 // tolerance: float32 convolutions summed in a different order than oneDNN's
 // differ by a few ulps per accumulation; over tens of layers the error stays
@@ -179,7 +179,8 @@ func runParity(t *testing.T, spec Spec, dir, name string, cfg Config) (parityRes
 	return checkOutput(t, got, want), d
 }
 
-// fixtureSpecs mirror FIXTURES in testdata/gen/models_parity.py.
+// fixtureSpecs mirror FIXTURES in testdata/gen/models_parity.py (its
+// --fixtures output is testdata/models/<name>.*, listed in manifest.json).
 var fixtureSpecs = map[string]Spec{
 	"resnet_basic": {Classifier: "fc.weight", Build: func(cfg Config) (nn.Module, error) {
 		return newResNet(cfg, resnetArch{false, [4]int{1, 1, 2, 1}, 1, 64, [5]int{4, 4, 8, 16, 32}})
@@ -208,44 +209,4 @@ var fixtureSpecs = map[string]Spec{
 	"alexnet_small": {Classifier: "classifier.6.weight", Build: func(cfg Config) (nn.Module, error) {
 		return newAlexNet(cfg, alexArch{[5]int{8, 16, 16, 16, 16}, 32}), nil
 	}},
-}
-
-// TestFixtures checks the committed fixtures (testdata/gen/models_parity.py
-// --fixtures, torch 1.13, seed 0).
-func TestFixtures(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "models")
-	for name, spec := range fixtureSpecs {
-		t.Run(name, func(t *testing.T) {
-			spec.Name = name
-			r, _ := runParity(t, spec, dir, name, Config{})
-			t.Logf("max|err| %.3g, max|y| %.3g", r.maxErr, r.maxY)
-		})
-	}
-}
-
-// TestRecordedPath runs the fixtures with gradients recorded (the layer-by-
-// layer path, not the in-place inference one), checks the output against
-// torch's, and checks that a backward pass reaches the first convolution.
-func TestRecordedPath(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "models")
-	for name, spec := range fixtureSpecs {
-		t.Run(name, func(t *testing.T) {
-			spec.Name = name
-			m, rep, err := load(spec, openSource(t, filepath.Join(dir, name+".pt")), Config{})
-			if err != nil {
-				t.Fatalf("load: %v\n%v", err, rep)
-			}
-			x, want := readIO(t, filepath.Join(dir, name+".io.pt"))
-			y := m.Forward(x) // grad mode: parameters require grad
-			if !y.RequiresGrad() {
-				t.Fatal("output does not require grad")
-			}
-			checkOutput(t, y, want)
-			y.Sum(false).Backward()
-			first := m.(interface{ NamedParameters() []nn.NamedTensor }).NamedParameters()[0]
-			if g := first.Tensor.Grad(); g == nil {
-				t.Errorf("%s: no gradient after Backward", first.Name)
-			}
-		})
-	}
 }
