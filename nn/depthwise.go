@@ -1,84 +1,121 @@
 package nn
 
+import (
+	"sync"
+
+	"github.com/ckptkit/ckpt/nn/internal/dwconv"
+)
+
 // depthwiseForward convolves each channel of x with its own kernel (groups
 // = channels, one output channel per group) into out, adding the bias when
-// there is one; out must be zero when there is none.
+// there is one. Every element of out is written, so out need not be zero.
+//
+// Each channel is first laid out in scratch memory as a zero-padded plane
+// split into sh·sw stride-phase planes (plane (a, b) holds the padded
+// input's rows ≡ a mod sh and columns ≡ b mod sw). In that layout the tap
+// (ki, kj) of output (oh, ow) reads phase plane ((ki·dh) mod sh,
+// (kj·dw) mod sw) at row oh + ki·dh/sh and column ow + kj·dw/sw, a constant
+// offset from the output's position when the output is counted with the
+// phase planes' row pitch. So one call to dwconv.Taps filters the whole
+// channel as a flat one-dimensional signal, with no padding tests in the
+// loop; the pitch-wide rows it produces (their last columns are wasted
+// work) are then copied out to the ow-wide output rows.
 func depthwiseForward(gp *convGeom, x, w []float32, b *Tensor, out []float32) {
 	g := *gp // the goroutines get a copy, so the caller's geometry does not escape
-	hw := g.h * g.wd
+	var bias []float32
+	if b != nil {
+		bias = b.data
+	}
 	parallelFor(g.n*g.c, g.n*g.c*g.ohw*g.kh*g.kw, func(lo, hi int) {
-		for nc := lo; nc < hi; nc++ {
-			c := nc % g.c
-			xc := x[nc*hw : (nc+1)*hw]
-			dst := out[nc*g.ohw : (nc+1)*g.ohw]
-			if b != nil {
-				v := b.data[c]
-				for i := range dst {
-					dst[i] = v
-				}
-			}
-			wc := w[c*g.kh*g.kw : (c+1)*g.kh*g.kw]
-			if g.kw == 3 && g.sw == 1 && g.dw == 1 && g.pw == 1 && g.ow == g.wd && g.wd >= 2 {
-				depthwise3(&g, xc, wc, dst)
-				continue
-			}
-			for ki := range g.kh {
-				for kj := range g.kw {
-					wv := wc[ki*g.kw+kj]
-					off := kj*g.dw - g.pw
-					lo, hi := validRange(off, g.sw, g.wd, g.ow)
-					if lo >= hi {
-						continue // this kernel column only ever sees padding
-					}
-					for oh := range g.oh {
-						ih := oh*g.sh - g.ph + ki*g.dh
-						if ih < 0 || ih >= g.h {
-							continue
-						}
-						xr := xc[ih*g.wd : (ih+1)*g.wd]
-						d := dst[oh*g.ow : (oh+1)*g.ow]
-						if g.sw == 1 {
-							xs := xr[lo+off : hi+off]
-							ds := d[lo:hi]
-							xs = xs[:len(ds)]
-							for i := range ds {
-								ds[i] += wv * xs[i]
-							}
-						} else {
-							for ow := lo; ow < hi; ow++ {
-								d[ow] += wv * xr[ow*g.sw+off]
-							}
-						}
-					}
-				}
-			}
-		}
+		depthwiseChannels(&g, x, w, bias, out, lo, hi)
 	})
 }
 
-// depthwise3 is the depthwise inner loop for a 3-wide kernel with unit
-// stride and dilation and padding 1 along the width (MobileNet, EfficientNet):
-// the three taps of a kernel row are fused, so each output row is loaded and
-// stored once per kernel row instead of three times.
-func depthwise3(g *convGeom, xc, wc, dst []float32) {
-	w := g.wd
-	for oh := range g.oh {
-		d := dst[oh*w : (oh+1)*w]
-		for ki := range g.kh {
-			ih := oh*g.sh - g.ph + ki*g.dh
-			if ih < 0 || ih >= g.h {
-				continue
+// dwScratch is one worker's phase planes, flat output and tap offsets.
+type dwScratch struct {
+	buf  []float32
+	offs []int
+}
+
+var dwPool = sync.Pool{New: func() any { return new(dwScratch) }}
+
+// depthwiseChannels convolves the channels lo..hi-1 of the batch
+// (index n·C + c).
+func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
+	sh, sw := g.sh, g.sw
+	pitch := (g.wd + 2*g.pw + sw - 1) / sw // phase plane width
+	prows := (g.h + 2*g.ph + sh - 1) / sh  // phase plane height
+	plane := pitch * prows
+	planes := sh * sw * plane
+	n := (g.oh-1)*pitch + g.ow // flat outputs, the last row's waste left off
+	direct := pitch == g.ow    // flat outputs are the output plane itself
+	size := planes
+	if !direct {
+		size += n
+	}
+	s := dwPool.Get().(*dwScratch)
+	defer dwPool.Put(s)
+	if cap(s.buf) < size {
+		s.buf = make([]float32, size)
+	}
+	src, tmp := s.buf[:planes], s.buf[planes:size]
+	clear(src) // the padding; channels overwrite only the interior
+	taps := g.kh * g.kw
+	if cap(s.offs) < taps {
+		s.offs = make([]int, taps)
+	}
+	offs := s.offs[:taps]
+	for ki := range g.kh {
+		for kj := range g.kw {
+			r, c := ki*g.dh, kj*g.dw
+			offs[ki*g.kw+kj] = ((r%sh)*sw+c%sw)*plane + r/sh*pitch + c/sw
+		}
+	}
+	hw := g.h * g.wd
+	for nc := lo; nc < hi; nc++ {
+		c := nc % g.c
+		fillPhasePlanes(g, src, x[nc*hw:(nc+1)*hw], pitch, plane)
+		var bv float32
+		if bias != nil {
+			bv = bias[c]
+		}
+		dst := out[nc*g.ohw : (nc+1)*g.ohw]
+		wc := w[c*taps : (c+1)*taps]
+		if direct {
+			dwconv.Taps(dst, src, offs, wc, bv)
+			continue
+		}
+		dwconv.Taps(tmp, src, offs, wc, bv)
+		dwconv.Copy2D(dst, g.ow, tmp, pitch, g.oh, g.ow)
+	}
+}
+
+// fillPhasePlanes writes the channel xc [h, wd] into the interior of its
+// phase planes (see depthwiseForward); the padding is left as it is.
+func fillPhasePlanes(g *convGeom, planes, xc []float32, pitch, plane int) {
+	sh, sw, wd := g.sh, g.sw, g.wd
+	for a := range sh {
+		ih0 := ((a-g.ph)%sh + sh) % sh // first input row in row phase a
+		if ih0 >= g.h {
+			continue
+		}
+		rows := (g.h - ih0 + sh - 1) / sh
+		base := a*sw*plane + (ih0+g.ph)/sh*pitch
+		xs := xc[ih0*wd:]
+		switch sw {
+		case 1:
+			dwconv.Copy2D(planes[base+g.pw:], pitch, xs, sh*wd, rows, wd)
+		case 2:
+			even := planes[base+g.pw%2*plane+g.pw/2:]
+			odd := planes[base+(g.pw+1)%2*plane+(g.pw+1)/2:]
+			dwconv.Deinterleave2D(even, odd, pitch, xs, sh*wd, rows, wd)
+		default:
+			for r := range rows {
+				for j, v := range xs[r*sh*wd : r*sh*wd+wd] {
+					col := j + g.pw
+					planes[base+col%sw*plane+r*pitch+col/sw] = v
+				}
 			}
-			xr := xc[ih*w : (ih+1)*w]
-			w0, w1, w2 := wc[ki*3], wc[ki*3+1], wc[ki*3+2]
-			d[0] += w1*xr[0] + w2*xr[1]
-			x0, x1, x2 := xr[:w-2], xr[1:w-1], xr[2:]
-			dm := d[1 : w-1]
-			x0, x1, x2 = x0[:len(dm)], x1[:len(dm)], x2[:len(dm)]
-			for i := range dm {
-				dm[i] += w0*x0[i] + w1*x1[i] + w2*x2[i]
-			}
-			d[w-1] += w0*xr[w-2] + w1*xr[w-1]
 		}
 	}
 }
