@@ -1,0 +1,119 @@
+package vec
+
+import "math"
+
+// goKernels is the pure-Go implementation, used where there is no assembly
+// and as the reference the assembly is tested against.
+var goKernels = &kernels{
+	name:  "go",
+	scale: goScale,
+	exp:   goExp,
+	plain: [numActs]kernelFn{
+		Identity:    copyKernel,
+		ReLU:        func(d, s []float32, _, _ float32) { goMap(d, s, relu) },
+		ReLU6:       func(d, s []float32, _, _ float32) { goMap(d, s, relu6) },
+		SiLU:        func(d, s []float32, _, _ float32) { goMap(d, s, silu) },
+		Sigmoid:     func(d, s []float32, _, _ float32) { goMap(d, s, sigmoid) },
+		Hardswish:   func(d, s []float32, _, _ float32) { goMap(d, s, hardswish) },
+		Hardsigmoid: func(d, s []float32, _, _ float32) { goMap(d, s, hardsigmoid) },
+	},
+	affine: [numActs]kernelFn{
+		Identity:    func(d, s []float32, a, b float32) { goAffine(d, s, a, b, identity) },
+		ReLU:        func(d, s []float32, a, b float32) { goAffine(d, s, a, b, relu) },
+		ReLU6:       func(d, s []float32, a, b float32) { goAffine(d, s, a, b, relu6) },
+		SiLU:        func(d, s []float32, a, b float32) { goAffine(d, s, a, b, silu) },
+		Sigmoid:     func(d, s []float32, a, b float32) { goAffine(d, s, a, b, sigmoid) },
+		Hardswish:   func(d, s []float32, a, b float32) { goAffine(d, s, a, b, hardswish) },
+		Hardsigmoid: func(d, s []float32, a, b float32) { goAffine(d, s, a, b, hardsigmoid) },
+	},
+}
+
+// goMap and goAffine are inlined into each kernel above, and f with them,
+// so each map gets its own loop.
+func goMap(dst, src []float32, f func(float32) float32) {
+	dst = dst[:len(src)]
+	for i, x := range src {
+		dst[i] = f(x)
+	}
+}
+
+func goAffine(dst, src []float32, scale, shift float32, f func(float32) float32) {
+	dst = dst[:len(src)]
+	for i, x := range src {
+		dst[i] = f(x*scale + shift)
+	}
+}
+
+func goScale(dst, src []float32, f, _ float32) {
+	dst = dst[:len(src)]
+	for i, x := range src {
+		dst[i] = x * f
+	}
+}
+
+func goExp(dst, src []float32, _, _ float32) { goMap(dst, src, exp32) }
+
+// The scalar maps. The clamps are written as the assembly's MAXPS/MINPS
+// behave and torch's clamps do: a NaN or a -0 input is kept.
+func identity(x float32) float32 { return x }
+
+func relu(x float32) float32 {
+	if x < 0 {
+		x = 0
+	}
+	return x
+}
+
+func relu6(x float32) float32 {
+	if x < 0 {
+		x = 0
+	}
+	if x > 6 {
+		x = 6
+	}
+	return x
+}
+
+func hardsigmoid(x float32) float32 { return relu6(x+3) / 6 }
+
+func hardswish(x float32) float32 { return x * relu6(x+3) / 6 }
+
+func sigmoid(x float32) float32 { return 1 / (1 + exp32(-x)) }
+
+func silu(x float32) float32 { return x / (1 + exp32(-x)) }
+
+// exp32 is e^x as the assembly computes it, without fused multiply-adds:
+// x clamped to [-104, 89] (NaN kept), x = k·ln2 + r with |r| <= ln2/2 and
+// ln2 in two parts (k·ln2hi is exact), e^r = 1 + r + r²·p(r) with Cephes'
+// degree-5 minimax p, times 2^k applied as two powers of two so that a
+// subnormal or overflowing result is rounded once.
+func exp32(x float32) float32 {
+	const (
+		log2e  = 1.44269504088896341
+		ln2hi  = 0.693359375
+		ln2lo  = -2.12194440e-4
+		magic  = 12582912 // 1.5·2^23: adding it rounds to an integer
+		lo, hi = -104, 89
+	)
+	if x < lo {
+		x = lo
+	}
+	if x > hi {
+		x = hi
+	}
+	kf := x*log2e + magic
+	kf -= magic
+	r := x - kf*ln2hi
+	r -= kf * ln2lo
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	y := p*(r*r) + r + 1
+	k := int32(kf)
+	k1 := k >> 1
+	k2 := k - k1
+	return y * math.Float32frombits(uint32(k1+127)<<23) * math.Float32frombits(uint32(k2+127)<<23)
+}

@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package vec
+
+// asmKernels returns no kernels: pure Go is used.
+func asmKernels() []*kernels { return nil }
