@@ -61,25 +61,46 @@ func poolGeometry(op string, x *Tensor, p PoolParams) poolGeom {
 	return g
 }
 
-// MaxPool2dFn is torch.nn.functional.max_pool2d. Padding counts as -inf.
+// MaxPool2dFn is torch.nn.functional.max_pool2d. Padding counts as -inf, a
+// window holding NaN gives NaN, and of equal values (+0 and -0) the first in
+// row-major order is kept, as in torch's CPU kernel.
 func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 	g := poolGeometry("MaxPool2d", x, p)
-	out := newResult([]int{g.n, g.c, g.oh, g.ow}, x)
-	var idx []int32
-	if GradEnabled() && x.requiresGrad {
-		idx = make([]int32, len(out.data))
-	}
-	hw, ohw := g.h*g.w, g.oh*g.ow
-	kh, kw := g.KernelSize[0], g.KernelSize[1]
-	sh, sw, ph, pw, dh, dw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1], g.Dilation[0], g.Dilation[1]
-	if idx == nil {
+	out := newResultData([]int{g.n, g.c, g.oh, g.ow}, false, x)
+	if !needGrad(x) {
 		maxPoolValues(&g, x.data, out.data)
 		return out
 	}
-	parallelFor(g.n*g.c, len(out.data)*kh*kw, func(lo, hi int) {
+	idx := make([]int32, len(out.data))
+	maxPoolIndexed(&g, x.data, out.data, idx)
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	return record(out, "MaxPool2DWithIndicesBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
+		gx := make([]float32, len(x.data))
+		for nc := range g.n * g.c {
+			for i := range ohw {
+				if j := idx[nc*ohw+i]; j >= 0 {
+					gx[nc*hw+int(j)] += gr[nc*ohw+i]
+				}
+			}
+		}
+		return [][]float32{gx}
+	})
+}
+
+// maxPoolIndexed is max pooling that also records, in idx, each output's
+// argmax within its input plane (-1 for a window that holds no input). It
+// walks every window in torch's order and is the reference the faster
+// maxPoolValues is tested against: the last NaN of a window wins, else its
+// first maximum.
+func maxPoolIndexed(gp *poolGeom, x, out []float32, idx []int32) {
+	g := *gp
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	kh, kw := g.KernelSize[0], g.KernelSize[1]
+	sh, sw, ph, pw, dh, dw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1], g.Dilation[0], g.Dilation[1]
+	parallelFor(g.n*g.c, len(out)*kh*kw, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
-			xc := x.data[nc*hw : (nc+1)*hw]
-			oc := out.data[nc*ohw : (nc+1)*ohw]
+			xc := x[nc*hw : (nc+1)*hw]
+			oc := out[nc*ohw : (nc+1)*ohw]
 			for oh := range g.oh {
 				for ow := range g.ow {
 					best := float32(math.Inf(-1))
@@ -97,9 +118,6 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 							v := xc[ih*g.w+iw]
 							if v > best || v != v || bi < 0 {
 								best, bi = v, ih*g.w+iw
-								if v != v {
-									break
-								}
 							}
 						}
 					}
@@ -111,77 +129,6 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 			}
 		}
 	})
-	if !needGrad(x) {
-		return out
-	}
-	return record(out, "MaxPool2DWithIndicesBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
-		gx := make([]float32, len(x.data))
-		for nc := range g.n * g.c {
-			for i := range ohw {
-				if j := idx[nc*ohw+i]; j >= 0 {
-					gx[nc*hw+int(j)] += gr[nc*ohw+i]
-				}
-			}
-		}
-		return [][]float32{gx}
-	})
-}
-
-// maxPoolValues is max pooling without argmax indices (inference): windows
-// entirely inside the image skip the bounds checks. max propagates NaN, as
-// torch's max pooling does.
-func maxPoolValues(gp *poolGeom, x, out []float32) {
-	work := len(out) * gp.KernelSize[0] * gp.KernelSize[1]
-	if work < parallelMin {
-		maxPoolRange(gp, x, out, 0, gp.n*gp.c)
-		return
-	}
-	g := *gp // the goroutines get a copy, so gp does not escape
-	parallelFor(g.n*g.c, work, func(lo, hi int) { maxPoolRange(&g, x, out, lo, hi) })
-}
-
-func maxPoolRange(g *poolGeom, x, out []float32, lo, hi int) {
-	hw, ohw := g.h*g.w, g.oh*g.ow
-	kh, kw := g.KernelSize[0], g.KernelSize[1]
-	sh, sw, ph, pw, dh, dw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1], g.Dilation[0], g.Dilation[1]
-	ninf := float32(math.Inf(-1))
-	for nc := lo; nc < hi; nc++ {
-		xc := x[nc*hw : (nc+1)*hw]
-		oc := out[nc*ohw : (nc+1)*ohw]
-		for oh := range g.oh {
-			h0 := oh*sh - ph
-			orow := oc[oh*g.ow : (oh+1)*g.ow]
-			for ow := range orow {
-				w0 := ow*sw - pw
-				best := ninf
-				if w0 >= 0 && w0+(kw-1)*dw < g.w {
-					for ki := range kh {
-						ih := h0 + ki*dh
-						if ih < 0 || ih >= g.h {
-							continue
-						}
-						row := xc[ih*g.w+w0 : ih*g.w+w0+(kw-1)*dw+1]
-						for kj := 0; kj < len(row); kj += dw {
-							best = max(best, row[kj])
-						}
-					}
-				} else {
-					for ki := range kh {
-						ih := h0 + ki*dh
-						if ih < 0 || ih >= g.h {
-							continue
-						}
-						for kj := range kw {
-							if iw := w0 + kj*dw; iw >= 0 && iw < g.w {
-								best = max(best, xc[ih*g.w+iw])
-							}
-						}
-					}
-				}
-				orow[ow] = best
-			}
-		}
-	}
 }
 
 // AvgPool2dFn is torch.nn.functional.avg_pool2d (no divisor_override).

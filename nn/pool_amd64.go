@@ -1,0 +1,40 @@
+//go:build amd64 && !purego
+
+package nn
+
+import "golang.org/x/sys/cpu"
+
+var poolAVX2 = cpu.X86.HasAVX2
+
+// maxKeepFirstAVX2 is maxKeepFirstGo on n >= 8 floats.
+//
+//go:noescape
+func maxKeepFirstAVX2(dst, a, b *float32, n int)
+
+// everyOtherAVX2 sets dst[i] = src[2*i] for i < n, n >= 8; it reads
+// src[:2*n].
+//
+//go:noescape
+func everyOtherAVX2(dst, src *float32, n int)
+
+// maxKeepFirst sets dst[i] to b[i] when b[i] > a[i] or b[i] is NaN, and to
+// a[i] otherwise. dst may be a.
+func maxKeepFirst(dst, a, b []float32) {
+	n := len(dst)
+	a, b = a[:n], b[:n]
+	if poolAVX2 && n >= 8 {
+		maxKeepFirstAVX2(&dst[0], &a[0], &b[0], n)
+		return
+	}
+	maxKeepFirstGo(dst, a, b)
+}
+
+// everyNth sets dst[i] to src[i*n].
+func everyNth(dst, src []float32, n int) {
+	if m := len(dst); poolAVX2 && n == 2 && m >= 8 {
+		src = src[:2*m]
+		everyOtherAVX2(&dst[0], &src[0], m)
+		return
+	}
+	everyNthGo(dst, src, n)
+}

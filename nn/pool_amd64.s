@@ -1,0 +1,106 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// STEP does 8 floats at AX: dst = b > a ? b : a, then b where b is NaN.
+// VMAXPS m, b, r is Intel's MAXPS r, b, m: b when b > m, else m (also when
+// either is NaN, or both are zeros), so equal values keep a.
+#define STEP(off, rb, rr, rm) \
+	VMOVUPS   off(DX)(AX*4), rb \
+	VMAXPS    off(SI)(AX*4), rb, rr \
+	VCMPPS    $3, rb, rb, rm \
+	VBLENDVPS rm, rb, rr, rr \
+	VMOVUPS   rr, off(DI)(AX*4)
+
+// func maxKeepFirstAVX2(dst, a, b *float32, n int)
+// n >= 8. The last n%8 floats are done by redoing the last 8: the step is
+// idempotent (max(max(a, b), b) = max(a, b) here), so this is right also
+// when dst is a.
+TEXT ·maxKeepFirstAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-32, BX
+	JZ   by8
+
+loop32:
+	STEP(0, Y0, Y1, Y2)
+	STEP(32, Y3, Y4, Y5)
+	STEP(64, Y6, Y7, Y8)
+	STEP(96, Y9, Y10, Y11)
+	ADDQ $32, AX
+	CMPQ AX, BX
+	JLT  loop32
+
+by8:
+	MOVQ CX, BX
+	SUBQ $8, BX // start of the last 8
+
+loop8:
+	CMPQ AX, BX
+	JGT  last
+	STEP(0, Y0, Y1, Y2)
+	ADDQ $8, AX
+	JMP  loop8
+
+last:
+	CMPQ AX, CX
+	JGE  done
+	MOVQ BX, AX
+	STEP(0, Y0, Y1, Y2)
+
+done:
+	VZEROUPPER
+	RET
+
+// EVEN8 stores at DI+off the even floats of the 16 at SI+2*off.
+#define EVEN8(off, r0, r1) \
+	VMOVUPS   (2*off)(SI)(AX*8), r0 \
+	VMOVUPS   (2*off+32)(SI)(AX*8), r1 \
+	VSHUFPS   $0x88, r1, r0, r0 \
+	VPERMPD   $0xd8, r0, r0 \
+	VMOVUPS   r0, off(DI)(AX*4)
+
+// func everyOtherAVX2(dst, src *float32, n int)
+// n >= 8; the last n%8 are done by redoing the last 8.
+TEXT ·everyOtherAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-32, BX
+	JZ   eby8
+
+eloop32:
+	EVEN8(0, Y0, Y1)
+	EVEN8(32, Y2, Y3)
+	EVEN8(64, Y4, Y5)
+	EVEN8(96, Y6, Y7)
+	ADDQ $32, AX
+	CMPQ AX, BX
+	JLT  eloop32
+
+eby8:
+	MOVQ CX, BX
+	SUBQ $8, BX
+
+eloop8:
+	CMPQ AX, BX
+	JGT  elast
+	EVEN8(0, Y0, Y1)
+	ADDQ $8, AX
+	JMP  eloop8
+
+elast:
+	CMPQ AX, CX
+	JGE  edone
+	MOVQ BX, AX
+	EVEN8(0, Y0, Y1)
+
+edone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,180 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// poolSpecials are the values that tell max implementations apart: signed
+// zeros (torch keeps the first of equal values), infinities (padding is
+// -inf) and NaNs with distinct payloads (torch keeps the last NaN).
+var poolSpecials = []float32{
+	0, float32(math.Copysign(0, -1)), 1, -1, 2,
+	float32(math.Inf(1)), float32(math.Inf(-1)),
+	math.Float32frombits(0x7fc00001), math.Float32frombits(0x7fc00002), math.Float32frombits(0xffc00003),
+}
+
+// poolData returns n floats: normals, with a share of special values, or
+// (ties) mostly zeros of either sign, as after a ReLU.
+func poolData(r *rand.Rand, n int, special float64) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		switch f := r.Float64(); {
+		case f < special:
+			x[i] = poolSpecials[r.IntN(len(poolSpecials))]
+		case f < 2*special:
+			x[i] = poolSpecials[r.IntN(2)]
+		default:
+			x[i] = float32(r.NormFloat64())
+		}
+	}
+	return x
+}
+
+// sameBits reports whether a and b are the same float32 bit patterns and, if
+// not, the first index where they differ.
+func sameBits(a, b []float32) (int, bool) {
+	if len(a) != len(b) {
+		return -1, false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return i, false
+		}
+	}
+	return 0, true
+}
+
+func TestMaxKeepFirst(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := range 80 {
+		for _, special := range []float64{0, 0.3} {
+			a, b := poolData(r, n, special), poolData(r, n, special)
+			want := make([]float32, n)
+			for i := range want {
+				// torch's step: take v = b[i] if v > best or v is NaN.
+				if v := b[i]; v > a[i] || math.IsNaN(float64(v)) {
+					want[i] = v
+				} else {
+					want[i] = a[i]
+				}
+			}
+			got := make([]float32, n)
+			maxKeepFirst(got, a, b)
+			if i, ok := sameBits(got, want); !ok {
+				t.Fatalf("n=%d: [%d] got %#x, want %#x (a %#x, b %#x)", n, i,
+					math.Float32bits(got[i]), math.Float32bits(want[i]), math.Float32bits(a[i]), math.Float32bits(b[i]))
+			}
+			maxKeepFirst(a, a, b) // in place
+			if i, ok := sameBits(a, want); !ok {
+				t.Fatalf("n=%d in place: [%d] got %#x, want %#x", n, i, math.Float32bits(a[i]), math.Float32bits(want[i]))
+			}
+		}
+	}
+}
+
+// poolCases returns every pooling geometry with kernels up to 4, strides up
+// to 3, the paddings torch allows, dilations up to 2 (when dilation is set)
+// and both ceil modes, skipping those torch rejects as too small for h×w.
+func poolCases(h, w int, dilation bool) []PoolParams {
+	var ps []PoolParams
+	maxDil := 1
+	if dilation {
+		maxDil = 2
+	}
+	for kh := 1; kh <= 4; kh++ {
+		for kw := 1; kw <= 4; kw++ {
+			for sh := 1; sh <= 3; sh++ {
+				for sw := 1; sw <= 3; sw++ {
+					for ph := 0; ph <= kh/2; ph++ {
+						for pw := 0; pw <= kw/2; pw++ {
+							for d := range maxDil * maxDil {
+								dh, dw := 1+d/maxDil, 1+d%maxDil
+								for _, ceil := range []bool{false, true} {
+									oh := poolOutSize(h, kh, sh, ph, dh, ceil)
+									ow := poolOutSize(w, kw, sw, pw, dw, ceil)
+									if oh <= 0 || ow <= 0 {
+										continue
+									}
+									ps = append(ps, PoolParams{KernelSize: [2]int{kh, kw}, Stride: [2]int{sh, sw},
+										Padding: [2]int{ph, pw}, Dilation: [2]int{dh, dw}, CeilMode: ceil})
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return ps
+}
+
+func poolName(p PoolParams) string {
+	return fmt.Sprintf("k%v s%v p%v d%v ceil=%v", p.KernelSize, p.Stride, p.Padding, p.Dilation, p.CeilMode)
+}
+
+// TestMaxPoolValuesMatchesIndexed checks the inference path against the
+// indexed reference (torch's loop) bit for bit, NaN payloads and signed
+// zeros included.
+func TestMaxPoolValuesMatchesIndexed(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	sizes := [][2]int{{1, 1}, {1, 5}, {2, 3}, {4, 4}, {5, 7}, {7, 5}, {9, 8}, {6, 17}, {3, 33}}
+	checked := 0
+	for _, hw := range sizes {
+		for _, p := range poolCases(hw[0], hw[1], true) {
+			x := &Tensor{shape: []int{2, 3, hw[0], hw[1]}}
+			x.data = poolData(r, numel(x.shape), 0.2)
+			g := poolGeometry("MaxPool2d", x, p)
+			want := make([]float32, g.n*g.c*g.oh*g.ow)
+			maxPoolIndexed(&g, x.data, want, nil)
+			got := make([]float32, len(want))
+			maxPoolValues(&g, x.data, got)
+			if i, ok := sameBits(got, want); !ok {
+				t.Fatalf("%dx%d %s: [%d] got %#x, want %#x", hw[0], hw[1], poolName(p), i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+			}
+			checked++
+		}
+	}
+	if checked < 10000 {
+		t.Fatalf("got %d geometries checked, want at least 10000", checked)
+	}
+}
+
+// TestMaxPoolValuesParallel checks a size large enough for parallelFor.
+func TestMaxPoolValuesParallel(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, p := range []PoolParams{
+		{KernelSize: [2]int{3, 3}, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}},
+		{KernelSize: [2]int{3, 3}, Stride: [2]int{2, 2}, CeilMode: true},
+		{KernelSize: [2]int{2, 2}, Stride: [2]int{2, 2}},
+	} {
+		x := &Tensor{shape: []int{3, 16, 27, 29}}
+		x.data = poolData(r, numel(x.shape), 0.05)
+		g := poolGeometry("MaxPool2d", x, p)
+		want := make([]float32, g.n*g.c*g.oh*g.ow)
+		maxPoolIndexed(&g, x.data, want, nil)
+		var got *Tensor
+		NoGrad(func() { got = MaxPool2dFn(x, p) })
+		if i, ok := sameBits(got.data, want); !ok {
+			t.Fatalf("%s: [%d] got %#x, want %#x", poolName(p), i, math.Float32bits(got.data[i]), math.Float32bits(want[i]))
+		}
+	}
+}
+
+func TestEveryNth(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for n := 1; n <= 4; n++ {
+		for m := range 70 {
+			src := poolData(r, m*n+n, 0.2)
+			got := make([]float32, m)
+			everyNth(got, src, n)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(src[i*n]) {
+					t.Fatalf("n=%d m=%d: [%d] got %v, want %v", n, m, i, got[i], src[i*n])
+				}
+			}
+		}
+	}
+}
