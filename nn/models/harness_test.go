@@ -96,9 +96,11 @@ func TestRecordedPath(t *testing.T) {
 	}
 }
 
+type interopFamily struct{ prefix, script string }
+
 // interopFamilies maps each family, by the prefix of its registry names, to
 // the script in testdata/gen that builds its full-size references.
-var interopFamilies = []struct{ prefix, script string }{
+var interopFamilies = []interopFamily{
 	{"resnet", "models_parity.py"},
 	{"resnext", "models_parity.py"},
 	{"wide_resnet", "models_parity.py"},
@@ -173,6 +175,8 @@ type torchServer struct {
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
+
+	closed bool
 }
 
 // startTorch runs testdata/gen/script --serve with py until t ends.
@@ -191,8 +195,19 @@ func startTorch(t *testing.T, py, script string) *torchServer {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	return &torchServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	s := &torchServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	t.Cleanup(s.close)
+	return s
+}
+
+// close ends the generator (end of input) and waits for it to exit.
+func (s *torchServer) close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.in.Close()
+	s.cmd.Wait()
 }
 
 type torchPreprocess struct {
@@ -256,6 +271,14 @@ func TestTorchvisionInterop(t *testing.T) {
 		t.Logf("CKPT_MODELS=%q selects no architecture", os.Getenv("CKPT_MODELS"))
 		return
 	}
+	// One generator's architectures after the other's, in interopFamilies'
+	// order, so that each generator ends (and frees its memory) once its
+	// last architecture is answered.
+	group := func(name string) int {
+		script, _ := interopScript(name)
+		return slices.IndexFunc(interopFamilies, func(f interopFamily) bool { return f.script == script })
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return group(a) - group(b) })
 	servers := map[string]*torchServer{}
 	for _, name := range names {
 		script, _ := interopScript(name)
@@ -296,6 +319,9 @@ func TestTorchvisionInterop(t *testing.T) {
 			wait := time.Since(start)
 			if i+1 < len(names) {
 				request(i + 1)
+			}
+			if i+1 == len(names) || group(names[i+1]) != group(name) {
+				server(name).close()
 			}
 			dir := filepath.Join(base, name)
 			defer os.RemoveAll(dir)
