@@ -3,15 +3,38 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
-// ReLU returns max(t, 0).
-func (t *Tensor) ReLU() *Tensor {
-	out := newResult(cloneInts(t.shape), t)
-	y := out.data[:len(t.data)]
-	for i, v := range t.data {
-		y[i] = max(v, 0) // branch-free; NaN stays NaN as in torch
+// actTo sets dst[i] = a(src[i]) with the vector kernels, split across cores
+// when the tensor is large.
+func actTo(dst, src []float32, a vec.Act) {
+	if len(src) < 4*parallelMin { // parallelChunks runs f alone: save the closure
+		vec.ApplyTo(dst, src, a)
+		return
 	}
+	parallelChunks(len(src), func(lo, hi int) { vec.ApplyTo(dst[lo:hi], src[lo:hi], a) })
+}
+
+// actOut returns a(t) as a new result tensor, computed by the vector kernels.
+func actOut(t *Tensor, a vec.Act) *Tensor {
+	out := newResultData(cloneInts(t.shape), false, t)
+	actTo(out.data[:len(t.data)], t.data, a)
+	return out
+}
+
+// inplaceAct applies a to x's elements in place and returns x, as
+// inplaceMap does, with the vector kernels.
+func inplaceAct(x *Tensor, a vec.Act) *Tensor {
+	actTo(x.data, x.data, a)
+	return x
+}
+
+// ReLU returns max(t, 0); as in torch, NaN stays NaN and -0 stays -0.
+func (t *Tensor) ReLU() *Tensor {
+	out := actOut(t, vec.ReLU)
+	y := out.data[:len(t.data)]
 	if !needGrad(t) {
 		return out
 	}
@@ -28,11 +51,7 @@ func (t *Tensor) ReLU() *Tensor {
 
 // ReLU6 returns min(max(t, 0), 6).
 func (t *Tensor) ReLU6() *Tensor {
-	out := newResult(cloneInts(t.shape), t)
-	y := out.data[:len(t.data)]
-	for i, v := range t.data {
-		y[i] = min(max(v, 0), 6)
-	}
+	out := actOut(t, vec.ReLU6)
 	x := t.data
 	if !needGrad(t) {
 		return out
@@ -67,7 +86,18 @@ func sigmoid32(x float32) float32 { return 1 / (1 + expf32(-x)) }
 
 // Sigmoid returns 1/(1+e^-t).
 func (t *Tensor) Sigmoid() *Tensor {
-	return unaryOp(t, "SigmoidBackward", sigmoid32, func(x, y float32) float32 { return y * (1 - y) })
+	out := actOut(t, vec.Sigmoid)
+	if !needGrad(t) {
+		return out
+	}
+	y := out.data[:len(t.data)]
+	return record(out, "SigmoidBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for i, v := range y {
+			gx[i] = g[i] * (v * (1 - v))
+		}
+		return [][]float32{gx}
+	})
 }
 
 // Tanh returns tanh(t).
@@ -75,13 +105,9 @@ func (t *Tensor) Tanh() *Tensor {
 	return unaryOp(t, "TanhBackward", tanh32, func(x, y float32) float32 { return 1 - y*y })
 }
 
-// SiLU returns t*sigmoid(t) (swish).
+// SiLU returns t*sigmoid(t) (swish), computed as torch does, t/(1+e^-t).
 func (t *Tensor) SiLU() *Tensor {
-	out := newResult(cloneInts(t.shape), t)
-	y := out.data[:len(t.data)]
-	for i, v := range t.data {
-		y[i] = v * sigmoid32(v)
-	}
+	out := actOut(t, vec.SiLU)
 	x := t.data
 	if !needGrad(t) {
 		return out
@@ -125,11 +151,7 @@ func (t *Tensor) GELU(approximate string) *Tensor {
 
 // Hardswish returns t*relu6(t+3)/6.
 func (t *Tensor) Hardswish() *Tensor {
-	out := newResult(cloneInts(t.shape), t)
-	y := out.data[:len(t.data)]
-	for i, v := range t.data {
-		y[i] = v * min(max(v+3, 0), 6) / 6
-	}
+	out := actOut(t, vec.Hardswish)
 	x := t.data
 	if !needGrad(t) {
 		return out
@@ -151,13 +173,20 @@ func (t *Tensor) Hardswish() *Tensor {
 
 // Hardsigmoid returns relu6(t+3)/6.
 func (t *Tensor) Hardsigmoid() *Tensor {
-	return unaryOp(t, "HardsigmoidBackward", func(x float32) float32 { return min(max(x+3, 0), 6) / 6 },
-		func(x, y float32) float32 {
-			if x > -3 && x < 3 {
-				return 1.0 / 6
+	out := actOut(t, vec.Hardsigmoid)
+	if !needGrad(t) {
+		return out
+	}
+	x := t.data
+	return record(out, "HardsigmoidBackward", []*Tensor{t}, func(g []float32) [][]float32 {
+		gx := make([]float32, len(g))
+		for i, v := range x {
+			if v > -3 && v < 3 {
+				gx[i] = g[i] * (1.0 / 6)
 			}
-			return 0
-		})
+		}
+		return [][]float32{gx}
+	})
 }
 
 // softmaxLayout splits shape around dim: outer rows of size elements, each
@@ -276,13 +305,7 @@ func NewReLU(inplace bool) *ReLU { return &ReLU{Inplace: inplace} }
 // Forward applies ReLU.
 func (m *ReLU) Forward(x *Tensor) *Tensor {
 	if m.Inplace && !GradEnabled() {
-		parallelChunks(len(x.data), func(lo, hi int) {
-			d := x.data[lo:hi]
-			for i, v := range d {
-				d[i] = max(v, 0)
-			}
-		})
-		return x
+		return inplaceAct(x, vec.ReLU)
 	}
 	return x.ReLU()
 }
@@ -324,7 +347,7 @@ func NewReLU6(inplace bool) *ReLU6 { return &ReLU6{Inplace: inplace} }
 // Forward applies ReLU6.
 func (m *ReLU6) Forward(x *Tensor) *Tensor {
 	if m.Inplace && !GradEnabled() {
-		return inplaceMap(x, func(v float32) float32 { return min(max(v, 0), 6) })
+		return inplaceAct(x, vec.ReLU6)
 	}
 	return x.ReLU6()
 }
@@ -409,7 +432,7 @@ func NewSiLU(inplace bool) *SiLU { return &SiLU{Inplace: inplace} }
 // Forward applies SiLU.
 func (m *SiLU) Forward(x *Tensor) *Tensor {
 	if m.Inplace && !GradEnabled() {
-		return inplaceMap(x, func(v float32) float32 { return v * sigmoid32(v) })
+		return inplaceAct(x, vec.SiLU)
 	}
 	return x.SiLU()
 }
@@ -456,7 +479,7 @@ func NewHardswish(inplace bool) *Hardswish { return &Hardswish{Inplace: inplace}
 // Forward applies hardswish.
 func (m *Hardswish) Forward(x *Tensor) *Tensor {
 	if m.Inplace && !GradEnabled() {
-		return inplaceMap(x, func(v float32) float32 { return v * min(max(v+3, 0), 6) / 6 })
+		return inplaceAct(x, vec.Hardswish)
 	}
 	return x.Hardswish()
 }
@@ -476,7 +499,7 @@ func NewHardsigmoid(inplace bool) *Hardsigmoid { return &Hardsigmoid{Inplace: in
 // Forward applies hardsigmoid.
 func (m *Hardsigmoid) Forward(x *Tensor) *Tensor {
 	if m.Inplace && !GradEnabled() {
-		return inplaceMap(x, func(v float32) float32 { return min(max(v+3, 0), 6) / 6 })
+		return inplaceAct(x, vec.Hardsigmoid)
 	}
 	return x.Hardsigmoid()
 }
