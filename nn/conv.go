@@ -17,44 +17,18 @@ type ConvParams struct {
 // Conv2d is torch.nn.Conv2d with zero padding. Weight is
 // [out_channels, in_channels/groups, kh, kw], Bias [out_channels] or nil.
 //
-// Forward lowers each image to columns (im2col) and multiplies with
-// gemm.Sgemm; a 1×1, stride-1, unpadded convolution multiplies the input
-// directly, and a depthwise convolution (one input and output channel per
-// group) runs a direct loop. The column buffer is kept in the layer and
-// reused, so an eval-mode forward allocates only its output; a Forward that
-// finds the buffer busy (concurrent calls) allocates its own.
+// Forward multiplies the weights, as a matrix, by the image's columns (the
+// im2col matrix) with gemm.SgemmSource, which packs the columns straight
+// from the image instead of materialising them; a 1×1, stride-1, unpadded
+// convolution multiplies the input directly, and a depthwise convolution
+// (one input and output channel per group) runs a direct loop. An eval-mode
+// forward allocates only its output.
 type Conv2d struct {
 	Base
 	InChannels, OutChannels int
 	KernelSize              [2]int
 	ConvParams
 	Weight, Bias *Tensor
-
-	ws workspace
-}
-
-type workspace struct {
-	mu  sync.Mutex
-	buf []float32
-}
-
-// get returns a buffer of n floats and whether it is the shared one, to be
-// handed back with put.
-func (w *workspace) get(n int) ([]float32, bool) {
-	if w == nil || n == 0 || !w.mu.TryLock() {
-		return make([]float32, n), false
-	}
-	if cap(w.buf) < n {
-		w.buf = make([]float32, n)
-	}
-	return w.buf[:n], true
-}
-
-// put releases the shared buffer if get returned it.
-func (w *workspace) put(shared bool) {
-	if shared {
-		w.mu.Unlock()
-	}
 }
 
 // NewConv2d builds a Conv2d with a square kernel of size k (override with
@@ -88,7 +62,7 @@ func NewConv2d(b *Builder, in, out, k int, opts ...Option) *Conv2d {
 
 // Forward convolves x [N, C, H, W].
 func (m *Conv2d) Forward(x *Tensor) *Tensor {
-	return conv2d(x, m.Weight, m.Bias, m.ConvParams, &m.ws)
+	return conv2d(x, m.Weight, m.Bias, m.ConvParams)
 }
 
 // ExtraRepr prints torch's Conv2d arguments.
@@ -115,7 +89,7 @@ func (m *Conv2d) String() string { return Repr(m) }
 
 // Conv2dFn convolves x [N, C, H, W] with w [O, C/groups, kh, kw] and optional
 // bias b [O], as torch.nn.functional.conv2d.
-func Conv2dFn(x, w, b *Tensor, p ConvParams) *Tensor { return conv2d(x, w, b, p, nil) }
+func Conv2dFn(x, w, b *Tensor, p ConvParams) *Tensor { return conv2d(x, w, b, p) }
 
 type convGeom struct {
 	n, c, h, wd, o, kh, kw, oh, ow int
@@ -165,33 +139,25 @@ func (g *convGeom) pointwise() bool {
 
 func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 && g.groups > 1 }
 
-func conv2d(x, w, b *Tensor, p ConvParams, ws *workspace) *Tensor {
+func conv2d(x, w, b *Tensor, p ConvParams) *Tensor {
 	g := convGeometry(x, w, b, p)
 	out := newResultData([]int{g.n, g.o, g.oh, g.ow}, g.depthwise(), x)
 	switch {
 	case g.depthwise():
 		depthwiseForward(&g, x.data, w.data, b, out.data)
-	default:
-		// Many small groups (ResNeXt, RegNet) run in parallel, one column
-		// buffer per worker; otherwise groups run in turn and Sgemm
-		// parallelises within each.
-		workers := 1
-		if g.groups >= 4 && g.og*g.k*g.ohw*g.groups >= parallelMin {
-			workers = min(runtime.GOMAXPROCS(0), g.groups)
-		}
-		colSize := 0
-		if !g.pointwise() {
-			colSize = g.k * g.ohw
-		}
-		cols, shared := ws.get(workers * colSize)
+	case g.groups >= 4 && g.og*g.k*g.ohw*g.groups >= parallelMin:
+		// Many small groups (ResNeXt, RegNet) run in parallel; otherwise
+		// groups run in turn and the product parallelises within each.
+		gc := g // the goroutines get a copy, so g itself does not escape
 		for n := range g.n {
-			if workers == 1 {
-				convGroups(&g, x.data, w.data, b, out.data, cols, n, 0, g.groups)
-			} else {
-				convGroupsParallel(g, x.data, w.data, b, out.data, cols, n, workers)
-			}
+			parallelForWorkers(g.groups, min(runtime.GOMAXPROCS(0), g.groups), func(_, lo, hi int) {
+				convGroups(&gc, x.data, w.data, b, out.data, n, lo, hi)
+			})
 		}
-		ws.put(shared)
+	default:
+		for n := range g.n {
+			convGroups(&g, x.data, w.data, b, out.data, n, 0, g.groups)
+		}
 	}
 	if !needGrad(x, w, b) {
 		return out
@@ -202,18 +168,9 @@ func conv2d(x, w, b *Tensor, p ConvParams, ws *workspace) *Tensor {
 	})
 }
 
-// convGroupsParallel runs the groups of image n on workers goroutines, each
-// with its share of cols.
-func convGroupsParallel(g convGeom, x, w []float32, b *Tensor, out, cols []float32, n, workers int) {
-	colSize := len(cols) / workers
-	parallelForWorkers(g.groups, workers, func(wk, lo, hi int) {
-		convGroups(&g, x, w, b, out, cols[wk*colSize:(wk+1)*colSize], n, lo, hi)
-	})
-}
-
-// convGroups convolves groups [lo, hi) of image n through im2col (skipped
-// for pointwise convolutions) and Sgemm, using col as the column buffer.
-func convGroups(g *convGeom, x, w []float32, b *Tensor, out, col []float32, n, lo, hi int) {
+// convGroups convolves groups [lo, hi) of image n: the group's weights
+// times its columns, which a pointwise convolution's input already is.
+func convGroups(g *convGeom, x, w []float32, b *Tensor, out []float32, n, lo, hi int) {
 	hw := g.h * g.wd
 	for gr := lo; gr < hi; gr++ {
 		xin := x[(n*g.c+gr*g.cg)*hw:]
@@ -229,12 +186,11 @@ func convGroups(g *convGeom, x, w []float32, b *Tensor, out, col []float32, n, l
 			}
 			beta = 1
 		}
-		src := xin
-		if !g.pointwise() {
-			im2col(g, xin, col)
-			src = col
+		if g.pointwise() {
+			gemm.Sgemm(false, false, g.og, g.ohw, g.k, 1, w[gr*g.og*g.k:], g.k, xin, g.ohw, beta, dst, g.ohw)
+		} else {
+			gemm.SgemmSource(g.og, g.ohw, g.k, 1, w[gr*g.og*g.k:], g.k, &colSource{*g, xin}, beta, dst, g.ohw)
 		}
-		gemm.Sgemm(false, false, g.og, g.ohw, g.k, 1, w[gr*g.og*g.k:], g.k, src, g.ohw, beta, dst, g.ohw)
 	}
 }
 

@@ -54,13 +54,15 @@
 //	nn.NewBatchNorm2d(b.Sub("bn1"), 64, nn.Eps(1e-3), nn.Momentum(0.01))
 //	nn.NewMaxPool2d(3, nn.Stride(2), nn.Padding(1), nn.CeilMode())
 //
-// Conv2d lowers to gemm.Sgemm through im2col (a 1×1 stride-1 convolution
-// multiplies directly, a depthwise one runs a direct loop) and keeps its
-// column buffer, so an eval-mode forward under NoGrad allocates only its
-// output (and through [Infer], not even that). Concurrent eval-mode Forward calls on one module, on distinct
-// inputs, are safe; training mode updates BatchNorm's running statistics and
-// is not. Large elementwise, pooling, depthwise and im2col loops split across
-// GOMAXPROCS goroutines.
+// Conv2d multiplies its weights by the image's im2col columns through
+// gemm.SgemmSource, which packs them straight from the image, so the column
+// matrix is never stored (a 1×1 stride-1 convolution multiplies the input
+// directly, a depthwise one runs a direct loop). An eval-mode forward under
+// NoGrad allocates only its output, and through [Infer] its output comes
+// from the call's arena. Concurrent eval-mode Forward calls on one module,
+// on distinct inputs, are safe; training mode updates BatchNorm's running
+// statistics and is not. Large elementwise, pooling and depthwise loops split
+// across GOMAXPROCS goroutines.
 //
 // # Weights
 //

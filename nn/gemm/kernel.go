@@ -55,6 +55,9 @@ type params struct {
 	// out as packA lays out rows 0..m.
 	packedA []float32
 	mpad    int
+
+	// bsrc, when set, supplies op(B) (b, ldb and transB are unused).
+	bsrc BSource
 }
 
 // workspace is one set of packing buffers, used by one goroutine at a time.
@@ -216,6 +219,10 @@ func packA(p *params, mr, ic, mc, pc, kc int, dst []float32) {
 // packB packs op(B)[pc:pc+kc, jc:jc+nc] into dst as ceil(nc/nr) panels of
 // kc×nr (element (p, j) of a panel at p*nr+j), padding with zeros.
 func packB(p *params, nr, pc, kc, jc, nc int, dst []float32) {
+	if p.bsrc != nil {
+		p.bsrc.PackB(nr, pc, kc, jc, nc, dst)
+		return
+	}
 	b, ldb := p.b, p.ldb
 	for jr := 0; jr < nc; jr += nr {
 		nrr := min(nr, nc-jr)

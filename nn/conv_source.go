@@ -1,0 +1,101 @@
+package nn
+
+// colSource is the column matrix of one group of one image (what im2col
+// writes: row (c, ki, kj), column (oh, ow)) as a gemm.BSource: the product
+// packs its panels straight from the image, so the k×ohw matrix, several
+// megabytes for an early ResNet layer, is never written out and read back.
+type colSource struct {
+	g convGeom  // a copy: a source handed to gemm escapes, the caller's geometry should not
+	x []float32 // the group's input channels, [cg, h, w]
+}
+
+// colRun is a run of a panel's columns along one output row: outputs
+// (oh, ow0 .. ow0+n-1) at panel columns off .. off+n-1.
+type colRun struct{ oh, ow0, off, n int }
+
+// colSeg is what one kernel tap copies into a panel row for one run: n
+// input pixels from src (an offset in the channel's plane, stepping by the
+// stride) to panel columns dst .. dst+n-1. Columns no segment covers are
+// padding, zero.
+type colSeg struct{ dst, src, n int }
+
+// maxRuns is the number of runs a panel's stack buffers hold: a panel is
+// at most a kernel's nr columns (48 here). Wider panels, which only the
+// netlib build asks for, spill to the heap.
+const maxRuns = 64
+
+// PackB implements gemm.BSource. Rows that share a kernel tap (the same
+// row of every channel) copy the same segments from their channel's
+// plane, so the panel is filled tap by tap: the segments are worked out
+// once per tap and panel, then copied for each channel.
+func (s *colSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
+	g := &s.g
+	var runsBuf [maxRuns]colRun
+	var segsBuf [maxRuns]colSeg
+	taps := g.kh * g.kw
+	plane := g.h * g.wd
+	for jr := 0; jr < nc; jr += nr {
+		nrr := min(nr, nc-jr)
+		d := dst[jr*kc : jr*kc+kc*nr]
+		// The panel's columns, split where they wrap to the next output row.
+		runs := runsBuf[:0]
+		for j := 0; j < nrr; {
+			col := jc + jr + j
+			oh, ow := col/g.ow, col%g.ow
+			n := min(g.ow-ow, nrr-j)
+			runs = append(runs, colRun{oh, ow, j, n})
+			j += n
+		}
+		for t := range taps {
+			ki, kj := t/g.kw, t%g.kw
+			// Rows pc <= c*taps+t < pc+kc are this tap's.
+			c0 := (pc - t + taps - 1) / taps
+			if c0*taps+t >= pc+kc {
+				continue
+			}
+			segs := segsBuf[:0]
+			for _, r := range runs {
+				ih := r.oh*g.sh + ki*g.dh - g.ph
+				if ih < 0 || ih >= g.h {
+					continue
+				}
+				iw0 := r.ow0*g.sw + kj*g.dw - g.pw
+				lo, hi := validRange(iw0, g.sw, g.wd, r.n)
+				if lo < hi {
+					segs = append(segs, colSeg{r.off + lo, ih*g.wd + iw0 + lo*g.sw, hi - lo})
+				}
+			}
+			for q := c0*taps + t - pc; q < kc; q += taps {
+				row := d[q*nr : q*nr+nr]
+				xc := s.x[(pc+q)/taps*plane : (pc+q)/taps*plane+plane]
+				clear(row)
+				if g.sw == 1 {
+					for _, sg := range segs {
+						copyShort(row[sg.dst:sg.dst+sg.n], xc[sg.src:sg.src+sg.n])
+					}
+					continue
+				}
+				for _, sg := range segs {
+					out := row[sg.dst : sg.dst+sg.n]
+					src := xc[sg.src:]
+					for i := range out {
+						out[i] = src[i*g.sw]
+					}
+				}
+			}
+		}
+	}
+}
+
+// copyShort copies src into dst (of equal length): inline for the short
+// runs of late layers, where a memmove call costs more than the copy.
+func copyShort(dst, src []float32) {
+	if len(dst) >= 16 {
+		copy(dst, src)
+		return
+	}
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] = src[i]
+	}
+}
