@@ -16,7 +16,7 @@ import (
 // (ki, kj) of output (oh, ow) reads phase plane ((ki·dh) mod sh,
 // (kj·dw) mod sw) at row oh + ki·dh/sh and column ow + kj·dw/sw, a constant
 // offset from the output's position when the output is counted with the
-// phase planes' row pitch. So one call to dwconv.Taps filters the whole
+// phase planes' row pitch. So one call to dwconv.TapRuns filters the whole
 // channel as a flat one-dimensional signal, with no padding tests in the
 // loop; the pitch-wide rows it produces (their last columns are wasted
 // work) are then copied out to the ow-wide output rows.
@@ -31,10 +31,10 @@ func depthwiseForward(gp *convGeom, x, w []float32, b *Tensor, out []float32) {
 	})
 }
 
-// dwScratch is one worker's phase planes, flat output and tap offsets.
+// dwScratch is one worker's phase planes, flat output and taps.
 type dwScratch struct {
 	buf  []float32
-	offs []int
+	runs []dwconv.Run
 }
 
 var dwPool = sync.Pool{New: func() any { return new(dwScratch) }}
@@ -46,7 +46,7 @@ func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
 	pitch := (g.wd + 2*g.pw + sw - 1) / sw // phase plane width
 	prows := (g.h + 2*g.ph + sh - 1) / sh  // phase plane height
 	plane := pitch * prows
-	planes := sh * sw * plane
+	planes := sh*sw*plane + dwconv.Slack
 	n := (g.oh-1)*pitch + g.ow // flat outputs, the last row's waste left off
 	direct := pitch == g.ow    // flat outputs are the output plane itself
 	size := planes
@@ -60,18 +60,8 @@ func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
 	}
 	src, tmp := s.buf[:planes], s.buf[planes:size]
 	clear(src) // the padding; channels overwrite only the interior
-	taps := g.kh * g.kw
-	if cap(s.offs) < taps {
-		s.offs = make([]int, taps)
-	}
-	offs := s.offs[:taps]
-	for ki := range g.kh {
-		for kj := range g.kw {
-			r, c := ki*g.dh, kj*g.dw
-			offs[ki*g.kw+kj] = ((r%sh)*sw+c%sw)*plane + r/sh*pitch + c/sw
-		}
-	}
-	hw := g.h * g.wd
+	s.runs = depthwiseRuns(g, s.runs[:0], pitch, plane)
+	hw, taps := g.h*g.wd, g.kh*g.kw
 	for nc := lo; nc < hi; nc++ {
 		c := nc % g.c
 		fillPhasePlanes(g, src, x[nc*hw:(nc+1)*hw], pitch, plane)
@@ -82,12 +72,44 @@ func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
 		dst := out[nc*g.ohw : (nc+1)*g.ohw]
 		wc := w[c*taps : (c+1)*taps]
 		if direct {
-			dwconv.Taps(dst, src, offs, wc, bv)
+			dwconv.TapRuns(dst, src, s.runs, wc, bv)
 			continue
 		}
-		dwconv.Taps(tmp, src, offs, wc, bv)
+		dwconv.TapRuns(tmp, src, s.runs, wc, bv)
 		dwconv.Copy2D(dst, g.ow, tmp, pitch, g.oh, g.ow)
 	}
+}
+
+// depthwiseRuns appends the kernel's taps to runs as runs of consecutive
+// offsets into the phase planes: tap (ki, kj) reads phase plane
+// ((ki·dh) mod sh, (kj·dw) mod sw) at row ki·dh/sh and column kj·dw/sw, so
+// the taps of one kernel row that share a phase plane (every sw-th tap, for
+// dilation 1) are a run.
+func depthwiseRuns(g *convGeom, runs []dwconv.Run, pitch, plane int) []dwconv.Run {
+	sh, sw := g.sh, g.sw
+	for ki := range g.kh {
+		r := ki * g.dh
+		rowOff := (r%sh)*sw*plane + r/sh*pitch
+		for b := range sw {
+			for kj := range g.kw {
+				c := kj * g.dw
+				if c%sw != b {
+					continue
+				}
+				off, t := rowOff+b*plane+c/sw, ki*g.kw+kj
+				if k := len(runs) - 1; k >= 0 && runs[k].Off+runs[k].Len == off && runs[k].Len < dwconv.MaxRun &&
+					(runs[k].Len == 1 || runs[k].W+runs[k].Len*runs[k].WStep == t) {
+					if runs[k].Len == 1 {
+						runs[k].WStep = t - runs[k].W
+					}
+					runs[k].Len++
+					continue
+				}
+				runs = append(runs, dwconv.Run{Off: off, Len: 1, W: t, WStep: 1})
+			}
+		}
+	}
+	return runs
 }
 
 // fillPhasePlanes writes the channel xc [h, wd] into the interior of its

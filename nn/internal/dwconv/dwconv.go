@@ -29,6 +29,63 @@ func Taps(dst, src []float32, offs []int, w []float32, bias float32) {
 	taps(dst, src, offs, w[:len(offs)], bias)
 }
 
+// A Run is a run of taps whose source offsets are consecutive: tap i < Len
+// of the run reads src[j+Off+i] with weight w[W+i*WStep].
+type Run struct{ Off, Len, W, WStep int }
+
+// MaxRun is the longest Run [TapRuns] takes.
+const MaxRun = 8
+
+// Slack is how many floats past the last one a run reads src must still
+// hold for [TapRuns]: a vector implementation loads whole vectors.
+const Slack = 16
+
+// TapRuns is [Taps] with the taps given as runs: dst[j] = bias + Σ over
+// runs r and i < r.Len of w[r.W+i·r.WStep]·src[j+r.Off+i]. Each run needs
+// 1 <= Len <= MaxRun, Off >= 0 and Off+Len-1+len(dst)+Slack <= len(src);
+// dst must not overlap src.
+func TapRuns(dst, src []float32, runs []Run, w []float32, bias float32) {
+	n := len(dst)
+	for _, r := range runs {
+		last := r.W + (r.Len-1)*r.WStep
+		if r.Len < 1 || r.Len > MaxRun || r.Off < 0 || r.Off+r.Len-1+n+Slack > len(src) ||
+			r.W < 0 || r.W >= len(w) || last < 0 || last >= len(w) {
+			panic(fmt.Sprintf("dwconv: run %+v with %d outputs outside a source of %d or %d weights", r, n, len(src), len(w)))
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if len(runs) == 0 {
+		for j := range dst {
+			dst[j] = bias
+		}
+		return
+	}
+	tapRuns(dst, src, runs, w, bias)
+}
+
+// expandRuns lists the taps of runs as offsets and weights, in offs and ws
+// when they are long enough.
+func expandRuns(runs []Run, w []float32, offs []int, ws []float32) ([]int, []float32) {
+	offs, ws = offs[:0], ws[:0]
+	for _, r := range runs {
+		for i := range r.Len {
+			offs = append(offs, r.Off+i)
+			ws = append(ws, w[r.W+i*r.WStep])
+		}
+	}
+	return offs, ws
+}
+
+// tapRunsGo is TapRuns by way of tapsGo.
+func tapRunsGo(dst, src []float32, runs []Run, w []float32, bias float32) {
+	var offBuf [64]int
+	var wBuf [64]float32
+	offs, ws := expandRuns(runs, w, offBuf[:], wBuf[:])
+	tapsGo(dst, src, offs, ws, bias)
+}
+
 // Copy2D copies rows rows of cols floats from src to dst, the rows
 // starting dp floats apart in dst and sp apart in src.
 func Copy2D(dst []float32, dp int, src []float32, sp, rows, cols int) {

@@ -25,6 +25,15 @@ func tapsY4(dst, src *float32, nblk int, offs *int, w *float32, ntaps int, bias 
 func tapsY1(dst, src *float32, nblk int, offs *int, w *float32, ntaps int, bias float32)
 
 //go:noescape
+func runsZ8(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
+
+//go:noescape
+func runsZ4(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
+
+//go:noescape
+func runsZ1(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
+
+//go:noescape
 func deint2DZ(even, odd *float32, dp int, src *float32, sp int, rows, cols int)
 
 //go:noescape
@@ -49,45 +58,82 @@ var Impl = func() string {
 	return "go"
 }()
 
-type tapsFn func(dst, src *float32, nblk int, offs *int, w *float32, ntaps int, bias float32)
-
 func taps(dst, src []float32, offs []int, w []float32, bias float32) {
 	switch {
 	case hasAVX512 && len(dst) >= 16:
-		tapsBlocks(dst, src, offs, w, bias, 16, tapsZ8, tapsZ4, tapsZ1)
+		cover(len(dst), 16, func(nv, j, nblk int) {
+			switch nv {
+			case 8:
+				tapsZ8(&dst[j], &src[j], nblk, &offs[0], &w[0], len(offs), bias)
+			case 4:
+				tapsZ4(&dst[j], &src[j], nblk, &offs[0], &w[0], len(offs), bias)
+			default:
+				tapsZ1(&dst[j], &src[j], nblk, &offs[0], &w[0], len(offs), bias)
+			}
+		})
 	case hasAVX2 && len(dst) >= 8:
-		tapsBlocks(dst, src, offs, w, bias, 8, tapsY8, tapsY4, tapsY1)
+		cover(len(dst), 8, func(nv, j, nblk int) {
+			switch nv {
+			case 8:
+				tapsY8(&dst[j], &src[j], nblk, &offs[0], &w[0], len(offs), bias)
+			case 4:
+				tapsY4(&dst[j], &src[j], nblk, &offs[0], &w[0], len(offs), bias)
+			default:
+				tapsY1(&dst[j], &src[j], nblk, &offs[0], &w[0], len(offs), bias)
+			}
+		})
 	default:
 		tapsGo(dst, src, offs, w, bias)
 	}
 }
 
-// tapsBlocks covers dst with blocks of 8, 4 and 1 vectors of vw floats.
-// Outputs are a function of src alone, so a tail shorter than a block is
-// covered by a block that ends at len(dst) and overlaps the one before.
-// len(dst) >= vw.
-func tapsBlocks(dst, src []float32, offs []int, w []float32, bias float32, vw int, k8, k4, k1 tapsFn) {
-	n, nt := len(dst), len(offs)
-	run := func(k tapsFn, j, nblk int) { k(&dst[j], &src[j], nblk, &offs[0], &w[0], nt, bias) }
+func tapRuns(dst, src []float32, runs []Run, w []float32, bias float32) {
+	if !hasAVX512 || len(dst) < 16 {
+		var offBuf [64]int
+		var wBuf [64]float32
+		offs, ws := expandRuns(runs, w, offBuf[:], wBuf[:])
+		taps(dst, src, offs, ws, bias)
+		return
+	}
+	cover(len(dst), 16, func(nv, j, nblk int) {
+		switch nv {
+		case 8:
+			runsZ8(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias)
+		case 4:
+			runsZ4(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias)
+		default:
+			runsZ1(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias)
+		}
+	})
+}
+
+// cover covers n >= vw outputs with blocks of 8, 4 and 1 vectors of vw
+// floats, calling run(nv, j, nblk) for nblk blocks of nv vectors from j.
+// Outputs are a function of the source alone, so a tail shorter than a
+// block is covered by a block that ends at n and overlaps the one before.
+//
+// run is a closure called directly (cover is inlined), so the slices it
+// hands the assembly do not escape.
+func cover(n, vw int, run func(nv, j, nblk int)) {
 	j := 0
 	if b := n / (8 * vw); b > 0 {
-		run(k8, 0, b)
+		run(8, 0, b)
 		j = b * 8 * vw
-		if r := n - j; r > 4*vw {
-			run(k8, n-8*vw, 1)
+		if n-j > 4*vw {
+			run(8, n-8*vw, 1)
 			return
 		}
 	}
 	if n-j >= 4*vw {
-		run(k4, j, 1)
+		run(4, j, 1)
 		j += 4 * vw
 	}
 	if b := (n - j) / vw; b > 0 {
-		run(k1, j, b)
+		run(1, j, b)
 		j += b * vw
 	}
 	if j < n {
-		run(k1, n-vw, 1)
+		run(1, n-vw, 1)
 	}
 }
 

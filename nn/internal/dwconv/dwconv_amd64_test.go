@@ -14,6 +14,7 @@ func TestAVX2(t *testing.T) {
 	hasAVX512 = false
 	defer func() { hasAVX512 = saved }()
 	t.Run("Taps", TestTaps)
+	t.Run("TapRuns", TestTapRuns)
 	t.Run("Copy2D", TestCopy2D)
 	t.Run("Deinterleave2D", TestDeinterleave2D)
 }

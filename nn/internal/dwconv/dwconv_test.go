@@ -45,6 +45,39 @@ func TestTaps(t *testing.T) {
 	}
 }
 
+// TestTapRuns compares TapRuns with a plain double-precision loop over
+// output lengths around every block size and runs of every length, some
+// with weight steps of 2 (the phase planes of a stride-2 kernel row).
+func TestTapRuns(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{1, 7, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 257, 1000} {
+		for _, nr := range []int{1, 2, 3, 5, 10} {
+			t.Run(fmt.Sprintf("n%d_runs%d", n, nr), func(t *testing.T) {
+				runs := make([]Run, nr)
+				w := randSlice(r, 3*MaxRun*nr)
+				for i := range runs {
+					runs[i] = Run{Off: r.IntN(41), Len: 1 + r.IntN(MaxRun), W: r.IntN(MaxRun * nr), WStep: 1 + r.IntN(2)}
+				}
+				src := randSlice(r, n+40+MaxRun+Slack)
+				dst := randSlice(r, n)
+				TapRuns(dst, src, runs, w, -0.25)
+				for j := range n {
+					want, terms := -0.25, 0
+					for _, ru := range runs {
+						for i := range ru.Len {
+							want += float64(w[ru.W+i*ru.WStep]) * float64(src[j+ru.Off+i])
+							terms++
+						}
+					}
+					if math.Abs(float64(dst[j])-want) > 1e-5*(1+math.Abs(want))*float64(terms) {
+						t.Fatalf("dst[%d] = %v, want %v", j, dst[j], want)
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestCopy2D and TestDeinterleave2D check every element written and that
 // nothing outside the rows is touched.
 func TestCopy2D(t *testing.T) {

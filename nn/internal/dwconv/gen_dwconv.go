@@ -27,6 +27,9 @@ func main() {
 	for _, nv := range []int{8, 4, 1} {
 		taps(&w, "Y", nv)
 	}
+	for _, nv := range []int{8, 4, 1} {
+		runs(&w, nv)
+	}
 	w.WriteString(rest)
 	if err := os.WriteFile("dwconv_amd64.s", w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -75,6 +78,72 @@ func taps(w *bytes.Buffer, reg string, nv int) {
 	p("VZEROUPPER")
 	p("RET")
 }
+
+// runs writes an AVX-512 run kernel: for each run of taps with consecutive
+// source offsets (one kernel row of a stride-1 plane, or of one phase plane),
+// it loads nv+1 vectors once and makes the shifted source of each further
+// tap with VALIGND, instead of one unaligned load per tap and vector.
+func runs(w *bytes.Buffer, nv int) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	name := fmt.Sprintf("runsZ%d", nv)
+	fmt.Fprintf(w, "\n// func %s(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)\n", name)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-52\n", name)
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ src+8(FP), SI")
+	p("MOVQ nblk+16(FP), AX")
+	p("MOVQ runs+24(FP), DX")
+	p("MOVQ nruns+32(FP), CX")
+	p("MOVQ w+40(FP), BX")
+	p("VBROADCASTSS bias+48(FP), Z31")
+	a := func(v int) string { return fmt.Sprintf("Z%d", 8+v) }
+	fmt.Fprintf(w, "block:\n")
+	for v := range nv {
+		p("VMOVAPS Z31, Z%d", v)
+	}
+	p("MOVQ DX, R10")
+	p("MOVQ CX, R13")
+	fmt.Fprintf(w, "run:\n")
+	p("MOVQ 0(R10), R8")   // Off
+	p("MOVQ 8(R10), R14")  // Len
+	p("MOVQ 16(R10), R11") // W
+	p("MOVQ 24(R10), R12") // WStep
+	p("LEAQ (BX)(R11*4), R11")
+	p("SHLQ $2, R12")
+	p("LEAQ (SI)(R8*4), R9")
+	for v := 0; v <= nv; v++ {
+		p("VMOVUPS %d(R9), %s", v*64, a(v))
+	}
+	p("VBROADCASTSS (R11), Z30")
+	for v := range nv {
+		p("VFMADD231PS %s, Z30, Z%d", a(v), v)
+	}
+	for kj := 1; kj < maxRun; kj++ {
+		p("CMPQ R14, $%d", kj+1)
+		p("JLT done")
+		p("ADDQ R12, R11")
+		p("VBROADCASTSS (R11), Z30")
+		for v := range nv {
+			p("VALIGND $%d, %s, %s, Z29", kj, a(v), a(v+1))
+			p("VFMADD231PS Z29, Z30, Z%d", v)
+		}
+	}
+	fmt.Fprintf(w, "done:\n")
+	p("ADDQ $32, R10")
+	p("DECQ R13")
+	p("JNZ run")
+	for v := range nv {
+		p("VMOVUPS Z%d, %d(DI)", v, v*64)
+	}
+	p("ADDQ $%d, DI", nv*64)
+	p("ADDQ $%d, SI", nv*64)
+	p("DECQ AX")
+	p("JNZ block")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// maxRun is the longest run the run kernels take (dwconv.MaxRun).
+const maxRun = 8
 
 // rest holds the copy and deinterleave routines, which have no variants.
 const rest = `
