@@ -135,46 +135,20 @@ func maxPoolIndexed(gp *poolGeom, x, out []float32, idx []int32) {
 func AvgPool2dFn(x *Tensor, p PoolParams, countIncludePad bool) *Tensor {
 	p.Dilation = [2]int{1, 1}
 	g := poolGeometry("AvgPool2d", x, p)
-	out := newResult([]int{g.n, g.c, g.oh, g.ow}, x)
-	hw, ohw := g.h*g.w, g.oh*g.ow
-	kh, kw := g.KernelSize[0], g.KernelSize[1]
-	sh, sw, ph, pw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1]
-	// window returns the clipped window and its divisor, as torch computes it.
-	window := func(oh, ow int) (h0, h1, w0, w1 int, div float32) {
-		h0, w0 = oh*sh-ph, ow*sw-pw
-		h1, w1 = min(h0+kh, g.h+ph), min(w0+kw, g.w+pw)
-		size := (h1 - h0) * (w1 - w0)
-		h0, w0 = max(h0, 0), max(w0, 0)
-		h1, w1 = min(h1, g.h), min(w1, g.w)
-		if countIncludePad {
-			return h0, h1, w0, w1, float32(size)
-		}
-		return h0, h1, w0, w1, float32((h1 - h0) * (w1 - w0))
-	}
-	for nc := range g.n * g.c {
-		xc := x.data[nc*hw : (nc+1)*hw]
-		for oh := range g.oh {
-			for ow := range g.ow {
-				h0, h1, w0, w1, div := window(oh, ow)
-				var s float32
-				for ih := h0; ih < h1; ih++ {
-					for iw := w0; iw < w1; iw++ {
-						s += xc[ih*g.w+iw]
-					}
-				}
-				out.data[nc*ohw+oh*g.ow+ow] = s / div
-			}
-		}
-	}
 	if !needGrad(x) {
+		out := newResultData([]int{g.n, g.c, g.oh, g.ow}, false, x)
+		avgPoolValues(&g, x.data, out.data, countIncludePad)
 		return out
 	}
+	out := newResult([]int{g.n, g.c, g.oh, g.ow}, x)
+	avgPoolWindows(&g, x.data, out.data, countIncludePad)
+	hw, ohw := g.h*g.w, g.oh*g.ow
 	return record(out, "AvgPool2DBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
 		gx := make([]float32, len(x.data))
 		for nc := range g.n * g.c {
 			for oh := range g.oh {
 				for ow := range g.ow {
-					h0, h1, w0, w1, div := window(oh, ow)
+					h0, h1, w0, w1, div := g.avgWindow(oh, ow, countIncludePad)
 					v := gr[nc*ohw+oh*g.ow+ow] / div
 					for ih := h0; ih < h1; ih++ {
 						for iw := w0; iw < w1; iw++ {
@@ -186,6 +160,42 @@ func AvgPool2dFn(x *Tensor, p PoolParams, countIncludePad bool) *Tensor {
 		}
 		return [][]float32{gx}
 	})
+}
+
+// avgWindow returns the input window of output (oh, ow), clipped to the
+// image, and its divisor, as torch computes them.
+func (g *poolGeom) avgWindow(oh, ow int, countIncludePad bool) (h0, h1, w0, w1 int, div float32) {
+	h0, w0 = oh*g.Stride[0]-g.Padding[0], ow*g.Stride[1]-g.Padding[1]
+	h1, w1 = min(h0+g.KernelSize[0], g.h+g.Padding[0]), min(w0+g.KernelSize[1], g.w+g.Padding[1])
+	size := (h1 - h0) * (w1 - w0)
+	h0, w0 = max(h0, 0), max(w0, 0)
+	h1, w1 = min(h1, g.h), min(w1, g.w)
+	if countIncludePad {
+		return h0, h1, w0, w1, float32(size)
+	}
+	return h0, h1, w0, w1, float32((h1 - h0) * (w1 - w0))
+}
+
+// avgPoolWindows is average pooling one window at a time, in torch's order
+// (each window's sum from 0, row-major, then divided): the graph-recording
+// path and the reference avgPoolValues is tested against.
+func avgPoolWindows(g *poolGeom, x, out []float32, countIncludePad bool) {
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	for nc := range g.n * g.c {
+		xc := x[nc*hw : (nc+1)*hw]
+		for oh := range g.oh {
+			for ow := range g.ow {
+				h0, h1, w0, w1, div := g.avgWindow(oh, ow, countIncludePad)
+				var s float32
+				for ih := h0; ih < h1; ih++ {
+					for iw := w0; iw < w1; iw++ {
+						s += xc[ih*g.w+iw]
+					}
+				}
+				out[nc*ohw+oh*g.ow+ow] = s / div
+			}
+		}
+	}
 }
 
 func adaptiveRange(i, in, out int) (int, int) {
@@ -207,44 +217,16 @@ func adaptivePool(x *Tensor, oh, ow int, isMax bool) *Tensor {
 		shapeErr("AdaptivePool2d", fmt.Sprintf("want input [N, C, H, W] and positive output size (%d, %d)", oh, ow), x.shape)
 	}
 	n, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	out := newResult([]int{n, c, oh, ow}, x)
+	out := newResultData([]int{n, c, oh, ow}, false, x)
 	hw, ohw := h*w, oh*ow
 	var idx []int32
 	if isMax && GradEnabled() && x.requiresGrad {
 		idx = make([]int32, len(out.data))
 	}
-	for nc := range n * c {
-		xc := x.data[nc*hw : (nc+1)*hw]
-		for i := range oh {
-			h0, h1 := adaptiveRange(i, h, oh)
-			for j := range ow {
-				w0, w1 := adaptiveRange(j, w, ow)
-				o := nc*ohw + i*ow + j
-				if isMax {
-					best, bi := float32(math.Inf(-1)), -1
-					for ih := h0; ih < h1; ih++ {
-						for iw := w0; iw < w1; iw++ {
-							v := xc[ih*w+iw]
-							if v > best || v != v || bi < 0 {
-								best, bi = v, ih*w+iw
-							}
-						}
-					}
-					out.data[o] = best
-					if idx != nil {
-						idx[o] = int32(bi)
-					}
-					continue
-				}
-				var s float32
-				for ih := h0; ih < h1; ih++ {
-					for _, v := range xc[ih*w+w0 : ih*w+w1] {
-						s += v
-					}
-				}
-				out.data[o] = s / float32((h1-h0)*(w1-w0))
-			}
-		}
+	if !isMax && oh == 1 && ow == 1 {
+		planeMeans(x.data, out.data, hw)
+	} else {
+		adaptivePoolWindows(x.data, out.data, n*c, h, w, oh, ow, isMax, idx)
 	}
 	name := "AdaptiveAvgPool2DBackward"
 	if isMax {
@@ -412,3 +394,42 @@ func (m *AdaptiveMaxPool2d) ExtraRepr() string { return "output_size=" + pyIntOr
 
 // String returns torch's repr of the module.
 func (m *AdaptiveMaxPool2d) String() string { return Repr(m) }
+
+// adaptivePoolWindows is adaptive pooling one window at a time, in torch's
+// order; idx, if not nil, gets max pooling's argmax.
+func adaptivePoolWindows(x, out []float32, planes, h, w, oh, ow int, isMax bool, idx []int32) {
+	hw, ohw := h*w, oh*ow
+	for nc := range planes {
+		xc := x[nc*hw : (nc+1)*hw]
+		for i := range oh {
+			h0, h1 := adaptiveRange(i, h, oh)
+			for j := range ow {
+				w0, w1 := adaptiveRange(j, w, ow)
+				o := nc*ohw + i*ow + j
+				if isMax {
+					best, bi := float32(math.Inf(-1)), -1
+					for ih := h0; ih < h1; ih++ {
+						for iw := w0; iw < w1; iw++ {
+							v := xc[ih*w+iw]
+							if v > best || v != v || bi < 0 {
+								best, bi = v, ih*w+iw
+							}
+						}
+					}
+					out[o] = best
+					if idx != nil {
+						idx[o] = int32(bi)
+					}
+					continue
+				}
+				var s float32
+				for ih := h0; ih < h1; ih++ {
+					for _, v := range xc[ih*w+w0 : ih*w+w1] {
+						s += v
+					}
+				}
+				out[o] = s / float32((h1-h0)*(w1-w0))
+			}
+		}
+	}
+}

@@ -38,3 +38,28 @@ func everyNth(dst, src []float32, n int) {
 	}
 	everyNthGo(dst, src, n)
 }
+
+// addToAVX2 sets dst[i] += src[i] for i < n, n a multiple of 8.
+//
+//go:noescape
+func addToAVX2(dst, src *float32, n int)
+
+// addEvenToAVX2 sets dst[i] += src[2*i] for i < n, n a multiple of 8; it
+// reads src[:2*n].
+//
+//go:noescape
+func addEvenToAVX2(dst, src *float32, n int)
+
+// addStrided sets dst[i] += src[i*n].
+func addStrided(dst, src []float32, n int) {
+	if v := len(dst) &^ 7; poolAVX2 && v > 0 && (n == 1 || n == 2 && len(src) >= 2*v) {
+		if n == 1 {
+			src = src[:len(dst)]
+			addToAVX2(&dst[0], &src[0], v)
+		} else {
+			addEvenToAVX2(&dst[0], &src[0], v)
+		}
+		dst, src = dst[v:], src[v*n:]
+	}
+	addStridedGo(dst, src, n)
+}

@@ -104,3 +104,91 @@ elast:
 edone:
 	VZEROUPPER
 	RET
+
+// func addToAVX2(dst, src *float32, n int)
+// dst[i] += src[i] for i < n, n a multiple of 8.
+TEXT ·addToAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-32, BX
+	JZ   aby8
+
+aloop32:
+	VMOVUPS (DI)(AX*4), Y0
+	VMOVUPS 32(DI)(AX*4), Y1
+	VMOVUPS 64(DI)(AX*4), Y2
+	VMOVUPS 96(DI)(AX*4), Y3
+	VADDPS  (SI)(AX*4), Y0, Y0
+	VADDPS  32(SI)(AX*4), Y1, Y1
+	VADDPS  64(SI)(AX*4), Y2, Y2
+	VADDPS  96(SI)(AX*4), Y3, Y3
+	VMOVUPS Y0, (DI)(AX*4)
+	VMOVUPS Y1, 32(DI)(AX*4)
+	VMOVUPS Y2, 64(DI)(AX*4)
+	VMOVUPS Y3, 96(DI)(AX*4)
+	ADDQ    $32, AX
+	CMPQ    AX, BX
+	JLT     aloop32
+
+aby8:
+	CMPQ AX, CX
+	JGE  adone
+
+aloop8:
+	VMOVUPS (DI)(AX*4), Y0
+	VADDPS  (SI)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ    $8, AX
+	CMPQ    AX, CX
+	JLT     aloop8
+
+adone:
+	VZEROUPPER
+	RET
+
+// EVENADD8 adds to the 8 floats at DI+off the even floats of the 16 at
+// SI+2*off.
+#define EVENADD8(off, r0, r1) \
+	VMOVUPS (2*off)(SI)(AX*8), r0 \
+	VMOVUPS (2*off+32)(SI)(AX*8), r1 \
+	VSHUFPS $0x88, r1, r0, r0 \
+	VPERMPD $0xd8, r0, r0 \
+	VADDPS  off(DI)(AX*4), r0, r0 \
+	VMOVUPS r0, off(DI)(AX*4)
+
+// func addEvenToAVX2(dst, src *float32, n int)
+// dst[i] += src[2*i] for i < n, n a multiple of 8; reads src[:2*n].
+TEXT ·addEvenToAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-32, BX
+	JZ   vby8
+
+vloop32:
+	EVENADD8(0, Y0, Y1)
+	EVENADD8(32, Y2, Y3)
+	EVENADD8(64, Y4, Y5)
+	EVENADD8(96, Y6, Y7)
+	ADDQ $32, AX
+	CMPQ AX, BX
+	JLT  vloop32
+
+vby8:
+	CMPQ AX, CX
+	JGE  vdone
+
+vloop8:
+	EVENADD8(0, Y0, Y1)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT  vloop8
+
+vdone:
+	VZEROUPPER
+	RET

@@ -94,3 +94,55 @@ func BenchmarkMaxPool2d(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAvgPool2d compares the inference average pooling with the
+// window-at-a-time loop it replaced (now avgPoolWindows): densenet's
+// transitions (2×2), inception's 3×3 stride-1 branch pools.
+func BenchmarkAvgPool2d(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		shape []int
+		p     PoolParams
+	}{
+		{"1x128x56x56_k2s2", []int{1, 128, 56, 56}, PoolParams{KernelSize: [2]int{2, 2}, Stride: [2]int{2, 2}}},
+		{"1x192x35x35_k3s1p1", []int{1, 192, 35, 35}, PoolParams{KernelSize: [2]int{3, 3}, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}}},
+		{"1x768x17x17_k3s1p1", []int{1, 768, 17, 17}, PoolParams{KernelSize: [2]int{3, 3}, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}}},
+	} {
+		x := RandN(c.shape...)
+		c.p.Dilation = [2]int{1, 1}
+		g := poolGeometry("AvgPool2d", x, c.p)
+		out := make([]float32, g.n*g.c*g.oh*g.ow)
+		for _, v := range []struct {
+			name string
+			f    func(*poolGeom, []float32, []float32, bool)
+		}{{"old", avgPoolWindows}, {"new", avgPoolValues}} {
+			b.Run(fmt.Sprintf("%s/%s", c.name, v.name), func(b *testing.B) {
+				b.SetBytes(int64(4 * (len(x.data) + len(out))))
+				for b.Loop() {
+					v.f(&g, x.data, out, true)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkAdaptiveAvgPool2d compares pooling to 1×1 (the end of every
+// resnet and efficientnet) with the general window loop.
+func BenchmarkAdaptiveAvgPool2d(b *testing.B) {
+	for _, shape := range [][]int{{1, 512, 7, 7}, {8, 2048, 7, 7}} {
+		x := RandN(shape...)
+		n, c, h, w := shape[0], shape[1], shape[2], shape[3]
+		out := make([]float32, n*c)
+		name := fmt.Sprintf("%dx%dx%dx%d", n, c, h, w)
+		b.Run(name+"/old", func(b *testing.B) {
+			for b.Loop() {
+				adaptivePoolWindows(x.data, out, n*c, h, w, 1, 1, false, nil)
+			}
+		})
+		b.Run(name+"/new", func(b *testing.B) {
+			for b.Loop() {
+				planeMeans(x.data, out, h*w)
+			}
+		})
+	}
+}

@@ -166,3 +166,144 @@ func everyNthGo(dst, src []float32, n int) {
 		dst[i] = src[i*n]
 	}
 }
+
+// avgPoolValues is average pooling without a graph: the same sums as
+// avgPoolWindows, each window's in the same order, so the same bits, but
+// taken as elementwise passes over whole rows (or whole planes) of window
+// sums, over planes in parallel.
+//
+// The plane is copied into P, a buffer with zeros around it; adding a zero
+// for each window element in the padding, or past the edge with ceil_mode,
+// changes no sum, as a sum that starts at +0 is never -0 and x + 0 = x for
+// every other x (NaN and infinities included). A window's sum is then kh*kw
+// additions in row-major order, each one a pass of A[i] += P[off + i*sw]
+// over every window of a row of outputs (of all output rows at once when
+// the row stride is 1: A's rows are then P's, plen apart, and the sums
+// that straddle two rows are never read).
+func avgPoolValues(gp *poolGeom, x, out []float32, countIncludePad bool) {
+	work := len(x) + len(out)*gp.KernelSize[0]*gp.KernelSize[1]
+	if work < parallelMin {
+		avgPoolPlanes(gp, x, out, countIncludePad, 0, gp.n*gp.c)
+		return
+	}
+	g := *gp // the goroutines get a copy, so gp does not escape
+	parallelFor(g.n*g.c, work, func(lo, hi int) { avgPoolPlanes(&g, x, out, countIncludePad, lo, hi) })
+}
+
+func avgPoolPlanes(g *poolGeom, x, out []float32, countIncludePad bool, lo, hi int) {
+	kh, kw := g.KernelSize[0], g.KernelSize[1]
+	sh, sw, ph, pw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1]
+	h, w, oh, ow := g.h, g.w, g.oh, g.ow
+	prows := (oh-1)*sh + kh
+	plen := (ow-1)*sw + kw
+	plen = (plen + sw - 1) / sw * sw
+	hs := plen / sw // A's row length when sh is 1
+	ih1, iw1 := min(h, prows-ph), min(w, plen-pw)
+	np := prows*plen + plen // a row of slack: the last row's straddling sums read past P
+	na := ow
+	if sh == 1 {
+		na = oh * hs
+	}
+	sc := getPoolScratch(np + na + oh*ow)
+	P, A, D := sc.buf[:np], sc.buf[np:np+na], sc.buf[np+na:]
+	clear(P)
+	// D holds the divisors: small ints, exact in float32.
+	for o := range oh {
+		for c := range ow {
+			_, _, _, _, D[o*ow+c] = g.avgWindow(o, c, countIncludePad)
+		}
+	}
+	hw, ohw := h*w, oh*ow
+	for nc := lo; nc < hi; nc++ {
+		xc := x[nc*hw : (nc+1)*hw]
+		oc := out[nc*ohw : (nc+1)*ohw]
+		for ih := range max(ih1, 0) {
+			copy(P[(ph+ih)*plen+pw:(ph+ih)*plen+pw+iw1], xc[ih*w:ih*w+iw1])
+		}
+		if sh == 1 {
+			clear(A)
+			for ki := range kh {
+				for kj := range kw {
+					addStrided(A, P[ki*plen+kj:], sw)
+				}
+			}
+		}
+		for o := range oh {
+			a := A[:ow]
+			if sh == 1 {
+				a = A[o*hs : o*hs+ow]
+			} else {
+				clear(a)
+				for ki := range kh {
+					for kj := range kw {
+						addStrided(a, P[(o*sh+ki)*plen+kj:], sw)
+					}
+				}
+			}
+			orow, d := oc[o*ow:(o+1)*ow], D[o*ow:(o+1)*ow]
+			for c, v := range a {
+				orow[c] = v / d[c]
+			}
+		}
+	}
+	poolScratches.Put(sc)
+}
+
+// planeMeans sets out[i] to the mean of x[i*hw:(i+1)*hw]: adaptive average
+// pooling to 1×1. Each plane is summed from 0 in order, as
+// adaptivePoolWindows does, so with the same bits; four planes go side by
+// side, so that four independent sums fill the adder's latency.
+func planeMeans(x, out []float32, hw int) {
+	if len(out) >= 4 && len(x) >= 4*parallelMin {
+		parallelFor((len(out)+3)/4, len(x), func(lo, hi int) {
+			hi = min(4*hi, len(out))
+			planeMeansRange(x[4*lo*hw:hi*hw], out[4*lo:hi], hw)
+		})
+		return
+	}
+	planeMeansRange(x, out, hw)
+}
+
+func planeMeansRange(x, out []float32, hw int) {
+	div := float32(hw)
+	i := 0
+	for ; i+4 <= len(out); i += 4 {
+		x0 := x[i*hw : (i+1)*hw]
+		x1 := x[(i+1)*hw : (i+2)*hw]
+		x2 := x[(i+2)*hw : (i+3)*hw]
+		x3 := x[(i+3)*hw : (i+4)*hw]
+		var s0, s1, s2, s3 float32
+		for j, v := range x0 {
+			s0 += v
+			s1 += x1[j]
+			s2 += x2[j]
+			s3 += x3[j]
+		}
+		out[i], out[i+1], out[i+2], out[i+3] = s0/div, s1/div, s2/div, s3/div
+	}
+	for ; i < len(out); i++ {
+		var s float32
+		for _, v := range x[i*hw : (i+1)*hw] {
+			s += v
+		}
+		out[i] = s / div
+	}
+}
+
+// addStridedGo sets dst[i] += src[i*n].
+func addStridedGo(dst, src []float32, n int) {
+	if len(dst) == 0 {
+		return
+	}
+	if n == 1 {
+		src = src[:len(dst)]
+		for i, v := range src {
+			dst[i] += v
+		}
+		return
+	}
+	src = src[:(len(dst)-1)*n+1]
+	for i := range dst {
+		dst[i] += src[i*n]
+	}
+}

@@ -178,3 +178,56 @@ func TestEveryNth(t *testing.T) {
 		}
 	}
 }
+
+// TestAvgPoolValuesMatchesWindows checks the inference path against the
+// window-at-a-time reference (torch's loop) bit for bit; a NaN matches any
+// NaN, as which of two NaNs a sum keeps is the compiler's choice of operand
+// order.
+func TestAvgPoolValuesMatchesWindows(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	sizes := [][2]int{{1, 1}, {1, 5}, {2, 3}, {4, 4}, {5, 7}, {7, 5}, {9, 8}, {6, 17}, {3, 33}}
+	checked := 0
+	for _, hw := range sizes {
+		for _, p := range poolCases(hw[0], hw[1], false) {
+			for _, incl := range []bool{false, true} {
+				x := &Tensor{shape: []int{2, 3, hw[0], hw[1]}}
+				x.data = poolData(r, numel(x.shape), 0.02)
+				g := poolGeometry("AvgPool2d", x, p)
+				want := make([]float32, g.n*g.c*g.oh*g.ow)
+				avgPoolWindows(&g, x.data, want, incl)
+				got := make([]float32, len(want))
+				avgPoolValues(&g, x.data, got, incl)
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+						t.Fatalf("%dx%d %s include_pad=%v: [%d] got %v (%#x), want %v (%#x)", hw[0], hw[1], poolName(p), incl, i,
+							got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+					}
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 10000 {
+		t.Fatalf("got %d geometries checked, want at least 10000", checked)
+	}
+}
+
+// TestPlaneMeansMatchesWindows checks adaptive average pooling to 1×1
+// against the window-at-a-time reference bit for bit, below and above the
+// parallel threshold and for plane counts that are not multiples of four.
+func TestPlaneMeansMatchesWindows(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, shape := range [][]int{{1, 1, 1, 1}, {1, 3, 2, 5}, {2, 5, 7, 7}, {1, 7, 1, 9}, {3, 701, 7, 7}, {1, 2049, 8, 8}} {
+		x := &Tensor{shape: shape, data: poolData(r, numel(shape), 0.001)}
+		n, c, h, w := shape[0], shape[1], shape[2], shape[3]
+		want := make([]float32, n*c)
+		adaptivePoolWindows(x.data, want, n*c, h, w, 1, 1, false, nil)
+		var got *Tensor
+		NoGrad(func() { got = AdaptiveAvgPool2dFn(x, 1, 1) })
+		for i := range want {
+			if math.Float32bits(got.data[i]) != math.Float32bits(want[i]) && !(got.data[i] != got.data[i] && want[i] != want[i]) {
+				t.Fatalf("%v: [%d] got %v, want %v", shape, i, got.data[i], want[i])
+			}
+		}
+	}
+}

@@ -8,3 +8,6 @@ func maxKeepFirst(dst, a, b []float32) { maxKeepFirstGo(dst, a, b) }
 
 // everyNth sets dst[i] to src[i*n].
 func everyNth(dst, src []float32, n int) { everyNthGo(dst, src, n) }
+
+// addStrided sets dst[i] += src[i*n].
+func addStrided(dst, src []float32, n int) { addStridedGo(dst, src, n) }

@@ -14,12 +14,15 @@ import (
 // poolTorchScript reads an input tensor (float32 bits, hex) and pooling
 // geometries as JSON on stdin, and prints torch's max_pool2d outputs, as
 // float32 bits in hex, computed without and with a graph (the kernel that
-// records indices).
+// records indices), and for geometries without dilation avg_pool2d's with
+// count_include_pad true and false.
 const poolTorchScript = `
 import json, sys, torch
 import torch.nn.functional as F
 req = json.load(sys.stdin)
-x = torch.frombuffer(bytearray.fromhex(req["x"]), dtype=torch.float32).reshape(req["shape"])
+def tensor(h):
+    return torch.frombuffer(bytearray.fromhex(h), dtype=torch.float32).reshape(req["shape"])
+x, xf = tensor(req["x"]), tensor(req["xf"])
 res = []
 for c in req["cases"]:
     args = dict(kernel_size=c["k"], stride=c["s"], padding=c["p"], dilation=c["d"], ceil_mode=c["ceil"])
@@ -27,18 +30,27 @@ for c in req["cases"]:
         y0 = F.max_pool2d(x, **args)
     xg = x.clone().requires_grad_(True)
     y1 = F.max_pool2d(xg, **args)
-    res.append([y0.numpy().tobytes().hex(), y1.detach().numpy().tobytes().hex()])
+    r = [y0.numpy().tobytes().hex(), y1.detach().numpy().tobytes().hex()]
+    if c["d"] == [1, 1]:
+        for incl in (True, False):
+            with torch.no_grad():
+                y = F.avg_pool2d(xf, c["k"], c["s"], c["p"], c["ceil"], count_include_pad=incl)
+            r.append(y.numpy().tobytes().hex())
+    res.append(r)
 json.dump(res, sys.stdout)
 `
 
-// TestMaxPoolTorchBits checks both max pooling paths against torch's output
+// TestPoolTorchBits checks both max pooling paths against torch's output
 // bit for bit on inputs full of NaNs with distinct payloads, signed zeros and
-// infinities: which NaN and which zero a window gives is torch's choice.
-func TestMaxPoolTorchBits(t *testing.T) {
+// infinities: which NaN and which zero a window gives is torch's choice. Both
+// average pooling paths sum in torch's order and must give its bits too (on
+// finite inputs: a sum's NaN is any NaN).
+func TestPoolTorchBits(t *testing.T) {
 	haveTorch(t)
 	r := rand.New(rand.NewPCG(9, 10))
 	x := &Tensor{shape: []int{2, 3, 9, 11}}
 	x.data = poolData(r, numel(x.shape), 0.25)
+	xf := &Tensor{shape: x.shape, data: poolData(r, numel(x.shape), 0)}
 	cases := []PoolParams{
 		{KernelSize: [2]int{3, 3}, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}},
 		{KernelSize: [2]int{2, 2}, Stride: [2]int{2, 2}},
@@ -57,8 +69,9 @@ func TestMaxPoolTorchBits(t *testing.T) {
 	req := struct {
 		Shape []int   `json:"shape"`
 		X     string  `json:"x"`
+		XF    string  `json:"xf"`
 		Cases []tcase `json:"cases"`
-	}{Shape: x.shape, X: hex.EncodeToString(poolBytes(x.data))}
+	}{Shape: x.shape, X: hex.EncodeToString(poolBytes(x.data)), XF: hex.EncodeToString(poolBytes(xf.data))}
 	for _, p := range cases {
 		d := p.Dilation
 		for i := range d {
@@ -76,13 +89,27 @@ func TestMaxPoolTorchBits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("torch: %v", err)
 	}
-	var res [][2]string
+	var res [][]string
 	if err := json.Unmarshal(outb, &res); err != nil || len(res) != len(cases) {
 		t.Fatalf("torch output: %v (%d results for %d cases)", err, len(res), len(cases))
 	}
+	paths := []struct {
+		name string
+		col  int // torch's result in res[i]
+		f    func(PoolParams) *Tensor
+	}{
+		{"max no_grad", 0, func(p PoolParams) (y *Tensor) { NoGrad(func() { y = MaxPool2dFn(x, p) }); return y }},
+		{"max grad", 1, func(p PoolParams) *Tensor { return MaxPool2dFn(x.Detach().SetRequiresGrad(true), p) }},
+		{"avg include_pad", 2, func(p PoolParams) (y *Tensor) { NoGrad(func() { y = AvgPool2dFn(xf, p, true) }); return y }},
+		{"avg exclude_pad", 3, func(p PoolParams) (y *Tensor) { NoGrad(func() { y = AvgPool2dFn(xf, p, false) }); return y }},
+		{"avg include_pad grad", 2, func(p PoolParams) *Tensor { return AvgPool2dFn(xf.Detach().SetRequiresGrad(true), p, true) }},
+	}
 	for i, p := range cases {
-		for j, path := range []string{"no_grad", "grad"} {
-			b, err := hex.DecodeString(res[i][j])
+		for _, path := range paths {
+			if path.col >= len(res[i]) {
+				continue // avg_pool2d has no dilation
+			}
+			b, err := hex.DecodeString(res[i][path.col])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,18 +117,13 @@ func TestMaxPoolTorchBits(t *testing.T) {
 			for k := range want {
 				want[k] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*k:]))
 			}
-			var got *Tensor
-			if path == "grad" {
-				xg := x.Detach().SetRequiresGrad(true)
-				got = MaxPool2dFn(xg, p)
-			} else {
-				NoGrad(func() { got = MaxPool2dFn(x, p) })
-			}
+			got := path.f(p)
 			if k, ok := sameBits(got.data, want); !ok {
 				if k < 0 {
-					t.Fatalf("%s %s: got %d values, want %d", poolName(p), path, len(got.data), len(want))
+					t.Fatalf("%s %s: got %d values, want %d", poolName(p), path.name, len(got.data), len(want))
 				}
-				t.Errorf("%s %s: [%d] got %#x, want %#x", poolName(p), path, k, math.Float32bits(got.data[k]), math.Float32bits(want[k]))
+				t.Errorf("%s %s: [%d] got %v (%#x), want %v (%#x)", poolName(p), path.name, k,
+					got.data[k], math.Float32bits(got.data[k]), want[k], math.Float32bits(want[k]))
 			}
 		}
 	}
