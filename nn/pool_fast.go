@@ -21,9 +21,11 @@ import (
 //     straddle two rows are never read);
 //  3. H = every sw-th element of S: the row maxima of all windows, rows of
 //     hs = plen/sw;
-//  4. V = the running maximum of H over kh rows (elementwise passes over H
-//     shifted by whole rows), at every row where a window can start;
-//  5. output row o is the first ow elements of V's row o*sh.
+//  4. output row o is the maximum of H's rows o*sh, o*sh+dh, ... (the first
+//     ow of each); when sh is 1, or rows are short, this is done for all
+//     rows at once, as passes over H shifted by whole rows into V, whose row
+//     o*sh is output row o (V is the output plane itself when sh is 1 and
+//     H's rows are ow long).
 //
 // A -inf in P changes no window's result: it is never greater than what a
 // window already holds, and torch starts a window at -inf too. Taken rows
@@ -74,24 +76,37 @@ func maxPoolPlanes(g *poolGeom, x, out []float32, lo, hi int) {
 	// The image rows and columns that windows read.
 	ih1, iw1 := min(h, prows-ph), min(w, plen-pw)
 	np := prows * plen
-	vrows := (oh-1)*sh + 1 // rows of V: window starts
-	n := np                // P
+	// Without padding, and with windows that end at the right edge, P is
+	// the plane itself (2×2 stride-2 pools of even sizes).
+	inPlace := ph == 0 && pw == 0 && plen == w && prows <= h
+	n := np // P
+	if inPlace {
+		n = 0
+	}
 	if kw > 1 {
 		n += np // S
 	}
 	if sw > 1 {
 		n += np / sw // H
 	}
-	direct := sh == 1 && hs == ow // V is the output plane
-	if kh > 1 && !direct {
-		n += vrows * hs // V
+	// V: the maximum over kh rows at every row where a window can start,
+	// flattened; unless the row stride skips rows and output rows are long
+	// enough to be done one by one.
+	flat := kh > 1 && (sh == 1 || ow < 16)
+	direct := flat && sh == 1 && hs == ow // V is the output plane
+	vrows := (oh-1)*sh + 1
+	if flat && !direct {
+		n += vrows * hs
 	}
 	sc := getPoolScratch(n)
 	buf := sc.buf
-	P, buf := buf[:np], buf[np:]
-	ninf := float32(math.Inf(-1))
-	for i := range P {
-		P[i] = ninf
+	var P []float32
+	if !inPlace {
+		P, buf = buf[:np], buf[np:]
+		ninf := float32(math.Inf(-1))
+		for i := range P {
+			P[i] = ninf
+		}
 	}
 	S, H := P, P
 	if kw > 1 {
@@ -101,16 +116,23 @@ func maxPoolPlanes(g *poolGeom, x, out []float32, lo, hi int) {
 	if sw > 1 {
 		H, buf = buf[:np/sw], buf[np/sw:]
 	}
-	var V []float32
-	if kh > 1 && !direct {
-		V = buf[:vrows*hs]
-	}
+	V := buf
 	hw, ohw := h*w, oh*ow
 	for nc := lo; nc < hi; nc++ {
 		xc := x[nc*hw : (nc+1)*hw]
 		oc := out[nc*ohw : (nc+1)*ohw]
-		for ih := range max(ih1, 0) {
-			copy(P[(ph+ih)*plen+pw:(ph+ih)*plen+pw+iw1], xc[ih*w:ih*w+iw1])
+		if inPlace {
+			P = xc[:np]
+			if kw == 1 {
+				S = P
+				if sw == 1 {
+					H = P
+				}
+			}
+		} else {
+			for ih := range max(ih1, 0) {
+				copy(P[(ph+ih)*plen+pw:(ph+ih)*plen+pw+iw1], xc[ih*w:ih*w+iw1])
+			}
 		}
 		if kw > 1 {
 			m := np - (kw-1)*dw
@@ -122,9 +144,8 @@ func maxPoolPlanes(g *poolGeom, x, out []float32, lo, hi int) {
 		if sw > 1 {
 			everyNth(H, S, sw)
 		}
-		if kh == 1 {
-			V = H
-		} else {
+		switch {
+		case flat:
 			if direct {
 				V = oc
 			}
@@ -133,10 +154,23 @@ func maxPoolPlanes(g *poolGeom, x, out []float32, lo, hi int) {
 			for ki := 2; ki < kh; ki++ {
 				maxKeepFirst(V[:m], V[:m], H[ki*r:ki*r+m])
 			}
-		}
-		if kh == 1 || !direct {
+			if !direct {
+				for o := range oh {
+					copy(oc[o*ow:(o+1)*ow], V[o*sh*hs:o*sh*hs+ow])
+				}
+			}
+		case kh == 1:
 			for o := range oh {
-				copy(oc[o*ow:(o+1)*ow], V[o*sh*hs:o*sh*hs+ow])
+				copy(oc[o*ow:(o+1)*ow], H[o*sh*hs:o*sh*hs+ow])
+			}
+		default:
+			for o := range oh {
+				orow := oc[o*ow : (o+1)*ow]
+				r := o * sh * hs
+				maxKeepFirst(orow, H[r:r+ow], H[r+dh*hs:r+dh*hs+ow])
+				for ki := 2; ki < kh; ki++ {
+					maxKeepFirst(orow, orow, H[r+ki*dh*hs:r+ki*dh*hs+ow])
+				}
 			}
 		}
 	}
