@@ -49,7 +49,10 @@ func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
 	planes := sh*sw*plane + dwconv.Slack
 	n := (g.oh-1)*pitch + g.ow // flat outputs, the last row's waste left off
 	direct := pitch == g.ow    // flat outputs are the output plane itself
-	size := planes
+	// Two sets of planes: channel nc+1 is laid out before channel nc is
+	// filtered, so the filter's loads do not wait on the stores just made
+	// to the same memory.
+	size := 2 * planes
 	if !direct {
 		size += n
 	}
@@ -58,13 +61,17 @@ func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
 	if cap(s.buf) < size {
 		s.buf = make([]float32, size)
 	}
-	src, tmp := s.buf[:planes], s.buf[planes:size]
-	clear(src) // the padding; channels overwrite only the interior
+	srcs := [2][]float32{s.buf[:planes], s.buf[planes : 2*planes]}
+	tmp := s.buf[2*planes : size]
+	clear(s.buf[:2*planes]) // the padding; channels overwrite only the interior
 	s.runs = depthwiseRuns(g, s.runs[:0], pitch, plane)
 	hw, taps := g.h*g.wd, g.kh*g.kw
+	fillPhasePlanes(g, srcs[lo%2], x[lo*hw:(lo+1)*hw], pitch, plane)
 	for nc := lo; nc < hi; nc++ {
-		c := nc % g.c
-		fillPhasePlanes(g, src, x[nc*hw:(nc+1)*hw], pitch, plane)
+		if nc+1 < hi {
+			fillPhasePlanes(g, srcs[(nc+1)%2], x[(nc+1)*hw:(nc+2)*hw], pitch, plane)
+		}
+		src, c := srcs[nc%2], nc%g.c
 		var bv float32
 		if bias != nil {
 			bv = bias[c]

@@ -83,8 +83,15 @@ func taps(w *bytes.Buffer, reg string, nv int) {
 // source offsets (one kernel row of a stride-1 plane, or of one phase plane),
 // it loads nv+1 vectors once and makes the shifted source of each further
 // tap with VALIGND, instead of one unaligned load per tap and vector.
+// Kernels of fewer than 8 vectors alternate the runs between two sets of
+// accumulators, so that there are enough independent FMA chains to cover
+// the FMA latency.
 func runs(w *bytes.Buffer, nv int) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	sets := 1
+	if nv < 8 {
+		sets = 2
+	}
 	name := fmt.Sprintf("runsZ%d", nv)
 	fmt.Fprintf(w, "\n// func %s(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)\n", name)
 	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-52\n", name)
@@ -96,43 +103,57 @@ func runs(w *bytes.Buffer, nv int) {
 	p("MOVQ w+40(FP), BX")
 	p("VBROADCASTSS bias+48(FP), Z31")
 	a := func(v int) string { return fmt.Sprintf("Z%d", 8+v) }
+	acc := func(set, v int) string { return fmt.Sprintf("Z%d", v+16*set) }
 	fmt.Fprintf(w, "block:\n")
 	for v := range nv {
-		p("VMOVAPS Z31, Z%d", v)
+		p("VMOVAPS Z31, %s", acc(0, v))
+		if sets == 2 {
+			p("VPXORD %s, %s, %s", acc(1, v), acc(1, v), acc(1, v))
+		}
 	}
 	p("MOVQ DX, R10")
 	p("MOVQ CX, R13")
 	fmt.Fprintf(w, "run:\n")
-	p("MOVQ 0(R10), R8")   // Off
-	p("MOVQ 8(R10), R14")  // Len
-	p("MOVQ 16(R10), R11") // W
-	p("MOVQ 24(R10), R12") // WStep
-	p("LEAQ (BX)(R11*4), R11")
-	p("SHLQ $2, R12")
-	p("LEAQ (SI)(R8*4), R9")
-	for v := 0; v <= nv; v++ {
-		p("VMOVUPS %d(R9), %s", v*64, a(v))
-	}
-	p("VBROADCASTSS (R11), Z30")
-	for v := range nv {
-		p("VFMADD231PS %s, Z30, Z%d", a(v), v)
-	}
-	for kj := 1; kj < maxRun; kj++ {
-		p("CMPQ R14, $%d", kj+1)
-		p("JLT done")
-		p("ADDQ R12, R11")
+	for set := range sets {
+		p("MOVQ 0(R10), R8")   // Off
+		p("MOVQ 8(R10), R14")  // Len
+		p("MOVQ 16(R10), R11") // W
+		p("MOVQ 24(R10), R12") // WStep
+		p("LEAQ (BX)(R11*4), R11")
+		p("SHLQ $2, R12")
+		p("LEAQ (SI)(R8*4), R9")
+		for v := 0; v <= nv; v++ {
+			p("VMOVUPS %d(R9), %s", v*64, a(v))
+		}
 		p("VBROADCASTSS (R11), Z30")
 		for v := range nv {
-			p("VALIGND $%d, %s, %s, Z29", kj, a(v), a(v+1))
-			p("VFMADD231PS Z29, Z30, Z%d", v)
+			p("VFMADD231PS %s, Z30, %s", a(v), acc(set, v))
+		}
+		for kj := 1; kj < maxRun; kj++ {
+			p("CMPQ R14, $%d", kj+1)
+			p("JLT done%d", set)
+			p("ADDQ R12, R11")
+			p("VBROADCASTSS (R11), Z30")
+			for v := range nv {
+				p("VALIGND $%d, %s, %s, Z29", kj, a(v), a(v+1))
+				p("VFMADD231PS Z29, Z30, %s", acc(set, v))
+			}
+		}
+		fmt.Fprintf(w, "done%d:\n", set)
+		p("ADDQ $32, R10")
+		p("DECQ R13")
+		if set == sets-1 {
+			p("JNZ run")
+		} else {
+			p("JZ store")
 		}
 	}
-	fmt.Fprintf(w, "done:\n")
-	p("ADDQ $32, R10")
-	p("DECQ R13")
-	p("JNZ run")
+	fmt.Fprintf(w, "store:\n")
 	for v := range nv {
-		p("VMOVUPS Z%d, %d(DI)", v, v*64)
+		if sets == 2 {
+			p("VADDPS %s, %s, %s", acc(1, v), acc(0, v), acc(0, v))
+		}
+		p("VMOVUPS %s, %d(DI)", acc(0, v), v*64)
 	}
 	p("ADDQ $%d, DI", nv*64)
 	p("ADDQ $%d, SI", nv*64)
