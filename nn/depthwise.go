@@ -42,6 +42,9 @@ var dwPool = sync.Pool{New: func() any { return new(dwScratch) }}
 // depthwiseChannels convolves the channels lo..hi-1 of the batch
 // (index n·C + c).
 func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
+	if lo >= hi {
+		return // an empty batch
+	}
 	sh, sw := g.sh, g.sw
 	pitch := (g.wd + 2*g.pw + sw - 1) / sw // phase plane width
 	prows := (g.h + 2*g.ph + sh - 1) / sh  // phase plane height

@@ -31,6 +31,16 @@ func TestDepthwisePaddingOnlyColumns(t *testing.T) {
 	}
 }
 
+// TestDepthwiseEmptyBatch checks that a batch of no images gives an empty
+// output rather than a panic.
+func TestDepthwiseEmptyBatch(t *testing.T) {
+	var y *Tensor
+	NoGrad(func() { y = Conv2dFn(Zeros(0, 4, 5, 5), RandN(4, 1, 3, 3), nil, ConvParams{Padding: [2]int{1, 1}, Groups: 4}) })
+	if got := y.Shape(); len(got) != 4 || got[0] != 0 || got[1] != 4 || got[2] != 5 || got[3] != 5 {
+		t.Errorf("output shape %v, want [0 4 5 5]", got)
+	}
+}
+
 // depthwiseReference is the definition of a depthwise convolution, summed
 // in float64: out[n,c,oh,ow] = b[c] + Σ w[c,ki,kj]·x[n,c,oh·sh-ph+ki·dh,
 // ow·sw-pw+kj·dw] over the taps that fall inside the input.
