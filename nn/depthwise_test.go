@@ -35,7 +35,9 @@ func TestDepthwisePaddingOnlyColumns(t *testing.T) {
 // output rather than a panic.
 func TestDepthwiseEmptyBatch(t *testing.T) {
 	var y *Tensor
-	NoGrad(func() { y = Conv2dFn(Zeros(0, 4, 5, 5), RandN(4, 1, 3, 3), nil, ConvParams{Padding: [2]int{1, 1}, Groups: 4}) })
+	NoGrad(func() {
+		y = Conv2dFn(Zeros(0, 4, 5, 5), RandN(4, 1, 3, 3), nil, ConvParams{Padding: [2]int{1, 1}, Groups: 4})
+	})
 	if got := y.Shape(); len(got) != 4 || got[0] != 0 || got[1] != 4 || got[2] != 5 || got[3] != 5 {
 		t.Errorf("output shape %v, want [0 4 5 5]", got)
 	}
