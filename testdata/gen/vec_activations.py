@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference outputs of torch's elementwise activations for package
-nn/internal/vec: exp, relu, relu6, silu, sigmoid, hardswish and hardsigmoid
-of float32 inputs that cover the edge values (NaN, +-Inf, +-0, subnormals,
+nn/internal/vec: exp, relu, relu6, silu, sigmoid, hardswish, hardsigmoid and
+gelu (approximate='none') of float32 inputs that cover the edge values (NaN, +-Inf, +-0, subnormals,
 float32's extremes, the thresholds where exp overflows and underflows, the
 clamps' corners) and random values at several scales.
 
@@ -11,8 +11,8 @@ Usage:
 
 Layout: little-endian float32 columns of n values each, one after the other:
 the inputs x, then exp(x), relu(x), relu6(x), silu(x), sigmoid(x),
-hardswish(x), hardsigmoid(x), all computed by torch on the CPU in float32.
-n is the file size over 32 bytes.
+hardswish(x), hardsigmoid(x), gelu(x), all computed by torch on the CPU in
+float32. n is the file size over 36 bytes.
 """
 import argparse
 
@@ -48,7 +48,7 @@ def main():
     a = ap.parse_args()
     x = inputs(a.seed)
     cols = [x, torch.exp(x), F.relu(x), F.relu6(x), F.silu(x), torch.sigmoid(x),
-            F.hardswish(x), F.hardsigmoid(x)]
+            F.hardswish(x), F.hardsigmoid(x), F.gelu(x)]
     with open(a.out, "wb") as f:
         for c in cols:
             c = c.contiguous().numpy().astype("<f4")

@@ -80,18 +80,35 @@ var (
 	cSix    = f32("six", 6)
 )
 
-var allConsts = []constant{cSign, cBias, cLo, cHi, cLog2e, cNLn2Hi, cNLn2Lo, cP0, cP1, cP2, cP3, cP4, cP5, cOne, cZero, cThree, cSix}
+// GELU's erf is Abramowitz and Stegun's 7.1.26, erf(z) = 1 - t·r(t)·e^-z²
+// with t = 1/(1 + p|z|) and r of degree 4 (absolute error below 1.5e-7),
+// with z's sign; gelu(x) = x/2 + x/2·erf(x/√2), in the additive form whose
+// zeros have torch's signs (gelu(-0) = gelu(-10) = +0).
+var (
+	cAbs    = constant{"abs", 0x7fffffff}
+	cSqrt12 = f32("sqrt1_2", 0.70710678118654752)
+	cHalf   = f32("half", 0.5)
+	cASP    = f32("asp", 0.3275911)
+	cA1     = f32("a1", 0.254829592)
+	cA2     = f32("a2", -0.284496736)
+	cA3     = f32("a3", 1.421413741)
+	cA4     = f32("a4", -1.453152027)
+	cA5     = f32("a5", 1.061405429)
+)
+
+var allConsts = []constant{cSign, cBias, cLo, cHi, cLog2e, cNLn2Hi, cNLn2Lo, cP0, cP1, cP2, cP3, cP4, cP5, cOne, cZero, cThree, cSix,
+	cAbs, cSqrt12, cHalf, cASP, cA1, cA2, cA3, cA4, cA5}
 
 // kernel describes one generated function.
 type kernel struct {
-	act    string // identity, relu, relu6, silu, sigmoid, hardswish, hardsigmoid, exp
+	act    string // identity, relu, relu6, silu, sigmoid, hardswish, hardsigmoid, gelu, exp
 	affine bool   // x*scale+shift first
 	scale  bool   // x*scale only
 }
 
 func (k kernel) goName(s isa) string {
 	n := map[string]string{"identity": "", "relu": "ReLU", "relu6": "ReLU6", "silu": "SiLU", "sigmoid": "Sigmoid",
-		"hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid", "exp": "Exp"}[k.act]
+		"hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid", "gelu": "GELU", "exp": "Exp"}[k.act]
 	switch {
 	case k.scale:
 		return s.name + "Scale"
@@ -101,7 +118,16 @@ func (k kernel) goName(s isa) string {
 	return s.name + n
 }
 
-var acts = []string{"relu", "relu6", "silu", "sigmoid", "hardswish", "hardsigmoid"}
+var acts = []string{"relu", "relu6", "silu", "sigmoid", "hardswish", "hardsigmoid", "gelu"}
+
+// unroll returns how many vectors a main-loop iteration of k handles on s:
+// GELU's registers leave room for one.
+func (k kernel) unroll(s isa) int {
+	if k.act == "gelu" {
+		return 1
+	}
+	return s.unroll
+}
 
 func kernels() []kernel {
 	ks := []kernel{{act: "identity", affine: true}, {act: "identity", scale: true}, {act: "exp"}}
@@ -117,7 +143,7 @@ func kernels() []kernel {
 func (k kernel) consts() (all []constant, reg map[string]bool) {
 	reg = map[string]bool{}
 	switch k.act {
-	case "exp", "silu", "sigmoid":
+	case "exp", "silu", "sigmoid", "gelu":
 		all = []constant{cLo, cHi, cLog2e, cNLn2Hi, cNLn2Lo, cP0, cP1, cP2, cP3, cP4, cP5, cOne, cBias}
 		reg["lo"], reg["hi"] = true, true
 		if k.act != "exp" {
@@ -125,6 +151,10 @@ func (k kernel) consts() (all []constant, reg map[string]bool) {
 		}
 		if k.act == "sigmoid" {
 			reg["one"] = true
+		}
+		if k.act == "gelu" {
+			all = append(all, cAbs, cSqrt12, cHalf, cASP, cA1, cA2, cA3, cA4, cA5)
+			reg["one"], reg["asp"] = true, true
 		}
 	case "relu":
 		all = []constant{cZero}
@@ -139,8 +169,8 @@ func (k kernel) consts() (all []constant, reg map[string]bool) {
 	return all, reg
 }
 
-// lane holds one unrolled vector's registers: x is the value, a..d temporaries.
-type lane struct{ x, a, b, c, d string }
+// lane holds one unrolled vector's registers: x is the value, a..e temporaries.
+type lane struct{ x, a, b, c, d, e string }
 
 type emitter struct {
 	s     isa
@@ -176,7 +206,11 @@ func (e *emitter) body(l lane) []string {
 	case e.k.affine:
 		p("VFMADD213PS %s, %s, %s", e.c("shift"), e.c("scale"), l.x) // x = scale*x + shift
 	}
-	exp := func(a string) { // a = e^a, with l.b, l.c, l.d as temporaries
+	exp := func(a string, t ...string) { // a = e^a, with t (default l.b, l.c, l.d) as temporaries
+		l := l
+		if len(t) == 3 {
+			l.b, l.c, l.d = t[0], t[1], t[2]
+		}
 		p("VMAXPS %s, %s, %s", a, e.c("lo"), a)
 		p("VMINPS %s, %s, %s", a, e.c("hi"), a)
 		p("VMULPS %s, %s, %s", e.c("log2e"), a, l.b)
@@ -224,6 +258,32 @@ func (e *emitter) body(l lane) []string {
 		} else {
 			p("VDIVPS %s, %s, %s", l.a, e.c("one"), l.x)
 		}
+	case "gelu":
+		and := "VANDPS"
+		if e.s.zmm {
+			and = "VPANDD" // VANDPS on 512-bit registers needs AVX512DQ
+		}
+		p("VMULPS %s, %s, %s", e.c("sqrt1_2"), l.x, l.a) // z
+		p("%s %s, %s, %s", and, e.c("abs"), l.a, l.a)    // |z|
+		p("VMULPS %s, %s, %s", l.a, l.a, l.b)            // z²
+		p("%s %s, %s, %s", e.xor(), e.c("sign"), l.b, l.b)
+		p("VFMADD213PS %s, %s, %s", e.c("one"), e.c("asp"), l.a) // 1 + p|z|
+		p("VDIVPS %s, %s, %s", l.a, e.c("one"), l.a)             // t
+		exp(l.b, l.c, l.d, l.e)                                  // e^-z²
+		if e.s.zmm {
+			p("VMOVAPS %s, %s", e.c("a5"), l.c)
+		} else {
+			p("VMOVUPS %s, %s", e.c("a5"), l.c)
+		}
+		for _, c := range []string{"a4", "a3", "a2", "a1"} {
+			p("VFMADD213PS %s, %s, %s", e.c(c), l.a, l.c) // r = t*r + c
+		}
+		p("VMULPS %s, %s, %s", l.a, l.b, l.b)              // t·e^-z²
+		p("VFNMADD213PS %s, %s, %s", e.c("one"), l.c, l.b) // erf|z| = 1 - r·t·e^-z²
+		p("%s %s, %s, %s", and, e.c("sign"), l.x, l.d)
+		p("%s %s, %s, %s", e.xor(), l.d, l.b, l.b) // erf(z)
+		p("VMULPS %s, %s, %s", e.c("half"), l.x, l.x)
+		p("VFMADD231PS %s, %s, %s", l.b, l.x, l.x) // x/2 + x/2·erf
 	case "relu":
 		p("VMAXPS %s, %s, %s", l.x, e.c("zero"), l.x)
 	case "relu6":
@@ -287,15 +347,23 @@ func gen(w *bytes.Buffer, s isa, k kernel) {
 			}
 		}
 	}
-	lanes := make([]lane, s.unroll)
+	unroll := k.unroll(s)
+	lanes := make([]lane, unroll)
 	for i := range lanes {
-		lanes[i] = lane{alloc(), alloc(), alloc(), alloc(), alloc()}
+		lanes[i] = lane{x: alloc(), a: alloc(), b: alloc(), c: alloc(), d: alloc()}
+		if k.act == "gelu" {
+			lanes[i].e = alloc()
+		}
+	}
+	mask := ""
+	if !s.zmm {
+		mask = alloc() // the tail's VMASKMOVPS mask
 	}
 	vb := s.w * 4
 
 	// Main loop: unroll vectors at a time, their instructions interleaved.
 	label("loop")
-	p("CMPQ CX, $%d", s.unroll*s.w)
+	p("CMPQ CX, $%d", unroll*s.w)
 	p("JLT single")
 	for i, l := range lanes {
 		p("VMOVUPS %d(SI), %s", i*vb, l.x)
@@ -312,9 +380,9 @@ func gen(w *bytes.Buffer, s isa, k kernel) {
 	for i, l := range lanes {
 		p("VMOVUPS %s, %d(DI)", l.x, i*vb)
 	}
-	p("ADDQ $%d, SI", s.unroll*vb)
-	p("ADDQ $%d, DI", s.unroll*vb)
-	p("SUBQ $%d, CX", s.unroll*s.w)
+	p("ADDQ $%d, SI", unroll*vb)
+	p("ADDQ $%d, DI", unroll*vb)
+	p("SUBQ $%d, CX", unroll*s.w)
 	p("JMP loop")
 
 	l := lanes[0]
@@ -342,7 +410,6 @@ func gen(w *bytes.Buffer, s isa, k kernel) {
 		p("KMOVW AX, K1")
 		p("VMOVUPS.Z (SI), K1, %s", l.x)
 	} else {
-		mask := lanes[1].x
 		p("LEAQ vecmask<>+32(SB), AX")
 		p("SHLQ $2, CX")
 		p("SUBQ CX, AX")
@@ -355,7 +422,7 @@ func gen(w *bytes.Buffer, s isa, k kernel) {
 	if s.zmm {
 		p("VMOVUPS %s, K1, (DI)", l.x)
 	} else {
-		p("VMASKMOVPS %s, %s, (DI)", l.x, lanes[1].x)
+		p("VMASKMOVPS %s, %s, (DI)", l.x, mask)
 	}
 	label("done")
 	p("VZEROUPPER")
@@ -419,7 +486,7 @@ func main() {
 
 func actConst(a string) string {
 	return map[string]string{"relu": "ReLU", "relu6": "ReLU6", "silu": "SiLU", "sigmoid": "Sigmoid",
-		"hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid"}[a]
+		"hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid", "gelu": "GELU"}[a]
 }
 
 func write(name string, b []byte) {

@@ -14,10 +14,11 @@ const (
 	Sigmoid                // 1/(1+e^-x)
 	Hardswish              // x*min(max(x+3, 0), 6)/6
 	Hardsigmoid            // min(max(x+3, 0), 6)/6
+	GELU                   // x/2·(1+erf(x/√2)), erf to within 1.5e-7 as torch's CPU kernel has it
 	numActs
 )
 
-var actNames = [numActs]string{"Identity", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Hardswish", "Hardsigmoid"}
+var actNames = [numActs]string{"Identity", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Hardswish", "Hardsigmoid", "GELU"}
 
 // String returns the activation's torch module name ("SiLU").
 func (a Act) String() string {

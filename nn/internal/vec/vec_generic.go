@@ -16,6 +16,7 @@ var goKernels = &kernels{
 		Sigmoid:     func(d, s []float32, _, _ float32) { goMap(d, s, sigmoid) },
 		Hardswish:   func(d, s []float32, _, _ float32) { goMap(d, s, hardswish) },
 		Hardsigmoid: func(d, s []float32, _, _ float32) { goMap(d, s, hardsigmoid) },
+		GELU:        func(d, s []float32, _, _ float32) { goMap(d, s, gelu) },
 	},
 	affine: [numActs]kernelFn{
 		Identity:    func(d, s []float32, a, b float32) { goAffine(d, s, a, b, identity) },
@@ -25,6 +26,7 @@ var goKernels = &kernels{
 		Sigmoid:     func(d, s []float32, a, b float32) { goAffine(d, s, a, b, sigmoid) },
 		Hardswish:   func(d, s []float32, a, b float32) { goAffine(d, s, a, b, hardswish) },
 		Hardsigmoid: func(d, s []float32, a, b float32) { goAffine(d, s, a, b, hardsigmoid) },
+		GELU:        func(d, s []float32, a, b float32) { goAffine(d, s, a, b, gelu) },
 	},
 }
 
@@ -82,6 +84,32 @@ func hardswish(x float32) float32 { return x * relu6(x+3) / 6 }
 func sigmoid(x float32) float32 { return 1 / (1 + exp32(-x)) }
 
 func silu(x float32) float32 { return x / (1 + exp32(-x)) }
+
+// gelu is x/2 + x/2·erf(x/√2) with Abramowitz and Stegun's 7.1.26 for erf:
+// erf(z) = ±(1 - t·r(t)·e^-z²), t = 1/(1 + p|z|), absolute error below
+// 1.5e-7 (torch's CPU GELU is approximated to the same order: 3.7e-7 from
+// exact at most). The additive form gives zeros torch's signs: gelu(-0) and
+// gelu(-10) are +0.
+func gelu(x float32) float32 {
+	const (
+		sqrt1_2        = 0.70710678118654752
+		p              = 0.3275911
+		a1, a2, a3, a4 = 0.254829592, -0.284496736, 1.421413741, -1.453152027
+		a5             = 1.061405429
+	)
+	z := x * sqrt1_2
+	az := math.Float32frombits(math.Float32bits(z) &^ (1 << 31))
+	e := exp32(-(az * az))
+	t := 1 / (p*az + 1)
+	r := a5*t + a4
+	r = r*t + a3
+	r = r*t + a2
+	r = r*t + a1
+	erf := 1 - r*(t*e)
+	erf = math.Float32frombits(math.Float32bits(erf) ^ math.Float32bits(x)&(1<<31))
+	h := x * 0.5
+	return h*erf + h
+}
 
 // exp32 is e^x as the assembly computes it, without fused multiply-adds:
 // x clamped to [-104, 89] (NaN kept), x = k·ln2 + r with |r| <= ln2/2 and

@@ -50,6 +50,12 @@ func avx512Hardsigmoid(dst, src *float32, n int, scale, shift float32)
 func avx512AffineHardsigmoid(dst, src *float32, n int, scale, shift float32)
 
 //go:noescape
+func avx512GELU(dst, src *float32, n int, scale, shift float32)
+
+//go:noescape
+func avx512AffineGELU(dst, src *float32, n int, scale, shift float32)
+
+//go:noescape
 func avx2Affine(dst, src *float32, n int, scale, shift float32)
 
 //go:noescape
@@ -94,13 +100,19 @@ func avx2Hardsigmoid(dst, src *float32, n int, scale, shift float32)
 //go:noescape
 func avx2AffineHardsigmoid(dst, src *float32, n int, scale, shift float32)
 
+//go:noescape
+func avx2GELU(dst, src *float32, n int, scale, shift float32)
+
+//go:noescape
+func avx2AffineGELU(dst, src *float32, n int, scale, shift float32)
+
 // avx512Kernels are the AVX512 kernels.
 var avx512Kernels = &kernels{
 	name:   "avx512",
 	scale:  asm(avx512Scale),
 	exp:    asm(avx512Exp),
-	plain:  [numActs]kernelFn{Identity: copyKernel, ReLU: asm(avx512ReLU), ReLU6: asm(avx512ReLU6), SiLU: asm(avx512SiLU), Sigmoid: asm(avx512Sigmoid), Hardswish: asm(avx512Hardswish), Hardsigmoid: asm(avx512Hardsigmoid)},
-	affine: [numActs]kernelFn{Identity: asm(avx512Affine), ReLU: asm(avx512AffineReLU), ReLU6: asm(avx512AffineReLU6), SiLU: asm(avx512AffineSiLU), Sigmoid: asm(avx512AffineSigmoid), Hardswish: asm(avx512AffineHardswish), Hardsigmoid: asm(avx512AffineHardsigmoid)},
+	plain:  [numActs]kernelFn{Identity: copyKernel, ReLU: asm(avx512ReLU), ReLU6: asm(avx512ReLU6), SiLU: asm(avx512SiLU), Sigmoid: asm(avx512Sigmoid), Hardswish: asm(avx512Hardswish), Hardsigmoid: asm(avx512Hardsigmoid), GELU: asm(avx512GELU)},
+	affine: [numActs]kernelFn{Identity: asm(avx512Affine), ReLU: asm(avx512AffineReLU), ReLU6: asm(avx512AffineReLU6), SiLU: asm(avx512AffineSiLU), Sigmoid: asm(avx512AffineSigmoid), Hardswish: asm(avx512AffineHardswish), Hardsigmoid: asm(avx512AffineHardsigmoid), GELU: asm(avx512AffineGELU)},
 }
 
 // avx2Kernels are the AVX2 kernels.
@@ -108,6 +120,6 @@ var avx2Kernels = &kernels{
 	name:   "avx2",
 	scale:  asm(avx2Scale),
 	exp:    asm(avx2Exp),
-	plain:  [numActs]kernelFn{Identity: copyKernel, ReLU: asm(avx2ReLU), ReLU6: asm(avx2ReLU6), SiLU: asm(avx2SiLU), Sigmoid: asm(avx2Sigmoid), Hardswish: asm(avx2Hardswish), Hardsigmoid: asm(avx2Hardsigmoid)},
-	affine: [numActs]kernelFn{Identity: asm(avx2Affine), ReLU: asm(avx2AffineReLU), ReLU6: asm(avx2AffineReLU6), SiLU: asm(avx2AffineSiLU), Sigmoid: asm(avx2AffineSigmoid), Hardswish: asm(avx2AffineHardswish), Hardsigmoid: asm(avx2AffineHardsigmoid)},
+	plain:  [numActs]kernelFn{Identity: copyKernel, ReLU: asm(avx2ReLU), ReLU6: asm(avx2ReLU6), SiLU: asm(avx2SiLU), Sigmoid: asm(avx2Sigmoid), Hardswish: asm(avx2Hardswish), Hardsigmoid: asm(avx2Hardsigmoid), GELU: asm(avx2GELU)},
+	affine: [numActs]kernelFn{Identity: asm(avx2Affine), ReLU: asm(avx2AffineReLU), ReLU6: asm(avx2AffineReLU6), SiLU: asm(avx2AffineSiLU), Sigmoid: asm(avx2AffineSigmoid), Hardswish: asm(avx2AffineHardswish), Hardsigmoid: asm(avx2AffineHardsigmoid), GELU: asm(avx2AffineGELU)},
 }
