@@ -154,6 +154,8 @@ func conv2d(x, w, b *Tensor, p ConvParams) *Tensor {
 				convGroups(&gc, x.data, w.data, b, out.data, n, lo, hi)
 			})
 		}
+	case g.groups == 1 && g.n > 1 && g.k > g.ohw:
+		convBatched(&g, x, w.data, b, out.data)
 	default:
 		for n := range g.n {
 			convGroups(&g, x.data, w.data, b, out.data, n, 0, g.groups)
@@ -189,7 +191,34 @@ func convGroups(g *convGeom, x, w []float32, b *Tensor, out []float32, n, lo, hi
 		if g.pointwise() {
 			gemm.Sgemm(false, false, g.og, g.ohw, g.k, 1, w[gr*g.og*g.k:], g.k, xin, g.ohw, beta, dst, g.ohw)
 		} else {
-			gemm.SgemmSource(g.og, g.ohw, g.k, 1, w[gr*g.og*g.k:], g.k, &colSource{*g, xin}, beta, dst, g.ohw)
+			gemm.SgemmSource(g.og, g.ohw, g.k, 1, w[gr*g.og*g.k:], g.k, &colSource{g: *g, x: xin}, beta, dst, g.ohw)
+		}
+	}
+}
+
+// convBatched convolves all the images of x in one product, for layers
+// whose weights outweigh an image's columns (k > oh*ow: the later layers of
+// a CNN), which image by image would pack the weights once per image. The
+// product's columns run image after image, so its [O, N*oh*ow] result is
+// then scattered into out's [N, O, oh*ow].
+func convBatched(g *convGeom, x *Tensor, w []float32, b *Tensor, out []float32) {
+	cols := g.n * g.ohw
+	tmp := newResultData([]int{g.o, cols}, false, x).data
+	beta := float32(0)
+	if b != nil {
+		for oc := range g.o {
+			d := tmp[oc*cols : (oc+1)*cols]
+			for i := range d {
+				d[i] = b.data[oc]
+			}
+		}
+		beta = 1
+	}
+	src := &colSource{g: *g, x: x.data, imageStride: g.c * g.h * g.wd}
+	gemm.SgemmSource(g.o, cols, g.k, 1, w, g.k, src, beta, tmp, cols)
+	for n := range g.n {
+		for oc := range g.o {
+			copy(out[(n*g.o+oc)*g.ohw:(n*g.o+oc+1)*g.ohw], tmp[oc*cols+n*g.ohw:])
 		}
 	}
 }

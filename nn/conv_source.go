@@ -1,20 +1,27 @@
 package nn
 
-// colSource is the column matrix of one group of one image (what im2col
-// writes: row (c, ki, kj), column (oh, ow)) as a gemm.BSource: the product
-// packs its panels straight from the image, so the k×ohw matrix, several
-// megabytes for an early ResNet layer, is never written out and read back.
+// colSource is the column matrix of one group of one or more images (what
+// im2col writes: row (c, ki, kj), column (image, oh, ow)) as a gemm.BSource:
+// the product packs its panels straight from the images, so the matrix,
+// several megabytes for an early ResNet layer, is never written out and
+// read back.
 type colSource struct {
 	g convGeom  // a copy: a source handed to gemm escapes, the caller's geometry should not
-	x []float32 // the group's input channels, [cg, h, w]
+	x []float32 // the group's input channels of the first image, [cg, h, w]
+
+	// imageStride is the distance in x from one image to the next, when
+	// the columns span several (g.c*h*w); 0 for one image.
+	imageStride int
 }
 
 // colRun is a run of a panel's columns along one output row: outputs
-// (oh, ow0 .. ow0+n-1) at panel columns off .. off+n-1.
-type colRun struct{ oh, ow0, off, n int }
+// (oh, ow0 .. ow0+n-1) of the image at offset img in x, at panel columns
+// off .. off+n-1.
+type colRun struct{ img, oh, ow0, off, n int }
 
 // colSeg is what one kernel tap copies into a panel row for one run: n
-// input pixels from src (an offset in the channel's plane, stepping by the
+// input pixels from src (an offset from the channel's plane in the first
+// image, stepping by the
 // stride) to panel columns dst .. dst+n-1. Columns no segment covers are
 // padding, zero.
 type colSeg struct{ dst, src, n int }
@@ -41,9 +48,10 @@ func (s *colSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 		runs := runsBuf[:0]
 		for j := 0; j < nrr; {
 			col := jc + jr + j
-			oh, ow := col/g.ow, col%g.ow
+			img, pix := col/g.ohw, col%g.ohw
+			oh, ow := pix/g.ow, pix%g.ow
 			n := min(g.ow-ow, nrr-j)
-			runs = append(runs, colRun{oh, ow, j, n})
+			runs = append(runs, colRun{img * s.imageStride, oh, ow, j, n})
 			j += n
 		}
 		for t := range taps {
@@ -62,12 +70,12 @@ func (s *colSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 				iw0 := r.ow0*g.sw + kj*g.dw - g.pw
 				lo, hi := validRange(iw0, g.sw, g.wd, r.n)
 				if lo < hi {
-					segs = append(segs, colSeg{r.off + lo, ih*g.wd + iw0 + lo*g.sw, hi - lo})
+					segs = append(segs, colSeg{r.off + lo, r.img + ih*g.wd + iw0 + lo*g.sw, hi - lo})
 				}
 			}
 			for q := c0*taps + t - pc; q < kc; q += taps {
 				row := d[q*nr : q*nr+nr]
-				xc := s.x[(pc+q)/taps*plane : (pc+q)/taps*plane+plane]
+				xc := s.x[(pc+q)/taps*plane:]
 				clear(row)
 				if g.sw == 1 {
 					for _, sg := range segs {

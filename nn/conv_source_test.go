@@ -8,7 +8,8 @@ import (
 )
 
 // TestColSourceMatchesIm2col checks every panel colSource packs against
-// the same block cut from im2col's column matrix, over geometries that mix
+// the same block cut from im2col's column matrices (of up to three images
+// side by side), over geometries that mix
 // kernel sizes, strides, paddings wider than the kernel, dilations, and
 // output rows shorter and longer than a panel.
 func TestColSourceMatchesIm2col(t *testing.T) {
@@ -22,14 +23,23 @@ func TestColSourceMatchesIm2col(t *testing.T) {
 			Groups:   1,
 		}
 		c, h, w := 1+rng.IntN(4), 1+rng.IntN(12), 1+rng.IntN(12)
-		x, wt := RandN(1, c, h+kh*2, w+kw*2), RandN(2, c, kh, kw)
+		images := 1 + rng.IntN(3)
+		x, wt := RandN(images, c, h+kh*2, w+kw*2), RandN(2, c, kh, kw)
 		g := convGeometry(x, wt, nil, p)
-		col := make([]float32, g.k*g.ohw)
-		im2colRange(&g, x.data, col, 0, g.cg)
-		src := &colSource{g, x.data}
+		// The reference: each image's im2col matrix, side by side.
+		cols := images * g.ohw
+		col := make([]float32, g.k*cols)
+		one := make([]float32, g.k*g.ohw)
+		for n := range images {
+			im2colRange(&g, x.data[n*g.c*g.h*g.wd:], one, 0, g.cg)
+			for r := range g.k {
+				copy(col[r*cols+n*g.ohw:], one[r*g.ohw:(r+1)*g.ohw])
+			}
+		}
+		src := &colSource{g: g, x: x.data, imageStride: g.c * g.h * g.wd}
 		nr := []int{1, 4, 16, 48, 64}[rng.IntN(5)]
-		pc, jc := rng.IntN(g.k), rng.IntN(g.ohw)
-		kc, nc := 1+rng.IntN(g.k-pc), 1+rng.IntN(g.ohw-jc)
+		pc, jc := rng.IntN(g.k), rng.IntN(cols)
+		kc, nc := 1+rng.IntN(g.k-pc), 1+rng.IntN(cols-jc)
 		panels := (nc + nr - 1) / nr
 		got := make([]float32, panels*kc*nr)
 		for i := range got {
@@ -41,13 +51,13 @@ func TestColSourceMatchesIm2col(t *testing.T) {
 			for r := range kc {
 				for j := range nr {
 					if cl := jc + q*nr + j; cl < jc+nc {
-						want[q*kc*nr+r*nr+j] = col[(pc+r)*g.ohw+cl]
+						want[q*kc*nr+r*nr+j] = col[(pc+r)*cols+cl]
 					}
 				}
 			}
 		}
 		if !slices.Equal(got, want) {
-			t.Fatalf("%s: PackB(nr=%d, pc=%d, kc=%d, jc=%d, nc=%d) differs from im2col", geomString(&g), nr, pc, kc, jc, nc)
+			t.Fatalf("%s, %d images: PackB(nr=%d, pc=%d, kc=%d, jc=%d, nc=%d) differs from im2col", geomString(&g), images, nr, pc, kc, jc, nc)
 		}
 	}
 }
