@@ -5,8 +5,8 @@ import (
 	"unsafe"
 )
 
-// Infer runs m.Forward(x) as an inference call: no graph is recorded (as in
-// [NoGrad]), and the intermediate results of the call are drawn from an
+// Infer runs m.Forward(x) as an inference call: no graph is recorded (it
+// runs inside [NoGrad], which is process-wide), and the intermediate results of the call are drawn from an
 // arena that is kept for the next call instead of being left to the
 // garbage collector.
 //
