@@ -65,7 +65,8 @@ func maxPoolRangeOld(g *poolGeom, x, out []float32, lo, hi int) {
 
 // BenchmarkMaxPool2d compares the inference max pooling with the one it
 // replaced, on the shapes of torchvision's models: resnet's stem (batch 1
-// and 8), vgg's 2×2 pools, squeezenet's ceil_mode pool.
+// and 8), vgg's 2×2 pools, squeezenet's ceil_mode pool, googlenet's 3×3
+// stride-1 branch pool.
 func BenchmarkMaxPool2d(b *testing.B) {
 	for _, c := range []struct {
 		name  string
@@ -77,6 +78,7 @@ func BenchmarkMaxPool2d(b *testing.B) {
 		{"1x512x14x14_k2s2", []int{1, 512, 14, 14}, PoolParams{KernelSize: [2]int{2, 2}, Stride: [2]int{2, 2}}},
 		{"1x128x112x112_k2s2", []int{1, 128, 112, 112}, PoolParams{KernelSize: [2]int{2, 2}, Stride: [2]int{2, 2}}},
 		{"1x96x111x111_k3s2ceil", []int{1, 96, 111, 111}, PoolParams{KernelSize: [2]int{3, 3}, Stride: [2]int{2, 2}, CeilMode: true}},
+		{"1x192x28x28_k3s1p1ceil", []int{1, 192, 28, 28}, PoolParams{KernelSize: [2]int{3, 3}, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}, CeilMode: true}},
 	} {
 		x := RandN(c.shape...)
 		g := poolGeometry("MaxPool2d", x, c.p)

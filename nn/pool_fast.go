@@ -15,7 +15,9 @@ import (
 //
 //  1. the plane is copied into P, a buffer with -inf all around it (the
 //     padding, and past the right and bottom edges what ceil_mode windows
-//     reach); P's rows are plen long, a multiple of the column stride;
+//     reach); P's rows are plen long, a multiple of the column stride.
+//     Where there is nothing to pad (2×2 stride-2 pools of even sizes), P is
+//     the plane itself;
 //  2. S = the running maximum of P over kw columns, at every position of the
 //     flattened plane (kw-1 elementwise passes over shifted P; the values that
 //     straddle two rows are never read);
