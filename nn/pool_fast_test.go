@@ -231,3 +231,51 @@ func TestPlaneMeansMatchesWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolValuesRandomGeometry checks both inference paths against their
+// references on random larger geometries: rows long enough for the vector
+// loops' main blocks, kernels up to 5, strides up to 4, dilations up to 3.
+func TestPoolValuesRandomGeometry(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for range 300 {
+		var p PoolParams
+		for i := range 2 {
+			p.KernelSize[i] = 1 + r.IntN(5)
+			p.Stride[i] = 1 + r.IntN(4)
+			p.Padding[i] = r.IntN(p.KernelSize[i]/2 + 1)
+			p.Dilation[i] = 1 + r.IntN(3)
+		}
+		p.CeilMode = r.IntN(2) == 1
+		h, w := 1+r.IntN(80), 1+r.IntN(80)
+		if poolOutSize(h, p.KernelSize[0], p.Stride[0], p.Padding[0], p.Dilation[0], p.CeilMode) <= 0 ||
+			poolOutSize(w, p.KernelSize[1], p.Stride[1], p.Padding[1], p.Dilation[1], p.CeilMode) <= 0 {
+			continue
+		}
+		x := &Tensor{shape: []int{1, 1 + r.IntN(3), h, w}}
+		x.data = poolData(r, numel(x.shape), 0.1)
+		g := poolGeometry("MaxPool2d", x, p)
+		want := make([]float32, g.n*g.c*g.oh*g.ow)
+		maxPoolIndexed(&g, x.data, want, nil)
+		got := make([]float32, len(want))
+		maxPoolValues(&g, x.data, got)
+		if i, ok := sameBits(got, want); !ok {
+			t.Fatalf("max %dx%d %s: [%d] got %#x, want %#x", h, w, poolName(p), i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+		}
+		p.Dilation = [2]int{1, 1}
+		if poolOutSize(h, p.KernelSize[0], p.Stride[0], p.Padding[0], 1, p.CeilMode) <= 0 ||
+			poolOutSize(w, p.KernelSize[1], p.Stride[1], p.Padding[1], 1, p.CeilMode) <= 0 {
+			continue
+		}
+		g = poolGeometry("AvgPool2d", x, p)
+		incl := r.IntN(2) == 1
+		want = make([]float32, g.n*g.c*g.oh*g.ow)
+		avgPoolWindows(&g, x.data, want, incl)
+		got = make([]float32, len(want))
+		avgPoolValues(&g, x.data, got, incl)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+				t.Fatalf("avg %dx%d %s include_pad=%v: [%d] got %v, want %v", h, w, poolName(p), incl, i, got[i], want[i])
+			}
+		}
+	}
+}
