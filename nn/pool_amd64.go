@@ -63,3 +63,19 @@ func addStrided(dst, src []float32, n int) {
 	}
 	addStridedGo(dst, src, n)
 }
+
+// divToAVX2 sets dst[i] = a[i] / b[i] for i < n, n a multiple of 8.
+//
+//go:noescape
+func divToAVX2(dst, a, b *float32, n int)
+
+// divTo sets dst[i] = a[i] / b[i].
+func divTo(dst, a, b []float32) {
+	n := len(dst)
+	a, b = a[:n], b[:n]
+	if v := n &^ 7; poolAVX2 && v > 0 {
+		divToAVX2(&dst[0], &a[0], &b[0], v)
+		dst, a, b = dst[v:], a[v:], b[v:]
+	}
+	divToGo(dst, a, b)
+}

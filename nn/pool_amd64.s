@@ -192,3 +192,26 @@ vloop8:
 vdone:
 	VZEROUPPER
 	RET
+
+// func divToAVX2(dst, a, b *float32, n int)
+// dst[i] = a[i] / b[i] for i < n, n a multiple of 8 (VDIVPS rounds as
+// DIVSS does: the same bits as Go's float32 division).
+TEXT ·divToAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+
+dloop8:
+	CMPQ    AX, CX
+	JGE     ddone
+	VMOVUPS (SI)(AX*4), Y0
+	VDIVPS  (DX)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ    $8, AX
+	JMP     dloop8
+
+ddone:
+	VZEROUPPER
+	RET

@@ -205,19 +205,21 @@ func everyNthGo(dst, src []float32, n int) {
 
 // avgPoolValues is average pooling without a graph: the same sums as
 // avgPoolWindows, each window's in the same order, so the same bits, but
-// taken as elementwise passes over whole rows (or whole planes) of window
-// sums, over planes in parallel.
+// taken as elementwise passes over a whole plane of window sums, over planes
+// in parallel.
 //
 // The plane is copied into P, a buffer with zeros around it; adding a zero
 // for each window element in the padding, or past the edge with ceil_mode,
 // changes no sum, as a sum that starts at +0 is never -0 and x + 0 = x for
 // every other x (NaN and infinities included). A window's sum is then kh*kw
 // additions in row-major order, each one a pass of A[i] += P[off + i*sw]
-// over every window of a row of outputs (of all output rows at once when
-// the row stride is 1: A's rows are then P's, plen apart, and the sums
-// that straddle two rows are never read).
+// over the whole plane: A[o*L + c] is the sum of the window at row o*sh and
+// column c*sw of P, with L = sh*plen/sw, so that consecutive output rows are
+// L apart in A as their windows are sh rows apart in P. A's elements past
+// ow in each row are sums of windows no output has (sh-1 of every sh
+// rows, and those straddling two rows): wasted work, but in long vectors.
 func avgPoolValues(gp *poolGeom, x, out []float32, countIncludePad bool) {
-	work := len(x) + len(out)*gp.KernelSize[0]*gp.KernelSize[1]
+	work := len(x) + len(out)*gp.KernelSize[0]*gp.KernelSize[1]*gp.Stride[0]
 	if work < parallelMin {
 		avgPoolPlanes(gp, x, out, countIncludePad, 0, gp.n*gp.c)
 		return
@@ -230,23 +232,25 @@ func avgPoolPlanes(g *poolGeom, x, out []float32, countIncludePad bool, lo, hi i
 	kh, kw := g.KernelSize[0], g.KernelSize[1]
 	sh, sw, ph, pw := g.Stride[0], g.Stride[1], g.Padding[0], g.Padding[1]
 	h, w, oh, ow := g.h, g.w, g.oh, g.ow
-	prows := (oh-1)*sh + kh
 	plen := (ow-1)*sw + kw
 	plen = (plen + sw - 1) / sw * sw
-	hs := plen / sw // A's row length when sh is 1
-	ih1, iw1 := min(h, prows-ph), min(w, plen-pw)
-	np := prows*plen + plen // a row of slack: the last row's straddling sums read past P
-	na := ow
-	if sh == 1 {
-		na = oh * hs
-	}
-	sc := getPoolScratch(np + na + oh*ow)
+	L := sh * plen / sw
+	// The image rows and columns that windows read.
+	ih1, iw1 := min(h, (oh-1)*sh+kh-ph), min(w, plen-pw)
+	// P's rows: the last pass reads up to (oh*L-1)*sw + (kh-1)*plen + kw-1.
+	np := (oh*sh + kh) * plen
+	na := oh * L
+	sc := getPoolScratch(np + 2*na)
 	P, A, D := sc.buf[:np], sc.buf[np:np+na], sc.buf[np+na:]
 	clear(P)
-	// D holds the divisors: small ints, exact in float32.
+	// D holds the divisors, laid out as A: small ints, exact in float32 (and
+	// 1 under the sums no output has).
+	for i := range D {
+		D[i] = 1
+	}
 	for o := range oh {
 		for c := range ow {
-			_, _, _, _, D[o*ow+c] = g.avgWindow(o, c, countIncludePad)
+			_, _, _, _, D[o*L+c] = g.avgWindow(o, c, countIncludePad)
 		}
 	}
 	hw, ohw := h*w, oh*ow
@@ -256,30 +260,19 @@ func avgPoolPlanes(g *poolGeom, x, out []float32, countIncludePad bool, lo, hi i
 		for ih := range max(ih1, 0) {
 			copy(P[(ph+ih)*plen+pw:(ph+ih)*plen+pw+iw1], xc[ih*w:ih*w+iw1])
 		}
-		if sh == 1 {
-			clear(A)
-			for ki := range kh {
-				for kj := range kw {
-					addStrided(A, P[ki*plen+kj:], sw)
-				}
+		clear(A)
+		for ki := range kh {
+			for kj := range kw {
+				addStrided(A, P[ki*plen+kj:], sw)
 			}
 		}
+		if L == ow {
+			divTo(oc, A, D)
+			continue
+		}
+		divTo(A, A, D)
 		for o := range oh {
-			a := A[:ow]
-			if sh == 1 {
-				a = A[o*hs : o*hs+ow]
-			} else {
-				clear(a)
-				for ki := range kh {
-					for kj := range kw {
-						addStrided(a, P[(o*sh+ki)*plen+kj:], sw)
-					}
-				}
-			}
-			orow, d := oc[o*ow:(o+1)*ow], D[o*ow:(o+1)*ow]
-			for c, v := range a {
-				orow[c] = v / d[c]
-			}
+			copy(oc[o*ow:(o+1)*ow], A[o*L:o*L+ow])
 		}
 	}
 	poolScratches.Put(sc)
@@ -341,5 +334,13 @@ func addStridedGo(dst, src []float32, n int) {
 	src = src[:(len(dst)-1)*n+1]
 	for i := range dst {
 		dst[i] += src[i*n]
+	}
+}
+
+// divToGo sets dst[i] = a[i] / b[i].
+func divToGo(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] / b[i]
 	}
 }

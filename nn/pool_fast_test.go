@@ -279,3 +279,35 @@ func TestPoolValuesRandomGeometry(t *testing.T) {
 		}
 	}
 }
+
+// TestAddStridedDivTo checks the average pooling kernels against Go's
+// float32 arithmetic over every tail length.
+func TestAddStridedDivTo(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for m := range 70 {
+		for n := 1; n <= 3; n++ {
+			dst, src := poolData(r, m, 0), poolData(r, m*n+n, 0.05)
+			want := make([]float32, m)
+			for i := range want {
+				want[i] = dst[i] + src[i*n]
+			}
+			addStrided(dst, src, n)
+			for i := range want {
+				if math.Float32bits(dst[i]) != math.Float32bits(want[i]) && !(dst[i] != dst[i] && want[i] != want[i]) {
+					t.Fatalf("addStrided m=%d n=%d: [%d] got %v, want %v", m, n, i, dst[i], want[i])
+				}
+			}
+		}
+		a, b := poolData(r, m, 0.05), poolData(r, m, 0.05)
+		want := make([]float32, m)
+		for i := range want {
+			want[i] = a[i] / b[i]
+		}
+		divTo(a, a, b)
+		for i := range want {
+			if math.Float32bits(a[i]) != math.Float32bits(want[i]) && !(a[i] != a[i] && want[i] != want[i]) {
+				t.Fatalf("divTo m=%d: [%d] got %v, want %v", m, i, a[i], want[i])
+			}
+		}
+	}
+}

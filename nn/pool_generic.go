@@ -11,3 +11,6 @@ func everyNth(dst, src []float32, n int) { everyNthGo(dst, src, n) }
 
 // addStrided sets dst[i] += src[i*n].
 func addStrided(dst, src []float32, n int) { addStridedGo(dst, src, n) }
+
+// divTo sets dst[i] = a[i] / b[i].
+func divTo(dst, a, b []float32) { divToGo(dst, a, b) }
