@@ -228,7 +228,7 @@ func tarMembers(r io.ReaderAt, size int64) (map[string]tarMember, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pickle: tar: %w", err)
+			return nil, fmt.Errorf("pickle: %w", err) // archive/tar: ...
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue

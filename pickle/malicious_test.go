@@ -107,6 +107,11 @@ func TestMalicious(t *testing.T) {
 			if strings.Contains(msg, "\n") {
 				t.Errorf("got a multi-line error %q", msg)
 			}
+			for _, p := range []string{"pickle: ", "zip: ", "tar: "} {
+				if strings.Count(msg, p) > 1 {
+					t.Errorf("got error %q, which repeats %q", msg, p)
+				}
+			}
 		})
 	}
 }

@@ -465,7 +465,12 @@ func unpickle(data []byte, persid func(any) (any, error)) (root any, n int, err 
 			return nil, 0, fe
 		}
 		// gopickle's messages may quote whole objects: keep one short line.
-		return nil, 0, errors.New("pickle: " + oneLine(err.Error()))
+		// Errors of ours that it passes on (from persid) are prefixed already.
+		msg := oneLine(err.Error())
+		if !strings.HasPrefix(msg, "pickle: ") {
+			msg = "pickle: " + msg
+		}
+		return nil, 0, errors.New(msg)
 	}
 	c := converter{done: make(map[any]any), busy: make(map[any]bool)}
 	root, err = c.convert(raw, 0)

@@ -42,7 +42,7 @@ type zipArchive struct {
 func openZip(r io.ReaderAt, size int64) (*zipArchive, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
-		return nil, fmt.Errorf("pickle: zip: %w", err)
+		return nil, fmt.Errorf("pickle: zip: %w", zipCause(err))
 	}
 	if len(zr.File) == 0 {
 		return nil, errors.New("pickle: zip: archive is empty")
@@ -87,14 +87,14 @@ func (a *zipArchive) read(name string) ([]byte, error) {
 	}
 	rc, err := f.Open()
 	if err != nil {
-		return nil, fmt.Errorf("pickle: zip: entry %q: %w", f.Name, err)
+		return nil, fmt.Errorf("pickle: zip: entry %q: %w", f.Name, zipCause(err))
 	}
 	defer rc.Close()
 	// Read at most one byte more than declared, so a lying header is caught
 	// without reading further.
 	b, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
 	if err != nil {
-		return nil, fmt.Errorf("pickle: zip: entry %q: %w", f.Name, err)
+		return nil, fmt.Errorf("pickle: zip: entry %q: %w", f.Name, zipCause(err))
 	}
 	if uint64(len(b)) != f.UncompressedSize64 {
 		return nil, fmt.Errorf("pickle: zip: entry %q has %d bytes, header says %d", f.Name, len(b), f.UncompressedSize64)
@@ -116,7 +116,7 @@ func (a *zipArchive) span(name string) (int64, int64, error) {
 	}
 	off, err := f.DataOffset()
 	if err != nil {
-		return 0, 0, fmt.Errorf("pickle: zip: entry %q: %w", f.Name, err)
+		return 0, 0, fmt.Errorf("pickle: zip: entry %q: %w", f.Name, zipCause(err))
 	}
 	n := int64(f.UncompressedSize64)
 	if off < 0 || n < 0 || off > a.size || n > a.size-off {
@@ -281,3 +281,18 @@ func loadZip(r io.ReaderAt, size int64) (*File, error) {
 	}
 	return f, nil
 }
+
+// zipCause returns err for wrapping in a message that already says "zip:":
+// archive/zip's errors ("zip: checksum error") print without their own
+// prefix, and errors.Is still finds them.
+func zipCause(err error) error {
+	if strings.HasPrefix(err.Error(), "zip: ") {
+		return causeErr{err}
+	}
+	return err
+}
+
+type causeErr struct{ err error }
+
+func (e causeErr) Error() string { return strings.TrimPrefix(e.err.Error(), "zip: ") }
+func (e causeErr) Unwrap() error { return e.err }
