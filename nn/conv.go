@@ -141,7 +141,7 @@ func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 && g.groups 
 
 func conv2d(x, w, b *Tensor, p ConvParams) *Tensor {
 	g := convGeometry(x, w, b, p)
-	out := newResultData([]int{g.n, g.o, g.oh, g.ow}, g.depthwise(), x)
+	out := newResultData([]int{g.n, g.o, g.oh, g.ow}, false, x) // every path writes every element
 	switch {
 	case g.depthwise():
 		depthwiseForward(&g, x.data, w.data, b, out.data)
