@@ -4,7 +4,16 @@ package nn
 
 import "golang.org/x/sys/cpu"
 
-var poolAVX2 = cpu.X86.HasAVX2
+// The vector kernels used; tests switch them off to check the others.
+var (
+	poolAVX2   = cpu.X86.HasAVX2
+	poolAVX512 = cpu.X86.HasAVX512F
+)
+
+// maxKeepFirstAVX512 is maxKeepFirstGo on n >= 16 floats.
+//
+//go:noescape
+func maxKeepFirstAVX512(dst, a, b *float32, n int)
 
 // maxKeepFirstAVX2 is maxKeepFirstGo on n >= 8 floats.
 //
@@ -22,6 +31,10 @@ func everyOtherAVX2(dst, src *float32, n int)
 func maxKeepFirst(dst, a, b []float32) {
 	n := len(dst)
 	a, b = a[:n], b[:n]
+	if poolAVX512 && n >= 16 {
+		maxKeepFirstAVX512(&dst[0], &a[0], &b[0], n)
+		return
+	}
 	if poolAVX2 && n >= 8 {
 		maxKeepFirstAVX2(&dst[0], &a[0], &b[0], n)
 		return

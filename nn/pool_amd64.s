@@ -56,6 +56,57 @@ done:
 	VZEROUPPER
 	RET
 
+// STEP16 is STEP on 16 floats, the NaN test into a mask register.
+#define STEP16(off, zb, zr) \
+	VMOVUPS off(DX)(AX*4), zb \
+	VMAXPS  off(SI)(AX*4), zb, zr \
+	VCMPPS  $3, zb, zb, K1 \
+	VMOVUPS zb, K1, zr \
+	VMOVUPS zr, off(DI)(AX*4)
+
+// func maxKeepFirstAVX512(dst, a, b *float32, n int)
+// n >= 16; the last n%16 are done by redoing the last 16, as in
+// maxKeepFirstAVX2.
+TEXT ·maxKeepFirstAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-64, BX
+	JZ   z16
+
+zloop64:
+	STEP16(0, Z0, Z1)
+	STEP16(64, Z2, Z3)
+	STEP16(128, Z4, Z5)
+	STEP16(192, Z6, Z7)
+	ADDQ $64, AX
+	CMPQ AX, BX
+	JLT  zloop64
+
+z16:
+	MOVQ CX, BX
+	SUBQ $16, BX // start of the last 16
+
+zloop16:
+	CMPQ AX, BX
+	JGT  zlast
+	STEP16(0, Z0, Z1)
+	ADDQ $16, AX
+	JMP  zloop16
+
+zlast:
+	CMPQ AX, CX
+	JGE  zdone
+	MOVQ BX, AX
+	STEP16(0, Z0, Z1)
+
+zdone:
+	VZEROUPPER
+	RET
+
 // EVEN8 stores at DI+off the even floats of the 16 at SI+2*off.
 #define EVEN8(off, r0, r1) \
 	VMOVUPS   (2*off)(SI)(AX*8), r0 \
