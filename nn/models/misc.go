@@ -76,14 +76,6 @@ var vecAct = [...]vec.Act{
 	actSigmoid:     vec.Sigmoid,
 }
 
-// expf is e^x for x clamped to [-87, 88], computed by the vector
-// exponential that SiLU and sigmoid use (TestExpf checks it).
-func expf(x float32) float32 {
-	p := [1]float32{min(max(x, -87), 88)}
-	vec.Exp(p[:])
-	return p[0]
-}
-
 // applyAct applies k to p in place, with torch's formulas.
 func applyAct(p []float32, k actKind) { vec.Apply(p, vecAct[k]) }
 

@@ -1,7 +1,6 @@
 package models
 
 import (
-	"math"
 	"testing"
 
 	"github.com/ckptkit/ckpt/nn"
@@ -64,25 +63,3 @@ func BenchmarkMobileNetV2(b *testing.B) { benchArch(b, "mobilenet_v2", 1, 224) }
 
 // BenchmarkEfficientNetB0 times efficientnet_b0 on one 224x224 image.
 func BenchmarkEfficientNetB0(b *testing.B) { benchArch(b, "efficientnet_b0", 1, 224) }
-
-// TestExpf checks the float32 exponential of the fused SiLU and sigmoid
-// against math.Exp: within 3e-7 relative (two to three float32 ulps) over
-// the range it is used in.
-func TestExpf(t *testing.T) {
-	worst, at := 0.0, float32(0)
-	for x := float32(-87); x <= 88; x += 0.0137 {
-		want := math.Exp(float64(x))
-		got := float64(expf(x))
-		if e := math.Abs(got-want) / want; e > worst {
-			worst, at = e, x
-		}
-	}
-	if worst > 3e-7 {
-		t.Errorf("expf(%g): relative error %.3g, want <= 3e-7", at, worst)
-	}
-	for _, x := range []float32{-1000, 1000} {
-		if got := expf(x); math.IsNaN(float64(got)) || math.IsInf(float64(got), 0) {
-			t.Errorf("expf(%g) = %g, want a finite value (clamped)", x, got)
-		}
-	}
-}
