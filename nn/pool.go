@@ -73,10 +73,10 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 	}
 	idx := make([]int32, len(out.data))
 	maxPoolIndexed(&g, x.data, out.data, idx)
-	hw, ohw := g.h*g.w, g.oh*g.ow
+	hw, ohw, planes := g.h*g.w, g.oh*g.ow, g.n*g.c
 	return record(out, "MaxPool2DWithIndicesBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
 		gx := make([]float32, len(x.data))
-		for nc := range g.n * g.c {
+		for nc := range planes {
 			for i := range ohw {
 				if j := idx[nc*ohw+i]; j >= 0 {
 					gx[nc*hw+int(j)] += gr[nc*ohw+i]
@@ -142,17 +142,18 @@ func AvgPool2dFn(x *Tensor, p PoolParams, countIncludePad bool) *Tensor {
 	}
 	out := newResult([]int{g.n, g.c, g.oh, g.ow}, x)
 	avgPoolWindows(&g, x.data, out.data, countIncludePad)
+	gg := g // a copy, so that g itself stays on the stack when no graph is recorded
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	return record(out, "AvgPool2DBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
 		gx := make([]float32, len(x.data))
-		for nc := range g.n * g.c {
-			for oh := range g.oh {
-				for ow := range g.ow {
-					h0, h1, w0, w1, div := g.avgWindow(oh, ow, countIncludePad)
-					v := gr[nc*ohw+oh*g.ow+ow] / div
+		for nc := range gg.n * gg.c {
+			for oh := range gg.oh {
+				for ow := range gg.ow {
+					h0, h1, w0, w1, div := gg.avgWindow(oh, ow, countIncludePad)
+					v := gr[nc*ohw+oh*gg.ow+ow] / div
 					for ih := h0; ih < h1; ih++ {
 						for iw := w0; iw < w1; iw++ {
-							gx[nc*hw+ih*g.w+iw] += v
+							gx[nc*hw+ih*gg.w+iw] += v
 						}
 					}
 				}
