@@ -8,39 +8,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
-// poolTorchScript reads an input tensor (float32 bits, hex) and pooling
-// geometries as JSON on stdin, and prints torch's max_pool2d outputs, as
-// float32 bits in hex, computed without and with a graph (the kernel that
-// records indices), and for geometries without dilation avg_pool2d's with
-// count_include_pad true and false.
-const poolTorchScript = `
-import json, sys, torch
-import torch.nn.functional as F
-req = json.load(sys.stdin)
-def tensor(h):
-    return torch.frombuffer(bytearray.fromhex(h), dtype=torch.float32).reshape(req["shape"])
-x, xf = tensor(req["x"]), tensor(req["xf"])
-res = []
-for c in req["cases"]:
-    args = dict(kernel_size=c["k"], stride=c["s"], padding=c["p"], dilation=c["d"], ceil_mode=c["ceil"])
-    with torch.no_grad():
-        y0 = F.max_pool2d(x, **args)
-    xg = x.clone().requires_grad_(True)
-    y1 = F.max_pool2d(xg, **args)
-    r = [y0.numpy().tobytes().hex(), y1.detach().numpy().tobytes().hex()]
-    if c["d"] == [1, 1]:
-        for incl in (True, False):
-            with torch.no_grad():
-                y = F.avg_pool2d(xf, c["k"], c["s"], c["p"], c["ceil"], count_include_pad=incl)
-            r.append(y.numpy().tobytes().hex())
-    res.append(r)
-json.dump(res, sys.stdout)
-`
-
 // TestPoolTorchBits checks both max pooling paths against torch's output
+// (testdata/gen/pool_bits.py computes it for the input and geometries the
+// test sends)
 // bit for bit on inputs full of NaNs with distinct payloads, signed zeros and
 // infinities: which NaN and which zero a window gives is torch's choice. Both
 // average pooling paths sum in torch's order and must give its bits too (on
@@ -83,7 +57,7 @@ func TestPoolTorchBits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(torchPython, "-c", poolTorchScript)
+	cmd := exec.Command(torchPython, filepath.Join("..", "testdata", "gen", "pool_bits.py"))
 	cmd.Stdin = bytes.NewReader(in)
 	outb, err := cmd.Output()
 	if err != nil {
