@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"unsafe"
@@ -113,3 +114,33 @@ func TestInferOutputViews(t *testing.T) {
 type squareView struct{ Base }
 
 func (*squareView) Forward(x *Tensor) *Tensor { return x.Mul(x).Reshape(6) }
+
+// TestInferConcurrent runs Infer from several goroutines on one model:
+// each call has an arena of its own, so every result must be its input's.
+func TestInferConcurrent(t *testing.T) {
+	m := newArenaNet()
+	const workers, calls = 4, 25
+	xs := make([]*Tensor, workers)
+	wants := make([]*Tensor, workers)
+	for i := range xs {
+		xs[i] = RandN(2, 3, 6, 6)
+		NoGrad(func() { wants[i] = m.Forward(xs[i]) })
+	}
+	errs := make(chan string, workers)
+	for i := range workers {
+		go func() {
+			for range calls {
+				if got := Infer(m, xs[i]); !slices.Equal(got.data, wants[i].data) {
+					errs <- fmt.Sprintf("worker %d: got %v, want %v", i, got.data, wants[i].data)
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range workers {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}
