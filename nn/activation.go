@@ -82,8 +82,6 @@ func (t *Tensor) LeakyReLU(slope float32) *Tensor {
 	})
 }
 
-func sigmoid32(x float32) float32 { return 1 / (1 + expf32(-x)) }
-
 // Sigmoid returns 1/(1+e^-t).
 func (t *Tensor) Sigmoid() *Tensor {
 	out := actOut(t, vec.Sigmoid)
@@ -114,8 +112,9 @@ func (t *Tensor) SiLU() *Tensor {
 	}
 	return record(out, "SiluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
+		vec.ApplyTo(gx, x, vec.Sigmoid)
 		for i, v := range x {
-			s := sigmoid32(v)
+			s := gx[i]
 			gx[i] = g[i] * s * (1 + v*(1-s))
 		}
 		return [][]float32{gx}
