@@ -62,6 +62,7 @@ func (s *colSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 				continue
 			}
 			segs := segsBuf[:0]
+			covered := 0 // columns the segments fill
 			for _, r := range runs {
 				ih := r.oh*g.sh + ki*g.dh - g.ph
 				if ih < 0 || ih >= g.h {
@@ -71,23 +72,35 @@ func (s *colSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 				lo, hi := validRange(iw0, g.sw, g.wd, r.n)
 				if lo < hi {
 					segs = append(segs, colSeg{r.off + lo, r.img + ih*g.wd + iw0 + lo*g.sw, hi - lo})
+					covered += hi - lo
 				}
 			}
 			for q := c0*taps + t - pc; q < kc; q += taps {
 				row := d[q*nr : q*nr+nr]
 				xc := s.x[(pc+q)/taps*plane:]
-				clear(row)
-				if g.sw == 1 {
+				if covered < nr {
+					clear(row) // padding, and the columns past nc
+				}
+				switch g.sw {
+				case 1:
 					for _, sg := range segs {
 						copyShort(row[sg.dst:sg.dst+sg.n], xc[sg.src:sg.src+sg.n])
 					}
-					continue
-				}
-				for _, sg := range segs {
-					out := row[sg.dst : sg.dst+sg.n]
-					src := xc[sg.src:]
-					for i := range out {
-						out[i] = src[i*g.sw]
+				case 2:
+					for _, sg := range segs {
+						out := row[sg.dst : sg.dst+sg.n]
+						src := xc[sg.src : sg.src+2*len(out)-1]
+						for i := range out {
+							out[i] = src[2*i]
+						}
+					}
+				default:
+					for _, sg := range segs {
+						out := row[sg.dst : sg.dst+sg.n]
+						src := xc[sg.src:]
+						for i := range out {
+							out[i] = src[i*g.sw]
+						}
 					}
 				}
 			}

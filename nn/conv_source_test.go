@@ -66,3 +66,32 @@ func geomString(g *convGeom) string {
 	return fmt.Sprintf("input %dx%dx%d kernel %dx%d stride %d,%d padding %d,%d dilation %d,%d",
 		g.c, g.h, g.wd, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
 }
+
+// BenchmarkColSource packs every panel of a convolution's column matrix,
+// as a product with an 8×48 kernel and 256-row blocks would ask for them,
+// for ResNet's stem (7×7 stride 2) and a first-stage 3×3 layer.
+func BenchmarkColSource(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		c, h, k int
+		p       ConvParams
+	}{
+		{"stem7x7s2", 3, 224, 7, ConvParams{Stride: [2]int{2, 2}, Padding: [2]int{3, 3}}},
+		{"layer1_3x3", 64, 56, 3, ConvParams{Padding: [2]int{1, 1}}},
+		{"layer4_3x3", 512, 7, 3, ConvParams{Padding: [2]int{1, 1}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			x, w := RandN(1, c.c, c.h, c.h), RandN(1, c.c, c.k, c.k)
+			g := convGeometry(x, w, nil, c.p)
+			src := &colSource{g: g, x: x.data}
+			const nr, kc = 48, 256
+			dst := make([]float32, kc*(g.ohw+nr))
+			b.SetBytes(int64(4 * g.k * g.ohw))
+			for b.Loop() {
+				for pc := 0; pc < g.k; pc += kc {
+					src.PackB(nr, pc, min(kc, g.k-pc), 0, g.ohw, dst)
+				}
+			}
+		})
+	}
+}
