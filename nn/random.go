@@ -55,4 +55,3 @@ func exp32(x float32) float32  { return float32(math.Exp(float64(x))) }
 func log32(x float32) float32  { return float32(math.Log(float64(x))) }
 func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
 func tanh32(x float32) float32 { return float32(math.Tanh(float64(x))) }
-
