@@ -333,7 +333,7 @@ func parallelFor(n, work int, f func(lo, hi int)) {
 	}
 	p = min(p, n)
 	var wg sync.WaitGroup
-	for i := range p {
+	for i := 1; i < p; i++ {
 		lo, hi := i*n/p, (i+1)*n/p
 		wg.Add(1)
 		go func() {
@@ -341,6 +341,7 @@ func parallelFor(n, work int, f func(lo, hi int)) {
 			f(lo, hi)
 		}()
 	}
+	f(0, n/p) // the first share on the calling goroutine, which would only wait
 	wg.Wait()
 }
 
