@@ -1,0 +1,121 @@
+package jpeg_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ckptkit/ckpt/internal/testenv"
+	"github.com/ckptkit/ckpt/nn/transforms"
+	"github.com/ckptkit/ckpt/nn/transforms/internal/jpeg"
+)
+
+// The fixtures are written by testdata/gen/jpeg_fixtures.py: JPEG files saved
+// by Pillow and Pillow's own RGB decoding of each (libjpeg-turbo's islow
+// IDCT, fancy upsampling and fixed-point colour conversion).
+const fixtureDir = "../../../../testdata/transforms/jpeg"
+
+type pillowCase struct {
+	Name    string         `json:"name"`
+	Width   int            `json:"width"`
+	Height  int            `json:"height"`
+	Options map[string]any `json:"options"`
+}
+
+func loadCases(t *testing.T, dir string) []pillowCase {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Cases []pillowCase `json:"pillow_decodes"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Cases) == 0 {
+		t.Fatal("manifest has no cases")
+	}
+	return m.Cases
+}
+
+// firstDiff describes the first pixel where got and want differ.
+func firstDiff(got, want []byte, w int) string {
+	n, maxd := 0, 0
+	first := -1
+	for i := range want {
+		if d := int(got[i]) - int(want[i]); d != 0 {
+			if first < 0 {
+				first = i
+			}
+			n++
+			maxd = max(maxd, d, -d)
+		}
+	}
+	p := first / 3
+	return fmt.Sprintf("%d of %d bytes differ (max %d levels); first at x=%d y=%d channel %d: got %d, want %d",
+		n, len(want), maxd, p%w, p/w, first%3, got[first], want[first])
+}
+
+func runPillowCases(t *testing.T, dir string, cases []pillowCase) {
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%dx%d/%v", c.Name, c.Width, c.Height, c.Options), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(dir, c.Name+".jpg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join(dir, c.Name+".rgb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := jpeg.Decode(data)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if got := img.Bounds(); got != image.Rect(0, 0, c.Width, c.Height) {
+				t.Fatalf("got bounds %v, want %dx%d", got, c.Width, c.Height)
+			}
+			rgb := transforms.ToRGB(img)
+			if len(rgb.Pix) != len(want) {
+				t.Fatalf("got %d bytes, want %d", len(rgb.Pix), len(want))
+			}
+			if !bytes.Equal(rgb.Pix, want) {
+				t.Fatalf("pixels differ from Pillow's: %s", firstDiff(rgb.Pix, want, c.Width))
+			}
+			// transforms.Decode must take this decoder, not image/jpeg.
+			timg, format, err := transforms.Decode(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := transforms.ToRGB(timg).Pix; format != "jpeg" || !bytes.Equal(got, want) {
+				t.Fatalf("transforms.Decode: format %q, pixels differ from Pillow's", format)
+			}
+		})
+	}
+}
+
+func TestPillowFixtures(t *testing.T) {
+	runPillowCases(t, fixtureDir, loadCases(t, fixtureDir))
+}
+
+// TestPillowInterop writes random images with random encoder options through
+// Pillow with a fresh seed and checks the decoder against Pillow's decoding.
+func TestPillowInterop(t *testing.T) {
+	py := testenv.Python(t)
+	dir := t.TempDir()
+	seed := strconv.FormatInt(time.Now().UnixNano()%1_000_000, 10)
+	out, err := exec.Command(py, "../../../../testdata/gen/jpeg_fixtures.py", "--out", dir, "--seed", seed, "--count", "40").CombinedOutput()
+	if err != nil {
+		t.Fatalf("generator: %v\n%s", err, out)
+	}
+	t.Logf("seed %s", seed)
+	runPillowCases(t, dir, loadCases(t, dir))
+}
