@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg" // registered decoders: the formats Decode reads
@@ -10,6 +11,8 @@ import (
 	"math"
 
 	_ "golang.org/x/image/webp"
+
+	"github.com/ckptkit/ckpt/nn/transforms/internal/jpeg"
 )
 
 // MaxPixels bounds the size of an image Decode accepts (width × height), so a
@@ -18,6 +21,11 @@ const MaxPixels = 100 << 20
 
 // Decode reads a JPEG, PNG or WebP image and returns it with its format name.
 // Images larger than MaxPixels are refused before their pixels are decoded.
+//
+// JPEG files are decoded with libjpeg's integer inverse DCT, so ToRGB gives
+// Pillow's bytes; the kinds that decoder does not handle (arithmetic coding,
+// 12-bit, CMYK and RGB-coded files, unusual sampling factors) go to
+// image/jpeg and can differ from Pillow by a few levels.
 func Decode(r io.Reader) (image.Image, string, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -29,6 +37,15 @@ func Decode(r io.Reader) (image.Image, string, error) {
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
 		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, MaxPixels)
+	}
+	if format == "jpeg" && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
+		img, err := jpeg.Decode(data)
+		if err == nil {
+			return img, format, nil
+		}
+		if !errors.Is(err, jpeg.ErrUnsupported) {
+			return nil, "", fmt.Errorf("transforms: decoding jpeg: %w", err)
+		}
 	}
 	img, format, err := image.Decode(bytes.NewReader(data))
 	if err != nil {

@@ -6,9 +6,13 @@
 // Resizing reproduces Pillow's 8-bit resampler (separable filters whose
 // support grows with the downscale factor, fixed-point coefficients with 22
 // fractional bits, rounding to 8 bits after each pass), so PNG inputs give the
-// same bytes as torchvision. JPEG inputs can differ by a level or two because
-// Go's JPEG decoder and libjpeg round their inverse DCTs and chroma upsampling
-// differently; the decoders, not the transforms, account for that.
+// same bytes as torchvision. JPEG inputs do too: Decode uses its own JPEG
+// decoder (internal/jpeg) with libjpeg's integer inverse DCT, and ToRGB
+// libjpeg's chroma upsampling and colour conversion. JPEG kinds that decoder
+// leaves to image/jpeg (arithmetic coding, 12-bit, CMYK or RGB-coded files,
+// sampling other than 4:4:4, 4:2:2 and 4:2:0) can differ by a few levels, and
+// so can 4:4:0 files and 4:2:x files at most 4 pixels wide, whose chroma
+// ToRGB upsamples differently from libjpeg.
 //
 // Decoding covers JPEG, PNG and WebP (golang.org/x/image/webp). The package
 // reads only what it is given and returns errors for undecodable input.
