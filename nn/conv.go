@@ -95,6 +95,10 @@ type convGeom struct {
 	n, c, h, wd, o, kh, kw, oh, ow int
 	sh, sw, ph, pw, dh, dw, groups int
 	cg, og, k, ohw                 int // per-group in/out channels, column rows, output pixels
+
+	// colsDeint says the input the forward pass reads has each row's even
+	// columns first, then its odd ones (see deinterleaveCols).
+	colsDeint bool
 }
 
 func convGeometry(x, w, b *Tensor, p ConvParams) convGeom {
@@ -142,23 +146,30 @@ func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 && g.groups 
 func conv2d(x, w, b *Tensor, p ConvParams) *Tensor {
 	g := convGeometry(x, w, b, p)
 	out := newResultData([]int{g.n, g.o, g.oh, g.ow}, false, x) // every path writes every element
+	gf, xd := g, x.data                                         // the forward pass's view of the input
+	if g.sw == 2 && g.kw > 1 && !g.depthwise() {
+		// Stride-2 taps read every other column: laid out by parity, the
+		// columns a tap reads are contiguous, and the kw taps of a row share
+		// one copy of the input instead of each gathering from it.
+		xd, gf.colsDeint = deinterleaveCols(x, g.wd), true
+	}
 	switch {
 	case g.depthwise():
 		depthwiseForward(&g, x.data, w.data, b, out.data)
 	case g.groups >= 4 && g.og*g.k*g.ohw*g.groups >= parallelMin:
 		// Many small groups (ResNeXt, RegNet) run in parallel; otherwise
 		// groups run in turn and the product parallelises within each.
-		gc := g // the goroutines get a copy, so g itself does not escape
+		gc, xc := gf, xd // the goroutines get copies, so gf and xd themselves do not escape
 		for n := range g.n {
 			parallelForWorkers(g.groups, min(runtime.GOMAXPROCS(0), g.groups), func(_, lo, hi int) {
-				convGroups(&gc, x.data, w.data, b, out.data, n, lo, hi)
+				convGroups(&gc, xc, w.data, b, out.data, n, lo, hi)
 			})
 		}
 	case g.groups == 1 && g.n > 1 && g.k > g.ohw:
-		convBatched(&g, x, w.data, b, out.data)
+		convBatched(&gf, x, xd, w.data, b, out.data)
 	default:
 		for n := range g.n {
-			convGroups(&g, x.data, w.data, b, out.data, n, 0, g.groups)
+			convGroups(&gf, xd, w.data, b, out.data, n, 0, g.groups)
 		}
 	}
 	if !needGrad(x, w, b) {
@@ -201,7 +212,7 @@ func convGroups(g *convGeom, x, w []float32, b *Tensor, out []float32, n, lo, hi
 // a CNN), which image by image would pack the weights once per image. The
 // product's columns run image after image, so its [O, N*oh*ow] result is
 // then scattered into out's [N, O, oh*ow].
-func convBatched(g *convGeom, x *Tensor, w []float32, b *Tensor, out []float32) {
+func convBatched(g *convGeom, x *Tensor, xd, w []float32, b *Tensor, out []float32) {
 	cols := g.n * g.ohw
 	tmp := newResultData([]int{g.o, cols}, false, x).data
 	beta := float32(0)
@@ -214,13 +225,34 @@ func convBatched(g *convGeom, x *Tensor, w []float32, b *Tensor, out []float32) 
 		}
 		beta = 1
 	}
-	src := &colSource{g: *g, x: x.data, imageStride: g.c * g.h * g.wd}
+	src := &colSource{g: *g, x: xd, imageStride: g.c * g.h * g.wd}
 	gemm.SgemmSource(g.o, cols, g.k, 1, w, g.k, src, beta, tmp, cols)
 	for n := range g.n {
 		for oc := range g.o {
 			copy(out[(n*g.o+oc)*g.ohw:(n*g.o+oc+1)*g.ohw], tmp[oc*cols+n*g.ohw:])
 		}
 	}
+}
+
+// deinterleaveCols returns x's data with each row of width wd rearranged
+// as its even columns, then its odd ones: column iw moves to iw/2, or to
+// (wd+1)/2 + iw/2 when iw is odd.
+func deinterleaveCols(x *Tensor, wd int) []float32 {
+	out := newResultData(cloneInts(x.shape), false, x).data
+	src := x.data
+	rows, half := len(src)/wd, (wd+1)/2
+	parallelFor(rows, len(src), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			s, d := src[r*wd:(r+1)*wd], out[r*wd:(r+1)*wd]
+			for j := range half {
+				d[j] = s[2*j]
+			}
+			for j := range wd / 2 {
+				d[half+j] = s[2*j+1]
+			}
+		}
+	})
+	return out
 }
 
 // im2col writes the columns of one group of one image: row (c, ki, kj) holds

@@ -7,7 +7,7 @@ package nn
 // read back.
 type colSource struct {
 	g convGeom  // a copy: a source handed to gemm escapes, the caller's geometry should not
-	x []float32 // the group's input channels of the first image, [cg, h, w]
+	x []float32 // the group's input channels of the first image, [cg, h, w] (columns by parity when g.colsDeint)
 
 	// imageStride is the distance in x from one image to the next, when
 	// the columns span several (g.c*h*w); 0 for one image.
@@ -71,7 +71,11 @@ func (s *colSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 				iw0 := r.ow0*g.sw + kj*g.dw - g.pw
 				lo, hi := validRange(iw0, g.sw, g.wd, r.n)
 				if lo < hi {
-					segs = append(segs, colSeg{r.off + lo, r.img + ih*g.wd + iw0 + lo*g.sw, hi - lo})
+					iw := iw0 + lo*g.sw
+					if g.colsDeint {
+						iw = iw>>1 + iw&1*((g.wd+1)/2) // and the run's columns are contiguous
+					}
+					segs = append(segs, colSeg{r.off + lo, r.img + ih*g.wd + iw, hi - lo})
 					covered += hi - lo
 				}
 			}
@@ -81,12 +85,12 @@ func (s *colSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 				if covered < nr {
 					clear(row) // padding, and the columns past nc
 				}
-				switch g.sw {
-				case 1:
+				switch {
+				case g.sw == 1 || g.colsDeint:
 					for _, sg := range segs {
 						copyShort(row[sg.dst:sg.dst+sg.n], xc[sg.src:sg.src+sg.n])
 					}
-				case 2:
+				case g.sw == 2:
 					for _, sg := range segs {
 						out := row[sg.dst : sg.dst+sg.n]
 						src := xc[sg.src : sg.src+2*len(out)-1]

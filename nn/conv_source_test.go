@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +15,7 @@ import (
 // output rows shorter and longer than a panel.
 func TestColSourceMatchesIm2col(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for range 300 {
+	for range 600 {
 		kh, kw := 1+rng.IntN(5), 1+rng.IntN(5)
 		p := ConvParams{
 			Stride:   [2]int{1 + rng.IntN(3), 1 + rng.IntN(3)},
@@ -37,6 +38,11 @@ func TestColSourceMatchesIm2col(t *testing.T) {
 			}
 		}
 		src := &colSource{g: g, x: x.data, imageStride: g.c * g.h * g.wd}
+		if g.sw == 2 && rng.IntN(2) == 0 {
+			// The same columns from the input laid out by column parity.
+			src.g.colsDeint = true
+			src.x = deinterleaveCols(x, g.wd)
+		}
 		nr := []int{1, 4, 16, 48, 64}[rng.IntN(5)]
 		pc, jc := rng.IntN(g.k), rng.IntN(cols)
 		kc, nc := 1+rng.IntN(g.k-pc), 1+rng.IntN(cols-jc)
@@ -57,7 +63,7 @@ func TestColSourceMatchesIm2col(t *testing.T) {
 			}
 		}
 		if !slices.Equal(got, want) {
-			t.Fatalf("%s, %d images: PackB(nr=%d, pc=%d, kc=%d, jc=%d, nc=%d) differs from im2col", geomString(&g), images, nr, pc, kc, jc, nc)
+			t.Fatalf("%s, %d images, deinterleaved %v: PackB(nr=%d, pc=%d, kc=%d, jc=%d, nc=%d) differs from im2col", geomString(&g), images, src.g.colsDeint, nr, pc, kc, jc, nc)
 		}
 	}
 }
@@ -69,7 +75,8 @@ func geomString(g *convGeom) string {
 
 // BenchmarkColSource packs every panel of a convolution's column matrix,
 // as a product with an 8×48 kernel and 256-row blocks would ask for them,
-// for ResNet's stem (7×7 stride 2) and a first-stage 3×3 layer.
+// for ResNet's stem (7×7 stride 2; as conv2d runs it, from columns laid out
+// by parity, and gathering strided columns instead) and 3×3 layers.
 func BenchmarkColSource(b *testing.B) {
 	for _, c := range []struct {
 		name    string
@@ -77,6 +84,7 @@ func BenchmarkColSource(b *testing.B) {
 		p       ConvParams
 	}{
 		{"stem7x7s2", 3, 224, 7, ConvParams{Stride: [2]int{2, 2}, Padding: [2]int{3, 3}}},
+		{"stem7x7s2_gather", 3, 224, 7, ConvParams{Stride: [2]int{2, 2}, Padding: [2]int{3, 3}}},
 		{"layer1_3x3", 64, 56, 3, ConvParams{Padding: [2]int{1, 1}}},
 		{"layer4_3x3", 512, 7, 3, ConvParams{Padding: [2]int{1, 1}}},
 	} {
@@ -87,7 +95,11 @@ func BenchmarkColSource(b *testing.B) {
 			const nr, kc = 48, 256
 			dst := make([]float32, kc*(g.ohw+nr))
 			b.SetBytes(int64(4 * g.k * g.ohw))
+			deint := g.sw == 2 && !strings.HasSuffix(c.name, "_gather")
 			for b.Loop() {
+				if deint { // as conv2d does, once per call
+					src.x, src.g.colsDeint = deinterleaveCols(x, g.wd), true
+				}
 				for pc := 0; pc < g.k; pc += kc {
 					src.PackB(nr, pc, min(kc, g.k-pc), 0, g.ohw, dst)
 				}
