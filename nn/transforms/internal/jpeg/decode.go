@@ -15,9 +15,16 @@ const MaxSide = 16384
 // output sample).
 const DefaultMaxSamples = 1 << 27
 
-// maxScans bounds the scans a file may hold; every progressive scan walks all
-// blocks of its components, so this bounds decoding time by frame size.
-const maxScans = 256
+// maxScans bounds the scans a file may hold, and maxVisits how many times
+// its scans may visit each coefficient on average: a progressive scan walks
+// every block of its component even when the file says nothing about them
+// (end-of-band runs), so these bound decoding time by frame size. A valid
+// scan script visits a coefficient at most 14 times (first scan and 13
+// refinements).
+const (
+	maxScans  = 256
+	maxVisits = 16
+)
 
 // ErrUnsupported is wrapped by errors for valid JPEG features this package
 // does not decode (see the package documentation).
@@ -81,6 +88,7 @@ type decoder struct {
 
 	restartInterval int
 	scans           int
+	visits, samples int64 // coefficient visits by scans so far; frame size
 	jfif            bool
 	adobe           bool
 	adobeTransform  byte
@@ -310,6 +318,7 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 		c.ch = (d.height*c.v + d.vmax - 1) / d.vmax
 		total += 64 * c.bw * c.bh
 	}
+	d.samples = int64(total)
 	if total > d.maxSamples {
 		return fmt.Errorf("jpeg: %dx%d frame needs %d samples, over the limit of %d", d.width, d.height, total, d.maxSamples)
 	}
@@ -414,6 +423,12 @@ func (d *decoder) sos(b []byte) error {
 				c.coefBits[k] = 0
 			}
 		}
+	}
+	for _, c := range scan {
+		d.visits += int64((c.cw+7)/8) * int64((c.ch+7)/8) * int64(se-ss+1)
+	}
+	if d.visits > maxVisits*d.samples {
+		return fmt.Errorf("jpeg: scans visit each coefficient more than %d times", maxVisits)
 	}
 	for _, c := range scan {
 		if !c.qSet {
