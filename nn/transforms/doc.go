@@ -10,9 +10,9 @@
 // decoder (internal/jpeg) with libjpeg's integer inverse DCT, and ToRGB
 // libjpeg's chroma upsampling and colour conversion. JPEG kinds that decoder
 // leaves to image/jpeg (arithmetic coding, 12-bit, CMYK or RGB-coded files,
-// sampling other than 4:4:4, 4:2:2 and 4:2:0) can differ by a few levels, and
-// so can 4:4:0 files and 4:2:x files at most 4 pixels wide, whose chroma
-// ToRGB upsamples differently from libjpeg.
+// sampling other than 4:4:4, 4:2:2, 4:2:0 and 4:4:0) can differ by a few
+// levels, and so can 4:2:x files at most 4 pixels wide, whose chroma libjpeg
+// upsamples without its triangle filter.
 //
 // Decoding covers JPEG, PNG and WebP (golang.org/x/image/webp). The package
 // reads only what it is given and returns errors for undecodable input.

@@ -8,8 +8,11 @@ libjpeg(-turbo) decodes the file. manifest.json lists the files with their
 sizes and the options they were saved with.
 
 Usage: /usr/bin/python3 jpeg_fixtures.py [--out DIR] [--seed N] [--count K]
+       /usr/bin/python3 jpeg_fixtures.py --decode FILE.jpg...
 Without --count the fixed committed set is written; with --count, K random
-images, sizes and encoder options (interop tests).
+images, sizes and encoder options (interop tests). --decode writes FILE.rgb
+beside each given JPEG (files the Go tests make, e.g. with restart markers,
+which Pillow 9 cannot write).
 """
 import argparse, json, os
 
@@ -74,7 +77,14 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "transforms", "jpeg"))
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--decode", nargs="+")
     a = ap.parse_args()
+    if a.decode:
+        for path in a.decode:
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+            with open(os.path.splitext(path)[0] + ".rgb", "wb") as f:
+                f.write(rgb.tobytes())
+        return
     rng = np.random.default_rng(a.seed)
     os.makedirs(a.out, exist_ok=True)
     cases = random_cases(rng, a.count) if a.count else FIXED

@@ -494,13 +494,43 @@ func (d *decoder) image() (image.Image, error) {
 	case [2]int{2, 2}:
 		ratio = image.YCbCrSubsampleRatio420
 	default:
-		ratio = image.YCbCrSubsampleRatio440
+		// 4:4:0: chroma is upsampled here, the way libjpeg-turbo does it
+		// (h1v2_fancy_upsample), and the image returned as 4:4:4, because
+		// package transforms reproduces only libjpeg's horizontal filters.
+		ratio = image.YCbCrSubsampleRatio444
+		planes[1] = upsampleH1V2(planes[1], 8*cb.bw, cb.cw, cb.ch, d.height)
+		planes[2] = upsampleH1V2(planes[2], 8*cb.bw, cb.cw, cb.ch, d.height)
+		return &image.YCbCr{
+			Y: planes[0], Cb: planes[1], Cr: planes[2],
+			YStride: 8 * y.bw, CStride: cb.cw,
+			SubsampleRatio: ratio, Rect: r,
+		}, nil
 	}
 	return &image.YCbCr{
 		Y: planes[0], Cb: planes[1], Cr: planes[2],
 		YStride: 8 * y.bw, CStride: 8 * cb.bw,
 		SubsampleRatio: ratio, Rect: r,
 	}, nil
+}
+
+// upsampleH1V2 doubles a w×h plane (stride s) vertically into outH rows with
+// libjpeg-turbo's triangle filter: each output row is 3/4 of the nearer
+// input row and 1/4 of the further one (edge rows repeated), rounded with a
+// bias of 1 for upper and 2 for lower rows.
+func upsampleH1V2(p []uint8, s, w, h, outH int) []uint8 {
+	out := make([]uint8, w*outH)
+	for y := range outH {
+		r := y / 2
+		far, bias := max(r-1, 0), 1
+		if y%2 == 1 {
+			far, bias = min(r+1, h-1), 2
+		}
+		near, other, o := p[r*s:][:w], p[far*s:][:w], out[y*w:][:w]
+		for x := range w {
+			o[x] = uint8((3*int(near[x]) + int(other[x]) + bias) >> 2)
+		}
+	}
+	return out
 }
 
 // zigzag maps the k-th coefficient in zigzag (file) order to its natural

@@ -117,5 +117,73 @@ func TestPillowInterop(t *testing.T) {
 		t.Fatalf("generator: %v\n%s", err, out)
 	}
 	t.Logf("seed %s", seed)
-	runPillowCases(t, dir, loadCases(t, dir))
+	cases := loadCases(t, dir)
+	runPillowCases(t, dir, cases)
+
+	// The same coefficients re-encoded with restart markers, which Pillow 9
+	// cannot write, decoded by Pillow again.
+	var rst []pillowCase
+	var paths []string
+	for i, c := range cases {
+		data, err := os.ReadFile(filepath.Join(dir, c.Name+".jpg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		interval := 1 + i%5
+		re, err := jpeg.Reencode(data, interval)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Name += "_rst"
+		c.Options = map[string]any{"restart_interval": interval}
+		p := filepath.Join(dir, c.Name+".jpg")
+		if err := os.WriteFile(p, re, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rst, paths = append(rst, c), append(paths, p)
+	}
+	args := append([]string{"../../../../testdata/gen/jpeg_fixtures.py", "--decode"}, paths...)
+	if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+		t.Fatalf("generator --decode: %v\n%s", err, out)
+	}
+	runPillowCases(t, dir, rst)
+}
+
+// TestPillowSamplingInterop checks sampling layouts Pillow cannot write
+// (4:4:0, and layouts whose luma factors are not 1 or 2) on files with random
+// coefficients, decoded by Pillow.
+func TestPillowSamplingInterop(t *testing.T) {
+	py := testenv.Python(t)
+	dir := t.TempDir()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	layouts := []struct {
+		name    string
+		factors [3][2]int
+	}{
+		{"440", [3][2]int{{1, 2}, {1, 1}, {1, 1}}},
+		{"440_y2x2", [3][2]int{{2, 2}, {2, 1}, {2, 1}}},
+		{"420", [3][2]int{{2, 2}, {1, 1}, {1, 1}}},
+		{"422_y2x2", [3][2]int{{2, 2}, {1, 2}, {1, 2}}},
+		{"444_y2x1", [3][2]int{{2, 1}, {2, 1}, {2, 1}}},
+	}
+	var cases []pillowCase
+	var paths []string
+	for i, l := range layouts {
+		for j, size := range [][2]int{{37, 23}, {16, 16}, {9, 61}, {70, 5}} {
+			c := pillowCase{Name: fmt.Sprintf("%s_%d", l.name, j), Width: size[0], Height: size[1],
+				Options: map[string]any{"factors": l.factors}}
+			p := filepath.Join(dir, c.Name+".jpg")
+			data := jpeg.Synthesize(size[0], size[1], l.factors, seed+uint64(10*i+j), 1+j*3)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cases, paths = append(cases, c), append(paths, p)
+		}
+	}
+	args := append([]string{"../../../../testdata/gen/jpeg_fixtures.py", "--decode"}, paths...)
+	if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+		t.Fatalf("generator --decode: %v\n%s", err, out)
+	}
+	runPillowCases(t, dir, cases)
 }
