@@ -11,8 +11,7 @@
 // libjpeg's chroma upsampling and colour conversion. JPEG kinds that decoder
 // leaves to image/jpeg (arithmetic coding, 12-bit, CMYK or RGB-coded files,
 // sampling other than 4:4:4, 4:2:2, 4:2:0 and 4:4:0) can differ by a few
-// levels, and so can 4:2:x files at most 4 pixels wide, whose chroma libjpeg
-// upsamples without its triangle filter.
+// levels.
 //
 // Decoding covers JPEG, PNG and WebP (golang.org/x/image/webp). The package
 // reads only what it is given and returns errors for undecodable input.

@@ -489,10 +489,34 @@ func (d *decoder) image() (image.Image, error) {
 	switch [2]int{y.h / cb.h, y.v / cb.v} {
 	case [2]int{1, 1}:
 		ratio = image.YCbCrSubsampleRatio444
-	case [2]int{2, 1}:
+	case [2]int{2, 1}, [2]int{2, 2}:
 		ratio = image.YCbCrSubsampleRatio422
-	case [2]int{2, 2}:
-		ratio = image.YCbCrSubsampleRatio420
+		if y.v != cb.v {
+			ratio = image.YCbCrSubsampleRatio420
+		}
+		if cb.cw <= 2 {
+			// libjpeg replicates chroma no more than 2 samples wide instead
+			// of filtering it; do that here and return 4:4:4.
+			cs := 8 * cb.bw
+			for i := 1; i <= 2; i++ {
+				up := make([]uint8, d.width*d.height)
+				for yy := range d.height {
+					cy := yy
+					if ratio == image.YCbCrSubsampleRatio420 {
+						cy = yy / 2
+					}
+					for x := range d.width {
+						up[yy*d.width+x] = planes[i][cy*cs+x/2]
+					}
+				}
+				planes[i] = up
+			}
+			return &image.YCbCr{
+				Y: planes[0], Cb: planes[1], Cr: planes[2],
+				YStride: 8 * y.bw, CStride: d.width,
+				SubsampleRatio: image.YCbCrSubsampleRatio444, Rect: r,
+			}, nil
+		}
 	default:
 		// 4:4:0: chroma is upsampled here, the way libjpeg-turbo does it
 		// (h1v2_fancy_upsample), and the image returned as 4:4:4, because

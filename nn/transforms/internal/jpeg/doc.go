@@ -11,9 +11,11 @@
 // progressive Huffman (SOF2) with spectral selection and successive
 // approximation, 8-bit samples, restart intervals, one component (returned as
 // *image.Gray) or three YCbCr components (returned as *image.YCbCr) whose
-// chroma is subsampled 4:4:4, 4:2:2, 4:2:0 or 4:4:0. A 4:4:0 image comes back
-// as 4:4:4, its chroma already upsampled as libjpeg-turbo does; the other
-// layouts keep their planes at component resolution.
+// chroma is subsampled 4:4:4, 4:2:2, 4:2:0 or 4:4:0. A 4:4:0 image, and a
+// 4:2:x one at most 4 pixels wide, comes back as 4:4:4 with its chroma
+// already upsampled as libjpeg-turbo does it (triangle filter for 4:4:0,
+// replication for chroma planes 1 or 2 samples wide); the other layouts keep
+// their planes at component resolution for the caller's upsampling.
 //
 // Not supported, reported with an error wrapping ErrUnsupported so a caller
 // can fall back to another decoder: arithmetic coding, lossless and

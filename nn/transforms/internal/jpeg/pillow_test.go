@@ -150,8 +150,9 @@ func TestPillowInterop(t *testing.T) {
 }
 
 // TestPillowSamplingInterop checks sampling layouts Pillow cannot write
-// (4:4:0, and layouts whose luma factors are not 1 or 2) on files with random
-// coefficients, decoded by Pillow.
+// (4:4:0, and layouts whose luma factors are not 1 or 2) and images at most
+// 4 pixels wide, whose subsampled chroma libjpeg replicates instead of
+// filtering, on files with random coefficients, decoded by Pillow.
 func TestPillowSamplingInterop(t *testing.T) {
 	py := testenv.Python(t)
 	dir := t.TempDir()
@@ -170,7 +171,7 @@ func TestPillowSamplingInterop(t *testing.T) {
 	var cases []pillowCase
 	var paths []string
 	for i, l := range layouts {
-		for j, size := range [][2]int{{37, 23}, {16, 16}, {9, 61}, {70, 5}} {
+		for j, size := range [][2]int{{37, 23}, {16, 16}, {9, 61}, {70, 5}, {1, 9}, {2, 3}, {3, 1}, {4, 9}, {5, 2}, {40, 1}} {
 			c := pillowCase{Name: fmt.Sprintf("%s_%d", l.name, j), Width: size[0], Height: size[1],
 				Options: map[string]any{"factors": l.factors}}
 			p := filepath.Join(dir, c.Name+".jpg")
