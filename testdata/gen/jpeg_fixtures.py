@@ -33,10 +33,12 @@ def make_image(rng, w, h, gray=False):
         x0, y0 = rng.integers(0, w), rng.integers(0, h)
         img[y0:y0 + max(1, h // 4), x0:x0 + max(1, w // 4)] = rng.choice([0, 255], 3)
     im = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
+    if gray == "CMYK":
+        return im.convert("CMYK")
     return im.convert("L") if gray else im
 
 
-# name, width, height, gray, Pillow save options
+# name, width, height, gray (or "CMYK"), Pillow save options
 FIXED = [
     ("base_q50_444", 37, 23, False, dict(quality=50, subsampling=0)),
     ("base_q95_422", 64, 40, False, dict(quality=95, subsampling=1)),
@@ -51,6 +53,8 @@ FIXED = [
     ("gray_prog_q50", 33, 17, True, dict(quality=50, progressive=True)),
     ("base_q90_420_8x8", 8, 8, False, dict(quality=90, subsampling=2)),
     ("prog_q60_420_tall", 9, 70, False, dict(quality=60, subsampling=2, progressive=True)),
+    # CMYK (Adobe APP14): the Go decoder leaves it to image/jpeg.
+    ("cmyk_q90", 21, 13, "CMYK", dict(quality=90)),
 ]
 
 
@@ -96,7 +100,10 @@ def main():
         assert rgb.shape == (h, w, 3), rgb.shape
         with open(os.path.join(a.out, name + ".rgb"), "wb") as f:
             f.write(rgb.tobytes())
-        manifest.append(dict(name=name, width=w, height=h, options=opts))
+        case = dict(name=name, width=w, height=h, options=opts)
+        if gray == "CMYK":
+            case["fallback"] = True
+        manifest.append(case)
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump({"pillow_decodes": manifest}, f, indent=1)
 
