@@ -24,8 +24,9 @@ const MaxPixels = 100 << 20
 //
 // JPEG files are decoded with libjpeg's integer inverse DCT, so ToRGB gives
 // Pillow's bytes; the kinds that decoder does not handle (arithmetic coding,
-// 12-bit, CMYK and RGB-coded files, unusual sampling factors) go to
-// image/jpeg and can differ from Pillow by a few levels.
+// 12-bit, CMYK and RGB-coded files, unusual sampling factors, frames over
+// its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
+// differ from Pillow by a few levels.
 func Decode(r io.Reader) (image.Image, string, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -43,7 +44,9 @@ func Decode(r io.Reader) (image.Image, string, error) {
 		if err == nil {
 			return img, format, nil
 		}
-		if !errors.Is(err, jpeg.ErrUnsupported) {
+		// Frames over its own memory budget go to image/jpeg too: MaxPixels,
+		// checked above, is this package's limit.
+		if !errors.Is(err, jpeg.ErrUnsupported) && !errors.Is(err, jpeg.ErrTooLarge) {
 			return nil, "", fmt.Errorf("transforms: decoding jpeg: %w", err)
 		}
 	}

@@ -30,6 +30,10 @@ const (
 // does not decode (see the package documentation).
 var ErrUnsupported = errors.New("unsupported JPEG feature")
 
+// ErrTooLarge is wrapped by errors for frames over MaxSide or the sample
+// budget, which are refused before anything is allocated.
+var ErrTooLarge = errors.New("image too large")
+
 func unsupported(what string) error {
 	return fmt.Errorf("jpeg: %s: %w", what, ErrUnsupported)
 }
@@ -258,7 +262,7 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 		return unsupported("height defined by DNL")
 	}
 	if d.width == 0 || d.width > MaxSide || d.height > MaxSide {
-		return fmt.Errorf("jpeg: image of %dx%d pixels is outside 1..%d per side", d.width, d.height, MaxSide)
+		return fmt.Errorf("jpeg: image of %dx%d pixels is outside 1..%d per side: %w", d.width, d.height, MaxSide, ErrTooLarge)
 	}
 	if len(b) != 6+3*n {
 		return errors.New("jpeg: bad SOF length")
@@ -320,7 +324,7 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 	}
 	d.samples = int64(total)
 	if total > d.maxSamples {
-		return fmt.Errorf("jpeg: %dx%d frame needs %d samples, over the limit of %d", d.width, d.height, total, d.maxSamples)
+		return fmt.Errorf("jpeg: %dx%d frame needs %d samples, over the limit of %d: %w", d.width, d.height, total, d.maxSamples, ErrTooLarge)
 	}
 	for i := range d.comps {
 		c := &d.comps[i]

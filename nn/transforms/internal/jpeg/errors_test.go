@@ -54,13 +54,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"no frame", []byte{0xff, 0xd8, 0xff, 0xd9}, 0, false, "no image data"},
 		{"truncated baseline", base[:len(base)*2/3], 0, false, "truncated"},
 		{"truncated progressive", prog[:len(prog)*2/3], 0, false, "jpeg: "},
-		{"width over MaxSide", patched(base, sof+7, 0x40, 0x01), 0, false, "outside 1..16384"},
+		{"width over MaxSide", patched(base, sof+7, 0x40, 0x01), 0, false, "outside 1..16384 per side: image too large"},
 		{"zero width", patched(base, sof+7, 0, 0), 0, false, "outside 1..16384"},
-		{"over sample budget", base, 1000, false, "over the limit"},
+		{"over sample budget", base, 1000, false, "over the limit of 1000: image too large"},
 		{"arithmetic coding", patched(base, sof+1, 0xc9), 0, true, "SOF9"},
 		{"lossless", patched(base, sof+1, 0xc3), 0, true, "SOF3"},
 		{"12-bit", patched(base, sof+4, 12), 0, true, "12-bit"},
 		{"sampling 4:1:1", patched(base, sof+11, 0x41), 0, true, "sampling factors"},
+		{"four components", patched(base, sof+9, 4), 0, false, "bad SOF length"},
+		{"undefined Huffman table", patched(base, markerAt(t, base, 0xda)+6, 0x33), 0, false, "undefined Huffman table"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
