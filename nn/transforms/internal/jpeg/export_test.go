@@ -1,13 +1,14 @@
 package jpeg
 
 // Reencode decodes data and writes its coefficients again as a sequential
-// file with one interleaved scan and the given restart interval (tests only).
-func Reencode(data []byte, interval int) ([]byte, error) {
+// file with the given restart interval and one interleaved scan, or one scan
+// per component if separate (tests only).
+func Reencode(data []byte, interval int, separate bool) ([]byte, error) {
 	d := &decoder{data: data, maxSamples: DefaultMaxSamples}
 	if err := d.decode(); err != nil {
 		return nil, err
 	}
-	return reencode(d, interval), nil
+	return reencode(d, interval, separate), nil
 }
 
 // Synthesize writes a w×h sequential file with three components sampled
@@ -46,5 +47,5 @@ func Synthesize(w, h int, factors [3][2]int, seed uint64, interval int) []byte {
 			}
 		}
 	}
-	return reencode(d, interval)
+	return reencode(d, interval, false)
 }

@@ -29,6 +29,16 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Layouts Pillow does not write: restart intervals, a scan per
+	// component, 4:4:0.
+	for _, sep := range []bool{false, true} {
+		b, err := Reencode(seedFile(f, "base_q75_420.jpg"), 2, sep)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(Synthesize(19, 21, [3][2]int{{1, 2}, {1, 1}, {1, 1}}, 1, 3))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := DecodeLimit(data, fuzzMaxSamples)
 		if err != nil {
@@ -60,4 +70,12 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("read back %v, wrote %v", back.Bounds(), b)
 		}
 	})
+}
+
+func seedFile(f *testing.F, name string) []byte {
+	b, err := os.ReadFile(filepath.Join(fixtureDir, name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
 }

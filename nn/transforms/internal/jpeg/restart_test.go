@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// Pillow 9 cannot write restart markers, so this test makes files with them:
-// it re-encodes the coefficients of Pillow's sequential fixtures with a
-// restart interval. libjpeg's output depends only on the coefficients,
+// Pillow 9 cannot write restart markers or one scan per component, so this
+// test makes such files: it re-encodes the coefficients of Pillow's
+// sequential fixtures with a restart interval, interleaved or not. libjpeg's output depends only on the coefficients,
 // quantization tables and sampling factors, so the re-encoded file must
 // still decode to Pillow's bytes for the original.
 
@@ -58,85 +58,112 @@ func category(v int32) (int, uint32) {
 	return s, uint32(v) & (1<<s - 1)
 }
 
-// reencode writes the decoded frame of d as a sequential file with one
-// interleaved scan, the given restart interval and 8-bit codes for every
-// symbol (enough for the at most 12 DC and 162 AC symbols).
-func reencode(d *decoder, interval int) []byte {
+// reencode writes the decoded frame of d as a sequential file with the given
+// restart interval: one interleaved scan, or with separate one scan per
+// component. Every symbol gets an 8-bit code (enough for the at most 12 DC
+// and 162 AC symbols).
+func reencode(d *decoder, interval int, separate bool) []byte {
 	var syms [2]map[int]bool
 	syms[0], syms[1] = map[int]bool{}, map[int]bool{}
-	// One pass to collect symbols, one to write.
 	var codes [2]map[int]uint32
-	var body bitWriter
-	for pass := range 2 {
-		body = bitWriter{}
+	scans := [][]int{}
+	if separate {
+		for ci := range d.comps {
+			scans = append(scans, []int{ci})
+		}
+	} else {
+		all := []int{}
+		for ci := range d.comps {
+			all = append(all, ci)
+		}
+		scans = append(scans, all)
+	}
+	// encode writes one scan's entropy-coded data; with codes unset it only
+	// collects the symbols used.
+	encode := func(scan []int) []byte {
+		var body bitWriter
 		emit := func(tc, sym int) {
-			if pass == 0 {
+			if codes[tc] == nil {
 				syms[tc][sym] = true
 				return
 			}
 			body.put(codes[tc][sym], 8)
 		}
 		bits := func(v uint32, n int) {
-			if pass == 1 {
+			if codes[0] != nil {
 				body.put(v, n)
 			}
 		}
+		block := func(ci int, blk []int16, pred *int32) {
+			s, v := category(int32(blk[0]) - *pred)
+			*pred = int32(blk[0])
+			emit(0, s)
+			bits(v, s)
+			run := 0
+			for k := 1; k < 64; k++ {
+				x := int32(blk[zigzag[k]])
+				if x == 0 {
+					run++
+					continue
+				}
+				for run > 15 {
+					emit(1, 0xf0)
+					run -= 16
+				}
+				s, v := category(x)
+				emit(1, run<<4|s)
+				bits(v, s)
+				run = 0
+			}
+			if run > 0 {
+				emit(1, 0)
+			}
+		}
 		preds := make([]int32, len(d.comps))
+		nx, ny := d.mcusX, d.mcusY
+		if len(scan) == 1 {
+			c := &d.comps[scan[0]]
+			nx, ny = (c.cw+7)/8, (c.ch+7)/8
+		}
 		rst := 0
-		for m := range d.mcusX * d.mcusY {
+		for m := range nx * ny {
 			if m > 0 && m%interval == 0 {
-				if pass == 1 {
+				if codes[0] != nil {
 					body.flush()
 					body.out.Write([]byte{0xff, byte(0xd0 + rst)})
 				}
 				rst = (rst + 1) & 7
 				clear(preds)
 			}
-			mx, my := m%d.mcusX, m/d.mcusX
-			for ci := range d.comps {
+			mx, my := m%nx, m/nx
+			if len(scan) == 1 {
+				c := &d.comps[scan[0]]
+				block(scan[0], c.coef[64*(my*c.bw+mx):][:64], &preds[scan[0]])
+				continue
+			}
+			for _, ci := range scan {
 				c := &d.comps[ci]
 				for by := range c.v {
 					for bx := range c.h {
-						blk := c.coef[64*((my*c.v+by)*c.bw+mx*c.h+bx):][:64]
-						s, v := category(int32(blk[0]) - preds[ci])
-						preds[ci] = int32(blk[0])
-						emit(0, s)
-						bits(v, s)
-						run := 0
-						for k := 1; k < 64; k++ {
-							x := int32(blk[zigzag[k]])
-							if x == 0 {
-								run++
-								continue
-							}
-							for run > 15 {
-								emit(1, 0xf0)
-								run -= 16
-							}
-							s, v := category(x)
-							emit(1, run<<4|s)
-							bits(v, s)
-							run = 0
-						}
-						if run > 0 {
-							emit(1, 0)
-						}
+						block(ci, c.coef[64*((my*c.v+by)*c.bw+mx*c.h+bx):][:64], &preds[ci])
 					}
 				}
 			}
 		}
-		if pass == 0 {
-			for tc := range 2 {
-				codes[tc] = map[int]uint32{}
-				for s := range 256 {
-					if syms[tc][s] {
-						codes[tc][s] = uint32(len(codes[tc]))
-					}
-				}
+		body.flush()
+		return body.out.Bytes()
+	}
+	for _, scan := range scans {
+		encode(scan)
+	}
+	for tc := range 2 {
+		codes[tc] = map[int]uint32{}
+		for s := range 256 {
+			if syms[tc][s] {
+				codes[tc][s] = uint32(len(codes[tc]))
 			}
 		}
 	}
-	body.flush()
 
 	var f bytes.Buffer
 	seg := func(marker byte, payload []byte) {
@@ -153,10 +180,8 @@ func reencode(d *decoder, interval int) []byte {
 		seg(0xdb, q)
 	}
 	sof := []byte{8, byte(d.height >> 8), byte(d.height), byte(d.width >> 8), byte(d.width), byte(len(d.comps))}
-	sos := []byte{byte(len(d.comps))}
 	for ci, c := range d.comps {
 		sof = append(sof, c.id, byte(c.h<<4|c.v), byte(ci))
-		sos = append(sos, c.id, 0x00)
 	}
 	seg(0xc0, sof)
 	for tc := range 2 {
@@ -172,8 +197,14 @@ func reencode(d *decoder, interval int) []byte {
 		seg(0xc4, p)
 	}
 	seg(0xdd, []byte{byte(interval >> 8), byte(interval)})
-	seg(0xda, append(sos, 0, 63, 0))
-	f.Write(body.out.Bytes())
+	for _, scan := range scans {
+		sos := []byte{byte(len(scan))}
+		for _, ci := range scan {
+			sos = append(sos, d.comps[ci].id, 0x00)
+		}
+		seg(0xda, append(sos, 0, 63, 0))
+		f.Write(encode(scan))
+	}
 	f.Write([]byte{0xff, 0xd9})
 	return f.Bytes()
 }
@@ -192,9 +223,13 @@ func TestRestartIntervals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, interval := range []int{1, 3, 7} {
-			t.Run(fmt.Sprintf("%s/every%d", name, interval), func(t *testing.T) {
-				re := reencode(d, interval)
+		for _, tc := range []struct {
+			interval int
+			separate bool
+		}{{1, false}, {3, false}, {7, false}, {2, true}, {1000, true}} {
+			interval := tc.interval
+			t.Run(fmt.Sprintf("%s/every%d/separate=%v", name, interval, tc.separate), func(t *testing.T) {
+				re := reencode(d, interval, tc.separate)
 				if n := bytes.Count(re, []byte{0xff, 0xd0}); interval < d.mcusX*d.mcusY && n == 0 {
 					t.Fatalf("re-encoded file has no RST0 marker")
 				}
@@ -210,15 +245,24 @@ func TestRestartIntervals(t *testing.T) {
 	}
 }
 
+// samePlanes reports whether a and b hold the same samples inside the image
+// (padding blocks outside it are coded only by interleaved scans).
 func samePlanes(a, b image.Image) bool {
-	switch a := a.(type) {
-	case *image.Gray:
-		b, ok := b.(*image.Gray)
-		return ok && a.Rect == b.Rect && bytes.Equal(a.Pix, b.Pix)
-	case *image.YCbCr:
-		b, ok := b.(*image.YCbCr)
-		return ok && a.Rect == b.Rect && a.SubsampleRatio == b.SubsampleRatio &&
-			bytes.Equal(a.Y, b.Y) && bytes.Equal(a.Cb, b.Cb) && bytes.Equal(a.Cr, b.Cr)
+	if a.Bounds() != b.Bounds() {
+		return false
 	}
-	return false
+	switch a.(type) {
+	case *image.Gray, *image.YCbCr:
+	default:
+		return false
+	}
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if a.At(x, y) != b.At(x, y) {
+				return false
+			}
+		}
+	}
+	return true
 }
