@@ -11,8 +11,8 @@ const MaxSide = 16384
 
 // DefaultMaxSamples bounds the component samples of a frame (the sum over
 // components of their block-padded plane sizes) that Decode allocates. Each
-// sample costs 3 bytes while decoding (a 16-bit coefficient and an 8-bit
-// output sample).
+// sample costs 1 byte, and 2 more in a progressive file (its coefficients,
+// kept until the last scan).
 const DefaultMaxSamples = 1 << 27
 
 // maxScans bounds the scans a file may hold, and maxVisits how many times
@@ -62,9 +62,10 @@ type component struct {
 	tq     int // quantization table selector
 	q      [64]int32
 	qSet   bool
-	bw, bh int // blocks per row and column in the MCU-padded plane
-	cw, ch int // samples per row and column that belong to the image
-	coef   []int16
+	bw, bh int     // blocks per row and column in the MCU-padded plane
+	cw, ch int     // samples per row and column that belong to the image
+	coef   []int16 // progressive only: 64 per block, natural order
+	pix    []uint8 // samples, 8*bw per row
 	dcPred int32
 	td, ta int // Huffman table selectors of the current scan
 	// coefBits[k] is the successive-approximation bit position last
@@ -76,6 +77,7 @@ type decoder struct {
 	data       []byte
 	pos        int
 	maxSamples int
+	keepCoef   bool // keep sequential coefficients too (tests re-encode them)
 
 	frame       bool
 	progressive bool
@@ -328,7 +330,10 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 	}
 	for i := range d.comps {
 		c := &d.comps[i]
-		c.coef = make([]int16, 64*c.bw*c.bh)
+		c.pix = make([]uint8, 64*c.bw*c.bh)
+		if progressive || d.keepCoef {
+			c.coef = make([]int16, 64*c.bw*c.bh)
+		}
 	}
 	d.frame, d.progressive = true, progressive
 	return nil
@@ -455,6 +460,13 @@ func (d *decoder) sos(b []byte) error {
 	return d.scan(scan, ss, se, ah, al)
 }
 
+// idct writes block b of c (row-major in the padded plane) from its
+// coefficients.
+func (c *component) idct(blk []int16, b int) {
+	stride := 8 * c.bw
+	idctIslow(blk, &c.q, c.pix[8*(b/c.bw)*stride+8*(b%c.bw):], stride)
+}
+
 // image assembles the decoded planes after all scans.
 func (d *decoder) image() (image.Image, error) {
 	if d.progressive {
@@ -474,15 +486,12 @@ func (d *decoder) image() (image.Image, error) {
 		if !c.qSet {
 			return nil, fmt.Errorf("jpeg: component %d has no scan", i)
 		}
-		stride := 8 * c.bw
-		pix := make([]uint8, stride*8*c.bh)
-		for by := range c.bh {
-			for bx := range c.bw {
-				blk := c.coef[64*(by*c.bw+bx):][:64]
-				idctIslow(blk, &c.q, pix[8*by*stride+8*bx:], stride)
+		if d.progressive {
+			for b := range c.bw * c.bh {
+				c.idct(c.coef[64*b:][:64], b)
 			}
 		}
-		planes[i] = pix
+		planes[i] = c.pix
 	}
 	r := image.Rect(0, 0, d.width, d.height)
 	if len(d.comps) == 1 {

@@ -4,7 +4,7 @@ package jpeg
 // file with the given restart interval and one interleaved scan, or one scan
 // per component if separate (tests only).
 func Reencode(data []byte, interval int, separate bool) ([]byte, error) {
-	d := &decoder{data: data, maxSamples: DefaultMaxSamples}
+	d := &decoder{data: data, maxSamples: DefaultMaxSamples, keepCoef: true}
 	if err := d.decode(); err != nil {
 		return nil, err
 	}

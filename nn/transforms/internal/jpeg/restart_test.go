@@ -215,7 +215,7 @@ func TestRestartIntervals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := &decoder{data: data, maxSamples: DefaultMaxSamples}
+		d := &decoder{data: data, maxSamples: DefaultMaxSamples, keepCoef: true}
 		if err := d.decode(); err != nil {
 			t.Fatal(err)
 		}

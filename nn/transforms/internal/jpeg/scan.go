@@ -16,18 +16,32 @@ func (d *decoder) scan(scan []*component, ss, se, ah, al int) error {
 	if len(scan) == 1 {
 		nx, ny = (scan[0].cw+7)/8, (scan[0].ch+7)/8
 	}
-	var block func(c *component, blk []int16) error
+	// block decodes block i (row-major in the padded plane) of c.
+	var block func(c *component, i int) error
+	coef := func(c *component, i int) []int16 { return c.coef[64*i:][:64] }
 	switch {
 	case !d.progressive:
-		block = d.blockSequential
+		// Sequential blocks are complete once decoded: transform them
+		// straight away into the plane.
+		var tmp [64]int16
+		block = func(c *component, i int) error {
+			if err := d.blockSequential(c, tmp[:]); err != nil {
+				return err
+			}
+			c.idct(tmp[:], i)
+			if c.coef != nil {
+				copy(coef(c, i), tmp[:])
+			}
+			return nil
+		}
 	case ss == 0 && ah == 0:
-		block = func(c *component, blk []int16) error { return d.blockDCFirst(c, blk, al) }
+		block = func(c *component, i int) error { return d.blockDCFirst(c, coef(c, i), al) }
 	case ss == 0:
-		block = func(c *component, blk []int16) error { return d.blockDCRefine(blk, al) }
+		block = func(c *component, i int) error { return d.blockDCRefine(coef(c, i), al) }
 	case ah == 0:
-		block = func(c *component, blk []int16) error { return d.blockACFirst(c, blk, ss, se, al) }
+		block = func(c *component, i int) error { return d.blockACFirst(c, coef(c, i), ss, se, al) }
 	default:
-		block = func(c *component, blk []int16) error { return d.blockACRefine(c, blk, ss, se, al) }
+		block = func(c *component, i int) error { return d.blockACRefine(c, coef(c, i), ss, se, al) }
 	}
 	rst := 0
 	for m := range nx * ny {
@@ -44,7 +58,7 @@ func (d *decoder) scan(scan []*component, ss, se, ah, al int) error {
 		mx, my := m%nx, m/nx
 		if len(scan) == 1 {
 			c := scan[0]
-			if err := block(c, c.coef[64*(my*c.bw+mx):][:64]); err != nil {
+			if err := block(c, my*c.bw+mx); err != nil {
 				return err
 			}
 			continue
@@ -53,7 +67,7 @@ func (d *decoder) scan(scan []*component, ss, se, ah, al int) error {
 			for by := range c.v {
 				for bx := range c.h {
 					i := (my*c.v+by)*c.bw + mx*c.h + bx
-					if err := block(c, c.coef[64*i:][:64]); err != nil {
+					if err := block(c, i); err != nil {
 						return err
 					}
 				}
