@@ -39,6 +39,9 @@ func TestDecodeErrors(t *testing.T) {
 	base := readFixture(t, "base_q75_420.jpg")
 	prog := readFixture(t, "prog_q50_420.jpg")
 	sof := markerAt(t, base, 0xc0)
+	// prog without its last scan: the final luma refinement is missing.
+	lastScan := bytes.LastIndex(prog, []byte{0xff, 0xda})
+	partial := append(bytes.Clone(prog[:lastScan]), 0xff, 0xd9)
 	// SOF payload: length(2) precision(1) height(2) width(2) count(1) ...
 	cases := []struct {
 		name        string
@@ -57,6 +60,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"width over MaxSide", patched(base, sof+7, 0x40, 0x01), 0, false, "outside 1..16384 per side: image too large"},
 		{"zero width", patched(base, sof+7, 0, 0), 0, false, "outside 1..16384"},
 		{"over sample budget", base, 1000, false, "over the limit of 1000: image too large"},
+		{"progressive, refinement missing", partial, 0, true, "incomplete coefficients"},
 		{"arithmetic coding", patched(base, sof+1, 0xc9), 0, true, "SOF9"},
 		{"lossless", patched(base, sof+1, 0xc3), 0, true, "SOF3"},
 		{"12-bit", patched(base, sof+4, 12), 0, true, "12-bit"},
