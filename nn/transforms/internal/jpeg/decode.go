@@ -223,6 +223,11 @@ func (d *decoder) decode() error {
 			if d.scans++; d.scans > maxScans {
 				return fmt.Errorf("jpeg: more than %d scans", maxScans)
 			}
+			if d.scans == 1 {
+				if err := d.colorSpace(); err != nil {
+					return err
+				}
+			}
 			if err := d.sos(b); err != nil {
 				return err
 			}
@@ -299,15 +304,6 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 		c := &d.comps[0]
 		c.h, c.v, d.hmax, d.vmax = 1, 1, 1, 1
 	} else {
-		if d.jfif {
-			// JFIF says YCbCr whatever else the file says.
-		} else if d.adobe {
-			if d.adobeTransform == 0 {
-				return unsupported("RGB-coded image (Adobe transform 0)")
-			}
-		} else if d.comps[0].id == 'R' && d.comps[1].id == 'G' && d.comps[2].id == 'B' {
-			return unsupported("RGB-coded image (component ids R, G, B)")
-		}
 		y, cb, cr := d.comps[0], d.comps[1], d.comps[2]
 		if cb.h != cr.h || cb.v != cr.v || y.h != d.hmax || y.v != d.vmax ||
 			y.h%cb.h != 0 || y.v%cb.v != 0 || y.h/cb.h > 2 || y.v/cb.v > 2 {
@@ -336,6 +332,26 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 		}
 	}
 	d.frame, d.progressive = true, progressive
+	return nil
+}
+
+// colorSpace applies libjpeg's guess of a three-component image's colour
+// space from the markers before the first scan: JFIF means YCbCr; otherwise
+// an Adobe marker with transform 0, or component ids 'R','G','B', mean RGB,
+// which is not decoded here.
+func (d *decoder) colorSpace() error {
+	if len(d.comps) != 3 || d.jfif {
+		return nil
+	}
+	if d.adobe {
+		if d.adobeTransform == 0 {
+			return unsupported("RGB-coded image (Adobe transform 0)")
+		}
+		return nil
+	}
+	if d.comps[0].id == 'R' && d.comps[1].id == 'G' && d.comps[2].id == 'B' {
+		return unsupported("RGB-coded image (component ids R, G, B)")
+	}
 	return nil
 }
 
