@@ -38,7 +38,11 @@ func unsupported(what string) error {
 	return fmt.Errorf("jpeg: %s: %w", what, ErrUnsupported)
 }
 
-var errTruncated = errors.New("jpeg: truncated or corrupt data")
+// truncated reports data that ends early, or entropy-coded data that runs
+// into the next marker, at the current offset.
+func (d *decoder) truncated() error {
+	return fmt.Errorf("jpeg: truncated or corrupt data at offset %d of %d", d.pos, len(d.data))
+}
 
 // Decode decodes a JPEG image held in data with the default sample budget.
 // The result is an *image.Gray for one component and an *image.YCbCr for
@@ -109,7 +113,7 @@ type decoder struct {
 
 func (d *decoder) u16() (int, error) {
 	if d.pos+2 > len(d.data) {
-		return 0, errTruncated
+		return 0, d.truncated()
 	}
 	v := int(d.data[d.pos])<<8 | int(d.data[d.pos+1])
 	d.pos += 2
@@ -142,7 +146,7 @@ func (d *decoder) nextMarker() (byte, error) {
 			d.pos++
 		}
 		if d.pos >= len(d.data) {
-			return 0, errTruncated
+			return 0, d.truncated()
 		}
 		m := d.data[d.pos]
 		d.pos++

@@ -133,7 +133,7 @@ func (d *decoder) consume(n int) error {
 	d.acc <<= n
 	d.nacc -= n
 	if d.nacc < d.npad {
-		return errTruncated
+		return d.truncated()
 	}
 	return nil
 }
