@@ -10,7 +10,10 @@
 // CPUs, and everywhere when built with -tags purego, a pure-Go kernel is used.
 // Large products are split over [Threads] goroutines; small ones run on the
 // calling goroutine. [PackA] packs a left operand once (a layer's weights)
-// for many products with [PackedA.Sgemm].
+// for many products with [PackedA.Sgemm]. [SgemmSource] takes its right
+// operand from a [BSource] that packs it block by block, so an operand
+// derived from other data (a convolution's im2col columns, packed straight
+// from the image) is never stored whole.
 //
 // # Concurrency and memory
 //
