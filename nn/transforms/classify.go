@@ -47,7 +47,7 @@ func Decode(r io.Reader) (image.Image, string, error) {
 		// Frames over its own memory budget go to image/jpeg too: MaxPixels,
 		// checked above, is this package's limit.
 		if !errors.Is(err, jpeg.ErrUnsupported) && !errors.Is(err, jpeg.ErrTooLarge) {
-			return nil, "", fmt.Errorf("transforms: decoding jpeg: %w", err)
+			return nil, "", fmt.Errorf("transforms: %w", err) // "jpeg: ..." says what was being decoded
 		}
 	}
 	img, format, err := image.Decode(bytes.NewReader(data))
