@@ -110,10 +110,7 @@ func addReLU(a, b *nn.Tensor) *nn.Tensor {
 	bd = bd[:len(ad)]
 	const chunk = 4096
 	parallel((len(ad)+chunk-1)/chunk, chunk, func(lo, hi int) {
-		a, b := ad[lo*chunk:min(hi*chunk, len(ad))], bd[lo*chunk:min(hi*chunk, len(ad))]
-		for i, v := range a {
-			a[i] = max(v+b[i], 0)
-		}
+		vec.AddReLU(ad[lo*chunk:min(hi*chunk, len(ad))], bd[lo*chunk:min(hi*chunk, len(ad))])
 	})
 	return a
 }

@@ -111,3 +111,28 @@ func run(dst, src []float32, fn string) bool {
 
 // copyKernel is the Identity map.
 func copyKernel(dst, src []float32, _, _ float32) { copy(dst, src) }
+
+// AddReLU sets dst[i] = relu(dst[i] + src[i]) for i < len(dst), as torch's
+// relu(a + b) computes it: a NaN sum stays NaN and a -0 sum stays -0 (the
+// residual connection of ResNet's blocks). src must be at least as long as
+// dst and must not overlap it except by being dst itself.
+func AddReLU(dst, src []float32) {
+	if len(src) < len(dst) {
+		panic("vec: AddReLU: src has " + itoa(len(src)) + " elements, dst " + itoa(len(dst)))
+	}
+	if len(dst) > 0 {
+		addReLU(dst, src[:len(dst)])
+	}
+}
+
+// addReLUGo is AddReLU in Go, the reference the assembly is tested against.
+func addReLUGo(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range dst {
+		s := v + src[i]
+		if s < 0 { // false for NaN and -0, which pass through
+			s = 0
+		}
+		dst[i] = s
+	}
+}

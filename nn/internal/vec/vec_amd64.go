@@ -22,3 +22,16 @@ func asm(f func(dst, src *float32, n int, scale, shift float32)) kernelFn {
 		f(&dst[0], &src[0], len(src), scale, shift)
 	}
 }
+
+// addReLUAVX2 is AddReLU over n floats (addrelu_amd64.s).
+//
+//go:noescape
+func addReLUAVX2(dst, src *float32, n int)
+
+func addReLU(dst, src []float32) {
+	if cpu.X86.HasAVX2 {
+		addReLUAVX2(&dst[0], &src[0], len(dst))
+		return
+	}
+	addReLUGo(dst, src)
+}
