@@ -190,13 +190,7 @@ func convGroups(g *convGeom, x, w []float32, b *Tensor, out []float32, n, lo, hi
 		dst := out[(n*g.o+gr*g.og)*g.ohw:]
 		beta := float32(0)
 		if b != nil {
-			for oc := range g.og {
-				v := b.data[gr*g.og+oc]
-				d := dst[oc*g.ohw : (oc+1)*g.ohw]
-				for i := range d {
-					d[i] = v
-				}
-			}
+			fillRows(dst, g.ohw, b.data[gr*g.og:(gr+1)*g.og])
 			beta = 1
 		}
 		if g.pointwise() {
@@ -217,12 +211,7 @@ func convBatched(g *convGeom, x *Tensor, xd, w []float32, b *Tensor, out []float
 	tmp := newResultData([]int{g.o, cols}, false, x).data
 	beta := float32(0)
 	if b != nil {
-		for oc := range g.o {
-			d := tmp[oc*cols : (oc+1)*cols]
-			for i := range d {
-				d[i] = b.data[oc]
-			}
-		}
+		fillRows(tmp, cols, b.data)
 		beta = 1
 	}
 	src := &colSource{g: *g, x: xd, imageStride: g.c * g.h * g.wd}
@@ -230,6 +219,17 @@ func convBatched(g *convGeom, x *Tensor, xd, w []float32, b *Tensor, out []float
 	for n := range g.n {
 		for oc := range g.o {
 			copy(out[(n*g.o+oc)*g.ohw:(n*g.o+oc+1)*g.ohw], tmp[oc*cols+n*g.ohw:])
+		}
+	}
+}
+
+// fillRows sets row r of dst, rows of n floats, to v[r] for every r <
+// len(v): a bias laid out for a product that adds to it (beta = 1).
+func fillRows(dst []float32, n int, v []float32) {
+	for r, x := range v {
+		d := dst[r*n : (r+1)*n]
+		for i := range d {
+			d[i] = x
 		}
 	}
 }
