@@ -37,27 +37,12 @@ func convBNAct(conv *nn.Conv2d, bn *nn.BatchNorm2d, x *nn.Tensor, relu bool) *nn
 		return y
 	}
 	y := conv.Forward(x)
-	affineInPlace(y, bn, relu)
-	return y
-}
-
-// affineInPlace applies eval-mode BatchNorm (and ReLU) to y [N, C, ...] in
-// place.
-func affineInPlace(y *nn.Tensor, bn *nn.BatchNorm2d, relu bool) {
-	c := y.Size(1)
-	n := y.Size(0)
-	hw := y.Numel() / (n * c)
-	d := y.Data()
-	act := vec.Identity
+	act := actNone
 	if relu {
-		act = vec.ReLU
+		act = actReLU
 	}
-	parallel(n*c, hw, func(lo, hi int) {
-		for nc := lo; nc < hi; nc++ {
-			scale, shift := bnAffine(bn, nc%c)
-			vec.AffineApply(d[nc*hw:(nc+1)*hw], scale, shift, act)
-		}
-	})
+	affineActInPlace(y, bn, act)
+	return y
 }
 
 // parallelMin is the element count below which elementwise passes stay on
@@ -124,10 +109,7 @@ func reluInPlace(x *nn.Tensor) *nn.Tensor {
 	d := x.Data()
 	const chunk = 4096
 	parallel((len(d)+chunk-1)/chunk, chunk, func(lo, hi int) {
-		p := d[lo*chunk : min(hi*chunk, len(d))]
-		for i, v := range p {
-			p[i] = max(v, 0)
-		}
+		vec.Apply(d[lo*chunk:min(hi*chunk, len(d))], vec.ReLU)
 	})
 	return x
 }

@@ -209,7 +209,7 @@ func bnAct(bn *nn.BatchNorm2d, x *nn.Tensor, owned bool) *nn.Tensor {
 	if !owned {
 		x = x.Clone()
 	}
-	affineInPlace(x, bn, true)
+	affineActInPlace(x, bn, actReLU)
 	return x
 }
 
