@@ -6,9 +6,9 @@ import (
 )
 
 // Infer runs m.Forward(x) as an inference call: no graph is recorded (it
-// runs inside [NoGrad], which is process-wide), and the intermediate results of the call are drawn from an
-// arena that is kept for the next call instead of being left to the
-// garbage collector.
+// runs inside [NoGrad], which is process-wide), and the intermediate results
+// of the call are drawn from an arena that is kept for the next call instead
+// of being left to the garbage collector.
 //
 // A forward pass allocates every activation afresh; on machines where the
 // first touch of new memory is slow (virtual machines, where a page fault
