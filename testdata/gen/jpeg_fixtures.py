@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes JPEG files with Pillow and Pillow's decoding of them, the reference
-that nn/transforms/internal/jpeg is checked against (testdata/transforms/jpeg/).
+that data/transforms/internal/jpeg is checked against (testdata/transforms/jpeg/).
 
 For every NAME.jpg, NAME.rgb holds np.asarray(Image.open(NAME.jpg).convert("RGB"))
 as raw bytes (height x width x 3, uint8), i.e. what torchvision sees after

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes images and torchvision's preprocessing of them, the reference that
-package nn/transforms is checked against (testdata/transforms/).
+package data/transforms is checked against (testdata/transforms/).
 
 For every image file and preset, torchvision's ImageClassification transform
 (the one classification weights ship with) runs on PIL.Image.open(f).convert("RGB")

@@ -12,11 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ckptkit/ckpt/data/transforms"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
-	"github.com/ckptkit/ckpt/nn/transforms"
 	vfy "github.com/ckptkit/ckpt/verify"
 )
 

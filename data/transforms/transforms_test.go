@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptkit/ckpt/data/transforms/internal/jpeg"
 	"github.com/ckptkit/ckpt/internal/testenv"
-	"github.com/ckptkit/ckpt/nn/transforms/internal/jpeg"
 )
 
 // The fixtures are made by testdata/gen/transforms_fixtures.py with

@@ -12,7 +12,7 @@ import (
 
 	_ "golang.org/x/image/webp"
 
-	"github.com/ckptkit/ckpt/nn/transforms/internal/jpeg"
+	"github.com/ckptkit/ckpt/data/transforms/internal/jpeg"
 )
 
 // MaxPixels bounds the size of an image Decode accepts (width × height), so a

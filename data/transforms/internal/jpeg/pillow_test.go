@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptkit/ckpt/data/transforms"
+	"github.com/ckptkit/ckpt/data/transforms/internal/jpeg"
 	"github.com/ckptkit/ckpt/internal/testenv"
-	"github.com/ckptkit/ckpt/nn/transforms"
-	"github.com/ckptkit/ckpt/nn/transforms/internal/jpeg"
 )
 
 // The fixtures are written by testdata/gen/jpeg_fixtures.py: JPEG files saved
