@@ -173,7 +173,7 @@ func bigCheckpoint(b *testing.B) (string, int64) {
 	var ts []Named
 	for i := range n {
 		t := tensor.New(tensor.Float32, []int64{each / 4 / 1000, 1000}, tensor.NewStorage(patternReader{}, int64(i)*each, each))
-		ts = append(ts, Named{fmt.Sprintf("layer%d.weight", i), t})
+		ts = append(ts, Named{Name: fmt.Sprintf("layer%d.weight", i), Tensor: t})
 	}
 	if _, err := Save(p, &Checkpoint{Tensors: ts}, SaveOptions{Force: true}); err != nil {
 		b.Fatal(err)

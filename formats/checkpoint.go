@@ -35,11 +35,8 @@ const (
 	ONNX        = "onnx"
 )
 
-// Named is a tensor and its name in the checkpoint.
-type Named struct {
-	Name   string
-	Tensor *tensor.Tensor
-}
+// Named is a tensor and its name in the checkpoint ([tensor.Named]).
+type Named = tensor.Named
 
 // Meta is one metadata entry: a key and a string value.
 type Meta struct {
@@ -121,6 +118,11 @@ func (c *Checkpoint) Close() error {
 	c.closers = nil
 	return errors.Join(errs...)
 }
+
+// Names returns the tensors' names in file order. With [Checkpoint.Tensor]
+// it makes a Checkpoint a [tensor.Source], so it can be handed to nn's
+// Builder and LoadStateDict directly.
+func (c *Checkpoint) Names() []string { return tensor.Names(c.Tensors) }
 
 // Tensor returns the tensor named name, or nil.
 func (c *Checkpoint) Tensor(name string) *tensor.Tensor {

@@ -505,8 +505,8 @@ func TestDiff(t *testing.T) {
 		one, _ := tensor.FromBytes(tensor.Float32, []int64{1}, f32bytes([]float32{1}))
 		two, _ := tensor.FromBytes(tensor.Float32, []int64{2}, f32bytes([]float32{1, 2}))
 		near, _ := tensor.FromBytes(tensor.Float32, []int64{1}, f32bytes([]float32{1.25}))
-		a := &Checkpoint{Tensors: []Named{{"a", one}, {"s", one}, {"v", one}}}
-		b := &Checkpoint{Tensors: []Named{{"v", near}, {"s", two}, {"b", one}}}
+		a := &Checkpoint{Tensors: []Named{{Name: "a", Tensor: one}, {Name: "s", Tensor: one}, {Name: "v", Tensor: one}}}
+		b := &Checkpoint{Tensors: []Named{{Name: "v", Tensor: near}, {Name: "s", Tensor: two}, {Name: "b", Tensor: one}}}
 		r, err := Diff(a, b, 0.5)
 		if err != nil {
 			t.Fatal(err)
@@ -564,8 +564,8 @@ func TestSaveAtomic(t *testing.T) {
 
 	// A tensor whose reads fail midway: Save fails and leaves nothing.
 	bad := &Checkpoint{Tensors: []Named{
-		{"ok", src.Tensors[0].Tensor},
-		{"broken", tensor.New(tensor.Float32, []int64{1 << 19}, tensor.NewStorage(failingReader{}, 0, 1<<21))},
+		{Name: "ok", Tensor: src.Tensors[0].Tensor},
+		{Name: "broken", Tensor: tensor.New(tensor.Float32, []int64{1 << 19}, tensor.NewStorage(failingReader{}, 0, 1<<21))},
 	}}
 	for _, ext := range []string{".safetensors", ".pt", ".onnx"} {
 		p := filepath.Join(dir, "bad"+ext)
@@ -739,7 +739,7 @@ func TestSaveONNXGraph(t *testing.T) {
 	// Every initializer from a safetensors copy, plus one the graph lacks.
 	st := roundTrip(t, src, ".safetensors")
 	extra, _ := tensor.FromBytes(tensor.Int64, nil, make([]byte, 8))
-	withExtra := &Checkpoint{Tensors: append(slices.Clone(st.Tensors), Named{"bn.num_batches_tracked", extra})}
+	withExtra := &Checkpoint{Tensors: append(slices.Clone(st.Tensors), Named{Name: "bn.num_batches_tracked", Tensor: extra})}
 	res, err := Save(filepath.Join(dir, "g.onnx"), withExtra, SaveOptions{Graph: "../testdata/onnx/cnn.onnx"})
 	if err != nil {
 		t.Fatal(err)

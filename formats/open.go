@@ -332,10 +332,7 @@ func openKind(path string, kind Kind, allowIndex bool) (*Checkpoint, error) {
 			m.Close()
 			return nil, fmt.Errorf("%w (in %s)", err, path)
 		}
-		c := &Checkpoint{Format: FormatONNX, ONNX: m, closers: []io.Closer{m}}
-		for _, nt := range ts {
-			c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
-		}
+		c := &Checkpoint{Format: FormatONNX, ONNX: m, Tensors: ts, closers: []io.Closer{m}}
 		for _, u := range skipped {
 			c.Skipped = append(c.Skipped, Skipped{u.Name, u.DataType.String(), u.Dims})
 		}
@@ -367,7 +364,7 @@ func fromPickle(pf *pickle.File) *Checkpoint {
 			continue // the same path twice cannot happen in a pickle; be safe
 		}
 		seen[nt.Name] = true
-		c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
+		c.Tensors = append(c.Tensors, nt)
 	}
 	for _, m := range pf.Meta {
 		if m.Path == "" || seen[m.Path] {
@@ -380,10 +377,7 @@ func fromPickle(pf *pickle.File) *Checkpoint {
 }
 
 func fromSafetensors(sf *safetensors.File, format string) *Checkpoint {
-	c := &Checkpoint{Format: format, closers: []io.Closer{sf}}
-	for _, nt := range sf.Tensors {
-		c.Tensors = append(c.Tensors, Named{nt.Name, nt.Tensor})
-	}
+	c := &Checkpoint{Format: format, Tensors: sf.Tensors, closers: []io.Closer{sf}}
 	for _, s := range sf.Skipped {
 		c.Skipped = append(c.Skipped, Skipped{s.Name, s.DType, s.Shape})
 	}

@@ -143,32 +143,26 @@ func checkNames(c *Checkpoint) error {
 }
 
 func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
-	all := make([]safetensors.Named, len(c.Tensors))
-	for i, nt := range c.Tensors {
-		all[i] = safetensors.Named{Name: nt.Name, Tensor: nt.Tensor}
-	}
 	for _, m := range c.Meta {
 		res.DroppedMeta = append(res.DroppedMeta, m.Key)
 	}
 	// Shards as transformers writes pytorch_model-00001-of-0000N.bin.
-	plan := safetensors.PlanShards(all, opts.MaxShardSize)
+	plan := safetensors.PlanShards(c.Tensors, opts.MaxShardSize)
 	paths, index := safetensors.ShardPaths(path, len(plan))
 	x := &safetensors.Index{Metadata: map[string]any{}, WeightMap: map[string]string{}}
 	var files []outFile
 	var total, dataSize int64
 	for i, shard := range plan {
-		ts := make([]pytorch.Named, len(shard))
-		for j, nt := range shard {
-			ts[j] = pytorch.Named{Name: nt.Name, Tensor: nt.Tensor}
+		for _, nt := range shard {
 			x.WeightMap[nt.Name] = filepath.Base(paths[i])
 			dataSize += nt.Tensor.NumBytes()
 		}
-		n, err := pytorch.DataBytes(ts)
+		n, err := pytorch.DataBytes(shard)
 		if err != nil {
 			return err
 		}
 		total += n
-		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return pytorch.Write(w, ts) }})
+		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return pytorch.Write(w, shard) }})
 	}
 	if index != "" {
 		f, n, err := indexFile(index, x, dataSize)
@@ -209,10 +203,7 @@ func safetensorsMeta(c *Checkpoint) map[string]string {
 }
 
 func saveSafetensors(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
-	ts := make([]safetensors.Named, len(c.Tensors))
-	for i, nt := range c.Tensors {
-		ts[i] = safetensors.Named{Name: nt.Name, Tensor: nt.Tensor}
-	}
+	ts := c.Tensors
 	meta := safetensorsMeta(c)
 	plan := safetensors.PlanShards(ts, opts.MaxShardSize)
 	paths, index := safetensors.ShardPaths(path, len(plan))
@@ -247,10 +238,7 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 	if opts.MaxShardSize > 0 {
 		return fmt.Errorf("formats: ONNX output cannot be sharded (large models use external data)")
 	}
-	ts := make([]onnx.Named, len(c.Tensors))
-	for i, nt := range c.Tensors {
-		ts[i] = onnx.Named{Name: nt.Name, Tensor: nt.Tensor}
-	}
+	ts := c.Tensors
 	var m *onnx.Model
 	if opts.Graph != "" {
 		g, err := onnx.Open(opts.Graph)

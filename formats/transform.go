@@ -182,7 +182,7 @@ func Transform(c *Checkpoint, opts Options) (*Checkpoint, *Report, error) {
 			}
 			t = ct
 		}
-		out.Tensors = append(out.Tensors, Named{e.name, t})
+		out.Tensors = append(out.Tensors, Named{Name: e.name, Tensor: t})
 	}
 	for _, m := range c.Meta {
 		if opts.Key != "" {

@@ -65,7 +65,7 @@ func loadSmallCNN(t *testing.T) *SmallCNN {
 		t.Fatal(err)
 	}
 	defer ckpt.Close()
-	bld := nn.NewBuilder(checkpointSource{ckpt})
+	bld := nn.NewBuilder(ckpt)
 	net := NewSmallCNN(bld, 4)
 	if err := bld.Err(); err != nil {
 		t.Fatal(err)

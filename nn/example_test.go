@@ -46,17 +46,6 @@ func (m *SmallCNN) Forward(x *nn.Tensor) *nn.Tensor {
 
 func (m *SmallCNN) String() string { return nn.Repr(m) }
 
-// checkpointSource adapts a formats.Checkpoint to nn.Source.
-type checkpointSource struct{ *formats.Checkpoint }
-
-func (c checkpointSource) Names() []string {
-	names := make([]string, len(c.Tensors))
-	for i, t := range c.Tensors {
-		names[i] = t.Name
-	}
-	return names
-}
-
 // The transfer-learning walkthrough: load a torch-trained CNN from a .pt
 // file, replace its classifier with a 2-class head, freeze the rest, and
 // train the head for a few steps.
@@ -67,7 +56,7 @@ func Example_transferLearning() {
 		return
 	}
 	defer ckpt.Close()
-	b := nn.NewBuilder(checkpointSource{ckpt})
+	b := nn.NewBuilder(ckpt) // a formats.Checkpoint is an nn.Source
 	net := NewSmallCNN(b, 4)
 	if err := b.Err(); err != nil {
 		fmt.Println(err)

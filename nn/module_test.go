@@ -238,8 +238,8 @@ func TestLoadReport(t *testing.T) {
 		}
 		sd = append(sd, n)
 	}
-	sd = append(sd, Named{"extra.thing", ToStored(Zeros(1))})
-	sd = append(sd, Named{"gn.weight", ToStored(Zeros(128))}) // duplicate is fine: first wins
+	sd = append(sd, Named{Name: "extra.thing", Tensor: ToStored(Zeros(1))})
+	sd = append(sd, Named{Name: "gn.weight", Tensor: ToStored(Zeros(128))}) // duplicate is fine: first wins
 	dst := newTestNet()
 	before := append([]float32(nil), dst.Stem.At(0).(*Conv2d).Weight.Data()...)
 	for _, strict := range []bool{true, false} {

@@ -333,10 +333,10 @@ func runCase(t *testing.T, c *fixCase) {
 		}
 		sd := StateDict{}
 		for k, v := range c.State {
-			sd = append(sd, Named{k, ToStored(v.tensor(t))})
+			sd = append(sd, Named{Name: k, Tensor: ToStored(v.tensor(t))})
 		}
 		for k, v := range c.IntState {
-			sd = append(sd, Named{k, int64Scalar(v)})
+			sd = append(sd, Named{Name: k, Tensor: int64Scalar(v)})
 		}
 		if _, err := m.base().LoadStateDict(sd, true); err != nil {
 			t.Fatalf("LoadStateDict: %v", err)

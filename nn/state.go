@@ -11,19 +11,15 @@ import (
 	"github.com/ckptkit/ckpt/tensor"
 )
 
-// Named is a stored tensor with its state_dict key.
-type Named struct {
-	Name   string
-	Tensor *tensor.Tensor
-}
+// Named is a stored tensor with its state_dict key ([tensor.Named], the one
+// named-tensor type every reader and writer of ckpt uses).
+type Named = tensor.Named
 
-// Source is anything that holds named stored tensors: a [StateDict], a
-// [TensorMap], or a checkpoint opened by package formats (wrap it if its
-// method names differ). Tensor returns nil for an unknown name.
-type Source interface {
-	Names() []string
-	Tensor(name string) *tensor.Tensor
-}
+// Source is anything that holds named stored tensors ([tensor.Source]): a
+// [StateDict], a [TensorMap], a checkpoint opened by package formats, or a
+// [Builder]'s prefix and rename wrappers. Tensor returns nil for an unknown
+// name.
+type Source = tensor.Source
 
 // StateDict is an ordered list of named stored tensors, the Go form of torch's
 // state_dict. It implements [Source].
@@ -160,9 +156,9 @@ func (b *Base) StateDict() StateDict {
 	var sd StateDict
 	for _, e := range b.stateEntries() {
 		if e.i64 != nil {
-			sd = append(sd, Named{e.name, int64Scalar(*e.i64)})
+			sd = append(sd, Named{Name: e.name, Tensor: int64Scalar(*e.i64)})
 		} else {
-			sd = append(sd, Named{e.name, ToStored(e.t)})
+			sd = append(sd, Named{Name: e.name, Tensor: ToStored(e.t)})
 		}
 	}
 	return sd

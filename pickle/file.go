@@ -51,11 +51,8 @@ type File struct {
 	closer io.Closer
 }
 
-// Named is a tensor and its path in the pickled object.
-type Named struct {
-	Name   string
-	Tensor *tensor.Tensor
-}
+// Named is a tensor and its path in the pickled object ([tensor.Named]).
+type Named = tensor.Named
 
 // Meta is a non-tensor leaf of the pickled object and its path.
 type Meta struct {

@@ -15,10 +15,7 @@ import (
 // names, unreadable bytes), which only fuzzed inputs may cause.
 func roundTrip(t *testing.T, f *File) bool {
 	t.Helper()
-	named := make([]pytorch.Named, len(f.Tensors))
-	for i, n := range f.Tensors {
-		named[i] = pytorch.Named{Name: n.Name, Tensor: n.Tensor}
-	}
+	named := f.Tensors
 	var buf bytes.Buffer
 	if _, err := pytorch.Write(&buf, named); err != nil {
 		return false

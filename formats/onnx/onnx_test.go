@@ -617,7 +617,7 @@ func TestReplaceSplitsIdentityAliases(t *testing.T) {
 		return x
 	}
 	m := build()
-	rep, err := m.ReplaceInitializers([]Named{{"bn1.weight", f32([]int64{2}, 1, 2)}, {"bn2.weight", f32([]int64{2}, 3, 4)}})
+	rep, err := m.ReplaceInitializers([]Named{{Name: "bn1.weight", Tensor: f32([]int64{2}, 1, 2)}, {Name: "bn2.weight", Tensor: f32([]int64{2}, 3, 4)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,7 +639,7 @@ func TestReplaceSplitsIdentityAliases(t *testing.T) {
 	}
 	// A mismatched alias is a problem like a mismatched initializer.
 	m = build()
-	_, err = m.ReplaceInitializers([]Named{{"bn1.weight", f32([]int64{2}, 1, 2)}, {"bn2.weight", f32([]int64{3}, 3, 4, 5)}})
+	_, err = m.ReplaceInitializers([]Named{{Name: "bn1.weight", Tensor: f32([]int64{2}, 1, 2)}, {Name: "bn2.weight", Tensor: f32([]int64{3}, 3, 4, 5)}})
 	var re *ReplaceError
 	if !errors.As(err, &re) || len(re.Problems) != 1 || re.Problems[0].Kind != ShapeMismatch || re.Problems[0].Name != "bn2.weight" {
 		t.Errorf("got %v, want a shape mismatch for bn2.weight", err)

@@ -367,8 +367,6 @@ type TensorProto struct {
 // the file or set by SetData).
 func (t *TensorProto) HasRawData() bool { return t.raw != nil || t.data != nil }
 
-// Named is an initializer read as a stored tensor, under its ONNX name.
-type Named struct {
-	Name   string
-	Tensor *tensor.Tensor
-}
+// Named is an initializer read as a stored tensor, under its ONNX name
+// ([tensor.Named]).
+type Named = tensor.Named

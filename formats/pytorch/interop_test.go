@@ -45,14 +45,6 @@ func python(t *testing.T, args ...string) []byte {
 	return out
 }
 
-func fromSafetensors(f *safetensors.File) []Named {
-	var out []Named
-	for _, nt := range f.Tensors {
-		out = append(out, Named{nt.Name, nt.Tensor})
-	}
-	return out
-}
-
 func writeFile(t *testing.T, path string, ts []Named) {
 	t.Helper()
 	f, err := os.Create(path)
@@ -83,7 +75,7 @@ func TestTorchLoadsResNet18(t *testing.T) {
 	}
 	defer f.Close()
 	out := filepath.Join(dir, "out.pt")
-	writeFile(t, out, fromSafetensors(f))
+	writeFile(t, out, f.Tensors)
 	if got := strings.TrimSpace(string(python(t, "load-strict", "resnet18", src, out))); got != "ok" {
 		t.Fatalf("load-strict (seed %d): %s", seed, got)
 	}
@@ -99,7 +91,7 @@ func TestTorchReadsEveryDType(t *testing.T) {
 	}
 	defer f.Close()
 	out := filepath.Join(t.TempDir(), "dtypes.pt")
-	writeFile(t, out, fromSafetensors(f))
+	writeFile(t, out, f.Tensors)
 	var got, want pyDesc
 	if err := json.Unmarshal(python(t, "describe-pt", out), &got); err != nil {
 		t.Fatal(err)
@@ -131,7 +123,7 @@ func TestTorchKeepsSharing(t *testing.T) {
 	row := &tensor.Tensor{DType: tensor.Float32, Shape: []int64{3}, Stride: []int64{1}, Offset: 3, Storage: base}
 	tr := &tensor.Tensor{DType: tensor.Float32, Shape: []int64{3, 2}, Stride: []int64{1, 3}, Storage: base}
 	out := filepath.Join(t.TempDir(), "shared.pt")
-	writeFile(t, out, []Named{{"w", full}, {"tied", full}, {"row", row}, {"t", tr}})
+	writeFile(t, out, []Named{{Name: "w", Tensor: full}, {Name: "tied", Tensor: full}, {Name: "row", Tensor: row}, {Name: "t", Tensor: tr}})
 	var got pyDesc
 	if err := json.Unmarshal(python(t, "describe-pt", out), &got); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,8 @@ const ArchiveName = "archive"
 // aligns it.
 const Alignment = 64
 
-// Named is a tensor with its state_dict key.
-type Named struct {
-	Name   string
-	Tensor *tensor.Tensor
-}
+// Named is a tensor with its state_dict key ([tensor.Named]).
+type Named = tensor.Named
 
 // storagePlan is one data/N entry: the bytes src.WriteTo produces.
 type storagePlan struct {

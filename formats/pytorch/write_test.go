@@ -105,7 +105,7 @@ func TestWriteLayout(t *testing.T) {
 	big := tensor.New(tensor.Int64, []int64{2}, tensor.NewStorageBytes(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, 1<<40), math.MaxUint64)))
 	bf, _ := tensor.FromBytes(tensor.BFloat16, nil, []byte{0x80, 0x3f})
 	empty, _ := tensor.FromBytes(tensor.Bool, []int64{0, 4}, nil)
-	in := []Named{{"w", full}, {"tied", full}, {"row", row}, {"t", tr}, {"big", big}, {"scalar", bf}, {"empty", empty}}
+	in := []Named{{Name: "w", Tensor: full}, {Name: "tied", Tensor: full}, {Name: "row", Tensor: row}, {Name: "t", Tensor: tr}, {Name: "big", Tensor: big}, {Name: "scalar", Tensor: bf}, {Name: "empty", Tensor: empty}}
 
 	var buf bytes.Buffer
 	n, err := Write(&buf, in)
@@ -197,7 +197,7 @@ func TestWriteBigEndianStorage(t *testing.T) {
 	st := tensor.NewStorageBytes([]byte{0x3f, 0x80, 0, 0, 0x40, 0, 0, 0}) // 1.0, 2.0 big-endian
 	st.BigEndian = true
 	var buf bytes.Buffer
-	if _, err := Write(&buf, []Named{{"x", tensor.New(tensor.Float32, []int64{2}, st)}}); err != nil {
+	if _, err := Write(&buf, []Named{{Name: "x", Tensor: tensor.New(tensor.Float32, []int64{2}, st)}}); err != nil {
 		t.Fatal(err)
 	}
 	zr, _ := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -221,9 +221,9 @@ func TestWriteRefuses(t *testing.T) {
 		in   []Named
 		want string
 	}{
-		{"duplicate", []Named{{"a", one}, {"a", one}}, `"a" given twice`},
-		{"nil", []Named{{"a", nil}}, "nil"},
-		{"out of bounds", []Named{{"v", &tensor.Tensor{DType: tensor.Float32, Shape: []int64{2}, Stride: []int64{1}, Storage: tensor.NewStorageBytes(make([]byte, 4))}}}, `tensor "v"`},
+		{"duplicate", []Named{{Name: "a", Tensor: one}, {Name: "a", Tensor: one}}, `"a" given twice`},
+		{"nil", []Named{{Name: "a", Tensor: nil}}, "nil"},
+		{"out of bounds", []Named{{Name: "v", Tensor: &tensor.Tensor{DType: tensor.Float32, Shape: []int64{2}, Stride: []int64{1}, Storage: tensor.NewStorageBytes(make([]byte, 4))}}}, `tensor "v"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

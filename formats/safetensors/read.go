@@ -22,11 +22,8 @@ const MaxHeaderSize = 100_000_000
 // MetadataKey is the header key that holds the string-to-string metadata.
 const MetadataKey = "__metadata__"
 
-// Named is a tensor with its name.
-type Named struct {
-	Name   string
-	Tensor *tensor.Tensor
-}
+// Named is a tensor with its name ([tensor.Named]).
+type Named = tensor.Named
 
 // File is an opened safetensors file. Its tensors read their bytes from
 // the file lazily; they stay valid until Close.

@@ -221,7 +221,7 @@ func TestWriteStridedTensorContiguous(t *testing.T) {
 	st := tensor.NewStorageBytes([]byte{0, 1, 2, 3, 4, 5})
 	tt := &tensor.Tensor{DType: tensor.Uint8, Shape: []int64{3, 2}, Stride: []int64{1, 3}, Storage: st}
 	var buf bytes.Buffer
-	if _, err := Write(&buf, []Named{{"t", tt}}, nil); err != nil {
+	if _, err := Write(&buf, []Named{{Name: "t", Tensor: tt}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	f, err := Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "x")
@@ -241,9 +241,9 @@ func TestWriteRefuses(t *testing.T) {
 		tensors []Named
 		want    string
 	}{
-		{"duplicate", []Named{{"a", one}, {"a", one}}, `tensor "a" given twice`},
-		{"reserved", []Named{{MetadataKey, one}}, "reserved"},
-		{"invalid view", []Named{{"v", &tensor.Tensor{DType: tensor.Float32, Shape: []int64{2}, Stride: []int64{1}, Storage: tensor.NewStorageBytes(make([]byte, 4))}}}, `tensor "v"`},
+		{"duplicate", []Named{{Name: "a", Tensor: one}, {Name: "a", Tensor: one}}, `tensor "a" given twice`},
+		{"reserved", []Named{{Name: MetadataKey, Tensor: one}}, "reserved"},
+		{"invalid view", []Named{{Name: "v", Tensor: &tensor.Tensor{DType: tensor.Float32, Shape: []int64{2}, Stride: []int64{1}, Storage: tensor.NewStorageBytes(make([]byte, 4))}}}, `tensor "v"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,7 +296,7 @@ func u8(n int) *tensor.Tensor {
 }
 
 func TestPlanShards(t *testing.T) {
-	ts := []Named{{"a", u8(4)}, {"b", u8(4)}, {"c", u8(9)}, {"d", u8(1)}, {"e", u8(5)}}
+	ts := []Named{{Name: "a", Tensor: u8(4)}, {Name: "b", Tensor: u8(4)}, {Name: "c", Tensor: u8(9)}, {Name: "d", Tensor: u8(1)}, {Name: "e", Tensor: u8(5)}}
 	tests := []struct {
 		max  int64
 		want [][]string
@@ -366,7 +366,7 @@ func writeShards(t *testing.T, dir string, ts []Named, max int64) string {
 
 func TestOpenIndex(t *testing.T) {
 	dir := t.TempDir()
-	ts := []Named{{"a", u8(4)}, {"b", u8(4)}, {"c", u8(9)}}
+	ts := []Named{{Name: "a", Tensor: u8(4)}, {Name: "b", Tensor: u8(4)}, {Name: "c", Tensor: u8(9)}}
 	index := writeShards(t, dir, ts, 8)
 	f, err := OpenIndex(index)
 	if err != nil {
@@ -391,7 +391,7 @@ func TestOpenIndex(t *testing.T) {
 
 func TestOpenIndexInvalid(t *testing.T) {
 	dir := t.TempDir()
-	index := writeShards(t, dir, []Named{{"a", u8(4)}, {"b", u8(4)}}, 4)
+	index := writeShards(t, dir, []Named{{Name: "a", Tensor: u8(4)}, {Name: "b", Tensor: u8(4)}}, 4)
 	tests := []struct {
 		name, index, want string
 	}{

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptkit/ckpt/data/transforms"
 	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
 )
@@ -219,7 +220,7 @@ type torchPreprocess struct {
 }
 
 func (p torchPreprocess) preprocess() Preprocess {
-	q := Preprocess{ResizeSize: p.ResizeSize, CropSize: p.CropSize, Interpolation: p.Interpolation}
+	q := Preprocess{ResizeSize: p.ResizeSize, CropSize: p.CropSize, Interpolation: transforms.Interpolation(p.Interpolation)}
 	for i := range 3 {
 		q.Mean[i], q.Std[i] = float32(p.Mean[i]), float32(p.Std[i])
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/ckptkit/ckpt/data/transforms"
 )
 
 // torchvision_meta.json is written by testdata/gen/models_meta.py from
@@ -65,7 +67,7 @@ func (w metaWeights) info(name string) WeightsInfo {
 	return WeightsInfo{
 		Name: name,
 		Preprocess: Preprocess{ResizeSize: w.ResizeSize, CropSize: w.CropSize,
-			Interpolation: w.Interpolation, Mean: w.Mean, Std: w.Std},
+			Interpolation: transforms.Interpolation(w.Interpolation), Mean: w.Mean, Std: w.Std},
 		NumParams: w.NumParams, NumClasses: w.NumClasses, Acc1: w.Acc1, Acc5: w.Acc5,
 	}
 }

@@ -112,14 +112,14 @@ func checkKeys(t *testing.T, m nn.Module, want nn.Source) {
 }
 
 // openSource opens a checkpoint file as an nn.Source; it is closed with t.
-func openSource(t *testing.T, path string) checkpointSource {
+func openSource(t *testing.T, path string) *formats.Checkpoint {
 	t.Helper()
 	c, err := formats.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return checkpointSource{c}
+	return c
 }
 
 func readIO(t *testing.T, path string) (x, y *nn.Tensor) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ckptkit/ckpt/data/transforms"
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/tensor"
@@ -78,13 +79,10 @@ func (c Config) dropout(def float64) float64 {
 // Preprocess is the image transform that a set of torchvision weights expects
 // (torchvision.transforms._presets.ImageClassification): resize the shorter
 // side to ResizeSize with Interpolation (and antialiasing), center-crop to
-// CropSize, scale to [0, 1], normalise with Mean and Std.
-type Preprocess struct {
-	ResizeSize, CropSize int
-	// Interpolation is "bilinear" or "bicubic".
-	Interpolation string
-	Mean, Std     [3]float32
-}
+// CropSize, scale to [0, 1], normalise with Mean and Std. It is
+// [transforms.ImageClassification] itself, so a Spec's Preprocess is the
+// transform: spec.Preprocess.Apply(img) gives the model's input.
+type Preprocess = transforms.ImageClassification
 
 // Spec describes one architecture of the registry.
 type Spec struct {
@@ -265,21 +263,8 @@ func loadFile(s Spec, path string, cfg Config) (nn.Module, *nn.LoadReport, error
 		return nil, nil, err
 	}
 	defer c.Close()
-	return load(s, checkpointSource{c}, cfg)
+	return load(s, c, cfg)
 }
-
-// checkpointSource adapts a formats.Checkpoint to nn.Source.
-type checkpointSource struct{ c *formats.Checkpoint }
-
-func (s checkpointSource) Names() []string {
-	out := make([]string, len(s.c.Tensors))
-	for i, t := range s.c.Tensors {
-		out[i] = t.Name
-	}
-	return out
-}
-
-func (s checkpointSource) Tensor(name string) *tensor.Tensor { return s.c.Tensor(name) }
 
 // prefixSource is the part of a Source under a key prefix, with the prefix
 // removed.

@@ -102,7 +102,7 @@ func TestPreprocessTable(t *testing.T) {
 		}
 		w := m.Weights[m.Default]
 		p := s.Preprocess
-		if float64(p.ResizeSize) != w["resize_size"] || float64(p.CropSize) != w["crop_size"] || p.Interpolation != w["interpolation"] {
+		if float64(p.ResizeSize) != w["resize_size"] || float64(p.CropSize) != w["crop_size"] || string(p.Interpolation) != w["interpolation"] {
 			t.Errorf("%s: preprocess got %+v, want %v", name, p, w)
 		}
 		for i := range 3 {

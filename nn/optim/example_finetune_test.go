@@ -85,10 +85,7 @@ func Example_fineTuning() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	var named []pytorch.Named
-	for _, t := range model.StateDict() {
-		named = append(named, pytorch.Named{Name: t.Name, Tensor: t.Tensor})
-	}
+	named := model.StateDict()
 	if _, err := pytorch.Write(mf, named); err != nil {
 		log.Fatal(err)
 	}

@@ -59,11 +59,7 @@ func openTorch(path string) (nn.StateDict, *pickle.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var sd nn.StateDict
-	for _, t := range f.Tensors {
-		sd = append(sd, nn.Named{Name: t.Name, Tensor: t.Tensor})
-	}
-	return sd, f, nil
+	return f.Tensors, f, nil
 }
 
 // stripes draws the walkthrough's new task: 3x12x12 images whose class is

@@ -145,10 +145,7 @@ func TestFlattenRoundTrip(t *testing.T) {
 			compareStateDicts(t, "formats.Open", viaFormats, sd)
 
 			ts, meta := sd.Flatten("optimizer")
-			ck := &formats.Checkpoint{Meta: meta}
-			for _, nt := range ts {
-				ck.Tensors = append(ck.Tensors, formats.Named{Name: nt.Name, Tensor: nt.Tensor})
-			}
+			ck := &formats.Checkpoint{Meta: meta, Tensors: ts}
 			path := filepath.Join(t.TempDir(), "opt.safetensors")
 			if _, err := formats.Save(path, ck, formats.SaveOptions{}); err != nil {
 				t.Fatal(err)

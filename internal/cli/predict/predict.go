@@ -82,16 +82,6 @@ or the lines of --labels (one label per line, in class order).`,
 	return cmd
 }
 
-// Preprocess returns the transform of an architecture's weights.
-func Preprocess(s models.Spec) transforms.ImageClassification {
-	p := s.Preprocess
-	return transforms.ImageClassification{
-		ResizeSize: p.ResizeSize, CropSize: p.CropSize,
-		Interpolation: transforms.Interpolation(p.Interpolation),
-		Mean:          p.Mean, Std: p.Std,
-	}
-}
-
 func readLabels(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -119,7 +109,7 @@ func predictRun(o *Options) error {
 	if o.TopK < 1 {
 		return cmdutil.UsageError("--topk must be at least 1")
 	}
-	pre := Preprocess(spec)
+	pre := spec.Preprocess
 	size := 3 * pre.CropSize * pre.CropSize
 	batch := make([]float32, 0, len(o.Images)*size)
 	for _, path := range o.Images {
