@@ -8,11 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/formats/pytorch"
 	"github.com/ckptkit/ckpt/formats/safetensors"
+	"github.com/ckptkit/ckpt/tensor"
 )
 
 // SaveOptions controls Save.
@@ -126,6 +128,33 @@ func Save(path string, c *Checkpoint, opts SaveOptions) (*SaveResult, error) {
 		opts.Progress(res.Bytes, res.Bytes)
 	}
 	return res, nil
+}
+
+// SaveStateDict writes the tensors of src - a module's StateDict(), a
+// Checkpoint, any tensor.Source - to path, in the format its extension names
+// unless opts.Format says otherwise, with meta as the file's metadata (nil
+// for none; PyTorch files have no place for it and report it in
+// DroppedMeta). It is Save on a Checkpoint holding src's tensors in order:
+//
+//	formats.SaveStateDict("head.safetensors", model.StateDict(), nil, formats.SaveOptions{})
+func SaveStateDict(path string, src tensor.Source, meta map[string]string, opts SaveOptions) (*SaveResult, error) {
+	c := &Checkpoint{}
+	for _, name := range src.Names() {
+		t := src.Tensor(name)
+		if t == nil {
+			return nil, fmt.Errorf("formats: source lists %q but has no tensor under it", name)
+		}
+		c.Tensors = append(c.Tensors, Named{Name: name, Tensor: t})
+	}
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c.Meta = append(c.Meta, Meta{Key: k, Value: meta[k]})
+	}
+	return Save(path, c, opts)
 }
 
 func checkNames(c *Checkpoint) error {

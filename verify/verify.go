@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strings"
+
+	"github.com/ckptkit/ckpt/nn"
 )
 
 // Tolerance says how close an output must be to its reference. An element
@@ -150,7 +151,7 @@ func Compare(got, want []float32, shape []int, tol Tolerance) (*Report, error) {
 		var agree1, agree5 float64
 		for i := range rows {
 			g, w := got[i*cols:(i+1)*cols], want[i*cols:(i+1)*cols]
-			tg, tw := TopK(g, 5), TopK(w, 5)
+			tg, tw := nn.TopK(g, 5), nn.TopK(w, 5)
 			row := Row{Top1Got: tg[0], Top1Want: tw[0], Top1OK: tg[0] == tw[0]}
 			for _, a := range tw {
 				for _, b := range tg {
@@ -171,25 +172,6 @@ func Compare(got, want []float32, shape []int, tol Tolerance) (*Report, error) {
 		r.Top1Agree, r.Top5Agree = &a1, &a5
 	}
 	return r, nil
-}
-
-// TopK returns the indices of the k largest values of v, largest first; ties
-// go to the lower index, as torch.topk does on CPU for distinct values. NaN
-// ranks above every number, as in torch.
-func TopK(v []float32, k int) []int {
-	k = min(k, len(v))
-	idx := make([]int, len(v))
-	for i := range idx {
-		idx[i] = i
-	}
-	less := func(a, b float32) bool { // a ranks before b
-		if math.IsNaN(float64(a)) {
-			return !math.IsNaN(float64(b))
-		}
-		return a > b
-	}
-	sort.SliceStable(idx, func(i, j int) bool { return less(v[idx[i]], v[idx[j]]) })
-	return idx[:k]
 }
 
 func isFinite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

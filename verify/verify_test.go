@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ckptkit/ckpt/nn"
 )
 
 func logits(rows, cols int) []float32 {
@@ -24,7 +26,7 @@ func TestCompare(t *testing.T) {
 		v[i] += d
 		return v
 	}
-	top := TopK(base[:10], 2)
+	top := nn.TopK(base[:10], 2)
 	swapTop := slices.Clone(base)
 	swapTop[top[0]], swapTop[top[1]] = swapTop[top[1]], swapTop[top[0]]
 	nan := perturb(3, float32(math.NaN()))
@@ -99,18 +101,6 @@ func TestCosine(t *testing.T) {
 func TestCompareShapeMismatch(t *testing.T) {
 	if _, err := Compare(make([]float32, 4), make([]float32, 4), []int{2, 3}, DefaultTolerance); err == nil {
 		t.Fatal("Compare accepted 4 values for shape [2 3]")
-	}
-}
-
-func TestTopK(t *testing.T) {
-	v := []float32{0.5, 3, -1, 3, float32(math.NaN()), 2}
-	got := TopK(v, 4)
-	want := []int{4, 1, 3, 5} // NaN first, then ties by lower index
-	if !slices.Equal(got, want) {
-		t.Fatalf("TopK = %v, want %v", got, want)
-	}
-	if got := TopK(v[:2], 5); len(got) != 2 {
-		t.Fatalf("TopK of 2 values with k=5 has %d indices", len(got))
 	}
 }
 

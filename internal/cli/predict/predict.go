@@ -17,7 +17,6 @@ import (
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
-	vfy "github.com/ckptkit/ckpt/verify"
 )
 
 // Options are the inputs of `ckpt predict`.
@@ -156,7 +155,7 @@ func predictRun(o *Options) error {
 		row := y.Data()[i*classes : (i+1)*classes]
 		probs := softmax(row)
 		p := Prediction{Image: path}
-		for _, c := range vfy.TopK(row, o.TopK) {
+		for _, c := range nn.TopK(row, o.TopK) {
 			label := fmt.Sprintf("class %d", c)
 			if labels != nil {
 				label = labels[c]
