@@ -21,11 +21,11 @@ type Transform interface {
 // resize the shorter side to Resize, center crop Crop×Crop, scale to [0, 1],
 // normalize. Its JSON form is config.json's "preprocess" object.
 type Preprocess struct {
-	Resize        int                     `json:"resize"`
-	Crop          int                     `json:"crop"`
+	Resize        int                      `json:"resize"`
+	Crop          int                      `json:"crop"`
 	Interpolation transforms.Interpolation `json:"interpolation"`
-	Mean          [3]float32              `json:"mean"`
-	Std           [3]float32              `json:"std"`
+	Mean          [3]float32               `json:"mean"`
+	Std           [3]float32               `json:"std"`
 }
 
 // WithImageSize returns p for crops of side s, the resize keeping p's
