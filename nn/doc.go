@@ -34,7 +34,8 @@
 // re-registration). From these, as in PyTorch: [Base.NamedParameters],
 // [Base.Parameters], [Base.NamedBuffers], [Base.NamedChildren], [NamedModules],
 // [Modules], [Apply], [Base.Train], [Base.Eval], [Base.RequiresGrad],
-// [Base.ZeroGrad], [Base.StateDict], [Base.LoadStateDict] and [Repr], which
+// [Base.ZeroGrad], [Freeze] and [FreezeMatching] (frozen parameters, and BatchNorm
+// held in eval mode across Train), [Base.StateDict], [Base.LoadStateDict] and [Repr], which
 // prints the module tree exactly as torch's repr does. A parameter is a leaf
 // *Tensor registered on a module ([Parameter] marks one); it requires grad
 // until frozen.

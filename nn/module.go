@@ -74,6 +74,7 @@ type Base struct {
 	buffers  []bufReg
 	children []childReg
 	eval     bool
+	frozen   bool // set by Freeze: eval mode whatever Train says
 }
 
 type paramReg struct {
@@ -258,7 +259,7 @@ func (b *Base) Train() { b.setMode(false) }
 func (b *Base) Eval() { b.setMode(true) }
 
 func (b *Base) setMode(eval bool) {
-	b.eval = eval
+	b.eval = eval || b.frozen
 	for _, c := range b.NamedChildren() {
 		c.Module.base().setMode(eval)
 	}

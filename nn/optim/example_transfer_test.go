@@ -161,9 +161,8 @@ func Example_transferLearning() {
 	// 3. A new problem with 3 classes, similar to the pretraining one, and
 	// little data: keep the backbone, freeze it, and train a new classifier.
 	model.Classifier = nn.NewLinear(nil, 16, 3, true)
-	model.Features.RequiresGrad(false)
-	model.Features.Eval() // frozen BatchNorm: running statistics, not updated
-	model.Classifier.Train()
+	nn.Freeze(model.Features) // no gradients; BatchNorm keeps its running statistics
+	model.Train()             // the classifier trains, the frozen features stay in eval mode
 	fmt.Println(model.Classifier)
 	fmt.Println("trainable:", len(model.TrainableParameters()), "tensors")
 
