@@ -54,7 +54,52 @@ func Decode(r io.Reader) (image.Image, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: decoding %s: %w", format, err)
 	}
+	switch format {
+	case "webp":
+		img = webpPixels(img)
+	case "png":
+		img = pngPixels(img, data)
+	}
 	return img, format, nil
+}
+
+// webpPixels turns golang.org/x/image/webp's YCbCr planes of a lossy file
+// into RGBA converted as libwebp converts them. Lossless files are decoded to
+// exact RGBA already.
+func webpPixels(img image.Image) image.Image {
+	var out *image.NRGBA
+	switch m := img.(type) {
+	case *image.YCbCr:
+		out = webpToNRGBA(m, nil, 0)
+	case *image.NYCbCrA:
+		out = webpToNRGBA(&m.YCbCr, m.A, m.AStride)
+	}
+	if out == nil {
+		return img
+	}
+	return out
+}
+
+// pngPixels gives a 16-bit gray PNG with a tRNS chunk, which image/png decodes
+// to gray-and-alpha, as a plain 16-bit gray image: Pillow opens it as mode
+// "I" and keeps the transparent value aside, and ToRGB treats *image.Gray16
+// as Pillow treats mode "I". data is the whole file; image.DecodeConfig has
+// accepted its IHDR chunk, which PNG places first (bit depth at byte 24,
+// colour type at byte 25).
+func pngPixels(img image.Image, data []byte) image.Image {
+	m, ok := img.(*image.NRGBA64)
+	if !ok || len(data) < 26 || data[24] != 16 || data[25] != 0 {
+		return img
+	}
+	g := image.NewGray16(m.Rect)
+	for y := m.Rect.Min.Y; y < m.Rect.Max.Y; y++ {
+		src := m.Pix[m.PixOffset(m.Rect.Min.X, y):]
+		dst := g.Pix[g.PixOffset(m.Rect.Min.X, y):]
+		for x := range m.Rect.Dx() {
+			dst[2*x], dst[2*x+1] = src[8*x], src[8*x+1]
+		}
+	}
+	return g
 }
 
 // ImageClassification is torchvision's ImageClassification preset, the

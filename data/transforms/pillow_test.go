@@ -1,0 +1,187 @@
+package transforms
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/image/webp"
+
+	"github.com/ckptkit/ckpt/internal/testenv"
+)
+
+// The fixtures in pillowDir are made by testdata/gen/pillow_decode_fixtures.py:
+// WebP files written by Pillow's encoder and PNG files of every colour type and
+// bit depth, each with Pillow's convert("RGB") of it.
+const pillowDir = "../../testdata/transforms/pillow"
+
+type pillowFile struct {
+	File    string          `json:"file"`
+	Width   int             `json:"width"`
+	Height  int             `json:"height"`
+	Mode    string          `json:"mode"`
+	Format  string          `json:"format"`
+	Options json.RawMessage `json:"options"`
+	Alpha   string          `json:"alpha_sha256"`
+	YUV     []string        `json:"yuv_sha256"`
+}
+
+func loadPillowManifest(t *testing.T, dir string) []pillowFile {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Files []pillowFile `json:"files"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) == 0 {
+		t.Fatal("manifest lists no files")
+	}
+	return m.Files
+}
+
+// alphaPlane returns the 8-bit alpha of the images Decode returns with an
+// alpha channel, as Pillow's mode RGBA or LA holds it (the high byte of a
+// 16-bit alpha).
+func alphaPlane(t *testing.T, img image.Image) []byte {
+	t.Helper()
+	b := img.Bounds()
+	out := make([]byte, 0, b.Dx()*b.Dy())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			switch m := img.(type) {
+			case *image.NRGBA:
+				out = append(out, m.NRGBAAt(x, y).A)
+			case *image.NRGBA64:
+				out = append(out, uint8(m.NRGBA64At(x, y).A>>8))
+			default:
+				t.Fatalf("decoded a %T, want an image with non-premultiplied alpha", img)
+			}
+		}
+	}
+	return out
+}
+
+// planes420 returns the Y, Cb and Cr planes of a 4:2:0 image cropped to the
+// picture, in the layout of libwebp's WebPDecodeYUV.
+func planes420(m *image.YCbCr) [3][]byte {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	cw, ch := (w+1)/2, (h+1)/2
+	var p [3][]byte
+	for y := range h {
+		p[0] = append(p[0], m.Y[m.YOffset(m.Rect.Min.X, m.Rect.Min.Y+y):][:w]...)
+	}
+	for y := range ch {
+		p[1] = append(p[1], m.Cb[y*m.CStride:][:cw]...)
+		p[2] = append(p[2], m.Cr[y*m.CStride:][:cw]...)
+	}
+	return p
+}
+
+func runPillowFiles(t *testing.T, dir string, files []pillowFile) {
+	for _, f := range files {
+		t.Run(f.File, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(dir, f.File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join(dir, f.File[:len(f.File)-len(filepath.Ext(f.File))]+".rgb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.YUV) == 3 {
+				// The VP8 decoding itself: golang.org/x/image/webp's planes
+				// against libwebp's WebPDecodeYUV.
+				m, err := webp.Decode(bytes.NewReader(data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ycc *image.YCbCr
+				switch m := m.(type) {
+				case *image.YCbCr:
+					ycc = m
+				case *image.NYCbCrA:
+					ycc = &m.YCbCr
+				default:
+					t.Fatalf("x/image/webp decoded a lossy file to %T", m)
+				}
+				for i, p := range planes420(ycc) {
+					if got := hexSHA(p); got != f.YUV[i] {
+						t.Errorf("%c plane differs from libwebp's", "YUV"[i])
+					}
+				}
+			}
+			img, format, err := Decode(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if format != map[string]string{"WEBP": "webp", "PNG": "png"}[f.Format] {
+				t.Fatalf("format %q, file is %s", format, f.Format)
+			}
+			rgb := ToRGB(img)
+			if rgb.W != f.Width || rgb.H != f.Height {
+				t.Fatalf("got %dx%d, want %dx%d", rgb.W, rgb.H, f.Width, f.Height)
+			}
+			if n, worst := diffBytes(rgb.Pix, want); n > 0 {
+				var opts bytes.Buffer
+				_ = json.Compact(&opts, f.Options)
+				t.Errorf("%T (Pillow mode %s, %s): %d of %d RGB bytes differ from Pillow's, by up to %d",
+					img, f.Mode, opts.Bytes(), n, len(want), worst)
+			}
+			if f.Alpha != "" {
+				if got := hexSHA(alphaPlane(t, img)); got != f.Alpha {
+					t.Errorf("alpha differs from Pillow's")
+				}
+			}
+		})
+	}
+}
+
+// diffBytes counts the bytes in which got and want differ and the largest
+// difference (256 if the lengths differ).
+func diffBytes(got, want []byte) (n, worst int) {
+	if len(got) != len(want) {
+		return max(len(got), len(want)), 256
+	}
+	for i := range got {
+		if d := int(got[i]) - int(want[i]); d != 0 {
+			n++
+			worst = max(worst, d, -d)
+		}
+	}
+	return n, worst
+}
+
+func TestPillowDecode(t *testing.T) {
+	runPillowFiles(t, pillowDir, loadPillowManifest(t, pillowDir))
+}
+
+// TestPillowDecodeInterop writes random WebP and PNG files of random kinds
+// with a fresh seed and checks the decoded pixels against Pillow's.
+func TestPillowDecodeInterop(t *testing.T) {
+	py := testenv.Python(t)
+	if out, err := exec.Command(py, "-c", "import PIL.features, sys; sys.exit(not PIL.features.check('webp'))").CombinedOutput(); err != nil {
+		if testenv.Required() {
+			t.Fatalf("%s: Pillow has no WebP support (scripts/setup-interop.sh installs it): %v %s", py, err, out)
+		}
+		t.Skipf("%s: Pillow has no WebP support (scripts/setup-interop.sh installs it)", py)
+	}
+	dir := t.TempDir()
+	seed := strconv.FormatInt(time.Now().UnixNano()%1_000_000, 10)
+	out, err := exec.Command(py, "../../testdata/gen/pillow_decode_fixtures.py", "--out", dir, "--seed", seed, "--count", "40").CombinedOutput()
+	if err != nil {
+		t.Fatalf("generator: %v\n%s", err, out)
+	}
+	t.Logf("seed %s", seed)
+	runPillowFiles(t, dir, loadPillowManifest(t, dir))
+}
