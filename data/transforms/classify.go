@@ -2,9 +2,11 @@ package transforms
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/jpeg" // registered decoders: the formats Decode reads
 	_ "image/png"
 	"io"
@@ -80,26 +82,60 @@ func webpPixels(img image.Image) image.Image {
 	return out
 }
 
-// pngPixels gives a 16-bit gray PNG with a tRNS chunk, which image/png decodes
-// to gray-and-alpha, as a plain 16-bit gray image: Pillow opens it as mode
-// "I" and keeps the transparent value aside, and ToRGB treats *image.Gray16
-// as Pillow treats mode "I". data is the whole file; image.DecodeConfig has
-// accepted its IHDR chunk, which PNG places first (bit depth at byte 24,
-// colour type at byte 25).
+// pngPixels makes what image/png decodes look as Pillow opens the same file.
+// data is the whole file; image.DecodeConfig has accepted its signature and
+// IHDR chunk, which PNG places first (bit depth at byte 24, colour type at
+// byte 25).
+//
+//   - A 16-bit gray image with a tRNS chunk, which image/png decodes to gray
+//     and alpha, becomes plain 16-bit gray: Pillow opens it as mode "I" and
+//     keeps the transparent value aside, and ToRGB treats *image.Gray16 as
+//     Pillow treats mode "I".
+//   - Palette indexes past the end of the PLTE chunk, which image/png makes
+//     opaque black, get Pillow's default palette instead, the gray (i, i, i).
 func pngPixels(img image.Image, data []byte) image.Image {
-	m, ok := img.(*image.NRGBA64)
-	if !ok || len(data) < 26 || data[24] != 16 || data[25] != 0 {
-		return img
-	}
-	g := image.NewGray16(m.Rect)
-	for y := m.Rect.Min.Y; y < m.Rect.Max.Y; y++ {
-		src := m.Pix[m.PixOffset(m.Rect.Min.X, y):]
-		dst := g.Pix[g.PixOffset(m.Rect.Min.X, y):]
-		for x := range m.Rect.Dx() {
-			dst[2*x], dst[2*x+1] = src[8*x], src[8*x+1]
+	switch m := img.(type) {
+	case *image.NRGBA64:
+		if len(data) < 26 || data[24] != 16 || data[25] != 0 {
+			return img
+		}
+		g := image.NewGray16(m.Rect)
+		for y := m.Rect.Min.Y; y < m.Rect.Max.Y; y++ {
+			src := m.Pix[m.PixOffset(m.Rect.Min.X, y):]
+			dst := g.Pix[g.PixOffset(m.Rect.Min.X, y):]
+			for x := range m.Rect.Dx() {
+				dst[2*x], dst[2*x+1] = src[8*x], src[8*x+1]
+			}
+		}
+		return g
+	case *image.Paletted:
+		n := pngPaletteLen(data)
+		for i := n; i < len(m.Palette); i++ {
+			m.Palette[i] = color.RGBA{uint8(i), uint8(i), uint8(i), 0xff}
 		}
 	}
-	return g
+	return img
+}
+
+// pngPaletteLen returns the number of entries of a PNG file's PLTE chunk, or
+// 256 if it finds none before the image data. A chunk is a 4-byte big-endian
+// data length, a 4-byte type, the data and a 4-byte CRC; chunks follow the
+// 8-byte signature.
+func pngPaletteLen(data []byte) int {
+	for off := 8; off+8 <= len(data); {
+		n := int(binary.BigEndian.Uint32(data[off:]))
+		switch string(data[off+4 : off+8]) {
+		case "PLTE":
+			return n / 3
+		case "IDAT":
+			return 256
+		}
+		if n < 0 || n > len(data)-off-12 {
+			break
+		}
+		off += 12 + n
+	}
+	return 256
 }
 
 // ImageClassification is torchvision's ImageClassification preset, the

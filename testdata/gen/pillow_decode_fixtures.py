@@ -223,6 +223,10 @@ def write_png(path, rng, w, h, opts):
     if ctype == 3:
         samples, n = png_samples(rng, w, h, depth, ctype)
         palette = rng.integers(0, 256, (n, 3))
+        if opts.get("short_palette"):
+            # Indexes past the end of PLTE: libpng accepts them, and Pillow
+            # gives them its default palette's gray (i, i, i).
+            palette = palette[:max(1, n // 2)]
         if opts.get("trns"):
             trns = rng.integers(0, 256, int(rng.integers(1, n + 1)), dtype=np.uint8).tobytes()
     else:
@@ -273,6 +277,8 @@ FIXED_PNG = [
     ("pal4_15x7", 15, 7, dict(depth=4, ctype=3)),
     ("pal8_trns_16x12", 16, 12, dict(depth=8, ctype=3, trns=True)),
     ("pal8_adam7_trns_13x11", 13, 11, dict(depth=8, ctype=3, trns=True, interlace=True)),
+    ("pal8_short_palette_12x7", 12, 7, dict(depth=8, ctype=3, short_palette=True)),
+    ("pal2_short_palette_trns_9x4", 9, 4, dict(depth=2, ctype=3, trns=True, short_palette=True)),
 ]
 
 
@@ -293,6 +299,8 @@ def random_cases(rng, count):
             opts = dict(depth=int(rng.choice(depths[ctype])), ctype=ctype, interlace=bool(rng.random() < 0.3))
             if ctype in (0, 2, 3) and rng.random() < 0.5:
                 opts["trns"] = True
+            if ctype == 3 and rng.random() < 0.2:
+                opts["short_palette"] = True
             png.append((f"rand{i:02d}", w, h, opts))
     return webp, png
 
