@@ -57,11 +57,10 @@ func webpPixel(y, u, v int, p []uint8) {
 // webpLinePair converts two rows of n luma samples, top and bottom (bottom
 // may be nil), between the chroma rows tu, tv (nearer the top row) and cu, cv
 // (nearer the bottom row), into RGBA rows of 4 bytes a pixel (alpha is left
-// alone). Each output chroma value is (9a + 3b + 3c + d + 8) / 16 of the
-// four surrounding samples, a the nearest, computed as libwebp does: the two
-// diagonal means first, then the mean with the nearest sample, each
-// truncated. The first and, for an even n, the last pixel of a row lie
-// beside only one chroma column and get (3a + c + 2) / 4 of the two rows.
+// alone). Each output chroma value is (9a + 3b + 3c + d + 8) >> 4 of the
+// four surrounding samples, a the nearest, c the other one in its column;
+// the first and, for an even n, the last pixel of a row lie beside only one
+// chroma column and get (3a + c + 2) >> 2.
 func webpLinePair(topY, botY, tu, tv, cu, cv []uint8, topDst, botDst []uint8, n int) {
 	last := (n - 1) >> 1
 	tlu, tlv := int(tu[0]), int(tv[0]) // top-left chroma
@@ -73,14 +72,15 @@ func webpLinePair(topY, botY, tu, tv, cu, cv []uint8, topDst, botDst []uint8, n 
 	for x := 1; x <= last; x++ {
 		tU, tV := int(tu[x]), int(tv[x]) // top chroma
 		u, v := int(cu[x]), int(cv[x])   // current chroma
-		avgU, avgV := tlu+tU+lu+u+8, tlv+tV+lv+v+8
-		d12u, d12v := (avgU+2*(tU+lu))>>3, (avgV+2*(tV+lv))>>3
-		d03u, d03v := (avgU+2*(tlu+u))>>3, (avgV+2*(tlv+v))>>3
-		webpPixel(int(topY[2*x-1]), (d12u+tlu)>>1, (d12v+tlv)>>1, topDst[4*(2*x-1):])
-		webpPixel(int(topY[2*x]), (d03u+tU)>>1, (d03v+tV)>>1, topDst[4*(2*x):])
+		// libwebp takes two truncating steps, the mean of a diagonal and then
+		// its mean with the nearest sample: ((3b + 3c + a + d + 8) >> 3 + a) >> 1,
+		// which is the single (9a + 3b + 3c + d + 8) >> 4 (nested floor
+		// divisions by 8 and 2 are one by 16).
+		webpPixel(int(topY[2*x-1]), (9*tlu+3*tU+3*lu+u+8)>>4, (9*tlv+3*tV+3*lv+v+8)>>4, topDst[4*(2*x-1):])
+		webpPixel(int(topY[2*x]), (9*tU+3*tlu+3*u+lu+8)>>4, (9*tV+3*tlv+3*v+lv+8)>>4, topDst[4*(2*x):])
 		if botY != nil {
-			webpPixel(int(botY[2*x-1]), (d03u+lu)>>1, (d03v+lv)>>1, botDst[4*(2*x-1):])
-			webpPixel(int(botY[2*x]), (d12u+u)>>1, (d12v+v)>>1, botDst[4*(2*x):])
+			webpPixel(int(botY[2*x-1]), (9*lu+3*u+3*tlu+tU+8)>>4, (9*lv+3*v+3*tlv+tV+8)>>4, botDst[4*(2*x-1):])
+			webpPixel(int(botY[2*x]), (9*u+3*lu+3*tU+tlu+8)>>4, (9*v+3*lv+3*tV+tlv+8)>>4, botDst[4*(2*x):])
 		}
 		tlu, tlv, lu, lv = tU, tV, u, v
 	}
