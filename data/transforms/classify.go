@@ -30,6 +30,11 @@ const MaxPixels = 100 << 20
 // its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
 // differ from Pillow by a few levels.
 func Decode(r io.Reader) (image.Image, string, error) {
+	return decode(r, MaxPixels)
+}
+
+// decode is Decode with a limit of maxPixels (the fuzz test's is smaller).
+func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: %w", err)
@@ -38,8 +43,8 @@ func Decode(r io.Reader) (image.Image, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: not a JPEG, PNG or WebP image: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, MaxPixels)
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, maxPixels)
 	}
 	if format == "jpeg" && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
 		img, err := jpeg.Decode(data)
