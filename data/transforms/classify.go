@@ -46,6 +46,12 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, maxPixels)
 	}
+	// An extended WebP header (RIFF, size, "WEBP", "VP8X", chunk size,
+	// flags) with the animation flag: golang.org/x/image/webp reads no
+	// animation frames.
+	if format == "webp" && len(data) > 20 && string(data[12:16]) == "VP8X" && data[20]&0x02 != 0 {
+		return nil, "", fmt.Errorf("transforms: animated WebP is not supported (Pillow would read its first frame)")
+	}
 	if format == "jpeg" && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
 		img, err := jpeg.Decode(data)
 		if err == nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ type pillowFile struct {
 	Options json.RawMessage `json:"options"`
 	Alpha   string          `json:"alpha_sha256"`
 	YUV     []string        `json:"yuv_sha256"`
+	Frames  int             `json:"frames"`
 }
 
 func loadPillowManifest(t *testing.T, dir string) []pillowFile {
@@ -98,6 +100,14 @@ func runPillowFiles(t *testing.T, dir string, files []pillowFile) {
 			want, err := os.ReadFile(filepath.Join(dir, f.File[:len(f.File)-len(filepath.Ext(f.File))]+".rgb"))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if f.Frames > 1 {
+				// Animated WebP: refused with a message that says so.
+				_, _, err := Decode(bytes.NewReader(data))
+				if err == nil || !strings.Contains(err.Error(), "animated") {
+					t.Fatalf("Decode of a %d-frame animation: got error %v, want one that says it is animated", f.Frames, err)
+				}
+				return
 			}
 			if len(f.YUV) == 3 {
 				// The VP8 decoding itself: golang.org/x/image/webp's planes

@@ -13,6 +13,7 @@ mode Pillow opens it in, how it was written, and
                 V are (width+1)/2 x (height+1)/2), read through ctypes from the
                 libwebp that Pillow links, so that a difference can be pinned
                 on the VP8 decoding or on the upsampling and colour conversion
+  frames        the number of frames (an animation's RGB is its first frame's)
 
 WebP files are written by Pillow's encoder (libwebp): lossy at several
 qualities, with and without alpha (VP8X + ALPH), VP8X without alpha (an EXIF
@@ -110,6 +111,12 @@ def write_webp(path, rng, w, h, opts):
         im = Image.fromarray(rgb, "RGB")
     if "exif" in kw:
         kw["exif"] = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x00"
+    if kw.pop("frames", 1) > 1:
+        # An animation: ckpt refuses it (golang.org/x/image/webp reads no
+        # ANMF frames); Pillow reads its first frame.
+        more = [Image.fromarray(make_rgb(rng, w, h), "RGB") for _ in range(opts["frames"] - 1)]
+        im.save(path, "WEBP", save_all=True, append_images=more, duration=100, **kw)
+        return
     im.save(path, "WEBP", **kw)
 
 
@@ -256,6 +263,11 @@ FIXED_WEBP = [
     ("lossless_alpha_15x14", 15, 14, dict(lossless=True, alpha=True, exact=True)),
 ]
 
+# Written after the PNG files.
+FIXED_ANIM = [
+    ("animated_3frames_12x10", 12, 10, dict(quality=70, frames=3)),
+]
+
 FIXED_PNG = [
     ("gray1_13x7", 13, 7, dict(depth=1, ctype=0)),
     ("gray2_11x6", 11, 6, dict(depth=2, ctype=0)),
@@ -315,7 +327,7 @@ def record(path, name, lib, opts):
     with open(os.path.join(os.path.dirname(path), name + ".rgb"), "wb") as f:
         f.write(rgb.tobytes())
     c = {"file": os.path.basename(path), "width": im.size[0], "height": im.size[1], "mode": mode, "format": fmt,
-         "options": opts}
+         "options": opts, "frames": getattr(im, "n_frames", 1)}
     if mode in ("RGBA", "LA", "PA"):
         c["alpha_sha256"] = sha(np.asarray(im.getchannel("A")).tobytes())
     data = open(path, "rb").read()
@@ -335,7 +347,7 @@ def main():
     lib = libwebp()
     os.makedirs(a.out, exist_ok=True)
     rng = np.random.default_rng(a.seed)
-    webp, png = (FIXED_WEBP, FIXED_PNG) if a.count == 0 else random_cases(rng, a.count)
+    webp, png, anim = (FIXED_WEBP, FIXED_PNG, FIXED_ANIM) if a.count == 0 else random_cases(rng, a.count) + ([],)
     files = []
     for name, w, h, opts in webp:
         path = os.path.join(a.out, name + ".webp")
@@ -344,6 +356,10 @@ def main():
     for name, w, h, opts in png:
         path = os.path.join(a.out, name + ".png")
         write_png(path, rng, w, h, opts)
+        files.append(record(path, name, lib, opts))
+    for name, w, h, opts in anim:
+        path = os.path.join(a.out, name + ".webp")
+        write_webp(path, rng, w, h, opts)
         files.append(record(path, name, lib, opts))
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump({"pillow": Image.__version__, "libwebp": features.version("webp"), "seed": a.seed,
