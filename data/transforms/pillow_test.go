@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"image"
+	"image/color"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,4 +195,67 @@ func TestPillowDecodeInterop(t *testing.T) {
 	}
 	t.Logf("seed %s", seed)
 	runPillowFiles(t, dir, loadPillowManifest(t, dir))
+}
+
+// TestToRGBFastPaths checks each of ToRGB's per-type loops against the
+// general conversion through color.NRGBAModel on random pixels, sub-images
+// included; *image.NRGBA64 against its high bytes. (*image.Gray16 is left
+// out: TestPillowDecode checks its clipping against Pillow's mode "I".)
+func TestToRGBFastPaths(t *testing.T) {
+	r := image.Rect(0, 0, 9, 7)
+	fill := func(pix []uint8, seed uint32) {
+		for i := range pix {
+			seed = seed*1664525 + 1013904223
+			pix[i] = uint8(seed >> 24)
+		}
+	}
+	rgba := image.NewRGBA(r)
+	fill(rgba.Pix, 1)
+	for i := 3; i < len(rgba.Pix); i += 4 {
+		if i%12 != 3 {
+			rgba.Pix[i] = 0xff // mostly opaque, some not (premultiplied: colour <= alpha)
+		} else {
+			for c := 1; c <= 3; c++ {
+				rgba.Pix[i-c] = min(rgba.Pix[i-c], rgba.Pix[i])
+			}
+		}
+	}
+	rgba64 := image.NewRGBA64(r)
+	for y := range r.Dy() {
+		for x := range r.Dx() {
+			c := rgba.RGBAAt(x, y)
+			rgba64.SetRGBA64(x, y, color.RGBA64{uint16(c.R)<<8 | uint16(x), uint16(c.G)<<8 | uint16(y), uint16(c.B) << 8, uint16(c.A)<<8 | uint16(c.A)})
+		}
+	}
+	nrgba64 := image.NewNRGBA64(r)
+	fill(nrgba64.Pix, 2)
+	pal := image.NewPaletted(r, color.Palette{color.RGBA{1, 2, 3, 255}, color.NRGBA{200, 100, 50, 0}, color.Gray{77}})
+	for i := range pal.Pix {
+		pal.Pix[i] = uint8(i % 3)
+	}
+	sub := image.Rect(2, 1, 8, 6)
+	for _, img := range []image.Image{
+		rgba, rgba64, nrgba64, pal,
+		rgba.SubImage(sub), rgba64.SubImage(sub), nrgba64.SubImage(sub), pal.SubImage(sub),
+	} {
+		got := ToRGB(img)
+		b := img.Bounds()
+		var want []uint8
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if m, ok := img.(*image.NRGBA64); ok {
+					// Pillow's RGBA;16B keeps the high bytes; NRGBAModel
+					// would go through premultiplied colour and back.
+					c := m.NRGBA64At(x, y)
+					want = append(want, uint8(c.R>>8), uint8(c.G>>8), uint8(c.B>>8))
+					continue
+				}
+				c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+				want = append(want, c.R, c.G, c.B)
+			}
+		}
+		if n, worst := diffBytes(got.Pix, want); n > 0 {
+			t.Errorf("%T %v: %d bytes differ from color.NRGBAModel's, by up to %d", img, b, n, worst)
+		}
+	}
 }

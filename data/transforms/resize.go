@@ -84,6 +84,36 @@ func ToRGB(img image.Image) *RGB {
 			}
 		}
 		return out
+	case *image.RGBA: // 8-bit RGB PNGs: opaque, so no un-premultiplying
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				p := row[4*x : 4*x+4]
+				if p[3] != 0xff {
+					c := color.NRGBAModel.Convert(color.RGBA{p[0], p[1], p[2], p[3]}).(color.NRGBA)
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = c.R, c.G, c.B
+				} else {
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = p[0], p[1], p[2]
+				}
+				i += 3
+			}
+		}
+		return out
+	case *image.RGBA64: // 16-bit RGB PNGs: opaque, the high bytes
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				p := row[8*x : 8*x+8]
+				if p[6] != 0xff || p[7] != 0xff {
+					c := color.NRGBAModel.Convert(m.RGBA64At(b.Min.X+x, y)).(color.NRGBA)
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = c.R, c.G, c.B
+				} else {
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = p[0], p[2], p[4]
+				}
+				i += 3
+			}
+		}
+		return out
 	case *image.Paletted:
 		var pal [256][3]uint8
 		for k, c := range m.Palette {
