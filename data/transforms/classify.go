@@ -2,9 +2,11 @@ package transforms
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/jpeg" // registered decoders: the formats Decode reads
 	_ "image/png"
 	"io"
@@ -28,6 +30,11 @@ const MaxPixels = 100 << 20
 // its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
 // differ from Pillow by a few levels.
 func Decode(r io.Reader) (image.Image, string, error) {
+	return decode(r, MaxPixels)
+}
+
+// decode is Decode with a limit of maxPixels (the fuzz test's is smaller).
+func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: %w", err)
@@ -36,8 +43,14 @@ func Decode(r io.Reader) (image.Image, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: not a JPEG, PNG or WebP image: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, MaxPixels)
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, maxPixels)
+	}
+	// An extended WebP header (RIFF, size, "WEBP", "VP8X", chunk size,
+	// flags) with the animation flag: golang.org/x/image/webp reads no
+	// animation frames.
+	if format == "webp" && len(data) > 20 && string(data[12:16]) == "VP8X" && data[20]&0x02 != 0 {
+		return nil, "", fmt.Errorf("transforms: animated WebP is not supported (Pillow would read its first frame)")
 	}
 	if format == "jpeg" && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
 		img, err := jpeg.Decode(data)
@@ -54,7 +67,86 @@ func Decode(r io.Reader) (image.Image, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: decoding %s: %w", format, err)
 	}
+	switch format {
+	case "webp":
+		img = webpPixels(img)
+	case "png":
+		img = pngPixels(img, data)
+	}
 	return img, format, nil
+}
+
+// webpPixels turns golang.org/x/image/webp's YCbCr planes of a lossy file
+// into RGBA converted as libwebp converts them. Lossless files are decoded to
+// exact RGBA already.
+func webpPixels(img image.Image) image.Image {
+	var out *image.NRGBA
+	switch m := img.(type) {
+	case *image.YCbCr:
+		out = webpToNRGBA(m, nil, 0)
+	case *image.NYCbCrA:
+		out = webpToNRGBA(&m.YCbCr, m.A, m.AStride)
+	}
+	if out == nil {
+		return img
+	}
+	return out
+}
+
+// pngPixels makes what image/png decodes look as Pillow opens the same file.
+// data is the whole file; image.DecodeConfig has accepted its signature and
+// IHDR chunk, which PNG places first (bit depth at byte 24, colour type at
+// byte 25).
+//
+//   - A 16-bit gray image with a tRNS chunk, which image/png decodes to gray
+//     and alpha, becomes plain 16-bit gray: Pillow opens it as mode "I" and
+//     keeps the transparent value aside, and ToRGB treats *image.Gray16 as
+//     Pillow treats mode "I".
+//   - Palette indexes past the end of the PLTE chunk, which image/png makes
+//     opaque black, get Pillow's default palette instead, the gray (i, i, i).
+func pngPixels(img image.Image, data []byte) image.Image {
+	switch m := img.(type) {
+	case *image.NRGBA64:
+		if len(data) < 26 || data[24] != 16 || data[25] != 0 {
+			return img
+		}
+		g := image.NewGray16(m.Rect)
+		for y := m.Rect.Min.Y; y < m.Rect.Max.Y; y++ {
+			src := m.Pix[m.PixOffset(m.Rect.Min.X, y):]
+			dst := g.Pix[g.PixOffset(m.Rect.Min.X, y):]
+			for x := range m.Rect.Dx() {
+				dst[2*x], dst[2*x+1] = src[8*x], src[8*x+1]
+			}
+		}
+		return g
+	case *image.Paletted:
+		n := pngPaletteLen(data)
+		for i := n; i < len(m.Palette); i++ {
+			m.Palette[i] = color.RGBA{uint8(i), uint8(i), uint8(i), 0xff}
+		}
+	}
+	return img
+}
+
+// pngPaletteLen returns the number of entries of a PNG file's PLTE chunk, or
+// 256 if it finds none before the image data. A chunk is a 4-byte big-endian
+// data length, a 4-byte type, the data and a 4-byte CRC; chunks follow the
+// 8-byte signature.
+func pngPaletteLen(data []byte) int {
+	for off := 8; off+8 <= len(data); {
+		n := int(binary.BigEndian.Uint32(data[off:]))
+		switch string(data[off+4 : off+8]) {
+		case "PLTE":
+			return n / 3
+		case "IDAT":
+			return 256
+		}
+		if n < 0 || n > len(data)-off-12 {
+			break
+		}
+		off += 12 + n
+	}
+	return 256
 }
 
 // ImageClassification is torchvision's ImageClassification preset, the

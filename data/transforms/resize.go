@@ -23,8 +23,18 @@ type RGB struct {
 	Pix  []uint8
 }
 
-// ToRGB converts img to 8-bit RGB as Pillow's convert("RGB") does: alpha is
-// dropped from non-premultiplied colour, gray is replicated.
+// ToRGB converts img to 8-bit RGB as Pillow's convert("RGB") does on the
+// mode Pillow opens the same file in: alpha is dropped from non-premultiplied
+// colour, gray is replicated, and
+//
+//   - *image.Gray16 (a 16-bit gray PNG, Pillow's mode "I") is clipped to
+//     [0, 255], not scaled: Pillow's I -> RGB conversion clips;
+//   - *image.NRGBA64 and opaque *image.RGBA64 (16-bit colour or gray+alpha
+//     PNGs, Pillow's RGBA and RGB) keep the high byte of each sample;
+//   - *image.YCbCr is converted as libjpeg converts JPEG (see ycbcrToRGB).
+//
+// Lossy WebP must come from Decode, which converts it as libwebp does: the
+// YCbCr planes of golang.org/x/image/webp would be taken for a JPEG's.
 func ToRGB(img image.Image) *RGB {
 	b := img.Bounds()
 	out := &RGB{W: b.Dx(), H: b.Dy(), Pix: make([]uint8, 3*b.Dx()*b.Dy())}
@@ -48,6 +58,76 @@ func ToRGB(img image.Image) *RGB {
 			row := m.Pix[m.PixOffset(b.Min.X, y):]
 			for x := 0; x < out.W; x++ {
 				out.Pix[i], out.Pix[i+1], out.Pix[i+2] = row[x], row[x], row[x]
+				i += 3
+			}
+		}
+		return out
+	case *image.Gray16:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				v := uint8(255) // big-endian: any high bit puts it over 255
+				if row[2*x] == 0 {
+					v = row[2*x+1]
+				}
+				out.Pix[i], out.Pix[i+1], out.Pix[i+2] = v, v, v
+				i += 3
+			}
+		}
+		return out
+	case *image.NRGBA64:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				out.Pix[i], out.Pix[i+1], out.Pix[i+2] = row[8*x], row[8*x+2], row[8*x+4]
+				i += 3
+			}
+		}
+		return out
+	case *image.RGBA: // 8-bit RGB PNGs: opaque, so no un-premultiplying
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				p := row[4*x : 4*x+4]
+				if p[3] != 0xff {
+					c := color.NRGBAModel.Convert(color.RGBA{p[0], p[1], p[2], p[3]}).(color.NRGBA)
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = c.R, c.G, c.B
+				} else {
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = p[0], p[1], p[2]
+				}
+				i += 3
+			}
+		}
+		return out
+	case *image.RGBA64: // 16-bit RGB PNGs: opaque, the high bytes
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				p := row[8*x : 8*x+8]
+				if p[6] != 0xff || p[7] != 0xff {
+					c := color.NRGBAModel.Convert(m.RGBA64At(b.Min.X+x, y)).(color.NRGBA)
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = c.R, c.G, c.B
+				} else {
+					out.Pix[i], out.Pix[i+1], out.Pix[i+2] = p[0], p[2], p[4]
+				}
+				i += 3
+			}
+		}
+		return out
+	case *image.Paletted:
+		var pal [256][3]uint8
+		for k, c := range m.Palette {
+			if k == len(pal) {
+				break
+			}
+			n := color.NRGBAModel.Convert(c).(color.NRGBA)
+			pal[k] = [3]uint8{n.R, n.G, n.B}
+		}
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				p := pal[row[x]]
+				out.Pix[i], out.Pix[i+1], out.Pix[i+2] = p[0], p[1], p[2]
 				i += 3
 			}
 		}

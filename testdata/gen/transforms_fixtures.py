@@ -13,7 +13,7 @@ and the manifest records:
 Usage: /usr/bin/python3 transforms_fixtures.py [--out DIR] [--seed N] [--count K]
 With --count, K extra random images and presets are written (interop tests).
 """
-import argparse, hashlib, json, os, random
+import argparse, hashlib, json, os, random, sys
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms._presets import ImageClassification
 import torchvision.transforms.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pillow_decode_fixtures import encode_png  # noqa: E402  (16-bit PNG writer)
 
 
 def make_image(rng, w, h):
@@ -95,6 +98,18 @@ def main():
         gray.save(os.path.join(a.out, "gray.png"))
         rgba = np.concatenate([make_image(rng, 70, 90), rng.integers(0, 256, (90, 70, 1), dtype=np.uint8)], axis=2)
         Image.fromarray(rgba, mode="RGBA").save(os.path.join(a.out, "rgba.png"))
+        # Lossy WebP (libwebp's upsampling and colour conversion) and 16-bit
+        # PNG (Pillow keeps the high byte of colour, clips 16-bit gray).
+        write("lossy.webp", make_image(rng, 97, 75), quality=80)
+        la = np.concatenate([make_image(rng, 83, 61), rng.integers(0, 256, (61, 83, 1), dtype=np.uint8)], axis=2)
+        Image.fromarray(la, mode="RGBA").save(os.path.join(a.out, "lossy_alpha.webp"), quality=70)
+        deep = make_image(rng, 77, 58).astype(np.int64) * 257 + rng.integers(-128, 128, (58, 77, 3))
+        deep = np.dstack([np.clip(deep, 0, 65535), rng.integers(0, 65536, (58, 77, 1))])
+        with open(os.path.join(a.out, "rgba16.png"), "wb") as f:
+            f.write(encode_png(deep, 16, 6, rng))
+        g16 = np.clip(make_image(rng, 61, 47)[..., :1].astype(np.int64) * 3, 0, 65535)
+        with open(os.path.join(a.out, "gray16.png"), "wb") as f:
+            f.write(encode_png(g16, 16, 0, rng, interlace=True))
         plan = [
             ("wide.png", 256, 224, "bilinear"), ("wide.png", 232, 224, "bicubic"),
             ("tall_odd.png", 256, 224, "bilinear"), ("tall_odd.png", 342, 299, "bilinear"),
@@ -102,14 +117,21 @@ def main():
             ("small_upscale.png", 100, 100, "bicubic"), ("gray.png", 48, 40, "bilinear"),
             ("rgba.png", 48, 40, "bicubic"), ("photo.webp", 64, 56, "bilinear"),
             ("photo.jpg", 64, 56, "bilinear"), ("photo.jpg", 40, 32, "bicubic"),
+            ("lossy.webp", 64, 56, "bilinear"), ("lossy.webp", 40, 32, "bicubic"),
+            ("lossy_alpha.webp", 48, 40, "bicubic"), ("rgba16.png", 48, 40, "bilinear"),
+            ("gray16.png", 40, 32, "bilinear"),
         ]
         for name, resize, crop, interp in plan:
             cases.append(case(os.path.join(a.out, name), name, resize, crop, interp, name.endswith(".jpg")))
     else:
         for i in range(a.count):
             w, h = int(rng.integers(8, 400)), int(rng.integers(8, 400))
-            name = f"random{i}.png"
-            write(name, make_image(rng, w, h))
+            if i % 3 == 2:
+                name = f"random{i}.webp"
+                write(name, make_image(rng, w, h), quality=int(rng.integers(0, 101)))
+            else:
+                name = f"random{i}.png"
+                write(name, make_image(rng, w, h))
             resize = int(rng.integers(8, 300))
             crop = int(rng.integers(4, resize + 20))
             interp = ["bilinear", "bicubic"][i % 2]
