@@ -185,4 +185,3 @@ func TestInt64TensorBuffer(t *testing.T) {
 		t.Errorf("builder: got %v (%v), want %v", got.Data, err, a.Idx.Data)
 	}
 }
-
