@@ -20,6 +20,8 @@ Usage (with the interpreter that has torch 1.13 and torchvision 0.14):
     models_transformers.py --serve
                       # JSON requests on stdin as models_parity.py --serve;
                       # "size" also sets ViT's image_size and MaxViT's input_size
+    models_transformers.py --train {head,full} --arch vit_b_32 --size 64 --out DIR [--classes 5]
+                      # one training step's loss and gradients (see train_step)
 """
 import argparse
 import math
@@ -95,6 +97,57 @@ def one(arch, seed, out, batch=2, size=224, kwargs=None, name=None, double=False
     return generate(build(arch, kwargs), name or arch, seed, out, batch, size, gen, double)
 
 
+def new_head(model, arch, classes):
+    """Re-head model with a fresh Linear of classes outputs; returns its
+    state_dict key prefix."""
+    if arch.startswith("vit_"):
+        model.heads.head = nn.Linear(model.heads.head.in_features, classes)
+        return "heads.head."
+    if arch.startswith("swin_"):
+        model.head = nn.Linear(model.head.in_features, classes)
+        return "head."
+    model.classifier[5] = nn.Linear(model.classifier[5].in_features, classes, bias=False)
+    return "classifier.5."
+
+
+def train_step(arch, seed, out, mode, size, batch, classes):
+    """One training step of arch after re-heading, as nn/models'
+    TestTransformerTrainStep repeats it: the randomized model's state_dict
+    (with its torchvision head) in backbone.pt; in step.pt the new head's
+    tensors ("head.weight", "head.bias"), the input, the labels, the
+    cross-entropy loss in training mode and the gradient of every trainable
+    parameter ("grad.NAME"). Stochastic depth is switched off (its draws are
+    torch's); BatchNorm uses batch statistics. mode "head" trains the new
+    head only, "full" every parameter."""
+    _size["size"] = size
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = build(arch, None)
+    x = torch.randn(batch, 3, size, size, generator=gen)
+    randomize(model, x, gen)
+    os.makedirs(out, exist_ok=True)
+    torch.save(model.state_dict(), os.path.join(out, "backbone.pt"))
+    prefix = new_head(model, arch, classes)
+    from torchvision.ops import StochasticDepth
+    for m in model.modules():
+        if isinstance(m, StochasticDepth):
+            m.p = 0.0
+    if mode == "head":
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(prefix))
+    model.train()
+    labels = torch.randint(0, classes, (batch,), generator=gen)
+    step = {k[len(prefix):]: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(prefix)}
+    step = {"head." + k: v for k, v in step.items()}
+    loss = nn.functional.cross_entropy(model(x), labels)
+    loss.backward()
+    step.update({"input": x, "labels": labels, "loss": loss.detach().reshape(1)})
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            step["grad." + name] = p.grad
+    torch.save(step, os.path.join(out, "step.pt"))
+
+
 # models_parity.serve() looks one up in its module.
 models_parity.one = one
 
@@ -108,8 +161,12 @@ def main():
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--double", action="store_true")
     ap.add_argument("--serve", action="store_true")
+    ap.add_argument("--train", choices=["head", "full"])
+    ap.add_argument("--classes", type=int, default=5)
     args = ap.parse_args()
-    if args.serve:
+    if args.train and args.arch and args.out:
+        train_step(args.arch, args.seed, args.out, args.train, args.size, args.batch, args.classes)
+    elif args.serve:
         models_parity.serve()
     elif args.arch and args.out:
         one(args.arch, args.seed, args.out, args.batch, args.size, double=args.double)
