@@ -86,6 +86,7 @@ type bufReg struct {
 	name       string
 	p          **Tensor
 	i64        *int64
+	i64t       **Int64Tensor // an integer tensor buffer (see RegisterInt64TensorBuffer)
 	persistent bool
 }
 

@@ -123,6 +123,7 @@ type stateEntry struct {
 	name  string
 	t     *Tensor // float32 parameter or buffer
 	i64   *int64  // int64 buffer
+	i64t  *Int64Tensor
 	param bool
 }
 
@@ -140,6 +141,10 @@ func (b *Base) stateEntries() []stateEntry {
 			}
 			if r.i64 != nil {
 				out = append(out, stateEntry{name: join(prefix, r.name), i64: r.i64})
+			} else if r.i64t != nil {
+				if *r.i64t != nil {
+					out = append(out, stateEntry{name: join(prefix, r.name), i64t: *r.i64t})
+				}
 			} else if *r.p != nil {
 				out = append(out, stateEntry{name: join(prefix, r.name), t: *r.p})
 			}
@@ -157,6 +162,8 @@ func (b *Base) StateDict() StateDict {
 	for _, e := range b.stateEntries() {
 		if e.i64 != nil {
 			sd = append(sd, Named{Name: e.name, Tensor: int64Scalar(*e.i64)})
+		} else if e.i64t != nil {
+			sd = append(sd, Named{Name: e.name, Tensor: e.i64t.stored()})
 		} else {
 			sd = append(sd, Named{Name: e.name, Tensor: ToStored(e.t)})
 		}
@@ -291,6 +298,9 @@ func (b *Base) LoadStateDict(src Source, strict bool) (*LoadReport, error) {
 		if e.i64 != nil {
 			want = []int64{}
 			wantDT = tensor.Int64
+		} else if e.i64t != nil {
+			want = shape64(e.i64t.Shape)
+			wantDT = tensor.Int64
 		} else {
 			want = make([]int64, len(e.t.shape))
 			for i, d := range e.t.shape {
@@ -298,7 +308,7 @@ func (b *Base) LoadStateDict(src Source, strict bool) (*LoadReport, error) {
 			}
 		}
 		okDT := st.DType.IsFloat()
-		if e.i64 != nil {
+		if e.i64 != nil || e.i64t != nil {
 			okDT = !st.DType.IsFloat() && st.DType != tensor.Bool
 		}
 		if !sameShape64(want, st.Shape) || !okDT {
@@ -322,7 +332,16 @@ func (b *Base) LoadStateDict(src Source, strict bool) (*LoadReport, error) {
 	}
 	// Decode everything first so a read error leaves the module untouched.
 	vals := make([][]float32, len(jobs))
+	ints := make([][]int64, len(jobs))
 	for i, j := range jobs {
+		if j.e.i64t != nil {
+			v, err := int64Values(j.st)
+			if err != nil {
+				return r, fmt.Errorf("nn: reading %q: %w", j.e.name, err)
+			}
+			ints[i] = v
+			continue
+		}
 		v, err := j.st.Float32s()
 		if err != nil {
 			return r, fmt.Errorf("nn: reading %q: %w", j.e.name, err)
@@ -339,6 +358,8 @@ func (b *Base) LoadStateDict(src Source, strict bool) (*LoadReport, error) {
 				return r, fmt.Errorf("nn: reading %q: %w", j.e.name, err)
 			}
 			*j.e.i64 = n
+		} else if j.e.i64t != nil {
+			copy(j.e.i64t.Data, ints[i])
 		} else {
 			copy(j.e.t.data, vals[i])
 		}

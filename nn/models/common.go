@@ -180,7 +180,7 @@ func seqOf(b *nn.Builder, fs ...func(b *nn.Builder) nn.Module) *nn.Sequential {
 type namedSequential struct {
 	nn.Base
 	typeName string
-	layers   []nn.Module
+	layers   []nn.Module // as added, for fused fast paths that know the layout
 }
 
 func newNamedSequential(typeName string) *namedSequential {
@@ -192,8 +192,10 @@ func (s *namedSequential) add(name string, m nn.Module) {
 	s.AddModule(name, m)
 }
 
+// Forward runs the registered children in order, so that a child replaced
+// with SetChild (a new classifier head) is the one that runs.
 func (s *namedSequential) Forward(x *nn.Tensor) *nn.Tensor {
-	for _, m := range s.layers {
+	for _, m := range s.Children() {
 		x = m.Forward(x)
 	}
 	return x

@@ -117,6 +117,9 @@ var interopFamilies = []interopFamily{
 	{"efficientnet_", "models_fixtures_mobile.py"},
 	{"regnet_", "models_fixtures_mobile.py"},
 	{"convnext_", "models_fixtures_mobile.py"},
+	{"vit_", "models_transformers.py"},
+	{"swin_", "models_transformers.py"},
+	{"maxvit_", "models_transformers.py"},
 }
 
 // interopScript returns the generator of a registered architecture, and

@@ -51,6 +51,10 @@ type Config struct {
 	// DropoutP overrides an architecture's classifier dropout probability;
 	// zero keeps torchvision's default, a negative value means p = 0.
 	DropoutP float64
+	// ImageSize is the input size the vision transformers are built for
+	// (ViT's image_size, MaxViT's input_size); zero means 224 in Build, and
+	// in Load the size the weights' position embedding was made for.
+	ImageSize int
 	// Weights supplies the tensors the layers are built from (see
 	// [nn.Builder]); nil builds freshly initialised weights. Load sets it;
 	// every Spec.Build must construct its layers through it.

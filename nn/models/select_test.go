@@ -14,6 +14,7 @@ var defaultInterop = []string{
 	"resnet18", "resnext50_32x4d", "vgg11_bn", "alexnet", "squeezenet1_0", "densenet121", "googlenet",
 	"inception_v3", "mobilenet_v2", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5",
 	"efficientnet_b0", "efficientnet_v2_s", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny",
+	"vit_b_32", "swin_t", "swin_v2_t", "maxvit_t",
 }
 
 // selectArchs picks, among family (the architectures one interop test
