@@ -197,3 +197,20 @@ func opName(code byte) string {
 	}
 	return "0x" + strconv.FormatUint(uint64(code), 16)
 }
+
+// pyModuleName reports whether s is a dotted path of Python identifiers
+// (bytes over 0x7f count as letters: Python 3 allows Unicode ones).
+func pyModuleName(s string) bool {
+	for _, part := range strings.Split(s, ".") {
+		if part == "" || part[0] >= '0' && part[0] <= '9' {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80) {
+				return false
+			}
+		}
+	}
+	return true
+}

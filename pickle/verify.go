@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The validating pass.
@@ -248,6 +249,10 @@ func (v *verifier) str(it item) string {
 // STACK_GLOBAL.
 func (v *verifier) addGlobal(module, name string, op int, opName string) (item, error) {
 	raw := module + "." + name
+	if !strings.ContainsAny(module+name, "\n\x00") && !pyModuleName(module) {
+		// CPython's import fails before anything runs.
+		return item{}, v.errf(op, "%s of module %q, which is not a Python module name", opName, module)
+	}
 	module, name = resolve(module, name, v.proto)
 	cat := classify(module, name)
 	if v.scan != nil {
@@ -488,6 +493,10 @@ func (v *verifier) run() error {
 				v.pop()
 			}
 		case 'c', 'i': // GLOBAL, INST
+			if code == 'i' && len(v.marks) == 0 {
+				// CPython's C unpickler looks for the MARK first.
+				return v.errf(op, "INST without MARK")
+			}
 			var mod, name []byte
 			if mod, err = v.line(op, MaxLine); err != nil {
 				return err
