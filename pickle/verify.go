@@ -299,6 +299,22 @@ func (v *verifier) refuse(op int, anomaly string, format string, args ...any) er
 	return v.errf(op, format, args...)
 }
 
+// textKey handles a GET or PUT key that is not plain digits: the reader
+// refuses it; a scan reads it as CPython does (int(s, 10): white space,
+// a sign, underscores and leading zeros allowed) and notes the anomaly.
+func (v *verifier) textKey(op int, name string, b []byte) (int, error) {
+	if v.scan == nil {
+		return 0, v.errf(op, "%s of invalid index %q (a memo key must be plain decimal digits)", name, b)
+	}
+	t := strings.ReplaceAll(strings.TrimSpace(string(b)), "_", "")
+	idx, err := strconv.Atoi(t)
+	if err != nil || idx < 0 || idx > 1<<31 || strings.Contains(string(b), "__") {
+		return 0, v.errf(op, "%s of invalid index %q", name, b)
+	}
+	v.scan.anomaly(op, "memo-key-text", fmt.Sprintf("%s key %q is not plain digits: CPython reads it as %d, a naive parser as another slot or not at all", name, b, idx))
+	return idx, nil
+}
+
 func (v *verifier) hashable(items []item, op int, name string) error {
 	if v.scan != nil {
 		return nil // CPython hashes bytes; only gopickle cannot
@@ -579,7 +595,9 @@ func (v *verifier) run() error {
 			if b, err = v.line(op, MaxDigits); err == nil {
 				idx, perr := strconv.Atoi(string(b))
 				if perr != nil || idx < 0 || !canonicalIndex(b) {
-					return v.errf(op, "GET of invalid index %q (a memo key must be plain decimal digits)", b)
+					if idx, err = v.textKey(op, "GET", b); err != nil {
+						return err
+					}
 				}
 				err = v.getMemo(idx, op)
 			}
@@ -598,7 +616,9 @@ func (v *verifier) run() error {
 			if b, err = v.line(op, MaxDigits); err == nil {
 				idx, perr := strconv.Atoi(string(b))
 				if perr != nil || idx < 0 || idx > 1<<31 || !canonicalIndex(b) {
-					return v.errf(op, "PUT of invalid index %q (a memo key must be plain decimal digits)", b)
+					if idx, err = v.textKey(op, "PUT", b); err != nil {
+						return err
+					}
 				}
 				err = v.setMemo(idx, op)
 			}
