@@ -120,7 +120,9 @@ func Load(r io.ReaderAt, size int64) (*File, error) {
 		return nil, fmt.Errorf("pickle: empty file")
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		return loadZip(r, size)
-	case len(head) >= 262 && string(head[257:262]) == "ustar":
+	case tarHeader(head):
+		// As torch.load: a file that is not a zip is a tar archive when
+		// Python's tarfile accepts its first block (whatever its magic).
 		return loadTar(r, size)
 	case head[0] == 0x80 || head[0] == '(' || head[0] == 'c' || head[0] == 'L' || head[0] == 'I':
 		return loadLegacy(r, size)

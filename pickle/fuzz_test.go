@@ -137,3 +137,70 @@ func FuzzZip(f *testing.F) {
 		roundTrip(t, file)
 	})
 }
+
+// seedsOf returns the seed files whose content starts as pick says.
+func seedsOf(f *testing.F, pick func([]byte) bool) {
+	for _, b := range seedFiles(f) {
+		if pick(b) {
+			f.Add(b)
+		}
+	}
+}
+
+func isLegacySeed(b []byte) bool {
+	return len(b) > 2 && b[0] == 0x80 && !tarHeader(b[:min(len(b), 512)])
+}
+
+// FuzzLegacy fuzzes the legacy layer (five pickles, then the storages),
+// seeded with the legacy files of testdata.
+func FuzzLegacy(f *testing.F) {
+	seedsOf(f, isLegacySeed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := loadLegacy(bytes.NewReader(data), int64(len(data)))
+		noPanic(t, err)
+		if err != nil {
+			return
+		}
+		checkLoaded(t, file, func() (*File, error) { return loadLegacy(bytes.NewReader(data), int64(len(data))) })
+	})
+}
+
+// FuzzTar fuzzes the tar layer (members sys_info, pickle, tensors,
+// storages), seeded with the tar files of testdata.
+func FuzzTar(f *testing.F) {
+	seedsOf(f, func(b []byte) bool { return tarHeader(b[:min(len(b), 512)]) })
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := loadTar(bytes.NewReader(data), int64(len(data)))
+		noPanic(t, err)
+		if err != nil {
+			return
+		}
+		checkLoaded(t, file, func() (*File, error) { return loadTar(bytes.NewReader(data), int64(len(data))) })
+	})
+}
+
+// FuzzScan fuzzes the scanner on whole files and checks that it agrees
+// with the reader: a file Load accepts has no finding above LOW (the
+// reader refuses every global, call and anomaly the scanner reports above
+// LOW), except that a legacy file may also hold a zip directory.
+func FuzzScan(f *testing.F) {
+	for _, b := range seedFiles(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rep := Scan(bytes.NewReader(data), int64(len(data)))
+		file, err := Load(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		file.Close()
+		for _, x := range rep.Findings {
+			if x.Severity > SeverityLow && x.Global != "pickle-zip-polyglot" {
+				t.Fatalf("Load accepts the file, Scan reports %s %s at %d (%s)", x.Severity, x.Global, x.Offset, x.Description)
+			}
+		}
+		if len(rep.Errors) > 0 {
+			t.Fatalf("Load accepts the file, Scan could not read it: %v", rep.Errors)
+		}
+	})
+}

@@ -23,13 +23,19 @@ const (
 
 // ForbiddenError reports a global that the allow-list refuses.
 type ForbiddenError struct {
-	Global string // "module.name"
-	Use    string // the opcode that used it, when it is refused for that use only
+	Global string // "module.name", as the pickle names it
+	// Resolved is the global CPython looks up instead, when it renames a
+	// Python 2 name ("commands.getoutput" is "subprocess.getoutput").
+	Resolved string
+	Use      string // the opcode that used it, when it is refused for that use only
 }
 
 // Error returns "pickle: forbidden global \"module.name\"", with the use
 // that was refused when the global is allowed for other uses.
 func (e *ForbiddenError) Error() string {
+	if e.Resolved != "" {
+		return fmt.Sprintf("pickle: forbidden global %q (loaded as %s)", e.Global, e.Resolved)
+	}
 	if e.Use != "" {
 		return fmt.Sprintf("pickle: forbidden global %q (%s of a global that is not allow-listed for it)", e.Global, e.Use)
 	}
@@ -105,6 +111,19 @@ var forbiddenModules = []string{
 	"setuptools", "pip", "venv", "ensurepip", "numpy.testing", "torch.hub",
 	"torch.serialization", "torch.jit._script", "torch._C", "torch.ops", "torch.utils.cpp_extension",
 	"torch.package", "torch.multiprocessing", "torch.distributed",
+	// torch's compilers, code generators and op registries: they compile or
+	// run code.
+	"torch._dynamo", "torch._inductor", "torch.fx", "torch.compiler", "torch.library",
+	"torch._ops", "torch.jit._serialization", "torch.jit.frontend", "torch._jit_internal",
+}
+
+// forbiddenTorch are names of module torch that load files, compile or run
+// code (torch.load, torch.compile, torch.jit as an attribute chain).
+var forbiddenTorch = map[string]bool{
+	"load": true, "compile": true, "jit": true, "hub": true, "ops": true, "_C": true,
+	"package": true, "serialization": true, "classes": true, "library": true,
+	"_dynamo": true, "_inductor": true, "fx": true, "_ops": true, "_load_global_deps": true,
+	"utils": true, "distributed": true, "multiprocessing": true,
 }
 
 // storageDTypes maps torch's storage classes to element types.
@@ -124,11 +143,40 @@ var torchDTypes = map[string]string{
 	"complex128": "complex128", "complex32": "complex32",
 }
 
-// classify returns what a pickle may do with the global module.name.
+// resolve returns the global CPython's unpickler looks up for GLOBAL (or
+// STACK_GLOBAL) module and name in a pickle of protocol proto: with
+// fix_imports (torch.load's default), protocols 0 to 2 map Python 2 names
+// through _compat_pickle's tables (see compat_table.go).
+func resolve(module, name string, proto int) (string, string) {
+	if proto >= 3 {
+		return module, name
+	}
+	if to, ok := compatNames[module+"\n"+name]; ok {
+		m, n, _ := strings.Cut(to, "\n")
+		return m, n
+	}
+	if m, ok := compatImports[module]; ok {
+		return m, name
+	}
+	return module, name
+}
+
+// classify returns what a pickle may do with the global module.name, as
+// resolve returned it.
+//
+// A dotted name is refused unless allow-listed whole: from protocol 4
+// CPython follows it as an attribute chain (torch, "serialization.os.system"
+// reaches os.system through torch's own imports), below 4 it fails to load.
 func classify(module, name string) category {
 	full := module + "." + name
 	if callables[full] {
 		return catCall
+	}
+	if strings.Contains(name, ".") {
+		return catForbidden
+	}
+	if module == "torch" && forbiddenTorch[name] {
+		return catForbidden
 	}
 	if module == "builtins" || module == "__builtin__" {
 		if safeBuiltins[name] {

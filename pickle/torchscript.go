@@ -1,6 +1,7 @@
 package pickle
 
 import (
+	"archive/zip"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,24 +24,27 @@ type tsClass struct {
 // none of it is run.
 func scriptClasses(a *zipArchive) (map[string]*tsClass, error) {
 	var names []string
-	for name := range a.entries {
-		if strings.HasPrefix(name, "code/") && strings.HasSuffix(name, ".py") {
+	byName := map[string]*zip.File{}
+	for _, f := range a.files {
+		name := f.Name[len(a.prefix)+1:]
+		if l := lowerASCII(name); strings.HasPrefix(l, "code/") && strings.HasSuffix(l, ".py") {
 			names = append(names, name)
+			byName[name] = f
 		}
 	}
 	sort.Strings(names)
 	out := map[string]*tsClass{}
 	var total int64
 	for _, name := range names {
-		total += int64(a.entries[name].UncompressedSize64)
+		total += int64(byName[name].UncompressedSize64)
 		if total > MaxPickleSize {
 			return nil, fmt.Errorf("pickle: torchscript code exceeds %d bytes", MaxPickleSize)
 		}
-		src, err := a.read(name)
+		src, err := readMember(byName[name])
 		if err != nil {
 			return nil, err
 		}
-		module := strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(name, "code/"), ".py"), "/", ".")
+		module := strings.ReplaceAll(name[len("code/"):len(name)-len(".py")], "/", ".")
 		var cur *tsClass
 		for _, line := range strings.Split(string(src), "\n") {
 			if rest, ok := strings.CutPrefix(line, "class "); ok {

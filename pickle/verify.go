@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The validating pass.
@@ -60,6 +61,7 @@ const (
 type item struct {
 	kind uint8
 	a, b int
+	dec  *string // for kStr of STRING and UNICODE with escapes: the decoded text
 }
 
 type verifier struct {
@@ -74,6 +76,11 @@ type verifier struct {
 	patched  bool
 	ops      int
 	work     int64 // estimated bytes the VM will allocate
+	proto    int   // the last PROTO opcode's argument, 0 before one
+	// scan, when not nil, turns the refusals of what torch.load would act
+	// on (forbidden globals and calls, reader-only rules) into findings
+	// and walks on to the end of the pickle; see Scan.
+	scan *scanLog
 }
 
 // opCost estimates what gopickle allocates for each opcode, beyond its
@@ -129,13 +136,32 @@ func (v *verifier) take(n int, op int) ([]byte, error) {
 	}
 	if n < 0 || n > end-v.pos {
 		if v.frameEnd > 0 && n >= 0 && n <= len(v.data)-v.pos {
-			return nil, v.errf(op, "argument of %d bytes crosses the end of its frame", n)
+			if v.scan == nil {
+				return nil, v.errf(op, "argument of %d bytes crosses the end of its frame", n)
+			}
+			if err := v.crossFrame(op); err != nil {
+				return nil, err
+			}
+			return v.take(n, op)
 		}
 		return nil, v.truncf(op, "argument of %d bytes, %d left", n, end-v.pos)
 	}
 	b := v.data[v.pos : v.pos+n]
 	v.pos += n
 	return b, nil
+}
+
+// crossFrame handles an argument that crosses the end of its frame:
+// CPython's C unpickler (torch.load's) ignores frame boundaries, Python's
+// pickle._Unpickler refuses them. The reader refuses; a scan notes it and
+// reads on as the C unpickler does, with no frame.
+func (v *verifier) crossFrame(op int) error {
+	if v.scan == nil {
+		return v.errf(op, "argument crosses the end of its frame")
+	}
+	v.scan.anomaly(op, "frame-straddle", "an opcode's argument crosses the end of its FRAME: torch's C unpickler reads it, Python's pickle refuses it, so two loaders disagree")
+	v.frameEnd = 0
+	return nil
 }
 
 func (v *verifier) line(op int, limit int) ([]byte, error) {
@@ -158,7 +184,13 @@ func (v *verifier) line(op int, limit int) ([]byte, error) {
 		}
 	}
 	if v.frameEnd > 0 {
-		return nil, v.errf(op, "line argument crosses the end of its frame")
+		if v.scan == nil {
+			return nil, v.errf(op, "line argument crosses the end of its frame")
+		}
+		if err := v.crossFrame(op); err != nil {
+			return nil, err
+		}
+		return v.line(op, limit)
 	}
 	return nil, v.truncf(op, "unterminated line argument")
 }
@@ -205,12 +237,32 @@ func (v *verifier) popMark(op int, name string) ([]item, error) {
 	return items, nil
 }
 
-func (v *verifier) str(it item) string { return string(v.data[it.a : it.a+it.b]) }
+func (v *verifier) str(it item) string {
+	if it.dec != nil {
+		return *it.dec
+	}
+	return string(v.data[it.a : it.a+it.b])
+}
 
-func (v *verifier) addGlobal(module, name string, op int) (item, error) {
+// addGlobal classifies the global CPython looks up for module and name
+// (see resolve) and returns its placeholder. opName is GLOBAL, INST or
+// STACK_GLOBAL.
+func (v *verifier) addGlobal(module, name string, op int, opName string) (item, error) {
+	raw := module + "." + name
+	if !strings.ContainsAny(module+name, "\n\x00") && !pyModuleName(module) {
+		// CPython's import fails before anything runs.
+		return item{}, v.errf(op, "%s of module %q, which is not a Python module name", opName, module)
+	}
+	module, name = resolve(module, name, v.proto)
 	cat := classify(module, name)
-	if cat == catForbidden {
-		return item{}, &ForbiddenError{Global: module + "." + name}
+	if v.scan != nil {
+		v.scan.global(op, opName, module, name, cat)
+	} else if cat == catForbidden {
+		e := &ForbiddenError{Global: raw}
+		if full := module + "." + name; full != raw {
+			e.Resolved = full
+		}
+		return item{}, e
 	}
 	v.globals = append(v.globals, global{module, name, cat})
 	return item{kind: kGlobal, a: len(v.globals) - 1}, nil
@@ -219,16 +271,54 @@ func (v *verifier) addGlobal(module, name string, op int) (item, error) {
 // callable checks that it may be called by REDUCE, INST or OBJ.
 func (v *verifier) callable(it item, op int, name string) error {
 	if it.kind != kGlobal {
+		if v.scan != nil {
+			v.scan.call(op, name, "", catForbidden)
+			return nil
+		}
 		return v.errf(op, "%s of a value that is not an allow-listed global", name)
 	}
 	g := v.globals[it.a]
 	if g.cat != catCall {
+		if v.scan != nil {
+			v.scan.call(op, name, g.module+"."+g.name, g.cat)
+			return nil
+		}
 		return &ForbiddenError{Global: g.module + "." + g.name, Use: name}
 	}
 	return nil
 }
 
+// refuse returns the reader's refusal of something CPython reads, or, when
+// scanning, records it as an anomaly (what is refused is never clean) and
+// returns nil so that the walk goes on as CPython's would.
+func (v *verifier) refuse(op int, anomaly string, format string, args ...any) error {
+	if v.scan != nil {
+		v.scan.anomaly(op, anomaly, fmt.Sprintf(format, args...))
+		return nil
+	}
+	return v.errf(op, format, args...)
+}
+
+// textKey handles a GET or PUT key that is not plain digits: the reader
+// refuses it; a scan reads it as CPython does (int(s, 10): white space,
+// a sign, underscores and leading zeros allowed) and notes the anomaly.
+func (v *verifier) textKey(op int, name string, b []byte) (int, error) {
+	if v.scan == nil {
+		return 0, v.errf(op, "%s of invalid index %q (a memo key must be plain decimal digits)", name, b)
+	}
+	t := strings.ReplaceAll(strings.TrimSpace(string(b)), "_", "")
+	idx, err := strconv.Atoi(t)
+	if err != nil || idx < 0 || idx > 1<<31 || strings.Contains(string(b), "__") {
+		return 0, v.errf(op, "%s of invalid index %q", name, b)
+	}
+	v.scan.anomaly(op, "memo-key-text", fmt.Sprintf("%s key %q is not plain digits: CPython reads it as %d, a naive parser as another slot or not at all", name, b, idx))
+	return idx, nil
+}
+
 func (v *verifier) hashable(items []item, op int, name string) error {
+	if v.scan != nil {
+		return nil // CPython hashes bytes; only gopickle cannot
+	}
 	for _, it := range items {
 		if it.kind == kBytes {
 			return v.errf(op, "%s with a bytes key", name)
@@ -314,6 +404,11 @@ func (v *verifier) run() error {
 				if len(b) == 0 {
 					return v.errf(op, "empty number")
 				}
+				if !canonicalNumber(code, b) {
+					if err = v.refuse(op, "number-text", "%s argument %q is not a plain decimal: CPython's C unpickler reads base prefixes, leading zeros, signs, underscores and text after a NUL its own way", opName(code), b); err != nil {
+						return err
+					}
+				}
 				err = v.push(item{}, op)
 			}
 		case 'J': // BININT
@@ -359,7 +454,15 @@ func (v *verifier) run() error {
 					return v.errf(op, "STRING argument is not quoted")
 				}
 				start := v.pos - 1 - len(b) + 1
-				err = v.push(item{kind: kStr, a: start, b: len(b) - 2}, op)
+				it := item{kind: kStr, a: start, b: len(b) - 2}
+				if !plainText(b[1 : len(b)-1]) {
+					if err = v.refuse(op, "string-escapes", "STRING argument with escapes or non-ASCII bytes: CPython decodes them, a naive reader does not"); err != nil {
+						return err
+					}
+					d := decodeEscapes(b[1:len(b)-1], false)
+					it.dec = &d
+				}
+				err = v.push(it, op)
 			}
 		case 'T', 'X', 'B': // BINSTRING, BINUNICODE, BINBYTES
 			var b []byte
@@ -387,7 +490,15 @@ func (v *verifier) run() error {
 		case 'V': // UNICODE
 			var b []byte
 			if b, err = v.line(op, MaxLine); err == nil {
-				err = v.push(item{kind: kStr, a: v.pos - 1 - len(b), b: len(b)}, op)
+				it := item{kind: kStr, a: v.pos - 1 - len(b), b: len(b)}
+				if !plainText(b) {
+					if err = v.refuse(op, "string-escapes", "UNICODE argument with escapes or non-ASCII bytes: CPython decodes it as raw-unicode-escape, a naive reader does not"); err != nil {
+						return err
+					}
+					d := decodeEscapes(b, true)
+					it.dec = &d
+				}
+				err = v.push(it, op)
 			}
 		case 'a': // APPEND
 			if err = v.need(2, op, "APPEND"); err == nil {
@@ -398,6 +509,10 @@ func (v *verifier) run() error {
 				v.pop()
 			}
 		case 'c', 'i': // GLOBAL, INST
+			if code == 'i' && len(v.marks) == 0 {
+				// CPython's C unpickler looks for the MARK first.
+				return v.errf(op, "INST without MARK")
+			}
 			var mod, name []byte
 			if mod, err = v.line(op, MaxLine); err != nil {
 				return err
@@ -405,11 +520,15 @@ func (v *verifier) run() error {
 			if name, err = v.line(op, MaxLine); err != nil {
 				return err
 			}
-			g, err := v.addGlobal(string(mod), string(name), op)
+			gop := "GLOBAL"
+			if code == 'i' {
+				gop = "INST"
+			}
+			g, err := v.addGlobal(string(mod), string(name), op, gop)
 			if err != nil {
 				return err
 			}
-			if string(mod) == "collections" && string(name) == "OrderedDict" {
+			if v.scan == nil && string(mod) == "collections" && string(name) == "OrderedDict" {
 				// gopickle resolves this global itself, with a constructor
 				// that refuses the list of pairs Python 2 pickles pass it;
 				// rename it in place to reach ours.
@@ -431,9 +550,15 @@ func (v *verifier) run() error {
 			}
 			name, mod := v.pop(), v.pop()
 			if name.kind != kStr || mod.kind != kStr {
-				return v.errf(op, "STACK_GLOBAL of names that are not string constants")
+				if v.scan == nil {
+					return v.errf(op, "STACK_GLOBAL of names that are not string constants")
+				}
+				v.scan.global(op, "STACK_GLOBAL", "?", "?", catForbidden)
+				v.globals = append(v.globals, global{"?", "?", catForbidden})
+				err = v.push(item{kind: kGlobal, a: len(v.globals) - 1}, op)
+				break
 			}
-			g, err := v.addGlobal(v.str(mod), v.str(name), op)
+			g, err := v.addGlobal(v.str(mod), v.str(name), op, "STACK_GLOBAL")
 			if err != nil {
 				return err
 			}
@@ -469,8 +594,10 @@ func (v *verifier) run() error {
 			var b []byte
 			if b, err = v.line(op, MaxDigits); err == nil {
 				idx, perr := strconv.Atoi(string(b))
-				if perr != nil || idx < 0 {
-					return v.errf(op, "GET of invalid index %q", b)
+				if perr != nil || idx < 0 || !canonicalIndex(b) {
+					if idx, err = v.textKey(op, "GET", b); err != nil {
+						return err
+					}
 				}
 				err = v.getMemo(idx, op)
 			}
@@ -488,8 +615,10 @@ func (v *verifier) run() error {
 			var b []byte
 			if b, err = v.line(op, MaxDigits); err == nil {
 				idx, perr := strconv.Atoi(string(b))
-				if perr != nil || idx < 0 || idx > 1<<31 {
-					return v.errf(op, "PUT of invalid index %q", b)
+				if perr != nil || idx < 0 || idx > 1<<31 || !canonicalIndex(b) {
+					if idx, err = v.textKey(op, "PUT", b); err != nil {
+						return err
+					}
 				}
 				err = v.setMemo(idx, op)
 			}
@@ -555,8 +684,11 @@ func (v *verifier) run() error {
 			}
 		case 0x80: // PROTO
 			var b []byte
-			if b, err = v.take(1, op); err == nil && b[0] > 5 {
-				return v.errf(op, "unsupported pickle protocol %d", b[0])
+			if b, err = v.take(1, op); err == nil {
+				if b[0] > 5 {
+					return v.errf(op, "unsupported pickle protocol %d", b[0])
+				}
+				v.proto = int(b[0])
 			}
 		case 0x81: // NEWOBJ
 			if err = v.need(2, op, "NEWOBJ"); err == nil {
@@ -606,7 +738,11 @@ func (v *verifier) run() error {
 		case 0x95: // FRAME
 			var b []byte
 			if v.frameEnd > 0 {
-				return v.errf(op, "FRAME inside an unfinished frame")
+				if v.scan == nil {
+					return v.errf(op, "FRAME inside an unfinished frame")
+				}
+				v.scan.anomaly(op, "frame-overlap", "a FRAME starts inside an unfinished frame: torch's C unpickler reads it, Python's pickle refuses it")
+				v.frameEnd = 0
 			}
 			if b, err = v.take(8, op); err == nil {
 				n := le.Uint64(b)
@@ -655,10 +791,16 @@ func (v *verifier) newable(it item, op int, name string) error {
 	case kGlobal:
 		g := v.globals[it.a]
 		if g.cat != catClass {
-			return &ForbiddenError{Global: g.module + "." + g.name, Use: name}
+			if v.scan == nil {
+				return &ForbiddenError{Global: g.module + "." + g.name, Use: name}
+			}
+			v.scan.call(op, name, g.module+"."+g.name, g.cat)
 		}
 	default:
-		return v.errf(op, "%s of a value that is not a class", name)
+		if v.scan == nil {
+			return v.errf(op, "%s of a value that is not a class", name)
+		}
+		v.scan.call(op, name, "", catForbidden)
 	}
 	return v.push(item{}, op)
 }

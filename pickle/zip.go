@@ -2,9 +2,14 @@ package pickle
 
 import (
 	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -36,7 +41,122 @@ type zipArchive struct {
 	r       io.ReaderAt
 	size    int64
 	prefix  string
-	entries map[string]*zip.File
+	entries map[string]*zip.File // by name under the prefix, ASCII lower-cased
+	files   []*zip.File
+}
+
+// How torch finds members (caffe2's PyTorchStreamReader on miniz): the
+// central directory lists them; the archive prefix is the first entry's
+// name up to its first '/'; a member is looked up as prefix/name with
+// ASCII letters compared without case; CRCs are not checked. The reader
+// does the same, and refuses archives where readers could disagree (see
+// zipAnomalies).
+
+// ZipAnomaly is a property of a zip archive that lets two zip readers see
+// different members or contents. The reader refuses archives with any.
+type ZipAnomaly struct {
+	Name   string // "zip-case-duplicate", "zip-overlap", ...
+	Entry  string // the member at fault, if any
+	Offset int64  // where in the file
+	Msg    string // one sentence
+}
+
+func lowerASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
+}
+
+// zipAnomalies checks an archive zip.NewReader accepted.
+func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []ZipAnomaly {
+	var out []ZipAnomaly
+	add := func(name, entry string, off int64, format string, args ...any) {
+		out = append(out, ZipAnomaly{name, entry, off, fmt.Sprintf(format, args...)})
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	offsets, base, dir, err := zipDirectory(r, size)
+	if err != nil || len(offsets) != len(files) {
+		return []ZipAnomaly{{"zip-directory", "", 0, "the central directory cannot be read the way archive/zip read it"}}
+	}
+	if base != 0 {
+		add("zip-prepended", "", 0, "the archive's offsets assume %d bytes before it: zip readers that correct for them and torch, which does not, see different members", base)
+	}
+	first := files[0].Name
+	prefix, _, _ := strings.Cut(first, "/")
+	lp := lowerASCII(prefix) + "/"
+	byLower := map[string]string{}
+	type span struct {
+		start, end int64
+		name       string
+	}
+	var spans []span
+	for i, f := range files {
+		hdr, _ := f.DataOffset()
+		lh0 := offsets[i]
+		low := lowerASCII(f.Name)
+		if f.Name != first && !strings.HasPrefix(low, lp) || f.Name == prefix+"/" {
+			add("zip-outside-prefix", f.Name, hdr, "member %q is outside the archive prefix %q that torch takes from the first member", f.Name, prefix)
+		}
+		switch {
+		case strings.ContainsRune(f.Name, 0):
+			add("zip-name-nul", f.Name, hdr, "member name %q contains a NUL byte: C readers cut it there, others do not", f.Name)
+		case strings.ContainsRune(f.Name, '\\'):
+			add("zip-name-backslash", f.Name, hdr, "member name %q contains a backslash, a directory separator to some readers only", f.Name)
+		case slices.Contains(strings.Split(f.Name, "/"), "..") || strings.HasPrefix(f.Name, "/"):
+			add("zip-name-traversal", f.Name, hdr, "member name %q climbs out of the archive (.. or an absolute path)", f.Name)
+		}
+		if prev, dup := byLower[low]; dup {
+			if prev == f.Name {
+				add("zip-duplicate", f.Name, hdr, "duplicate entry %q: readers pick different copies", f.Name)
+			} else {
+				add("zip-case-duplicate", f.Name, hdr, "members %q and %q differ only in case: torch compares names without case and may pick either", prev, f.Name)
+			}
+		}
+		byLower[low] = f.Name
+		if f.Flags&1 != 0 {
+			add("zip-encrypted", f.Name, hdr, "member %q is flagged encrypted: torch reads its bytes as they are, other readers decrypt or refuse", f.Name)
+		}
+		if f.Method != zip.Store && f.Method != zip.Deflate {
+			add("zip-compression", f.Name, hdr, "member %q uses compression method %d, which torch's reader does not support", f.Name, f.Method)
+		}
+		if hdr > 0 {
+			spans = append(spans, span{lh0, hdr + int64(f.CompressedSize64), f.Name})
+			var lh [30]byte
+			if _, err := r.ReadAt(lh[:], lh0); err == nil {
+				n := int(binary.LittleEndian.Uint16(lh[26:]))
+				name := make([]byte, n)
+				if _, err := r.ReadAt(name, lh0+30); err == nil && string(name) != f.Name {
+					add("zip-local-name", f.Name, lh0, "member %q is named %q in its local header: readers that walk local headers see another archive", f.Name, name)
+				}
+			}
+		} else {
+			add("zip-bad-offset", f.Name, lh0, "member %q has no valid local header", f.Name)
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start < spans[i-1].end {
+			add("zip-overlap", spans[i].name, spans[i].start, "members %q and %q overlap in the file: one set of bytes is read as two members", spans[i-1].name, spans[i].name)
+		}
+	}
+	// Readers search backwards for the end-of-central-directory record;
+	// with two, they can pick different ones (a directory hidden in a
+	// comment).
+	// The directory, its end records and the comment are searched (not
+	// the members' data, which the reader does not touch).
+	tail := min(size-dir, 65535+22+46*int64(len(files))+1<<20)
+	buf := make([]byte, tail)
+	if n, _ := r.ReadAt(buf, size-tail); int64(n) == tail {
+		if c := bytes.Count(buf, []byte("PK\x05\x06")); c > 1 {
+			add("zip-eocd", "", size-tail+int64(bytes.Index(buf, []byte("PK\x05\x06"))), "%d end-of-central-directory records: zip readers can pick different ones and see different members", c)
+		}
+	}
+	return out
 }
 
 func openZip(r io.ReaderAt, size int64) (*zipArchive, error) {
@@ -50,32 +170,40 @@ func openZip(r io.ReaderAt, size int64) (*zipArchive, error) {
 	if len(zr.File) > MaxEntries {
 		return nil, fmt.Errorf("pickle: zip: %d entries exceed limit %d", len(zr.File), MaxEntries)
 	}
-	a := &zipArchive{r: r, size: size, entries: make(map[string]*zip.File, len(zr.File))}
+	a := &zipArchive{r: r, size: size, entries: make(map[string]*zip.File, len(zr.File)), files: zr.File}
 	first := zr.File[0].Name
 	i := strings.IndexByte(first, '/')
 	if i <= 0 {
 		return nil, fmt.Errorf("pickle: zip: entry %q is not under an archive prefix", first)
 	}
 	a.prefix = first[:i]
+	if an := zipAnomalies(r, size, zr.File); len(an) > 0 {
+		return nil, fmt.Errorf("pickle: zip: %s", an[0].Msg)
+	}
 	for _, f := range zr.File {
-		rest, ok := strings.CutPrefix(f.Name, a.prefix+"/")
-		if !ok || rest == "" {
+		rest := f.Name[len(a.prefix)+1:]
+		if rest == "" {
 			return nil, fmt.Errorf("pickle: zip: entry %q is outside the archive prefix %q", f.Name, a.prefix)
 		}
-		if _, dup := a.entries[rest]; dup {
-			return nil, fmt.Errorf("pickle: zip: duplicate entry %q", f.Name)
-		}
-		a.entries[rest] = f
+		a.entries[lowerASCII(rest)] = f
 	}
 	return a, nil
 }
 
-// read returns the contents of a small entry, checking its sizes.
+// entry returns the member prefix/name, found as torch finds it.
+func (a *zipArchive) entry(name string) *zip.File { return a.entries[lowerASCII(name)] }
+
+// read returns the contents of a small entry, checking its sizes but not
+// its CRC (torch does not).
 func (a *zipArchive) read(name string) ([]byte, error) {
-	f := a.entries[name]
+	f := a.entry(name)
 	if f == nil {
 		return nil, fmt.Errorf("pickle: zip: no entry %q", a.prefix+"/"+name)
 	}
+	return readMember(f)
+}
+
+func readMember(f *zip.File) ([]byte, error) {
 	if f.UncompressedSize64 > MaxPickleSize {
 		return nil, fmt.Errorf("pickle: zip: entry %q of %d bytes exceeds limit %d", f.Name, f.UncompressedSize64, MaxPickleSize)
 	}
@@ -85,11 +213,20 @@ func (a *zipArchive) read(name string) ([]byte, error) {
 			return nil, fmt.Errorf("pickle: zip: entry %q compresses %d bytes to %d, ratio over %d", f.Name, f.UncompressedSize64, f.CompressedSize64, MaxRatio)
 		}
 	}
-	rc, err := f.Open()
+	raw, err := f.OpenRaw()
 	if err != nil {
 		return nil, fmt.Errorf("pickle: zip: entry %q: %w", f.Name, zipCause(err))
 	}
-	defer rc.Close()
+	var rc io.Reader = raw
+	switch f.Method {
+	case zip.Store:
+	case zip.Deflate:
+		fr := flate.NewReader(raw)
+		defer fr.Close()
+		rc = fr
+	default:
+		return nil, fmt.Errorf("pickle: zip: entry %q uses unsupported compression method %d", f.Name, f.Method)
+	}
 	// Read at most one byte more than declared, so a lying header is caught
 	// without reading further.
 	b, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
@@ -104,7 +241,7 @@ func (a *zipArchive) read(name string) ([]byte, error) {
 
 // span returns the offset and size of a stored entry's bytes in the file.
 func (a *zipArchive) span(name string) (int64, int64, error) {
-	f := a.entries[name]
+	f := a.entry(name)
 	if f == nil {
 		return 0, 0, fmt.Errorf("pickle: zip: no entry %q", a.prefix+"/"+name)
 	}
@@ -245,7 +382,7 @@ func loadZip(r io.ReaderAt, size int64) (*File, error) {
 	}
 	f := &File{Format: FormatZip, Prefix: a.prefix}
 	big := false
-	if _, ok := a.entries["byteorder"]; ok {
+	if a.entry("byteorder") != nil {
 		b, err := a.read("byteorder")
 		if err != nil {
 			return nil, err
@@ -259,7 +396,7 @@ func loadZip(r io.ReaderAt, size int64) (*File, error) {
 		}
 	}
 	var ts map[string]*tsClass
-	if _, ok := a.entries["constants.pkl"]; ok {
+	if a.entry("constants.pkl") != nil {
 		f.Format = FormatTorchScript
 		if ts, err = scriptClasses(a); err != nil {
 			return nil, err

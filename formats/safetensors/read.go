@@ -198,6 +198,106 @@ type rawInfo struct {
 	DataOffsets []uint64 `json:"data_offsets"`
 }
 
+// decodeInfo decodes one tensor entry as the Rust crate's serde derive
+// does: field names match exactly (encoding/json would also match "DType"),
+// a field given twice is an error (encoding/json keeps the last), unknown
+// fields are ignored.
+func decodeInfo(dec *json.Decoder, ri *rawInfo) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("got %v, want a JSON object", tok)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k := tok.(string)
+		if seen[k] {
+			return fmt.Errorf("field %q appears twice", k)
+		}
+		seen[k] = true
+		var dst any
+		switch k {
+		case "dtype":
+			dst = &ri.DType
+		case "shape":
+			dst = &ri.Shape
+		case "data_offsets":
+			dst = &ri.DataOffsets
+		default:
+			var skip json.RawMessage
+			dst = &skip
+		}
+		if err := dec.Decode(dst); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				te.Field = k
+			}
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
+}
+
+// loneSurrogate returns the offset of a \uD800-\uDFFF escape in a JSON
+// string that is not a high surrogate followed by a low one, or -1.
+func loneSurrogate(b []byte) int {
+	hex := func(i int) (rune, bool) {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range b[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	in := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case !in:
+			in = c == '"'
+		case c == '"':
+			in = false
+		case c == '\\':
+			r, ok := hex(i)
+			if !ok {
+				i++ // a two-byte escape
+				continue
+			}
+			switch {
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return i
+			case r >= 0xD800 && r <= 0xDBFF:
+				lo, ok := hex(i + 6)
+				if !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return i
+				}
+				i += 11
+			default:
+				i += 5
+			}
+		}
+	}
+	return -1
+}
+
 // parseHeader decodes the JSON header, keeping the file's key order and
 // refusing duplicate keys.
 func parseHeader(hdr []byte) ([]info, map[string]string, error) {
@@ -206,6 +306,9 @@ func parseHeader(hdr []byte) ([]info, map[string]string, error) {
 	}
 	if !utf8.Valid(hdr) {
 		return nil, nil, fail("", "header is not valid UTF-8")
+	}
+	if off := loneSurrogate(hdr); off >= 0 {
+		return nil, nil, fail("", "lone surrogate escape at header byte %d (the Rust crate refuses it, Go's JSON would read U+FFFD)", off)
 	}
 	if len(hdr) == 0 || hdr[0] != '{' {
 		return nil, nil, fail("", "header does not start with '{'")
@@ -247,7 +350,7 @@ func parseHeader(hdr []byte) ([]info, map[string]string, error) {
 			continue
 		}
 		var ri rawInfo
-		if err := dec.Decode(&ri); err != nil {
+		if err := decodeInfo(dec, &ri); err != nil {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
 				want := map[string]string{"dtype": "a string", "shape": "a list of non-negative integers", "data_offsets": "a list of two non-negative integers"}[te.Field]

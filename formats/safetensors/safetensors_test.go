@@ -412,3 +412,31 @@ func TestOpenIndexInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestHeaderAsRustReadsIt: header entries the Rust crate's serde derive
+// refuses are refused, where encoding/json alone would accept them.
+func TestHeaderAsRustReadsIt(t *testing.T) {
+	tests := []struct {
+		name, header, want string
+	}{
+		{"field name case", `{"a":{"DTYPE":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"Dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, "entry needs dtype"},
+		{"duplicate field", `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"data_offsets":[0,8]}}`, "appears twice"},
+		{"lone high surrogate", `{"a\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, "lone surrogate"},
+		{"lone low surrogate", `{"__metadata__":{"k":"\udc00"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, "lone surrogate"},
+		{"entry not an object", `{"a":[1,2]}`, "want a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := file(tt.header, 8)
+			_, err := Read(bytes.NewReader(b), int64(len(b)), "x.safetensors")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	// A paired surrogate escape and an escaped backslash before "u" are fine.
+	b := file(`{"a\ud83d\ude00\\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 4)
+	if _, err := Read(bytes.NewReader(b), int64(len(b)), "x.safetensors"); err != nil {
+		t.Errorf("got %v, want a valid file", err)
+	}
+}

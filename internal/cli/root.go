@@ -19,6 +19,7 @@ import (
 	"github.com/ckptkit/ckpt/internal/cli/inspect"
 	"github.com/ckptkit/ckpt/internal/cli/predict"
 	runcmd "github.com/ckptkit/ckpt/internal/cli/run"
+	"github.com/ckptkit/ckpt/internal/cli/scan"
 	"github.com/ckptkit/ckpt/internal/cli/verify"
 )
 
@@ -69,6 +70,7 @@ var commands = []func(*cmdutil.IOStreams) *cobra.Command{
 	func(ios *cmdutil.IOStreams) *cobra.Command { return runcmd.NewCmdRun(ios, nil) },
 	func(ios *cmdutil.IOStreams) *cobra.Command { return predict.NewCmdPredict(ios, nil) },
 	func(ios *cmdutil.IOStreams) *cobra.Command { return bench.NewCmdBench(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return scan.NewCmdScan(ios, nil) },
 }
 
 // Main runs ckpt with args and returns the process exit code. Errors are

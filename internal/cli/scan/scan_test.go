@@ -1,0 +1,269 @@
+package scan
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckptkit/ckpt/internal/cli/clitest"
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/pickle"
+)
+
+func TestNewCmdScan(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    Options
+		wantErr bool
+	}{
+		{args: []string{"a.pt"}, want: Options{Paths: []string{"a.pt"}, FailOn: "MEDIUM"}},
+		{args: []string{"--json", "--fail-on", "critical", "a.pt", "dir"}, want: Options{Paths: []string{"a.pt", "dir"}, JSON: true, FailOn: "critical"}},
+		{args: []string{"--sarif", "a.pt"}, want: Options{Paths: []string{"a.pt"}, SARIF: true, FailOn: "MEDIUM"}},
+		{args: []string{}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ios, _, _ := clitest.Streams()
+			var got *Options
+			cmd := NewCmdScan(ios, func(o *Options) error { got = o; return nil })
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(ios.Out)
+			cmd.SetErr(ios.ErrOut)
+			err := cmd.Execute()
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("got no error, want one")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got.Paths, ",") != strings.Join(tt.want.Paths, ",") || got.JSON != tt.want.JSON || got.SARIF != tt.want.SARIF || got.FailOn != tt.want.FailOn {
+				t.Errorf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+// run runs scanRun and returns its exit code and output.
+func run(t *testing.T, opts Options) (int, string) {
+	t.Helper()
+	ios, out, _ := clitest.Streams()
+	opts.IO = ios
+	if opts.FailOn == "" {
+		opts.FailOn = "MEDIUM"
+	}
+	err := scanRun(&opts)
+	return cmdutil.ExitCode(err), out.String()
+}
+
+// TestHonestFilesScanClean: every fixture torch (and NumPy, ONNX,
+// safetensors' writers) made in testdata scans without a finding at or
+// above MEDIUM and without an error: no false alarms. testdata/formats'
+// bad_* files are deliberately broken and its .json descriptions are no
+// model files: they are left out.
+func TestHonestFilesScanClean(t *testing.T) {
+	root := clitest.Root(t)
+	var paths []string
+	for _, d := range []string{"pickle", "models", "optim", "quickstart", "transfer", "nn", "npy", "onnx"} {
+		paths = append(paths, filepath.Join(root, "testdata", d))
+	}
+	fmts, _ := filepath.Glob(filepath.Join(root, "testdata", "formats", "*"))
+	for _, p := range fmts {
+		if !strings.HasPrefix(filepath.Base(p), "bad_") && !strings.HasSuffix(p, ".json") {
+			paths = append(paths, p)
+		}
+	}
+	res := Scan(paths, pickle.SeverityMedium)
+	pts := 0
+	for _, f := range res.Files {
+		if strings.HasSuffix(f.Path, ".pt") {
+			pts++
+		}
+		for _, x := range f.Findings {
+			if x.sev >= pickle.SeverityMedium {
+				t.Errorf("%s: got %s finding %s (%s), want none", f.Path, x.Severity, x.Global, x.Description)
+			}
+		}
+		for _, e := range f.Errors {
+			t.Errorf("%s: got error %s, want none", f.Path, e)
+		}
+	}
+	if pts < 50 {
+		t.Errorf("scanned %d .pt files, want every fixture of testdata", pts)
+	}
+	if res.Summary.ExitCode != 0 {
+		t.Errorf("got exit code %d, want 0", res.Summary.ExitCode)
+	}
+}
+
+func mal(t *testing.T, name string) string {
+	return filepath.Join(clitest.Root(t), "testdata", "malicious", name)
+}
+
+// TestExitCodes: a finding at or above --fail-on exits 1, even when the
+// file also fails to parse; a file that cannot be read exits 2.
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.pkl")
+	// os.system named and called, then garbage: CPython has run it by then.
+	if err := os.WriteFile(broken, []byte("cposix\nsystem\n(S'id'\ntR\xff\xff"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		paths  []string
+		failOn string
+		want   int
+	}{
+		{"critical payload", []string{mal(t, "payload_os_system_zip.pt")}, "", 1},
+		{"critical with fail-on critical", []string{mal(t, "payload_eval_legacy_keys.pt")}, "CRITICAL", 1},
+		{"high below fail-on critical", []string{mal(t, "reduce_plain_class.pkl")}, "CRITICAL", 0},
+		{"payload then parse error", []string{broken}, "", 1},
+		{"truncated zip", []string{mal(t, "trunc_zip_half.pt")}, "", 2},
+		{"missing file", []string{filepath.Join(dir, "none.pt")}, "", 2},
+		{"clean file", []string{filepath.Join(clitest.Root(t), "testdata", "pickle", "zip_state_dict.pt")}, "", 0},
+		{"clean and unreadable", []string{filepath.Join(clitest.Root(t), "testdata", "pickle", "zip_state_dict.pt"), mal(t, "trunc_zip_half.pt")}, "", 2},
+		{"LOW only below default", []string{filepath.Join(clitest.Root(t), "testdata", "pickle", "torchscript.pt")}, "", 0},
+		{"LOW at fail-on LOW", []string{filepath.Join(clitest.Root(t), "testdata", "pickle", "torchscript.pt")}, "low", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, out := run(t, Options{Paths: tt.paths, FailOn: tt.failOn})
+			if got != tt.want {
+				t.Errorf("got exit %d, want %d; output:\n%s", got, tt.want, out)
+			}
+		})
+	}
+}
+
+// TestJSON checks the --json schema on a payload that breaks after its
+// dangerous call.
+func TestJSON(t *testing.T) {
+	_, out := run(t, Options{Paths: []string{mal(t, "payload_subprocess_legacy_object.pt")}, JSON: true})
+	var res struct {
+		Summary map[string]any `json:"summary"`
+		Files   []struct {
+			Path     string              `json:"path"`
+			Format   string              `json:"format"`
+			Findings []map[string]any    `json:"findings"`
+			Errors   []string            `json:"errors"`
+			Extra    map[string]struct{} `json:"-"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
+	}
+	if len(res.Files) != 1 || res.Files[0].Format != "legacy" {
+		t.Fatalf("got files %+v, want one legacy file", res.Files)
+	}
+	found := false
+	for _, f := range res.Files[0].Findings {
+		for _, k := range []string{"severity", "entry", "offset", "global", "description"} {
+			if _, ok := f[k]; !ok {
+				t.Errorf("finding %v has no %q", f, k)
+			}
+		}
+		if f["severity"] == "CRITICAL" && f["global"] == "subprocess.Popen" && f["entry"] == "pickle 4 of 5 (the object)" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("got findings %v, want CRITICAL subprocess.Popen in pickle 4", res.Files[0].Findings)
+	}
+	if res.Summary["exit_code"] != float64(1) || res.Summary["critical"].(float64) < 1 {
+		t.Errorf("got summary %v, want exit_code 1 and critical findings", res.Summary)
+	}
+}
+
+// TestSARIF checks the SARIF log's shape: version 2.1.0, one result per
+// finding with its rule, level and byte offset, unreadable files as
+// notifications.
+func TestSARIF(t *testing.T) {
+	paths := []string{mal(t, "payload_exec_p4.pkl"), mal(t, "trunc_zip_half.pt")}
+	_, out := run(t, Options{Paths: paths, SARIF: true})
+	var log struct {
+		Version string `json:"version"`
+		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Rules []struct {
+						ID string `json:"id"`
+					} `json:"rules"`
+				} `json:"driver"`
+			} `json:"tool"`
+			Results []struct {
+				RuleID    string `json:"ruleId"`
+				Level     string `json:"level"`
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct {
+							URI string `json:"uri"`
+						} `json:"artifactLocation"`
+						Region struct {
+							ByteOffset *int64 `json:"byteOffset"`
+						} `json:"region"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+			Invocations []struct {
+				ExecutionSuccessful bool              `json:"executionSuccessful"`
+				Notes               []json.RawMessage `json:"toolExecutionNotifications"`
+			} `json:"invocations"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &log); err != nil {
+		t.Fatalf("--sarif output is not JSON: %v", err)
+	}
+	if log.Version != "2.1.0" || len(log.Runs) != 1 {
+		t.Fatalf("got version %q and %d runs, want 2.1.0 and 1", log.Version, len(log.Runs))
+	}
+	r := log.Runs[0]
+	res := Scan(paths, pickle.SeverityMedium)
+	if len(r.Results) != len(res.Files[0].Findings) {
+		t.Errorf("got %d results, want %d (one per finding)", len(r.Results), len(res.Files[0].Findings))
+	}
+	rules := map[string]bool{}
+	for _, ru := range r.Tool.Driver.Rules {
+		rules[ru.ID] = true
+	}
+	for _, x := range r.Results {
+		if !rules[x.RuleID] || x.Level != "error" || len(x.Locations) != 1 || x.Locations[0].PhysicalLocation.Region.ByteOffset == nil {
+			t.Errorf("got result %+v, want a declared rule, level error and a byte offset", x)
+		}
+	}
+	if len(r.Invocations) != 1 || r.Invocations[0].ExecutionSuccessful || len(r.Invocations[0].Notes) == 0 {
+		t.Errorf("got invocations %+v, want one unsuccessful with the truncated file's error", r.Invocations)
+	}
+}
+
+// TestText is the text report, against a golden file.
+func TestText(t *testing.T) {
+	root := clitest.Root(t)
+	t.Chdir(root)
+	_, out := run(t, Options{Paths: []string{"testdata/malicious/payload_getattr_chain_zip.pt", "testdata/pickle/torchscript.pt", "testdata/malicious/trunc_zip_tail.pt"}})
+	clitest.Golden(t, "text", []byte(out))
+	if !bytes.Contains([]byte(out), []byte("CRITICAL")) {
+		t.Errorf("got\n%s\nwant a CRITICAL finding", out)
+	}
+}
+
+// TestIndexBringsShards: a sharded checkpoint's index scans its shards.
+func TestIndexBringsShards(t *testing.T) {
+	dir := t.TempDir()
+	payload, err := os.ReadFile(mal(t, "payload_os_system_zip.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "pytorch_model-00001-of-00001.bin"), payload, 0o644)
+	idx := filepath.Join(dir, "pytorch_model.bin.index.json")
+	os.WriteFile(idx, []byte(`{"metadata": {}, "weight_map": {"w": "pytorch_model-00001-of-00001.bin"}}`), 0o644)
+	res := Scan([]string{idx}, pickle.SeverityMedium)
+	if len(res.Files) != 2 || res.Files[1].Format != "zip" || len(res.Files[1].Findings) == 0 || res.Summary.ExitCode != 1 {
+		t.Errorf("got %+v, want the index and its shard with findings, exit 1", res)
+	}
+}
