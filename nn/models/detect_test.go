@@ -1,8 +1,8 @@
 package models
 
 import (
-	"path/filepath"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
