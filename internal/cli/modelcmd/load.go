@@ -1,7 +1,9 @@
 package modelcmd
 
 import (
+	"archive/zip"
 	"errors"
+	"io"
 	"fmt"
 	"slices"
 	"strings"
@@ -148,7 +150,11 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 		fmt.Fprintf(ios.ErrOut, "ckpt: %s: %s\n", path, note)
 	}
 	if hasTransformInput(m.Spec.Name) && cfg.TransformInput == models.Auto {
-		if v, ok := recordedTransformInput(c.Pickle); ok {
+		v, ok := recordedTransformInput(c.Pickle)
+		if !ok && c.Pickle != nil && c.Pickle.Format == pickle.FormatTorchScript {
+			v, ok = scriptTransformInput(path)
+		}
+		if ok {
 			cfg.TransformInput, m.TransformInputFrom = models.No, "file"
 			if v {
 				cfg.TransformInput = models.Yes
@@ -328,6 +334,56 @@ func recordedTransformInput(pf *pickle.File) (v, ok bool) {
 		return false, false
 	}
 	return find(pf.Root, 0)
+}
+
+// maxScriptCode bounds the code scriptTransformInput reads from one
+// TorchScript archive.
+const maxScriptCode = 4 << 20
+
+// scriptTransformInput returns the transform_input constant a TorchScript
+// archive's code declares for torchvision's GoogLeNet or Inception3 class
+// ("transform_input : Final[bool] = False" in the class header; TorchScript
+// folds constants into the code, so data.pkl does not hold it). Nothing of
+// the code runs; at most maxScriptCode bytes are read.
+func scriptTransformInput(path string) (v, ok bool) {
+	z, err := zip.OpenReader(path)
+	if err != nil {
+		return false, false
+	}
+	defer z.Close()
+	budget := int64(maxScriptCode)
+	for _, f := range z.File {
+		if !strings.Contains(f.Name, "/code/__torch__/torchvision/models/") ||
+			!(strings.HasSuffix(f.Name, "/googlenet.py") || strings.HasSuffix(f.Name, "/inception.py")) {
+			continue
+		}
+		r, err := f.Open()
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(r, budget))
+		r.Close()
+		budget -= int64(len(b))
+		if err != nil || budget <= 0 {
+			return false, false
+		}
+		in := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "class ") {
+				in = strings.HasPrefix(line, "class GoogLeNet(") || strings.HasPrefix(line, "class Inception3(")
+				continue
+			}
+			if val, found := strings.CutPrefix(strings.TrimSpace(line), "transform_input : Final[bool] = "); in && found {
+				switch strings.TrimSpace(val) {
+				case "True":
+					return true, true
+				case "False":
+					return false, true
+				}
+			}
+		}
+	}
+	return false, false
 }
 
 // objectState returns an object's BUILD state as a dict of attributes.

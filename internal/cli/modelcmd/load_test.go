@@ -2,6 +2,7 @@ package modelcmd
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/tensor"
 )
 
@@ -259,4 +261,24 @@ func TestForwardPanics(t *testing.T) {
 	}()
 	_, err = Forward(&panicky{v: "index out of range"}, x)
 	t.Errorf("got error %v, want a panic", err)
+}
+
+// TestForwardBadInputs runs inputs no architecture takes through models of
+// several families: each is an error (exit 2 in the CLI), never a panic,
+// which Forward would let through as a bug.
+func TestForwardBadInputs(t *testing.T) {
+	for _, arch := range []string{"squeezenet1_1", "resnet18", "mobilenet_v3_small", "shufflenet_v2_x0_5"} {
+		m, err := models.Build(arch, models.Config{NumClasses: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Eval()
+		for _, shape := range [][]int{{1, 1, 64, 64}, {3, 64, 64}, {1, 3, 0, 0}, {0, 3, 32, 32}, {2, 4, 32, 32}} {
+			t.Run(fmt.Sprint(arch, shape), func(t *testing.T) {
+				if _, err := Forward(m, nn.Zeros(shape...)); err == nil {
+					t.Errorf("got no error, want one")
+				}
+			})
+		}
+	}
 }

@@ -146,9 +146,12 @@ func InputSize(s models.Spec) int {
 // Forward runs m on x in inference mode (no autograd graph, through
 // [nn.Infer], so repeated calls reuse their memory). A shape error inside
 // the model (an input the architecture cannot take, [nn.ShapeError]) is
-// returned as an error; any other panic is a bug in ckpt and propagates, so
+// returned as an error, as is an input without elements; any other panic is a bug in ckpt and propagates, so
 // that it is reported as an internal error, not as bad input.
 func Forward(m nn.Module, x *nn.Tensor) (out *nn.Tensor, err error) {
+	if slices.Contains(x.Shape(), 0) {
+		return nil, fmt.Errorf("input %s has no elements", Shape(x.Shape()))
+	}
 	if err := nn.Guard(func() { out = nn.Infer(m, x) }); err != nil {
 		return nil, fmt.Errorf("forward pass on input %s failed: %w", Shape(x.Shape()), err)
 	}
