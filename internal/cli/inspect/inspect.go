@@ -91,8 +91,8 @@ terminal).`,
 // Listing is what inspect prints: the JSON object of --json, and the
 // content of the table.
 type Listing struct {
-	Format     string   `json:"format"`
-	Tensors    []Tensor `json:"tensors"`
+	Format  string   `json:"format"`
+	Tensors []Tensor `json:"tensors"`
 	// Parameters counts the elements of every tensor, less those of the
 	// buffers where the file tells them apart (see Buffers).
 	Parameters int64 `json:"parameters"`

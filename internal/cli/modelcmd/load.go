@@ -3,8 +3,8 @@ package modelcmd
 import (
 	"archive/zip"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
