@@ -282,3 +282,11 @@ func TestForwardBadInputs(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadBadTransformInput(t *testing.T) {
+	ios, _, _ := clitest.Streams()
+	_, err := Load(ios, quickstart(t), "squeezenet1_1", 0, LoadOptions{TransformInput: "yes"})
+	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(fmtErr(err), "want on or off") {
+		t.Errorf("got %v, want a usage error", err)
+	}
+}
