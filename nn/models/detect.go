@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/tensor"
 )
 
 // classesSentinel is the number of classes the layouts are built with: a
@@ -148,7 +149,7 @@ func MatchArch(name string, src nn.Source) (*Match, error) {
 	}
 	for _, l := range allLayouts() {
 		if l.spec.Name == s.Name {
-			return l.match(stateDictOf(src, s.Classifier), true), nil
+			return l.match(stateDictOf(indexed(src), s.Classifier), true), nil
 		}
 	}
 	return nil, fmt.Errorf("models: %s: no state_dict layout", name)
@@ -224,6 +225,7 @@ func fits(got, want []int64) bool {
 // architecture.
 func Detect(src nn.Source) (exact []string, closest *Match) {
 	all := allLayouts()
+	src = indexed(src)
 	for classifier, ls := range layouts.byClassifier {
 		sub := stateDictOf(src, classifier)
 		if sub.Tensor(classifier) == nil {
@@ -261,4 +263,27 @@ func ClassOf(name string) string {
 		}
 	}
 	return ""
+}
+
+// indexedSource is a Source whose tensors are found by a map, so that
+// matching many layouts against it costs one lookup per key (a
+// formats.Checkpoint looks names up one by one).
+type indexedSource struct {
+	names []string
+	byKey map[string]*tensor.Tensor
+}
+
+func (s *indexedSource) Names() []string                   { return s.names }
+func (s *indexedSource) Tensor(name string) *tensor.Tensor { return s.byKey[name] }
+
+func indexed(src nn.Source) nn.Source {
+	if s, ok := src.(*indexedSource); ok {
+		return s
+	}
+	names := src.Names()
+	s := &indexedSource{names: names, byKey: make(map[string]*tensor.Tensor, len(names))}
+	for _, n := range names {
+		s.byKey[n] = src.Tensor(n)
+	}
+	return s
 }

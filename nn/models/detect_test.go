@@ -144,3 +144,20 @@ func TestLayoutsDistinct(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDetect detects resnet50 from its state_dict layout: the cost of
+// a detection once the layouts are built (they are built once per process,
+// see TestLayouts' log).
+func BenchmarkDetect(b *testing.B) {
+	var src layoutSource
+	for _, l := range allLayouts() {
+		if l.spec.Name == "resnet50" {
+			src = layoutSource{l}
+		}
+	}
+	for b.Loop() {
+		if exact, _ := Detect(src); len(exact) != 1 {
+			b.Fatalf("got %v", exact)
+		}
+	}
+}

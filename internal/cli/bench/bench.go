@@ -63,7 +63,10 @@ fastest and the slowest in milliseconds.
 Without --weights the model is built with fresh random weights (the time does
 not depend on their values). The input is [--batch, 3, S, S] with S the
 architecture's crop size unless --size is given. --threads pins the number of
-threads the matrix kernels use (default: all cores).`,
+threads the matrix kernels use (default: all cores). With --weights, --arch may
+be left out (detected from the weights); without them, googlenet and
+inception_v3 run with --transform-input off unless it says on, as
+torchvision's builders make them.`,
 		Example: `  ckpt bench --arch resnet18
   ckpt bench --arch resnet50 --weights resnet50.pth --batch 8 --iters 20 --json
   ckpt bench --list`,

@@ -18,6 +18,11 @@ import (
 	"github.com/ckptkit/ckpt/tensor"
 )
 
+// MaxClasses bounds the classifier size Load builds, from the weights or
+// --num-classes: a hostile file's classifier shape must not size an
+// allocation (ImageNet-21k, among the largest label sets, has 21,841).
+const MaxClasses = 1 << 20
+
 // LoadOptions are the flags of the model commands (verify, run, predict,
 // bench) that say how to read a weights file, beside --arch and
 // --num-classes.
@@ -164,6 +169,15 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 		}
 	}
 	m.TransformInput = cfg.TransformInput == models.Yes
+	classes := int64(numClasses)
+	if w := src.Tensor(m.Spec.Classifier); classes == 0 && w != nil && len(w.Shape) > 0 {
+		classes = w.Shape[0]
+	}
+	if classes > MaxClasses || classes < 0 {
+		// The model would be built with a classifier of that size: refuse
+		// before allocating it.
+		return nil, cmdutil.FileError(path, fmt.Errorf("the classifier (%s) has %d classes; ckpt builds at most %d", m.Spec.Classifier, classes, MaxClasses))
+	}
 	mod, _, err := models.Load(m.Spec.Name, src, cfg)
 	if err != nil {
 		var le *nn.LoadError

@@ -290,3 +290,39 @@ func TestLoadBadTransformInput(t *testing.T) {
 		t.Errorf("got %v, want a usage error", err)
 	}
 }
+
+// TestLoadHugeClassifier refuses classifier sizes that would size a huge
+// allocation, from --num-classes and from a file whose classifier weight
+// has 2^21 rows (mis-shaped otherwise, so the model would allocate a fresh
+// [2^21, 512, 1, 1] weight: 4 GB).
+func TestLoadHugeClassifier(t *testing.T) {
+	ios, _, _ := clitest.Streams()
+	_, err := Load(ios, quickstart(t), "squeezenet1_1", 1<<40, LoadOptions{})
+	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(fmtErr(err), "at most") {
+		t.Errorf("--num-classes 2^40: got %v, want a refusal", err)
+	}
+	c, err := formats.Open(quickstart(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big, err := tensor.FromBytes(tensor.Float16, []int64{MaxClasses + 1, 1, 1, 1}, make([]byte, 2*(MaxClasses+1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &formats.Checkpoint{}
+	for _, nt := range c.Tensors {
+		if nt.Name == "classifier.1.weight" {
+			nt.Tensor = big
+		}
+		out.Tensors = append(out.Tensors, nt)
+	}
+	w := filepath.Join(t.TempDir(), "big.safetensors")
+	if _, err := formats.Save(w, out, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(ios, w, "squeezenet1_1", 0, LoadOptions{})
+	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(fmtErr(err), "has 1048577 classes; ckpt builds at most 1048576") {
+		t.Errorf("file: got %v, want a refusal", err)
+	}
+}
