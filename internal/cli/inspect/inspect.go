@@ -44,7 +44,9 @@ func NewCmdInspect(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Com
 		Short: "List the tensors of a checkpoint",
 		Long: `List the tensors of a checkpoint: name, dtype, shape and number of
 elements, with the file's format, the tensor count, the total number of
-parameters and bytes, its metadata and, for whole-model pickles and
+parameters (and of buffers, counted apart where the file says which tensors
+are buffers: the module tree of whole-model pickles and TorchScript, the
+BatchNorm statistics of a state_dict) and bytes, its metadata and, for whole-model pickles and
 TorchScript archives, the module tree with class names; for ONNX models, the
 graph's producer, opsets, node count, inputs and outputs.
 
