@@ -29,6 +29,46 @@ type buildState struct {
 	used   map[string]bool
 	report LoadReport
 	err    error
+	// shapes is set by NewShapeBuilder: every key asked for, with its shape.
+	shapes *[]KeyShape
+}
+
+// KeyShape is a state_dict key and the shape of its tensor.
+type KeyShape struct {
+	Key   string
+	Shape []int64
+}
+
+// NewShapeBuilder returns a builder that records the key and shape of every
+// tensor a constructor asks for ([Builder.Shapes]) and hands out tensors of
+// that shape with no elements, so that an architecture's state_dict layout
+// is known without allocating or initialising its weights. A module built
+// with it holds no values: it must not be run or loaded into.
+func NewShapeBuilder() *Builder {
+	return &Builder{st: &buildState{used: map[string]bool{}, shapes: new([]KeyShape)}}
+}
+
+// Shapes returns the keys and shapes a shape builder ([NewShapeBuilder])
+// recorded, in the order constructors asked for them; nil for other
+// builders.
+func (b *Builder) Shapes() []KeyShape {
+	if b == nil || b.st.shapes == nil {
+		return nil
+	}
+	return *b.st.shapes
+}
+
+// recordShape records key for a shape builder and reports whether b is one.
+func (b *Builder) recordShape(name string, shape []int) bool {
+	if b == nil || b.st.shapes == nil {
+		return false
+	}
+	s := make([]int64, len(shape))
+	for i, d := range shape {
+		s[i] = int64(d)
+	}
+	*b.st.shapes = append(*b.st.shapes, KeyShape{Key: b.Path(name), Shape: s})
+	return true
 }
 
 // NewBuilder returns a builder reading from src (nil for fresh
@@ -64,6 +104,9 @@ func (b *Builder) Tensor(name string, shape []int, init func(*Tensor)) *Tensor {
 		}
 		return t
 	}
+	if b.recordShape(name, shape) {
+		return &Tensor{shape: append([]int(nil), shape...)}
+	}
 	if b == nil || b.src == nil {
 		return fresh()
 	}
@@ -97,6 +140,9 @@ func (b *Builder) Tensor(name string, shape []int, init func(*Tensor)) *Tensor {
 // def when there is no source or the key is absent (absence is not reported:
 // it is how torch treats num_batches_tracked in old checkpoints).
 func (b *Builder) Int64(name string, def int64) int64 {
+	if b.recordShape(name, nil) {
+		return def
+	}
 	if b == nil || b.src == nil {
 		return def
 	}

@@ -196,7 +196,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "max rel error  %.3g\n", r.MaxRelErr)
 	fmt.Fprintf(&b, "cosine         %.9f\n", r.Cosine)
 	if r.Failures > 0 {
-		fmt.Fprintf(&b, "out of tol.    %d elements", r.Failures)
+		fmt.Fprintf(&b, "out of tol.    %d element", r.Failures)
+		if r.Failures != 1 {
+			b.WriteString("s")
+		}
 		if r.NonFinite > 0 {
 			fmt.Fprintf(&b, " (%d NaN or Inf)", r.NonFinite)
 		}

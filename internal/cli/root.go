@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -44,10 +45,13 @@ losslessly, and runs torchvision models natively in Go to prove the weights
 compute what PyTorch computes.
 
 Exit codes: 0 success, 1 a check found a difference,
-2 usage error or unreadable, invalid or refused input.`,
+2 usage error or unreadable, invalid or refused input,
+3 internal error (a bug in ckpt: please report it).`,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("ckpt {{.Version}}\n")
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
 	root.SetIn(ios.In)
@@ -74,13 +78,15 @@ var commands = []func(*cmdutil.IOStreams) *cobra.Command{
 }
 
 // Main runs ckpt with args and returns the process exit code. Errors are
-// printed as one line on ErrOut; a panic is reported the same way, never as a
-// stack trace.
+// printed as one line on ErrOut. A panic is a bug in ckpt, never the
+// input's fault (commands turn what bad input can cause into errors): it is
+// reported as one "internal error" line, not a stack trace, and exits with
+// cmdutil.ExitInternal.
 func Main(args []string, ios *cmdutil.IOStreams) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(ios.ErrOut, "ckpt: internal error: %v\n", r)
-			code = cmdutil.ExitInvalid
+			fmt.Fprintf(ios.ErrOut, "ckpt: internal error (a bug in ckpt, please report it): %s\n", oneLine(fmt.Sprint(r)))
+			code = cmdutil.ExitInternal
 		}
 	}()
 	root := NewRootCmd(ios)
@@ -98,6 +104,44 @@ func Main(args []string, ios *cmdutil.IOStreams) (code int) {
 		fmt.Fprintf(ios.ErrOut, "ckpt: %s\n", oneLine(err.Error()))
 	}
 	return cmdutil.ExitCode(err)
+}
+
+// Version is ckpt's version, set at link time (-ldflags "-X
+// github.com/ckptkit/ckpt/internal/cli.Version=v1.2.3"); when empty, the
+// module version and VCS revision Go recorded in the binary are shown.
+var Version string
+
+// version returns the text of `ckpt --version` after "ckpt ".
+func version() string {
+	v := Version
+	info, ok := debug.ReadBuildInfo()
+	if v == "" {
+		v = "(devel)"
+		if ok && info.Main.Version != "" {
+			v = info.Main.Version
+		}
+	}
+	if !ok {
+		return v
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		return fmt.Sprintf("%s (commit %s%s, %s)", v, rev, modified, info.GoVersion)
+	}
+	return fmt.Sprintf("%s (%s)", v, info.GoVersion)
 }
 
 // oneLine folds a multi-line message so every error is one line on stderr.

@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
@@ -180,5 +183,33 @@ func TestHelp(t *testing.T) {
 				t.Errorf("ckpt %s --help: exit %d, output without Examples:\n%s", name, code, stdout)
 			}
 		})
+	}
+}
+
+// TestInternalError checks that a panic in a command (a bug in ckpt) is
+// one "internal error" line with exit code 3, never 2 (bad input).
+func TestInternalError(t *testing.T) {
+	saved := commands
+	defer func() { commands = saved }()
+	commands = append(slices.Clone(saved), func(*cmdutil.IOStreams) *cobra.Command {
+		return &cobra.Command{Use: "boom", RunE: func(*cobra.Command, []string) error {
+			var m map[string]int
+			m["x"] = 1 // a nil-map write: a Go runtime panic
+			return nil
+		}}
+	})
+	code, _, stderr := run("boom")
+	if code != cmdutil.ExitInternal {
+		t.Errorf("exit code %d, want %d", code, cmdutil.ExitInternal)
+	}
+	if !strings.HasPrefix(stderr, "ckpt: internal error") || strings.Count(stderr, "\n") != 1 || strings.Contains(stderr, "goroutine") {
+		t.Errorf("stderr = %q, want one internal-error line", stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := run("--version")
+	if code != 0 || stderr != "" || !regexp.MustCompile(`^ckpt \S+ \(.*go1\.[0-9]+.*\)\n$`).MatchString(stdout) {
+		t.Errorf("ckpt --version: exit %d, stdout %q, stderr %q; want \"ckpt VERSION (... goX.Y)\"", code, stdout, stderr)
 	}
 }

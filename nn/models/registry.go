@@ -45,8 +45,11 @@ type Config struct {
 	AuxLogits Choice
 	// TransformInput makes googlenet and inception_v3 rescale an input
 	// normalised with ImageNet's mean and std to the [-1, 1] range their
-	// original weights expect. Auto: off in Build, on in Load (torchvision
-	// turns it on whenever pretrained weights are given).
+	// original weights expect. torchvision's builders turn it on only when
+	// they load torchvision's own pretrained weights, so a model trained
+	// from scratch has it off: set No to load such weights. Auto: off in
+	// Build (the builders' default), on in Load (right for torchvision's
+	// published weights and the models fine-tuned from them).
 	TransformInput Choice
 	// DropoutP overrides an architecture's classifier dropout probability;
 	// zero keeps torchvision's default, a negative value means p = 0.

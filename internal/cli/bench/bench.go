@@ -31,6 +31,8 @@ type Options struct {
 	Threads int
 	List    bool
 	JSON    bool
+	// Load holds --transform-input, --key and --strip-prefix.
+	Load modelcmd.LoadOptions
 }
 
 // Result is what `ckpt bench --json` prints.
@@ -61,7 +63,10 @@ fastest and the slowest in milliseconds.
 Without --weights the model is built with fresh random weights (the time does
 not depend on their values). The input is [--batch, 3, S, S] with S the
 architecture's crop size unless --size is given. --threads pins the number of
-threads the matrix kernels use (default: all cores).`,
+threads the matrix kernels use (default: all cores). With --weights, --arch may
+be left out (detected from the weights); without them, googlenet and
+inception_v3 run with --transform-input off unless it says on, as
+torchvision's builders make them.`,
 		Example: `  ckpt bench --arch resnet18
   ckpt bench --arch resnet50 --weights resnet50.pth --batch 8 --iters 20 --json
   ckpt bench --list`,
@@ -82,6 +87,7 @@ threads the matrix kernels use (default: all cores).`,
 	cmd.Flags().IntVar(&opts.Threads, "threads", 0, "threads for the matrix kernels (default: GOMAXPROCS)")
 	cmd.Flags().BoolVar(&opts.List, "list", false, "list the architectures and exit")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
+	modelcmd.LoadFlags(cmd, &opts.Load)
 	return cmd
 }
 
@@ -90,9 +96,12 @@ func benchRun(o *Options) error {
 		_, err := fmt.Fprintln(o.IO.Out, strings.Join(models.Names(), "\n"))
 		return err
 	}
-	spec, err := modelcmd.CheckArch(o.Arch)
-	if err != nil {
-		return err
+	var spec models.Spec
+	var err error
+	if o.Arch != "" || o.Weights == "" {
+		if spec, err = modelcmd.CheckArch(o.Arch); err != nil {
+			return err
+		}
 	}
 	if o.Batch < 1 || o.Iters < 1 || o.Warmup < 0 || o.Size < 0 || o.Threads < 0 {
 		return cmdutil.UsageError("--batch and --iters must be positive, --warmup, --size and --threads not negative")
@@ -102,12 +111,24 @@ func benchRun(o *Options) error {
 	}
 	var m nn.Module
 	if o.Weights != "" {
-		m, err = modelcmd.LoadModel(o.Arch, o.Weights, 0)
+		var lm *modelcmd.Model
+		if lm, err = modelcmd.Load(o.IO, o.Weights, o.Arch, 0, o.Load); err != nil {
+			return err
+		}
+		m, spec = lm.Module, lm.Spec
 	} else {
-		m, err = models.Build(o.Arch, models.Config{})
-	}
-	if err != nil {
-		return err
+		cfg := models.Config{}
+		switch o.Load.TransformInput {
+		case "on":
+			cfg.TransformInput = models.Yes
+		case "off", "":
+			cfg.TransformInput = models.No
+		default:
+			return cmdutil.UsageError("--transform-input %q: want on or off", o.Load.TransformInput)
+		}
+		if m, err = models.Build(o.Arch, cfg); err != nil {
+			return err
+		}
 	}
 	m.Eval()
 	size := o.Size
@@ -138,12 +159,12 @@ func benchRun(o *Options) error {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	r := Result{Arch: o.Arch, Batch: o.Batch, Size: size, MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1],
+	r := Result{Arch: spec.Name, Batch: o.Batch, Size: size, MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1],
 		Threads: threads, Iters: o.Iters, Kernel: gemm.Kernel(), TimesMS: times}
 	if o.JSON {
 		return json.NewEncoder(o.IO.Out).Encode(r)
 	}
-	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d runs\n",
-		r.Arch, r.Batch, size, size, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters)
+	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, %s (%s): median %.1f ms, min %.1f, max %.1f over %s\n",
+		r.Arch, r.Batch, size, size, cmdutil.Plural(r.Threads, "thread"), r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, cmdutil.Plural(r.Iters, "run"))
 	return err
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -39,5 +40,22 @@ func TestBenchUsage(t *testing.T) {
 		if err := benchRun(o); cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
 			t.Errorf("%+v: got %v, want a usage error", *o, err)
 		}
+	}
+}
+
+// TestBenchText checks the text line, its counts in the singular, and that
+// the architecture is detected from --weights without --arch.
+func TestBenchText(t *testing.T) {
+	ios, stdout, stderr := clitest.Streams()
+	w := filepath.Join(clitest.Root(t), "testdata", "quickstart", "squeezenet1_1.pt")
+	if err := benchRun(&Options{IO: ios, Weights: w, Batch: 1, Size: 64, Iters: 1, Threads: 1}); err != nil {
+		t.Fatal(err)
+	}
+	line := stdout.String()
+	if !strings.HasPrefix(line, "squeezenet1_1 batch 1, 64x64, 1 thread (") || !strings.HasSuffix(line, " over 1 run\n") {
+		t.Errorf("got %q, want \"squeezenet1_1 batch 1, 64x64, 1 thread (...) ... over 1 run\"", line)
+	}
+	if !strings.Contains(stderr.String(), "--arch squeezenet1_1 detected") {
+		t.Errorf("stderr %q does not say the architecture was detected", stderr)
 	}
 }

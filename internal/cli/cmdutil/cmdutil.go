@@ -11,6 +11,7 @@ const (
 	ExitOK         = 0 // success
 	ExitDifference = 1 // a check ran and found a difference
 	ExitInvalid    = 2 // usage error, or unreadable, invalid or refused input
+	ExitInternal   = 3 // a bug in ckpt (a panic), never the input's fault
 )
 
 // IOStreams are the streams a command reads and writes. Commands never touch

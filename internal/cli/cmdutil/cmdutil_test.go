@@ -144,3 +144,18 @@ func TestProgress(t *testing.T) {
 		t.Errorf("Done wrote %q, want the line cleared", got)
 	}
 }
+
+func TestPlural(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		noun string
+		want string
+	}{
+		{0, "thread", "0 threads"}, {1, "thread", "1 thread"}, {2, "label", "2 labels"}, {1, "class", "1 class"},
+		{10, "class", "10 classes"}, {3, "shape mismatch", "3 shape mismatches"}, {1, "key", "1 key"},
+	} {
+		if got := Plural(tt.n, tt.noun); got != tt.want {
+			t.Errorf("Plural(%d, %q) = %q, want %q", tt.n, tt.noun, got, tt.want)
+		}
+	}
+}

@@ -71,3 +71,18 @@ func Grouped(n int64) string {
 	}
 	return b.String()
 }
+
+// Plural returns a count with its noun, singular for 1 and plural
+// otherwise: "1 thread", "4 threads", "2 shape mismatches" (nouns ending in
+// s, x, ch or sh take "es").
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	for _, suf := range []string{"s", "x", "ch", "sh"} {
+		if strings.HasSuffix(noun, suf) {
+			return strconv.Itoa(n) + " " + noun + "es"
+		}
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

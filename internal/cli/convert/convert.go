@@ -367,20 +367,20 @@ func replaceProblems(re *onnx.ReplaceError) error {
 func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	w := ios.Out
 	if s.Excluded > 0 {
-		fmt.Fprintf(w, "left out %d tensors matching --exclude\n", s.Excluded)
+		fmt.Fprintf(w, "left out %s matching --exclude\n", cmdutil.Plural(s.Excluded, "tensor"))
 	}
 	if s.Dropped > 0 {
-		fmt.Fprintf(w, "left out %d tensors outside --key\n", s.Dropped)
+		fmt.Fprintf(w, "left out %s outside --key\n", cmdutil.Plural(s.Dropped, "tensor"))
 	}
 	if s.StripPrefixUnused != "" {
 		fmt.Fprintf(w, "no tensor name starts with --strip-prefix %q: names kept\n", s.StripPrefixUnused)
 	}
 	if s.Renamed > 0 {
-		fmt.Fprintf(w, "renamed %d tensors\n", s.Renamed)
+		fmt.Fprintf(w, "renamed %s\n", cmdutil.Plural(s.Renamed, "tensor"))
 	}
 	if c := s.Cast; c != nil {
-		fmt.Fprintf(w, "cast %d tensors (%s values) to %s: %d overflowed to inf, %d flushed to zero\n",
-			c.Tensors, cmdutil.Count(c.Values), c.DType, c.Overflow, c.Underflow)
+		fmt.Fprintf(w, "cast %s (%s values) to %s: %d overflowed to inf, %d flushed to zero\n",
+			cmdutil.Plural(int(c.Tensors), "tensor"), cmdutil.Count(c.Values), c.DType, c.Overflow, c.Underflow)
 	}
 	if len(s.DroppedMetadata) > 0 {
 		fmt.Fprintf(w, "metadata not kept in %s output (%d): %s\n",
@@ -400,8 +400,8 @@ func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	if n := len(s.Files); n > 1 {
 		where = fmt.Sprintf("%s (%d files: %s ... %s)", s.Output, n, s.Files[0], s.Files[n-1])
 	}
-	fmt.Fprintf(w, "wrote %d tensors, %s parameters, %s to %s in %.2f s\n",
-		s.Tensors, cmdutil.Count(s.Parameters), cmdutil.Bytes(s.Bytes), where, s.Seconds)
+	fmt.Fprintf(w, "wrote %s, %s parameters, %s to %s in %.2f s\n",
+		cmdutil.Plural(s.Tensors, "tensor"), cmdutil.Count(s.Parameters), cmdutil.Bytes(s.Bytes), where, s.Seconds)
 }
 
 // list joins names, showing at most n of them.

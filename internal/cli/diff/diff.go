@@ -191,8 +191,8 @@ func nonNil(s []string) []string {
 // line.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "a: %s (%s, %d tensors)\n", r.A.File, r.A.Format, r.A.Tensors)
-	fmt.Fprintf(&b, "b: %s (%s, %d tensors)\n", r.B.File, r.B.Format, r.B.Tensors)
+	fmt.Fprintf(&b, "a: %s (%s, %s)\n", r.A.File, r.A.Format, cmdutil.Plural(r.A.Tensors, "tensor"))
+	fmt.Fprintf(&b, "b: %s (%s, %s)\n", r.B.File, r.B.Format, cmdutil.Plural(r.B.Tensors, "tensor"))
 	section := func(title string, lines []string) {
 		if len(lines) == 0 {
 			return
@@ -250,7 +250,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	section("values differ", differ)
 	section("not compared, no ckpt dtype", r.NotCompared)
 	section(fmt.Sprintf("within --atol %s", num(r.ATol)), within)
-	fmt.Fprintf(&b, "%d tensors compared: %d with identical bytes", len(r.Tensors), same)
+	fmt.Fprintf(&b, "%s compared: %d with identical bytes", cmdutil.Plural(len(r.Tensors), "tensor"), same)
 	if r.ATol > 0 {
 		fmt.Fprintf(&b, ", %d within %s", len(within), num(r.ATol))
 	} else if len(dtype) > 0 {

@@ -11,7 +11,9 @@
 //
 // Output: Listing.WriteTable for people, Listing.WriteJSON for programs
 // ({"format", "tensors": [{"name", "dtype", "shape", "sha256"}], "parameters",
-// "bytes", "metadata", "modules", "classes", "graph"}, one tensor per line). Totals sum
-// every listed tensor, so a tensor listed under two names (tied weights)
-// counts twice, as it does in the files convert writes.
+// "buffers", "buffers_from", "bytes", "metadata", "modules", "classes",
+// "graph"}, one tensor per line). Totals sum every listed tensor, so a tensor
+// listed under two names (tied weights) counts twice, as it does in the
+// files convert writes. Buffers are counted apart from parameters where the
+// file tells them apart (Listing.Buffers).
 package inspect

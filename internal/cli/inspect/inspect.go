@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,9 @@ func NewCmdInspect(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Com
 		Short: "List the tensors of a checkpoint",
 		Long: `List the tensors of a checkpoint: name, dtype, shape and number of
 elements, with the file's format, the tensor count, the total number of
-parameters and bytes, its metadata and, for whole-model pickles and
+parameters (and of buffers, counted apart where the file says which tensors
+are buffers: the module tree of whole-model pickles and TorchScript, the
+BatchNorm statistics of a state_dict) and bytes, its metadata and, for whole-model pickles and
 TorchScript archives, the module tree with class names; for ONNX models, the
 graph's producer, opsets, node count, inputs and outputs.
 
@@ -90,10 +93,20 @@ terminal).`,
 // Listing is what inspect prints: the JSON object of --json, and the
 // content of the table.
 type Listing struct {
-	Format     string   `json:"format"`
-	Tensors    []Tensor `json:"tensors"`
-	Parameters int64    `json:"parameters"`
-	Bytes      int64    `json:"bytes"`
+	Format  string   `json:"format"`
+	Tensors []Tensor `json:"tensors"`
+	// Parameters counts the elements of every tensor, less those of the
+	// buffers where the file tells them apart (see Buffers).
+	Parameters int64 `json:"parameters"`
+	// Buffers counts the elements of the buffers (BatchNorm statistics
+	// and the like), where the file says which tensors are buffers: the
+	// module tree of a whole-model pickle or TorchScript archive, or the
+	// names of a torchvision-shaped state_dict (running_mean, running_var,
+	// num_batches_tracked). BuffersFrom says which: "modules" or "names";
+	// "" when the file does not tell, and Parameters counts every tensor.
+	Buffers     int64  `json:"buffers,omitempty"`
+	BuffersFrom string `json:"buffers_from,omitempty"`
+	Bytes       int64  `json:"bytes"`
 	// Skipped lists the file's tensors of a type ckpt has no dtype for
 	// (ONNX UINT16, STRING, complex, float8 initializers), which are not
 	// in Tensors, Parameters or Bytes.
@@ -227,6 +240,16 @@ func List(c *formats.Checkpoint, hash bool, p *cmdutil.Progress) (*Listing, erro
 		l.Modules = module(pf.Modules)
 		l.Classes = pf.Classes
 	}
+	isBuffer, from := bufferTest(c)
+	if from != "" {
+		l.BuffersFrom = from
+		for i, nt := range c.Tensors {
+			if isBuffer(nt.Name) {
+				l.Buffers += l.Tensors[i].Elements
+			}
+		}
+		l.Parameters -= l.Buffers
+	}
 	l.Graph = graphOf(c.ONNX)
 	if hash {
 		sums, err := hashAll(c.Tensors, l.Bytes, p)
@@ -238,6 +261,45 @@ func List(c *formats.Checkpoint, hash bool, p *cmdutil.Progress) (*Listing, erro
 		}
 	}
 	return l, nil
+}
+
+// bnBuffers are the buffers of torch's BatchNorm layers, the only buffers
+// of torchvision's classifiers.
+var bnBuffers = []string{"running_mean", "running_var", "num_batches_tracked"}
+
+// bufferTest returns a test of whether a tensor of c is a buffer, and
+// where it knows that from: "modules" (the module tree a whole-model pickle
+// or TorchScript archive records), "names" (a state_dict with BatchNorm
+// statistics), or "" when c does not tell.
+func bufferTest(c *formats.Checkpoint) (func(string) bool, string) {
+	if pf := c.Pickle; pf != nil && pf.Modules != nil {
+		bufs := map[string]bool{}
+		var walk func(m *pickle.Module, prefix string)
+		walk = func(m *pickle.Module, prefix string) {
+			for _, b := range m.Buffers {
+				bufs[prefix+b] = true
+			}
+			for _, ch := range m.Children {
+				walk(ch, prefix+ch.Name+".")
+			}
+		}
+		root := ""
+		if pf.Modules.Name != "" {
+			root = pf.Modules.Name + "."
+		}
+		walk(pf.Modules, root)
+		return func(n string) bool { return bufs[n] }, "modules"
+	}
+	byName := func(n string) bool {
+		i := strings.LastIndexByte(n, '.')
+		return slices.Contains(bnBuffers, n[i+1:])
+	}
+	for _, nt := range c.Tensors {
+		if byName(nt.Name) {
+			return byName, "names"
+		}
+	}
+	return nil, ""
 }
 
 func module(m *pickle.Module) *Module {
@@ -343,6 +405,8 @@ func (l *Listing) WriteJSON(w io.Writer) error {
 		skip bool
 	}{
 		{"parameters", l.Parameters, false},
+		{"buffers", l.Buffers, l.BuffersFrom == ""},
+		{"buffers_from", l.BuffersFrom, l.BuffersFrom == ""},
 		{"bytes", l.Bytes, false},
 		{"skipped", l.Skipped, len(l.Skipped) == 0},
 		{"metadata", l.Metadata, len(l.Metadata) == 0},
@@ -380,6 +444,12 @@ func (l *Listing) WriteTable(w io.Writer) error {
 	}
 	b.WriteByte('\n')
 	fmt.Fprintf(&b, "parameters:  %s\n", total(l.Parameters, false))
+	switch l.BuffersFrom {
+	case "modules":
+		fmt.Fprintf(&b, "buffers:     %s (as the module tree records them)\n", total(l.Buffers, false))
+	case "names":
+		fmt.Fprintf(&b, "buffers:     %s (BatchNorm statistics, by name)\n", total(l.Buffers, false))
+	}
 	fmt.Fprintf(&b, "bytes:       %s\n", total(l.Bytes, true))
 	if len(l.Tensors) > 0 {
 		b.WriteByte('\n')

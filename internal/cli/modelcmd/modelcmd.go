@@ -6,6 +6,7 @@ package modelcmd
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -43,15 +44,14 @@ func CheckArch(arch string) (models.Spec, error) {
 	return s, nil
 }
 
-// LoadModel builds arch from the weights file at path, in eval mode. The
-// load is strict: an error carries the full load report.
+// LoadModel builds arch from the weights file at path, in eval mode, as
+// [Load] does with the default options and nothing said on stderr.
 func LoadModel(arch, path string, numClasses int) (nn.Module, error) {
-	m, _, err := models.LoadFile(arch, path, models.Config{NumClasses: numClasses})
+	m, err := Load(&cmdutil.IOStreams{ErrOut: io.Discard}, path, arch, numClasses, LoadOptions{})
 	if err != nil {
-		return nil, cmdutil.FileError(path, err)
+		return nil, err
 	}
-	m.Eval()
-	return m, nil
+	return m.Module, nil
 }
 
 // SplitSpec splits "FILE:KEY" into its parts. A spec naming an existing file
@@ -94,7 +94,7 @@ func ReadTensor(spec string) (*nn.Tensor, error) {
 	}
 	if key == "" {
 		if len(c.Tensors) != 1 {
-			return nil, cmdutil.UsageError("%s holds %d tensors; pick one with %s:KEY (%s)", file, len(c.Tensors), file, list(names))
+			return nil, cmdutil.UsageError("%s holds %s; pick one with %s:KEY (%s)", file, cmdutil.Plural(len(c.Tensors), "tensor"), file, list(names))
 		}
 		return fromStored(file, c.Tensors[0].Tensor)
 	}
@@ -144,16 +144,18 @@ func InputSize(s models.Spec) int {
 }
 
 // Forward runs m on x in inference mode (no autograd graph, through
-// [nn.Infer], so repeated calls reuse their memory). A shape error
-// inside the model (an input the architecture cannot take) is returned as an
-// error rather than a panic.
+// [nn.Infer], so repeated calls reuse their memory). A shape error inside
+// the model (an input the architecture cannot take, [nn.ShapeError]) is
+// returned as an error, as is an input without elements; any other panic is a bug in ckpt and propagates, so
+// that it is reported as an internal error, not as bad input.
 func Forward(m nn.Module, x *nn.Tensor) (out *nn.Tensor, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("forward pass on input %v failed: %v", x.Shape(), r)
-		}
-	}()
-	return nn.Infer(m, x), nil
+	if slices.Contains(x.Shape(), 0) {
+		return nil, fmt.Errorf("input %s has no elements", Shape(x.Shape()))
+	}
+	if err := nn.Guard(func() { out = nn.Infer(m, x) }); err != nil {
+		return nil, fmt.Errorf("forward pass on input %s failed: %w", Shape(x.Shape()), err)
+	}
+	return out, nil
 }
 
 // WriteOutput writes t to path by its extension: .npy (numpy.load reads it),

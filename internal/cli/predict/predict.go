@@ -6,8 +6,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,6 +32,10 @@ type Options struct {
 	Labels     string
 	NumClasses int
 	JSON       bool
+	// Load holds --transform-input, --key and --strip-prefix.
+	Load modelcmd.LoadOptions
+	// Batch is the number of images per forward pass (0: 16).
+	Batch int
 }
 
 // Class is one ranked class of an image.
@@ -49,7 +56,7 @@ type Prediction struct {
 func NewCmdPredict(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
 	opts := &Options{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "predict IMAGE... --arch NAME --weights W",
+		Use:   "predict IMAGE|DIR... [--arch NAME] --weights W",
 		Short: "Classify images with a model",
 		Long: `Classify JPEG, PNG or WebP images with a torchvision architecture and print
 the top-k classes with their probabilities (softmax of the logits).
@@ -59,9 +66,17 @@ expect (their ImageClassification transform): the shorter side resized with
 Pillow's antialiasing resampler, a center crop, scaling to [0, 1] and
 per-channel normalization; sizes and interpolation are the architecture's.
 
+A directory stands for the JPEG, PNG and WebP files inside it and its
+subdirectories (by extension), in sorted path order; one result is printed
+per image as it is classified, and with --json one JSON object per line
+({"image", "top": [{"index", "label", "prob"}]}).
+
 Labels are the 1000 ImageNet classes when the classifier has 1000 outputs,
-or the lines of --labels (one label per line, in class order).`,
+or the lines of --labels (one label per line, in class order). Without
+--arch, the architecture is the registered one whose keys and shapes the
+weights match exactly (said on stderr).`,
 		Example: `  ckpt predict cat.jpg dog.png --arch resnet50 --weights resnet50.pth
+  ckpt predict photos/ --weights finetuned.pt --labels classes.txt --json > predictions.jsonl
   ckpt predict photo.webp --arch mobilenet_v3_small --weights finetuned.safetensors --labels classes.txt --topk 3 --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,7 +92,9 @@ or the lines of --labels (one label per line, in class order).`,
 	cmd.Flags().IntVar(&opts.TopK, "topk", 5, "number of classes to print per image")
 	cmd.Flags().StringVar(&opts.Labels, "labels", "", "file with one class label per line (default: ImageNet's 1000 classes)")
 	cmd.Flags().IntVar(&opts.NumClasses, "num-classes", 0, "classifier size (default: read from the weights)")
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the predictions as JSON")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object per image, one per line")
+	cmd.Flags().IntVar(&opts.Batch, "batch", 16, "images per forward pass")
+	modelcmd.LoadFlags(cmd, &opts.Load)
 	return cmd
 }
 
@@ -97,10 +114,44 @@ func readLabels(path string) ([]string, error) {
 	return labels, sc.Err()
 }
 
+// imageExts are the extensions a directory's images are recognized by.
+var imageExts = []string{".jpg", ".jpeg", ".png", ".webp"}
+
+// expand returns the images args name: files as given, directories replaced
+// by the images under them in sorted path order.
+func expand(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil || !st.IsDir() {
+			out = append(out, a) // opening it reports the error
+			continue
+		}
+		n := len(out)
+		err = filepath.WalkDir(a, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && slices.Contains(imageExts, strings.ToLower(filepath.Ext(path))) {
+				out = append(out, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == n {
+			return nil, cmdutil.UsageError("%s: no JPEG, PNG or WebP image in the directory (by extension: %s)", a, strings.Join(imageExts, ", "))
+		}
+	}
+	return out, nil
+}
+
 func predictRun(o *Options) error {
-	spec, err := modelcmd.CheckArch(o.Arch)
-	if err != nil {
-		return err
+	if o.Arch != "" {
+		if _, err := modelcmd.CheckArch(o.Arch); err != nil {
+			return err
+		}
 	}
 	if o.Weights == "" {
 		return cmdutil.UsageError("--weights is required")
@@ -108,50 +159,87 @@ func predictRun(o *Options) error {
 	if o.TopK < 1 {
 		return cmdutil.UsageError("--topk must be at least 1")
 	}
-	pre := spec.Preprocess
-	size := 3 * pre.CropSize * pre.CropSize
-	batch := make([]float32, 0, len(o.Images)*size)
-	for _, path := range o.Images {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		img, _, err := transforms.Decode(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		x, err := pre.Apply(img)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		batch = append(batch, x...)
+	if o.Batch == 0 {
+		o.Batch = 16
 	}
-	m, err := modelcmd.LoadModel(o.Arch, o.Weights, o.NumClasses)
+	if o.Batch < 1 {
+		return cmdutil.UsageError("--batch must be at least 1")
+	}
+	images, err := expand(o.Images)
 	if err != nil {
 		return err
 	}
-	y, err := modelcmd.Forward(m, nn.New(batch, len(o.Images), 3, pre.CropSize, pre.CropSize))
-	if err != nil {
-		return err
-	}
-	if len(y.Shape()) != 2 {
-		return fmt.Errorf("%s output has shape %s, want [images, classes]", o.Arch, modelcmd.Shape(y.Shape()))
-	}
-	classes := y.Shape()[1]
-	labels := models.ImageNetClasses()
+	var labels []string
 	if o.Labels != "" {
 		if labels, err = readLabels(o.Labels); err != nil {
 			return err
 		}
-		if len(labels) != classes {
-			return fmt.Errorf("%s has %d labels, the model %d classes", o.Labels, len(labels), classes)
+	}
+	m, err := modelcmd.Load(o.IO, o.Weights, o.Arch, o.NumClasses, o.Load)
+	if err != nil {
+		return err
+	}
+	pre := m.Spec.Preprocess
+	enc := json.NewEncoder(o.IO.Out)
+	for start := 0; start < len(images); start += o.Batch {
+		paths := images[start:min(start+o.Batch, len(images))]
+		preds, err := classify(o, m, pre, paths, labels)
+		if err != nil {
+			return err
 		}
-	} else if classes != len(labels) {
+		for _, p := range preds {
+			if o.JSON {
+				if err := enc.Encode(p); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(o.IO.Out, "%s\n", p.Image)
+			for _, c := range p.Top {
+				fmt.Fprintf(o.IO.Out, "  %6.2f%%  %4d  %s\n", 100*c.Prob, c.Index, c.Label)
+			}
+		}
+	}
+	return nil
+}
+
+// classify runs one batch of images through m and returns their top-k.
+func classify(o *Options, m *modelcmd.Model, pre transforms.ImageClassification, paths, labels []string) ([]Prediction, error) {
+	size := 3 * pre.CropSize * pre.CropSize
+	batch := make([]float32, 0, len(paths)*size)
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		img, _, err := transforms.Decode(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		x, err := pre.Apply(img)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		batch = append(batch, x...)
+	}
+	y, err := modelcmd.Forward(m, nn.New(batch, len(paths), 3, pre.CropSize, pre.CropSize))
+	if err != nil {
+		return nil, err
+	}
+	if len(y.Shape()) != 2 {
+		return nil, fmt.Errorf("%s output has shape %s, want [images, classes]", m.Spec.Name, modelcmd.Shape(y.Shape()))
+	}
+	classes := y.Shape()[1]
+	if o.Labels != "" {
+		if len(labels) != classes {
+			return nil, fmt.Errorf("%s has %s, the model %s", o.Labels, cmdutil.Plural(len(labels), "label"), cmdutil.Plural(classes, "class"))
+		}
+	} else if labels = models.ImageNetClasses(); classes != len(labels) {
 		labels = nil
 	}
-	preds := make([]Prediction, len(o.Images))
-	for i, path := range o.Images {
+	preds := make([]Prediction, len(paths))
+	for i, path := range paths {
 		row := y.Data()[i*classes : (i+1)*classes]
 		probs := softmax(row)
 		p := Prediction{Image: path}
@@ -164,16 +252,7 @@ func predictRun(o *Options) error {
 		}
 		preds[i] = p
 	}
-	if o.JSON {
-		return json.NewEncoder(o.IO.Out).Encode(preds)
-	}
-	for _, p := range preds {
-		fmt.Fprintf(o.IO.Out, "%s\n", p.Image)
-		for _, c := range p.Top {
-			fmt.Fprintf(o.IO.Out, "  %6.2f%%  %4d  %s\n", 100*c.Prob, c.Index, c.Label)
-		}
-	}
-	return nil
+	return preds, nil
 }
 
 // softmax in float64, shifted by the maximum for stability.

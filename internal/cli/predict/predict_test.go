@@ -60,10 +60,7 @@ func TestPredictMatchesTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []Prediction
-	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
-		t.Fatal(err)
-	}
+	got := decodeLines(t, stdout.Bytes())
 	if len(got) != 1 || len(got[0].Top) != len(want.Top) {
 		t.Fatalf("got %s, want one image with %d classes", stdout, len(want.Top))
 	}
@@ -94,5 +91,94 @@ func TestPredictErrors(t *testing.T) {
 				t.Fatalf("got %v, want exit 2", err)
 			}
 		})
+	}
+}
+
+// decodeLines decodes predict --json's output: one object per line.
+func decodeLines(t *testing.T, b []byte) []Prediction {
+	t.Helper()
+	var out []Prediction
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		var p Prediction
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// TestPredictDirectory classifies a directory tree holding copies of the
+// quick-start image (and files that are not images by extension): one
+// result per image, in sorted path order, each the one the image gets
+// alone; batches of two, so a batch boundary falls inside the tree.
+func TestPredictDirectory(t *testing.T) {
+	root := clitest.Root(t)
+	img := filepath.Join(root, "testdata", "transforms", "photo.jpg")
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := []string{"b.jpg", "a/z.JPG", "a/c/x.jpeg", "a/b.jpg", "notes.txt", "c.npy"}
+	for _, f := range files {
+		p := filepath.Join(dir, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := filepath.Join(root, "testdata", "quickstart", "squeezenet1_1.pt")
+	ios, stdout, _ := clitest.Streams()
+	if err := predictRun(&Options{IO: ios, Images: []string{dir}, Weights: w, TopK: 3, JSON: true, Batch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeLines(t, stdout.Bytes())
+	want := []string{"a/b.jpg", "a/c/x.jpeg", "a/z.JPG", "b.jpg"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d results, want %d:\n%s", len(got), len(want), stdout)
+	}
+	ios, one, _ := clitest.Streams()
+	if err := predictRun(&Options{IO: ios, Images: []string{img}, Weights: w, TopK: 3, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	alone := decodeLines(t, one.Bytes())[0]
+	for i, p := range got {
+		if p.Image != filepath.Join(dir, want[i]) {
+			t.Errorf("result %d: got image %s, want %s", i, p.Image, filepath.Join(dir, want[i]))
+		}
+		for k, c := range p.Top {
+			// Same image, same model; batch rows are computed alike, so
+			// the probabilities agree to float32 rounding.
+			if a := alone.Top[k]; c.Index != a.Index || math.Abs(c.Prob-a.Prob) > 1e-6 {
+				t.Errorf("%s rank %d: got %+v, want %+v (the image alone)", p.Image, k, c, a)
+			}
+		}
+	}
+	// Text output: one block per image.
+	ios, text, _ := clitest.Streams()
+	if err := predictRun(&Options{IO: ios, Images: []string{dir}, Weights: w, TopK: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(text.String(), dir); n != len(want) {
+		t.Errorf("text output names %d images, want %d:\n%s", n, len(want), text)
+	}
+	// A directory without images is a usage error.
+	empty := t.TempDir()
+	if err := predictRun(&Options{IO: ios, Images: []string{empty}, Weights: w, TopK: 1}); cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+		t.Errorf("empty directory: got %v, want exit 2", err)
+	}
+}
+
+// TestPredictLabelCount checks the labels-count error reads correctly.
+func TestPredictLabelCount(t *testing.T) {
+	root := clitest.Root(t)
+	labels := filepath.Join(t.TempDir(), "labels.txt")
+	os.WriteFile(labels, []byte("only\n"), 0o644)
+	ios, _, _ := clitest.Streams()
+	err := predictRun(&Options{IO: ios, Images: []string{filepath.Join(root, "testdata", "transforms", "photo.jpg")},
+		Weights: filepath.Join(root, "testdata", "quickstart", "squeezenet1_1.pt"), TopK: 1, Labels: labels})
+	if err == nil || !strings.Contains(err.Error(), "has 1 label, the model 10 classes") {
+		t.Errorf("got %v, want \"has 1 label, the model 10 classes\"", err)
 	}
 }

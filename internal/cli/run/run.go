@@ -23,6 +23,8 @@ type Options struct {
 	NumClasses int
 	Force      bool
 	JSON       bool
+	// Load holds --transform-input, --key and --strip-prefix.
+	Load modelcmd.LoadOptions
 }
 
 // NewCmdRun returns the run command. runF, when not nil, replaces runRun
@@ -30,7 +32,7 @@ type Options struct {
 func NewCmdRun(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
 	opts := &Options{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "run --arch NAME --weights W --input FILE[:KEY] --output OUT",
+		Use:   "run [--arch NAME] --weights W --input FILE[:KEY] --output OUT",
 		Short: "Run a model's forward pass and save the output",
 		Long: `Run one forward pass of a torchvision architecture, in eval mode, with the
 weights of any checkpoint ckpt reads, and write the output tensor.
@@ -39,7 +41,10 @@ The input is a float tensor of shape [batch, 3, H, W]: a .npy array, a tensor
 of a .safetensors file (FILE:KEY picks it by name), or an entry of a dict
 saved with torch.save (FILE:KEY, e.g. io.pt:input). The output goes to .npy,
 .safetensors or .pt (a dict {"output": tensor}) by OUT's extension, written
-atomically; an existing OUT is kept unless --force.`,
+atomically; an existing OUT is kept unless --force.
+
+Without --arch, the architecture is the registered one whose keys and
+shapes the weights match exactly (said on stderr).`,
 		Example: `  ckpt run --arch resnet18 --weights resnet18.pth --input batch.npy --output logits.npy
   ckpt run --arch mobilenet_v2 --weights mnv2.safetensors --input io.pt:input --output out.pt`,
 		Args: cobra.NoArgs,
@@ -57,12 +62,15 @@ atomically; an existing OUT is kept unless --force.`,
 	cmd.Flags().IntVar(&opts.NumClasses, "num-classes", 0, "classifier size (default: read from the weights)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print a JSON summary")
+	modelcmd.LoadFlags(cmd, &opts.Load)
 	return cmd
 }
 
 func runRun(o *Options) error {
-	if _, err := modelcmd.CheckArch(o.Arch); err != nil {
-		return err
+	if o.Arch != "" {
+		if _, err := modelcmd.CheckArch(o.Arch); err != nil {
+			return err
+		}
 	}
 	for flag, v := range map[string]string{"--weights": o.Weights, "--input": o.Input, "--output": o.Output} {
 		if v == "" {
@@ -73,14 +81,15 @@ func runRun(o *Options) error {
 	if err != nil {
 		return err
 	}
-	m, err := modelcmd.LoadModel(o.Arch, o.Weights, o.NumClasses)
+	m, err := modelcmd.Load(o.IO, o.Weights, o.Arch, o.NumClasses, o.Load)
 	if err != nil {
 		return err
 	}
+	arch := m.Spec.Name
 	start := time.Now()
 	y, err := modelcmd.Forward(m, x)
 	if err != nil {
-		return fmt.Errorf("%s: %w", o.Arch, err)
+		return fmt.Errorf("%s: %w", arch, err)
 	}
 	elapsed := time.Since(start)
 	if err := modelcmd.WriteOutput(o.Output, y, o.Force); err != nil {
@@ -88,11 +97,11 @@ func runRun(o *Options) error {
 	}
 	if o.JSON {
 		return json.NewEncoder(o.IO.Out).Encode(map[string]any{
-			"arch": o.Arch, "input_shape": x.Shape(), "output_shape": y.Shape(),
+			"arch": arch, "input_shape": x.Shape(), "output_shape": y.Shape(),
 			"output": o.Output, "forward_ms": float64(elapsed.Microseconds()) / 1000,
 		})
 	}
 	fmt.Fprintf(o.IO.Out, "%s: input %s -> output %s written to %s (forward %.1f ms)\n",
-		o.Arch, modelcmd.Shape(x.Shape()), modelcmd.Shape(y.Shape()), o.Output, float64(elapsed.Microseconds())/1000)
+		arch, modelcmd.Shape(x.Shape()), modelcmd.Shape(y.Shape()), o.Output, float64(elapsed.Microseconds())/1000)
 	return nil
 }

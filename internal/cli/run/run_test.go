@@ -14,11 +14,13 @@ func TestNewCmdRun(t *testing.T) {
 	ios, _, _ := clitest.Streams()
 	var got *Options
 	cmd := NewCmdRun(ios, func(o *Options) error { got = o; return nil })
-	cmd.SetArgs([]string{"--arch", "resnet18", "--weights", "w.pt", "--input", "x.pt:input", "-o", "y.npy", "--force"})
+	cmd.SetArgs([]string{"--arch", "resnet18", "--weights", "w.pt", "--input", "x.pt:input", "-o", "y.npy", "--force",
+		"--transform-input", "off", "--key", "state_dict", "--strip-prefix", "model."})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if got.Arch != "resnet18" || got.Weights != "w.pt" || got.Input != "x.pt:input" || got.Output != "y.npy" || !got.Force {
+	if got.Arch != "resnet18" || got.Weights != "w.pt" || got.Input != "x.pt:input" || got.Output != "y.npy" || !got.Force ||
+		got.Load != (modelcmd.LoadOptions{TransformInput: "off", Key: "state_dict", StripPrefix: "model."}) {
 		t.Errorf("options %+v do not match the flags", *got)
 	}
 }

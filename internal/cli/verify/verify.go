@@ -28,6 +28,8 @@ type Options struct {
 	Batch      int
 	NumClasses int
 	JSON       bool
+	// Load holds --transform-input, --key and --strip-prefix.
+	Load modelcmd.LoadOptions
 }
 
 // NewCmdVerify returns the verify command. runF, when not nil, replaces
@@ -35,7 +37,7 @@ type Options struct {
 func NewCmdVerify(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
 	opts := &Options{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "verify WEIGHTS [WEIGHTS_B] --arch NAME [--input FILE[:KEY]] [--reference FILE[:KEY]]",
+		Use:   "verify WEIGHTS [WEIGHTS_B] [--arch NAME] [--input FILE[:KEY]] [--reference FILE[:KEY]]",
 		Short: "Check that weights compute what PyTorch computes",
 		Long: `Run a torchvision architecture with the given weights in eval mode and
 compare its output with a reference, element by element and by ranking.
@@ -54,6 +56,11 @@ The check passes when every element is within tolerance and every row has
 the same top-1 class. The default tolerance is max|err| <= 1e-4 * max(1,
 max|reference|); --atol and --rtol set an absolute and a relative one
 (|err| <= atol + rtol*|reference|) instead.
+
+Without --arch, the architecture is the registered one whose keys and
+shapes the weights match exactly (said on stderr). googlenet and
+inception_v3 take --transform-input: when their check fails, the report
+says which setting ran, the likely cause.
 
 Exit status: 0 within tolerance, 1 outside it, 2 on bad input.`,
 		Example: `  # against the output torch computed
@@ -83,13 +90,15 @@ Exit status: 0 within tolerance, 1 outside it, 2 on bad input.`,
 	cmd.Flags().IntVar(&opts.Batch, "batch", 2, "batch size of the generated input")
 	cmd.Flags().IntVar(&opts.NumClasses, "num-classes", 0, "classifier size (default: read from the weights)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	modelcmd.LoadFlags(cmd, &opts.Load)
 	return cmd
 }
 
 func verifyRun(o *Options) error {
-	spec, err := modelcmd.CheckArch(o.Arch)
-	if err != nil {
-		return err
+	if o.Arch != "" {
+		if _, err := modelcmd.CheckArch(o.Arch); err != nil {
+			return err
+		}
 	}
 	if len(o.Weights) == 1 && o.Reference == "" {
 		return cmdutil.UsageError("give --reference (the output PyTorch computed), or a second weights file to compare with")
@@ -100,21 +109,27 @@ func verifyRun(o *Options) error {
 	if o.Batch < 1 {
 		return cmdutil.UsageError("--batch must be at least 1")
 	}
+	ms := make([]*modelcmd.Model, len(o.Weights))
+	arch := o.Arch
+	for i, w := range o.Weights {
+		m, err := modelcmd.Load(o.IO, w, arch, o.NumClasses, o.Load)
+		if err != nil {
+			return err
+		}
+		ms[i], arch = m, m.Spec.Name
+	}
 	var x *nn.Tensor
+	var err error
 	if o.Input != "" {
 		if x, err = modelcmd.ReadTensor(o.Input); err != nil {
 			return err
 		}
 	} else {
-		x = modelcmd.SeededInput(o.Seed, o.Batch, modelcmd.InputSize(spec))
+		x = modelcmd.SeededInput(o.Seed, o.Batch, modelcmd.InputSize(ms[0].Spec))
 	}
 	outputs := make([]*nn.Tensor, len(o.Weights))
 	for i, w := range o.Weights {
-		m, err := modelcmd.LoadModel(o.Arch, w, o.NumClasses)
-		if err != nil {
-			return err
-		}
-		if outputs[i], err = modelcmd.Forward(m, x); err != nil {
+		if outputs[i], err = modelcmd.Forward(ms[i], x); err != nil {
 			return fmt.Errorf("%s: %w", w, err)
 		}
 	}
@@ -144,7 +159,10 @@ func verifyRun(o *Options) error {
 		if err := json.Unmarshal(b, &fields); err != nil {
 			return err
 		}
-		fields["arch"] = o.Arch
+		fields["arch"] = arch
+		if h := ms[0].Hint(); h != "" && !rep.OK {
+			fields["hint"] = h
+		}
 		if err := json.NewEncoder(o.IO.Out).Encode(fields); err != nil {
 			return err
 		}
@@ -153,9 +171,12 @@ func verifyRun(o *Options) error {
 		if len(o.Weights) == 2 {
 			against = o.Weights[0]
 		}
-		fmt.Fprintf(o.IO.Out, "verify %s: %s against %s, input %s\n", o.Arch, o.Weights[len(o.Weights)-1], against, modelcmd.Shape(x.Shape()))
+		fmt.Fprintf(o.IO.Out, "verify %s: %s against %s, input %s\n", arch, o.Weights[len(o.Weights)-1], against, modelcmd.Shape(x.Shape()))
 		if err := rep.WriteText(o.IO.Out); err != nil {
 			return err
+		}
+		if h := ms[0].Hint(); h != "" && !rep.OK {
+			fmt.Fprintf(o.IO.Out, "hint           %s\n", h)
 		}
 	}
 	if !rep.OK {

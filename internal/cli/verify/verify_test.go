@@ -120,7 +120,6 @@ func TestVerifyUsage(t *testing.T) {
 	for name, o := range map[string]*Options{
 		"no reference":       {Weights: []string{w}, Arch: "squeezenet1_1", Batch: 1},
 		"unknown arch":       {Weights: []string{w, w}, Arch: "resnet19", Batch: 1},
-		"no arch":            {Weights: []string{w, w}, Batch: 1},
 		"reference with two": {Weights: []string{w, w}, Arch: "squeezenet1_1", Reference: "x.npy", Batch: 1},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -130,5 +129,22 @@ func TestVerifyUsage(t *testing.T) {
 				t.Fatalf("got %v, want a usage error", err)
 			}
 		})
+	}
+}
+
+// TestVerifyDetectsArch verifies without --arch: the architecture is
+// detected from the weights and said on stderr.
+func TestVerifyDetectsArch(t *testing.T) {
+	w, io := quickstart(t)
+	ios, stdout, stderr := clitest.Streams()
+	err := verifyRun(&Options{IO: ios, Weights: []string{w}, Input: io + ":input", Reference: io + ":output", Batch: 2})
+	if err != nil {
+		t.Fatalf("verify failed: %v\n%s", err, stdout)
+	}
+	if !strings.HasPrefix(stdout.String(), "verify squeezenet1_1: ") {
+		t.Errorf("report does not name the detected architecture:\n%s", stdout)
+	}
+	if !strings.Contains(stderr.String(), "--arch squeezenet1_1 detected") {
+		t.Errorf("stderr %q does not say the architecture was detected", stderr)
 	}
 }
