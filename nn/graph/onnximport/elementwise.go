@@ -351,7 +351,9 @@ func buildCompare(c *nodeCtx) (graph.Kernel, error) {
 		}
 		s := binSpec{out: graph.Bool, f: func(x, y float64) float64 { return b2f(f(x, y)) }}
 		if a.DType() == graph.Uint64 {
-			s.fi = func(x, y int64) int64 { return b2i(fi(int64(uint64(x)>>1), int64(uint64(y)>>1)) || (uint64(x)>>1 == uint64(y)>>1 && fi(x&1, y&1))) }
+			s.fi = func(x, y int64) int64 {
+				return b2i(fi(int64(uint64(x)>>1), int64(uint64(y)>>1)) || (uint64(x)>>1 == uint64(y)>>1 && fi(x&1, y&1)))
+			}
 		} else {
 			s.fi = func(x, y int64) int64 { return b2i(fi(x, y)) }
 		}

@@ -81,10 +81,7 @@ func Import(m *onnx.Model, opts Options) (*graph.Graph, error) {
 		}
 	}
 	if opset < 0 {
-		if m.IRVersion >= 3 || len(m.OpsetImport) > 0 {
-			return nil, errors.New("onnx: the model imports no version of the default operator set")
-		}
-		opset = 1
+		opset = 1 // no default-domain import: only other domains' nodes, which are unsupported
 	}
 	im := &importer{opts: opts, opset: opset}
 	return im.graph(m.Graph)
@@ -417,7 +414,7 @@ func ValueFromProto(t *onnx.TensorProto) (*graph.Value, error) {
 	le := binary.LittleEndian
 	switch dt {
 	case graph.Float32:
-		f, err := tensor.DecodeFloat32s(tensor.Float32, b, make([]float32, 0, n))
+		f, err := tensor.DecodeFloat32s(tensor.Float32, b, make([]float32, n))
 		if err != nil {
 			return nil, fmt.Errorf("onnx: tensor %q: %w", t.Name, err)
 		}
