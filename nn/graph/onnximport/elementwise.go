@@ -69,7 +69,6 @@ func init() {
 		return math.Log1p(math.Exp(x))
 	}, func(x, _ float64) float64 { return sigmoid(x) }), "Softplus")
 	register(nnUnary((*nn.Tensor).Hardswish, func(x float64) float64 { return x * math.Max(0, math.Min(1, x/6+0.5)) }), "HardSwish")
-	register(unaryOp(func(x float64) float64 { return b2f(math.IsNaN(x)) }, nil), "IsNaN")
 	register(buildIsInf, "IsInf")
 	register(buildNot, "Not")
 	register(buildAct, "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "ThresholdedRelu", "Shrink", "Gelu")

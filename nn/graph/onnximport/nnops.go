@@ -417,7 +417,9 @@ func buildConvTranspose(c *nodeCtx) (graph.Kernel, error) {
 				}
 				want := int(outShape[len(outShape)-nd+k])
 				total := full - want
-				if autoPad == "SAME_UPPER" {
+				if total < 0 {
+					g.pb[k], g.pe[k] = 0, total
+				} else if autoPad == "SAME_UPPER" {
 					g.pb[k] = total / 2
 				} else {
 					g.pb[k] = total - total/2
