@@ -611,7 +611,9 @@ func (im *importer) kernel(k int, n *onnx.Node, consts map[string]*graph.Value) 
 			return nil, false, false, c.unsupported("subgraph or reference attribute %q", a.Name)
 		}
 	}
-	if n.Domain != "" && n.Domain != "ai.onnx" {
+	if n.Domain == trainingDomain && (n.OpType == "Adagrad" || n.OpType == "Momentum" || n.OpType == "Adam") {
+		c.opset = 1
+	} else if n.Domain != "" && n.Domain != "ai.onnx" {
 		return nil, false, false, c.unsupported("")
 	}
 	b := registry[n.OpType]
