@@ -69,6 +69,15 @@ def randomise_bn(model, seed):
             m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
 
 
+def perturb(model, seed):
+    """Moves every parameter off its initial value: the exporter merges initializers of equal
+    values (LayerNorm's ones, zero biases) into one, which would tie their gradients."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+
+
 def save(path, t):
     with open(path, "wb") as f:
         f.write(t.detach().contiguous().numpy().astype("<f4").tobytes())
@@ -117,12 +126,14 @@ def main():
     export(r18, img[:1], out, "resnet18_train", 13, train=True)
     torch.manual_seed(1)
     mlp = MLP()
+    perturb(mlp, 6)
     x = torch.randn(4, 16, generator=torch.Generator().manual_seed(4))
     for opset in (13, 17):
         export(mlp, x, out, "mlp_op%d" % opset, opset)
     export(mlp, x, out, "mlp_train", 17, train=True)
     torch.manual_seed(2)
     att = Attention()
+    perturb(att, 8)
     xa = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(5))
     for opset in (13, 17):
         export(att, xa, out, "attention_op%d" % opset, opset)

@@ -92,13 +92,14 @@ type importer struct {
 	opset int64
 }
 
-// weightSlots lists, per operator, the input positions whose float
-// initializers are trainable weights; -1 means every input.
-var weightSlots = map[string][]int{
-	"Conv": {1, 2}, "ConvTranspose": {1, 2}, "Gemm": {0, 1, 2}, "MatMul": {0, 1},
-	"BatchNormalization": {1, 2}, "InstanceNormalization": {1, 2}, "LayerNormalization": {1, 2},
-	"GroupNormalization": {1, 2}, "PRelu": {1}, "Gather": {0}, "Add": {-1}, "Sub": {-1}, "Mul": {-1},
-	"Div": {-1}, "Einsum": {-1},
+// dataSlots lists, per operator, the input positions that take
+// configuration rather than weights (scales, bounds, pad values, ratios):
+// a float initializer used there stays a constant.
+var dataSlots = map[string][]int{
+	"Resize": {1, 2, 3}, "Upsample": {1}, "Clip": {1, 2}, "Pad": {1, 2, 3}, "Range": {-1}, "Dropout": {1, 2},
+	"ConstantOfShape": {-1}, "Reshape": {1}, "Expand": {1}, "Tile": {1}, "Slice": {1, 2, 3, 4},
+	"TopK": {1}, "OneHot": {1, 2}, "CumSum": {1}, "Where": {0}, "Shape": {-1}, "Size": {-1},
+	"QuantizeLinear": {1, 2}, "DequantizeLinear": {1, 2},
 }
 
 // bufferSlots are BatchNormalization's running statistics.
@@ -111,6 +112,46 @@ func slotIn(slots []int, k int) bool {
 		}
 	}
 	return false
+}
+
+// classify decides which float32 initializers are trainable parameters:
+// those with more than one element that no node uses as configuration
+// (a one-element initializer is a constant such as an epsilon, unless it
+// is a Conv, Gemm or normalization weight), and which are BatchNorm
+// running statistics (buffers).
+func classify(g *onnx.Graph, inits map[string]*graph.Value) (isParam, isBuffer map[string]bool) {
+	isParam, isBuffer = map[string]bool{}, map[string]bool{}
+	config := map[string]bool{}
+	weightOp := map[string]bool{"Conv": true, "ConvTranspose": true, "Gemm": true, "MatMul": true, "BatchNormalization": true,
+		"InstanceNormalization": true, "LayerNormalization": true, "PRelu": true}
+	used := map[string]bool{}
+	scalarWeight := map[string]bool{}
+	for _, n := range g.Node {
+		for k, in := range n.Input {
+			v := inits[in]
+			if v == nil || v.DType() != graph.Float32 {
+				continue
+			}
+			used[in] = true
+			switch {
+			case slotIn(bufferSlots[n.OpType], k):
+				isBuffer[in] = true
+			case slotIn(dataSlots[n.OpType], k):
+				config[in] = true
+			case weightOp[n.OpType]:
+				scalarWeight[in] = true
+			}
+		}
+	}
+	for name := range used {
+		if isBuffer[name] || config[name] {
+			continue
+		}
+		if inits[name].Numel() > 1 || scalarWeight[name] {
+			isParam[name] = true
+		}
+	}
+	return isParam, isBuffer
 }
 
 func (im *importer) graph(g *onnx.Graph) (*graph.Graph, error) {
@@ -171,21 +212,7 @@ func (im *importer) graph(g *onnx.Graph) (*graph.Graph, error) {
 	}
 	gr := graph.New(inputs, outputs)
 
-	// Which float initializers are weights, which running statistics.
-	isParam, isBuffer := map[string]bool{}, map[string]bool{}
-	for _, n := range g.Node {
-		for k, in := range n.Input {
-			v := inits[in]
-			if v == nil || v.DType() != graph.Float32 {
-				continue
-			}
-			if slotIn(bufferSlots[n.OpType], k) {
-				isBuffer[in] = true
-			} else if slotIn(weightSlots[n.OpType], k) && (v.Numel() > 1 || n.OpType != "Add" && n.OpType != "Sub" && n.OpType != "Mul" && n.OpType != "Div") {
-				isParam[in] = true
-			}
-		}
-	}
+	isParam, isBuffer := classify(g, inits)
 	consts := map[string]*graph.Value{}
 	for _, t := range g.Initializer {
 		v := inits[t.Name]

@@ -170,3 +170,72 @@ func TestExportsMatchORT(t *testing.T) {
 		})
 	}
 }
+
+// TestExportGradientsMatchTorch imports exports made with
+// training=PRESERVE (initializers named by state_dict keys), computes the
+// gradient of sum(output * R) for torch's fixed R by autograd through the
+// graph, and compares every parameter's gradient with loss.backward()'s:
+// |g - want| <= 1e-4 * max(1, max|want|) per tensor (float32 sums in
+// different orders).
+func TestExportGradientsMatchTorch(t *testing.T) {
+	dir := graphModels(t)
+	cases := []struct {
+		name  string
+		shape []int
+	}{
+		{"mlp_train", []int{4, 16}}, {"attention_train", []int{2, 5, 16}}, {"resnet18_train", []int{1, 3, 64, 64}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := importFile(t, filepath.Join(dir, tc.name+".onnx"))
+			x := nn.New(readF32(t, filepath.Join(dir, tc.name+".input.bin")), tc.shape...)
+			y := g.Forward(x)
+			want := readF32(t, filepath.Join(dir, tc.name+".torch.bin"))
+			for k, w := range want {
+				if d := math.Abs(float64(y.Data()[k] - w)); d > 1e-4*math.Max(1, math.Abs(float64(w))) {
+					t.Fatalf("output %d: got %g, want %g", k, y.Data()[k], w)
+				}
+			}
+			r := nn.New(readF32(t, filepath.Join(dir, tc.name+".seed.bin")), y.Shape()...)
+			y.Mul(r).Sum(false).Backward()
+			var entries []struct {
+				Name   string `json:"name"`
+				Shape  []int  `json:"shape"`
+				Offset int    `json:"offset"`
+			}
+			b, err := os.ReadFile(filepath.Join(dir, tc.name+".grads.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &entries); err != nil {
+				t.Fatal(err)
+			}
+			grads := readF32(t, filepath.Join(dir, tc.name+".grads.bin"))
+			params := map[string]*nn.Tensor{}
+			for _, p := range g.NamedParameters() {
+				params[p.Name] = p.Tensor
+			}
+			for _, e := range entries {
+				p := params[e.Name]
+				if p == nil {
+					t.Errorf("%s: not a parameter of the imported graph", e.Name)
+					continue
+				}
+				if p.Grad() == nil {
+					t.Errorf("%s: no gradient", e.Name)
+					continue
+				}
+				w := grads[e.Offset : e.Offset+p.Numel()]
+				maxW, maxErr := 0.0, 0.0
+				for k, gv := range p.Grad().Data() {
+					maxW = math.Max(maxW, math.Abs(float64(w[k])))
+					maxErr = math.Max(maxErr, math.Abs(float64(gv-w[k])))
+				}
+				if maxErr > 1e-4*math.Max(1, maxW) {
+					t.Errorf("%s: max|grad err| = %g (max|grad| %g)", e.Name, maxErr, maxW)
+				}
+			}
+			t.Logf("%d parameter gradients compared", len(entries))
+		})
+	}
+}
