@@ -35,6 +35,9 @@ type Node struct {
 	// Pure reports that the outputs depend only on the inputs (no random
 	// numbers, no training state), so results may be cached.
 	Pure bool
+	// Source is the importer's own description of the node (an
+	// *onnx.Node for onnximport), for tools that edit the graph.
+	Source any
 }
 
 // Describe names the node in messages: `node 17 "Resize_3" (Resize)`.
@@ -146,6 +149,7 @@ func (g *Graph) SetLive(name string, t *nn.Tensor) bool {
 		return false
 	}
 	*p = t
+	g.reset()
 	return true
 }
 

@@ -237,7 +237,7 @@ func (im *importer) graph(g *onnx.Graph) (*graph.Graph, error) {
 		if err != nil {
 			return nil, err
 		}
-		node := &graph.Node{Index: k, Name: n.Name, Op: n.OpType, Inputs: n.Input, Outputs: n.Output, Kernel: kern, Pure: pure, ShapeOnly: shapeOnly}
+		node := &graph.Node{Index: k, Name: n.Name, Op: n.OpType, Inputs: n.Input, Outputs: n.Output, Kernel: kern, Pure: pure, ShapeOnly: shapeOnly, Source: n}
 		if pure && !im.opts.NoFold && allConst(n.Input, consts) {
 			in := make([]*graph.Value, len(n.Input))
 			for j, name := range n.Input {
