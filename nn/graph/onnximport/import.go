@@ -22,8 +22,6 @@ const (
 	// MaxValues is the largest number of named values (inputs, initializers
 	// and node outputs).
 	MaxValues = 1 << 21
-	// MaxSubgraphDepth bounds the nesting of If/Loop/Scan bodies.
-	MaxSubgraphDepth = 8
 	// DefaultMaxElements is the default bound on the elements of any value a
 	// node computes (1<<28 float32s are 1 GiB).
 	DefaultMaxElements = 1 << 28
@@ -611,7 +609,7 @@ type builder func(c *nodeCtx) (graph.Kernel, error)
 var (
 	registry  = map[string]builder{}
 	impure    = map[string]bool{"Dropout": true, "BatchNormalization": true, "RandomNormal": true, "RandomUniform": true, "RandomNormalLike": true, "RandomUniformLike": true, "Bernoulli": true, "Multinomial": true}
-	shapeOnly = map[string]bool{"Shape": true, "Size": true}
+	shapeOnlyOps = map[string]bool{"Shape": true, "Size": true}
 )
 
 func register(b builder, ops ...string) {
@@ -630,7 +628,16 @@ func Supported() []string {
 	return out
 }
 
-func (im *importer) kernel(k int, n *onnx.Node, consts map[string]*graph.Value) (graph.Kernel, bool, bool, error) {
+func (im *importer) kernel(k int, n *onnx.Node, consts map[string]*graph.Value) (kern graph.Kernel, pure, shapeOnly bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			kern, err = nil, fmt.Errorf("onnx: node %d %q (%s): malformed: %v", k, n.Name, n.OpType, r)
+		}
+	}()
+	return im.build(k, n, consts)
+}
+
+func (im *importer) build(k int, n *onnx.Node, consts map[string]*graph.Value) (graph.Kernel, bool, bool, error) {
 	c := &nodeCtx{index: k, n: n, opset: im.opset, opts: &im.opts, attrs: map[string]*onnx.Attribute{}, consts: consts}
 	for _, a := range n.Attribute {
 		c.attrs[a.Name] = a
@@ -664,7 +671,7 @@ func (im *importer) kernel(k int, n *onnx.Node, consts map[string]*graph.Value) 
 		}
 		return outs, nil
 	}
-	return checked, !impure[n.OpType], shapeOnly[n.OpType], nil
+	return checked, !impure[n.OpType], shapeOnlyOps[n.OpType], nil
 }
 
 // errorsAs is errors.As for *UnsupportedError.
