@@ -1,6 +1,7 @@
 package onnximport
 
 import (
+	"github.com/ckptkit/ckpt/nn"
 	"math/rand/v2"
 
 	"github.com/ckptkit/ckpt/formats/onnx"
@@ -13,7 +14,9 @@ func node(op string, ins, outs []string, attrs ...*onnx.Attribute) *onnx.Node {
 	return &onnx.Node{OpType: op, Input: ins, Output: outs, Name: op + "_0", Attribute: attrs}
 }
 
-func ai(name string, v int64) *onnx.Attribute { return &onnx.Attribute{Name: name, Type: onnx.AttrInt, I: v} }
+func ai(name string, v int64) *onnx.Attribute {
+	return &onnx.Attribute{Name: name, Type: onnx.AttrInt, I: v}
+}
 
 func ais(name string, v ...int64) *onnx.Attribute {
 	return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: v}
@@ -74,3 +77,17 @@ func positiveInit(name string, rng *rand.Rand, shape ...int) *onnx.TensorProto {
 func intInit(name string, shape []int, v ...int64) *onnx.TensorProto {
 	return mustProto(name, graph.FromInt64s(graph.Int64, shape, v))
 }
+
+// FromF is a 0-d float32 value.
+func FromF(v float64) *graph.Value { return graph.FromFloat64s(graph.Float32, []int{}, []float64{v}) }
+
+// FromFs is a float32 value of the given shape.
+func FromFs(shape []int, v ...float64) *graph.Value {
+	return graph.FromFloat64s(graph.Float32, shape, v)
+}
+
+// FromB is a bool value.
+func FromB(shape []int, v ...int64) *graph.Value { return graph.FromInt64s(graph.Bool, shape, v) }
+
+func graph64(v int64) *graph.Value          { return graph.Scalar64(v) }
+func FromTensorV(x *nn.Tensor) *graph.Value { return graph.FromTensor(x) }

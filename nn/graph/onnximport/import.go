@@ -607,8 +607,8 @@ func (c *nodeCtx) constInput(k int) *graph.Value {
 type builder func(c *nodeCtx) (graph.Kernel, error)
 
 var (
-	registry  = map[string]builder{}
-	impure    = map[string]bool{"Dropout": true, "BatchNormalization": true, "RandomNormal": true, "RandomUniform": true, "RandomNormalLike": true, "RandomUniformLike": true, "Bernoulli": true, "Multinomial": true}
+	registry     = map[string]builder{}
+	impure       = map[string]bool{"Dropout": true, "BatchNormalization": true, "RandomNormal": true, "RandomUniform": true, "RandomNormalLike": true, "RandomUniformLike": true, "Bernoulli": true, "Multinomial": true}
 	shapeOnlyOps = map[string]bool{"Shape": true, "Size": true}
 )
 

@@ -363,7 +363,7 @@ func conv(x, w, b *graph.Value, g spatial, groups int) ([]*graph.Value, error) {
 				}
 			}
 		}
-		return [][]float32{gx, gw, gb}
+		return [][]float32{gx, gw, gb}[:len(ins)]
 	})
 	return one(graph.FromTensor(t)), nil
 }
@@ -549,7 +549,7 @@ func convTranspose(x, w, b *graph.Value, g spatial, out []int, groups int) ([]*g
 				}
 			}
 		}
-		return [][]float32{gx, gw, gb}
+		return [][]float32{gx, gw, gb}[:len(ins)]
 	})
 	return one(graph.FromTensor(t)), nil
 }
