@@ -1,0 +1,448 @@
+package graph
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/ckptkit/ckpt/nn"
+)
+
+// Kernel computes a node's outputs from its inputs. in[k] is nil for an
+// absent optional input. It returns one Value per node output (nil for an
+// absent optional output). Errors name what is wrong with the data; the
+// graph adds the node.
+type Kernel func(ctx *Context, in []*Value) ([]*Value, error)
+
+// Context is what a kernel may know about the call it runs in.
+type Context struct {
+	// Training is the graph's training flag (Dropout, BatchNormalization).
+	Training bool
+}
+
+// Node is one operation of a graph.
+type Node struct {
+	Index   int      // position in the source graph, for messages
+	Name    string   // the source node's name, may be empty
+	Op      string   // the operator, such as "Conv"
+	Inputs  []string // value names; "" is an absent optional input
+	Outputs []string // value names; "" is an unused optional output
+	Kernel  Kernel
+	// ShapeOnly reports that the outputs depend only on the inputs' types
+	// and shapes (Shape, Size), not their elements.
+	ShapeOnly bool
+	// Pure reports that the outputs depend only on the inputs (no random
+	// numbers, no training state), so results may be cached.
+	Pure bool
+	// Source is the importer's own description of the node (an
+	// *onnx.Node for onnximport), for tools that edit the graph.
+	Source any
+}
+
+// Describe names the node in messages: `node 17 "Resize_3" (Resize)`.
+func (n *Node) Describe() string {
+	return fmt.Sprintf("node %d %q (%s)", n.Index, n.Name, n.Op)
+}
+
+// Input is a graph input: its name, element type and dimensions, where a
+// dimension < 0 is dynamic (Dims[k] names it when the source did).
+type Input struct {
+	Name     string
+	DType    DType
+	Shape    []int
+	DimNames []string
+}
+
+// Graph is an executable graph of named values over nn's ops: an nn.Module
+// whose parameters are the float tensors that feed its weights. Values are
+// computed in node order; nodes whose outputs depend only on the input
+// shapes (Shape -> Gather -> Concat -> Reshape chains) run once per input
+// shape and are reused from a cache.
+//
+// A Graph is safe for concurrent Run calls in eval mode as long as nothing
+// modifies its parameters meanwhile.
+type Graph struct {
+	nn.Base
+
+	inputs  []Input
+	outputs []string
+	nodes   []*Node
+	consts  map[string]*Value      // constants (folded or non-trainable initializers)
+	live    map[string]**nn.Tensor // parameters and buffers, read at each call
+	derived []bool                 // node k depends on input shapes only
+
+	mu    sync.Mutex
+	cache map[string]map[string]*Value
+}
+
+// maxCachedShapes bounds the shape cache: a graph run on ever new shapes
+// starts over instead of growing.
+const maxCachedShapes = 32
+
+// New returns an empty graph with the given inputs and output names. Nodes,
+// constants and parameters are added by an importer before the first Run.
+func New(inputs []Input, outputs []string) *Graph {
+	return &Graph{inputs: inputs, outputs: outputs, consts: map[string]*Value{}, live: map[string]**nn.Tensor{}}
+}
+
+// Inputs returns the graph inputs in order (constants excluded).
+func (g *Graph) Inputs() []Input { return g.inputs }
+
+// Outputs returns the graph output names in order.
+func (g *Graph) Outputs() []string { return g.outputs }
+
+// Nodes returns the nodes in execution order. Replacing a node's Kernel or
+// Inputs is how a graph is edited (see the importer's re-head).
+func (g *Graph) Nodes() []*Node { return g.nodes }
+
+// SetOutputs replaces the graph's output names.
+func (g *Graph) SetOutputs(names []string) { g.outputs = names; g.reset() }
+
+// AddNode appends a node; nodes must be added in an order where every input
+// is defined before use (Prepare checks it).
+func (g *Graph) AddNode(n *Node) { g.nodes = append(g.nodes, n); g.reset() }
+
+// SetConst defines a constant value.
+func (g *Graph) SetConst(name string, v *Value) { g.consts[name] = v; g.reset() }
+
+// Const returns a constant value, or nil.
+func (g *Graph) Const(name string) *Value { return g.consts[name] }
+
+// RemoveConst deletes a constant.
+func (g *Graph) RemoveConst(name string) { delete(g.consts, name); g.reset() }
+
+// AddParameter registers t as the parameter name (an initializer's name;
+// dots make the nested module path, as in a torch state_dict) and makes it
+// the value of that name.
+func (g *Graph) AddParameter(name string, t *nn.Tensor) {
+	p := new(*nn.Tensor)
+	*p = t
+	register(&g.Base, name, func(b *nn.Base, leaf string) { b.RegisterParameter(leaf, p) })
+	g.live[name] = p
+	g.reset()
+}
+
+// AddBuffer registers t as the persistent buffer name (BatchNormalization's
+// running statistics) and makes it the value of that name.
+func (g *Graph) AddBuffer(name string, t *nn.Tensor) {
+	p := new(*nn.Tensor)
+	*p = t
+	register(&g.Base, name, func(b *nn.Base, leaf string) { b.RegisterBuffer(leaf, p, true) })
+	g.live[name] = p
+	g.reset()
+}
+
+// Live returns the tensor of parameter or buffer name, or nil.
+func (g *Graph) Live(name string) *nn.Tensor {
+	if p := g.live[name]; p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetLive replaces the tensor of parameter or buffer name; it reports
+// whether the name exists.
+func (g *Graph) SetLive(name string, t *nn.Tensor) bool {
+	p := g.live[name]
+	if p == nil {
+		return false
+	}
+	*p = t
+	g.reset()
+	return true
+}
+
+// scope is a child module that only holds registrations (a path segment of
+// a dotted initializer name).
+type scope struct{ nn.Base }
+
+func (s *scope) Forward(x *nn.Tensor) *nn.Tensor { panic("graph: a parameter scope is not runnable") }
+
+// register places a registration under the module path of a dotted name;
+// names that cannot be a path (empty segments, a name that is also a
+// prefix) are registered flat with dots replaced by underscores.
+func register(root *nn.Base, name string, reg func(b *nn.Base, leaf string)) {
+	ok := func() (ok bool) {
+		defer func() {
+			if recover() != nil {
+				ok = false
+			}
+		}()
+		segs := strings.Split(name, ".")
+		b := root
+		for _, s := range segs[:len(segs)-1] {
+			var child *scope
+			if c := b.Child(s); c != nil {
+				sc, isScope := c.(*scope)
+				if !isScope {
+					return false
+				}
+				child = sc
+			} else {
+				child = &scope{}
+				b.AddModule(s, child)
+			}
+			b = &child.Base
+		}
+		reg(b, segs[len(segs)-1])
+		return true
+	}()
+	if !ok {
+		flat := strings.ReplaceAll(name, ".", "_")
+		if flat == "" {
+			flat = "_"
+		}
+		reg(root, flat)
+	}
+}
+
+func (g *Graph) reset() {
+	g.mu.Lock()
+	g.cache, g.derived = nil, nil
+	g.mu.Unlock()
+}
+
+// Prepare checks that every node input is defined before it is used and
+// works out which nodes depend on the input shapes only. Run calls it.
+func (g *Graph) Prepare() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.prepare()
+}
+
+func (g *Graph) prepare() error {
+	if g.derived != nil {
+		return nil
+	}
+	defined := map[string]bool{"": true}
+	shapeOnly := map[string]bool{} // values computed from input shapes and constants only
+	for name := range g.consts {
+		defined[name], shapeOnly[name] = true, true
+	}
+	for name := range g.live {
+		defined[name] = true
+	}
+	for _, in := range g.inputs {
+		defined[in.Name] = true
+	}
+	derived := make([]bool, len(g.nodes))
+	for k, n := range g.nodes {
+		d := n.Pure
+		for _, in := range n.Inputs {
+			if !defined[in] {
+				return fmt.Errorf("graph: %s: input %q is not defined before use", n.Describe(), in)
+			}
+			if in != "" && !shapeOnly[in] && !n.ShapeOnly {
+				d = false
+			}
+		}
+		derived[k] = d
+		for _, out := range n.Outputs {
+			if out != "" {
+				defined[out] = true
+				shapeOnly[out] = d
+			}
+		}
+	}
+	for _, out := range g.outputs {
+		if !defined[out] {
+			return fmt.Errorf("graph: output %q is not computed by any node", out)
+		}
+	}
+	g.derived = derived
+	return nil
+}
+
+// Run computes the graph's outputs from the named inputs.
+func (g *Graph) Run(inputs map[string]*Value) (map[string]*Value, error) {
+	ordered := make([]*Value, len(g.inputs))
+	for k, in := range g.inputs {
+		v, ok := inputs[in.Name]
+		if !ok {
+			return nil, fmt.Errorf("graph: input %q is missing", in.Name)
+		}
+		ordered[k] = v
+	}
+	for name := range inputs {
+		found := false
+		for _, in := range g.inputs {
+			found = found || in.Name == name
+		}
+		if !found {
+			return nil, fmt.Errorf("graph: %q is not an input of the graph", name)
+		}
+	}
+	outs, err := g.RunOrdered(ordered...)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]*Value, len(outs))
+	for k, name := range g.outputs {
+		m[name] = outs[k]
+	}
+	return m, nil
+}
+
+// RunOrdered computes the graph's outputs, in graph output order, from the
+// inputs in graph input order.
+func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
+	if len(inputs) != len(g.inputs) {
+		return nil, fmt.Errorf("graph: got %d inputs, the graph takes %d", len(inputs), len(g.inputs))
+	}
+	g.mu.Lock()
+	err := g.prepare()
+	derived := g.derived
+	g.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]*Value, len(g.consts)+len(g.live)+len(inputs)+len(g.nodes))
+	for name, v := range g.consts {
+		env[name] = v
+	}
+	for name, p := range g.live {
+		if *p != nil {
+			env[name] = FromTensor(*p)
+		}
+	}
+	var key []byte
+	for k, in := range g.inputs {
+		v := inputs[k]
+		if v == nil {
+			return nil, fmt.Errorf("graph: input %q is nil", in.Name)
+		}
+		if err := checkInput(in, v); err != nil {
+			return nil, err
+		}
+		env[in.Name] = v
+		key = v.shapeKey(key)
+	}
+	g.mu.Lock()
+	cached := g.cache[string(key)]
+	g.mu.Unlock()
+	fresh := cached == nil
+	if fresh {
+		cached = map[string]*Value{}
+	}
+	ctx := &Context{Training: g.Training()}
+	for k, n := range g.nodes {
+		if derived[k] && !fresh {
+			for _, out := range n.Outputs {
+				if v, ok := cached[out]; ok {
+					env[out] = v
+				}
+			}
+			continue
+		}
+		in := make([]*Value, len(n.Inputs))
+		for j, name := range n.Inputs {
+			if name != "" {
+				in[j] = env[name]
+			}
+		}
+		outs, err := runKernel(n, ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		for j, out := range n.Outputs {
+			if out == "" {
+				continue
+			}
+			if j >= len(outs) || outs[j] == nil {
+				return nil, fmt.Errorf("graph: %s: output %q was not computed", n.Describe(), out)
+			}
+			env[out] = outs[j]
+			if derived[k] {
+				cached[out] = outs[j]
+			}
+		}
+	}
+	if fresh {
+		g.mu.Lock()
+		if g.cache == nil || len(g.cache) >= maxCachedShapes {
+			g.cache = map[string]map[string]*Value{}
+		}
+		g.cache[string(key)] = cached
+		g.mu.Unlock()
+	}
+	res := make([]*Value, len(g.outputs))
+	for k, name := range g.outputs {
+		res[k] = env[name]
+	}
+	return res, nil
+}
+
+func checkInput(in Input, v *Value) error {
+	if in.DType != Invalid && v.DType() != in.DType {
+		return fmt.Errorf("graph: input %q: got %s, want %s", in.Name, v.DType(), in.DType)
+	}
+	if in.Shape == nil {
+		return nil
+	}
+	if len(v.Shape()) != len(in.Shape) {
+		return fmt.Errorf("graph: input %q: got shape %v, want rank %d (%s)", in.Name, v.Shape(), len(in.Shape), in.describeShape())
+	}
+	for k, d := range in.Shape {
+		if d >= 0 && v.Shape()[k] != d {
+			return fmt.Errorf("graph: input %q: got shape %v, want %s", in.Name, v.Shape(), in.describeShape())
+		}
+	}
+	return nil
+}
+
+func (in Input) describeShape() string {
+	parts := make([]string, len(in.Shape))
+	for k, d := range in.Shape {
+		switch {
+		case d >= 0:
+			parts[k] = fmt.Sprint(d)
+		case k < len(in.DimNames) && in.DimNames[k] != "":
+			parts[k] = in.DimNames[k]
+		default:
+			parts[k] = "?"
+		}
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// runKernel runs one node, turning a panic (a shape error from nn, or an
+// index a malformed graph put out of range) into an error naming the node.
+func runKernel(n *Node, ctx *Context, in []*Value) (outs []*Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("graph: %s: %w", n.Describe(), e)
+			} else {
+				err = fmt.Errorf("graph: %s: %v", n.Describe(), r)
+			}
+			if debugPanics {
+				err = fmt.Errorf("%w\n%s", err, debug.Stack())
+			}
+		}
+	}()
+	outs, err = n.Kernel(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", n.Describe(), err)
+	}
+	return outs, nil
+}
+
+// debugPanics adds the stack of a recovered panic to the error (tests).
+var debugPanics = false
+
+// Forward runs a graph of one float32 input and output on x; it panics with
+// the error when the graph fails, as nn's modules panic on shape errors.
+func (g *Graph) Forward(x *nn.Tensor) *nn.Tensor {
+	if len(g.inputs) != 1 || len(g.outputs) < 1 {
+		panic(fmt.Errorf("graph: Forward needs one input, the graph has %d inputs and %d outputs", len(g.inputs), len(g.outputs)))
+	}
+	outs, err := g.RunOrdered(FromTensor(x))
+	if err != nil {
+		panic(err)
+	}
+	if outs[0].Tensor() == nil {
+		panic(fmt.Errorf("graph: output %q is %s, not float32", g.outputs[0], outs[0].DType()))
+	}
+	return outs[0].Tensor()
+}

@@ -1,0 +1,26 @@
+// Package onnximport builds executable nn/graph graphs from ONNX models
+// (formats/onnx), with the semantics of each operator by opset version
+// (7 to 18 of the default domain): attributes that became inputs (Clip,
+// Pad, Resize/Upsample, Split, Squeeze/Unsqueeze, ReduceSum, Slice),
+// changed defaults (Softmax's axis), optional inputs and outputs.
+//
+// Float32 initializers that feed weights become parameters named by their
+// initializer names; BatchNormalization's running statistics become
+// buffers; the other initializers, and every node whose inputs are all
+// constants, are folded into constants at import. Dynamic dimensions are
+// resolved when the graph runs.
+//
+// Untrusted models are bounded: MaxNodes, MaxValues, the
+// Options.MaxElements bound on every computed value (checked before data-
+// sized allocations), cycles and undefined inputs rejected, tensor sizes
+// checked against their bytes by the codec. A node the importer cannot run
+// fails the import with an *UnsupportedError whose message names it:
+//
+//	onnx: node 17 "Resize_3": Resize (opset 18) with antialias is not supported
+//
+// Not supported: subgraph operators (If, Loop, Scan: a node with a graph
+// attribute is rejected, so there is no nesting to bound), sequences, optional
+// types and strings, random ops, and a few others listed in the README's
+// conformance section. ReHead, TrainBatchNorm and WriteBack fine-tune an
+// imported classifier and store the result back into the ONNX model.
+package onnximport

@@ -1,0 +1,199 @@
+package onnximport
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckptkit/ckpt/formats/onnx"
+	"github.com/ckptkit/ckpt/internal/testenv"
+	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/optim"
+)
+
+// TestBatchNormTrainingUpdatesRunningStats runs a BatchNormalization node
+// in training mode and checks the running statistics torch's rule gives:
+// new = (1-m)·old + m·batch with m = 1 - the ONNX momentum, the unbiased
+// batch variance.
+func TestBatchNormTrainingUpdatesRunningStats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := model(15, []*onnx.Node{node("BatchNormalization", []string{"x", "s", "b", "mean", "var"}, []string{"y"}, af("momentum", 0.9))},
+		[]*onnx.TensorProto{floatInit("s", rng, 2), floatInit("b", rng, 2), floatInit("mean", rng, 2), positiveInit("var", rng, 2)},
+		[]*onnx.ValueInfo{vi("x", onnx.Float, -1, 2, 3)}, []*onnx.ValueInfo{vi("y", onnx.Float, -1, 2, 3)})
+	g, err := Import(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bufs []string
+	for _, b := range g.NamedBuffers() {
+		bufs = append(bufs, b.Name)
+	}
+	if strings.Join(bufs, ",") != "mean,var" {
+		t.Fatalf("got buffers %v, want mean,var", bufs)
+	}
+	oldMean := append([]float32{}, g.Live("mean").Data()...)
+	oldVar := append([]float32{}, g.Live("var").Data()...)
+	if err := TrainBatchNorm(g); err != nil {
+		t.Fatal(err)
+	}
+	xd := make([]float32, 12)
+	for k := range xd {
+		xd[k] = float32(rng.Float64()*4 - 2)
+	}
+	y := g.Forward(nn.New(xd, 2, 2, 3))
+	for c := 0; c < 2; c++ {
+		var vals []float64
+		for b := 0; b < 2; b++ {
+			for i := 0; i < 3; i++ {
+				vals = append(vals, float64(xd[(b*2+c)*3+i]))
+			}
+		}
+		mu, ss := 0.0, 0.0
+		for _, v := range vals {
+			mu += v
+		}
+		mu /= float64(len(vals))
+		for _, v := range vals {
+			ss += (v - mu) * (v - mu)
+		}
+		wantMean := 0.9*float64(oldMean[c]) + 0.1*mu
+		wantVar := 0.9*float64(oldVar[c]) + 0.1*ss/float64(len(vals)-1)
+		if got := float64(g.Live("mean").Data()[c]); math.Abs(got-wantMean) > 1e-6 {
+			t.Errorf("channel %d: got running mean %g, want %g", c, got, wantMean)
+		}
+		if got := float64(g.Live("var").Data()[c]); math.Abs(got-wantVar) > 1e-6 {
+			t.Errorf("channel %d: got running var %g, want %g", c, got, wantVar)
+		}
+		// Training mode normalizes by the batch statistics: the output
+		// before the affine has zero mean per channel.
+		s, b := float64(g.Live("s").Data()[c]), float64(g.Live("b").Data()[c])
+		sum := 0.0
+		for bi := 0; bi < 2; bi++ {
+			for i := 0; i < 3; i++ {
+				sum += (float64(y.Data()[(bi*2+c)*3+i]) - b) / s
+			}
+		}
+		if math.Abs(sum) > 1e-4 {
+			t.Errorf("channel %d: normalized outputs sum to %g, want 0", c, sum)
+		}
+	}
+	folded := model(13, []*onnx.Node{node("Conv", []string{"x", "w"}, []string{"y"})}, []*onnx.TensorProto{floatInit("w", rng, 1, 1, 1, 1)},
+		[]*onnx.ValueInfo{vi("x", onnx.Float, 1, 1, 2, 2)}, []*onnx.ValueInfo{vi("y", onnx.Float, 1, 1, 2, 2)})
+	gf, err := Import(folded, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := TrainBatchNorm(gf); err == nil || !strings.Contains(err.Error(), "no BatchNormalization") {
+		t.Errorf("got %v, want an error saying the graph has no BatchNormalization nodes", err)
+	}
+}
+
+func TestReHeadMatMulAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	m := model(13, []*onnx.Node{
+		node("MatMul", []string{"x", "head.weight_t"}, []string{"mm"}),
+		node("Add", []string{"mm", "head.bias"}, []string{"logits"}),
+		node("Softmax", []string{"logits"}, []string{"y"}, ai("axis", -1)),
+	}, []*onnx.TensorProto{floatInit("head.weight_t", rng, 8, 10), floatInit("head.bias", rng, 10)},
+		[]*onnx.ValueInfo{vi("x", onnx.Float, -1, 8)}, []*onnx.ValueInfo{vi("y", onnx.Float, -1, 10)})
+	g, err := Import(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ReHead(g, 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Op != "MatMul+Add" || rep.Weight != "head.weight_t" || rep.Bias != "head.bias" || rep.In != 8 || rep.OldOut != 10 || rep.NewOut != 3 {
+		t.Errorf("got report %+v, want MatMul+Add head.weight_t/head.bias 8 -> 10 replaced by 3", rep)
+	}
+	y := g.Forward(nn.Ones(2, 8))
+	if want := []int{2, 3}; !sameShape(y.Shape(), want) {
+		t.Errorf("got output shape %v, want %v", y.Shape(), want)
+	}
+	if _, err := ReHead(g, 0, 1); err == nil {
+		t.Error("ReHead to 0 outputs succeeded")
+	}
+}
+
+// TestReHeadTrainWriteBack re-heads a folded resnet18 export to 7 classes,
+// takes SGD steps on a cross-entropy loss with the backbone frozen, writes the weights back into
+// the ONNX model, and checks that onnx.checker accepts the file and that
+// ONNX Runtime computes what the trained graph computes.
+func TestReHeadTrainWriteBack(t *testing.T) {
+	dir := graphModels(t)
+	path := filepath.Join(dir, "resnet18_op13.onnx")
+	m, err := onnx.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	g, err := Import(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ReHead(g, 7, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Op != "Gemm" || rep.Weight != "fc.weight" || rep.In != 512 || rep.OldOut != 1000 {
+		t.Errorf("got %v, want the Gemm of fc.weight 512 -> 1000", rep)
+	}
+	x := nn.New(readF32(t, filepath.Join(dir, "resnet18_op13.input.bin")), 2, 3, 64, 64)
+	// Fine-tune the new head only: freeze every other parameter by name.
+	for _, p := range g.NamedParameters() {
+		p.Tensor.SetRequiresGrad(strings.HasPrefix(p.Name, "fc."))
+	}
+	if n := len(g.TrainableParameters()); n != 2 {
+		t.Fatalf("got %d trainable parameters, want fc.weight and fc.bias", n)
+	}
+	opt, err := optim.NewSGD(g.TrainableParameters(), optim.LR(1e-3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := nn.NewCrossEntropyLoss()
+	var first, last float32
+	for step := 0; step < 3; step++ {
+		g.ZeroGrad()
+		l := loss.Forward(g.Forward(x), []int{1, 5})
+		l.Backward()
+		opt.Step()
+		if step == 0 {
+			first = l.Item()
+		}
+		last = l.Item()
+	}
+	if !(last < first) {
+		t.Errorf("loss went from %g to %g in 3 SGD steps, want it to fall", first, last)
+	}
+	g.Eval()
+	var want *nn.Tensor
+	nn.NoGrad(func() { want = g.Forward(x) })
+	if err := WriteBack(m, g, rep); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "r18_7.onnx")
+	if err := onnx.Write(out, m); err != nil {
+		t.Fatal(err)
+	}
+	py := testenv.Python(t)
+	if b, err := exec.Command(py, "-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", out).CombinedOutput(); err != nil {
+		t.Fatalf("onnx.checker rejects the written model: %v\n%s", err, b)
+	}
+	got := ortRun(t, out, "input", filepath.Join(dir, "resnet18_op13.input.bin"), []int{2, 3, 64, 64})
+	if len(got) != 14 {
+		t.Fatalf("ONNX Runtime gave %d outputs, want 2x7", len(got))
+	}
+	for k, w := range want.Data() {
+		if math.Abs(float64(got[k]-w)) > 1e-4*math.Max(1, math.Abs(float64(w))) {
+			t.Fatalf("output %d: ONNX Runtime %g, graph %g", k, got[k], w)
+		}
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
