@@ -31,6 +31,11 @@ type Options struct {
 	Threads int
 	List    bool
 	JSON    bool
+
+	// Train times training steps instead of forward passes, with the
+	// parameters Strategy ("full" or "head") names trained.
+	Train    bool
+	Strategy string
 }
 
 // Result is what `ckpt bench --json` prints.
@@ -52,8 +57,8 @@ type Result struct {
 func NewCmdBench(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
 	opts := &Options{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "bench --arch NAME [--weights W] [--batch B] [--iters N]",
-		Short: "Time a model's forward pass",
+		Use:   "bench --arch NAME [--weights W] [--batch B] [--iters N] [--train [--strategy full|head]]",
+		Short: "Time a model's forward pass or training step",
 		Long: `Time the eval-mode forward pass of a torchvision architecture in this process:
 after --warmup untimed passes, --iters timed ones, reporting the median, the
 fastest and the slowest in milliseconds.
@@ -61,9 +66,16 @@ fastest and the slowest in milliseconds.
 Without --weights the model is built with fresh random weights (the time does
 not depend on their values). The input is [--batch, 3, S, S] with S the
 architecture's crop size unless --size is given. --threads pins the number of
-threads the matrix kernels use (default: all cores).`,
+threads the matrix kernels use (default: all cores).
+
+With --train it times whole training steps instead, after the warm-up ones:
+the forward pass in training mode, cross-entropy against fixed labels, the
+backward pass and an SGD step with momentum 0.9. --strategy full trains every
+parameter; --strategy head freezes all but the classifier's. The result then
+also gives the process's peak resident memory.`,
 		Example: `  ckpt bench --arch resnet18
   ckpt bench --arch resnet50 --weights resnet50.pth --batch 8 --iters 20 --json
+  ckpt bench --arch resnet18 --batch 8 --train --strategy head --json
   ckpt bench --list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,6 +94,8 @@ threads the matrix kernels use (default: all cores).`,
 	cmd.Flags().IntVar(&opts.Threads, "threads", 0, "threads for the matrix kernels (default: GOMAXPROCS)")
 	cmd.Flags().BoolVar(&opts.List, "list", false, "list the architectures and exit")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&opts.Train, "train", false, "time training steps (forward, loss, backward, SGD step)")
+	cmd.Flags().StringVar(&opts.Strategy, "strategy", "full", "with --train: full (train every parameter) or head (only the classifier)")
 	return cmd
 }
 
@@ -100,6 +114,17 @@ func benchRun(o *Options) error {
 	if o.Threads > 0 {
 		gemm.SetThreads(o.Threads)
 	}
+	size := o.Size
+	if size == 0 {
+		size = modelcmd.InputSize(spec)
+	}
+	threads := gemm.Threads()
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	if o.Train {
+		return trainRun(o, spec, size, threads)
+	}
 	var m nn.Module
 	if o.Weights != "" {
 		m, err = modelcmd.LoadModel(o.Arch, o.Weights, 0)
@@ -110,10 +135,6 @@ func benchRun(o *Options) error {
 		return err
 	}
 	m.Eval()
-	size := o.Size
-	if size == 0 {
-		size = modelcmd.InputSize(spec)
-	}
 	x := modelcmd.SeededInput(0, o.Batch, size)
 	for range o.Warmup {
 		if _, err := modelcmd.Forward(m, x); err != nil {
@@ -128,22 +149,28 @@ func benchRun(o *Options) error {
 		}
 		times[i] = float64(time.Since(start).Microseconds()) / 1000
 	}
-	sorted := slices.Clone(times)
-	slices.Sort(sorted)
-	median := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
-	threads := gemm.Threads()
-	if threads == 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	r := Result{Arch: o.Arch, Batch: o.Batch, Size: size, MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1],
-		Threads: threads, Iters: o.Iters, Kernel: gemm.Kernel(), TimesMS: times}
+	median, lo, hi := summarize(times)
+	r := Result{Arch: o.Arch, Batch: o.Batch, Size: size, MedianMS: median, MinMS: lo, MaxMS: hi,
+		Threads: threads, Iters: o.Iters, Kernel: kernelName(), TimesMS: times}
 	if o.JSON {
-		return json.NewEncoder(o.IO.Out).Encode(r)
+		return writeJSON(o, r)
 	}
 	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d runs\n",
 		r.Arch, r.Batch, size, size, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters)
 	return err
 }
+
+// summarize returns the median, minimum and maximum of times.
+func summarize(times []float64) (median, lo, hi float64) {
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	median = sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return median, sorted[0], sorted[len(sorted)-1]
+}
+
+func kernelName() string { return gemm.Kernel() }
+
+func writeJSON(o *Options, v any) error { return json.NewEncoder(o.IO.Out).Encode(v) }
