@@ -311,7 +311,7 @@ func NewReLU(inplace bool) *ReLU { return &ReLU{Inplace: inplace} }
 
 // Forward applies ReLU.
 func (m *ReLU) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.ReLU)
 	}
 	return x.ReLU()
@@ -353,7 +353,7 @@ func NewReLU6(inplace bool) *ReLU6 { return &ReLU6{Inplace: inplace} }
 
 // Forward applies ReLU6.
 func (m *ReLU6) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.ReLU6)
 	}
 	return x.ReLU6()
@@ -380,7 +380,7 @@ func NewLeakyReLU(slope float64, inplace bool) *LeakyReLU {
 // Forward applies LeakyReLU.
 func (m *LeakyReLU) Forward(x *Tensor) *Tensor {
 	s := float32(m.NegativeSlope)
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceMap(x, func(v float32) float32 {
 			if v > 0 {
 				return v
@@ -438,7 +438,7 @@ func NewSiLU(inplace bool) *SiLU { return &SiLU{Inplace: inplace} }
 
 // Forward applies SiLU.
 func (m *SiLU) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.SiLU)
 	}
 	return x.SiLU()
@@ -485,7 +485,7 @@ func NewHardswish(inplace bool) *Hardswish { return &Hardswish{Inplace: inplace}
 
 // Forward applies hardswish.
 func (m *Hardswish) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.Hardswish)
 	}
 	return x.Hardswish()
@@ -505,7 +505,7 @@ func NewHardsigmoid(inplace bool) *Hardsigmoid { return &Hardsigmoid{Inplace: in
 
 // Forward applies hardsigmoid.
 func (m *Hardsigmoid) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.Hardsigmoid)
 	}
 	return x.Hardsigmoid()
