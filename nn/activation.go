@@ -40,11 +40,14 @@ func (t *Tensor) ReLU() *Tensor {
 	}
 	return record(out, "ReluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
-		for i, v := range y {
-			if v > 0 {
-				gx[i] = g[i]
+		parallelChunks(len(g), func(lo, hi int) {
+			gs, dst := g[lo:hi], gx[lo:hi]
+			for i, v := range y[lo:hi] {
+				if v > 0 {
+					dst[i] = gs[i]
+				}
 			}
-		}
+		})
 		return [][]float32{gx}
 	})
 }

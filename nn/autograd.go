@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // node records the op that produced a non-leaf tensor.
@@ -18,7 +19,10 @@ type node struct {
 // its output (same length as the output's data). It returns one slice per
 // input, in input order, with that input's element count; it may return nil
 // for an input that does not require grad (check [Tensor.RequiresGrad]).
-// It must not keep or modify grad.
+// It must not keep or modify grad. A returned slice is either grad itself
+// (or part of it), which autograd copies, or memory the function will not
+// touch again, which autograd takes over without a copy: it may add other
+// gradients into it and keep it as a leaf's Grad.
 type BackwardFunc func(grad []float32) [][]float32
 
 // NoGrad runs f with gradient recording turned off for the goroutine that
@@ -155,7 +159,7 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		panic("nn: Backward on a tensor that does not require grad and has no grad_fn")
 	}
 	if t.fn == nil {
-		accumulate(t, g.data)
+		accumulate(t, g.data, false)
 		return
 	}
 	if t.fn.backward == nil {
@@ -197,6 +201,8 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			panic(fmt.Sprintf("nn: backward through %s, whose graph was already released by an earlier Backward", fn.name))
 		}
 		ins := fn.backward(gu)
+		guLo := uintptr(unsafe.Pointer(unsafe.SliceData(gu)))
+		guHi := guLo + uintptr(cap(gu))*4
 		if len(ins) != len(fn.inputs) {
 			panic(fmt.Sprintf("nn: backward of %s returned %d gradients for %d inputs", fn.name, len(ins), len(fn.inputs)))
 		}
@@ -208,14 +214,25 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			if len(gi) != len(in.data) {
 				panic(fmt.Sprintf("nn: backward of %s returned %d gradient values for an input of %d", fn.name, len(gi), len(in.data)))
 			}
+			// A view of gu (Clone, View, Add pass theirs on) is copied, as is
+			// a slice returned for two inputs; anything else is fresh memory
+			// that becomes autograd's.
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(gi)))
+			own := len(gi) > 0 && (p < guLo || p >= guHi)
+			for _, prev := range ins[:j] {
+				if len(prev) > 0 && unsafe.SliceData(prev) == unsafe.SliceData(gi) {
+					own = false
+				}
+			}
 			if in.fn == nil {
-				accumulate(in, gi)
+				accumulate(in, gi, own)
 				continue
 			}
 			if acc, ok := grads[in]; ok {
 				addTo(acc, gi)
+			} else if own {
+				grads[in] = gi
 			} else {
-				// Own a copy: backward functions may return views of their grad.
 				grads[in] = append([]float32(nil), gi...)
 			}
 		}
@@ -227,9 +244,14 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 	}
 }
 
-func accumulate(leaf *Tensor, g []float32) {
+// accumulate adds g to leaf's gradient; a first gradient that is g itself
+// when own is set (autograd's own memory), a copy of g otherwise.
+func accumulate(leaf *Tensor, g []float32, own bool) {
 	if leaf.grad == nil {
-		leaf.grad = &Tensor{data: append([]float32(nil), g...), shape: append([]int(nil), leaf.shape...)}
+		if !own {
+			g = append([]float32(nil), g...)
+		}
+		leaf.grad = &Tensor{data: g[:len(g):len(g)], shape: append([]int(nil), leaf.shape...)}
 		return
 	}
 	addTo(leaf.grad.data, g)
