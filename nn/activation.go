@@ -40,11 +40,14 @@ func (t *Tensor) ReLU() *Tensor {
 	}
 	return record(out, "ReluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := make([]float32, len(g))
-		for i, v := range y {
-			if v > 0 {
-				gx[i] = g[i]
+		parallelChunks(len(g), func(lo, hi int) {
+			gs, dst := g[lo:hi], gx[lo:hi]
+			for i, v := range y[lo:hi] {
+				if v > 0 {
+					dst[i] = gs[i]
+				}
 			}
-		}
+		})
 		return [][]float32{gx}
 	})
 }
@@ -311,7 +314,7 @@ func NewReLU(inplace bool) *ReLU { return &ReLU{Inplace: inplace} }
 
 // Forward applies ReLU.
 func (m *ReLU) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.ReLU)
 	}
 	return x.ReLU()
@@ -353,7 +356,7 @@ func NewReLU6(inplace bool) *ReLU6 { return &ReLU6{Inplace: inplace} }
 
 // Forward applies ReLU6.
 func (m *ReLU6) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.ReLU6)
 	}
 	return x.ReLU6()
@@ -380,7 +383,7 @@ func NewLeakyReLU(slope float64, inplace bool) *LeakyReLU {
 // Forward applies LeakyReLU.
 func (m *LeakyReLU) Forward(x *Tensor) *Tensor {
 	s := float32(m.NegativeSlope)
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceMap(x, func(v float32) float32 {
 			if v > 0 {
 				return v
@@ -438,7 +441,7 @@ func NewSiLU(inplace bool) *SiLU { return &SiLU{Inplace: inplace} }
 
 // Forward applies SiLU.
 func (m *SiLU) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.SiLU)
 	}
 	return x.SiLU()
@@ -485,7 +488,7 @@ func NewHardswish(inplace bool) *Hardswish { return &Hardswish{Inplace: inplace}
 
 // Forward applies hardswish.
 func (m *Hardswish) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.Hardswish)
 	}
 	return x.Hardswish()
@@ -505,7 +508,7 @@ func NewHardsigmoid(inplace bool) *Hardsigmoid { return &Hardsigmoid{Inplace: in
 
 // Forward applies hardsigmoid.
 func (m *Hardsigmoid) Forward(x *Tensor) *Tensor {
-	if m.Inplace && !GradEnabled() {
+	if m.Inplace && gradOff(x) {
 		return inplaceAct(x, vec.Hardsigmoid)
 	}
 	return x.Hardsigmoid()

@@ -6,7 +6,9 @@ import (
 )
 
 // Infer runs m.Forward(x) as an inference call: no graph is recorded (it
-// runs inside [NoGrad], which is process-wide), and the intermediate results
+// runs inside [NoGrad] for the calling goroutine, and the call's tensors
+// are marked as inference whichever goroutine computes with them, so
+// nothing else's grad mode changes), and the intermediate results
 // of the call are drawn from an arena that is kept for the next call instead
 // of being left to the garbage collector.
 //
@@ -26,7 +28,7 @@ import (
 func Infer(m Module, x *Tensor) *Tensor {
 	a, _ := arenas.Get().(*arena)
 	if a == nil {
-		a = new(arena)
+		a = &arena{noGrad: true}
 	}
 	in := &Tensor{data: x.data, shape: x.shape, arena: a}
 	var y *Tensor
@@ -52,6 +54,10 @@ var arenas sync.Pool
 type arena struct {
 	bufs [][]float32
 	next int
+
+	// noGrad marks an inference call's arena: ops on its tensors record
+	// no graph (see gradOff).
+	noGrad bool
 }
 
 // alloc returns n floats of arena memory, zeroed when zero is set.

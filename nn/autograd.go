@@ -2,7 +2,10 @@ package nn
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // node records the op that produced a non-leaf tensor.
@@ -16,25 +19,94 @@ type node struct {
 // its output (same length as the output's data). It returns one slice per
 // input, in input order, with that input's element count; it may return nil
 // for an input that does not require grad (check [Tensor.RequiresGrad]).
-// It must not keep or modify grad.
+// It must not keep or modify grad. A returned slice is either grad itself
+// (or part of it), which autograd copies, or memory the function will not
+// touch again, which autograd takes over without a copy: it may add other
+// gradients into it and keep it as a leaf's Grad.
 type BackwardFunc func(grad []float32) [][]float32
 
-var noGradDepth atomic.Int32
-
-// NoGrad runs f with gradient recording turned off: ops inside f build no
-// graph and keep no activations, whatever their inputs require. It is the
-// inference mode of this package (torch.no_grad). The setting is process-wide,
-// not per goroutine: do not train in one goroutine while another runs NoGrad.
+// NoGrad runs f with gradient recording turned off for the goroutine that
+// calls it: ops that goroutine runs inside f build no graph and keep no
+// activations, whatever their inputs require. It is the inference mode of
+// this package (torch.no_grad, which is per thread as this is per
+// goroutine). Other goroutines are not affected, so an evaluation under
+// NoGrad can run beside a training loop; goroutines that f starts are not
+// covered either (nn's own parallel loops start none that record ops).
 // Calls nest.
 func NoGrad(f func()) {
-	noGradDepth.Add(1)
-	defer noGradDepth.Add(-1)
+	id := goid()
+	noGrad.Lock()
+	noGrad.depth[id]++
+	noGrad.Unlock()
+	noGrad.active.Add(1)
+	defer func() {
+		noGrad.active.Add(-1)
+		noGrad.Lock()
+		if noGrad.depth[id]--; noGrad.depth[id] == 0 {
+			delete(noGrad.depth, id)
+		}
+		noGrad.Unlock()
+	}()
 	f()
 }
 
-// GradEnabled reports whether ops currently record the graph (false inside
-// [NoGrad]).
-func GradEnabled() bool { return noGradDepth.Load() == 0 }
+// noGrad is the grad mode of every goroutine: the goroutines inside NoGrad,
+// by goroutine id, with their nesting depth. active counts the NoGrad calls
+// in progress, so that while there are none (training, the usual case)
+// asking for the mode costs one atomic load.
+var noGrad = struct {
+	sync.RWMutex
+	depth  map[uint64]int32
+	active atomic.Int32
+}{depth: map[uint64]int32{}}
+
+// GradEnabled reports whether ops run by the calling goroutine record the
+// graph: false inside [NoGrad] (and inside [Infer]).
+func GradEnabled() bool {
+	if noGrad.active.Load() == 0 {
+		return true
+	}
+	id := goid()
+	noGrad.RLock()
+	d := noGrad.depth[id]
+	noGrad.RUnlock()
+	return d == 0
+}
+
+// goid returns the calling goroutine's id, which runtime.Stack prints first
+// ("goroutine 18 [running]:"). It costs about a microsecond and is asked
+// only while some goroutine is inside NoGrad.
+func goid() uint64 {
+	buf, _ := stackBufs.Get().(*[32]byte) // runtime.Stack's buffer escapes: pooled, not allocated per call
+	if buf == nil {
+		buf = new([32]byte)
+	}
+	b := buf[:runtime.Stack(buf[:], false)]
+	var id uint64
+	for _, c := range b[len("goroutine "):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	stackBufs.Put(buf)
+	return id
+}
+
+var stackBufs sync.Pool
+
+// gradOff reports whether ops on ts record nothing whatever the tensors
+// require: the calling goroutine is in NoGrad, or one of ts belongs to an
+// Infer call (whose arena is marked no-grad, so the call is inference
+// whichever goroutine runs its ops).
+func gradOff(ts ...*Tensor) bool {
+	for _, t := range ts {
+		if t != nil && t.arena != nil && t.arena.noGrad {
+			return true
+		}
+	}
+	return !GradEnabled()
+}
 
 // Record attaches a backward function to out, the result of a custom op on
 // inputs, when grad mode is on and any input requires grad; otherwise it
@@ -47,29 +119,18 @@ func Record(out *Tensor, name string, inputs []*Tensor, backward BackwardFunc) *
 // needGrad reports whether an op on ts would be recorded. Ops test it before
 // building their backward closure, so inference allocates nothing for autograd.
 func needGrad(ts ...*Tensor) bool {
-	if noGradDepth.Load() != 0 {
-		return false
-	}
+	need := false
 	for _, t := range ts {
 		if t != nil && t.requiresGrad {
-			return true
-		}
-	}
-	return false
-}
-
-func record(out *Tensor, name string, inputs []*Tensor, backward BackwardFunc) *Tensor {
-	if noGradDepth.Load() != 0 {
-		return out
-	}
-	need := false
-	for _, in := range inputs {
-		if in != nil && in.requiresGrad {
 			need = true
 			break
 		}
 	}
-	if !need {
+	return need && !gradOff(ts...)
+}
+
+func record(out *Tensor, name string, inputs []*Tensor, backward BackwardFunc) *Tensor {
+	if !needGrad(inputs...) {
 		return out
 	}
 	out.requiresGrad = true
@@ -98,7 +159,7 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		panic("nn: Backward on a tensor that does not require grad and has no grad_fn")
 	}
 	if t.fn == nil {
-		accumulate(t, g.data)
+		accumulate(t, g.data, false)
 		return
 	}
 	if t.fn.backward == nil {
@@ -140,6 +201,8 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			panic(fmt.Sprintf("nn: backward through %s, whose graph was already released by an earlier Backward", fn.name))
 		}
 		ins := fn.backward(gu)
+		guLo := uintptr(unsafe.Pointer(unsafe.SliceData(gu)))
+		guHi := guLo + uintptr(cap(gu))*4
 		if len(ins) != len(fn.inputs) {
 			panic(fmt.Sprintf("nn: backward of %s returned %d gradients for %d inputs", fn.name, len(ins), len(fn.inputs)))
 		}
@@ -151,14 +214,25 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			if len(gi) != len(in.data) {
 				panic(fmt.Sprintf("nn: backward of %s returned %d gradient values for an input of %d", fn.name, len(gi), len(in.data)))
 			}
+			// A view of gu (Clone, View, Add pass theirs on) is copied, as is
+			// a slice returned for two inputs; anything else is fresh memory
+			// that becomes autograd's.
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(gi)))
+			own := len(gi) > 0 && (p < guLo || p >= guHi)
+			for _, prev := range ins[:j] {
+				if len(prev) > 0 && unsafe.SliceData(prev) == unsafe.SliceData(gi) {
+					own = false
+				}
+			}
 			if in.fn == nil {
-				accumulate(in, gi)
+				accumulate(in, gi, own)
 				continue
 			}
 			if acc, ok := grads[in]; ok {
 				addTo(acc, gi)
+			} else if own {
+				grads[in] = gi
 			} else {
-				// Own a copy: backward functions may return views of their grad.
 				grads[in] = append([]float32(nil), gi...)
 			}
 		}
@@ -170,9 +244,14 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 	}
 }
 
-func accumulate(leaf *Tensor, g []float32) {
+// accumulate adds g to leaf's gradient; a first gradient that is g itself
+// when own is set (autograd's own memory), a copy of g otherwise.
+func accumulate(leaf *Tensor, g []float32, own bool) {
 	if leaf.grad == nil {
-		leaf.grad = &Tensor{data: append([]float32(nil), g...), shape: append([]int(nil), leaf.shape...)}
+		if !own {
+			g = append([]float32(nil), g...)
+		}
+		leaf.grad = &Tensor{data: g[:len(g):len(g)], shape: append([]int(nil), leaf.shape...)}
 		return
 	}
 	addTo(leaf.grad.data, g)

@@ -402,44 +402,175 @@ func parallelForWorkers(n, workers int, f func(worker, lo, hi int)) {
 	wg.Wait()
 }
 
+// conv2dBackward returns the gradients of x, w and b (nil for those that do
+// not require grad) from gout, the gradient of the output [N, O, oh, ow].
+//
+// The weight gradient of a convolution without groups is one product over
+// the whole batch, dW = dY · colᵀ, with dY gathered as [O, N*oh*ow] and
+// colᵀ packed straight from the images (colTSource); the input gradient of
+// a stride-1 one is the convolution of dY with the flipped, transposed
+// weights, which the forward pass's packed kernels compute; other
+// convolutions scatter Wᵀ·dY back through col2im, a channel per goroutine.
+// Every product splits over the GEMM's threads.
 func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {
 	var gx, gw, gb []float32
-	hw := g.h * g.wd
 	if b != nil && b.requiresGrad {
-		acc := make([]float64, g.o)
+		gb = biasGrad(g, gout)
+	}
+	needX, needW := x.requiresGrad, w.requiresGrad
+	if !needX && !needW {
+		return [][]float32{nil, nil, gb}
+	}
+	if g.depthwise() {
+		gx, gw = depthwiseBackward(g, x.data, w.data, gout, needX, needW)
+		return [][]float32{gx, gw, gb}
+	}
+	if g.groups != 1 {
+		gx, gw = convBackwardGroups(g, x.data, w.data, gout, needX, needW)
+		return [][]float32{gx, gw, gb}
+	}
+	// dY as one [O, N*ohw] matrix: gout itself for one image.
+	dy := gout
+	cols := g.n * g.ohw
+	if g.n > 1 && (needW || !g.stride1()) {
+		dy = make([]float32, len(gout))
+		parallelFor(g.o, len(gout), func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				for n := range g.n {
+					copy(dy[o*cols+n*g.ohw:o*cols+(n+1)*g.ohw], gout[(n*g.o+o)*g.ohw:])
+				}
+			}
+		})
+	}
+	if needW {
+		gw = make([]float32, len(w.data))
+		if g.pointwise() && g.n == 1 {
+			gemm.Sgemm(false, true, g.o, g.k, g.ohw, 1, dy, g.ohw, x.data, g.ohw, 0, gw, g.k)
+		} else {
+			src := &colTSource{g: *g, x: x.data, imageStride: g.c * g.h * g.wd}
+			gemm.SgemmSource(g.o, g.k, cols, 1, dy, cols, src, 0, gw, g.k)
+		}
+	}
+	if !needX {
+		return [][]float32{nil, gw, gb}
+	}
+	switch {
+	case g.pointwise():
+		gx = make([]float32, len(x.data))
+		hw := g.h * g.wd
 		for n := range g.n {
-			for o := range g.o {
+			gemm.Sgemm(true, false, g.k, g.ohw, g.o, 1, w.data, g.k, gout[n*g.o*g.ohw:], g.ohw, 0, gx[n*g.c*hw:], g.ohw)
+		}
+	case g.stride1():
+		gx = convTransposeStride1(g, w.data, gout)
+	default:
+		gx = make([]float32, len(x.data))
+		col := make([]float32, g.k*cols)
+		gemm.Sgemm(true, false, g.k, cols, g.o, 1, w.data, g.k, dy, cols, 0, col, cols)
+		gc := *g
+		parallelFor(g.n*g.c, g.k*cols, func(lo, hi int) {
+			for nc := lo; nc < hi; nc++ {
+				col2imChannel(&gc, col, cols, nc/gc.c, nc%gc.c, gx)
+			}
+		})
+	}
+	return [][]float32{gx, gw, gb}
+}
+
+// stride1 reports whether the convolution's input gradient is itself a
+// convolution of the output gradient: stride and dilation 1, and padding
+// below the kernel size.
+func (g *convGeom) stride1() bool {
+	return g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.ph < g.kh && g.pw < g.kw
+}
+
+// biasGrad sums gout over images and pixels per output channel, in float64.
+func biasGrad(g *convGeom, gout []float32) []float32 {
+	gb := make([]float32, g.o)
+	parallelFor(g.o, len(gout), func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			acc := 0.0
+			for n := range g.n {
 				s := 0.0
 				for _, v := range gout[(n*g.o+o)*g.ohw : (n*g.o+o+1)*g.ohw] {
 					s += float64(v)
 				}
-				acc[o] += s
+				acc += s
+			}
+			gb[o] = float32(acc)
+		}
+	})
+	return gb
+}
+
+// convTransposeStride1 returns the input gradient of a stride-1 convolution
+// without groups: dY convolved, with padding k-1-p, by the weights flipped
+// in both spatial axes and with in and out channels swapped.
+func convTransposeStride1(g *convGeom, w, gout []float32) []float32 {
+	taps := g.kh * g.kw
+	wt := make([]float32, len(w))
+	for o := range g.o {
+		for c := range g.c {
+			src := w[(o*g.c+c)*taps:][:taps]
+			dst := wt[(c*g.o+o)*taps:][:taps]
+			for t, v := range src {
+				dst[taps-1-t] = v
 			}
 		}
-		gb = make([]float32, g.o)
-		for i, v := range acc {
-			gb[i] = float32(v)
+	}
+	dy := &Tensor{data: gout, shape: []int{g.n, g.o, g.oh, g.ow}}
+	wT := &Tensor{data: wt, shape: []int{g.c, g.o, g.kh, g.kw}}
+	return conv2d(dy, wT, nil, ConvParams{Stride: [2]int{1, 1}, Dilation: [2]int{1, 1}, Padding: [2]int{g.kh - 1 - g.ph, g.kw - 1 - g.pw}, Groups: 1}).data
+}
+
+// col2imChannel adds channel c of image n of the column matrix col (rows
+// (c, ki, kj), columns (image, oh, ow), cols wide) into the input gradient
+// dx [N, C, H, W]: the adjoint of im2col for one plane.
+func col2imChannel(g *convGeom, col []float32, cols, n, c int, dx []float32) {
+	xc := dx[(n*g.c+c)*g.h*g.wd:][:g.h*g.wd]
+	for ki := range g.kh {
+		for kj := range g.kw {
+			row := col[((c*g.kh+ki)*g.kw+kj)*cols+n*g.ohw:][:g.ohw]
+			off := kj*g.dw - g.pw
+			lo, hi := validRange(off, g.sw, g.wd, g.ow)
+			for oh := range g.oh {
+				ih := oh*g.sh - g.ph + ki*g.dh
+				if ih < 0 || ih >= g.h {
+					continue
+				}
+				r := row[oh*g.ow : (oh+1)*g.ow]
+				xr := xc[ih*g.wd : (ih+1)*g.wd]
+				for ow := lo; ow < hi; ow++ {
+					xr[ow*g.sw+off] += r[ow]
+				}
+			}
 		}
 	}
-	if x.requiresGrad {
-		gx = make([]float32, len(x.data))
+}
+
+// depthwiseBackward is the backward pass of a depthwise convolution, a
+// channel per goroutine: each channel's weight gradient sums over the
+// images in order, as on one goroutine.
+func depthwiseBackward(g *convGeom, x, w, gout []float32, needX, needW bool) (gx, gw []float32) {
+	if needX {
+		gx = make([]float32, len(x))
 	}
-	if w.requiresGrad {
-		gw = make([]float32, len(w.data))
+	if needW {
+		gw = make([]float32, len(w))
 	}
-	if gx == nil && gw == nil {
-		return [][]float32{nil, nil, gb}
-	}
-	if g.depthwise() {
-		for n := range g.n {
-			for c := range g.c {
+	hw := g.h * g.wd
+	gc := *g
+	parallelFor(g.c, g.n*len(w)*g.ohw, func(lo, hi int) {
+		g := &gc
+		for c := lo; c < hi; c++ {
+			for n := range g.n {
 				nc := n*g.c + c
-				xc := x.data[nc*hw : (nc+1)*hw]
+				xc := x[nc*hw : (nc+1)*hw]
 				go_ := gout[nc*g.ohw : (nc+1)*g.ohw]
 				for ki := range g.kh {
 					for kj := range g.kw {
 						wi := c*g.kh*g.kw + ki*g.kw + kj
-						wv := w.data[wi]
+						wv := w[wi]
 						off := kj*g.dw - g.pw
 						lo, hi := validRange(off, g.sw, g.wd, g.ow)
 						s := 0.0
@@ -464,14 +595,26 @@ func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {
 				}
 			}
 		}
-		return [][]float32{gx, gw, gb}
+	})
+	return gx, gw
+}
+
+// convBackwardGroups is the backward pass of a grouped convolution, group
+// by group and image by image through im2col and col2im.
+func convBackwardGroups(g *convGeom, x, w, gout []float32, needX, needW bool) (gx, gw []float32) {
+	if needX {
+		gx = make([]float32, len(x))
 	}
+	if needW {
+		gw = make([]float32, len(w))
+	}
+	hw := g.h * g.wd
 	col := make([]float32, g.k*g.ohw)
 	for n := range g.n {
 		for gr := range g.groups {
-			xin := x.data[(n*g.c+gr*g.cg)*hw:]
+			xin := x[(n*g.c+gr*g.cg)*hw:]
 			gsrc := gout[(n*g.o+gr*g.og)*g.ohw:]
-			wg := w.data[gr*g.og*g.k:]
+			wg := w[gr*g.og*g.k:]
 			if gw != nil {
 				src := xin
 				if !g.pointwise() {
@@ -493,5 +636,5 @@ func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {
 			}
 		}
 	}
-	return [][]float32{gx, gw, gb}
+	return gx, gw
 }

@@ -124,3 +124,67 @@ func copyShort(dst, src []float32) {
 		dst[i] = src[i]
 	}
 }
+
+// colTSource is the transpose of colSource's matrix, as a gemm.BSource:
+// row (image, oh, ow), column (c, ki, kj), the right operand of a weight
+// gradient dW = dY · colᵀ. Its panels are packed straight from the images.
+type colTSource struct {
+	g           convGeom  // a copy, as in colSource
+	x           []float32 // the input [N, C, H, W]
+	imageStride int       // c*h*w
+}
+
+// PackB implements gemm.BSource. The panel's rows (output pixels) are cut
+// into runs along output rows once; then each column (a channel and kernel
+// tap) copies, run by run, the input row segment that tap reads, to a
+// stride-nr column of the panel.
+func (s *colTSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
+	g := &s.g
+	var runsBuf [maxRuns]colRun
+	runs := runsBuf[:0]
+	for p := 0; p < kc; {
+		row := pc + p
+		img, pix := row/g.ohw, row%g.ohw
+		oh, ow := pix/g.ow, pix%g.ow
+		n := min(g.ow-ow, kc-p)
+		runs = append(runs, colRun{img * s.imageStride, oh, ow, p, n})
+		p += n
+	}
+	taps := g.kh * g.kw
+	plane := g.h * g.wd
+	for jr := 0; jr < nc; jr += nr {
+		nrr := min(nr, nc-jr)
+		d := dst[jr*kc : jr*kc+kc*nr]
+		if nrr < nr {
+			clear(d)
+		}
+		for jj := range nrr {
+			col := jc + jr + jj
+			c, t := col/taps, col%taps
+			ki, kj := t/g.kw, t%g.kw
+			xc := s.x[c*plane:]
+			for _, r := range runs {
+				ih := r.oh*g.sh + ki*g.dh - g.ph
+				out := r.off*nr + jj
+				if ih < 0 || ih >= g.h {
+					for i := range r.n {
+						d[out+i*nr] = 0
+					}
+					continue
+				}
+				iw0 := r.ow0*g.sw + kj*g.dw - g.pw
+				lo, hi := validRange(iw0, g.sw, g.wd, r.n)
+				for i := range lo {
+					d[out+i*nr] = 0
+				}
+				src := xc[r.img+ih*g.wd:]
+				for i := lo; i < hi; i++ {
+					d[out+i*nr] = src[iw0+i*g.sw]
+				}
+				for i := hi; i < r.n; i++ {
+					d[out+i*nr] = 0
+				}
+			}
+		}
+	}
+}

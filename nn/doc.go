@@ -19,11 +19,31 @@
 // so frozen parameters and plain inputs cost no graph, gradient memory or
 // time. [Tensor.Backward] from a scalar adds gradients into the leaves'
 // [Tensor.Grad] (they accumulate until [Tensor.ZeroGrad]) and releases the
-// graph. [NoGrad] turns recording off process-wide for inference: no nodes,
-// no retained activations. [Infer] runs a module's forward pass that way and
-// draws its intermediate results from memory kept from the previous call,
-// so a model served call after call allocates almost nothing. [Record] lets other packages (losses, custom
-// layers) define differentiable ops.
+// graph. [NoGrad] turns recording off for inference: no nodes, no retained
+// activations. [Infer] runs a module's forward pass that way and draws its
+// intermediate results from memory kept from the previous call, so a model
+// served call after call allocates almost nothing. [Record] lets other
+// packages (losses, custom layers) define differentiable ops.
+//
+// # Grad mode
+//
+// Grad mode belongs to a call, not to the process, so an evaluation can run
+// beside training without switching its gradients off. It is decided in two
+// ways, either of which turns recording off for an op:
+//
+//   - per goroutine: [NoGrad] marks the calling goroutine (by id, with a
+//     nesting depth) until f returns, as torch.no_grad marks a thread; ops
+//     run by other goroutines, including ones f starts, record as usual.
+//     [GradEnabled] reports the calling goroutine's mode. While no goroutine
+//     is inside NoGrad, asking costs one atomic load; otherwise a lookup of
+//     the goroutine's id (about a microsecond, once per op, not per element).
+//   - per call, by data flow: the tensors of an [Infer] call carry the call's
+//     arena, marked as inference, and every op's result inherits it, so an
+//     op on them records nothing whichever goroutine runs it.
+//
+// The in-place forms of the activations, and the in-place fusions of
+// nn/models, follow the same rule: they overwrite their input only where
+// no graph can be recorded.
 //
 // # Modules
 //
@@ -98,7 +118,7 @@
 //
 // Tensors are float32 only, CPU only, always contiguous (Permute and Narrow
 // copy). There is no double backward, and no retain_graph: a graph serves
-// one Backward. Grad mode is process-wide, not per goroutine.
+// one Backward.
 // Shape errors in ops are programmer errors and panic with *[ShapeError];
 // errors from files are returned.
 package nn

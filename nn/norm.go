@@ -117,53 +117,59 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 		if cnt <= 1 {
 			panic(fmt.Sprintf("nn: BatchNorm: expected more than 1 value per channel when training, got input size %v", x.shape))
 		}
-		for ch := range c {
-			s := 0.0
-			for i := range n {
-				for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
-					s += float64(v)
+		// Channels are independent: they split across goroutines, each
+		// summed in the same order as on one.
+		parallelFor(c, len(x.data), func(lo, hi int) {
+			for ch := lo; ch < hi; ch++ {
+				s := 0.0
+				for i := range n {
+					for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
+						s += float64(v)
+					}
+				}
+				mu := s / float64(cnt)
+				ss := 0.0
+				for i := range n {
+					for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
+						d := float64(v) - mu
+						ss += d * d
+					}
+				}
+				v := ss / float64(cnt)
+				mean[ch], invstd[ch] = mu, 1/math.Sqrt(v+eps)
+				if runningMean != nil && runningVar != nil {
+					runningMean.data[ch] = float32((1-momentum)*float64(runningMean.data[ch]) + momentum*mu)
+					runningVar.data[ch] = float32((1-momentum)*float64(runningVar.data[ch]) + momentum*ss/float64(cnt-1))
 				}
 			}
-			mu := s / float64(cnt)
-			ss := 0.0
-			for i := range n {
-				for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
-					d := float64(v) - mu
-					ss += d * d
-				}
-			}
-			v := ss / float64(cnt)
-			mean[ch], invstd[ch] = mu, 1/math.Sqrt(v+eps)
-			if runningMean != nil && runningVar != nil {
-				runningMean.data[ch] = float32((1-momentum)*float64(runningMean.data[ch]) + momentum*mu)
-				runningVar.data[ch] = float32((1-momentum)*float64(runningVar.data[ch]) + momentum*ss/float64(cnt-1))
-			}
-		}
+		})
 	} else {
 		for ch := range c {
 			mean[ch] = float64(runningMean.data[ch])
 			invstd[ch] = 1 / math.Sqrt(float64(runningVar.data[ch])+eps)
 		}
 	}
-	out := newResult(cloneInts(x.shape), x)
-	for ch := range c {
-		sc := invstd[ch]
-		if weight != nil {
-			sc *= float64(weight.data[ch])
-		}
-		sh := -mean[ch] * sc
-		if bias != nil {
-			sh += float64(bias.data[ch])
-		}
-		s32, h32 := float32(sc), float32(sh)
-		for i := range n {
-			src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-			dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-			for j, v := range src {
-				dst[j] = v*s32 + h32
+	out := newResultData(cloneInts(x.shape), false, x)
+	parallelFor(c, len(x.data), func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			sc := invstd[ch]
+			if weight != nil {
+				sc *= float64(weight.data[ch])
+			}
+			sh := -mean[ch] * sc
+			if bias != nil {
+				sh += float64(bias.data[ch])
+			}
+			s32, h32 := float32(sc), float32(sh)
+			for i := range n {
+				src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				for j, v := range src {
+					dst[j] = v*s32 + h32
+				}
 			}
 		}
-	}
+	})
 	if !needGrad(x, weight, bias) {
 		return out
 	}
@@ -178,44 +184,46 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 		if bias != nil && bias.requiresGrad {
 			gb = make([]float32, c)
 		}
-		for ch := range c {
-			sg, sgx := 0.0, 0.0 // Σg, Σg·x̂
-			for i := range n {
-				xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				for j, v := range gs {
-					sg += float64(v)
-					sgx += float64(v) * (float64(xs[j]) - mean[ch]) * invstd[ch]
+		parallelFor(c, len(x.data), func(lo, hi int) {
+			for ch := lo; ch < hi; ch++ {
+				sg, sgx := 0.0, 0.0 // Σg, Σg·x̂
+				for i := range n {
+					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					for j, v := range gs {
+						sg += float64(v)
+						sgx += float64(v) * (float64(xs[j]) - mean[ch]) * invstd[ch]
+					}
 				}
-			}
-			if gw != nil {
-				gw[ch] = float32(sgx)
-			}
-			if gb != nil {
-				gb[ch] = float32(sg)
-			}
-			if gx == nil {
-				continue
-			}
-			gamma := 1.0
-			if weight != nil {
-				gamma = float64(weight.data[ch])
-			}
-			k := gamma * invstd[ch]
-			for i := range n {
-				xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				dst := gx[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				for j, v := range gs {
-					if training {
-						xh := (float64(xs[j]) - mean[ch]) * invstd[ch]
-						dst[j] = float32(k * (float64(v) - sg/float64(cnt) - xh*sgx/float64(cnt)))
-					} else {
-						dst[j] = float32(k * float64(v))
+				if gw != nil {
+					gw[ch] = float32(sgx)
+				}
+				if gb != nil {
+					gb[ch] = float32(sg)
+				}
+				if gx == nil {
+					continue
+				}
+				gamma := 1.0
+				if weight != nil {
+					gamma = float64(weight.data[ch])
+				}
+				k := gamma * invstd[ch]
+				for i := range n {
+					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					dst := gx[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					for j, v := range gs {
+						if training {
+							xh := (float64(xs[j]) - mean[ch]) * invstd[ch]
+							dst[j] = float32(k * (float64(v) - sg/float64(cnt) - xh*sgx/float64(cnt)))
+						} else {
+							dst[j] = float32(k * float64(v))
+						}
 					}
 				}
 			}
-		}
+		})
 		return [][]float32{gx, gw, gb}
 	})
 }

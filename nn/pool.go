@@ -221,7 +221,7 @@ func adaptivePool(x *Tensor, oh, ow int, isMax bool) *Tensor {
 	out := newResultData([]int{n, c, oh, ow}, false, x)
 	hw, ohw := h*w, oh*ow
 	var idx []int32
-	if isMax && GradEnabled() && x.requiresGrad {
+	if isMax && needGrad(x) {
 		idx = make([]int32, len(out.data))
 	}
 	if !isMax && oh == 1 && ow == 1 {

@@ -12,11 +12,20 @@ load on a shared machine falls on all three alike; the medians are over all
 rounds. Only ratios measured in one run mean anything: absolute times depend
 on the machine and its load.
 
+With --train it times training steps instead, against PyTorch only: for each
+architecture, batch and --strategy (full: every parameter trained; head: only
+the classifier), the forward pass in training mode, cross-entropy against
+fixed labels, backward and an SGD step (lr 0.01, momentum 0.9), after
+--warmup untimed steps. PyTorch runs each round in a fresh process, as ckpt
+does, so both report the peak resident memory of a process that builds the
+model and trains it (VmHWM; PyTorch's includes its ~200 MB of libraries).
+
 Needs: /usr/bin/python3 with torch and torchvision, node with onnxruntime-node
 (scripts/setup-interop.sh installs both), and Go to build ckpt.
 
 Usage: /usr/bin/python3 scripts/bench_reference.py [--arch resnet18,...] [--batch 1,8]
            [--iters 10] [--warmup 3] [--threads 2] [--json out.json]
+       /usr/bin/python3 scripts/bench_reference.py --train [--arch resnet18] [--batch 8] [--strategy full,head]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -46,6 +55,96 @@ const [model, batch, size, iters, warmup, threads] = process.argv.slice(2);
   console.log(JSON.stringify(times));
 })().catch(e => { console.error(String(e)); process.exit(1); });
 """
+
+
+TORCH_TRAIN_SCRIPT = r"""
+import json, sys, time
+import torch, torchvision
+arch, weights, batch, size, iters, warmup, threads, strategy = sys.argv[1:]
+batch, size, iters, warmup = int(batch), int(size), int(iters), int(warmup)
+torch.set_num_threads(int(threads))
+model = getattr(torchvision.models, arch)()
+model.load_state_dict(torch.load(weights))
+model.train()
+params = list(model.parameters())
+if strategy == "head":
+    head = HEAD
+    model.requires_grad_(False)
+    params = [p for n, p in model.named_parameters() if n.startswith(head)]
+    for p in params:
+        p.requires_grad_(True)
+opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+g = torch.Generator().manual_seed(0)
+x = torch.randn(batch, 3, size, size, generator=g)
+classes = model.state_dict()[CLASSIFIER].shape[0]
+labels = torch.tensor([i * 7 % classes for i in range(batch)])
+loss_fn = torch.nn.CrossEntropyLoss()
+def step():
+    opt.zero_grad(set_to_none=True)
+    loss_fn(model(x), labels).backward()
+    opt.step()
+for _ in range(warmup):
+    step()
+ts = []
+for _ in range(iters):
+    t0 = time.perf_counter()
+    step()
+    ts.append((time.perf_counter() - t0) * 1000)
+rss = 0.0
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        rss = int(line.split()[1]) / 1024
+print(json.dumps({"times_ms": ts, "peak_rss_mib": rss}))
+"""
+
+def train_main(a, ckpt, tmp):
+    """Training rows: torch and ckpt take turns, each round a fresh process."""
+    per_round = max(1, a.iters // a.rounds)
+    print(f"training steps, {a.threads} threads; {a.rounds} rounds of {a.warmup} warm-up and {per_round} timed steps each, "
+          "taking turns; median ms, peak RSS MiB", file=sys.stderr)
+    print(f"{'arch':<16} {'batch':>5} {'strategy':>8} {'torch':>9} {'ckpt':>9} {'ckpt/torch':>11} {'torch MiB':>10} {'ckpt MiB':>9} {'rounds ckpt/torch':>24}")
+    rows = []
+    for arch in a.arch.split(","):
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, arch)()
+        size = 299 if arch == "inception_v3" else 224
+        weights = os.path.join(tmp, arch + ".pt")
+        torch.save(model.state_dict(), weights)
+        # The classifier is the last Linear layer, as models.Spec.Classifier names it.
+        cls = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1] + ".weight"
+        script = os.path.join(tmp, "torch_train.py")
+        with open(script, "w") as f:
+            f.write(TORCH_TRAIN_SCRIPT.replace("HEAD", repr(cls[:-len("weight")])).replace("CLASSIFIER", repr(cls)))
+        for batch in [int(b) for b in a.batch.split(",")]:
+            for strategy in a.strategy.split(","):
+                ts_torch, ts_ckpt, rss_torch, rss_ckpt, per = [], [], 0.0, 0.0, []
+                for _ in range(a.rounds):
+                    r = subprocess.run([sys.executable, script, arch, weights, str(batch), str(size), str(per_round),
+                                        str(a.warmup), str(a.threads), strategy], capture_output=True, text=True, check=True)
+                    jt = json.loads(r.stdout)
+                    ts_torch += jt["times_ms"]
+                    rss_torch = max(rss_torch, jt["peak_rss_mib"])
+                    r = subprocess.run([ckpt, "bench", "--train", "--strategy", strategy, "--arch", arch, "--weights", weights,
+                                        "--batch", str(batch), "--size", str(size), "--iters", str(per_round),
+                                        "--warmup", str(a.warmup), "--threads", str(a.threads), "--json"],
+                                       capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(a.threads)))
+                    if r.returncode != 0:
+                        print(f"ckpt bench --train {arch}: {r.stderr.strip()}", file=sys.stderr)
+                        break
+                    jc = json.loads(r.stdout)
+                    ts_ckpt += jc["times_ms"]
+                    rss_ckpt = max(rss_ckpt, jc["peak_rss_mib"])
+                    per.append(median(jc["times_ms"]) / median(jt["times_ms"]))
+                t_torch = median(ts_torch)
+                t_ckpt = median(ts_ckpt) if ts_ckpt else None
+                ratio = f"{t_ckpt / t_torch:.2f}x" if t_ckpt else "-"
+                spread = " ".join(f"{p:.2f}" for p in per)
+                ck = f"{t_ckpt:9.1f}" if t_ckpt else f"{'-':>9}"
+                print(f"{arch:<16} {batch:>5} {strategy:>8} {t_torch:9.1f} {ck} {ratio:>11} {rss_torch:10.0f} {rss_ckpt:9.0f} {spread:>24}", flush=True)
+                rows.append({"arch": arch, "batch": batch, "mode": "train", "strategy": strategy, "torch_ms": t_torch,
+                             "ckpt_ms": t_ckpt, "torch_peak_rss_mib": rss_torch, "ckpt_peak_rss_mib": rss_ckpt,
+                             "round_ratios": per})
+    return rows
 
 
 def ort_env():
@@ -80,11 +179,23 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="turns the runtimes take (timed passes are split among them)")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--train", action="store_true", help="time training steps against PyTorch instead of forward passes")
+    ap.add_argument("--strategy", default="full,head", help="with --train: full, head or both")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix="ckpt-bench-")
     ckpt = os.path.join(tmp, "ckpt")
     subprocess.run(["go", "build", "-o", ckpt, "./cmd/ckpt"], cwd=ROOT, check=True)
+    if a.train:
+        if a.arch == DEFAULT_ARCHS:
+            a.arch = "resnet18,resnet50,mobilenet_v2,efficientnet_b0,convnext_tiny"
+        if a.batch == "1,8":
+            a.batch = "8"
+        rows = train_main(a, ckpt, tmp)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"threads": a.threads, "iters": a.iters, "mode": "train", "rows": rows}, f, indent=1)
+        return
     known = set(subprocess.run([ckpt, "bench", "--list"], capture_output=True, text=True, check=True).stdout.split())
     ort_js = os.path.join(tmp, "ort_bench.js")
     with open(ort_js, "w") as f:

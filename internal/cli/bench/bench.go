@@ -33,6 +33,11 @@ type Options struct {
 	JSON    bool
 	// Load holds --transform-input, --key and --strip-prefix.
 	Load modelcmd.LoadOptions
+
+	// Train times training steps instead of forward passes, with the
+	// parameters Strategy ("full" or "head") names trained.
+	Train    bool
+	Strategy string
 }
 
 // Result is what `ckpt bench --json` prints.
@@ -54,8 +59,8 @@ type Result struct {
 func NewCmdBench(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Command {
 	opts := &Options{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "bench --arch NAME [--weights W] [--batch B] [--iters N]",
-		Short: "Time a model's forward pass",
+		Use:   "bench --arch NAME [--weights W] [--batch B] [--iters N] [--train [--strategy full|head]]",
+		Short: "Time a model's forward pass or training step",
 		Long: `Time the eval-mode forward pass of a torchvision architecture in this process:
 after --warmup untimed passes, --iters timed ones, reporting the median, the
 fastest and the slowest in milliseconds.
@@ -66,9 +71,16 @@ architecture's crop size unless --size is given. --threads pins the number of
 threads the matrix kernels use (default: all cores). With --weights, --arch may
 be left out (detected from the weights); without them, googlenet and
 inception_v3 run with --transform-input off unless it says on, as
-torchvision's builders make them.`,
+torchvision's builders make them.
+
+With --train it times whole training steps instead, after the warm-up ones:
+the forward pass in training mode, cross-entropy against fixed labels, the
+backward pass and an SGD step with momentum 0.9. --strategy full trains every
+parameter; --strategy head freezes all but the classifier's. The result then
+also gives the process's peak resident memory.`,
 		Example: `  ckpt bench --arch resnet18
   ckpt bench --arch resnet50 --weights resnet50.pth --batch 8 --iters 20 --json
+  ckpt bench --arch resnet18 --batch 8 --train --strategy head --json
   ckpt bench --list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -88,6 +100,8 @@ torchvision's builders make them.`,
 	cmd.Flags().BoolVar(&opts.List, "list", false, "list the architectures and exit")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	modelcmd.LoadFlags(cmd, &opts.Load)
+	cmd.Flags().BoolVar(&opts.Train, "train", false, "time training steps (forward, loss, backward, SGD step)")
+	cmd.Flags().StringVar(&opts.Strategy, "strategy", "full", "with --train: full (train every parameter) or head (only the classifier)")
 	return cmd
 }
 
@@ -109,32 +123,22 @@ func benchRun(o *Options) error {
 	if o.Threads > 0 {
 		gemm.SetThreads(o.Threads)
 	}
-	var m nn.Module
-	if o.Weights != "" {
-		var lm *modelcmd.Model
-		if lm, err = modelcmd.Load(o.IO, o.Weights, o.Arch, 0, o.Load); err != nil {
-			return err
-		}
-		m, spec = lm.Module, lm.Spec
-	} else {
-		cfg := models.Config{}
-		switch o.Load.TransformInput {
-		case "on":
-			cfg.TransformInput = models.Yes
-		case "off", "":
-			cfg.TransformInput = models.No
-		default:
-			return cmdutil.UsageError("--transform-input %q: want on or off", o.Load.TransformInput)
-		}
-		if m, err = models.Build(o.Arch, cfg); err != nil {
-			return err
-		}
+	threads := gemm.Threads()
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
 	}
-	m.Eval()
+	m, spec, err := benchModel(o, spec)
+	if err != nil {
+		return err
+	}
 	size := o.Size
 	if size == 0 {
 		size = modelcmd.InputSize(spec)
 	}
+	if o.Train {
+		return trainRun(o, m, spec, size, threads)
+	}
+	m.Eval()
 	x := modelcmd.SeededInput(0, o.Batch, size)
 	for range o.Warmup {
 		if _, err := modelcmd.Forward(m, x); err != nil {
@@ -149,22 +153,52 @@ func benchRun(o *Options) error {
 		}
 		times[i] = float64(time.Since(start).Microseconds()) / 1000
 	}
-	sorted := slices.Clone(times)
-	slices.Sort(sorted)
-	median := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
-	threads := gemm.Threads()
-	if threads == 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	r := Result{Arch: spec.Name, Batch: o.Batch, Size: size, MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1],
-		Threads: threads, Iters: o.Iters, Kernel: gemm.Kernel(), TimesMS: times}
+	median, lo, hi := summarize(times)
+	r := Result{Arch: spec.Name, Batch: o.Batch, Size: size, MedianMS: median, MinMS: lo, MaxMS: hi,
+		Threads: threads, Iters: o.Iters, Kernel: kernelName(), TimesMS: times}
 	if o.JSON {
-		return json.NewEncoder(o.IO.Out).Encode(r)
+		return writeJSON(o, r)
 	}
 	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, %s (%s): median %.1f ms, min %.1f, max %.1f over %s\n",
 		r.Arch, r.Batch, size, size, cmdutil.Plural(r.Threads, "thread"), r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, cmdutil.Plural(r.Iters, "run"))
 	return err
 }
+
+// benchModel loads the model from --weights (detecting the architecture
+// when --arch is empty), or builds spec's architecture with fresh random
+// weights.
+func benchModel(o *Options, spec models.Spec) (nn.Module, models.Spec, error) {
+	if o.Weights != "" {
+		lm, err := modelcmd.Load(o.IO, o.Weights, o.Arch, 0, o.Load)
+		if err != nil {
+			return nil, spec, err
+		}
+		return lm.Module, lm.Spec, nil
+	}
+	cfg := models.Config{}
+	switch o.Load.TransformInput {
+	case "on":
+		cfg.TransformInput = models.Yes
+	case "off", "":
+		cfg.TransformInput = models.No
+	default:
+		return nil, spec, cmdutil.UsageError("--transform-input %q: want on or off", o.Load.TransformInput)
+	}
+	m, err := models.Build(spec.Name, cfg)
+	return m, spec, err
+}
+
+// summarize returns the median, minimum and maximum of times.
+func summarize(times []float64) (median, lo, hi float64) {
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	median = sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return median, sorted[0], sorted[len(sorted)-1]
+}
+
+func kernelName() string { return gemm.Kernel() }
+
+func writeJSON(o *Options, v any) error { return json.NewEncoder(o.IO.Out).Encode(v) }

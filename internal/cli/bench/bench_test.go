@@ -59,3 +59,31 @@ func TestBenchText(t *testing.T) {
 		t.Errorf("stderr %q does not say the architecture was detected", stderr)
 	}
 }
+
+func TestBenchTrainJSON(t *testing.T) {
+	for _, strategy := range []string{"full", "head"} {
+		t.Run(strategy, func(t *testing.T) {
+			ios, stdout, _ := clitest.Streams()
+			o := &Options{IO: ios, Arch: "resnet18", Batch: 2, Size: 32, Iters: 2, Warmup: 1, JSON: true, Train: true, Strategy: strategy}
+			if err := benchRun(o); err != nil {
+				t.Fatal(err)
+			}
+			var r TrainResult
+			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Mode != "train" || r.Strategy != strategy || r.Batch != 2 || len(r.TimesMS) != 2 ||
+				!(r.MinMS <= r.MedianMS && r.MedianMS <= r.MaxMS) || r.Threads < 1 || r.PeakRSSMiB <= 0 {
+				t.Errorf("inconsistent result %+v", r)
+			}
+		})
+	}
+}
+
+func TestBenchTrainUsage(t *testing.T) {
+	ios, _, _ := clitest.Streams()
+	o := &Options{IO: ios, Arch: "resnet18", Batch: 1, Iters: 1, Train: true, Strategy: "all"}
+	if err := benchRun(o); cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+		t.Errorf("--strategy all: got %v, want a usage error", err)
+	}
+}

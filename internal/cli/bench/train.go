@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
+	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/models"
+	"github.com/ckptkit/ckpt/nn/optim"
+)
+
+// TrainResult is what `ckpt bench --train --json` prints.
+type TrainResult struct {
+	Arch       string    `json:"arch"`
+	Batch      int       `json:"batch"`
+	Size       int       `json:"size"`
+	Mode       string    `json:"mode"` // "train"
+	Strategy   string    `json:"strategy"`
+	MedianMS   float64   `json:"median_ms"`
+	MinMS      float64   `json:"min_ms"`
+	MaxMS      float64   `json:"max_ms"`
+	Threads    int       `json:"threads"`
+	Iters      int       `json:"iters"`
+	PeakRSSMiB float64   `json:"peak_rss_mib"`
+	Kernel     string    `json:"kernel"`
+	TimesMS    []float64 `json:"times_ms"`
+}
+
+// trainer is one model set up for timed training steps: the same step
+// scripts/bench_reference.py gives PyTorch.
+type trainer struct {
+	m      nn.Module
+	x      *nn.Tensor
+	labels []int
+	loss   *nn.CrossEntropyLoss
+	opt    *optim.Optimizer
+}
+
+// newTrainer puts m in training mode with the parameters the strategy
+// trains: every one ("full"), or only the classifier's ("head", as finetune
+// --strategy head trains them, the backbone frozen).
+func newTrainer(o *Options, m nn.Module, spec models.Spec, size int) (*trainer, error) {
+	m.Train()
+	var params []*nn.Tensor
+	head := strings.TrimSuffix(spec.Classifier, "weight")
+	classes := 0
+	for _, p := range m.NamedParameters() {
+		if p.Name == spec.Classifier {
+			classes = p.Tensor.Shape()[0]
+		}
+		train := o.Strategy == "full" || strings.HasPrefix(p.Name, head)
+		p.Tensor.SetRequiresGrad(train)
+		if train {
+			params = append(params, p.Tensor)
+		}
+	}
+	if classes == 0 || len(params) == 0 {
+		return nil, fmt.Errorf("bench: %s: no classifier parameter %q", spec.Name, spec.Classifier)
+	}
+	opt, err := optim.NewSGD(params, optim.LR(0.01), optim.Momentum(0.9))
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	labels := make([]int, o.Batch)
+	for i := range labels {
+		labels[i] = i * 7 % classes
+	}
+	return &trainer{m: m, x: modelcmd.SeededInput(0, o.Batch, size), labels: labels, loss: nn.NewCrossEntropyLoss(), opt: opt}, nil
+}
+
+// step runs one training step: forward, loss, backward, optimizer update.
+// A shape error inside the model is returned as an error.
+func (t *trainer) step() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("bench: training step on input %v failed: %v", t.x.Shape(), r)
+		}
+	}()
+	t.opt.ZeroGrad()
+	y := t.m.Forward(t.x)
+	if y.Dim() != 2 {
+		return fmt.Errorf("bench: %T returned %v in training mode, want [batch, classes] logits", t.m, y.Shape())
+	}
+	t.loss.Forward(y, t.labels).Backward()
+	t.opt.Step()
+	return nil
+}
+
+func trainRun(o *Options, m nn.Module, spec models.Spec, size, threads int) error {
+	switch o.Strategy {
+	case "full", "head":
+	default:
+		return cmdutil.UsageError("--strategy %q: want full or head", o.Strategy)
+	}
+	t, err := newTrainer(o, m, spec, size)
+	if err != nil {
+		return err
+	}
+	for range o.Warmup {
+		if err := t.step(); err != nil {
+			return err
+		}
+	}
+	times := make([]float64, o.Iters)
+	for i := range times {
+		start := time.Now()
+		if err := t.step(); err != nil {
+			return err
+		}
+		times[i] = float64(time.Since(start).Microseconds()) / 1000
+	}
+	med, lo, hi := summarize(times)
+	r := TrainResult{Arch: spec.Name, Batch: o.Batch, Size: size, Mode: "train", Strategy: o.Strategy,
+		MedianMS: med, MinMS: lo, MaxMS: hi, Threads: threads, Iters: o.Iters, PeakRSSMiB: peakRSSMiB(),
+		Kernel: kernelName(), TimesMS: times}
+	if o.JSON {
+		return writeJSON(o, r)
+	}
+	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, train %s, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d steps, peak RSS %.0f MiB\n",
+		r.Arch, r.Batch, size, size, r.Strategy, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters, r.PeakRSSMiB)
+	return err
+}

@@ -1,0 +1,119 @@
+package nn
+
+import (
+	"sync"
+	"testing"
+)
+
+// gradModeNet is a small conv-bn-relu-linear network for the grad-mode
+// tests, built from a seeded generator so two builds are identical.
+func gradModeNet() Module {
+	ManualSeed(7)
+	return NewSequential(
+		NewConv2d(nil, 3, 8, 3, Padding(1)),
+		NewBatchNorm2d(nil, 8),
+		NewReLU(true),
+		NewAdaptiveAvgPool2d(1, 1),
+		NewFlatten(1, -1),
+		NewLinear(nil, 8, 4, true),
+	)
+}
+
+// trainGrads runs one forward and backward pass of m on x and returns a
+// copy of every parameter's gradient (nil where there is none).
+func trainGrads(m Module, x *Tensor) [][]float32 {
+	m.ZeroGrad()
+	NewCrossEntropyLoss().Forward(m.Forward(x), []int{0, 3}).Backward()
+	var gs [][]float32
+	for _, p := range m.Parameters() {
+		if p.Grad() == nil {
+			gs = append(gs, nil)
+			continue
+		}
+		gs = append(gs, append([]float32(nil), p.Grad().Data()...))
+	}
+	return gs
+}
+
+// TestGradModePerGoroutine checks that an evaluation under NoGrad or Infer
+// in one goroutine leaves another goroutine's training with its gradients:
+// every training pass, run while evaluations keep starting and ending
+// beside it, gets exactly the gradients of a pass run alone. Run it with
+// -race: the goroutines share the grad-mode state.
+func TestGradModePerGoroutine(t *testing.T) {
+	x := RandN(2, 3, 8, 8)
+	ref := gradModeNet()
+	ref.Train()
+	want := trainGrads(ref, x)
+
+	train, eval := gradModeNet(), gradModeNet()
+	train.Train()
+	eval.Eval()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, infer := range []bool{false, true} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if infer {
+					Infer(eval, x)
+				} else {
+					NoGrad(func() {
+						if eval.Forward(x).RequiresGrad() {
+							t.Error("NoGrad: got an output that requires grad")
+						}
+					})
+				}
+			}
+		}()
+	}
+	for i := range 30 {
+		// Train mode updates BatchNorm's running statistics but the
+		// gradients of one pass do not depend on them.
+		got := trainGrads(train, x)
+		for j := range want {
+			if got[j] == nil {
+				t.Fatalf("pass %d: parameter %d got no gradient beside an evaluation", i, j)
+			}
+			for k := range want[j] {
+				if got[j][k] != want[j][k] {
+					t.Fatalf("pass %d: parameter %d element %d: got %v, want %v", i, j, k, got[j][k], want[j][k])
+				}
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// TestNoGradNested checks GradEnabled through nested NoGrad calls, and that
+// a goroutine started inside NoGrad records as usual.
+func TestNoGradNested(t *testing.T) {
+	w := Ones(2).SetRequiresGrad(true)
+	if !GradEnabled() {
+		t.Fatal("GradEnabled outside NoGrad: got false, want true")
+	}
+	NoGrad(func() {
+		NoGrad(func() {})
+		if GradEnabled() {
+			t.Error("GradEnabled after a nested NoGrad returned: got true, want false")
+		}
+		if w.Mul(w).RequiresGrad() {
+			t.Error("op inside NoGrad: got a result that requires grad")
+		}
+		done := make(chan bool)
+		go func() { done <- w.Mul(w).RequiresGrad() }()
+		if !<-done {
+			t.Error("op in a goroutine started inside NoGrad: got no graph, want one (grad mode is per goroutine)")
+		}
+	})
+	if !GradEnabled() || !w.Mul(w).RequiresGrad() {
+		t.Error("after NoGrad: grad mode still off")
+	}
+}
