@@ -37,6 +37,9 @@ type Options struct {
 	DType string
 	// Graph is an ONNX model whose initializers receive the weights.
 	Graph string
+	// WeightsOnly allows ONNX output without Graph: a file of initializers
+	// and no nodes, which ONNX Runtime refuses to load.
+	WeightsOnly bool
 	// MaxShardSize splits safetensors or PyTorch output ("2GB", "500MiB";
 	// "" for one file).
 	MaxShardSize string
@@ -87,12 +90,15 @@ and float8 initializers, which 'ckpt inspect' lists as skipped) cannot be
 converted losslessly: convert refuses a file with any, naming them, unless
 --exclude leaves them out.
 
---graph MODEL.onnx (OUT must be ONNX) writes the weights into that graph by
-initializer name; every missing initializer and dtype or shape mismatch is
-listed in one error, and tensors the graph does not use (num_batches_tracked)
-are reported, as are parameters torch.onnx.export had folded into one
-initializer (Identity aliases), which get initializers of their own, and the
-graph's initializers of a type ckpt has no dtype for, which keep their values.
+ONNX output needs --graph MODEL.onnx, which writes the weights into that
+graph by initializer name; every missing initializer and dtype or shape
+mismatch is listed in one error, and tensors the graph does not use
+(num_batches_tracked) are reported, as are parameters torch.onnx.export had
+folded into one initializer (Identity aliases), which get initializers of
+their own, and the graph's initializers of a type ckpt has no dtype for,
+which keep their values.
+--weights-only writes ONNX without a graph instead: initializers and no
+nodes, a container of weights that ONNX Runtime refuses to load.
 
 --max-shard-size writes Hugging Face shards when the tensors do not fit in
 one: DIR/model-00001-of-0000N.safetensors and DIR/model.safetensors.index.json
@@ -137,6 +143,7 @@ existing OUT is kept unless --force.`,
 	f.StringVar(&opts.StripPrefix, "strip-prefix", "", "remove `PREFIX` from tensor names that start with it (module.)")
 	f.StringVar(&opts.DType, "dtype", "", "cast floating tensors to `DTYPE`: float16, bfloat16 or float32")
 	f.StringVar(&opts.Graph, "graph", "", "write the weights into the initializers of this ONNX `MODEL` (OUT must be .onnx)")
+	f.BoolVar(&opts.WeightsOnly, "weights-only", false, "with ONNX output and no --graph: write initializers only, a file without nodes that ONNX Runtime cannot run")
 	f.StringVar(&opts.MaxShardSize, "max-shard-size", "", "split safetensors or PyTorch output into shards of at most `SIZE` (2GB, 500MiB)")
 	f.StringVar(&opts.Format, "format", "", "target `FORMAT`: pytorch, safetensors or onnx (default: from OUT's extension)")
 	f.BoolVar(&opts.Force, "force", false, "replace OUT if it exists")
@@ -207,6 +214,12 @@ func (o *Options) parse() (*plan, error) {
 	}
 	if o.Graph != "" && format != formats.ONNX {
 		return nil, cmdutil.UsageError("--graph needs ONNX output (OUT.onnx or --format onnx), not %s", format)
+	}
+	if format == formats.ONNX && o.Graph == "" && !o.WeightsOnly {
+		return nil, cmdutil.UsageError("ONNX output needs --graph MODEL.onnx to receive the weights: without it the file has no nodes and ONNX Runtime refuses it (--weights-only writes it anyway)")
+	}
+	if o.WeightsOnly && (format != formats.ONNX || o.Graph != "") {
+		return nil, cmdutil.UsageError("--weights-only is for ONNX output without --graph")
 	}
 	return p, nil
 }

@@ -76,7 +76,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"extension safetensors", Options{Out: "x.safetensors"}, func(p *plan) bool { return p.save.Format == formats.Safetensors }, ""},
 		{"extension pth", Options{Out: "x.pth"}, func(p *plan) bool { return p.save.Format == formats.PyTorch }, ""},
-		{"explicit format wins", Options{Out: "x.bin", Format: "ONNX"}, func(p *plan) bool { return p.save.Format == formats.ONNX }, ""},
+		{"explicit format wins", Options{Out: "x.bin", Format: "ONNX", WeightsOnly: true}, func(p *plan) bool { return p.save.Format == formats.ONNX }, ""},
 		{"dtype alias", Options{Out: "x.pt", DType: "half"}, func(p *plan) bool { return p.transform.DType == tensor.Float16 }, ""},
 		{"shard size decimal", Options{Out: "x.safetensors", MaxShardSize: "2GB"}, func(p *plan) bool { return p.save.MaxShardSize == 2_000_000_000 }, ""},
 		{"shard size binary", Options{Out: "x.safetensors", MaxShardSize: "1MiB"}, func(p *plan) bool { return p.save.MaxShardSize == 1<<20 }, ""},
@@ -92,13 +92,18 @@ func TestParse(t *testing.T) {
 		{"unknown extension", Options{Out: "x.h5"}, nil, "x.h5: cannot tell the format"},
 		{"unknown format", Options{Out: "x.pt", Format: "gguf"}, nil, `--format "gguf"`},
 		{"pytorch shards", Options{Out: "x.pt", MaxShardSize: "1GB"}, func(p *plan) bool { return p.save.MaxShardSize == 1e9 }, ""},
-		{"no onnx shards", Options{Out: "x.onnx", MaxShardSize: "1GB"}, nil, "--max-shard-size needs safetensors or PyTorch output"},
+		{"no onnx shards", Options{Out: "x.onnx", Graph: "g.onnx", MaxShardSize: "1GB"}, nil, "--max-shard-size needs safetensors or PyTorch output"},
 		{"excludes", Options{Out: "x.pt", Excludes: []string{"^a", "b$"}}, func(p *plan) bool {
 			return len(p.transform.Exclude) == 2 && p.transform.Exclude[1].String() == "b$"
 		}, ""},
 		{"bad exclude", Options{Out: "x.pt", Excludes: []string{"a("}}, nil, `--exclude "a(": not a valid regular expression`},
 		{"bad shard size", Options{Out: "x.safetensors", MaxShardSize: "lots"}, nil, `--max-shard-size "lots"`},
 		{"graph needs onnx", Options{Out: "x.safetensors", Graph: "g.onnx"}, nil, "--graph needs ONNX output"},
+		{"onnx needs graph", Options{Out: "x.onnx"}, nil, "ONNX output needs --graph MODEL.onnx"},
+		{"onnx format needs graph", Options{Out: "x.bin", Format: "onnx"}, nil, "ONNX output needs --graph"},
+		{"weights only", Options{Out: "x.onnx", WeightsOnly: true}, func(p *plan) bool { return p.save.Format == formats.ONNX && p.save.Graph == "" }, ""},
+		{"weights only needs onnx", Options{Out: "x.pt", WeightsOnly: true}, nil, "--weights-only is for ONNX output without --graph"},
+		{"weights only and graph", Options{Out: "x.onnx", Graph: "g.onnx", WeightsOnly: true}, nil, "--weights-only is for ONNX output"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -594,5 +599,34 @@ func TestStripPrefixUnused(t *testing.T) {
 	}
 	if want := `no tensor name starts with --strip-prefix "modle.": names kept`; !strings.Contains(stdout.String(), want) {
 		t.Errorf("summary %q does not contain %q", stdout, want)
+	}
+}
+
+// TestONNXNeedsGraph: ONNX output without --graph would be a file without
+// nodes that ONNX Runtime refuses (issue 11 item 6); convert refuses it in
+// one line that names --graph and writes nothing, unless --weights-only.
+func TestONNXNeedsGraph(t *testing.T) {
+	dir := inTemp(t, "pickle/zip_state_dict.pt")
+	ios, stdout, _ := clitest.Streams()
+	err := convertRun(&Options{IO: ios, In: "zip_state_dict.pt", Out: "model.onnx"})
+	if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), "--graph") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got %v (exit %d), want a one-line usage error naming --graph", err, cmdutil.ExitCode(err))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "model.onnx")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("model.onnx written by a refused convert (stat: %v)", err)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("got output %q, want none", stdout)
+	}
+	if err := convertRun(&Options{IO: ios, In: "zip_state_dict.pt", Out: "weights.onnx", WeightsOnly: true}); err != nil {
+		t.Fatalf("--weights-only: %v", err)
+	}
+	m, err := onnx.Open("weights.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if n := len(m.Graph.Node); n != 0 || len(m.Graph.Initializer) == 0 {
+		t.Errorf("--weights-only: got %d nodes and %d initializers, want 0 nodes and the weights", n, len(m.Graph.Initializer))
 	}
 }
