@@ -16,13 +16,20 @@
       "best_acc1", "history" (a list of tuples), "config" (nested dicts and
       lists of numbers, strings, bools and None)}.
 
+  convert_fixtures.py weights-checkpoint OUT.pt SEED
+      A checkpoint torch.load(weights_only=True) reads (torch 1.13's
+      weights_only unpickler has no BINFLOAT, so no Python floats): {"epoch",
+      "arch", "model" (a state_dict), "steps" (a list), "flags" (a tuple of
+      bool and None), "big" (an int beyond 32 bits), "shape" (a tuple)}.
+
   convert_fixtures.py same-structure ORIG.pt CONVERTED.pt
       torch.load both files (plainly, and CONVERTED also with
       weights_only=True) and compare them recursively: the same types
       (dict, OrderedDict, list, tuple, int, float, str, bool, None, tensor),
       keys in the same order, equal values, tensors of equal dtype, shape,
       requires_grad and bytes, and tensors shared in ORIG shared in
-      CONVERTED. Prints "ok" or the first difference.
+      CONVERTED. Prints "ok (weights_only too)", "ok (weights_only refused
+      for the original too)" or the first difference.
 
   convert_fixtures.py resume ORIG.pt CONVERTED.pt
       Resume training from each file (model.load_state_dict strict,
@@ -109,6 +116,13 @@ def train_checkpoint(out, seed):
     torch.save(ck, out)
 
 
+def weights_checkpoint(out, seed):
+    torch.manual_seed(seed)
+    m = SmallCNN()
+    torch.save({"epoch": 7, "arch": "smallcnn", "model": m.state_dict(), "steps": [1, 300, 70000],
+                "flags": (True, None, False), "big": -(1 << 40), "shape": (2, 3)}, out)
+
+
 def describe_tensor(t):
     b = t.detach().contiguous().cpu().numpy().tobytes()
     return (str(t.dtype), tuple(t.shape), t.requires_grad, hashlib.sha256(b).hexdigest())
@@ -150,6 +164,7 @@ def compare(a, b, path, shared_a, shared_b):
 
 def same_structure(orig, conv):
     a = torch.load(orig)
+    how = "ok (weights_only too)"
     for weights_only in (False, True):
         try:
             b = torch.load(conv, weights_only=weights_only)
@@ -158,7 +173,8 @@ def same_structure(orig, conv):
                 try:
                     torch.load(orig, weights_only=True)
                 except Exception:
-                    continue  # torch refuses the original too
+                    how = "ok (weights_only refused for the original too)"
+                    continue
             return f"torch.load(weights_only={weights_only}): {e}"
         sa, sb = {}, {}
         d = compare(a, b, "root", sa, sb)
@@ -166,7 +182,7 @@ def same_structure(orig, conv):
             return f"weights_only={weights_only}: {d}"
         if sorted(sorted(v) for v in sa.values()) != sorted(sorted(v) for v in sb.values()):
             return f"weights_only={weights_only}: storage sharing differs: {sorted(sa.values())} vs {sorted(sb.values())}"
-    return "ok"
+    return how
 
 
 def resume(path, seed):
@@ -186,6 +202,8 @@ def main():
         gen(sys.argv[2])
     elif cmd == "train-checkpoint":
         train_checkpoint(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "weights-checkpoint":
+        weights_checkpoint(sys.argv[2], int(sys.argv[3]))
     elif cmd == "same-structure":
         print(same_structure(sys.argv[2], sys.argv[3]))
     elif cmd == "resume":

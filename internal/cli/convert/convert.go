@@ -73,6 +73,15 @@ kept, named as 'ckpt inspect' names it; non-tensor values (epoch, arch,
 hyper-parameters) go to safetensors __metadata__ or ONNX metadata_props as
 JSON text, and are reported when the target cannot hold them.
 
+PyTorch to PyTorch keeps the saved object's structure: a training
+checkpoint's nested dicts, lists, tuples, numbers, strings and optimizer
+state come back from torch.load as they were saved, so training resumes
+from the output (--key K keeps the structure under K; --dtype casts in
+place). Whole-model pickles and TorchScript become their state_dict;
+--exclude, --strip-prefix, --rename and --max-shard-size write a flat
+state_dict of dotted names, and say so. numpy values come back as Python
+numbers and torch tensors.
+
 Changes, applied in this order:
   --exclude R       leave out tensors whose name (as 'ckpt inspect' lists it)
                     matches regular expression R; repeatable
@@ -261,6 +270,12 @@ type Summary struct {
 	// Kept lists the --graph's initializers of a type ckpt has no dtype
 	// for (UINT16, STRING, float8), left as they were.
 	Kept []string `json:"kept,omitempty"`
+	// Structure, for PyTorch output of a saved object (a training
+	// checkpoint's dict), is "kept" when the output holds it with its
+	// structure, or "flattened" when it is a state_dict of dotted names
+	// (FlatReason says why).
+	Structure  string `json:"structure,omitempty"`
+	FlatReason string `json:"flat_reason,omitempty"`
 }
 
 // Cast reports what --dtype did.
@@ -334,6 +349,16 @@ func convertRun(opts *Options) error {
 		Seconds: now().Sub(start).Seconds(), Excluded: rep.Excluded, Dropped: rep.Dropped, Renamed: rep.Renamed,
 		DroppedMetadata: res.DroppedMeta, Unused: res.Unused, Unaliased: res.Unaliased, Kept: res.Kept,
 	}
+	if res.Format == formats.PyTorch && src.Object != nil {
+		switch {
+		case res.Structured:
+			s.Structure = "kept"
+		case c.Object == nil:
+			s.Structure, s.FlatReason = "flattened", "--exclude, --strip-prefix or --rename changed the tensors"
+		default:
+			s.Structure, s.FlatReason = "flattened", res.FlatReason
+		}
+	}
 	unused := make(map[string]bool, len(res.Unused))
 	for _, n := range res.Unused {
 		unused[n] = true
@@ -398,6 +423,9 @@ func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	if len(s.DroppedMetadata) > 0 {
 		fmt.Fprintf(w, "metadata not kept in %s output (%d): %s\n",
 			s.Format, len(s.DroppedMetadata), list(s.DroppedMetadata, 8))
+	}
+	if s.Structure == "flattened" {
+		fmt.Fprintf(w, "wrote a flat state_dict of dotted names, not the saved object's structure: %s\n", s.FlatReason)
 	}
 	if len(s.Unaliased) > 0 {
 		fmt.Fprintf(w, "graph parameters that were Identity aliases of an equal initializer, now initializers of their own (%d): %s\n",

@@ -174,6 +174,10 @@ func TestGolden(t *testing.T) {
 		{"sharded", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "shards/model.safetensors", MaxShardSize: "1kB"}},
 		{"sharded_json", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "shards/model.safetensors", MaxShardSize: "1kB", JSON: true}},
 		{"onnx_extract", "onnx/cnn.onnx", Options{In: "cnn.onnx", Out: "cnn.pt"}},
+		// A training checkpoint to PyTorch keeps its structure, unless
+		// tensors are left out.
+		{"pt_to_pt_json", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "out.pt", JSON: true}},
+		{"pt_to_pt_exclude", "pickle/checkpoint.pt", Options{In: "checkpoint.pt", Out: "out.pt", Excludes: []string{`^optimizer\.`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
