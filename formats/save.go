@@ -276,6 +276,9 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 	}
 	var m *onnx.Model
 	if opts.Graph != "" {
+		if err := checkGraph(opts.Graph); err != nil {
+			return &GraphError{Path: opts.Graph, Err: err}
+		}
 		g, err := onnx.Open(opts.Graph)
 		if err != nil {
 			return &GraphError{Path: opts.Graph, Err: err}
@@ -325,6 +328,23 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 		}
 	}
 	return newOutputs(opts, total).run(res, files)
+}
+
+// checkGraph refuses a --graph file that is not an ONNX model, saying what
+// it is instead: onnx.Open would report a protobuf field error.
+func checkGraph(path string) error {
+	k, err := detectFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return err
+		}
+		return fmt.Errorf("formats: %s: not an ONNX model", path)
+	}
+	what := map[Kind]string{KindPyTorch: "a PyTorch file", KindSafetensors: "a safetensors file", KindIndex: "a sharded checkpoint's index"}[k]
+	if what != "" {
+		return fmt.Errorf("formats: %s: not an ONNX model (%s)", path, what)
+	}
+	return nil
 }
 
 // outFile is one file to write: its final path and the function that

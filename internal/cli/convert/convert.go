@@ -100,7 +100,9 @@ converted losslessly: convert refuses a file with any, naming them, unless
 --exclude leaves them out.
 
 ONNX output needs --graph MODEL.onnx, which writes the weights into that
-graph by initializer name; every missing initializer and dtype or shape
+graph by initializer name (without --key, a training checkpoint's
+state_dict is found as the model commands find it: under "state_dict",
+"model", "model_state_dict", "net" or "network", without "module."); every missing initializer and dtype or shape
 mismatch is listed in one error, and tensors the graph does not use
 (num_batches_tracked) are reported, as are parameters torch.onnx.export had
 folded into one initializer (Identity aliases), which get initializers of
@@ -270,6 +272,9 @@ type Summary struct {
 	// Kept lists the --graph's initializers of a type ckpt has no dtype
 	// for (UINT16, STRING, float8), left as they were.
 	Kept []string `json:"kept,omitempty"`
+	// StateDictKey is the sub-tree --graph took the weights from when no
+	// --key was given (a training checkpoint's "state_dict").
+	StateDictKey string `json:"state_dict_key,omitempty"`
 	// Structure, for PyTorch output of a saved object (a training
 	// checkpoint's dict), is "kept" when the output holds it with its
 	// structure, or "flattened" when it is a state_dict of dotted names
@@ -312,6 +317,13 @@ func convertRun(opts *Options) error {
 		return err
 	}
 	defer src.Close()
+	foundKey := ""
+	if opts.Graph != "" && p.transform.Key == "" {
+		// The graph wants a model's weights: find them in a training
+		// checkpoint as the model commands do.
+		foundKey = formats.StateDictKey(src)
+		p.transform.Key = foundKey
+	}
 	c, rep, err := formats.Transform(src, p.transform)
 	if err != nil {
 		return cmdutil.FileError(opts.In, err)
@@ -348,6 +360,7 @@ func convertRun(opts *Options) error {
 		Files: res.Files, Bytes: res.Bytes,
 		Seconds: now().Sub(start).Seconds(), Excluded: rep.Excluded, Dropped: rep.Dropped, Renamed: rep.Renamed,
 		DroppedMetadata: res.DroppedMeta, Unused: res.Unused, Unaliased: res.Unaliased, Kept: res.Kept,
+		StateDictKey: foundKey,
 	}
 	if res.Format == formats.PyTorch && src.Object != nil {
 		switch {
@@ -404,11 +417,18 @@ func replaceProblems(re *onnx.ReplaceError) error {
 // summary last.
 func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	w := ios.Out
+	if s.StateDictKey != "" {
+		fmt.Fprintf(w, "weights taken from the checkpoint's %q (as --key %s would)\n", s.StateDictKey, s.StateDictKey)
+	}
 	if s.Excluded > 0 {
 		fmt.Fprintf(w, "left out %d tensors matching --exclude\n", s.Excluded)
 	}
 	if s.Dropped > 0 {
-		fmt.Fprintf(w, "left out %d tensors outside --key\n", s.Dropped)
+		where := "--key"
+		if s.StateDictKey != "" {
+			where = "the state_dict"
+		}
+		fmt.Fprintf(w, "left out %d tensors outside %s\n", s.Dropped, where)
 	}
 	if s.StripPrefixUnused != "" {
 		fmt.Fprintf(w, "no tensor name starts with --strip-prefix %q: names kept\n", s.StripPrefixUnused)

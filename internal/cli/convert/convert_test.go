@@ -15,8 +15,10 @@ import (
 
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/formats/onnx"
+	"github.com/ckptkit/ckpt/formats/pytorch"
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/pickle"
 	"github.com/ckptkit/ckpt/tensor"
 )
 
@@ -633,4 +635,63 @@ func TestONNXNeedsGraph(t *testing.T) {
 	if n := len(m.Graph.Node); n != 0 || len(m.Graph.Initializer) == 0 {
 		t.Errorf("--weights-only: got %d nodes and %d initializers, want 0 nodes and the weights", n, len(m.Graph.Initializer))
 	}
+}
+
+// TestGraphTrainingCheckpoint: --graph finds the weights inside a training
+// checkpoint as the model commands do (issue 11 item 10), instead of
+// reporting every initializer missing. The checkpoint wraps the weights of
+// CNN B (testdata/gen/onnx_fixtures.py) with an epoch and an optimizer.
+func TestGraphTrainingCheckpoint(t *testing.T) {
+	inTemp(t, "onnx/cnn.onnx")
+	entries := clitest.CNNB(t, "b.safetensors")
+	b, err := formats.Open("b.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sd := &pickle.Dict{Ordered: true}
+	for _, nt := range b.Tensors {
+		sd.Keys, sd.Values = append(sd.Keys, nt.Name), append(sd.Values, nt.Tensor)
+	}
+	group := &pickle.Dict{Keys: []any{"lr", "params"}, Values: []any{0.1, []any{int64(0), int64(1)}}}
+	ckpt := &pickle.Dict{Keys: []any{"epoch", "state_dict", "optimizer"}, Values: []any{int64(5), sd,
+		&pickle.Dict{Keys: []any{"state", "param_groups"}, Values: []any{&pickle.Dict{}, []any{group}}}}}
+	f, err := os.Create("train.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pytorch.WriteObject(f, ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ios, stdout, _ := clitest.Streams()
+	if err := convertRun(&Options{IO: ios, In: "train.pt", Out: "deployed.onnx", Graph: "cnn.onnx", Now: fakeClock()}); err != nil {
+		t.Fatal(err)
+	}
+	clitest.Golden(t, "graph_training_checkpoint", stdout.Bytes())
+	got := hashes(t, "deployed.onnx")
+	for _, e := range entries {
+		if h, ok := got[e.Name]; ok && h != e.SHA256 {
+			t.Errorf("initializer %s: got sha256 %s, want B's %s", e.Name, h, e.SHA256)
+		} else if !ok && !strings.HasSuffix(e.Name, "num_batches_tracked") {
+			t.Errorf("initializer %s missing from the output", e.Name)
+		}
+	}
+}
+
+// TestGraphNotONNX: a --graph file that is not ONNX is named as such in
+// one line (issue 11 item 10), not with a protobuf field error.
+func TestGraphNotONNX(t *testing.T) {
+	dir := inTemp(t, "pickle/zip_state_dict.pt", "formats/dtypes.safetensors")
+	for _, g := range []string{"zip_state_dict.pt", "dtypes.safetensors"} {
+		ios, _, _ := clitest.Streams()
+		err := convertRun(&Options{IO: ios, In: "zip_state_dict.pt", Out: "x.onnx", Graph: g})
+		if cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), "not an ONNX model") ||
+			strings.Contains(err.Error(), "offset") || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), g+": ") {
+			t.Errorf("--graph %s: got %v (exit %d), want one line naming it, saying not an ONNX model", g, err, cmdutil.ExitCode(err))
+		}
+	}
+	leftovers(t, dir)
 }
