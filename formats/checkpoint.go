@@ -102,6 +102,18 @@ type Checkpoint struct {
 	// Pickle is the decoded PyTorch file (module tree, classes, root
 	// object) when the checkpoint came from one, nil otherwise.
 	Pickle *pickle.File
+	// Object is the object a PyTorch file holds (a training checkpoint's
+	// dict with its nested dicts, lists, numbers, strings and optimizer
+	// state), in package pickle's value model, its tensors being those of
+	// Tensors. Save writes it to PyTorch output with its structure, as
+	// torch.save wrote it, instead of a flat state_dict. It is nil for
+	// other formats, for whole-model pickles and TorchScript (whose output
+	// is their state_dict), and after a Transform that left out or renamed
+	// tensors.
+	Object any
+	// outside lists the metadata keys that are not inside Object (after a
+	// Transform with Key).
+	outside []string
 	// ONNX is the decoded model when the checkpoint came from an ONNX file.
 	ONNX *onnx.Model
 

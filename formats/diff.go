@@ -28,6 +28,23 @@ type DiffReport struct {
 	NotCompared []string `json:"not_compared,omitempty"`
 	// ATol is the tolerance Equal applies.
 	ATol float64 `json:"atol"`
+	// MetaOnlyA and MetaOnlyB list the metadata keys (non-tensor values
+	// such as epoch, arch, hyper-parameters) found in one checkpoint only,
+	// in that checkpoint's order; MetaDiffer the common keys whose values
+	// differ, in A's order. Values are compared as the text
+	// Checkpoint.Meta holds. A safetensors file's "format" entry (the
+	// framework marker that Save and transformers write) is compared only
+	// with another safetensors file's.
+	MetaOnlyA  []string   `json:"meta_only_a,omitempty"`
+	MetaOnlyB  []string   `json:"meta_only_b,omitempty"`
+	MetaDiffer []MetaDiff `json:"meta_differ,omitempty"`
+}
+
+// MetaDiff is a metadata key whose values differ.
+type MetaDiff struct {
+	Key string `json:"key"`
+	A   string `json:"a"`
+	B   string `json:"b"`
 }
 
 // Mismatch is a common tensor name with a different dtype or shape.
@@ -65,11 +82,23 @@ func (d TensorDiff) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(d))
 }
 
-// Equal reports whether the checkpoints hold the same tensors: the same
-// names, shapes and dtypes with identical bytes; or, when ATol > 0, the
-// same names and shapes with every value within ATol (dtypes may then
-// differ, as after a cast).
+// Equal reports whether the checkpoints are equal: TensorsEqual, and the
+// same metadata keys with the same values.
 func (r *DiffReport) Equal() bool {
+	return r.MetaEqual() && r.TensorsEqual()
+}
+
+// MetaEqual reports whether the checkpoints have the same metadata keys
+// with the same values.
+func (r *DiffReport) MetaEqual() bool {
+	return len(r.MetaOnlyA) == 0 && len(r.MetaOnlyB) == 0 && len(r.MetaDiffer) == 0
+}
+
+// TensorsEqual reports whether the checkpoints hold the same tensors: the
+// same names, shapes and dtypes with identical bytes; or, when ATol > 0,
+// the same names and shapes with every value within ATol (dtypes may then
+// differ, as after a cast). Metadata is not compared.
+func (r *DiffReport) TensorsEqual() bool {
 	if len(r.OnlyA) > 0 || len(r.OnlyB) > 0 || len(r.NotCompared) > 0 {
 		return false
 	}
@@ -87,9 +116,11 @@ func (r *DiffReport) Equal() bool {
 }
 
 // Diff compares checkpoints a and b by tensor name, streaming every common
-// tensor's elements; atol is recorded for DiffReport.Equal.
+// tensor's elements, and their metadata by key; atol is recorded for
+// DiffReport.Equal.
 func Diff(a, b *Checkpoint, atol float64) (*DiffReport, error) {
 	r := &DiffReport{ATol: atol}
+	diffMeta(r, a, b)
 	inA := map[string]*tensor.Tensor{}
 	for _, nt := range a.Tensors {
 		if _, dup := inA[nt.Name]; !dup {
@@ -148,6 +179,41 @@ func Diff(a, b *Checkpoint, atol float64) (*DiffReport, error) {
 		}
 	}
 	return r, nil
+}
+
+// diffMeta compares the metadata of a and b.
+func diffMeta(r *DiffReport, a, b *Checkpoint) {
+	marker := func(c, other *Checkpoint, key string) bool {
+		st := func(c *Checkpoint) bool {
+			return c.Format == FormatSafetensors || c.Format == FormatSafetensorsSharded
+		}
+		return key == "format" && st(c) && !st(other)
+	}
+	inB := make(map[string]string, len(b.Meta))
+	for _, m := range b.Meta {
+		if !marker(b, a, m.Key) {
+			inB[m.Key] = m.Value
+		}
+	}
+	inA := make(map[string]bool, len(a.Meta))
+	for _, m := range a.Meta {
+		if marker(a, b, m.Key) {
+			continue
+		}
+		inA[m.Key] = true
+		v, ok := inB[m.Key]
+		switch {
+		case !ok:
+			r.MetaOnlyA = append(r.MetaOnlyA, m.Key)
+		case v != m.Value:
+			r.MetaDiffer = append(r.MetaDiffer, MetaDiff{m.Key, m.Value, v})
+		}
+	}
+	for _, m := range b.Meta {
+		if _, ok := inB[m.Key]; ok && !inA[m.Key] {
+			r.MetaOnlyB = append(r.MetaOnlyB, m.Key)
+		}
+	}
 }
 
 func skippedNames(c *Checkpoint) map[string]bool {

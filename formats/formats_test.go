@@ -660,12 +660,28 @@ func TestSaveMetadata(t *testing.T) {
 	if got["format"] != "pt" {
 		t.Errorf(`metadata "format" = %q, want "pt"`, got["format"])
 	}
+	// PyTorch output keeps the saved object, metadata included.
 	res, err = Save(filepath.Join(dir, "t.pt"), src, SaveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"epoch", "arch", "best_acc1"}; !reflect.DeepEqual(res.DroppedMeta, want) {
-		t.Errorf("dropped %v, want %v", res.DroppedMeta, want)
+	if !res.Structured || len(res.DroppedMeta) != 0 {
+		t.Errorf("structured %v, dropped %v; want the object kept, nothing dropped", res.Structured, res.DroppedMeta)
+	}
+	if got := open(t, res.Files[0]).Metadata(); !reflect.DeepEqual(got, src.Metadata()) {
+		t.Errorf("metadata read back %v, want %v", got, src.Metadata())
+	}
+	// The state_dict alone: what lies outside it is reported.
+	sd, _, err := Transform(src, Options{Key: "state_dict"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = Save(filepath.Join(dir, "sd.pt"), sd, SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"epoch", "arch", "best_acc1"}; !res.Structured || !reflect.DeepEqual(res.DroppedMeta, want) {
+		t.Errorf("structured %v, dropped %v, want true, %v", res.Structured, res.DroppedMeta, want)
 	}
 }
 

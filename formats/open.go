@@ -358,6 +358,9 @@ func fromPickle(pf *pickle.File) *Checkpoint {
 		format = "pytorch-" + pf.Format
 	}
 	c := &Checkpoint{Format: format, Pickle: pf, closers: []io.Closer{pf}}
+	if !pf.IsModule && pf.Format != pickle.FormatTorchScript {
+		c.Object = pf.Root
+	}
 	seen := map[string]bool{}
 	for _, nt := range pf.Tensors {
 		if seen[nt.Name] {

@@ -60,6 +60,13 @@ type SaveResult struct {
 	// Kept lists the graph's initializers of a type ckpt has no dtype for,
 	// left as they were (onnx.ReplaceReport.Kept).
 	Kept []string
+	// Structured is set when the PyTorch output holds Checkpoint.Object,
+	// the saved object with its structure, rather than a flat state_dict.
+	Structured bool
+	// FlatReason says why the PyTorch output of a checkpoint with an
+	// Object is a flat state_dict all the same (sharding, or a value the
+	// pickle encoder cannot write back).
+	FlatReason string
 }
 
 // GraphError is Save's error when SaveOptions.Graph cannot be read: the
@@ -90,7 +97,9 @@ func FormatFor(path string) (string, error) {
 }
 
 // Save writes c to path in opts.Format (or the format path's extension
-// names). It refuses a checkpoint with skipped tensors (a
+// names). PyTorch output holds c.Object with its structure when c has one
+// (see SaveResult.Structured), and otherwise an OrderedDict state_dict of
+// c's tensors by name; the other formats hold the tensors by name. It refuses a checkpoint with skipped tensors (a
 // *SkippedError): the output would lack them, and conversion is lossless. Every file is written to a temporary file in its directory,
 // synced, and renamed into place once all are complete; on error nothing is
 // left behind. Existing files are kept unless opts.Force: the error then
@@ -172,6 +181,20 @@ func checkNames(c *Checkpoint) error {
 }
 
 func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) error {
+	if c.Object != nil {
+		n, err := pytorch.ObjectDataBytes(c.Object)
+		switch {
+		case err != nil:
+			res.FlatReason = err.Error()
+		case opts.MaxShardSize > 0 && n > opts.MaxShardSize:
+			res.FlatReason = "sharded output is a state_dict"
+		default:
+			res.Structured = true
+			res.DroppedMeta = c.outside
+			files := []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.WriteObject(w, c.Object) }}}
+			return newOutputs(opts, n).run(res, files)
+		}
+	}
 	for _, m := range c.Meta {
 		res.DroppedMeta = append(res.DroppedMeta, m.Key)
 	}
@@ -270,6 +293,9 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 	ts := c.Tensors
 	var m *onnx.Model
 	if opts.Graph != "" {
+		if err := checkGraph(opts.Graph); err != nil {
+			return &GraphError{Path: opts.Graph, Err: err}
+		}
 		g, err := onnx.Open(opts.Graph)
 		if err != nil {
 			return &GraphError{Path: opts.Graph, Err: err}
@@ -319,6 +345,23 @@ func saveONNX(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) err
 		}
 	}
 	return newOutputs(opts, total).run(res, files)
+}
+
+// checkGraph refuses a --graph file that is not an ONNX model, saying what
+// it is instead: onnx.Open would report a protobuf field error.
+func checkGraph(path string) error {
+	k, err := detectFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return err
+		}
+		return fmt.Errorf("formats: %s: not an ONNX model", path)
+	}
+	what := map[Kind]string{KindPyTorch: "a PyTorch file", KindSafetensors: "a safetensors file", KindIndex: "a sharded checkpoint's index"}[k]
+	if what != "" {
+		return fmt.Errorf("formats: %s: not an ONNX model (%s)", path, what)
+	}
+	return nil
 }
 
 // outFile is one file to write: its final path and the function that

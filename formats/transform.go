@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ckptkit/ckpt/pickle"
 	"github.com/ckptkit/ckpt/tensor"
 )
 
@@ -199,7 +200,54 @@ func Transform(c *Checkpoint, opts Options) (*Checkpoint, *Report, error) {
 		metaSeen[m.Key] = true
 		return dup
 	})
+	if d, ok := c.Object.(*pickle.Dict); ok && opts.Key == "" && tensorDict(d) {
+		// A state_dict stays one, of the same dict type, under the new names.
+		nd := &pickle.Dict{Ordered: d.Ordered}
+		for _, nt := range out.Tensors {
+			nd.Keys, nd.Values = append(nd.Keys, nt.Name), append(nd.Values, nt.Tensor)
+		}
+		out.Object = nd
+		out.outside = c.outside
+	} else if c.Object != nil && rep.Excluded == 0 && rep.Stripped == 0 && rep.Renamed == 0 {
+		// No tensor left out or renamed: the saved object keeps its
+		// structure, with the cast tensors in place of the originals.
+		obj := c.Object
+		if opts.Key != "" {
+			obj = subObject(obj, opts.Key)
+		}
+		with := map[*tensor.Tensor]*tensor.Tensor{}
+		for i, e := range es {
+			if out.Tensors[i].Tensor != e.t {
+				with[e.t] = out.Tensors[i].Tensor
+			}
+		}
+		if obj != nil && len(with) > 0 {
+			obj = replaceTensors(obj, with)
+		}
+		out.Object = obj
+		out.outside = c.outside
+		if obj != nil && opts.Key != "" {
+			for _, m := range c.Meta {
+				if !strings.HasPrefix(m.Key, opts.Key+".") {
+					out.outside = append(out.outside, m.Key)
+				}
+			}
+		}
+	}
 	return out, rep, nil
+}
+
+// tensorDict reports whether d is a state_dict: tensors under string keys.
+func tensorDict(d *pickle.Dict) bool {
+	for i, k := range d.Keys {
+		if _, ok := k.(string); !ok {
+			return false
+		}
+		if _, ok := d.Values[i].(*tensor.Tensor); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // topLevel lists the first components of c's tensor names, in order.

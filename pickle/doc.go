@@ -35,7 +35,13 @@
 // a storage in the file share one *tensor.Storage, and every view is checked
 // with Validate before it is returned.
 //
-// The package does not write files (formats/pytorch does). It does not
+// Writing. [Encoder] is the project's one pickle writer: it pickles a value
+// of the decoded object model (protocol 2, as torch.save), so that what
+// Load decodes from it equals the value. The package writes no files:
+// formats/pytorch lays the pickle and its storages out as torch's zip
+// archive.
+//
+// The package does not
 // support sparse, quantized or complex tensors, numpy object arrays (numpy
 // scalars and numeric arrays are decoded, see numpy.go), TorchScript
 // archives from before torch 1.4 (model.json and a protobuf), or

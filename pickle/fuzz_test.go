@@ -117,6 +117,7 @@ func FuzzLoad(f *testing.F) {
 			g := &File{Root: root}
 			return g, g.finish(nil)
 		})
+		roundTrip(t, file)
 	})
 }
 

@@ -22,6 +22,9 @@ import (
 type Dict struct {
 	Keys   []any
 	Values []any
+	// Ordered is set for a collections.OrderedDict (a state_dict), so that
+	// Encoder writes one back.
+	Ordered bool
 }
 
 // Get returns the value stored under key and whether it was found. Keys
@@ -574,7 +577,7 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		}
 		out = d
 	case *types.OrderedDict:
-		d := &Dict{}
+		d := &Dict{Ordered: true}
 		var idx map[any]int
 		if x.List.Len() > 1 {
 			idx = make(map[any]int, x.List.Len())

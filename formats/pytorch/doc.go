@@ -1,8 +1,12 @@
 // Package pytorch writes PyTorch's zip checkpoint format (torch >= 1.6), the
-// file torch.save(state_dict, path) makes, so that
+// file torch.save(obj, path) makes: [Write] a state_dict, so that
 // torch.load(path, weights_only=True) returns an OrderedDict that
-// model.load_state_dict(sd, strict=True) accepts. Reading .pt files is
-// package pickle's job.
+// model.load_state_dict(sd, strict=True) accepts; [WriteObject] any object
+// of package pickle's value model (a training checkpoint with its nested
+// dicts, lists, numbers and optimizer state), so that torch.load returns
+// the same structure. Reading .pt files is package pickle's job; the
+// pickle itself is written by pickle.Encoder, the project's one pickle
+// writer.
 //
 // # Layout written
 //
@@ -23,13 +27,14 @@
 //
 // # data.pkl
 //
-// The pickle is what torch's own pickler writes for an OrderedDict of
-// tensors, restricted to the opcodes torch's weights_only unpickler
-// accepts: collections.OrderedDict() filled with SETITEMS; each value is
-// torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False,
-// OrderedDict()), where storage is the persistent id
-// ('storage', torch.<Type>Storage, key, 'cpu', numel). Globals are memoized
-// (BINPUT/BINGET); output is deterministic.
+// The pickle (protocol 2, see pickle.Encoder) is what torch's own pickler
+// writes. For Write: collections.OrderedDict() filled with SETITEMS; each
+// value is torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
+// False, OrderedDict()), where storage is the persistent id
+// ('storage', torch.<Type>Storage, key, 'cpu', numel): only opcodes and
+// globals torch's weights_only unpickler accepts. WriteObject's tensors
+// that require grad are wrapped in torch._utils._rebuild_parameter, as
+// torch pickles nn.Parameter. Output is deterministic.
 //
 // # Shared storage
 //
@@ -37,6 +42,6 @@
 // storage, with one dtype, share one data/N entry holding the whole source
 // storage, so tied weights stay tied in torch. A non-contiguous or expanded
 // (stride 0) tensor is written contiguous into a storage of its own: its
-// values are kept exactly, its sharing with other tensors is not. requires_grad
-// is written False, as in a state_dict.
+// values are kept exactly, its sharing with other tensors is not. Write writes
+// requires_grad False, as in a state_dict.
 package pytorch

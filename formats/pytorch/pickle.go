@@ -1,153 +1,107 @@
 package pytorch
 
 import (
-	"encoding/binary"
 	"fmt"
+	"strconv"
+
+	"github.com/ckptkit/ckpt/pickle"
+	"github.com/ckptkit/ckpt/tensor"
 )
 
-// Pickle opcodes used by the encoder (protocol 2).
-const (
-	opProto      = 0x80
-	opGlobal     = 'c'
-	opEmptyTuple = ')'
-	opReduce     = 'R'
-	opMark       = '('
-	opTuple      = 't'
-	opBinUnicode = 'X'
-	opBinPersID  = 'Q'
-	opBinInt1    = 'K'
-	opBinInt     = 'J'
-	opLong1      = 0x8a
-	opNewFalse   = 0x89
-	opSetItems   = 'u'
-	opBinPut     = 'q'
-	opLongBinPut = 'r'
-	opBinGet     = 'h'
-	opLongBinGet = 'j'
-	opStop       = '.'
-)
-
-// pickler is a minimal, deterministic protocol-2 pickle encoder for
-// state_dicts. Globals are memoized so each appears once.
-type pickler struct {
-	b    []byte
-	memo map[string]uint32
+// storagePlan is one data/N entry: the bytes src.WriteTo produces.
+type storagePlan struct {
+	key   string
+	src   *tensor.Tensor
+	bytes int64
 }
 
-func newPickler() *pickler {
-	return &pickler{b: []byte{opProto, 2}, memo: map[string]uint32{}}
+// planner assigns storages to tensors as the encoder meets them, in pickle
+// order: non-empty contiguous views of one source storage with one dtype
+// share a copy of the whole storage; every other tensor gets a contiguous
+// storage of its own.
+type planner struct {
+	groups   map[groupKey]int // storage index
+	storages []storagePlan
+	// keepGrad writes requires_grad as the tensors have it (a saved
+	// object); without it every tensor is written as a state_dict holds
+	// it, requires_grad False.
+	keepGrad bool
 }
 
-func (p *pickler) global(module, name string) {
-	key := module + "\n" + name
-	if i, ok := p.memo[key]; ok {
-		if i < 256 {
-			p.b = append(p.b, opBinGet, byte(i))
-		} else {
-			p.b = append(p.b, opLongBinGet)
-			p.b = binary.LittleEndian.AppendUint32(p.b, i)
-		}
-		return
+type groupKey struct {
+	st *tensor.Storage
+	dt tensor.DType
+}
+
+func (p *planner) add(src *tensor.Tensor) int {
+	p.storages = append(p.storages, storagePlan{key: strconv.Itoa(len(p.storages)), src: src, bytes: src.NumBytes()})
+	return len(p.storages) - 1
+}
+
+func (p *planner) ref(t *tensor.Tensor) (pickle.TensorRef, error) {
+	if t == nil {
+		return pickle.TensorRef{}, fmt.Errorf("pytorch: a tensor is nil")
 	}
-	p.b = append(p.b, opGlobal)
-	p.b = append(p.b, key...)
-	p.b = append(p.b, '\n')
-	i := uint32(len(p.memo))
-	p.memo[key] = i
-	if i < 256 {
-		p.b = append(p.b, opBinPut, byte(i))
+	if err := t.Validate(); err != nil {
+		return pickle.TensorRef{}, fmt.Errorf("pytorch: tensor of shape %v: %w", t.Shape, err)
+	}
+	if pickle.StorageClass(t.DType) == "" {
+		return pickle.TensorRef{}, fmt.Errorf("pytorch: no torch storage type for dtype %s", t.DType)
+	}
+	if p.groups == nil {
+		p.groups = map[groupKey]int{}
+	}
+	ref := pickle.TensorRef{Shape: t.Shape, Stride: tensor.ContiguousStrides(t.Shape), RequiresGrad: p.keepGrad && t.RequiresGrad}
+	shares := t.NumElements() > 0 && t.IsContiguous() && t.Storage.Size()%int64(t.DType.Size()) == 0
+	var i int
+	if shares {
+		k := groupKey{t.Storage, t.DType}
+		var ok bool
+		if i, ok = p.groups[k]; !ok {
+			n := t.Storage.Size() / int64(t.DType.Size())
+			i = p.add(tensor.New(t.DType, []int64{n}, t.Storage))
+			p.groups[k] = i
+		}
+		ref.Offset = t.Offset
 	} else {
-		p.b = append(p.b, opLongBinPut)
-		p.b = binary.LittleEndian.AppendUint32(p.b, i)
+		i = p.add(t)
 	}
+	s := p.storages[i]
+	ref.Storage = pickle.StorageRef{Key: s.key, DType: t.DType, NumElements: s.bytes / int64(t.DType.Size())}
+	return ref, nil
 }
 
-func (p *pickler) str(s string) {
-	p.b = append(p.b, opBinUnicode)
-	p.b = binary.LittleEndian.AppendUint32(p.b, uint32(len(s)))
-	p.b = append(p.b, s...)
-}
-
-func (p *pickler) int(v int64) {
-	switch {
-	case v >= 0 && v < 256:
-		p.b = append(p.b, opBinInt1, byte(v))
-	case v >= -1<<31 && v < 1<<31:
-		p.b = append(p.b, opBinInt)
-		p.b = binary.LittleEndian.AppendUint32(p.b, uint32(int32(v)))
-	default:
-		// LONG1: little-endian two's complement, 8 bytes is always enough.
-		p.b = append(p.b, opLong1, 8)
-		p.b = binary.LittleEndian.AppendUint64(p.b, uint64(v))
+// encode returns data.pkl for v and the storages its tensors need.
+func encode(v any, keepGrad bool) ([]byte, []storagePlan, error) {
+	p := &planner{keepGrad: keepGrad}
+	enc := &pickle.Encoder{Tensor: p.ref}
+	pkl, err := enc.Encode(v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pytorch: %w", err)
 	}
+	return pkl, p.storages, nil
 }
 
-func (p *pickler) ints(vs []int64) {
-	p.b = append(p.b, opMark)
-	for _, v := range vs {
-		p.int(v)
-	}
-	p.b = append(p.b, opTuple)
-}
-
-// orderedDict pushes collections.OrderedDict().
-func (p *pickler) orderedDict() {
-	p.global("collections", "OrderedDict")
-	p.b = append(p.b, opEmptyTuple, opReduce)
-}
-
-// storageTypes maps a dtype name to torch's legacy typed storage class.
-var storageTypes = map[string]string{
-	"float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage",
-	"bfloat16": "BFloat16Storage", "int8": "CharStorage", "int16": "ShortStorage",
-	"int32": "IntStorage", "int64": "LongStorage", "uint8": "ByteStorage", "bool": "BoolStorage",
-}
-
-// tensorRef describes one state_dict entry for the pickle.
-type tensorRef struct {
-	name        string
-	dtype       string
-	storageKey  string
-	storageSize int64 // elements
-	offset      int64
-	shape       []int64
-	stride      []int64
-}
-
-// encodeStateDict returns data.pkl for an OrderedDict of refs, in order.
-func encodeStateDict(refs []tensorRef) ([]byte, error) {
-	p := newPickler()
-	p.orderedDict()
-	const batch = 1000
-	for i, r := range refs {
-		if i%batch == 0 {
-			p.b = append(p.b, opMark)
+// stateDict returns the OrderedDict of tensors, in order, checking that
+// names are unique and tensors valid.
+func stateDict(tensors []Named) (*pickle.Dict, error) {
+	d := &pickle.Dict{Ordered: true, Keys: make([]any, len(tensors)), Values: make([]any, len(tensors))}
+	seen := make(map[string]bool, len(tensors))
+	for i, nt := range tensors {
+		if nt.Tensor == nil {
+			return nil, fmt.Errorf("pytorch: tensor %q is nil", nt.Name)
 		}
-		st, ok := storageTypes[r.dtype]
-		if !ok {
-			return nil, fmt.Errorf("pytorch: tensor %q: no torch storage type for dtype %s", r.name, r.dtype)
+		if err := nt.Tensor.Validate(); err != nil {
+			return nil, fmt.Errorf("pytorch: tensor %q: %w", nt.Name, err)
 		}
-		p.str(r.name)
-		p.global("torch._utils", "_rebuild_tensor_v2")
-		p.b = append(p.b, opMark)
-		// Persistent id ('storage', torch.XStorage, key, 'cpu', numel).
-		p.b = append(p.b, opMark)
-		p.str("storage")
-		p.global("torch", st)
-		p.str(r.storageKey)
-		p.str("cpu")
-		p.int(r.storageSize)
-		p.b = append(p.b, opTuple, opBinPersID)
-		p.int(r.offset)
-		p.ints(r.shape)
-		p.ints(r.stride)
-		p.b = append(p.b, opNewFalse)
-		p.orderedDict()
-		p.b = append(p.b, opTuple, opReduce)
-		if i%batch == batch-1 || i == len(refs)-1 {
-			p.b = append(p.b, opSetItems)
+		if pickle.StorageClass(nt.Tensor.DType) == "" {
+			return nil, fmt.Errorf("pytorch: tensor %q: no torch storage type for dtype %s", nt.Name, nt.Tensor.DType)
 		}
+		if seen[nt.Name] {
+			return nil, fmt.Errorf("pytorch: tensor %q given twice", nt.Name)
+		}
+		seen[nt.Name] = true
+		d.Keys[i], d.Values[i] = nt.Name, nt.Tensor
 	}
-	p.b = append(p.b, opStop)
-	return p.b, nil
+	return d, nil
 }

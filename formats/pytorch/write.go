@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 
 	"github.com/ckptkit/ckpt/tensor"
 )
@@ -21,73 +20,20 @@ const Alignment = 64
 // Named is a tensor with its state_dict key ([tensor.Named]).
 type Named = tensor.Named
 
-// storagePlan is one data/N entry: the bytes src.WriteTo produces.
-type storagePlan struct {
-	key   string
-	src   *tensor.Tensor
-	bytes int64
-}
-
-// plan assigns tensors to storages: non-empty contiguous views of one
-// source storage with one dtype share a copy of the whole storage; every
-// other tensor gets a contiguous storage of its own.
-func plan(tensors []Named) ([]tensorRef, []storagePlan, error) {
-	type groupKey struct {
-		st *tensor.Storage
-		dt tensor.DType
-	}
-	shares := func(t *tensor.Tensor) bool {
-		return t.NumElements() > 0 && t.IsContiguous() && t.Storage.Size()%int64(t.DType.Size()) == 0
-	}
-	groups := map[groupKey]int{} // storage index
-	seen := map[string]bool{}
-	for _, nt := range tensors {
-		t := nt.Tensor
-		if t == nil {
-			return nil, nil, fmt.Errorf("pytorch: tensor %q is nil", nt.Name)
-		}
-		if err := t.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("pytorch: tensor %q: %w", nt.Name, err)
-		}
-		if seen[nt.Name] {
-			return nil, nil, fmt.Errorf("pytorch: tensor %q given twice", nt.Name)
-		}
-		seen[nt.Name] = true
-	}
-	var refs []tensorRef
-	var storages []storagePlan
-	add := func(src *tensor.Tensor) int {
-		storages = append(storages, storagePlan{key: strconv.Itoa(len(storages)), src: src, bytes: src.NumBytes()})
-		return len(storages) - 1
-	}
-	for _, nt := range tensors {
-		t := nt.Tensor
-		ref := tensorRef{name: nt.Name, dtype: t.DType.String(), shape: t.Shape, stride: tensor.ContiguousStrides(t.Shape)}
-		if shares(t) {
-			k := groupKey{t.Storage, t.DType}
-			i, ok := groups[k]
-			if !ok {
-				n := t.Storage.Size() / int64(t.DType.Size())
-				i = add(tensor.New(t.DType, []int64{n}, t.Storage))
-				groups[k] = i
-			}
-			ref.offset = t.Offset
-			ref.storageKey = storages[i].key
-			ref.storageSize = storages[i].bytes / int64(t.DType.Size())
-		} else {
-			i := add(t)
-			ref.storageKey = storages[i].key
-			ref.storageSize = t.NumElements()
-		}
-		refs = append(refs, ref)
-	}
-	return refs, storages, nil
-}
-
 // DataBytes returns the number of storage bytes Write writes for tensors
 // (shared storages counted once), for progress reporting.
 func DataBytes(tensors []Named) (int64, error) {
-	_, storages, err := plan(tensors)
+	d, err := stateDict(tensors)
+	if err != nil {
+		return 0, err
+	}
+	return ObjectDataBytes(d)
+}
+
+// ObjectDataBytes returns the number of storage bytes WriteObject writes
+// for v.
+func ObjectDataBytes(v any) (int64, error) {
+	_, storages, err := encode(v, true)
 	if err != nil {
 		return 0, err
 	}
@@ -113,14 +59,33 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // OrderedDict state_dict, streaming one storage at a time. It returns the
 // bytes written.
 func Write(w io.Writer, tensors []Named) (int64, error) {
-	refs, storages, err := plan(tensors)
+	d, err := stateDict(tensors)
 	if err != nil {
 		return 0, err
 	}
-	pkl, err := encodeStateDict(refs)
+	pkl, storages, err := encode(d, false)
 	if err != nil {
 		return 0, err
 	}
+	return writeArchive(w, pkl, storages)
+}
+
+// WriteObject writes v, a value of package pickle's object model (the
+// types pickle.File.Root holds: dicts and OrderedDicts, lists, tuples,
+// numbers, strings, None, tensors, objects), as torch.save(v) writes it:
+// torch.load returns the same structure. Tensors keep requires_grad
+// (written as nn.Parameter); storage sharing follows Write's rules. It
+// returns the bytes written.
+func WriteObject(w io.Writer, v any) (int64, error) {
+	pkl, storages, err := encode(v, true)
+	if err != nil {
+		return 0, err
+	}
+	return writeArchive(w, pkl, storages)
+}
+
+// writeArchive writes the zip archive of data.pkl and its storages.
+func writeArchive(w io.Writer, pkl []byte, storages []storagePlan) (int64, error) {
 	cw := &countWriter{w: w}
 	zw := zip.NewWriter(cw)
 	// archive/zip writes an entry's data descriptor when the next entry is

@@ -16,8 +16,10 @@ import (
 // TestInteropTorchLoad converts fixtures of every PyTorch kind and an ONNX
 // model to .pt with `ckpt convert`, loads each with
 // torch.load(weights_only=True) and checks, with torch's own hashing of
-// each tensor's bytes, that it holds an OrderedDict of exactly the tensors
-// `ckpt inspect --hash` lists for the source. Skipped where /usr/bin/python3
+// each tensor's bytes, that it holds a dict (a module pickle, TorchScript
+// or ONNX model as an OrderedDict state_dict; a saved dict with its
+// structure) of exactly the tensors `ckpt inspect --hash` lists for the
+// source, by the same dotted paths. Skipped where /usr/bin/python3
 // cannot import torch.
 func TestInteropTorchLoad(t *testing.T) {
 	py := testenv.Python(t)
@@ -30,12 +32,22 @@ def raw(v):
     if v.dtype == torch.bfloat16:
         v = v.view(torch.int16)
     return v.numpy().tobytes()
+def tensors(v, path):
+    # dotted paths, as ckpt inspect names a nested checkpoint's tensors
+    if isinstance(v, torch.Tensor):
+        yield path, v
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            yield from tensors(x, f"{path}.{k}" if path else str(k))
+    elif isinstance(v, (list, tuple)):
+        for i, x in enumerate(v):
+            yield from tensors(x, f"{path}.{i}" if path else str(i))
 out = {}
 for p in sys.argv[1:]:
     sd = torch.load(p, weights_only=True)
-    assert type(sd) is collections.OrderedDict, type(sd)
+    assert isinstance(sd, dict), type(sd)
     out[p] = [[k, str(v.dtype).replace("torch.", ""), list(v.shape), hashlib.sha256(raw(v)).hexdigest()]
-              for k, v in sd.items()]
+              for k, v in tensors(sd, "")]
 print(json.dumps(out))
 `
 	var outs []string

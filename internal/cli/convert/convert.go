@@ -37,6 +37,9 @@ type Options struct {
 	DType string
 	// Graph is an ONNX model whose initializers receive the weights.
 	Graph string
+	// WeightsOnly allows ONNX output without Graph: a file of initializers
+	// and no nodes, which ONNX Runtime refuses to load.
+	WeightsOnly bool
 	// MaxShardSize splits safetensors or PyTorch output ("2GB", "500MiB";
 	// "" for one file).
 	MaxShardSize string
@@ -70,6 +73,15 @@ kept, named as 'ckpt inspect' names it; non-tensor values (epoch, arch,
 hyper-parameters) go to safetensors __metadata__ or ONNX metadata_props as
 JSON text, and are reported when the target cannot hold them.
 
+PyTorch to PyTorch keeps the saved object's structure: a training
+checkpoint's nested dicts, lists, tuples, numbers, strings and optimizer
+state come back from torch.load as they were saved, so training resumes
+from the output (--key K keeps the structure under K; --dtype casts in
+place). Whole-model pickles and TorchScript become their state_dict;
+--exclude, --strip-prefix, --rename and --max-shard-size write a flat
+state_dict of dotted names, and say so. numpy values come back as Python
+numbers and torch tensors.
+
 Changes, applied in this order:
   --exclude R       leave out tensors whose name (as 'ckpt inspect' lists it)
                     matches regular expression R; repeatable
@@ -87,12 +99,17 @@ and float8 initializers, which 'ckpt inspect' lists as skipped) cannot be
 converted losslessly: convert refuses a file with any, naming them, unless
 --exclude leaves them out.
 
---graph MODEL.onnx (OUT must be ONNX) writes the weights into that graph by
-initializer name; every missing initializer and dtype or shape mismatch is
-listed in one error, and tensors the graph does not use (num_batches_tracked)
-are reported, as are parameters torch.onnx.export had folded into one
-initializer (Identity aliases), which get initializers of their own, and the
-graph's initializers of a type ckpt has no dtype for, which keep their values.
+ONNX output needs --graph MODEL.onnx, which writes the weights into that
+graph by initializer name (without --key, a training checkpoint's
+state_dict is found as the model commands find it: under "state_dict",
+"model", "model_state_dict", "net" or "network", without "module."); every missing initializer and dtype or shape
+mismatch is listed in one error, and tensors the graph does not use
+(num_batches_tracked) are reported, as are parameters torch.onnx.export had
+folded into one initializer (Identity aliases), which get initializers of
+their own, and the graph's initializers of a type ckpt has no dtype for,
+which keep their values.
+--weights-only writes ONNX without a graph instead: initializers and no
+nodes, a container of weights that ONNX Runtime refuses to load.
 
 --max-shard-size writes Hugging Face shards when the tensors do not fit in
 one: DIR/model-00001-of-0000N.safetensors and DIR/model.safetensors.index.json
@@ -137,6 +154,7 @@ existing OUT is kept unless --force.`,
 	f.StringVar(&opts.StripPrefix, "strip-prefix", "", "remove `PREFIX` from tensor names that start with it (module.)")
 	f.StringVar(&opts.DType, "dtype", "", "cast floating tensors to `DTYPE`: float16, bfloat16 or float32")
 	f.StringVar(&opts.Graph, "graph", "", "write the weights into the initializers of this ONNX `MODEL` (OUT must be .onnx)")
+	f.BoolVar(&opts.WeightsOnly, "weights-only", false, "with ONNX output and no --graph: write initializers only, a file without nodes that ONNX Runtime cannot run")
 	f.StringVar(&opts.MaxShardSize, "max-shard-size", "", "split safetensors or PyTorch output into shards of at most `SIZE` (2GB, 500MiB)")
 	f.StringVar(&opts.Format, "format", "", "target `FORMAT`: pytorch, safetensors or onnx (default: from OUT's extension)")
 	f.BoolVar(&opts.Force, "force", false, "replace OUT if it exists")
@@ -208,6 +226,12 @@ func (o *Options) parse() (*plan, error) {
 	if o.Graph != "" && format != formats.ONNX {
 		return nil, cmdutil.UsageError("--graph needs ONNX output (OUT.onnx or --format onnx), not %s", format)
 	}
+	if format == formats.ONNX && o.Graph == "" && !o.WeightsOnly {
+		return nil, cmdutil.UsageError("ONNX output needs --graph MODEL.onnx to receive the weights: without it the file has no nodes and ONNX Runtime refuses it (--weights-only writes it anyway)")
+	}
+	if o.WeightsOnly && (format != formats.ONNX || o.Graph != "") {
+		return nil, cmdutil.UsageError("--weights-only is for ONNX output without --graph")
+	}
 	return p, nil
 }
 
@@ -248,6 +272,15 @@ type Summary struct {
 	// Kept lists the --graph's initializers of a type ckpt has no dtype
 	// for (UINT16, STRING, float8), left as they were.
 	Kept []string `json:"kept,omitempty"`
+	// StateDictKey is the sub-tree --graph took the weights from when no
+	// --key was given (a training checkpoint's "state_dict").
+	StateDictKey string `json:"state_dict_key,omitempty"`
+	// Structure, for PyTorch output of a saved object (a training
+	// checkpoint's dict), is "kept" when the output holds it with its
+	// structure, or "flattened" when it is a state_dict of dotted names
+	// (FlatReason says why).
+	Structure  string `json:"structure,omitempty"`
+	FlatReason string `json:"flat_reason,omitempty"`
 }
 
 // Cast reports what --dtype did.
@@ -284,6 +317,13 @@ func convertRun(opts *Options) error {
 		return err
 	}
 	defer src.Close()
+	foundKey := ""
+	if opts.Graph != "" && p.transform.Key == "" {
+		// The graph wants a model's weights: find them in a training
+		// checkpoint as the model commands do.
+		foundKey = formats.StateDictKey(src)
+		p.transform.Key = foundKey
+	}
 	c, rep, err := formats.Transform(src, p.transform)
 	if err != nil {
 		return cmdutil.FileError(opts.In, err)
@@ -320,6 +360,17 @@ func convertRun(opts *Options) error {
 		Files: res.Files, Bytes: res.Bytes,
 		Seconds: now().Sub(start).Seconds(), Excluded: rep.Excluded, Dropped: rep.Dropped, Renamed: rep.Renamed,
 		DroppedMetadata: res.DroppedMeta, Unused: res.Unused, Unaliased: res.Unaliased, Kept: res.Kept,
+		StateDictKey: foundKey,
+	}
+	if res.Format == formats.PyTorch && src.Object != nil {
+		switch {
+		case res.Structured:
+			s.Structure = "kept"
+		case c.Object == nil:
+			s.Structure, s.FlatReason = "flattened", "--exclude, --strip-prefix or --rename changed the tensors"
+		default:
+			s.Structure, s.FlatReason = "flattened", res.FlatReason
+		}
 	}
 	unused := make(map[string]bool, len(res.Unused))
 	for _, n := range res.Unused {
@@ -366,11 +417,18 @@ func replaceProblems(re *onnx.ReplaceError) error {
 // summary last.
 func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	w := ios.Out
+	if s.StateDictKey != "" {
+		fmt.Fprintf(w, "weights taken from the checkpoint's %q (as --key %s would)\n", s.StateDictKey, s.StateDictKey)
+	}
 	if s.Excluded > 0 {
 		fmt.Fprintf(w, "left out %s matching --exclude\n", cmdutil.Plural(s.Excluded, "tensor"))
 	}
 	if s.Dropped > 0 {
-		fmt.Fprintf(w, "left out %s outside --key\n", cmdutil.Plural(s.Dropped, "tensor"))
+		where := "--key"
+		if s.StateDictKey != "" {
+			where = "the state_dict"
+		}
+		fmt.Fprintf(w, "left out %s outside %s\n", cmdutil.Plural(s.Dropped, "tensor"), where)
 	}
 	if s.StripPrefixUnused != "" {
 		fmt.Fprintf(w, "no tensor name starts with --strip-prefix %q: names kept\n", s.StripPrefixUnused)
@@ -385,6 +443,9 @@ func (s *Summary) WriteText(ios *cmdutil.IOStreams) {
 	if len(s.DroppedMetadata) > 0 {
 		fmt.Fprintf(w, "metadata not kept in %s output (%d): %s\n",
 			s.Format, len(s.DroppedMetadata), list(s.DroppedMetadata, 8))
+	}
+	if s.Structure == "flattened" {
+		fmt.Fprintf(w, "wrote a flat state_dict of dotted names, not the saved object's structure: %s\n", s.FlatReason)
 	}
 	if len(s.Unaliased) > 0 {
 		fmt.Fprintf(w, "graph parameters that were Identity aliases of an equal initializer, now initializers of their own (%d): %s\n",

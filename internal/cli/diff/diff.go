@@ -24,6 +24,8 @@ type Options struct {
 	// ATol, when > 0, accepts values within this absolute difference (and
 	// different dtypes of equal shapes, as after a cast).
 	ATol float64
+	// TensorsOnly compares the tensors only, not the metadata.
+	TensorsOnly bool
 }
 
 // NewCmdDiff returns the diff command. runF, when not nil, is called with
@@ -32,14 +34,20 @@ func NewCmdDiff(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Comman
 	opts := &Options{IO: ios}
 	cmd := &cobra.Command{
 		Use:   "diff A B",
-		Short: "Compare the tensors of two checkpoints, across formats",
+		Short: "Compare the tensors and metadata of two checkpoints, across formats",
 		Long: `Compare two checkpoints tensor by tensor, by name, whatever their formats
-(any two files 'ckpt inspect' reads). Reported: tensors only in A, only in
-B, dtype or shape mismatches, and for every common tensor whether its bytes
-are equal or else the largest absolute difference of its values.
+(any two files 'ckpt inspect' reads), and their metadata (the non-tensor
+values 'ckpt inspect' lists: epoch, arch, hyper-parameters) key by key.
+Reported: tensors only in A, only in B, dtype or shape mismatches, for every
+common tensor whether its bytes are equal or else the largest absolute
+difference of its values, and metadata only in A, only in B or with other
+values (both shown). --tensors-only leaves the metadata out.
 
-Without --atol, A and B are equal when they have the same names, dtypes,
-shapes and identical bytes: what a lossless 'ckpt convert' guarantees. With
+A safetensors file's "format" entry (Hugging Face's framework marker, which
+'ckpt convert' adds) is compared only against another safetensors file.
+
+Without --atol, A and B are equal when they have the same metadata and the
+same tensor names, dtypes, shapes and identical bytes. With
 --atol, values within that absolute difference count as equal and dtypes may
 differ where shapes agree, as after 'convert --dtype'. NaN equals NaN.
 Tensors of a type ckpt has no dtype for (ONNX UINT16, STRING, complex,
@@ -53,6 +61,9 @@ be read.`,
 
   # a float16 copy against the original, within float16's rounding
   ckpt diff --atol 1e-3 model.pt model-fp16.safetensors
+
+  # the weights only, whatever the epoch or optimizer settings
+  ckpt diff --tensors-only epoch10.pt epoch20.pt
 
   # the report as JSON, for scripts
   ckpt diff --json a.pt b.onnx | jq '.tensors[] | select(.bytes_equal | not)'
@@ -70,6 +81,7 @@ be read.`,
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as one JSON object")
 	cmd.Flags().Float64Var(&opts.ATol, "atol", 0, "accept values within this absolute `TOLERANCE` (and dtypes that differ)")
+	cmd.Flags().BoolVar(&opts.TensorsOnly, "tensors-only", false, "compare the tensors only, not the metadata (epoch, arch, hyper-parameters)")
 	return cmd
 }
 
@@ -91,7 +103,7 @@ func diffRun(opts *Options) error {
 	if err != nil {
 		return fmt.Errorf("%s vs %s: %w", opts.A, opts.B, err)
 	}
-	rep := NewReport(opts.A, opts.B, a, b, r)
+	rep := NewReport(opts.A, opts.B, a, b, r, opts.TensorsOnly)
 	if opts.JSON {
 		if err := cmdutil.WriteJSON(opts.IO.Out, rep); err != nil {
 			return err
@@ -122,6 +134,24 @@ type Report struct {
 	// ckpt has no dtype for (ONNX UINT16, STRING, ...): unread, so the
 	// checkpoints are not reported equal.
 	NotCompared []string `json:"not_compared"`
+	// TensorsOnly is set with --tensors-only: metadata is not compared,
+	// and the three lists below are absent.
+	TensorsOnly bool `json:"tensors_only"`
+	// MetaOnlyA and MetaOnlyB list the metadata keys found in one
+	// checkpoint only; MetaDiffer the common keys with other values.
+	MetaOnlyA  []string   `json:"meta_only_a,omitempty"`
+	MetaOnlyB  []string   `json:"meta_only_b,omitempty"`
+	MetaDiffer []MetaDiff `json:"meta_differ,omitempty"`
+
+	metaA, metaB map[string]string // the values, for the text report
+}
+
+// MetaDiff is a metadata key with other values in A and B, as JSON text
+// ("3", "\"resnet18\"", "0.1").
+type MetaDiff struct {
+	Key string `json:"key"`
+	A   string `json:"a"`
+	B   string `json:"b"`
 }
 
 // Side describes one checkpoint compared.
@@ -162,14 +192,24 @@ func (f Float) MarshalJSON() ([]byte, error) {
 }
 
 // NewReport builds the report of r, the comparison of a (read from file
-// fa) and b (from fb).
-func NewReport(fa, fb string, a, b *formats.Checkpoint, r *formats.DiffReport) *Report {
+// fa) and b (from fb); tensorsOnly leaves the metadata out.
+func NewReport(fa, fb string, a, b *formats.Checkpoint, r *formats.DiffReport, tensorsOnly bool) *Report {
 	rep := &Report{
 		A:     Side{fa, a.Format, len(a.Tensors)},
 		B:     Side{fb, b.Format, len(b.Tensors)},
 		Equal: r.Equal(), ATol: r.ATol,
 		OnlyA: nonNil(r.OnlyA), OnlyB: nonNil(r.OnlyB),
 		Mismatched: []Mismatch{}, Tensors: []TensorDiff{}, NotCompared: nonNil(r.NotCompared),
+		TensorsOnly: tensorsOnly,
+	}
+	if tensorsOnly {
+		rep.Equal = r.TensorsEqual()
+	} else {
+		rep.metaA, rep.metaB = a.Metadata(), b.Metadata()
+		rep.MetaOnlyA, rep.MetaOnlyB = r.MetaOnlyA, r.MetaOnlyB
+		for _, m := range r.MetaDiffer {
+			rep.MetaDiffer = append(rep.MetaDiffer, MetaDiff(m))
+		}
 	}
 	for _, m := range r.Mismatched {
 		rep.Mismatched = append(rep.Mismatched, Mismatch{m.Name, m.DTypeA.String(), m.DTypeB.String(), m.ShapeA, m.ShapeB})
@@ -250,6 +290,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	section("values differ", differ)
 	section("not compared, no ckpt dtype", r.NotCompared)
 	section(fmt.Sprintf("within --atol %s", num(r.ATol)), within)
+	section("metadata only in a", metaLines(r.MetaOnlyA, r.metaA))
+	section("metadata only in b", metaLines(r.MetaOnlyB, r.metaB))
+	var metaDiffer []string
+	for _, m := range r.MetaDiffer {
+		metaDiffer = append(metaDiffer, fmt.Sprintf("%s: %s vs %s", m.Key, short(m.A), short(m.B)))
+	}
+	section("metadata differs", metaDiffer)
 	fmt.Fprintf(&b, "%s compared: %d with identical bytes", cmdutil.Plural(len(r.Tensors), "tensor"), same)
 	if r.ATol > 0 {
 		fmt.Fprintf(&b, ", %d within %s", len(within), num(r.ATol))
@@ -257,6 +304,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, ", %d of another dtype", len(dtype))
 	}
 	fmt.Fprintf(&b, ", %d with other values\n", len(differ))
+	if r.TensorsOnly {
+		b.WriteString("metadata not compared (--tensors-only)\n")
+	}
 	if r.Equal {
 		b.WriteString("equal\n")
 	} else {
@@ -264,7 +314,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, x := range []struct {
 			n    int
 			what string
-		}{{len(r.OnlyA), "only in a"}, {len(r.OnlyB), "only in b"}, {len(shape), "shape differs"}, {len(dtype), "dtype differs"}, {len(differ), "values differ"}, {len(r.NotCompared), "not compared"}} {
+		}{{len(r.OnlyA), "only in a"}, {len(r.OnlyB), "only in b"}, {len(shape), "shape differs"}, {len(dtype), "dtype differs"}, {len(differ), "values differ"}, {len(r.NotCompared), "not compared"},
+			{len(r.MetaOnlyA), "metadata only in a"}, {len(r.MetaOnlyB), "metadata only in b"}, {len(r.MetaDiffer), "metadata differs"}} {
 			if x.n > 0 && (x.what != "dtype differs" || r.ATol <= 0) {
 				why = append(why, fmt.Sprintf("%d %s", x.n, x.what))
 			}
@@ -273,6 +324,24 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// metaLines renders metadata keys as "key = value".
+func metaLines(keys []string, values map[string]string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + " = " + short(values[k])
+	}
+	return out
+}
+
+// short cuts a metadata value to one readable line.
+func short(v string) string {
+	const max = 60
+	if len(v) > max {
+		return v[:max-3] + "..."
+	}
+	return v
 }
 
 // prefixHint finds a prefix P such that most names only in one checkpoint

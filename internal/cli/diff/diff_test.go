@@ -23,6 +23,7 @@ func TestNewCmdDiff(t *testing.T) {
 	}{
 		{args: []string{"a.pt", "b.safetensors"}, want: Options{A: "a.pt", B: "b.safetensors"}},
 		{args: []string{"--json", "--atol", "1e-3", "a.pt", "b.onnx"}, want: Options{A: "a.pt", B: "b.onnx", JSON: true, ATol: 1e-3}},
+		{args: []string{"--tensors-only", "a.pt", "b.pt"}, want: Options{A: "a.pt", B: "b.pt", TensorsOnly: true}},
 		{args: []string{"a.pt"}, wantErr: true},
 		{args: []string{"--atol", "small", "a.pt", "b.pt"}, wantErr: true},
 	}
@@ -44,7 +45,7 @@ func TestNewCmdDiff(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.A != tt.want.A || got.B != tt.want.B || got.JSON != tt.want.JSON || got.ATol != tt.want.ATol {
+			if got.A != tt.want.A || got.B != tt.want.B || got.JSON != tt.want.JSON || got.ATol != tt.want.ATol || got.TensorsOnly != tt.want.TensorsOnly {
 				t.Errorf("got %+v, want %+v", *got, tt.want)
 			}
 		})
@@ -60,7 +61,7 @@ func setup(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(clitest.Root(t), "testdata", "pickle")
-	for _, f := range []string{"zip_state_dict.pt", "legacy_state_dict.pt", "checkpoint.pt", "../onnx/dtypes.onnx"} {
+	for _, f := range []string{"zip_state_dict.pt", "legacy_state_dict.pt", "checkpoint.pt", "../onnx/dtypes.onnx", "../formats/meta_a.pt", "../formats/meta_b.pt"} {
 		b, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
 			t.Fatal(err)
@@ -86,6 +87,8 @@ func setup(t *testing.T) {
 	}
 	derive("checkpoint.pt", "other_seed.safetensors", formats.Options{Key: "state_dict"})
 	derive("zip_state_dict.pt", "half.safetensors", formats.Options{DType: tensor.Float16})
+	derive("checkpoint.pt", "checkpoint.safetensors", formats.Options{})
+	derive("checkpoint.safetensors", "flat.pt", formats.Options{})
 }
 
 // TestGolden checks the report, as text and JSON, and the exit status of
@@ -109,6 +112,16 @@ func TestGolden(t *testing.T) {
 		// COMPLEX64 and STRING initializers ckpt cannot read: not equal
 		// even to itself.
 		{"not_compared", Options{A: "dtypes.onnx", B: "dtypes.onnx"}, false},
+		// meta_a.pt and meta_b.pt (convert_fixtures.py) have the same
+		// tensors; epoch, arch and the optimizer's lr differ.
+		{"meta_differs", Options{A: "meta_a.pt", B: "meta_b.pt"}, false},
+		{"meta_differs_json", Options{A: "meta_a.pt", B: "meta_b.pt", JSON: true}, false},
+		{"meta_tensors_only", Options{A: "meta_a.pt", B: "meta_b.pt", TensorsOnly: true}, true},
+		// checkpoint.pt as safetensors: the metadata is kept, and the
+		// "format" marker convert adds is not a difference.
+		{"meta_kept_in_safetensors", Options{A: "checkpoint.pt", B: "checkpoint.safetensors"}, true},
+		// ... and as PyTorch from that safetensors file, flat: metadata lost.
+		{"meta_lost", Options{A: "checkpoint.pt", B: "flat.pt"}, false},
 	}
 	setup(t)
 	for _, tt := range tests {

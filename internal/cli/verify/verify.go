@@ -43,8 +43,9 @@ func NewCmdVerify(ios *cmdutil.IOStreams, runF func(*Options) error) *cobra.Comm
 compare its output with a reference, element by element and by ranking.
 
 With one weights file, --reference gives the output PyTorch computed for
---input (for example a dict saved with torch.save({"input": x, "output":
-model(x)}, "io.pt"), used as --input io.pt:input --reference io.pt:output).
+--input, which it requires (for example a dict saved with
+torch.save({"input": x, "output": model(x)}, "io.pt"), used as
+--input io.pt:input --reference io.pt:output).
 
 With two weights files (any formats: .pt, .safetensors, .onnx...), both run
 on the same input and the first one's output is the reference: the proof
@@ -105,6 +106,9 @@ func verifyRun(o *Options) error {
 	}
 	if len(o.Weights) == 2 && o.Reference != "" {
 		return cmdutil.UsageError("--reference is for one weights file; with two, the first one's output is the reference")
+	}
+	if o.Reference != "" && o.Input == "" {
+		return cmdutil.UsageError("--reference needs --input: give the input the reference output was computed from")
 	}
 	if o.Batch < 1 {
 		return cmdutil.UsageError("--batch must be at least 1")

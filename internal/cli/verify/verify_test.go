@@ -9,6 +9,7 @@ import (
 
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 )
 
 func TestNewCmdVerify(t *testing.T) {
@@ -93,9 +94,18 @@ func TestVerifyFindsDifference(t *testing.T) {
 	if err == nil || cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
 		t.Fatalf("got %v, want a shape error with exit 2", err)
 	}
-	// A tolerance of zero with a different input: a difference (exit 1).
+	// torch's output with one element moved by 1: a difference (exit 1).
+	ref, err := modelcmd.ReadTensor(io + ":output")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.Data()[0]++
+	moved := filepath.Join(t.TempDir(), "moved.npy")
+	if err := modelcmd.WriteOutput(moved, ref, false); err != nil {
+		t.Fatal(err)
+	}
 	err = verifyRun(&Options{IO: ios, Weights: []string{w}, Arch: "squeezenet1_1",
-		Reference: io + ":output", Batch: 2, Seed: 3, AtolSet: true})
+		Input: io + ":input", Reference: moved, Batch: 2})
 	if !errors.Is(err, cmdutil.ErrDifference) {
 		t.Fatalf("got %v, want ErrDifference\n%s", err, stdout)
 	}
@@ -146,5 +156,22 @@ func TestVerifyDetectsArch(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "--arch squeezenet1_1 detected") {
 		t.Errorf("stderr %q does not say the architecture was detected", stderr)
+	}
+}
+
+// TestReferenceNeedsInput: a reference output says nothing without the input
+// it was computed from (issue 11 item 3), so a seeded input is not made up.
+func TestReferenceNeedsInput(t *testing.T) {
+	w, io := quickstart(t)
+	ios, stdout, _ := clitest.Streams()
+	err := verifyRun(&Options{IO: ios, Weights: []string{w}, Arch: "squeezenet1_1", Reference: io + ":output", Batch: 2})
+	if got := cmdutil.ExitCode(err); got != cmdutil.ExitInvalid {
+		t.Fatalf("got exit %d (%v), want %d", got, err, cmdutil.ExitInvalid)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "--input") || strings.Contains(msg, "\n") {
+		t.Errorf("got message %q, want one line naming --input", msg)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("got a report, want none:\n%s", stdout)
 	}
 }

@@ -1,0 +1,91 @@
+package formats
+
+import (
+	"strings"
+
+	"github.com/ckptkit/ckpt/pickle"
+)
+
+// StateDictKeys are the keys under which training scripts commonly save a
+// model's state_dict inside a larger checkpoint, in the order
+// StateDictKey tries them.
+var StateDictKeys = []string{"state_dict", "model", "model_state_dict", "net", "network"}
+
+// StateDictKey finds the model's state_dict in c and returns the key of
+// the sub-tree that holds it ("state_dict", "model.module"), or "" when c
+// is the state_dict itself. A key of StateDictKeys is taken when tensors
+// are under it and it is one entry of a larger checkpoint: a key of the
+// saved dict (Checkpoint.Object), or, for a checkpoint without one (a
+// safetensors file made from a training checkpoint), when tensors or
+// metadata lie outside it. Then, when every name under it starts with
+// DataParallel's "module.", that is taken too.
+func StateDictKey(c *Checkpoint) string {
+	key := ""
+	for _, k := range StateDictKeys {
+		inside, outside := 0, 0
+		for _, nt := range c.Tensors {
+			if strings.HasPrefix(nt.Name, k+".") {
+				inside++
+			} else {
+				outside++
+			}
+		}
+		if inside == 0 {
+			continue
+		}
+		if d, ok := c.Object.(*pickle.Dict); ok {
+			if _, ok := d.Get(k); !ok {
+				continue
+			}
+		} else if outside == 0 && !metaOutside(c, k) {
+			continue
+		}
+		key = k
+		break
+	}
+	prefix := ""
+	if key != "" {
+		prefix = key + "."
+	}
+	all := 0
+	for _, nt := range c.Tensors {
+		if !strings.HasPrefix(nt.Name, prefix) {
+			continue
+		}
+		if !strings.HasPrefix(nt.Name, prefix+"module.") {
+			return key
+		}
+		all++
+	}
+	if all == 0 {
+		return key
+	}
+	return prefix + "module"
+}
+
+func metaOutside(c *Checkpoint, key string) bool {
+	for _, m := range c.Meta {
+		if !strings.HasPrefix(m.Key, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// StateDict returns the model's state_dict in c: the sub-tree under key,
+// named without "key.", or, when key is "", the one StateDictKey finds. It
+// returns the key used ("" for c itself, returned as it is). It fails when
+// key matches no tensor.
+func StateDict(c *Checkpoint, key string) (*Checkpoint, string, error) {
+	if key == "" {
+		key = StateDictKey(c)
+	}
+	if key == "" {
+		return c, "", nil
+	}
+	sd, _, err := Transform(c, Options{Key: key})
+	if err != nil {
+		return nil, "", err
+	}
+	return sd, key, nil
+}
