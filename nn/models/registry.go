@@ -194,8 +194,9 @@ var checkpointPrefixes = []string{"", "state_dict.", "model.", "model_state_dict
 
 // Load builds architecture name from the tensors of src and returns it in
 // evaluation mode with the report of the load. It finds the state_dict inside
-// a training checkpoint (under "state_dict", "model" or "model_state_dict"),
-// strips a DataParallel "module." prefix, takes the number of classes from the
+// a training checkpoint (under "state_dict", "model" or "model_state_dict",
+// or any other prefix of the classifier's key: "state_dict.model.",
+// "backbone."), strips a DataParallel "module." prefix, takes the number of classes from the
 // classifier weight when cfg.NumClasses is zero, and for googlenet and
 // inception_v3 builds the auxiliary heads when the weights have them (see
 // [Config]). Loading is strict: any missing, unexpected or mis-shaped key
