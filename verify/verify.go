@@ -214,7 +214,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			overlap += row.Top5Overlap
 		}
-		fmt.Fprintf(&b, "top-1 agree    %d/%d rows\n", agree, len(r.Rows))
+		rows := "rows"
+		if len(r.Rows) == 1 {
+			rows = "row"
+		}
+		fmt.Fprintf(&b, "top-1 agree    %d/%d %s\n", agree, len(r.Rows), rows)
 		fmt.Fprintf(&b, "top-5 overlap  %d/%d\n", overlap, 5*len(r.Rows))
 		for i, row := range r.Rows {
 			if !row.Top1OK {

@@ -144,3 +144,20 @@ func TestReportOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCounts checks that counts of one read in the singular.
+func TestReportCounts(t *testing.T) {
+	base := logits(1, 10)
+	bad := slices.Clone(base)
+	bad[3] += 1
+	r, _ := Compare(bad, base, []int{1, 10}, DefaultTolerance)
+	var text bytes.Buffer
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"out of tol.    1 element\n", "top-1 agree    1/1 row\n"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, text.String())
+		}
+	}
+}

@@ -151,6 +151,14 @@ torch.jit.save(torch.jit.script(m), sys.argv[3])
 			if want := "try --transform-input " + right; !strings.Contains(stdout, "hint") || !strings.Contains(stdout, want) {
 				t.Errorf("--transform-input %s: report lacks a hint with %q:\n%s", wrong, want, stdout)
 			}
+			code, stdout, _ = verify(s.weights(dir), "--transform-input", wrong, "--json")
+			var rep struct {
+				OK   bool
+				Hint string
+			}
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 1 || rep.OK || !strings.Contains(rep.Hint, "try --transform-input "+right) {
+				t.Errorf("--json: exit %d, report %s, want ok false and a hint", code, stdout)
+			}
 			// Without the flag a state_dict runs with it on.
 			code, stdout, _ = verify(s.weights(dir))
 			if s.ti && code != 0 || !s.ti && (code != 1 || !strings.Contains(stdout, "try --transform-input off")) {

@@ -169,6 +169,7 @@ func (l *layout) match(src nn.Source, full bool) *Match {
 	}
 	seen := make(map[string]bool, len(names))
 	hasAux := false
+	classes := int64(-1) // the weights' number of classes, from the first classifier dimension seen
 	for _, n := range names {
 		seen[n] = true
 		want, ok := l.shapes[n]
@@ -183,7 +184,7 @@ func (l *layout) match(src nn.Source, full bool) *Match {
 			hasAux = true
 		}
 		got := src.Tensor(n).Shape
-		if !fits(got, want) {
+		if !fits(got, want, &classes) {
 			m.Mismatched = append(m.Mismatched, Mismatch{Key: n, Weights: got, Model: want, ModelAnyClasses: slices.Contains(want, classesSentinel)})
 			if !full {
 				return m
@@ -202,16 +203,26 @@ func (l *layout) match(src nn.Source, full bool) *Match {
 }
 
 // fits reports whether a tensor of shape got fits a layout shape want,
-// where a classesSentinel dimension takes any size.
-func fits(got, want []int64) bool {
+// where a classesSentinel dimension takes any size, the same in every
+// tensor: *classes is that size once a tensor has set it (-1 before).
+func fits(got, want []int64, classes *int64) bool {
 	if len(got) != len(want) {
 		return false
 	}
+	c := *classes
 	for i := range got {
-		if got[i] != want[i] && want[i] != classesSentinel {
+		switch {
+		case want[i] != classesSentinel:
+			if got[i] != want[i] {
+				return false
+			}
+		case c < 0:
+			c = got[i]
+		case got[i] != c:
 			return false
 		}
 	}
+	*classes = c
 	return true
 }
 

@@ -161,3 +161,28 @@ func BenchmarkDetect(b *testing.B) {
 		}
 	}
 }
+
+// TestDetectClassCount checks that every classifier of a set of weights
+// must agree on the number of classes: googlenet's auxiliary heads with
+// 1000 classes and a main classifier with 5 fit no architecture.
+func TestDetectClassCount(t *testing.T) {
+	main, err := Build("googlenet", Config{AuxLogits: Yes, NumClasses: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aux, err := Build("googlenet", Config{AuxLogits: Yes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sd nn.StateDict
+	for _, e := range aux.StateDict() {
+		if strings.HasPrefix(e.Name, "fc.") {
+			e.Tensor = main.StateDict().Tensor(e.Name)
+		}
+		sd = append(sd, e)
+	}
+	exact, closest := Detect(sd)
+	if len(exact) != 0 || closest == nil || closest.Arch != "googlenet" || len(closest.Mismatched) == 0 {
+		t.Errorf("got %v, closest %+v; want none, googlenet closest with mis-shaped keys", exact, closest)
+	}
+}

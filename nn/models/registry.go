@@ -196,8 +196,9 @@ var checkpointPrefixes = []string{"", "state_dict.", "model.", "model_state_dict
 
 // Load builds architecture name from the tensors of src and returns it in
 // evaluation mode with the report of the load. It finds the state_dict inside
-// a training checkpoint (under "state_dict", "model" or "model_state_dict"),
-// strips a DataParallel "module." prefix, takes the number of classes from the
+// a training checkpoint (under "state_dict", "model" or "model_state_dict",
+// or any other prefix of the classifier's key: "state_dict.model.",
+// "backbone."), strips a DataParallel "module." prefix, takes the number of classes from the
 // classifier weight when cfg.NumClasses is zero, and for googlenet and
 // inception_v3 builds the auxiliary heads when the weights have them (see
 // [Config]). Loading is strict: any missing, unexpected or mis-shaped key
@@ -300,7 +301,9 @@ func subSource(src nn.Source, prefix string) nn.Source {
 
 // stateDictOf finds the model's state_dict in src: the first of the known
 // checkpoint prefixes (with or without "module.") that holds the classifier
-// key, or else the one holding the most keys.
+// key; else the outermost other prefix that does (Lightning's
+// "state_dict.model.", "backbone.", the one holding the most keys when
+// several do); or else the known prefix holding the most keys.
 func stateDictOf(src nn.Source, classifier string) nn.Source {
 	var cands []string
 	for _, p := range checkpointPrefixes {
@@ -312,7 +315,37 @@ func stateDictOf(src nn.Source, classifier string) nn.Source {
 		}
 	}
 	names := src.Names()
-	best, bestN := "", 0
+	var found []string
+	for _, n := range names {
+		if p, ok := strings.CutSuffix(n, classifier); ok && (p == "" || strings.HasSuffix(p, ".")) {
+			found = append(found, p)
+		}
+	}
+	best, bestN := "", -1
+	for _, p := range found {
+		inner := false
+		for _, q := range found {
+			if q != p && strings.HasPrefix(p, q) {
+				inner = true
+			}
+		}
+		if inner {
+			continue
+		}
+		n := 0
+		for _, k := range names {
+			if strings.HasPrefix(k, p) {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = p, n
+		}
+	}
+	if bestN >= 0 {
+		return subSource(src, best)
+	}
+	best, bestN = "", 0
 	for _, p := range cands {
 		n := 0
 		for _, k := range names {

@@ -169,6 +169,10 @@ func TestLoadLayouts(t *testing.T) {
 		{"state_dict.", append(renamed(sd, func(k string) string { return "state_dict." + k }), extra...)},
 		{"model.module.", append(renamed(sd, func(k string) string { return "model.module." + k }), extra...)},
 		{"model_state_dict.", append(extra, renamed(sd, func(k string) string { return "model_state_dict." + k })...)},
+		// Lightning's checkpoints, and modules wrapping the model.
+		{"state_dict.model.", append(renamed(sd, func(k string) string { return "state_dict.model." + k }), extra...)},
+		{"backbone.", renamed(sd, func(k string) string { return "backbone." + k })},
+		{"encoder.module.", append(extra, renamed(sd, func(k string) string { return "encoder.module." + k })...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, rep, err := load(spec, tc.src, Config{})

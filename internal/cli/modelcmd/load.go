@@ -474,10 +474,13 @@ func misfit(arch string, r *nn.LoadReport, src nn.Source, class string) error {
 		}
 		fmt.Fprintf(&b, "; shapes (weights vs %s) differ for %s", arch, examples(ms))
 	}
+	if class != "" {
+		fmt.Fprintf(&b, "; the file records class %s", class)
+	}
 	exact, closest := models.Detect(src)
 	switch {
 	case len(exact) > 0:
-		fmt.Fprintf(&b, "; the weights match %s exactly: use --arch %s (or leave --arch out)", strings.Join(exact, ", "), exact[0])
+		fmt.Fprintf(&b, "; the weights match %s exactly: use --arch %s or leave --arch out", strings.Join(exact, ", "), exact[0])
 	case closest != nil && closest.Arch != arch:
 		fmt.Fprintf(&b, "; they match no registered architecture, the closest is %s (%s)", closest.Arch,
 			counts(len(closest.Missing), len(closest.Unexpected), len(closest.Mismatched)))
@@ -485,9 +488,6 @@ func misfit(arch string, r *nn.LoadReport, src nn.Source, class string) error {
 		b.WriteString("; they match no registered architecture better")
 	default:
 		b.WriteString("; they share no key with any registered architecture")
-	}
-	if class != "" {
-		fmt.Fprintf(&b, " (the file records class %s)", class)
 	}
 	return errors.New(b.String())
 }

@@ -326,3 +326,20 @@ func TestLoadHugeClassifier(t *testing.T) {
 		t.Errorf("file: got %v, want a refusal", err)
 	}
 }
+
+// TestMisfitGolden keeps the wording of the misfit reports (go test
+// -update rewrites testdata/*.golden).
+func TestMisfitGolden(t *testing.T) {
+	root := clitest.Root(t)
+	t.Chdir(root)
+	for name, arch := range map[string]string{"misfit_resnet18": "resnet18", "misfit_squeezenet1_0": "squeezenet1_0"} {
+		t.Run(name, func(t *testing.T) {
+			ios, _, _ := clitest.Streams()
+			_, err := Load(ios, filepath.Join("testdata", "quickstart", "squeezenet1_1.pt"), arch, 0, LoadOptions{})
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			clitest.Golden(t, name, []byte(err.Error()+"\n"))
+		})
+	}
+}

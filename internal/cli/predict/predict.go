@@ -140,6 +140,7 @@ func expand(args []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		slices.Sort(out[n:]) // by path: "a.jpg" before "a/b.jpg", which WalkDir visits first
 		if len(out) == n {
 			return nil, cmdutil.UsageError("%s: no JPEG, PNG or WebP image in the directory (by extension: %s)", a, strings.Join(imageExts, ", "))
 		}

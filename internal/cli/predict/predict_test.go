@@ -120,7 +120,7 @@ func TestPredictDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	files := []string{"b.jpg", "a/z.JPG", "a/c/x.jpeg", "a/b.jpg", "notes.txt", "c.npy"}
+	files := []string{"b.jpg", "a/z.JPG", "a/c/x.jpeg", "a/b.jpg", "a.png.jpg", "notes.txt", "c.npy"}
 	for _, f := range files {
 		p := filepath.Join(dir, f)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -134,7 +134,7 @@ func TestPredictDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := decodeLines(t, stdout.Bytes())
-	want := []string{"a/b.jpg", "a/c/x.jpeg", "a/z.JPG", "b.jpg"}
+	want := []string{"a.png.jpg", "a/b.jpg", "a/c/x.jpeg", "a/z.JPG", "b.jpg"} // sorted by path
 	if len(got) != len(want) {
 		t.Fatalf("got %d results, want %d:\n%s", len(got), len(want), stdout)
 	}
