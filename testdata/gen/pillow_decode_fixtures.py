@@ -50,8 +50,12 @@ def make_rgb(rng, w, h):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def make_alpha(rng, w, h):
-    # Opaque, fully transparent and partial regions, with hard edges.
+def make_alpha(rng, w, h, columns=False):
+    # Opaque, fully transparent and partial regions, with hard edges. With
+    # columns, alpha changes across the rows only, which libwebp's encoder
+    # compresses with its vertical filter.
+    if columns:
+        return np.tile(rng.integers(0, 256, (1, w)), (h, 1)).astype(np.uint8)
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     a = 127.5 + 160 * np.sin(rng.uniform(0.05, 0.5) * x + rng.uniform(0.05, 0.5) * y)
     a += rng.normal(0, 10, a.shape)
@@ -87,6 +91,17 @@ def riff_chunks(data):
     return kinds
 
 
+def alph_filter(data):
+    # The filtering method in a WebP file's ALPH header byte (bits 2-3).
+    off = 12
+    while off + 8 <= len(data):
+        n = struct.unpack("<I", data[off + 4:off + 8])[0]
+        if data[off:off + 4] == b"ALPH":
+            return (data[off + 8] >> 2) & 3
+        off += 8 + n + (n & 1)
+    return None
+
+
 def yuv_planes(lib, data):
     w, h, stride, uv_stride = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
     u, v = ctypes.POINTER(ctypes.c_uint8)(), ctypes.POINTER(ctypes.c_uint8)()
@@ -106,9 +121,20 @@ def write_webp(path, rng, w, h, opts):
     rgb = make_rgb(rng, w, h)
     kw = {k: v for k, v in opts.items() if k not in ("alpha",)}
     if opts.get("alpha"):
-        im = Image.fromarray(np.dstack([rgb, make_alpha(rng, w, h)]), "RGBA")
+        im = Image.fromarray(np.dstack([rgb, make_alpha(rng, w, h, opts["alpha"] == "columns")]), "RGBA")
     else:
         im = Image.fromarray(rgb, "RGB")
+    if "alpha_filter" in kw:
+        # libwebp's encoder picks the alpha filter from the content; redraw
+        # the alpha until it picks the one wanted (0 none, 1 horizontal,
+        # 2 vertical, 3 gradient), so the fixtures cover each.
+        want = kw.pop("alpha_filter")
+        for _ in range(100):
+            im.save(path, "WEBP", **kw)
+            if alph_filter(open(path, "rb").read()) == want:
+                return
+            im = Image.fromarray(np.dstack([rgb, make_alpha(rng, w, h, opts["alpha"] == "columns")]), "RGBA")
+        raise SystemExit(f"{path}: libwebp never chose alpha filter {want}")
     if "exif" in kw:
         kw["exif"] = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x00"
     if kw.pop("frames", 1) > 1:
@@ -263,9 +289,11 @@ FIXED_WEBP = [
     ("lossless_alpha_15x14", 15, 14, dict(lossless=True, alpha=True, exact=True)),
 ]
 
-# Written after the PNG files.
+# Written after the PNG files (so that adding one leaves the others as they were).
 FIXED_ANIM = [
     ("animated_3frames_12x10", 12, 10, dict(quality=70, frames=3)),
+    ("alpha_vertical_q85_26x19", 26, 19, dict(quality=85, alpha="columns", alpha_filter=2)),
+    ("alpha_unfiltered_q70_23x21", 23, 21, dict(quality=70, alpha=True, alpha_filter=0)),
 ]
 
 FIXED_PNG = [
@@ -302,7 +330,7 @@ def random_cases(rng, count):
         top = 90 if rng.random() < 0.85 else 400
         w, h = int(rng.integers(1, top)), int(rng.integers(1, top))
         if i % 2 == 0:
-            opts = dict(quality=int(rng.integers(0, 101)), alpha=bool(rng.random() < 0.4))
+            opts = dict(quality=int(rng.integers(0, 101)), alpha=[False, False, True, "columns"][int(rng.integers(0, 4))])
             if rng.random() < 0.2:
                 opts = dict(lossless=True, alpha=opts["alpha"])
             webp.append((f"rand{i:02d}", w, h, opts))
