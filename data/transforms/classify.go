@@ -29,6 +29,13 @@ const MaxPixels = 100 << 20
 // 12-bit, CMYK and RGB-coded files, unusual sampling factors, frames over
 // its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
 // differ from Pillow by a few levels.
+//
+// Lossy WebP comes back as *image.NRGBA, converted from YUV as libwebp
+// converts it (alpha 255 where the file has none); lossless WebP as
+// golang.org/x/image/webp decodes it. Animated WebP is refused. PNG comes
+// back as image/png decodes it, except that 16-bit gray with a tRNS chunk is
+// *image.Gray16 and palette entries past the PLTE chunk are Pillow's default
+// gray (see pngPixels). ToRGB of any of these gives Pillow's bytes.
 func Decode(r io.Reader) (image.Image, string, error) {
 	return decode(r, MaxPixels)
 }
