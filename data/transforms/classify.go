@@ -32,7 +32,8 @@ const MaxPixels = 100 << 20
 //
 // Lossy WebP comes back as *image.NRGBA, converted from YUV as libwebp
 // converts it (alpha 255 where the file has none); lossless WebP as
-// golang.org/x/image/webp decodes it. Animated WebP is refused. PNG comes
+// golang.org/x/image/webp decodes it; an animation as its first frame on
+// its canvas, *image.NRGBA (see decodeAnimatedWebP). PNG comes
 // back as image/png decodes it, except that 16-bit gray with a tRNS chunk is
 // *image.Gray16 and palette entries past the PLTE chunk are Pillow's default
 // gray (see pngPixels). ToRGB of any of these gives Pillow's bytes.
@@ -54,10 +55,14 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, maxPixels)
 	}
 	// An extended WebP header (RIFF, size, "WEBP", "VP8X", chunk size,
-	// flags) with the animation flag: golang.org/x/image/webp reads no
-	// animation frames.
+	// flags) with the animation flag: Pillow opens an animation at its first
+	// frame.
 	if format == "webp" && len(data) > 20 && string(data[12:16]) == "VP8X" && data[20]&0x02 != 0 {
-		return nil, "", fmt.Errorf("transforms: animated WebP is not supported (Pillow would read its first frame)")
+		img, err := decodeAnimatedWebP(data)
+		if err != nil {
+			return nil, "", err
+		}
+		return img, format, nil
 	}
 	if format == "jpeg" && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
 		img, err := jpeg.Decode(data)

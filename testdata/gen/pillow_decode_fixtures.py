@@ -13,11 +13,13 @@ mode Pillow opens it in, how it was written, and
                 V are (width+1)/2 x (height+1)/2), read through ctypes from the
                 libwebp that Pillow links, so that a difference can be pinned
                 on the VP8 decoding or on the upsampling and colour conversion
-  frames        the number of frames (an animation's RGB is its first frame's)
+  frames        the number of frames (an animation's RGB is its first frame's,
+                which is what Pillow opens it at)
 
 WebP files are written by Pillow's encoder (libwebp): lossy at several
 qualities, with and without alpha (VP8X + ALPH), VP8X without alpha (an EXIF
-chunk), and lossless. PNG files are written by the small encoder below, since
+chunk), lossless, and animations (Pillow's, and hand-wrapped ones whose first
+frame is smaller than the canvas and off its origin). PNG files are written by the small encoder below, since
 Pillow cannot write 16-bit colour: every colour type at every bit depth PNG
 allows, tRNS on gray, colour and palette images, and Adam7 interlacing.
 
@@ -91,6 +93,40 @@ def riff_chunks(data):
     return kinds
 
 
+def encode_still(im, kw):
+    import io
+    b = io.BytesIO()
+    im.save(b, "WEBP", **kw)
+    return b.getvalue()
+
+
+def riff(chunks):
+    body = b""
+    for kind, data in chunks:
+        body += kind + struct.pack("<I", len(data)) + data + b"\x00" * (len(data) & 1)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def u24(v):
+    return struct.pack("<I", v)[:3]
+
+
+def wrap_animation(still, fx, fy, fw, fh, cw, ch, alpha):
+    # VP8X (animation flag, alpha flag), ANIM (background, loop count) and
+    # one ANMF: X/2, Y/2, width-1, height-1, duration, flags, then the
+    # still's ALPH/VP8/VP8L chunks.
+    data, off, frame = still, 12, b""
+    while off + 8 <= len(data):
+        n = struct.unpack("<I", data[off + 4:off + 8])[0]
+        if data[off:off + 4] in (b"ALPH", b"VP8 ", b"VP8L"):
+            frame += data[off:off + 8 + n + (n & 1)]
+        off += 8 + n + (n & 1)
+    flags = 0x02 | (0x10 if alpha else 0)
+    vp8x = bytes([flags, 0, 0, 0]) + u24(cw - 1) + u24(ch - 1)
+    anmf = u24(fx // 2) + u24(fy // 2) + u24(fw - 1) + u24(fh - 1) + u24(100) + b"\x00" + frame
+    return riff([(b"VP8X", vp8x), (b"ANIM", b"\x80\x40\x20\xff\x00\x00"), (b"ANMF", anmf)])
+
+
 def alph_filter(data):
     # The filtering method in a WebP file's ALPH header byte (bits 2-3).
     off = 12
@@ -137,10 +173,19 @@ def write_webp(path, rng, w, h, opts):
         raise SystemExit(f"{path}: libwebp never chose alpha filter {want}")
     if "exif" in kw:
         kw["exif"] = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x00"
+    if "offset" in kw:
+        # An animation whose first frame is smaller than the canvas and
+        # placed off the origin, wrapped by hand around a still file's
+        # chunks (Pillow's encoder writes a full first frame).
+        fx, fy, cw, ch = kw.pop("offset")
+        with open(path, "wb") as f:
+            f.write(wrap_animation(encode_still(im, kw), fx, fy, w, h, cw, ch, bool(opts.get("alpha"))))
+        return
     if kw.pop("frames", 1) > 1:
-        # An animation: ckpt refuses it (golang.org/x/image/webp reads no
-        # ANMF frames); Pillow reads its first frame.
-        more = [Image.fromarray(make_rgb(rng, w, h), "RGB") for _ in range(opts["frames"] - 1)]
+        # An animation: Pillow opens it at its first frame.
+        mode = "RGBA" if opts.get("alpha") else "RGB"
+        more = [Image.fromarray(np.dstack([make_rgb(rng, w, h), make_alpha(rng, w, h)]) if mode == "RGBA"
+                                else make_rgb(rng, w, h), mode) for _ in range(opts["frames"] - 1)]
         im.save(path, "WEBP", save_all=True, append_images=more, duration=100, **kw)
         return
     im.save(path, "WEBP", **kw)
@@ -292,6 +337,10 @@ FIXED_WEBP = [
 # Written after the PNG files (so that adding one leaves the others as they were).
 FIXED_ANIM = [
     ("animated_3frames_12x10", 12, 10, dict(quality=70, frames=3)),
+    ("animated_alpha_3frames_14x11", 14, 11, dict(quality=60, alpha=True, frames=3)),
+    ("animated_lossless_2frames_9x8", 9, 8, dict(lossless=True, alpha=True, frames=2)),
+    ("animated_offset_17x11_on_30x20", 17, 11, dict(quality=80, alpha=True, offset=(4, 6, 30, 20))),
+    ("animated_offset_opaque_9x7_on_16x12", 9, 7, dict(quality=50, offset=(6, 2, 16, 12))),
     ("alpha_vertical_q85_26x19", 26, 19, dict(quality=85, alpha="columns", alpha_filter=2)),
     ("alpha_unfiltered_q70_23x21", 23, 21, dict(quality=70, alpha=True, alpha_filter=0)),
 ]
@@ -333,6 +382,12 @@ def random_cases(rng, count):
             opts = dict(quality=int(rng.integers(0, 101)), alpha=[False, False, True, "columns"][int(rng.integers(0, 4))])
             if rng.random() < 0.2:
                 opts = dict(lossless=True, alpha=opts["alpha"])
+            r = rng.random()
+            if r < 0.1:
+                opts["frames"] = int(rng.integers(2, 4))
+            elif r < 0.2:
+                fx, fy = 2 * int(rng.integers(0, 10)), 2 * int(rng.integers(0, 10))
+                opts["offset"] = (fx, fy, fx + w + int(rng.integers(0, 9)), fy + h + int(rng.integers(0, 9)))
             webp.append((f"rand{i:02d}", w, h, opts))
         else:
             ctype = int(rng.choice([0, 2, 3, 4, 6]))
