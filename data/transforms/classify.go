@@ -64,6 +64,9 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 		}
 		return img, format, nil
 	}
+	if format == "webp" {
+		data = webpAlphaFlagFix(data)
+	}
 	if format == "jpeg" && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
 		img, err := jpeg.Decode(data)
 		if err == nil {

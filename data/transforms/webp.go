@@ -282,3 +282,34 @@ func decodeAnimatedWebP(data []byte) (image.Image, error) {
 	draw.Draw(canvas, image.Rect(fx, fy, fx+fw, fy+fh), img, img.Bounds().Min, draw.Src)
 	return canvas, nil
 }
+
+// webpAlphaFlagFix returns data with the alpha flag of its VP8X chunk
+// cleared when the file has a lossy VP8 chunk and no ALPH chunk:
+// golang.org/x/image/webp refuses such a file, while libwebp decodes it as
+// opaque (Pillow opens it as RGBA with alpha 255, and Decode returns alpha
+// 255 for a lossy picture without an alpha plane). Other files are returned
+// as they are.
+func webpAlphaFlagFix(data []byte) []byte {
+	if len(data) <= 20 || string(data[12:16]) != "VP8X" || data[20]&0x10 == 0 {
+		return data
+	}
+	chunks, err := webpChunks(data[12:])
+	if err != nil {
+		return data
+	}
+	var vp8 bool
+	for _, c := range chunks {
+		switch c.kind {
+		case "ALPH", "VP8L":
+			return data
+		case "VP8 ":
+			vp8 = true
+		}
+	}
+	if !vp8 {
+		return data
+	}
+	out := append([]byte(nil), data...)
+	out[20] &^= 0x10
+	return out
+}

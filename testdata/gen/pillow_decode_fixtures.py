@@ -23,11 +23,16 @@ frame is smaller than the canvas and off its origin). PNG files are written by t
 Pillow cannot write 16-bit colour: every colour type at every bit depth PNG
 allows, tRNS on gray, colour and palette images, and Adam7 interlacing.
 
+Some WebP files are written by libwebp's cwebp instead (encoder options that
+Pillow does not pass: simple or no loop filter, segments, sharpness, alpha
+quantization, uncompressed alpha); it must be on PATH for the committed set.
+
 Usage: /usr/bin/python3 pillow_decode_fixtures.py [--out DIR] [--seed N] [--count K]
 Without --count the fixed committed set is written; with --count, K random
-images of random kinds, sizes and options (interop tests).
+images of random kinds, sizes and options (interop tests; cwebp options only
+where cwebp is on PATH).
 """
-import argparse, ctypes, ctypes.util, hashlib, json, os, struct, warnings, zlib
+import argparse, ctypes, ctypes.util, hashlib, json, os, shutil, struct, subprocess, warnings, zlib
 
 import numpy as np
 from PIL import Image, features
@@ -173,6 +178,26 @@ def write_webp(path, rng, w, h, opts):
         raise SystemExit(f"{path}: libwebp never chose alpha filter {want}")
     if "exif" in kw:
         kw["exif"] = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x00"
+    if "cwebp" in kw:
+        # libwebp's own command-line encoder: options Pillow does not pass
+        # (simple loop filter, no filter, segments, sharpness, alpha
+        # quantization, uncompressed alpha, ...).
+        tmp = path + ".in.png"
+        im.save(tmp)
+        try:
+            subprocess.run(["cwebp", "-quiet", *kw["cwebp"], tmp, "-o", path], check=True)
+        finally:
+            os.remove(tmp)
+        return
+    if kw.pop("alpha_flag", False):
+        # A VP8X chunk whose alpha flag is set over a VP8 chunk with no ALPH
+        # chunk: libwebp decodes it as opaque.
+        data = encode_still(im, kw)
+        n = struct.unpack("<I", data[16:20])[0]
+        vp8x = bytes([0x10, 0, 0, 0]) + u24(w - 1) + u24(h - 1)
+        with open(path, "wb") as f:
+            f.write(riff([(b"VP8X", vp8x), (b"VP8 ", data[20:20 + n])]))
+        return
     if "offset" in kw:
         # An animation whose first frame is smaller than the canvas and
         # placed off the origin, wrapped by hand around a still file's
@@ -334,8 +359,9 @@ FIXED_WEBP = [
     ("lossless_alpha_15x14", 15, 14, dict(lossless=True, alpha=True, exact=True)),
 ]
 
-# Written after the PNG files (so that adding one leaves the others as they were).
-FIXED_ANIM = [
+# Written after the PNG files (so that adding one leaves the others as they
+# were); the cwebp_ ones by libwebp's cwebp (Debian's webp package).
+FIXED_LATE = [
     ("animated_3frames_12x10", 12, 10, dict(quality=70, frames=3)),
     ("animated_alpha_3frames_14x11", 14, 11, dict(quality=60, alpha=True, frames=3)),
     ("animated_lossless_2frames_9x8", 9, 8, dict(lossless=True, alpha=True, frames=2)),
@@ -343,6 +369,13 @@ FIXED_ANIM = [
     ("animated_offset_opaque_9x7_on_16x12", 9, 7, dict(quality=50, offset=(6, 2, 16, 12))),
     ("alpha_vertical_q85_26x19", 26, 19, dict(quality=85, alpha="columns", alpha_filter=2)),
     ("alpha_unfiltered_q70_23x21", 23, 21, dict(quality=70, alpha=True, alpha_filter=0)),
+    ("alpha_flag_without_alph_13x9", 13, 9, dict(quality=80, alpha_flag=True)),
+    ("cwebp_simple_filter_35x22", 35, 22, dict(cwebp=["-q", "70", "-nostrong", "-sharpness", "5"])),
+    ("cwebp_no_filter_1segment_24x17", 24, 17, dict(cwebp=["-q", "40", "-f", "0", "-segments", "1", "-sns", "0"])),
+    ("cwebp_2segments_sharp_yuv_33x25", 33, 25, dict(cwebp=["-q", "85", "-segments", "2", "-sharp_yuv", "-m", "6"])),
+    ("cwebp_autofilter_strong_41x19", 41, 19, dict(cwebp=["-q", "20", "-af", "-strong", "-f", "100", "-sharpness", "7"])),
+    ("cwebp_alpha_q20_best_filter_27x21", 27, 21, dict(alpha=True, cwebp=["-q", "60", "-alpha_q", "20", "-alpha_filter", "best"])),
+    ("cwebp_alpha_uncompressed_19x15", 19, 15, dict(alpha=True, cwebp=["-q", "90", "-alpha_method", "0", "-exact"])),
 ]
 
 FIXED_PNG = [
@@ -371,6 +404,18 @@ FIXED_PNG = [
 ]
 
 
+def random_cwebp_args(rng, quality, alpha):
+    args = ["-q", str(quality), "-m", str(int(rng.integers(0, 7))), "-segments", str(int(rng.integers(1, 5))),
+            "-sns", str(int(rng.integers(0, 101))), "-f", str(int(rng.integers(0, 101))),
+            "-sharpness", str(int(rng.integers(0, 8))), rng.choice(["-strong", "-nostrong"])]
+    if rng.random() < 0.3:
+        args.append("-sharp_yuv")
+    if alpha:
+        args += ["-alpha_q", str(int(rng.integers(0, 101))), "-alpha_method", str(int(rng.integers(0, 2))),
+                 "-alpha_filter", str(rng.choice(["none", "fast", "best"]))]
+    return args
+
+
 def random_cases(rng, count):
     depths = {0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16]}
     webp, png = [], []
@@ -383,9 +428,13 @@ def random_cases(rng, count):
             if rng.random() < 0.2:
                 opts = dict(lossless=True, alpha=opts["alpha"])
             r = rng.random()
-            if r < 0.1:
+            if r < 0.25 and "quality" in opts and shutil.which("cwebp"):
+                opts["cwebp"] = random_cwebp_args(rng, opts["quality"], bool(opts["alpha"]))
+            elif r < 0.3 and "quality" in opts:
+                opts["alpha_flag"] = not opts["alpha"]
+            elif r < 0.4:
                 opts["frames"] = int(rng.integers(2, 4))
-            elif r < 0.2:
+            elif r < 0.5:
                 fx, fy = 2 * int(rng.integers(0, 10)), 2 * int(rng.integers(0, 10))
                 opts["offset"] = (fx, fy, fx + w + int(rng.integers(0, 9)), fy + h + int(rng.integers(0, 9)))
             webp.append((f"rand{i:02d}", w, h, opts))
@@ -428,9 +477,11 @@ def main():
     if not features.check("webp"):
         raise SystemExit("this Pillow has no WebP support")
     lib = libwebp()
+    if a.count == 0 and not shutil.which("cwebp"):
+        raise SystemExit("cwebp (Debian's webp package) is needed for the committed set")
     os.makedirs(a.out, exist_ok=True)
     rng = np.random.default_rng(a.seed)
-    webp, png, anim = (FIXED_WEBP, FIXED_PNG, FIXED_ANIM) if a.count == 0 else random_cases(rng, a.count) + ([],)
+    webp, png, late = (FIXED_WEBP, FIXED_PNG, FIXED_LATE) if a.count == 0 else random_cases(rng, a.count) + ([],)
     files = []
     for name, w, h, opts in webp:
         path = os.path.join(a.out, name + ".webp")
@@ -440,7 +491,7 @@ def main():
         path = os.path.join(a.out, name + ".png")
         write_png(path, rng, w, h, opts)
         files.append(record(path, name, lib, opts))
-    for name, w, h, opts in anim:
+    for name, w, h, opts in late:
         path = os.path.join(a.out, name + ".webp")
         write_webp(path, rng, w, h, opts)
         files.append(record(path, name, lib, opts))
