@@ -84,7 +84,9 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 	}
 	switch format {
 	case "webp":
-		img = webpPixels(img)
+		if img, err = webpPixels(img); err != nil {
+			return nil, "", err
+		}
 	case "png":
 		img = pngPixels(img, data)
 	}
@@ -93,19 +95,23 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 
 // webpPixels turns golang.org/x/image/webp's YCbCr planes of a lossy file
 // into RGBA converted as libwebp converts them. Lossless files are decoded to
-// exact RGBA already.
-func webpPixels(img image.Image) image.Image {
+// exact RGBA already and are returned as they are.
+func webpPixels(img image.Image) (image.Image, error) {
 	var out *image.NRGBA
 	switch m := img.(type) {
 	case *image.YCbCr:
 		out = webpToNRGBA(m, nil, 0)
 	case *image.NYCbCrA:
 		out = webpToNRGBA(&m.YCbCr, m.A, m.AStride)
+	default:
+		return img, nil
 	}
 	if out == nil {
-		return img
+		// Never from golang.org/x/image/webp as it is; refused rather than
+		// left to ToRGB, which would take the planes for a JPEG's.
+		return nil, fmt.Errorf("transforms: webp: decoder returned planes of an unexpected layout")
 	}
-	return out
+	return out, nil
 }
 
 // pngPixels makes what image/png decodes look as Pillow opens the same file.

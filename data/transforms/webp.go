@@ -274,7 +274,9 @@ func decodeAnimatedWebP(data []byte) (image.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transforms: webp: first frame: %w", err)
 	}
-	img = webpPixels(img)
+	if img, err = webpPixels(img); err != nil {
+		return nil, err
+	}
 	if b := img.Bounds(); b.Dx() != fw || b.Dy() != fh {
 		return nil, fmt.Errorf("transforms: webp: first frame decoded to %dx%d, its ANMF header says %dx%d", b.Dx(), b.Dy(), fw, fh)
 	}
