@@ -25,7 +25,9 @@ allows, tRNS on gray, colour and palette images, and Adam7 interlacing.
 
 Some WebP files are written by libwebp's cwebp instead (encoder options that
 Pillow does not pass: simple or no loop filter, segments, sharpness, alpha
-quantization, uncompressed alpha); it must be on PATH for the committed set.
+quantization, uncompressed alpha; it must be on PATH for the committed set),
+and some by libwebp's WebPEncode through ctypes with several token
+partitions, which neither Pillow nor cwebp can ask for.
 
 Usage: /usr/bin/python3 pillow_decode_fixtures.py [--out DIR] [--seed N] [--count K]
 Without --count the fixed committed set is written; with --count, K random
@@ -72,6 +74,16 @@ def make_alpha(rng, w, h, columns=False):
 # ---------------------------------------------------------------------------
 # WebP
 
+_lib = None
+
+
+def lib_for_encoding():
+    global _lib
+    if _lib is None:
+        _lib = libwebp()
+    return _lib
+
+
 def libwebp():
     # The libwebp that Pillow's _webp module links against (Debian's).
     for name in ("libwebp.so.7", ctypes.util.find_library("webp")):
@@ -96,6 +108,48 @@ def riff_chunks(data):
         off += 8 + struct.unpack("<I", data[off + 4:off + 8])[0]
         off += off & 1
     return kinds
+
+
+def encode_partitions(lib, im, quality, partitions, method=2):
+    # libwebp's WebPEncode with config.partitions = log2(token partitions),
+    # which neither Pillow nor cwebp sets. WebPConfig and WebPPicture are
+    # filled by libwebp's own init calls; only fields in the part of the
+    # structs that is the same in every libwebp since 0.5 are set here:
+    # WebPConfig.partitions is its 19th int (offset 72), WebPPicture.width
+    # and height at 8 and 12, writer and custom_ptr at 96 and 104 (x86-64).
+    # Methods 3 and up code the tokens in one partition whatever the config
+    # says, so method is 0, 1 or 2 (its 3rd int).
+    abi = 0x020f  # WEBP_ENCODER_ABI_VERSION of libwebp 1.2; only the major byte is checked
+    config = (ctypes.c_uint8 * 1024)()
+    pic = (ctypes.c_uint8 * 1024)()
+    writer = (ctypes.c_uint8 * 64)()
+    if not lib.WebPConfigInitInternal(config, 0, ctypes.c_float(quality), abi):
+        raise SystemExit("WebPConfigInit failed")
+    ints = ctypes.cast(config, ctypes.POINTER(ctypes.c_int))
+    assert ints[6] == 4 and ints[8] == 60 and ints[14] == 100 and ints[18] == 0, "unexpected WebPConfig layout"
+    ints[18] = partitions
+    ints[2] = method
+    if not lib.WebPPictureInitInternal(pic, abi):
+        raise SystemExit("WebPPictureInit failed")
+    pints = ctypes.cast(pic, ctypes.POINTER(ctypes.c_int))
+    pints[2], pints[3] = im.size
+    lib.WebPMemoryWriterInit(writer)
+    ptrs = ctypes.cast(ctypes.addressof(pic) + 96, ctypes.POINTER(ctypes.c_void_p))
+    ptrs[0] = ctypes.cast(lib.WebPMemoryWrite, ctypes.c_void_p).value
+    ptrs[1] = ctypes.addressof(writer)
+    pix = np.ascontiguousarray(np.asarray(im))
+    imp = lib.WebPPictureImportRGBA if im.mode == "RGBA" else lib.WebPPictureImportRGB
+    if not imp(pic, pix.ctypes.data_as(ctypes.c_char_p), pix.shape[1] * pix.shape[2]):
+        raise SystemExit("WebPPictureImport failed")
+    ok = lib.WebPEncode(config, pic)
+    wp = ctypes.cast(writer, ctypes.POINTER(ctypes.c_void_p))
+    size = ctypes.cast(ctypes.addressof(writer) + 8, ctypes.POINTER(ctypes.c_size_t))[0]
+    out = ctypes.string_at(wp[0], size)
+    lib.WebPMemoryWriterClear(writer)
+    lib.WebPPictureFree(pic)
+    if not ok:
+        raise SystemExit("WebPEncode failed")
+    return out
 
 
 def encode_still(im, kw):
@@ -178,6 +232,16 @@ def write_webp(path, rng, w, h, opts):
         raise SystemExit(f"{path}: libwebp never chose alpha filter {want}")
     if "exif" in kw:
         kw["exif"] = b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x00"
+    if "partitions" in kw:
+        # Several token partitions: the VP8 decoder reads the DCT tokens of
+        # macroblock row r from partition r mod 2^partitions.
+        m = kw.get("method", 2)
+        data = encode_partitions(lib_for_encoding(), im, kw["quality"], kw["partitions"], m)
+        if data == encode_partitions(lib_for_encoding(), im, kw["quality"], 0, m):
+            raise SystemExit(f"{path}: config.partitions had no effect")
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     if "cwebp" in kw:
         # libwebp's own command-line encoder: options Pillow does not pass
         # (simple loop filter, no filter, segments, sharpness, alpha
@@ -376,6 +440,8 @@ FIXED_LATE = [
     ("cwebp_autofilter_strong_41x19", 41, 19, dict(cwebp=["-q", "20", "-af", "-strong", "-f", "100", "-sharpness", "7"])),
     ("cwebp_alpha_q20_best_filter_27x21", 27, 21, dict(alpha=True, cwebp=["-q", "60", "-alpha_q", "20", "-alpha_filter", "best"])),
     ("cwebp_alpha_uncompressed_19x15", 19, 15, dict(alpha=True, cwebp=["-q", "90", "-alpha_method", "0", "-exact"])),
+    ("partitions2_q75_37x70", 37, 70, dict(quality=75, partitions=1, method=2)),
+    ("partitions8_q50_alpha_29x135", 29, 135, dict(quality=50, partitions=3, method=0, alpha=True)),
 ]
 
 FIXED_PNG = [
@@ -431,6 +497,8 @@ def random_cases(rng, count):
             if r < 0.25 and "quality" in opts and shutil.which("cwebp"):
                 opts["cwebp"] = random_cwebp_args(rng, opts["quality"], bool(opts["alpha"]))
             elif r < 0.3 and "quality" in opts:
+                opts["partitions"], opts["method"] = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+            elif r < 0.35 and "quality" in opts:
                 opts["alpha_flag"] = not opts["alpha"]
             elif r < 0.4:
                 opts["frames"] = int(rng.integers(2, 4))
