@@ -3,7 +3,7 @@
 # tests and benchmarks compare against, and prints the environment to use them:
 #
 #   PyTorch 1.13, torchvision 0.14 and onnx 1.12   Debian packages, for /usr/bin/python3
-#   Pillow with WebP (libwebp)                      Debian's python3-pil, for the image decoding tests
+#   Pillow with WebP (libwebp), and cwebp           Debian's python3-pil and webp, for the image decoding tests
 #   ONNX Runtime 1.20.1 for Node.js                 npm package onnxruntime-node (CPU library inside)
 #
 # It is idempotent: what is already installed is left alone. Run it as root
@@ -23,7 +23,7 @@ print_env() {
 }
 
 have_torch() { [ -x "$py" ] && "$py" -c 'import torch, torchvision, onnx, numpy' >/dev/null 2>&1; }
-have_pil_webp() { [ -x "$py" ] && "$py" -c 'import sys, PIL.features; sys.exit(not PIL.features.check("webp"))' >/dev/null 2>&1; }
+have_pil_webp() { [ -x "$py" ] && "$py" -c 'import sys, PIL.features; sys.exit(not PIL.features.check("webp"))' >/dev/null 2>&1 && command -v cwebp >/dev/null; }
 have_ort() { [ -f "$ort_dir/node_modules/onnxruntime-node/package.json" ]; }
 
 if ! have_torch; then
@@ -34,10 +34,10 @@ if ! have_torch; then
 		python3-torch python3-torchvision python3-onnx python3-numpy >&2
 fi
 if ! have_pil_webp; then
-	echo "setup-interop: installing python3-pil and libwebp (apt-get)" >&2
+	echo "setup-interop: installing python3-pil, libwebp and cwebp (apt-get)" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >&2
-	apt-get install -y -qq --no-install-recommends python3-pil libwebp7 libwebpdemux2 libwebpmux3 >&2
+	apt-get install -y -qq --no-install-recommends python3-pil libwebp7 libwebpdemux2 libwebpmux3 webp >&2
 fi
 if ! have_ort; then
 	command -v npm >/dev/null || { echo "setup-interop: npm is required for onnxruntime-node" >&2; exit 1; }
@@ -49,7 +49,7 @@ if ! have_ort; then
 		npm install --silent --no-audit --no-fund --ignore-scripts onnxruntime-node@1.20.1 >&2)
 fi
 have_torch || { echo "setup-interop: torch still not importable by $py" >&2; exit 1; }
-have_pil_webp || { echo "setup-interop: Pillow for $py still lacks WebP" >&2; exit 1; }
+have_pil_webp || { echo "setup-interop: Pillow for $py still lacks WebP, or cwebp is missing" >&2; exit 1; }
 have_ort || { echo "setup-interop: onnxruntime-node missing in $ort_dir" >&2; exit 1; }
 
 if [ "${1:-}" = "--env" ]; then

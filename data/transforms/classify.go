@@ -29,6 +29,14 @@ const MaxPixels = 100 << 20
 // 12-bit, CMYK and RGB-coded files, unusual sampling factors, frames over
 // its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
 // differ from Pillow by a few levels.
+//
+// Lossy WebP comes back as *image.NRGBA, converted from YUV as libwebp
+// converts it (alpha 255 where the file has none); lossless WebP as
+// golang.org/x/image/webp decodes it; an animation as its first frame on
+// its canvas, *image.NRGBA (see decodeAnimatedWebP). PNG comes
+// back as image/png decodes it, except that 16-bit gray with a tRNS chunk is
+// *image.Gray16 and palette entries past the PLTE chunk are Pillow's default
+// gray (see pngPixels). ToRGB of any of these gives Pillow's bytes.
 func Decode(r io.Reader) (image.Image, string, error) {
 	return decode(r, MaxPixels)
 }
@@ -47,10 +55,17 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 		return nil, "", fmt.Errorf("transforms: %s image of %dx%d pixels is outside the limit of %d pixels", format, cfg.Width, cfg.Height, maxPixels)
 	}
 	// An extended WebP header (RIFF, size, "WEBP", "VP8X", chunk size,
-	// flags) with the animation flag: golang.org/x/image/webp reads no
-	// animation frames.
+	// flags) with the animation flag: Pillow opens an animation at its first
+	// frame.
 	if format == "webp" && len(data) > 20 && string(data[12:16]) == "VP8X" && data[20]&0x02 != 0 {
-		return nil, "", fmt.Errorf("transforms: animated WebP is not supported (Pillow would read its first frame)")
+		img, err := decodeAnimatedWebP(data)
+		if err != nil {
+			return nil, "", err
+		}
+		return img, format, nil
+	}
+	if format == "webp" {
+		data = webpAlphaFlagFix(data)
 	}
 	if format == "jpeg" && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
 		img, err := jpeg.Decode(data)
@@ -69,7 +84,9 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 	}
 	switch format {
 	case "webp":
-		img = webpPixels(img)
+		if img, err = webpPixels(img); err != nil {
+			return nil, "", err
+		}
 	case "png":
 		img = pngPixels(img, data)
 	}
@@ -78,19 +95,23 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 
 // webpPixels turns golang.org/x/image/webp's YCbCr planes of a lossy file
 // into RGBA converted as libwebp converts them. Lossless files are decoded to
-// exact RGBA already.
-func webpPixels(img image.Image) image.Image {
+// exact RGBA already and are returned as they are.
+func webpPixels(img image.Image) (image.Image, error) {
 	var out *image.NRGBA
 	switch m := img.(type) {
 	case *image.YCbCr:
 		out = webpToNRGBA(m, nil, 0)
 	case *image.NYCbCrA:
 		out = webpToNRGBA(&m.YCbCr, m.A, m.AStride)
+	default:
+		return img, nil
 	}
 	if out == nil {
-		return img
+		// Never from golang.org/x/image/webp as it is; refused rather than
+		// left to ToRGB, which would take the planes for a JPEG's.
+		return nil, fmt.Errorf("transforms: webp: decoder returned planes of an unexpected layout")
 	}
-	return out
+	return out, nil
 }
 
 // pngPixels makes what image/png decodes look as Pillow opens the same file.

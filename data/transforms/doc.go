@@ -24,6 +24,8 @@
 //     (webp.go). Alpha is kept as non-premultiplied RGBA, as libwebp gives
 //     it to Pillow; convert("RGB") drops it.
 //   - Lossless WebP (VP8L) decodes to exact RGBA.
+//   - Animated WebP gives its first frame placed on a transparent black
+//     canvas, as libwebp's animation decoder gives it to Pillow.
 //   - PNG of every colour type and bit depth, interlaced or not, with or
 //     without tRNS, as Pillow opens it: 1-, 2- and 4-bit gray scaled to 8
 //     bits; 16-bit gray is Pillow's mode "I", which convert("RGB") clips to

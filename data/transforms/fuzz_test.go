@@ -18,7 +18,7 @@ const fuzzMaxPixels = 1 << 16
 // seeded with the WebP, PNG and JPEG fixtures of testdata/transforms.
 func FuzzDecode(f *testing.F) {
 	var seeds []string
-	for _, pat := range []string{"*.png", "*.webp", "*.jpg", "pillow/*.png", "pillow/*.webp"} {
+	for _, pat := range []string{"*.png", "*.webp", "*.jpg", "jpeg/*.jpg", "pillow/*.png", "pillow/*.webp"} {
 		m, err := filepath.Glob(filepath.Join(fixtureDir, pat))
 		if err != nil {
 			f.Fatal(err)

@@ -1,6 +1,14 @@
 package transforms
 
-import "image"
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/draw"
+
+	"golang.org/x/image/webp"
+)
 
 // libwebp converts a lossy (VP8) picture's YUV 4:2:0 planes to RGB in two
 // steps, and Pillow, so torchvision, sees the result: its "fancy" upsampler
@@ -139,5 +147,171 @@ func webpToNRGBA(m *image.YCbCr, alpha []uint8, astride int) *image.NRGBA {
 			row[4*x+3] = a[x]
 		}
 	}
+	return out
+}
+
+// webpChunk is one chunk of a RIFF container: a FourCC and its payload.
+type webpChunk struct {
+	kind string
+	data []byte
+}
+
+// webpChunks splits the chunks that follow one another in data: each is a
+// 4-byte FourCC, a 4-byte little-endian payload size, the payload, and a pad
+// byte when the size is odd.
+func webpChunks(data []byte) ([]webpChunk, error) {
+	var out []webpChunk
+	for len(data) > 0 {
+		if len(data) < 8 {
+			return nil, fmt.Errorf("transforms: webp: truncated chunk header")
+		}
+		n := uint64(binary.LittleEndian.Uint32(data[4:8]))
+		if n > uint64(len(data)-8) {
+			return nil, fmt.Errorf("transforms: webp: %q chunk of %d bytes runs past the end of the file", data[:4], n)
+		}
+		out = append(out, webpChunk{string(data[:4]), data[8 : 8+n]})
+		data = data[min(uint64(len(data)), 8+n+n&1):]
+	}
+	return out, nil
+}
+
+// webpFile wraps chunks in a RIFF WEBP header.
+func webpFile(chunks ...webpChunk) []byte {
+	var body []byte
+	for _, c := range chunks {
+		body = append(body, c.kind...)
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(c.data)))
+		body = append(body, c.data...)
+		if len(c.data)&1 == 1 {
+			body = append(body, 0)
+		}
+	}
+	out := append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(4+len(body)))...)
+	return append(append(out, "WEBP"...), body...)
+}
+
+func u24(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }
+
+// decodeAnimatedWebP returns the first frame of an animated WebP as libwebp's
+// WebPAnimDecoder gives it to Pillow: the frame, decoded like a still image,
+// placed at its offset on a canvas of transparent black. data is the whole
+// file, whose VP8X chunk has the animation flag; image.DecodeConfig has
+// checked the canvas against the pixel limit.
+//
+// The canvas size is in the VP8X payload (flags, 3 reserved bytes, width-1
+// and height-1 in 3 bytes each). Each frame is an ANMF chunk: X/2, Y/2,
+// width-1, height-1 and duration in 3 bytes each, a flags byte, then the
+// frame's own ALPH and VP8 chunks or its VP8L chunk. golang.org/x/image/webp
+// reads no ANMF chunk, so the frame's chunks are given to it as a still file.
+func decodeAnimatedWebP(data []byte) (image.Image, error) {
+	if len(data) < 12 {
+		return nil, fmt.Errorf("transforms: webp: truncated header")
+	}
+	chunks, err := webpChunks(data[12:])
+	if err != nil {
+		return nil, err
+	}
+	if len(chunks) == 0 || chunks[0].kind != "VP8X" || len(chunks[0].data) < 10 {
+		return nil, fmt.Errorf("transforms: webp: animation without a VP8X chunk first")
+	}
+	cw, ch := u24(chunks[0].data[4:])+1, u24(chunks[0].data[7:])+1
+	var frame []byte
+	for _, c := range chunks[1:] {
+		if c.kind == "ANMF" {
+			frame = c.data
+			break
+		}
+	}
+	if len(frame) < 16 {
+		return nil, fmt.Errorf("transforms: webp: animation without a frame")
+	}
+	fx, fy := 2*u24(frame[0:]), 2*u24(frame[3:])
+	fw, fh := u24(frame[6:])+1, u24(frame[9:])+1
+	if fx+fw > cw || fy+fh > ch {
+		return nil, fmt.Errorf("transforms: webp: first frame %dx%d at (%d, %d) outside the %dx%d canvas", fw, fh, fx, fy, cw, ch)
+	}
+	sub, err := webpChunks(frame[16:])
+	if err != nil {
+		return nil, err
+	}
+	var alph, vp8, vp8l *webpChunk
+	for i := range sub {
+		switch sub[i].kind {
+		case "ALPH":
+			alph = &sub[i]
+		case "VP8 ":
+			vp8 = &sub[i]
+		case "VP8L":
+			vp8l = &sub[i]
+		}
+	}
+	var still []byte
+	switch {
+	case vp8l != nil:
+		still = webpFile(*vp8l)
+	case vp8 != nil && alph != nil:
+		hdr := make([]byte, 10)
+		hdr[0] = 0x10 // alpha
+		hdr[4], hdr[5], hdr[6] = uint8(fw-1), uint8((fw-1)>>8), uint8((fw-1)>>16)
+		hdr[7], hdr[8], hdr[9] = uint8(fh-1), uint8((fh-1)>>8), uint8((fh-1)>>16)
+		still = webpFile(webpChunk{"VP8X", hdr}, *alph, *vp8)
+	case vp8 != nil:
+		still = webpFile(*vp8)
+	default:
+		return nil, fmt.Errorf("transforms: webp: first frame has no image data")
+	}
+	// The frame's bitstream declares its own size: it must be the one the
+	// ANMF header gives (and so within the canvas) before any pixel is
+	// allocated.
+	cfg, err := webp.DecodeConfig(bytes.NewReader(still))
+	if err != nil {
+		return nil, fmt.Errorf("transforms: webp: first frame: %w", err)
+	}
+	if cfg.Width != fw || cfg.Height != fh {
+		return nil, fmt.Errorf("transforms: webp: first frame is %dx%d, its ANMF header says %dx%d", cfg.Width, cfg.Height, fw, fh)
+	}
+	img, err := webp.Decode(bytes.NewReader(still))
+	if err != nil {
+		return nil, fmt.Errorf("transforms: webp: first frame: %w", err)
+	}
+	if img, err = webpPixels(img); err != nil {
+		return nil, err
+	}
+	if b := img.Bounds(); b.Dx() != fw || b.Dy() != fh {
+		return nil, fmt.Errorf("transforms: webp: first frame decoded to %dx%d, its ANMF header says %dx%d", b.Dx(), b.Dy(), fw, fh)
+	}
+	canvas := image.NewNRGBA(image.Rect(0, 0, cw, ch))
+	draw.Draw(canvas, image.Rect(fx, fy, fx+fw, fy+fh), img, img.Bounds().Min, draw.Src)
+	return canvas, nil
+}
+
+// webpAlphaFlagFix returns data with the alpha flag of its VP8X chunk
+// cleared when the file has a lossy VP8 chunk and no ALPH chunk:
+// golang.org/x/image/webp refuses such a file, while libwebp decodes it as
+// opaque (Pillow opens it as RGBA with alpha 255, and Decode returns alpha
+// 255 for a lossy picture without an alpha plane). Other files are returned
+// as they are.
+func webpAlphaFlagFix(data []byte) []byte {
+	if len(data) <= 20 || string(data[12:16]) != "VP8X" || data[20]&0x10 == 0 {
+		return data
+	}
+	chunks, err := webpChunks(data[12:])
+	if err != nil {
+		return data
+	}
+	var vp8 bool
+	for _, c := range chunks {
+		switch c.kind {
+		case "ALPH", "VP8L":
+			return data
+		case "VP8 ":
+			vp8 = true
+		}
+	}
+	if !vp8 {
+		return data
+	}
+	out := append([]byte(nil), data...)
+	out[20] &^= 0x10
 	return out
 }
