@@ -126,7 +126,7 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 		}
 		c = t
 	}
-	src := nn.Source(checkpointSource{c})
+	src := nn.Source(c)
 	if o.Key == "" && o.StripPrefix == "" {
 		var classifiers []string
 		if m.Spec.Name != "" {
@@ -190,19 +190,6 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 	m.Module = mod
 	return m, nil
 }
-
-// checkpointSource adapts a formats.Checkpoint to nn.Source.
-type checkpointSource struct{ c *formats.Checkpoint }
-
-func (s checkpointSource) Names() []string {
-	out := make([]string, len(s.c.Tensors))
-	for i, t := range s.c.Tensors {
-		out[i] = t.Name
-	}
-	return out
-}
-
-func (s checkpointSource) Tensor(name string) *tensor.Tensor { return s.c.Tensor(name) }
 
 // prefixSource is the part of a Source under a key prefix, with the prefix
 // removed.
