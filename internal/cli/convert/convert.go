@@ -82,6 +82,12 @@ place). Whole-model pickles and TorchScript become their state_dict;
 state_dict of dotted names, and say so. numpy values come back as Python
 numbers and torch tensors.
 
+From ONNX, the parameters torch.onnx.export merged into an initializer of
+equal value (kept in the graph as Identity nodes, as in exports of a
+freshly initialized model) keep their names, so torch's strict
+load_state_dict takes the output; BatchNorm's num_batches_tracked is not in
+an ONNX export at all.
+
 Changes, applied in this order:
   --exclude R       leave out tensors whose name (as 'ckpt inspect' lists it)
                     matches regular expression R; repeatable
