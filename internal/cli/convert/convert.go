@@ -106,9 +106,10 @@ converted losslessly: convert refuses a file with any, naming them, unless
 --exclude leaves them out.
 
 ONNX output needs --graph MODEL.onnx, which writes the weights into that
-graph by initializer name (without --key, a training checkpoint's
-state_dict is found as the model commands find it: under "state_dict",
-"model", "model_state_dict", "net" or "network", without "module."); every missing initializer and dtype or shape
+graph by initializer name (without --key, the weights are found in a
+training checkpoint: under the key prefix that holds the most of the
+graph's initializer names, such as "state_dict", Lightning's
+"state_dict.model" or DataParallel's "module"); every missing initializer and dtype or shape
 mismatch is listed in one error, and tensors the graph does not use
 (num_batches_tracked) are reported, as are parameters torch.onnx.export had
 folded into one initializer (Identity aliases), which get initializers of
@@ -326,8 +327,14 @@ func convertRun(opts *Options) error {
 	foundKey := ""
 	if opts.Graph != "" && p.transform.Key == "" {
 		// The graph wants a model's weights: find them in a training
-		// checkpoint as the model commands do.
+		// checkpoint, by the graph's initializer names when it can be read
+		// (an unreadable graph is reported by Save).
 		foundKey = formats.StateDictKey(src)
+		if names := initializerNames(opts.Graph); len(names) > 0 {
+			if k, n := formats.KeyFor(src, names); n > 0 {
+				foundKey = k
+			}
+		}
 		p.transform.Key = foundKey
 	}
 	c, rep, err := formats.Transform(src, p.transform)
@@ -399,6 +406,23 @@ func convertRun(opts *Options) error {
 	}
 	s.WriteText(opts.IO)
 	return nil
+}
+
+// initializerNames lists the initializers of the ONNX model at path, or
+// nil when it cannot be read.
+func initializerNames(path string) []string {
+	m, err := onnx.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer m.Close()
+	var names []string
+	if m.Graph != nil {
+		for _, t := range m.Graph.Initializer {
+			names = append(names, t.Name)
+		}
+	}
+	return names
 }
 
 // replaceProblems says what is wrong with the --graph in one line: the
