@@ -106,15 +106,15 @@ converted losslessly: convert refuses a file with any, naming them, unless
 --exclude leaves them out.
 
 ONNX output needs --graph MODEL.onnx, which writes the weights into that
-graph by initializer name (without --key, the weights are found in a
-training checkpoint: under the key prefix that holds the most of the
-graph's initializer names, such as "state_dict", Lightning's
-"state_dict.model" or DataParallel's "module"); every missing initializer and dtype or shape
+graph by initializer name. Without --key, the weights are found in a
+training checkpoint under the key prefix that holds the most of the graph's
+initializer names ("state_dict", Lightning's "state_dict.model",
+DataParallel's "module"). Every missing initializer and dtype or shape
 mismatch is listed in one error, and tensors the graph does not use
 (num_batches_tracked) are reported, as are parameters torch.onnx.export had
 folded into one initializer (Identity aliases), which get initializers of
 their own, and the graph's initializers of a type ckpt has no dtype for,
-which keep their values.
+which keep their values; a MODEL that is not ONNX is refused as such.
 --weights-only writes ONNX without a graph instead: initializers and no
 nodes, a container of weights that ONNX Runtime refuses to load.
 
