@@ -345,7 +345,9 @@ func convertRun(opts *Options) error {
 		return cmdutil.FileError(opts.In, fmt.Errorf("convert: %d tensor(s) have no ckpt dtype and cannot be converted losslessly: %s; leave them out with --exclude REGEX",
 			len(c.Skipped), formats.SkippedList(c.Skipped, 8)))
 	}
-	if len(c.Tensors) == 0 {
+	if len(c.Tensors) == 0 && (p.save.Format != formats.PyTorch || c.Object == nil) {
+		// A saved object without tensors (a scheduler's state_dict) can
+		// still be written as PyTorch.
 		if len(src.Tensors) == 0 {
 			return cmdutil.FileError(opts.In, fmt.Errorf("convert: no tensors to write: the file holds %d non-tensor values only ('ckpt inspect' lists them)", len(src.Meta)))
 		}

@@ -703,3 +703,31 @@ func TestGraphNotONNX(t *testing.T) {
 	}
 	leftovers(t, dir)
 }
+
+// TestNoTensors: a saved object of numbers only (a scheduler's state_dict,
+// made by testdata/gen/pickle_counter.py) converts PyTorch to PyTorch with its
+// structure, and is refused for a format that holds only tensors.
+func TestNoTensors(t *testing.T) {
+	inTemp(t, "pickle/multisteplr_state.pt")
+	ios, _, _ := clitest.Streams()
+	if err := convertRun(&Options{IO: ios, In: "multisteplr_state.pt", Out: "x.safetensors"}); cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), "no tensors") {
+		t.Errorf("to safetensors: got %v, want a no-tensors error", err)
+	}
+	if err := convertRun(&Options{IO: ios, In: "multisteplr_state.pt", Out: "x.pt"}); err != nil {
+		t.Fatalf("to PyTorch: %v", err)
+	}
+	a, err := formats.Open("multisteplr_state.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := formats.Open("x.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r, err := formats.Diff(a, b, 0)
+	if err != nil || !r.Equal() || len(a.Meta) == 0 {
+		t.Errorf("read back: %+v (%v), want the %d values equal", r, err, len(a.Meta))
+	}
+}
