@@ -109,7 +109,8 @@ type Checkpoint struct {
 	// torch.save wrote it, instead of a flat state_dict. It is nil for
 	// other formats, for whole-model pickles and TorchScript (whose output
 	// is their state_dict), and after a Transform that left out or renamed
-	// tensors.
+	// tensors of anything but a state_dict (a dict of tensors, which stays
+	// one under the new names).
 	Object any
 	// outside lists the metadata keys that are not inside Object (after a
 	// Transform with Key).

@@ -333,9 +333,27 @@ func openKind(path string, kind Kind, allowIndex bool) (*Checkpoint, error) {
 			return nil, fmt.Errorf("%w (in %s)", err, path)
 		}
 		c := &Checkpoint{Format: FormatONNX, ONNX: m, Tensors: ts, closers: []io.Closer{m}}
-		for _, u := range skipped {
-			c.Skipped = append(c.Skipped, Skipped{u.Name, u.DataType.String(), u.Dims})
+		byName := make(map[string]*Named, len(ts))
+		for i := range c.Tensors {
+			byName[c.Tensors[i].Name] = &c.Tensors[i]
 		}
+		skippedAt := map[string]Skipped{}
+		for _, u := range skipped {
+			s := Skipped{u.Name, u.DataType.String(), u.Dims}
+			c.Skipped = append(c.Skipped, s)
+			skippedAt[u.Name] = s
+		}
+		// Parameters export merged into an equal initializer keep their
+		// names, sharing its tensor.
+		var aliases []Named
+		for _, a := range onnxAliases(m) {
+			if nt := byName[a.init]; nt != nil {
+				aliases = append(aliases, Named{Name: a.name, Tensor: nt.Tensor})
+			} else if s, ok := skippedAt[a.init]; ok {
+				c.Skipped = append(c.Skipped, Skipped{a.name, s.Type, s.Shape})
+			}
+		}
+		c.Tensors = append(c.Tensors, aliases...)
 		for _, p := range m.MetadataProps {
 			c.Meta = append(c.Meta, Meta{p.Key, p.Value})
 		}

@@ -89,3 +89,46 @@ func StateDict(c *Checkpoint, key string) (*Checkpoint, string, error) {
 	}
 	return sd, key, nil
 }
+
+// KeyFor returns the key of the sub-tree of c whose tensors, named without
+// "key.", include the most of names (the initializers of an ONNX graph,
+// say), and how many it includes; "" (c itself) wins ties, then the
+// shortest key. Candidate keys are the prefixes that turn a tensor name of
+// c into one of names, so any nesting (a Lightning checkpoint's
+// "state_dict.model") is found.
+func KeyFor(c *Checkpoint, names []string) (key string, found int) {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	count := func(prefix string) int {
+		n := 0
+		for _, nt := range c.Tensors {
+			if rest, ok := strings.CutPrefix(nt.Name, prefix); ok && want[rest] {
+				n++
+			}
+		}
+		return n
+	}
+	best, bestN := "", count("")
+	tried := map[string]bool{"": true}
+	for _, nt := range c.Tensors {
+		for i := 0; i < len(nt.Name); i++ {
+			if nt.Name[i] != '.' || !want[nt.Name[i+1:]] {
+				continue
+			}
+			p := nt.Name[:i+1]
+			if tried[p] {
+				continue
+			}
+			tried[p] = true
+			if n := count(p); n > bestN || n == bestN && n > 0 && best != "" && len(p) < len(best) {
+				best, bestN = p, n
+			}
+		}
+		if len(tried) > 64 {
+			break // enough candidates: checkpoints nest a model under one or two prefixes
+		}
+	}
+	return strings.TrimSuffix(best, "."), bestN
+}

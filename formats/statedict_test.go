@@ -78,3 +78,37 @@ func TestStateDict(t *testing.T) {
 		t.Errorf("a state_dict: got key %q, %v; want itself", key, err)
 	}
 }
+
+func TestKeyFor(t *testing.T) {
+	one, _ := tensor.FromBytes(tensor.Uint8, []int64{1}, []byte{1})
+	flat := func(names ...string) *Checkpoint {
+		c := &Checkpoint{}
+		for _, n := range names {
+			c.Tensors = append(c.Tensors, Named{Name: n, Tensor: one})
+		}
+		return c
+	}
+	graph := []string{"conv.weight", "conv.bias", "fc.weight"}
+	tests := []struct {
+		name  string
+		c     *Checkpoint
+		want  string
+		found int
+	}{
+		{"state_dict", flat("conv.weight", "conv.bias", "fc.weight", "bn.num_batches_tracked"), "", 3},
+		{"lightning", flat("state_dict.model.conv.weight", "state_dict.model.conv.bias", "state_dict.model.fc.weight", "optimizer.x"), "state_dict.model", 3},
+		{"dataparallel", flat("module.conv.weight", "module.conv.bias", "module.fc.weight"), "module", 3},
+		// More of the names under "ema." than at the top; a tie prefers
+		// the top.
+		{"partial", flat("conv.weight", "ema.conv.weight", "ema.conv.bias"), "ema", 2},
+		{"tie", flat("conv.weight", "ema.conv.weight"), "", 1},
+		{"nothing", flat("x", "y"), "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, n := KeyFor(tt.c, graph); got != tt.want || n != tt.found {
+				t.Errorf("got %q (%d), want %q (%d)", got, n, tt.want, tt.found)
+			}
+		})
+	}
+}

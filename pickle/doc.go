@@ -41,10 +41,10 @@
 // formats/pytorch lays the pickle and its storages out as torch's zip
 // archive.
 //
-// The package does not
-// support sparse, quantized or complex tensors, numpy object arrays (numpy
-// scalars and numeric arrays are decoded, see numpy.go), TorchScript
-// archives from before torch 1.4 (model.json and a protobuf), or
-// compressed storage entries (torch never writes them). Protocol 0 STRING
-// and UNICODE arguments are kept as written, without decoding escapes.
+// The package does not support sparse, quantized or complex tensors,
+// numpy object arrays (numpy scalars and numeric arrays are decoded, see
+// numpy.go), TorchScript archives from before torch 1.4 (model.json and a
+// protobuf), or compressed storage entries (torch never writes them).
+// Protocol 0 STRING and UNICODE arguments are kept as written, without
+// decoding escapes.
 package pickle

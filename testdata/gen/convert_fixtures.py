@@ -9,6 +9,7 @@
                                only in non-tensor values: epoch (3, 4), arch
                                ("smallnet", "smallnet_v2") and the
                                optimizer's lr (0.1, 0.01)
+        aliased.onnx, aliased.pt    onnx-aliased below, seed 0, opset 17
 
   convert_fixtures.py train-checkpoint OUT.pt SEED
       A resumable training checkpoint of a small CNN trained two steps with
@@ -30,6 +31,19 @@
       requires_grad and bytes, and tensors shared in ORIG shared in
       CONVERTED. Prints "ok (weights_only too)", "ok (weights_only refused
       for the original too)" or the first difference.
+
+  convert_fixtures.py onnx-aliased OUT.onnx OUT.pt SEED OPSET
+      Export, in eval mode with training=TrainingMode.PRESERVE and
+      do_constant_folding=False, a small model whose parameters repeat
+      values (a Linear copied from another, two freshly initialized
+      LayerNorms, a buffer equal to a bias): torch merges equal tensors into
+      one initializer and keeps the other names as Identity nodes. OUT.pt is
+      the model's state_dict (torch.save).
+
+  convert_fixtures.py load-strict REF.pt FILE.safetensors
+      Read FILE.safetensors with the small reader below (json and
+      torch.frombuffer), load it with load_state_dict(strict=True) into the
+      onnx-aliased model and print "ok" when every tensor equals REF.pt's.
 
   convert_fixtures.py resume ORIG.pt CONVERTED.pt
       Resume training from each file (model.load_state_dict strict,
@@ -63,6 +77,7 @@ def gen(out):
     os.makedirs(out, exist_ok=True)
     torch.save(meta_checkpoint(3, "smallnet", 0.1), os.path.join(out, "meta_a.pt"))
     torch.save(meta_checkpoint(4, "smallnet_v2", 0.01), os.path.join(out, "meta_b.pt"))
+    onnx_aliased(os.path.join(out, "aliased.onnx"), os.path.join(out, "aliased.pt"), 0, 17)
 
 
 class SmallCNN(torch.nn.Module):
@@ -121,6 +136,64 @@ def weights_checkpoint(out, seed):
     m = SmallCNN()
     torch.save({"epoch": 7, "arch": "smallcnn", "model": m.state_dict(), "steps": [1, 300, 70000],
                 "flags": (True, None, False), "big": -(1 << 40), "shape": (2, 3)}, out)
+
+
+class Repeats(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(4, 4)
+        self.b = torch.nn.Linear(4, 4)
+        self.ln1 = torch.nn.LayerNorm(4)
+        self.ln2 = torch.nn.LayerNorm(4)
+        self.c = torch.nn.Linear(4, 3)
+        self.register_buffer("shift", torch.zeros(3))
+        with torch.no_grad():
+            self.b.weight.copy_(self.a.weight)
+            self.b.bias.copy_(self.a.bias)
+            self.shift.copy_(self.c.bias)
+
+    def forward(self, x):
+        return self.c(self.ln2(self.b(self.ln1(self.a(x))))) + self.shift
+
+
+def onnx_aliased(out_onnx, out_pt, seed, opset):
+    torch.manual_seed(seed)
+    m = Repeats().eval()
+    torch.onnx.export(m, torch.randn(2, 4), out_onnx, opset_version=opset,
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    torch.save(m.state_dict(), out_pt)
+
+
+def read_safetensors(path):
+    import json, struct
+    dtypes = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = collections.OrderedDict()
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        t = torch.frombuffer(bytearray(body[b:e]), dtype=dtypes[v["dtype"]]) if e > b else torch.empty(0, dtype=dtypes[v["dtype"]])
+        out[k] = t.reshape(v["shape"])
+    return out
+
+
+def load_strict(ref, path):
+    sd = read_safetensors(path)
+    m = Repeats()
+    try:
+        m.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        return "load_state_dict: " + " ".join(str(e).split())
+    want = torch.load(ref)
+    bad = [k for k, v in m.state_dict().items() if not torch.equal(v, want[k])]
+    return f"values differ: {bad}" if bad else "ok"
 
 
 def describe_tensor(t):
@@ -206,6 +279,10 @@ def main():
         weights_checkpoint(sys.argv[2], int(sys.argv[3]))
     elif cmd == "same-structure":
         print(same_structure(sys.argv[2], sys.argv[3]))
+    elif cmd == "onnx-aliased":
+        onnx_aliased(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "load-strict":
+        print(load_strict(sys.argv[2], sys.argv[3]))
     elif cmd == "resume":
         (a, lra), (b, lrb) = resume(sys.argv[2], 0), resume(sys.argv[3], 0)
         bad = [k for k in a if not torch.equal(a[k], b[k])]

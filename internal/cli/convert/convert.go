@@ -82,6 +82,12 @@ place). Whole-model pickles and TorchScript become their state_dict;
 state_dict of dotted names, and say so. numpy values come back as Python
 numbers and torch tensors.
 
+From ONNX, the parameters torch.onnx.export merged into an initializer of
+equal value (kept in the graph as Identity nodes, as in exports of a
+freshly initialized model) keep their names, so torch's strict
+load_state_dict takes the output; BatchNorm's num_batches_tracked is not in
+an ONNX export at all.
+
 Changes, applied in this order:
   --exclude R       leave out tensors whose name (as 'ckpt inspect' lists it)
                     matches regular expression R; repeatable
@@ -100,14 +106,15 @@ converted losslessly: convert refuses a file with any, naming them, unless
 --exclude leaves them out.
 
 ONNX output needs --graph MODEL.onnx, which writes the weights into that
-graph by initializer name (without --key, a training checkpoint's
-state_dict is found as the model commands find it: under "state_dict",
-"model", "model_state_dict", "net" or "network", without "module."); every missing initializer and dtype or shape
+graph by initializer name. Without --key, the weights are found in a
+training checkpoint under the key prefix that holds the most of the graph's
+initializer names ("state_dict", Lightning's "state_dict.model",
+DataParallel's "module"). Every missing initializer and dtype or shape
 mismatch is listed in one error, and tensors the graph does not use
 (num_batches_tracked) are reported, as are parameters torch.onnx.export had
 folded into one initializer (Identity aliases), which get initializers of
 their own, and the graph's initializers of a type ckpt has no dtype for,
-which keep their values.
+which keep their values; a MODEL that is not ONNX is refused as such.
 --weights-only writes ONNX without a graph instead: initializers and no
 nodes, a container of weights that ONNX Runtime refuses to load.
 
@@ -320,8 +327,14 @@ func convertRun(opts *Options) error {
 	foundKey := ""
 	if opts.Graph != "" && p.transform.Key == "" {
 		// The graph wants a model's weights: find them in a training
-		// checkpoint as the model commands do.
+		// checkpoint, by the graph's initializer names when it can be read
+		// (an unreadable graph is reported by Save).
 		foundKey = formats.StateDictKey(src)
+		if names := initializerNames(opts.Graph); len(names) > 0 {
+			if k, n := formats.KeyFor(src, names); n > 0 {
+				foundKey = k
+			}
+		}
 		p.transform.Key = foundKey
 	}
 	c, rep, err := formats.Transform(src, p.transform)
@@ -332,7 +345,9 @@ func convertRun(opts *Options) error {
 		return cmdutil.FileError(opts.In, fmt.Errorf("convert: %d tensor(s) have no ckpt dtype and cannot be converted losslessly: %s; leave them out with --exclude REGEX",
 			len(c.Skipped), formats.SkippedList(c.Skipped, 8)))
 	}
-	if len(c.Tensors) == 0 {
+	if len(c.Tensors) == 0 && (p.save.Format != formats.PyTorch || c.Object == nil) {
+		// A saved object without tensors (a scheduler's state_dict) can
+		// still be written as PyTorch.
 		if len(src.Tensors) == 0 {
 			return cmdutil.FileError(opts.In, fmt.Errorf("convert: no tensors to write: the file holds %d non-tensor values only ('ckpt inspect' lists them)", len(src.Meta)))
 		}
@@ -393,6 +408,23 @@ func convertRun(opts *Options) error {
 	}
 	s.WriteText(opts.IO)
 	return nil
+}
+
+// initializerNames lists the initializers of the ONNX model at path, or
+// nil when it cannot be read.
+func initializerNames(path string) []string {
+	m, err := onnx.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer m.Close()
+	var names []string
+	if m.Graph != nil {
+		for _, t := range m.Graph.Initializer {
+			names = append(names, t.Name)
+		}
+	}
+	return names
 }
 
 // replaceProblems says what is wrong with the --graph in one line: the

@@ -638,46 +638,54 @@ func TestONNXNeedsGraph(t *testing.T) {
 }
 
 // TestGraphTrainingCheckpoint: --graph finds the weights inside a training
-// checkpoint as the model commands do (issue 11 item 10), instead of
-// reporting every initializer missing. The checkpoint wraps the weights of
-// CNN B (testdata/gen/onnx_fixtures.py) with an epoch and an optimizer.
+// checkpoint (issue 11 item 10), instead of reporting every initializer
+// missing: under "state_dict", and under Lightning's "state_dict" with its
+// "model." prefix. The checkpoints wrap the weights of CNN B
+// (testdata/gen/onnx_fixtures.py) with an epoch and an optimizer.
 func TestGraphTrainingCheckpoint(t *testing.T) {
-	inTemp(t, "onnx/cnn.onnx")
-	entries := clitest.CNNB(t, "b.safetensors")
-	b, err := formats.Open("b.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sd := &pickle.Dict{Ordered: true}
-	for _, nt := range b.Tensors {
-		sd.Keys, sd.Values = append(sd.Keys, nt.Name), append(sd.Values, nt.Tensor)
-	}
-	group := &pickle.Dict{Keys: []any{"lr", "params"}, Values: []any{0.1, []any{int64(0), int64(1)}}}
-	ckpt := &pickle.Dict{Keys: []any{"epoch", "state_dict", "optimizer"}, Values: []any{int64(5), sd,
-		&pickle.Dict{Keys: []any{"state", "param_groups"}, Values: []any{&pickle.Dict{}, []any{group}}}}}
-	f, err := os.Create("train.pt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pytorch.WriteObject(f, ckpt); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ios, stdout, _ := clitest.Streams()
-	if err := convertRun(&Options{IO: ios, In: "train.pt", Out: "deployed.onnx", Graph: "cnn.onnx", Now: fakeClock()}); err != nil {
-		t.Fatal(err)
-	}
-	clitest.Golden(t, "graph_training_checkpoint", stdout.Bytes())
-	got := hashes(t, "deployed.onnx")
-	for _, e := range entries {
-		if h, ok := got[e.Name]; ok && h != e.SHA256 {
-			t.Errorf("initializer %s: got sha256 %s, want B's %s", e.Name, h, e.SHA256)
-		} else if !ok && !strings.HasSuffix(e.Name, "num_batches_tracked") {
-			t.Errorf("initializer %s missing from the output", e.Name)
-		}
+	for _, tt := range []struct{ name, prefix, golden string }{
+		{"state_dict", "", "graph_training_checkpoint"},
+		{"lightning", "model.", "graph_lightning_checkpoint"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inTemp(t, "onnx/cnn.onnx")
+			entries := clitest.CNNB(t, "b.safetensors")
+			b, err := formats.Open("b.safetensors")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			sd := &pickle.Dict{Ordered: true}
+			for _, nt := range b.Tensors {
+				sd.Keys, sd.Values = append(sd.Keys, tt.prefix+nt.Name), append(sd.Values, nt.Tensor)
+			}
+			group := &pickle.Dict{Keys: []any{"lr", "params"}, Values: []any{0.1, []any{int64(0), int64(1)}}}
+			ckpt := &pickle.Dict{Keys: []any{"epoch", "state_dict", "optimizer"}, Values: []any{int64(5), sd,
+				&pickle.Dict{Keys: []any{"state", "param_groups"}, Values: []any{&pickle.Dict{}, []any{group}}}}}
+			f, err := os.Create("train.pt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pytorch.WriteObject(f, ckpt); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ios, stdout, _ := clitest.Streams()
+			if err := convertRun(&Options{IO: ios, In: "train.pt", Out: "deployed.onnx", Graph: "cnn.onnx", Now: fakeClock()}); err != nil {
+				t.Fatal(err)
+			}
+			clitest.Golden(t, tt.golden, stdout.Bytes())
+			got := hashes(t, "deployed.onnx")
+			for _, e := range entries {
+				if h, ok := got[e.Name]; ok && h != e.SHA256 {
+					t.Errorf("initializer %s: got sha256 %s, want B's %s", e.Name, h, e.SHA256)
+				} else if !ok && !strings.HasSuffix(e.Name, "num_batches_tracked") {
+					t.Errorf("initializer %s missing from the output", e.Name)
+				}
+			}
+		})
 	}
 }
 
@@ -694,4 +702,32 @@ func TestGraphNotONNX(t *testing.T) {
 		}
 	}
 	leftovers(t, dir)
+}
+
+// TestNoTensors: a saved object of numbers only (a scheduler's state_dict,
+// made by testdata/gen/pickle_counter.py) converts PyTorch to PyTorch with its
+// structure, and is refused for a format that holds only tensors.
+func TestNoTensors(t *testing.T) {
+	inTemp(t, "pickle/multisteplr_state.pt")
+	ios, _, _ := clitest.Streams()
+	if err := convertRun(&Options{IO: ios, In: "multisteplr_state.pt", Out: "x.safetensors"}); cmdutil.ExitCode(err) != cmdutil.ExitInvalid || !strings.Contains(err.Error(), "no tensors") {
+		t.Errorf("to safetensors: got %v, want a no-tensors error", err)
+	}
+	if err := convertRun(&Options{IO: ios, In: "multisteplr_state.pt", Out: "x.pt"}); err != nil {
+		t.Fatalf("to PyTorch: %v", err)
+	}
+	a, err := formats.Open("multisteplr_state.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := formats.Open("x.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r, err := formats.Diff(a, b, 0)
+	if err != nil || !r.Equal() || len(a.Meta) == 0 {
+		t.Errorf("read back: %+v (%v), want the %d values equal", r, err, len(a.Meta))
+	}
 }

@@ -76,3 +76,27 @@ func TestInteropWeightsOnly(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestInteropONNXAliases exports, with torch 1.13 (eval mode,
+// training=PRESERVE, do_constant_folding=False), a model whose equal
+// parameters torch merges into one initializer (issue 11 item 5), converts
+// the ONNX file to safetensors and has torch load the result with
+// load_state_dict(strict=True): every name must be there, with the values
+// of the model's state_dict.
+func TestInteropONNXAliases(t *testing.T) {
+	testenv.Python(t)
+	for _, opset := range []string{"13", "17"} {
+		t.Run("opset"+opset, func(t *testing.T) {
+			dir := t.TempDir()
+			model, ref, out := filepath.Join(dir, "m.onnx"), filepath.Join(dir, "ref.pt"), filepath.Join(dir, "m.safetensors")
+			gen(t, "onnx-aliased", model, ref, "5", opset)
+			ios, _, _ := clitest.Streams()
+			if err := convertRun(&Options{IO: ios, In: model, Out: out}); err != nil {
+				t.Fatal(err)
+			}
+			if got := gen(t, "load-strict", ref, out); got != "ok" {
+				t.Errorf("torch: %s", got)
+			}
+		})
+	}
+}

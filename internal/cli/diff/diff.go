@@ -47,9 +47,10 @@ A safetensors file's "format" entry (Hugging Face's framework marker, which
 'ckpt convert' adds) is compared only against another safetensors file.
 
 Without --atol, A and B are equal when they have the same metadata and the
-same tensor names, dtypes, shapes and identical bytes. With
---atol, values within that absolute difference count as equal and dtypes may
-differ where shapes agree, as after 'convert --dtype'. NaN equals NaN.
+same tensor names, dtypes, shapes and identical bytes. With --atol, tensor
+values within that absolute difference count as equal and dtypes may differ
+where shapes agree, as after 'convert --dtype'; metadata must still be
+equal. NaN equals NaN.
 Tensors of a type ckpt has no dtype for (ONNX UINT16, STRING, complex,
 float8: 'ckpt inspect' lists them as skipped) cannot be read: a common one
 is reported as not compared, and the files are not called equal.
