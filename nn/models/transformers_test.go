@@ -1,6 +1,14 @@
 package models
 
-import "github.com/ckptkit/ckpt/nn"
+import (
+	"maps"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/nn"
+)
 
 // transformerFixtureSpecs mirror FIXTURES in testdata/gen/models_transformers.py
 // (its --fixtures output is testdata/models/<name>.*, listed in
@@ -20,4 +28,44 @@ var transformerFixtureSpecs = map[string]Spec{
 		cfg.ImageSize = 28
 		return newMaxVit(cfg, maxvitArch{stem: 8, channels: []int{16}, layers: []int{2}, headDim: 8, sdProb: 0.2, partitionSize: 7})
 	}},
+}
+
+// TestTransformerLoadFileFormats writes each transformer fixture's weights
+// (int64 relative_position_index buffers included) as a training checkpoint
+// in every format package formats writes (PyTorch zip, safetensors, sharded
+// safetensors, ONNX initializers) and loads it back through LoadFile, as
+// TestLoadFileFormats does for a CNN.
+func TestTransformerLoadFileFormats(t *testing.T) {
+	for _, name := range slices.Sorted(maps.Keys(transformerFixtureSpecs)) {
+		spec := transformerFixtureSpecs[name]
+		spec.Name = name
+		sd := fixtureState(t, name)
+		x, want := fixtureIO(t, name)
+		c := &formats.Checkpoint{}
+		for _, n := range sd {
+			c.Tensors = append(c.Tensors, formats.Named{Name: "state_dict." + n.Name, Tensor: n.Tensor})
+		}
+		dir := t.TempDir()
+		for _, tc := range []struct {
+			file string
+			opts formats.SaveOptions
+			open string
+		}{
+			{"ckpt.pt", formats.SaveOptions{}, "ckpt.pt"},
+			{"ckpt.safetensors", formats.SaveOptions{}, "ckpt.safetensors"},
+			{"model.safetensors", formats.SaveOptions{MaxShardSize: 16 << 10}, "model.safetensors.index.json"},
+			{"ckpt.onnx", formats.SaveOptions{}, "ckpt.onnx"},
+		} {
+			t.Run(name+"/"+tc.file, func(t *testing.T) {
+				if _, err := formats.Save(filepath.Join(dir, tc.file), c, tc.opts); err != nil {
+					t.Fatal(err)
+				}
+				m, rep, err := loadFile(spec, filepath.Join(dir, tc.open), Config{})
+				if err != nil {
+					t.Fatalf("load: %v\n%v", err, rep)
+				}
+				checkOutput(t, forward(t, m, x), want)
+			})
+		}
+	}
 }
