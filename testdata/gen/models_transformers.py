@@ -118,7 +118,7 @@ def new_head(model, arch, classes):
 
 def train_step(arch, seed, out, mode, size, batch, classes):
     """One training step of arch after re-heading, as nn/models'
-    TestTransformerTrainStep repeats it: the randomized model's state_dict
+    TestTransformerTrainInterop repeats it: the randomized model's state_dict
     (with its torchvision head) in backbone.pt; in step.pt the new head's
     tensors ("head.weight", "head.bias"), the input, the labels, the
     cross-entropy loss in training mode and the gradient of every trainable
