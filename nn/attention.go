@@ -12,10 +12,7 @@ import (
 // usually 1/sqrt(d). The result is [..., L, dv]; gradients reach q, k, v and
 // bias. k is read transposed in place, with no copy.
 func ScaledDotProductAttention(q, k, v, bias *Tensor, scale float32) *Tensor {
-	logits := BatchedMatMul(q, k, false, true)
-	if scale != 1 {
-		logits = logits.MulScalar(scale)
-	}
+	logits := batchedMatMul(q, k, false, true, scale)
 	if bias != nil {
 		logits = logits.Add(bias)
 	}

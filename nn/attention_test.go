@@ -30,6 +30,7 @@ func TestAttentionGradCheck(t *testing.T) {
 		{"normalize", func(in []*Tensor) *Tensor { return in[0].Normalize(1e-12) }, []*Tensor{randT(1, nil, 3, 4)}},
 		{"window_partition", func(in []*Tensor) *Tensor { return WindowPartition(in[0], 2, 2).MulScalar(1) }, []*Tensor{randT(1, nil, 1, 4, 2, 3)}},
 		{"relative_position_bias", func(in []*Tensor) *Tensor { return RelativePositionBias(in[0], RelativePositionIndex(2, 2), 4) }, []*Tensor{randT(1, nil, 9, 2)}},
+		{"bmm_scaled", func(in []*Tensor) *Tensor { return batchedMatMul(in[0], in[1], true, false, 0.5) }, []*Tensor{randT(1, nil, 2, 4, 3), randT(2, nil, 2, 4, 5)}},
 		{"sdpa_bias", func(in []*Tensor) *Tensor { return ScaledDotProductAttention(in[0], in[1], in[2], in[3], 0.5) },
 			[]*Tensor{randT(1, nil, 2, 3, 4), randT(2, nil, 2, 5, 4), randT(3, nil, 2, 5, 2), randT(4, nil, 3, 5)}},
 	}
