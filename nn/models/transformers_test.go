@@ -4,6 +4,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ckptkit/ckpt/formats"
@@ -67,5 +68,42 @@ func TestTransformerLoadFileFormats(t *testing.T) {
 				checkOutput(t, forward(t, m, x), want)
 			})
 		}
+	}
+}
+
+// TestViTImageSize checks that a ViT built for one image size is loaded back
+// at that size, taken from its position embedding (as vit_h_14's SWAG
+// weights need 518 px), and that a position count that is not 1 + a square
+// is refused.
+func TestViTImageSize(t *testing.T) {
+	spec := transformerFixtureSpecs["vit_small"]
+	for _, size := range []int{32, 48, 64} {
+		m, err := spec.Build(Config{ImageSize: size, NumClasses: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd := m.(*VisionTransformer).StateDict()
+		got, rep, err := load(spec, sd, Config{})
+		if err != nil {
+			t.Fatalf("size %d: load: %v\n%v", size, err, rep)
+		}
+		if g := got.(*VisionTransformer).ImageSize; g != size {
+			t.Errorf("loaded image size: got %d, want %d", g, size)
+		}
+		y := nn.Infer(got, nn.RandN(1, 3, size, size))
+		if s := y.Shape(); len(s) != 2 || s[1] != 10 {
+			t.Errorf("size %d: output shape %v, want [1 10]", size, s)
+		}
+	}
+	m, _ := spec.Build(Config{})
+	sd := m.(*VisionTransformer).StateDict()
+	for i, n := range sd {
+		if n.Name == "encoder.pos_embedding" {
+			bad := nn.ToStored(nn.Zeros(1, 20, 16)) // 19 patches: not a square
+			sd[i] = nn.Named{Name: n.Name, Tensor: bad}
+		}
+	}
+	if _, _, err := load(spec, sd, Config{}); err == nil || !strings.Contains(err.Error(), "not 1 + a square") {
+		t.Errorf("20 positions: got error %v, want one about a non-square count", err)
 	}
 }
