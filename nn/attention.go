@@ -3,6 +3,10 @@ package nn
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
 // ScaledDotProductAttention returns softmax(scale·q·kᵀ + bias)·v over the
@@ -12,14 +16,68 @@ import (
 // usually 1/sqrt(d). The result is [..., L, dv]; gradients reach q, k, v and
 // bias. k is read transposed in place, with no copy.
 func ScaledDotProductAttention(q, k, v, bias *Tensor, scale float32) *Tensor {
-	logits := BatchedMatMul(q, k, false, true)
-	if scale != 1 {
-		logits = logits.MulScalar(scale)
-	}
+	logits := batchedMatMul(q, k, false, true, scale)
 	if bias != nil {
 		logits = logits.Add(bias)
 	}
-	return BatchedMatMul(logits.Softmax(-1), v, false, false)
+	var p *Tensor
+	if needGrad(logits) {
+		p = logits.Softmax(-1)
+	} else {
+		p = softmaxRowsInPlace(logits)
+	}
+	return BatchedMatMul(p, v, false, false)
+}
+
+// softmaxRowsMin is the element count below which softmaxRowsInPlace stays on
+// one goroutine.
+const softmaxRowsMin = 1 << 15
+
+// softmaxRowsInPlace overwrites x (an intermediate result no graph refers
+// to) with its softmax over the last dimension, rows spread over GOMAXPROCS
+// goroutines. exp is vec.Exp's, as torch's vectorised CPU kernel computes
+// it; each row's sum is accumulated in float64.
+func softmaxRowsInPlace(x *Tensor) *Tensor {
+	n := x.shape[x.Dim()-1]
+	if n == 0 {
+		return x
+	}
+	rows := len(x.data) / n
+	d := x.data
+	each := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := d[r*n : (r+1)*n]
+			m := float32(math.Inf(-1))
+			for _, v := range row {
+				m = max(m, v)
+			}
+			for j := range row {
+				row[j] -= m
+			}
+			vec.Exp(row)
+			s := 0.0
+			for _, v := range row {
+				s += float64(v)
+			}
+			vec.Scale(row, float32(1/s))
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), rows)
+	if workers <= 1 || len(d) < softmaxRowsMin {
+		each(0, rows)
+		return x
+	}
+	var wg sync.WaitGroup
+	per := (rows + workers - 1) / workers
+	for lo := 0; lo < rows; lo += per {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			each(lo, hi)
+		}(lo, min(lo+per, rows))
+	}
+	wg.Wait()
+	return x
 }
 
 // MultiheadAttention is torch.nn.MultiheadAttention with equal query, key

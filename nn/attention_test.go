@@ -30,6 +30,7 @@ func TestAttentionGradCheck(t *testing.T) {
 		{"normalize", func(in []*Tensor) *Tensor { return in[0].Normalize(1e-12) }, []*Tensor{randT(1, nil, 3, 4)}},
 		{"window_partition", func(in []*Tensor) *Tensor { return WindowPartition(in[0], 2, 2).MulScalar(1) }, []*Tensor{randT(1, nil, 1, 4, 2, 3)}},
 		{"relative_position_bias", func(in []*Tensor) *Tensor { return RelativePositionBias(in[0], RelativePositionIndex(2, 2), 4) }, []*Tensor{randT(1, nil, 9, 2)}},
+		{"bmm_scaled", func(in []*Tensor) *Tensor { return batchedMatMul(in[0], in[1], true, false, 0.5) }, []*Tensor{randT(1, nil, 2, 4, 3), randT(2, nil, 2, 4, 5)}},
 		{"sdpa_bias", func(in []*Tensor) *Tensor { return ScaledDotProductAttention(in[0], in[1], in[2], in[3], 0.5) },
 			[]*Tensor{randT(1, nil, 2, 3, 4), randT(2, nil, 2, 5, 4), randT(3, nil, 2, 5, 2), randT(4, nil, 3, 5)}},
 	}
@@ -183,5 +184,24 @@ func TestInt64TensorBuffer(t *testing.T) {
 	got := bl.Int64Tensor("index", NewInt64Tensor(make([]int64, 4), 2, 2))
 	if err := bl.Err(); err != nil || !slices.Equal(got.Data, a.Idx.Data) {
 		t.Errorf("builder: got %v (%v), want %v", got.Data, err, a.Idx.Data)
+	}
+}
+
+// TestScaledDotProductAttentionInference checks that the in-place softmax of
+// the inference path agrees with the recorded path's Softmax.
+func TestScaledDotProductAttentionInference(t *testing.T) {
+	q, k, v := randT(1, nil, 3, 2, 70, 8), randT(2, nil, 3, 2, 70, 8), randT(3, nil, 3, 2, 70, 5)
+	bias := randT(4, nil, 2, 70, 70)
+	var fast *Tensor
+	NoGrad(func() { fast = ScaledDotProductAttention(q, k, v, bias, 0.3) })
+	q.SetRequiresGrad(true)
+	slow := ScaledDotProductAttention(q, k, v, bias, 0.3)
+	if !slow.RequiresGrad() {
+		t.Fatal("recorded path: output does not require grad")
+	}
+	// vec.Exp is within a few ulps of exp; the weights sum to one, so the
+	// outputs (|v| < 2) differ by a few 1e-7.
+	if !AllClose(fast, slow.Detach(), 0, 2e-6) {
+		t.Errorf("inference and recorded attention differ beyond 2e-6")
 	}
 }

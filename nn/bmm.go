@@ -16,6 +16,11 @@ import (
 // result is [..., m, n]. It is torch.matmul(a, b.transpose(-2, -1)) and its
 // relatives, with a backward for both operands.
 func BatchedMatMul(a, b *Tensor, transA, transB bool) *Tensor {
+	return batchedMatMul(a, b, transA, transB, 1)
+}
+
+// batchedMatMul is BatchedMatMul scaled by alpha (folded into the product).
+func batchedMatMul(a, b *Tensor, transA, transB bool, alpha float32) *Tensor {
 	if a.Dim() < 2 || b.Dim() < 2 {
 		shapeErr("BatchedMatMul", "operands need at least 2 dimensions", a.shape, b.shape)
 	}
@@ -47,7 +52,7 @@ func BatchedMatMul(a, b *Tensor, transA, transB bool) *Tensor {
 	}
 	if m > 0 && n > 0 {
 		batchGemm(batch, m*n*k, func(i int) {
-			gemm.Sgemm(transA, transB, m, n, k, 1, a.data[i*sa:], max(lda, 1), b.data[i*sb:], max(ldb, 1), 0, out.data[i*sc:], n)
+			gemm.Sgemm(transA, transB, m, n, k, alpha, a.data[i*sa:], max(lda, 1), b.data[i*sb:], max(ldb, 1), 0, out.data[i*sc:], n)
 		})
 	}
 	if !needGrad(a, b) {
@@ -61,9 +66,9 @@ func BatchedMatMul(a, b *Tensor, transA, transB bool) *Tensor {
 				batchGemm(batch, m*n*k, func(i int) {
 					gi, bi, dst := g[i*sc:], b.data[i*sb:], ga[i*sa:]
 					if !transA { // dA = G·op(B)ᵀ, m×k
-						gemm.Sgemm(false, !transB, m, k, n, 1, gi, max(n, 1), bi, max(ldb, 1), 0, dst, max(k, 1))
+						gemm.Sgemm(false, !transB, m, k, n, alpha, gi, max(n, 1), bi, max(ldb, 1), 0, dst, max(k, 1))
 					} else { // dA = op(B)·Gᵀ, k×m
-						gemm.Sgemm(transB, true, k, m, n, 1, bi, max(ldb, 1), gi, max(n, 1), 0, dst, max(m, 1))
+						gemm.Sgemm(transB, true, k, m, n, alpha, bi, max(ldb, 1), gi, max(n, 1), 0, dst, max(m, 1))
 					}
 				})
 			}
@@ -88,9 +93,9 @@ func BatchedMatMul(a, b *Tensor, transA, transB bool) *Tensor {
 						beta = 1
 					}
 					if !transB { // dB = op(A)ᵀ·G, k×n
-						gemm.Sgemm(!transA, false, k, n, m, 1, ai, max(lda, 1), gi, max(n, 1), beta, dst, max(n, 1))
+						gemm.Sgemm(!transA, false, k, n, m, alpha, ai, max(lda, 1), gi, max(n, 1), beta, dst, max(n, 1))
 					} else { // dB = Gᵀ·op(A), n×k
-						gemm.Sgemm(true, transA, n, k, m, 1, gi, max(n, 1), ai, max(lda, 1), beta, dst, max(k, 1))
+						gemm.Sgemm(true, transA, n, k, m, alpha, gi, max(n, 1), ai, max(lda, 1), beta, dst, max(k, 1))
 					}
 				})
 			}

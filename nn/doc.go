@@ -68,7 +68,12 @@
 // [AdaptiveMaxPool2d], [Flatten], [Identity], [Sequential], [ModuleList],
 // [ChannelShuffle], [StochasticDepth], and the activations [ReLU], [ReLU6],
 // [LeakyReLU], [Sigmoid], [Tanh], [SiLU], [GELU], [Hardswish], [Hardsigmoid],
-// [Softmax], [LogSoftmax]. Constructors take a *[Builder] first (nil for
+// [Softmax], [LogSoftmax], and for transformers [MultiheadAttention] (torch's
+// packed in_proj_weight layout) over [ScaledDotProductAttention] and
+// [BatchedMatMul] (transposed operands read in place), with the window ops
+// [Tensor.Roll], [Tensor.Pad], [WindowPartition], [WindowReverse] and
+// [RelativePositionBias] (indexed by an [Int64Tensor] buffer such as
+// relative_position_index). Constructors take a *[Builder] first (nil for
 // torch's default initialisation) and torch's keyword arguments as options:
 //
 //	nn.NewConv2d(b.Sub("conv1"), 3, 64, 7, nn.Stride(2), nn.Padding(3), nn.NoBias())

@@ -33,7 +33,7 @@ import torch
 import torchvision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_ARCHS = "resnet18,resnet50,mobilenet_v2,efficientnet_b0,vgg16"
+DEFAULT_ARCHS = "resnet18,resnet50,mobilenet_v2,efficientnet_b0,vgg16,vit_b_16,swin_t"
 
 ORT_SCRIPT = r"""
 const ort = require('onnxruntime-node');

@@ -35,3 +35,9 @@ func BenchmarkBuildResNet50(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkViTB16 times vit_b_16 on one 224x224 image.
+func BenchmarkViTB16(b *testing.B) { benchArch(b, "vit_b_16", 1, 224) }
+
+// BenchmarkSwinT times swin_t on one 224x224 image.
+func BenchmarkSwinT(b *testing.B) { benchArch(b, "swin_t", 1, 224) }

@@ -21,6 +21,10 @@
 // place on each convolution's output (one pass instead of three tensors);
 // with gradients recorded it runs the layers one by one, as torch does.
 //
+// The vision transformers (ViT, Swin, Swin V2, MaxViT) are built from nn's
+// attention layers; ViT's image size is a builder option ([Config].ImageSize)
+// that Load reads from the weights' position embedding.
+//
 // Parity with torchvision is tested by building each architecture in torch
 // with random weights and non-trivial BatchNorm statistics
 // (testdata/gen/models_parity.py) and comparing outputs, module trees and

@@ -40,6 +40,7 @@ var fixtureSets = []struct {
 }{
 	{"models_parity.py", "manifest.json", fixtureSpecs},
 	{"models_fixtures_mobile.py", "manifest_mobile.json", mobileFixtureSpecs},
+	{"models_transformers.py", "manifest_transformers.json", transformerFixtureSpecs},
 }
 
 // allFixtures returns every committed fixture's spec by name.

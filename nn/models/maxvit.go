@@ -136,11 +136,13 @@ func newMaxVit(cfg Config, a maxvitArch) (*MaxVit, error) {
 		total += n
 	}
 	// np.linspace(0, p, total): i*step with step = p/(total-1), the last exactly p.
-	probs := make([]float64, total)
-	for i := range probs {
+	probs := make([]float64, total) // one layer: [0]
+	for i := 1; i < total; i++ {
 		probs[i] = float64(i) * (a.sdProb / float64(total-1))
 	}
-	probs[total-1] = a.sdProb
+	if total > 1 {
+		probs[total-1] = a.sdProb
+	}
 	blocks := nn.NewModuleList()
 	bb := b.Sub("blocks")
 	in, idx := a.stem, 0

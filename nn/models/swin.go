@@ -312,19 +312,21 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 	q := qkv.Narrow(0, 0, 1).Reshape(bw, heads, n, hd)
 	k := qkv.Narrow(0, 1, 1).Reshape(bw, heads, n, hd)
 	v := qkv.Narrow(0, 2, 1).Reshape(bw, heads, n, hd)
-	var attn *nn.Tensor
+	scale := float32(math.Pow(float64(hd), -0.5))
 	if m.v2 {
-		attn = nn.BatchedMatMul(q.Normalize(1e-12), k.Normalize(1e-12), false, true)
-		scale := m.LogitScale.Clamp(-math.MaxFloat32, float32(math.Log(100))).Exp()
-		attn = attn.Mul(scale)
-	} else {
-		attn = nn.BatchedMatMul(q.MulScalar(float32(math.Pow(float64(hd), -0.5))), k, false, true)
+		// Cosine attention: the per-head logit scale multiplies the
+		// normalised queries, which scales each head's logits.
+		ls := m.LogitScale.Clamp(-math.MaxFloat32, float32(math.Log(100))).Exp()
+		q, k, scale = q.Normalize(1e-12).Mul(ls), k.Normalize(1e-12), 1
 	}
-	attn = attn.Add(m.positionBias())
+	// Windows as [B, nW, heads, N, d], so that the position bias
+	// [heads, N, N] and the shift mask [1, nW, 1, N, N] broadcast.
+	bias := m.positionBias()
 	if shifted {
-		attn = attn.Reshape(bw/nw, nw, heads, n, n).Add(shiftMask(ph, pw, win, shift)).Reshape(bw, heads, n, n)
+		bias = bias.Reshape(1, 1, heads, n, n).Add(shiftMask(ph, pw, win, shift))
 	}
-	x = nn.BatchedMatMul(attn.Softmax(-1), v, false, false).Permute(0, 2, 1, 3).Reshape(bw, n, c)
+	q, k, v = q.Reshape(bw/nw, nw, heads, n, hd), k.Reshape(bw/nw, nw, heads, n, hd), v.Reshape(bw/nw, nw, heads, n, hd)
+	x = nn.ScaledDotProductAttention(q, k, v, bias, scale).Reshape(bw, heads, n, hd).Permute(0, 2, 1, 3).Reshape(bw, n, c)
 	x = m.Proj.Forward(x)
 	x = nn.WindowReverse(x, win[0], win[1], ph, pw)
 	if shifted {

@@ -20,17 +20,22 @@ Usage (with the interpreter that has torch 1.13 and torchvision 0.14):
     models_transformers.py --serve
                       # JSON requests on stdin as models_parity.py --serve;
                       # "size" also sets ViT's image_size and MaxViT's input_size
+    models_transformers.py --fixtures [--out testdata/models]
+                      # the small committed fixtures (seed 0), <family>_small.*
     models_transformers.py --train {head,full} --arch vit_b_32 --size 64 --out DIR [--classes 5]
                       # one training step's loss and gradients (see train_step)
 """
 import argparse
+import json
 import math
 import os
 import sys
 
 import torch
 import torch.nn as nn
+import torchvision
 import torchvision.models as M
+from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformerBlockV2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models_parity  # noqa: E402
@@ -59,14 +64,15 @@ def randomize(model, x, gen):
                     p.normal_(0, 0.1, generator=gen)
 
 
-def generate(model, name, seed, out, batch, size, gen, double=False):
+def generate(model, name, seed, out, batch, size, gen, double=False, compact=False):
     x = torch.randn(batch, 3, size, size, generator=gen)
     randomize(model, x, gen)
     model.eval()
     with torch.no_grad():
         y = model(x)
     os.makedirs(out, exist_ok=True)
-    torch.save(model.state_dict(), os.path.join(out, name + ".pt"))
+    sd = model.state_dict()
+    torch.save(models_fixtures_mobile.shared_storage(sd) if compact else sd, os.path.join(out, name + ".pt"))
     io = {"input": x, "output": y}
     if double:
         with torch.no_grad():
@@ -112,7 +118,7 @@ def new_head(model, arch, classes):
 
 def train_step(arch, seed, out, mode, size, batch, classes):
     """One training step of arch after re-heading, as nn/models'
-    TestTransformerTrainStep repeats it: the randomized model's state_dict
+    TestTransformerTrainInterop repeats it: the randomized model's state_dict
     (with its torchvision head) in backbone.pt; in step.pt the new head's
     tensors ("head.weight", "head.bias"), the input, the labels, the
     cross-entropy loss in training mode and the gradient of every trainable
@@ -148,6 +154,34 @@ def train_step(arch, seed, out, mode, size, batch, classes):
     torch.save(step, os.path.join(out, "step.pt"))
 
 
+FIXTURES = {
+    # name: (constructor, input size); transformers_test.go mirrors these configurations.
+    "vit_small": (lambda: M.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
+                                              hidden_dim=16, mlp_dim=32, num_classes=10), 32),
+    # A 3x3 window does not tile the 8x8 and 4x4 maps: padding, shifted and unshifted windows.
+    "swin_small": (lambda: M.SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[2, 2], num_heads=[1, 2],
+                                             window_size=[3, 3], stochastic_depth_prob=0.1, num_classes=10), 32),
+    "swinv2_small": (lambda: M.SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[2, 2], num_heads=[1, 2],
+                                               window_size=[3, 3], stochastic_depth_prob=0.1, num_classes=10,
+                                               block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2), 32),
+    "maxvit_small": (lambda: M.MaxVit(input_size=(28, 28), stem_channels=8, partition_size=7, block_channels=[16],
+                                      block_layers=[2], head_dim=8, stochastic_depth_prob=0.2, num_classes=10), 28),
+}
+
+
+def fixtures(out):
+    manifest = {"generator": "testdata/gen/models_transformers.py --fixtures", "torch": torch.__version__,
+                "torchvision": torchvision.__version__, "seed": 0, "fixtures": {}}
+    for name, (ctor, size) in FIXTURES.items():
+        torch.manual_seed(0)
+        gen = torch.Generator().manual_seed(0)
+        y = generate(ctor(), name, 0, out, 2, size, gen, compact=True)
+        manifest["fixtures"][name] = {"input_size": size, "output_shape": list(y.shape)}
+    with open(os.path.join(out, "manifest_transformers.json"), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
 # models_parity.serve() looks one up in its module.
 models_parity.one = one
 
@@ -157,6 +191,7 @@ def main():
     ap.add_argument("--arch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
+    ap.add_argument("--fixtures", action="store_true")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--double", action="store_true")
@@ -166,6 +201,8 @@ def main():
     args = ap.parse_args()
     if args.train and args.arch and args.out:
         train_step(args.arch, args.seed, args.out, args.train, args.size, args.batch, args.classes)
+    elif args.fixtures:
+        fixtures(args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
     elif args.serve:
         models_parity.serve()
     elif args.arch and args.out:
