@@ -230,15 +230,25 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			}
 			if acc, ok := grads[in]; ok {
 				addTo(acc, gi)
+				if own {
+					putGradBuf(gi)
+				}
 			} else if own {
 				grads[in] = gi
 			} else {
-				grads[in] = append([]float32(nil), gi...)
+				grads[in] = append(gradBuf(len(gi), false)[:0], gi...)
 			}
 		}
+		// gu was autograd's (the seed's copy, or taken over or copied
+		// above) and its last reader has returned; what it returned is
+		// not a view of it unless copied. Its node's activations go too,
+		// so the garbage collector can take them during the pass.
+		putGradBuf(gu)
+		fn.inputs, fn.backward = nil, nil
 	}
-	// Release the graph so activations can be collected; the nodes stay as
-	// markers, so a second Backward through them fails loudly.
+	// Release the rest of the graph (nodes no gradient reached) so
+	// activations can be collected; the nodes stay as markers, so a second
+	// Backward through them fails loudly.
 	for _, u := range order {
 		u.fn.inputs, u.fn.backward = nil, nil
 	}
@@ -255,6 +265,9 @@ func accumulate(leaf *Tensor, g []float32, own bool) {
 		return
 	}
 	addTo(leaf.grad.data, g)
+	if own {
+		putGradBuf(g)
+	}
 }
 
 func addTo(dst, src []float32) {

@@ -176,7 +176,7 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 	return record(out, "NativeBatchNormBackward", []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
 		var gx, gw, gb []float32
 		if x.requiresGrad {
-			gx = make([]float32, len(x.data))
+			gx = gradBuf(len(x.data), false) // every element is written
 		}
 		if weight != nil && weight.requiresGrad {
 			gw = make([]float32, c)
