@@ -9,16 +9,35 @@ import "sync"
 // floats gets it instead of fresh memory, which the operating system would
 // otherwise fault in page by page. Buffers are kept by exact length: a
 // network asks for the same few sizes (its activation shapes) again and
-// again. At most gradPoolMax floats are kept.
+// again. At most gradPoolMax floats are kept, and only while a Backward
+// runs: the last one to finish empties the pool, since memory kept between
+// steps would count as live to the garbage collector and raise the heap's
+// target (and the peak) by twice as much.
 var gradPool = struct {
 	sync.Mutex
-	free map[int][][]float32
-	kept int
+	free    map[int][][]float32
+	kept    int
+	running int // Backward calls in progress
 }{free: map[int][][]float32{}}
 
+// gradPoolEnter and gradPoolExit bracket a Backward call.
+func gradPoolEnter() {
+	gradPool.Lock()
+	gradPool.running++
+	gradPool.Unlock()
+}
+
+func gradPoolExit() {
+	gradPool.Lock()
+	if gradPool.running--; gradPool.running == 0 {
+		clear(gradPool.free)
+		gradPool.kept = 0
+	}
+	gradPool.Unlock()
+}
+
 // gradPoolMax bounds the floats gradPool keeps (128 MiB): the gradients
-// alive at once in a backward pass are a few activations' worth, and a
-// process that stops training keeps no more than this.
+// alive at once in a backward pass are a few activations' worth.
 const gradPoolMax = 1 << 25
 
 // gradBuf returns n floats for a gradient, zeroed when zero is set; from
@@ -47,7 +66,7 @@ func putGradBuf(b []float32) {
 		return
 	}
 	gradPool.Lock()
-	if gradPool.kept+n <= gradPoolMax {
+	if gradPool.running > 0 && gradPool.kept+n <= gradPoolMax {
 		gradPool.free[n] = append(gradPool.free[n], b)
 		gradPool.kept += n
 	}
