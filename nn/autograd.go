@@ -211,6 +211,8 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 	}
 	gradPoolEnter()
 	defer gradPoolExit()
+	backwardsRunning.Add(1)
+	defer backwardsRunning.Add(-1)
 	grads := map[*node][]float32{t.fn: append([]float32(nil), g.data...)}
 	for i := len(order) - 1; i >= 0; i-- {
 		fn := order[i]
