@@ -227,6 +227,7 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		ins := fn.backward(gu)
 		guLo := uintptr(unsafe.Pointer(unsafe.SliceData(gu)))
 		guHi := guLo + uintptr(cap(gu))*4
+		guGiven := false
 		if len(ins) != len(fn.inputs) {
 			panic(fmt.Sprintf("nn: backward of %s returned %d gradients for %d inputs", fn.name, len(ins), len(fn.inputs)))
 		}
@@ -248,6 +249,11 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 					own = false
 				}
 			}
+			if !own && !guGiven && len(gi) == len(gu) && p == guLo {
+				// gu passed on whole (Add, a view): gu is autograd's and
+				// dead after this node, so its first taker gets it uncopied.
+				own, guGiven = true, true
+			}
 			if in.fn == nil {
 				accumulate(in.leaf, gi, own)
 				continue
@@ -264,10 +270,12 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 			}
 		}
 		// gu was autograd's (the seed's copy, or taken over or copied
-		// above) and its last reader has returned; what it returned is
-		// not a view of it unless copied. Its node's activations go too,
+		// above) and its last reader has returned; unless passed on whole
+		// above, nothing refers to it any more. Its node's activations go too,
 		// so the garbage collector can take them during the pass.
-		putGradBuf(gu)
+		if !guGiven {
+			putGradBuf(gu)
+		}
 		fn.inputs, fn.backward = nil, nil
 	}
 	// Release the rest of the graph (nodes no gradient reached) so

@@ -181,11 +181,15 @@ def main():
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--train", action="store_true", help="time training steps against PyTorch instead of forward passes")
     ap.add_argument("--strategy", default="full,head", help="with --train: full, head or both")
+    ap.add_argument("--ckpt", help="a ckpt binary to time instead of building ./cmd/ckpt (to compare two builds)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix="ckpt-bench-")
     ckpt = os.path.join(tmp, "ckpt")
-    subprocess.run(["go", "build", "-o", ckpt, "./cmd/ckpt"], cwd=ROOT, check=True)
+    if a.ckpt:
+        ckpt = os.path.abspath(a.ckpt)
+    else:
+        subprocess.run(["go", "build", "-o", ckpt, "./cmd/ckpt"], cwd=ROOT, check=True)
     if a.train:
         if a.arch == DEFAULT_ARCHS:
             a.arch = "resnet18,resnet50,mobilenet_v2,efficientnet_b0,convnext_tiny"
