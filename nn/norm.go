@@ -230,12 +230,14 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		parallelFor(c, len(x.data), func(lo, hi int) {
 			for ch := lo; ch < hi; ch++ {
 				sg, sgx := 0.0, 0.0 // Σg, Σg·x̂
+				mu, is := mean[ch], invstd[ch]
 				for i := range n {
 					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					xs = xs[:len(gs)]
 					for j, v := range gs {
 						sg += float64(v)
-						sgx += float64(v) * (float64(xs[j]) - mean[ch]) * invstd[ch]
+						sgx += float64(v) * (float64(xs[j]) - mu) * is
 					}
 				}
 				if gw != nil {
@@ -252,15 +254,20 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 					gamma = float64(weight.data[ch])
 				}
 				k := gamma * invstd[ch]
+				fc := float64(cnt)
+				mg := sg / fc // the same quotient the loop would form per element
 				for i := range n {
 					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					dst := gx[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					for j, v := range gs {
-						if training {
-							xh := (float64(xs[j]) - mean[ch]) * invstd[ch]
-							dst[j] = float32(k * (float64(v) - sg/float64(cnt) - xh*sgx/float64(cnt)))
-						} else {
+					xs, dst = xs[:len(gs)], dst[:len(gs)]
+					if training {
+						for j, v := range gs {
+							xh := (float64(xs[j]) - mu) * is
+							dst[j] = float32(k * (float64(v) - mg - xh*sgx/fc))
+						}
+					} else {
+						for j, v := range gs {
 							dst[j] = float32(k * float64(v))
 						}
 					}
