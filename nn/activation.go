@@ -39,13 +39,15 @@ func (t *Tensor) ReLU() *Tensor {
 		return out
 	}
 	return record(out, "ReluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
+		gx := gradBuf(len(g), false)
 		parallelChunks(len(g), func(lo, hi int) {
 			gs, dst := g[lo:hi], gx[lo:hi]
 			for i, v := range y[lo:hi] {
+				d := float32(0)
 				if v > 0 {
-					dst[i] = gs[i]
+					d = gs[i]
 				}
+				dst[i] = d
 			}
 		})
 		return [][]float32{gx}

@@ -11,8 +11,19 @@ import (
 // node records the op that produced a non-leaf tensor.
 type node struct {
 	name     string
-	inputs   []*Tensor
+	inputs   []edge
 	backward BackwardFunc
+}
+
+// edge is one input of a node: the node that produced it, or the leaf
+// tensor itself, and its element count. A node holds no non-leaf tensor,
+// so an intermediate result that no backward function needs (BatchNorm's
+// output, read by the ReLU that follows, which keeps its own) is garbage
+// as soon as the forward pass moves on, as in torch.
+type edge struct {
+	fn   *node
+	leaf *Tensor // nil for a non-leaf, or an input that is absent
+	n    int
 }
 
 // BackwardFunc computes the gradients of an op's inputs from the gradient of
@@ -134,7 +145,17 @@ func record(out *Tensor, name string, inputs []*Tensor, backward BackwardFunc) *
 		return out
 	}
 	out.requiresGrad = true
-	out.fn = &node{name: name, inputs: inputs, backward: backward}
+	es := make([]edge, len(inputs))
+	for i, in := range inputs {
+		switch {
+		case in == nil:
+		case in.fn != nil:
+			es[i] = edge{fn: in.fn, n: len(in.data)}
+		default:
+			es[i] = edge{leaf: in, n: len(in.data)}
+		}
+	}
+	out.fn = &node{name: name, inputs: es, backward: backward}
 	return out
 }
 
@@ -165,35 +186,38 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 	if t.fn.backward == nil {
 		panic("nn: trying to backward through the graph a second time (the graph is released by Backward)")
 	}
-	// Topological order by iterative depth-first search over non-leaf tensors.
-	var order []*Tensor
-	visited := map[*Tensor]bool{}
+	// Topological order by iterative depth-first search over the nodes.
+	var order []*node
+	visited := map[*node]bool{}
 	type frame struct {
-		t *Tensor
-		i int
+		fn *node
+		i  int
 	}
-	stack := []frame{{t, 0}}
-	visited[t] = true
+	stack := []frame{{t.fn, 0}}
+	visited[t.fn] = true
 	for len(stack) > 0 {
 		f := &stack[len(stack)-1]
-		if f.i < len(f.t.fn.inputs) {
-			in := f.t.fn.inputs[f.i]
+		if f.i < len(f.fn.inputs) {
+			in := f.fn.inputs[f.i].fn
 			f.i++
-			if in != nil && in.fn != nil && !visited[in] {
+			if in != nil && !visited[in] {
 				visited[in] = true
 				stack = append(stack, frame{in, 0})
 			}
 			continue
 		}
-		order = append(order, f.t)
+		order = append(order, f.fn)
 		stack = stack[:len(stack)-1]
 	}
-	grads := map[*Tensor][]float32{t: append([]float32(nil), g.data...)}
+	gradPoolEnter()
+	defer gradPoolExit()
+	backwardsRunning.Add(1)
+	defer backwardsRunning.Add(-1)
+	grads := map[*node][]float32{t.fn: append([]float32(nil), g.data...)}
 	for i := len(order) - 1; i >= 0; i-- {
-		u := order[i]
-		gu := grads[u]
-		delete(grads, u)
-		fn := u.fn
+		fn := order[i]
+		gu := grads[fn]
+		delete(grads, fn)
 		if gu == nil {
 			continue
 		}
@@ -203,16 +227,17 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		ins := fn.backward(gu)
 		guLo := uintptr(unsafe.Pointer(unsafe.SliceData(gu)))
 		guHi := guLo + uintptr(cap(gu))*4
+		guGiven := false
 		if len(ins) != len(fn.inputs) {
 			panic(fmt.Sprintf("nn: backward of %s returned %d gradients for %d inputs", fn.name, len(ins), len(fn.inputs)))
 		}
 		for j, in := range fn.inputs {
 			gi := ins[j]
-			if in == nil || gi == nil || !in.requiresGrad {
+			if gi == nil || (in.fn == nil && (in.leaf == nil || !in.leaf.requiresGrad)) {
 				continue
 			}
-			if len(gi) != len(in.data) {
-				panic(fmt.Sprintf("nn: backward of %s returned %d gradient values for an input of %d", fn.name, len(gi), len(in.data)))
+			if len(gi) != in.n {
+				panic(fmt.Sprintf("nn: backward of %s returned %d gradient values for an input of %d", fn.name, len(gi), in.n))
 			}
 			// A view of gu (Clone, View, Add pass theirs on) is copied, as is
 			// a slice returned for two inputs; anything else is fresh memory
@@ -224,23 +249,40 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 					own = false
 				}
 			}
+			if !own && !guGiven && len(gi) == len(gu) && p == guLo {
+				// gu passed on whole (Add, a view): gu is autograd's and
+				// dead after this node, so its first taker gets it uncopied.
+				own, guGiven = true, true
+			}
 			if in.fn == nil {
-				accumulate(in, gi, own)
+				accumulate(in.leaf, gi, own)
 				continue
 			}
-			if acc, ok := grads[in]; ok {
+			if acc, ok := grads[in.fn]; ok {
 				addTo(acc, gi)
+				if own {
+					putGradBuf(gi)
+				}
 			} else if own {
-				grads[in] = gi
+				grads[in.fn] = gi
 			} else {
-				grads[in] = append([]float32(nil), gi...)
+				grads[in.fn] = append(gradBuf(len(gi), false)[:0], gi...)
 			}
 		}
+		// gu was autograd's (the seed's copy, or taken over or copied
+		// above) and its last reader has returned; unless passed on whole
+		// above, nothing refers to it any more. Its node's activations go too,
+		// so the garbage collector can take them during the pass.
+		if !guGiven {
+			putGradBuf(gu)
+		}
+		fn.inputs, fn.backward = nil, nil
 	}
-	// Release the graph so activations can be collected; the nodes stay as
-	// markers, so a second Backward through them fails loudly.
-	for _, u := range order {
-		u.fn.inputs, u.fn.backward = nil, nil
+	// Release the rest of the graph (nodes no gradient reached) so
+	// activations can be collected; the nodes stay as markers, so a second
+	// Backward through them fails loudly.
+	for _, fn := range order {
+		fn.inputs, fn.backward = nil, nil
 	}
 }
 
@@ -255,6 +297,9 @@ func accumulate(leaf *Tensor, g []float32, own bool) {
 		return
 	}
 	addTo(leaf.grad.data, g)
+	if own {
+		putGradBuf(g)
+	}
 }
 
 func addTo(dst, src []float32) {

@@ -433,7 +433,8 @@ func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {
 	dy := gout
 	cols := g.n * g.ohw
 	if g.n > 1 && (needW || !g.stride1()) {
-		dy = make([]float32, len(gout))
+		dy = gradBuf(len(gout), false)
+		defer putGradBuf(dy)
 		parallelFor(g.o, len(gout), func(lo, hi int) {
 			for o := lo; o < hi; o++ {
 				for n := range g.n {
@@ -456,7 +457,7 @@ func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {
 	}
 	switch {
 	case g.pointwise():
-		gx = make([]float32, len(x.data))
+		gx = gradBuf(len(x.data), false) // beta 0: every element is written
 		hw := g.h * g.wd
 		for n := range g.n {
 			gemm.Sgemm(true, false, g.k, g.ohw, g.o, 1, w.data, g.k, gout[n*g.o*g.ohw:], g.ohw, 0, gx[n*g.c*hw:], g.ohw)
@@ -464,8 +465,9 @@ func conv2dBackward(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32 {
 	case g.stride1():
 		gx = convTransposeStride1(g, w.data, gout)
 	default:
-		gx = make([]float32, len(x.data))
-		col := make([]float32, g.k*cols)
+		gx = gradBuf(len(x.data), true)
+		col := gradBuf(g.k*cols, false)
+		defer putGradBuf(col)
 		gemm.Sgemm(true, false, g.k, cols, g.o, 1, w.data, g.k, dy, cols, 0, col, cols)
 		gc := *g
 		parallelFor(g.n*g.c, g.k*cols, func(lo, hi int) {

@@ -1,5 +1,7 @@
 package nn
 
+import "unsafe"
+
 // colSource is the column matrix of one group of one or more images (what
 // im2col writes: row (c, ki, kj), column (image, oh, ow)) as a gemm.BSource:
 // the product packs its panels straight from the images, so the matrix,
@@ -135,9 +137,10 @@ type colTSource struct {
 }
 
 // PackB implements gemm.BSource. The panel's rows (output pixels) are cut
-// into runs along output rows once; then each column (a channel and kernel
-// tap) copies, run by run, the input row segment that tap reads, to a
-// stride-nr column of the panel.
+// into runs along output rows once; then, run by run, each column (a
+// channel and kernel tap) copies the input row segment that tap reads to a
+// stride-nr column of the panel. Going run by run keeps the panel rows
+// being written (a run's worth) in L1 while all nr columns fill them.
 func (s *colTSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 	g := &s.g
 	var runsBuf [maxRuns]colRun
@@ -152,37 +155,51 @@ func (s *colTSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 	}
 	taps := g.kh * g.kw
 	plane := g.h * g.wd
+	var chBuf, kiBuf, kjBuf [maxRuns]int
 	for jr := 0; jr < nc; jr += nr {
 		nrr := min(nr, nc-jr)
 		d := dst[jr*kc : jr*kc+kc*nr]
 		if nrr < nr {
 			clear(d)
 		}
+		ch, kis, kjs := chBuf[:], kiBuf[:], kjBuf[:]
+		if nrr > maxRuns { // wider panels (netlib's) spill to the heap
+			ch, kis, kjs = make([]int, nrr), make([]int, nrr), make([]int, nrr)
+		}
+		ch, kis, kjs = ch[:nrr], kis[:nrr], kjs[:nrr]
 		for jj := range nrr {
 			col := jc + jr + jj
-			c, t := col/taps, col%taps
-			ki, kj := t/g.kw, t%g.kw
-			xc := s.x[c*plane:]
-			for _, r := range runs {
-				ih := r.oh*g.sh + ki*g.dh - g.ph
-				out := r.off*nr + jj
-				if ih < 0 || ih >= g.h {
-					for i := range r.n {
-						d[out+i*nr] = 0
-					}
-					continue
+			t := col % taps
+			ch[jj], kis[jj], kjs[jj] = col/taps*plane, t/g.kw, t%g.kw
+		}
+		for _, r := range runs {
+			base := unsafe.Pointer(&d[r.off*nr])
+			for jj := range nrr {
+				out := unsafe.Add(base, jj*4)
+				ih := r.oh*g.sh + kis[jj]*g.dh - g.ph
+				lo, hi := 0, 0
+				iw0 := r.ow0*g.sw + kjs[jj]*g.dw - g.pw
+				if ih >= 0 && ih < g.h {
+					lo, hi = validRange(iw0, g.sw, g.wd, r.n)
 				}
-				iw0 := r.ow0*g.sw + kj*g.dw - g.pw
-				lo, hi := validRange(iw0, g.sw, g.wd, r.n)
 				for i := range lo {
-					d[out+i*nr] = 0
+					*(*float32)(unsafe.Add(out, i*nr*4)) = 0
 				}
-				src := xc[r.img+ih*g.wd:]
-				for i := lo; i < hi; i++ {
-					d[out+i*nr] = src[iw0+i*g.sw]
+				if lo < hi {
+					src := s.x[r.img+ch[jj]+ih*g.wd+iw0+lo*g.sw:]
+					src = src[:(hi-lo-1)*g.sw+1]
+					if g.sw == 1 {
+						for i, v := range src {
+							*(*float32)(unsafe.Add(out, (lo+i)*nr*4)) = v
+						}
+					} else {
+						for i := range hi - lo {
+							*(*float32)(unsafe.Add(out, (lo+i)*nr*4)) = src[i*g.sw]
+						}
+					}
 				}
 				for i := hi; i < r.n; i++ {
-					d[out+i*nr] = 0
+					*(*float32)(unsafe.Add(out, i*nr*4)) = 0
 				}
 			}
 		}

@@ -45,6 +45,26 @@
 // nn/models, follow the same rule: they overwrite their input only where
 // no graph can be recorded.
 //
+// # Training memory and speed
+//
+// A graph node holds its inputs' nodes, not their tensors, so an
+// intermediate result that no backward function keeps is collected during
+// the forward pass, and each node's activations are released as soon as its
+// backward function has run. Backward takes over the fresh slices backward
+// functions return instead of copying them, and recycles a non-leaf's
+// gradient, once read, for the next gradient of that length (within a
+// Backward; the pool is emptied when the last one returns). Nothing is
+// computed for frozen parameters: an op whose inputs do not require grad
+// records nothing, so a frozen prefix builds no graph, Backward stops at
+// the first trainable layer, and a frozen layer's weight gradient is never
+// formed; [BatchNorm2d.ForwardInPlace] lets a frozen conv-bn(-relu) in
+// training mode normalise in place. Convolution backward runs on the packed
+// GEMM (the weight gradient as one product over the batch with the image
+// columns packed from the images, a stride-1 input gradient as a forward
+// convolution by the flipped weights), split over threads. [TrainStep]
+// runs a step with its activations in a reused arena, trading memory for
+// the zeroing of fresh pages.
+//
 // # Modules
 //
 // A [Module] embeds [Base], which keeps ordered registrations of parameters

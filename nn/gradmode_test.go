@@ -117,3 +117,51 @@ func TestNoGradNested(t *testing.T) {
 		t.Error("after NoGrad: grad mode still off")
 	}
 }
+
+// TestTrainStep checks that training steps run through TrainStep, whose
+// activations come from a reused arena, give bit for bit the losses and
+// parameters of the same steps run without it, on a batch whose data
+// changes between steps (so stale arena contents would show).
+func TestTrainStep(t *testing.T) {
+	run := func(arena bool) ([]float32, []*Tensor) {
+		m := gradModeNet()
+		m.Train()
+		var losses []float32
+		for i := range 4 {
+			x := RandN(2, 3, 8, 8)
+			step := func(x *Tensor) {
+				m.ZeroGrad()
+				loss := NewCrossEntropyLoss().Forward(m.Forward(x), []int{i % 4, 1})
+				loss.Backward()
+				losses = append(losses, loss.Item())
+				for _, p := range m.Parameters() {
+					for j, g := range p.Grad().Data() {
+						p.Data()[j] -= 0.1 * g
+					}
+				}
+			}
+			if arena {
+				TrainStep(x, step)
+			} else {
+				step(x)
+			}
+		}
+		return losses, m.Parameters()
+	}
+	ManualSeed(1)
+	wantLoss, wantP := run(false)
+	ManualSeed(1)
+	gotLoss, gotP := run(true)
+	for i := range wantLoss {
+		if gotLoss[i] != wantLoss[i] {
+			t.Errorf("step %d: got loss %v, want %v", i, gotLoss[i], wantLoss[i])
+		}
+	}
+	for i := range wantP {
+		for j := range wantP[i].data {
+			if gotP[i].data[j] != wantP[i].data[j] {
+				t.Fatalf("parameter %d element %d: got %v, want %v", i, j, gotP[i].data[j], wantP[i].data[j])
+			}
+		}
+	}
+}

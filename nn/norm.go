@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
 // BatchNorm2d is torch.nn.BatchNorm2d over x [N, C, H, W]. In training mode
@@ -75,6 +77,32 @@ func (m *BatchNorm2d) Forward(x *Tensor) *Tensor {
 	return BatchNormFn(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps)
 }
 
+// ForwardInPlace is m.Forward(x), followed by ReLU when relu is set, for a
+// caller that owns x (a convolution's fresh output): when it normalises by
+// batch statistics and no graph is recorded for x and m's parameters, it
+// does so in place and returns x, so a frozen layer in training mode writes
+// no second activation; otherwise it computes out of place, as Forward and
+// [Tensor.ReLU] do. The results are the same either way.
+func (m *BatchNorm2d) ForwardInPlace(x *Tensor, relu bool) *Tensor {
+	if needGrad(x, m.Weight, m.Bias) || x.Dim() != 4 || (!m.Training() && m.RunningMean != nil) {
+		y := m.Forward(x)
+		if relu {
+			y = y.ReLU()
+		}
+		return y
+	}
+	training := m.Training()
+	momentum := m.Momentum
+	if training && m.trackRunningStats {
+		m.NumBatchesTracked++
+		if m.CumulativeAverage {
+			momentum = 1 / float64(m.NumBatchesTracked)
+		}
+	}
+	useBatch := training || m.RunningMean == nil
+	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps, true, relu)
+}
+
 // ExtraRepr prints torch's BatchNorm arguments.
 func (m *BatchNorm2d) ExtraRepr() string {
 	mom := pyFloat(m.Momentum)
@@ -94,6 +122,12 @@ func (m *BatchNorm2d) String() string { return Repr(m) }
 // variance); otherwise it uses the running statistics. weight and bias may be
 // nil.
 func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64) *Tensor {
+	return batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps, false, false)
+}
+
+// batchNorm is BatchNormFn; with inplace (only when no graph is recorded)
+// it writes the result over x, followed by ReLU when relu is set.
+func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64, inplace, relu bool) *Tensor {
 	if x.Dim() < 2 {
 		shapeErr("BatchNorm", "want input [N, C, ...]", x.shape)
 	}
@@ -107,7 +141,7 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 	if !training && (runningMean == nil || runningVar == nil) {
 		panic("nn: BatchNorm: running statistics required when not training")
 	}
-	if !training && !needGrad(x, weight, bias) {
+	if !training && !needGrad(x, weight, bias) && !inplace {
 		return batchNormEval(x, runningMean, runningVar, weight, bias, eps)
 	}
 	mean := make([]float64, c)
@@ -149,7 +183,10 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 			invstd[ch] = 1 / math.Sqrt(float64(runningVar.data[ch])+eps)
 		}
 	}
-	out := newResultData(cloneInts(x.shape), false, x)
+	out := x
+	if !inplace {
+		out = newResultData(cloneInts(x.shape), false, x)
+	}
 	parallelFor(c, len(x.data), func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
 			sc := invstd[ch]
@@ -167,16 +204,22 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 				for j, v := range src {
 					dst[j] = v*s32 + h32
 				}
+				if relu {
+					vec.ApplyTo(dst, dst, vec.ReLU)
+				}
 			}
 		}
 	})
+	if inplace {
+		return out
+	}
 	if !needGrad(x, weight, bias) {
 		return out
 	}
 	return record(out, "NativeBatchNormBackward", []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
 		var gx, gw, gb []float32
 		if x.requiresGrad {
-			gx = make([]float32, len(x.data))
+			gx = gradBuf(len(x.data), false) // every element is written
 		}
 		if weight != nil && weight.requiresGrad {
 			gw = make([]float32, c)
@@ -187,12 +230,14 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 		parallelFor(c, len(x.data), func(lo, hi int) {
 			for ch := lo; ch < hi; ch++ {
 				sg, sgx := 0.0, 0.0 // Σg, Σg·x̂
+				mu, is := mean[ch], invstd[ch]
 				for i := range n {
 					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					xs = xs[:len(gs)]
 					for j, v := range gs {
 						sg += float64(v)
-						sgx += float64(v) * (float64(xs[j]) - mean[ch]) * invstd[ch]
+						sgx += float64(v) * (float64(xs[j]) - mu) * is
 					}
 				}
 				if gw != nil {
@@ -209,15 +254,20 @@ func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool
 					gamma = float64(weight.data[ch])
 				}
 				k := gamma * invstd[ch]
+				fc := float64(cnt)
+				mg := sg / fc // the same quotient the loop would form per element
 				for i := range n {
 					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					dst := gx[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					for j, v := range gs {
-						if training {
-							xh := (float64(xs[j]) - mean[ch]) * invstd[ch]
-							dst[j] = float32(k * (float64(v) - sg/float64(cnt) - xh*sgx/float64(cnt)))
-						} else {
+					xs, dst = xs[:len(gs)], dst[:len(gs)]
+					if training {
+						for j, v := range gs {
+							xh := (float64(xs[j]) - mu) * is
+							dst[j] = float32(k * (float64(v) - mg - xh*sgx/fc))
+						}
+					} else {
+						for j, v := range gs {
 							dst[j] = float32(k * float64(v))
 						}
 					}

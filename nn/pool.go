@@ -75,14 +75,16 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 	maxPoolIndexed(&g, x.data, out.data, idx)
 	hw, ohw, planes := g.h*g.w, g.oh*g.ow, g.n*g.c
 	return record(out, "MaxPool2DWithIndicesBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
-		gx := make([]float32, len(x.data))
-		for nc := range planes {
-			for i := range ohw {
-				if j := idx[nc*ohw+i]; j >= 0 {
-					gx[nc*hw+int(j)] += gr[nc*ohw+i]
+		gx := gradBuf(len(x.data), true)
+		parallelFor(planes, len(x.data), func(lo, hi int) {
+			for nc := lo; nc < hi; nc++ {
+				for i := range ohw {
+					if j := idx[nc*ohw+i]; j >= 0 {
+						gx[nc*hw+int(j)] += gr[nc*ohw+i]
+					}
 				}
 			}
-		}
+		})
 		return [][]float32{gx}
 	})
 }

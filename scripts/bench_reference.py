@@ -97,12 +97,16 @@ for line in open("/proc/self/status"):
 print(json.dumps({"times_ms": ts, "peak_rss_mib": rss}))
 """
 
-def train_main(a, ckpt, tmp):
-    """Training rows: torch and ckpt take turns, each round a fresh process."""
+def train_main(a, ckpts, tmp):
+    """Training rows: torch and each ckpt binary take turns, each round a fresh process.
+
+    ckpts is a list of (label, path); with several (--baseline), every row is
+    repeated per binary, all timed in the same rounds.
+    """
     per_round = max(1, a.iters // a.rounds)
     print(f"training steps, {a.threads} threads; {a.rounds} rounds of {a.warmup} warm-up and {per_round} timed steps each, "
           "taking turns; median ms, peak RSS MiB", file=sys.stderr)
-    print(f"{'arch':<16} {'batch':>5} {'strategy':>8} {'torch':>9} {'ckpt':>9} {'ckpt/torch':>11} {'torch MiB':>10} {'ckpt MiB':>9} {'rounds ckpt/torch':>24}")
+    print(f"{'arch':<16} {'batch':>5} {'strategy':>8} {'ckpt':>9} {'torch':>9} {'ckpt':>9} {'ckpt/torch':>11} {'torch MiB':>10} {'ckpt MiB':>9} {'rounds ckpt/torch':>24}")
     rows = []
     for arch in a.arch.split(","):
         torch.manual_seed(0)
@@ -117,33 +121,38 @@ def train_main(a, ckpt, tmp):
             f.write(TORCH_TRAIN_SCRIPT.replace("HEAD", repr(cls[:-len("weight")])).replace("CLASSIFIER", repr(cls)))
         for batch in [int(b) for b in a.batch.split(",")]:
             for strategy in a.strategy.split(","):
-                ts_torch, ts_ckpt, rss_torch, rss_ckpt, per = [], [], 0.0, 0.0, []
+                ts_torch, rss_torch = [], 0.0
+                ts_ckpt = {l: [] for l, _ in ckpts}
+                rss_ckpt = {l: 0.0 for l, _ in ckpts}
+                per = {l: [] for l, _ in ckpts}
                 for _ in range(a.rounds):
                     r = subprocess.run([sys.executable, script, arch, weights, str(batch), str(size), str(per_round),
                                         str(a.warmup), str(a.threads), strategy], capture_output=True, text=True, check=True)
                     jt = json.loads(r.stdout)
                     ts_torch += jt["times_ms"]
                     rss_torch = max(rss_torch, jt["peak_rss_mib"])
-                    r = subprocess.run([ckpt, "bench", "--train", "--strategy", strategy, "--arch", arch, "--weights", weights,
-                                        "--batch", str(batch), "--size", str(size), "--iters", str(per_round),
-                                        "--warmup", str(a.warmup), "--threads", str(a.threads), "--json"],
-                                       capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(a.threads)))
-                    if r.returncode != 0:
-                        print(f"ckpt bench --train {arch}: {r.stderr.strip()}", file=sys.stderr)
-                        break
-                    jc = json.loads(r.stdout)
-                    ts_ckpt += jc["times_ms"]
-                    rss_ckpt = max(rss_ckpt, jc["peak_rss_mib"])
-                    per.append(median(jc["times_ms"]) / median(jt["times_ms"]))
+                    for label, ckpt in ckpts:
+                        r = subprocess.run([ckpt, "bench", "--train", "--strategy", strategy, "--arch", arch, "--weights", weights,
+                                            "--batch", str(batch), "--size", str(size), "--iters", str(per_round),
+                                            "--warmup", str(a.warmup), "--threads", str(a.threads), "--json"],
+                                           capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(a.threads)))
+                        if r.returncode != 0:
+                            print(f"ckpt ({label}) bench --train {arch}: {r.stderr.strip()}", file=sys.stderr)
+                            continue
+                        jc = json.loads(r.stdout)
+                        ts_ckpt[label] += jc["times_ms"]
+                        rss_ckpt[label] = max(rss_ckpt[label], jc["peak_rss_mib"])
+                        per[label].append(median(jc["times_ms"]) / median(jt["times_ms"]))
                 t_torch = median(ts_torch)
-                t_ckpt = median(ts_ckpt) if ts_ckpt else None
-                ratio = f"{t_ckpt / t_torch:.2f}x" if t_ckpt else "-"
-                spread = " ".join(f"{p:.2f}" for p in per)
-                ck = f"{t_ckpt:9.1f}" if t_ckpt else f"{'-':>9}"
-                print(f"{arch:<16} {batch:>5} {strategy:>8} {t_torch:9.1f} {ck} {ratio:>11} {rss_torch:10.0f} {rss_ckpt:9.0f} {spread:>24}", flush=True)
-                rows.append({"arch": arch, "batch": batch, "mode": "train", "strategy": strategy, "torch_ms": t_torch,
-                             "ckpt_ms": t_ckpt, "torch_peak_rss_mib": rss_torch, "ckpt_peak_rss_mib": rss_ckpt,
-                             "round_ratios": per})
+                for label, _ in ckpts:
+                    t_ckpt = median(ts_ckpt[label]) if ts_ckpt[label] else None
+                    ratio = f"{t_ckpt / t_torch:.2f}x" if t_ckpt else "-"
+                    spread = " ".join(f"{p:.2f}" for p in per[label])
+                    ck = f"{t_ckpt:9.1f}" if t_ckpt else f"{'-':>9}"
+                    print(f"{arch:<16} {batch:>5} {strategy:>8} {label:>9} {t_torch:9.1f} {ck} {ratio:>11} {rss_torch:10.0f} {rss_ckpt[label]:9.0f} {spread:>24}", flush=True)
+                    rows.append({"arch": arch, "batch": batch, "mode": "train", "strategy": strategy, "ckpt": label,
+                                 "torch_ms": t_torch, "ckpt_ms": t_ckpt, "torch_peak_rss_mib": rss_torch,
+                                 "ckpt_peak_rss_mib": rss_ckpt[label], "round_ratios": per[label]})
     return rows
 
 
@@ -181,17 +190,23 @@ def main():
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--train", action="store_true", help="time training steps against PyTorch instead of forward passes")
     ap.add_argument("--strategy", default="full,head", help="with --train: full, head or both")
+    ap.add_argument("--ckpt", help="a ckpt binary to time instead of building ./cmd/ckpt")
+    ap.add_argument("--baseline", help="with --train: another ckpt binary, timed in the same rounds (rows labelled 'base')")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix="ckpt-bench-")
     ckpt = os.path.join(tmp, "ckpt")
-    subprocess.run(["go", "build", "-o", ckpt, "./cmd/ckpt"], cwd=ROOT, check=True)
+    if a.ckpt:
+        ckpt = os.path.abspath(a.ckpt)
+    else:
+        subprocess.run(["go", "build", "-o", ckpt, "./cmd/ckpt"], cwd=ROOT, check=True)
     if a.train:
         if a.arch == DEFAULT_ARCHS:
             a.arch = "resnet18,resnet50,mobilenet_v2,efficientnet_b0,convnext_tiny"
         if a.batch == "1,8":
             a.batch = "8"
-        rows = train_main(a, ckpt, tmp)
+        ckpts = [("ckpt", ckpt)] + ([("base", os.path.abspath(a.baseline))] if a.baseline else [])
+        rows = train_main(a, ckpts, tmp)
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"threads": a.threads, "iters": a.iters, "mode": "train", "rows": rows}, f, indent=1)

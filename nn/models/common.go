@@ -29,6 +29,11 @@ func inference(ts ...*nn.Tensor) bool {
 // in place to the convolution's output, as one pass of a per-channel affine
 // map (the fold of BatchNorm's running statistics).
 func convBNAct(conv *nn.Conv2d, bn *nn.BatchNorm2d, x *nn.Tensor, relu bool) *nn.Tensor {
+	if (bn.Training() || bn.RunningMean == nil) && inference(x, conv.Weight, conv.Bias, bn.Weight, bn.Bias) {
+		// A frozen layer in training mode: batch statistics, applied in
+		// place to the convolution's output.
+		return bn.ForwardInPlace(conv.Forward(x), relu)
+	}
 	if bn.Training() || bn.RunningMean == nil || !inference(x, conv.Weight, conv.Bias, bn.Weight, bn.Bias) {
 		y := bn.Forward(conv.Forward(x))
 		if relu {
