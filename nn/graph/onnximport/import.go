@@ -53,6 +53,7 @@ func (e *UnsupportedError) Error() string {
 	if e.Domain != "" && e.Domain != "ai.onnx" {
 		op = e.Domain + "." + op
 	}
+	op = graph.Printable(op)
 	what := ""
 	if e.Detail != "" {
 		what = " with " + e.Detail
@@ -343,11 +344,11 @@ func topoOrder(g *onnx.Graph, inits map[string]*graph.Value, inputs []graph.Inpu
 				}
 				p, ok := producer[in]
 				if !ok {
-					return nil, fmt.Errorf("onnx: node %d %q (%s): input %q is not a graph input, an initializer or a node output", f.node, n.Name, n.OpType, in)
+					return nil, fmt.Errorf("onnx: node %d %q (%s): input %q is not a graph input, an initializer or a node output", f.node, n.Name, graph.Printable(n.OpType), in)
 				}
 				switch state[p] {
 				case 1:
-					return nil, fmt.Errorf("onnx: node %d %q (%s): the graph has a cycle through %q", f.node, n.Name, n.OpType, in)
+					return nil, fmt.Errorf("onnx: node %d %q (%s): the graph has a cycle through %q", f.node, n.Name, graph.Printable(n.OpType), in)
 				case 0:
 					state[p] = 1
 					stack = append(stack, frame{p, 0})
@@ -554,7 +555,7 @@ func (c *nodeCtx) unsupported(format string, args ...any) error {
 }
 
 func (c *nodeCtx) errorf(format string, args ...any) error {
-	return fmt.Errorf("onnx: node %d %q (%s): %s", c.index, c.n.Name, c.n.OpType, fmt.Sprintf(format, args...))
+	return fmt.Errorf("onnx: node %d %q (%s): %s", c.index, c.n.Name, graph.Printable(c.n.OpType), fmt.Sprintf(format, args...))
 }
 
 func (c *nodeCtx) has(name string) bool { return c.attrs[name] != nil }
@@ -631,7 +632,7 @@ func Supported() []string {
 func (im *importer) kernel(k int, n *onnx.Node, consts map[string]*graph.Value) (kern graph.Kernel, pure, shapeOnly bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			kern, err = nil, fmt.Errorf("onnx: node %d %q (%s): malformed: %v", k, n.Name, n.OpType, r)
+			kern, err = nil, fmt.Errorf("onnx: node %d %q (%s): malformed: %v", k, n.Name, graph.Printable(n.OpType), r)
 		}
 	}()
 	return im.build(k, n, consts)
@@ -659,7 +660,11 @@ func (im *importer) build(k int, n *onnx.Node, consts map[string]*graph.Value) (
 		return nil, false, false, err
 	}
 	maxEl := im.opts.MaxElements
+	op := n.OpType
 	checked := func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		if err := precheck(op, in, maxEl); err != nil {
+			return nil, err
+		}
 		outs, err := kern(ctx, in)
 		if err != nil {
 			return nil, err
@@ -687,3 +692,58 @@ func IsUnsupported(err error) bool { _, ok := errorsAs(err); return ok }
 var _ = strings.Join
 
 func onnxDataType(v int64) onnx.DataType { return onnx.DataType(int32(v)) }
+
+// broadcasting lists the operators whose output is the broadcast of their
+// inputs' shapes.
+var broadcasting = map[string]bool{"Add": true, "Sub": true, "Mul": true, "Div": true, "Pow": true, "Mod": true, "BitShift": true,
+	"Equal": true, "Less": true, "Greater": true, "LessOrEqual": true, "GreaterOrEqual": true, "And": true, "Or": true, "Xor": true,
+	"Where": true, "Max": true, "Min": true, "Sum": true, "Mean": true, "PRelu": true}
+
+// precheck refuses, before any allocation, a broadcast or a matrix
+// product whose result would exceed limit elements.
+func precheck(op string, in []*graph.Value, limit int) error {
+	switch {
+	case broadcasting[op]:
+		var shapes [][]int
+		for _, v := range in {
+			if v != nil {
+				shapes = append(shapes, v.Shape())
+			}
+		}
+		s, err := broadcast(shapes...)
+		if err != nil {
+			return err
+		}
+		return checkElems(numelChecked(s, limit), limit)
+	case op == "MatMul" || op == "MatMulInteger" || op == "Gemm":
+		if len(in) < 2 || in[0] == nil || in[1] == nil || in[0].Rank() < 1 || in[1].Rank() < 1 {
+			return nil
+		}
+		a, b := in[0].Shape(), in[1].Shape()
+		if len(a) < 2 || len(b) < 2 {
+			return nil
+		}
+		batch, err := broadcast(a[:len(a)-2], b[:len(b)-2])
+		if err != nil {
+			return err
+		}
+		s := append(batch, a[len(a)-2], b[len(b)-1], a[len(a)-1])
+		return checkElems(numelChecked(s, 16*limit)/16, limit)
+	}
+	return nil
+}
+
+// numelChecked multiplies dims, saturating above limit.
+func numelChecked(s []int, limit int) int {
+	n := 1
+	for _, d := range s {
+		if d == 0 {
+			return 0
+		}
+		n *= d
+		if n > limit {
+			return limit + 1
+		}
+	}
+	return n
+}
