@@ -747,3 +747,28 @@ func numelChecked(s []int, limit int) int {
 	}
 	return n
 }
+
+// Check returns every node of m's main graph that the importer cannot
+// run, in graph order (an import stops at the first). Errors other than
+// unsupported operators (a malformed graph) are returned as err.
+func Check(m *onnx.Model) ([]*UnsupportedError, error) {
+	if m == nil || m.Graph == nil {
+		return nil, errors.New("onnx: the model has no graph")
+	}
+	opset := int64(1)
+	for _, o := range m.OpsetImport {
+		if o.Domain == "" || o.Domain == "ai.onnx" {
+			opset = o.Version
+		}
+	}
+	im := &importer{opts: Options{MaxElements: DefaultMaxElements}, opset: opset}
+	var out []*UnsupportedError
+	for k, n := range m.Graph.Node {
+		if _, _, _, err := im.kernel(k, n, map[string]*graph.Value{}); err != nil {
+			if u, ok := errorsAs(err); ok {
+				out = append(out, u)
+			}
+		}
+	}
+	return out, nil
+}
