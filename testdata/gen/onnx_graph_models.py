@@ -12,6 +12,8 @@ weights and randomised BatchNorm statistics (nothing is downloaded), into OUTDIR
       training=TrainingMode.PRESERVE and no constant folding, so BatchNormalization stays a node
       and every initializer is named by its state_dict key.
 
+ARCH.pt and ARCH_io.pt: the torchvision models' state_dicts, and {"input": x, "output": model(x)}.
+
 For every model NAME: NAME.input.bin (the float32 input, little-endian), NAME.torch.bin (PyTorch's
 output), and for the *_train models NAME.grads.bin + NAME.grads.json: the gradients of
 loss = sum(output * R) with R = NAME.seed.bin (a fixed random tensor of the output's shape), one entry
@@ -120,6 +122,9 @@ def main():
         randomise_bn(m, 1)
         for opset in (13, 17):
             export(m, img, out, "%s_op%d" % (arch, opset), opset)
+        torch.save(m.state_dict(), os.path.join(out, arch + ".pt"))
+        with torch.no_grad():
+            torch.save({"input": img, "output": m(img)}, os.path.join(out, arch + "_io.pt"))
     torch.manual_seed(0)
     r18 = torchvision.models.resnet18(weights=None)
     randomise_bn(r18, 1)

@@ -18,6 +18,7 @@ import (
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/graph"
 	"github.com/ckptkit/ckpt/nn/graph/onnximport"
+	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/tensor"
 )
 
@@ -342,7 +343,6 @@ func CompareValues(got, want *graph.Value, rtol, atol float64) (float64, string)
 	return maxErr, first
 }
 
-
 // inputsFlag is a repeatable --input: the first value also fills the
 // single-input field the torchvision path reads.
 type inputsFlag struct {
@@ -366,4 +366,51 @@ func (f inputsFlag) Type() string { return "stringArray" }
 // value, *all every value (an ONNX graph's inputs, in order or NAME=FILE).
 func InputsFlag(cmd *cobra.Command, first *string, all *[]string, usage string) {
 	cmd.Flags().Var(inputsFlag{first, all}, "input", usage)
+}
+
+// CheckArchFor is CheckArch for commands given weights files: when every
+// file is an ONNX model, no --arch is needed (the zero Spec is returned).
+func CheckArchFor(arch string, files []string) (models.Spec, error) {
+	if arch == "" {
+		all := len(files) > 0
+		for _, f := range files {
+			all = all && IsONNX(f)
+		}
+		if all {
+			return models.Spec{}, nil
+		}
+	}
+	return CheckArch(arch)
+}
+
+// ForwardFile runs the model in file on x: an ONNX graph (one input, its
+// first output) or arch with the file's weights. Errors name the file.
+func ForwardFile(arch, file string, numClasses int, x *nn.Tensor) (*nn.Tensor, error) {
+	if !IsONNX(file) {
+		m, err := LoadModel(arch, file, numClasses)
+		if err != nil {
+			return nil, err
+		}
+		y, err := Forward(m, x)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return y, nil
+	}
+	g, m, err := LoadGraph(file)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	if n := len(g.Inputs()); n != 1 {
+		return nil, cmdutil.UsageError("%s: the graph takes %d inputs; use ckpt run with one --input each", file, n)
+	}
+	outs, err := RunGraph(g, []*graph.Value{graph.FromTensor(x)})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if outs[0].Tensor() == nil {
+		return nil, fmt.Errorf("%s: output %q is %s, not float32", file, g.Outputs()[0], outs[0].DType())
+	}
+	return outs[0].Tensor(), nil
 }

@@ -87,7 +87,7 @@ Exit status: 0 within tolerance, 1 outside it, 2 on bad input.`,
 }
 
 func verifyRun(o *Options) error {
-	spec, err := modelcmd.CheckArch(o.Arch)
+	spec, err := modelcmd.CheckArchFor(o.Arch, o.Weights)
 	if err != nil {
 		return err
 	}
@@ -110,12 +110,8 @@ func verifyRun(o *Options) error {
 	}
 	outputs := make([]*nn.Tensor, len(o.Weights))
 	for i, w := range o.Weights {
-		m, err := modelcmd.LoadModel(o.Arch, w, o.NumClasses)
-		if err != nil {
+		if outputs[i], err = modelcmd.ForwardFile(o.Arch, w, o.NumClasses, x); err != nil {
 			return err
-		}
-		if outputs[i], err = modelcmd.Forward(m, x); err != nil {
-			return fmt.Errorf("%s: %w", w, err)
 		}
 	}
 	got, ref := outputs[0], (*nn.Tensor)(nil)
