@@ -19,6 +19,9 @@ import (
 func TestVerifyONNX(t *testing.T) {
 	dir := os.Getenv("CKPT_ONNX_GRAPH_MODELS")
 	if dir == "" {
+		if testing.Short() {
+			t.Skip("skipping in -short mode: exporting the models takes tens of seconds")
+		}
 		py := testenv.Python(t)
 		dir = t.TempDir()
 		if out, err := exec.Command(py, "../../../testdata/gen/onnx_graph_models.py", dir).CombinedOutput(); err != nil {

@@ -37,8 +37,10 @@ func nodeCasesDir(t *testing.T) string {
 		}
 		return filepath.Join(dir, "node")
 	}
-	py := testenv.Python(t)
-	_ = py
+	if testing.Short() {
+		t.Skip("skipping in -short mode: generating ONNX's backend test cases takes seconds")
+	}
+	testenv.Python(t)
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()

@@ -30,6 +30,9 @@ func graphModels(t *testing.T) string {
 	if d := os.Getenv("CKPT_ONNX_GRAPH_MODELS"); d != "" {
 		return d
 	}
+	if testing.Short() {
+		t.Skip("skipping in -short mode: exporting the models takes tens of seconds")
+	}
 	py := testenv.Python(t)
 	modelsOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ckpt-onnx-graph-models-")
