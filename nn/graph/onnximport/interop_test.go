@@ -25,7 +25,7 @@ var (
 
 // graphModels returns the directory testdata/gen/onnx_graph_models.py
 // wrote ($CKPT_ONNX_GRAPH_MODELS, or generated once per test binary).
-func graphModels(t *testing.T) string {
+func graphModels(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("CKPT_ONNX_GRAPH_MODELS"); d != "" {
 		return d
@@ -146,6 +146,12 @@ func TestExportsMatchORT(t *testing.T) {
 			x := nn.New(readF32(t, in), tc.shape...)
 			var y *nn.Tensor
 			nn.NoGrad(func() { y = g.Forward(x) })
+			// nn.Infer (results from a reused arena) computes the same.
+			for k, v := range nn.Infer(g, x).Data() {
+				if v != y.Data()[k] {
+					t.Fatalf("Infer: element %d is %g, Forward gave %g", k, v, y.Data()[k])
+				}
+			}
 			want := ortRun(t, model, "input", in, tc.shape)
 			got := y.Data()
 			if len(got) != len(want) {
