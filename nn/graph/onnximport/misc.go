@@ -228,7 +228,7 @@ func buildMaxUnpool(c *nodeCtx) (graph.Kernel, error) {
 		for d := range sp {
 			shape = append(shape, (sp[d]-1)*g.s[d]+g.k[d]-g.pb[d]-g.pe[d])
 		}
-		if err := checkElems(numel(shape), limit); err != nil {
+		if err := checkElems(numelChecked(shape, limit), limit); err != nil {
 			return nil, err
 		}
 		y := make([]float64, numel(shape))
