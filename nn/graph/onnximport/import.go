@@ -587,11 +587,11 @@ type nodeCtx struct {
 	captured []string   // outer values the node's subgraphs use, its extra inputs
 	subs     []subgraph // the subgraphs the builder imported
 	index    int
-	n      *onnx.Node
-	opset  int64
-	opts   *Options
-	attrs  map[string]*onnx.Attribute
-	consts map[string]*graph.Value
+	n        *onnx.Node
+	opset    int64
+	opts     *Options
+	attrs    map[string]*onnx.Attribute
+	consts   map[string]*graph.Value
 }
 
 func (c *nodeCtx) unsupported(format string, args ...any) error {
