@@ -123,7 +123,8 @@ func argmaxRows(v []float32, cols int) []int {
 
 // TestExportsMatchORT imports torch exports (torchvision CNNs with folded
 // BatchNorm and a dynamic batch, an MLP with LayerNorm and GELU, an
-// attention block; opsets 13 and 17), runs them and compares with ONNX
+// attention block, a small UNet with ConvTranspose and Resize; opsets 13
+// and 17), runs them and compares with ONNX
 // Runtime on the same input: max|err| <= 1e-4 * max(1, max|y|) (float32
 // kernels summing in different orders differ by a few ulps of the largest
 // activations) and the same arg-max per row.
@@ -137,6 +138,7 @@ func TestExportsMatchORT(t *testing.T) {
 		{"mobilenet_v2_op13", []int{2, 3, 64, 64}}, {"mobilenet_v2_op17", []int{2, 3, 64, 64}},
 		{"mlp_op13", []int{4, 16}}, {"mlp_op17", []int{4, 16}},
 		{"attention_op13", []int{2, 5, 16}}, {"attention_op17", []int{2, 5, 16}},
+		{"unet_op13", []int{2, 3, 16, 16}}, {"unet_op17", []int{2, 3, 16, 16}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
