@@ -5,6 +5,8 @@ weights and randomised BatchNorm statistics (nothing is downloaded), into OUTDIR
   resnet18_op13.onnx, resnet18_op17.onnx, mobilenet_v2_op13.onnx, mobilenet_v2_op17.onnx:
       torchvision models, default torch.onnx.export (BatchNorm folded into the convolutions),
       dynamic batch ("batch"), input "input" [2,3,64,64] float32, output "logits";
+  squeezenet1_1_op17.onnx, mobilenet_v3_small_op17.onnx, efficientnet_b0_op17.onnx,
+  shufflenet_v2_x0_5_op17.onnx, densenet121_op17.onnx: the same for more architectures, opset 17 only;
   mlp_op13.onnx, mlp_op17.onnx: Linear -> LayerNorm -> GELU -> Linear, input [4,16];
   unet_op13.onnx, unet_op17.onnx: a small UNet (ConvTranspose, bilinear and nearest Resize, skip
       concatenations), input [2,3,16,16];
@@ -149,6 +151,11 @@ def main():
         torch.save(m.state_dict(), os.path.join(out, arch + ".pt"))
         with torch.no_grad():
             torch.save({"input": img, "output": m(img)}, os.path.join(out, arch + "_io.pt"))
+    for arch in ("squeezenet1_1", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "densenet121"):
+        torch.manual_seed(0)
+        m = getattr(torchvision.models, arch)(weights=None)
+        randomise_bn(m, 1)
+        export(m, img, out, "%s_op17" % arch, 17)
     torch.manual_seed(0)
     r18 = torchvision.models.resnet18(weights=None)
     randomise_bn(r18, 1)

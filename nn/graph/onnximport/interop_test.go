@@ -139,6 +139,9 @@ func TestExportsMatchORT(t *testing.T) {
 		{"mlp_op13", []int{4, 16}}, {"mlp_op17", []int{4, 16}},
 		{"attention_op13", []int{2, 5, 16}}, {"attention_op17", []int{2, 5, 16}},
 		{"unet_op13", []int{2, 3, 16, 16}}, {"unet_op17", []int{2, 3, 16, 16}},
+		{"squeezenet1_1_op17", []int{2, 3, 64, 64}}, {"mobilenet_v3_small_op17", []int{2, 3, 64, 64}},
+		{"efficientnet_b0_op17", []int{2, 3, 64, 64}}, {"shufflenet_v2_x0_5_op17", []int{2, 3, 64, 64}},
+		{"densenet121_op17", []int{2, 3, 64, 64}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
