@@ -102,3 +102,84 @@ func buildLoop(c *nodeCtx) (graph.Kernel, error) {
 		return res, nil
 	}, nil
 }
+
+func init() { register(buildScan, "Scan") }
+
+// buildScan is Scan of opset 9 and later, scanning along axis 0 forward
+// (other axes and directions are unsupported).
+func buildScan(c *nodeCtx) (graph.Kernel, error) {
+	if c.opset < 9 {
+		return nil, c.unsupported("opset 8's batched form")
+	}
+	for _, a := range []string{"scan_input_axes", "scan_input_directions", "scan_output_axes", "scan_output_directions"} {
+		for _, v := range c.ints(a, nil) {
+			if v != 0 {
+				return nil, c.unsupported("%s %v", a, c.ints(a, nil))
+			}
+		}
+	}
+	m := int(c.int("num_scan_inputs", 0))
+	nFormal := len(c.n.Input)
+	nState := nFormal - m
+	if m <= 0 || nState < 0 {
+		return nil, c.errorf("%d scan inputs of %d inputs", m, nFormal)
+	}
+	body, err := c.importSub("body")
+	if err != nil {
+		return nil, err
+	}
+	if len(body.Inputs()) != nFormal+len(c.captured) || len(body.Outputs()) < nState {
+		return nil, c.errorf("a body of %d inputs and %d outputs for %d states and %d scan inputs", len(body.Inputs()), len(body.Outputs()), nState, m)
+	}
+	nOut := len(body.Outputs()) - nState
+	limit := c.opts.MaxElements
+	return func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		state := append([]*graph.Value{}, in[:nState]...)
+		scanIn := in[nState:nFormal]
+		captured := in[nFormal:]
+		steps := -1
+		for _, v := range scanIn {
+			if v.Rank() < 1 || steps >= 0 && v.Shape()[0] != steps {
+				return nil, fmt.Errorf("scan inputs of different lengths")
+			}
+			steps = v.Shape()[0]
+		}
+		if steps > MaxLoopIterations {
+			return nil, fmt.Errorf("more than %d iterations", MaxLoopIterations)
+		}
+		outs := make([][]*graph.Value, nOut)
+		for t := 0; t < steps; t++ {
+			args := append([]*graph.Value{}, state...)
+			for _, v := range scanIn {
+				args = append(args, sliceAxis(v, 0, t, 1).WithShape(v.Shape()[1:]))
+			}
+			res, err := body.RunOrdered(append(args, captured...)...)
+			if err != nil {
+				return nil, err
+			}
+			state = res[:nState]
+			for k := 0; k < nOut; k++ {
+				outs[k] = append(outs[k], res[nState+k])
+			}
+		}
+		result := append([]*graph.Value{}, state...)
+		for k := 0; k < nOut; k++ {
+			if len(outs[k]) == 0 {
+				return nil, fmt.Errorf("scan output %d has no iterations to take its shape from", k)
+			}
+			first := outs[k][0]
+			if err := checkElems(len(outs[k])*first.Numel(), limit); err != nil {
+				return nil, err
+			}
+			flat := make([]*graph.Value, len(outs[k]))
+			for j, v := range outs[k] {
+				if !sameShape(v.Shape(), first.Shape()) || v.DType() != first.DType() {
+					return nil, fmt.Errorf("scan output %d changes from %s to %s", k, first, v)
+				}
+				flat[j] = v.WithShape([]int{v.Numel()})
+			}
+			result = append(result, concatFlat(flat).WithShape(append([]int{len(outs[k])}, first.Shape()...)))
+		}
+		return result, nil
+	}, nil
+}

@@ -10,7 +10,7 @@
 // constants, are folded into constants at import. Dynamic dimensions are
 // resolved when the graph runs.
 //
-// If and Loop bodies are imported as graphs of their own (child modules),
+// If, Loop and Scan (opset 9+) bodies are imported as graphs of their own (child modules),
 // whose extra inputs are the values they capture from enclosing graphs.
 //
 // Untrusted models are bounded: MaxNodes, MaxValues, MaxSubgraphDepth,
@@ -21,7 +21,7 @@
 //
 //	onnx: node 17 "Resize_3": Resize (opset 18) with antialias is not supported
 //
-// Not supported: Scan, sequences, optional types and strings, random ops,
+// Not supported: Scan's opset-8 batched form, sequences, optional types and strings, random ops,
 // and a few others listed in the README's conformance section. ReHead, TrainBatchNorm and WriteBack fine-tune an
 // imported classifier and store the result back into the ONNX model.
 package onnximport

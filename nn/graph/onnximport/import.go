@@ -22,7 +22,7 @@ const (
 	// MaxValues is the largest number of named values (inputs, initializers
 	// and node outputs).
 	MaxValues = 1 << 21
-	// MaxSubgraphDepth bounds the nesting of If and Loop bodies.
+	// MaxSubgraphDepth bounds the nesting of If, Loop and Scan bodies.
 	MaxSubgraphDepth = 8
 	// MaxLoopIterations bounds the trip count of a Loop node.
 	MaxLoopIterations = 1 << 16
@@ -695,7 +695,7 @@ func (im *importer) build(c *nodeCtx) (graph.Kernel, bool, bool, error) {
 	k, n := c.index, c.n
 	for _, a := range n.Attribute {
 		c.attrs[a.Name] = a
-		allowed := a.Type == onnx.AttrGraph && (n.OpType == "If" || n.OpType == "Loop") && (n.Domain == "" || n.Domain == "ai.onnx")
+		allowed := a.Type == onnx.AttrGraph && (n.OpType == "If" || n.OpType == "Loop" || n.OpType == "Scan") && (n.Domain == "" || n.Domain == "ai.onnx")
 		if (a.Type == onnx.AttrGraph || a.Type == onnx.AttrGraphs) && !allowed || a.RefAttrName != "" {
 			return nil, false, false, c.unsupported("subgraph or reference attribute %q", a.Name)
 		}
