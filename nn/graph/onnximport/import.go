@@ -24,7 +24,7 @@ const (
 	MaxValues = 1 << 21
 	// MaxSubgraphDepth bounds the nesting of If, Loop and Scan bodies.
 	MaxSubgraphDepth = 8
-	// MaxLoopIterations bounds the trip count of a Loop node.
+	// MaxLoopIterations bounds the iterations of a Loop or Scan node.
 	MaxLoopIterations = 1 << 16
 	// DefaultMaxElements is the default bound on the elements of any value a
 	// node computes (1<<28 float32s are 1 GiB).
