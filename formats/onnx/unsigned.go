@@ -26,7 +26,14 @@ func (t *TensorProto) Unsigned() ([]uint64, error) {
 	n, _ := t.numElements()
 	s := t.raw
 	if t.DataLocation == LocationExternal {
+		if t.ext == nil {
+			return nil, fmt.Errorf("onnx: tensor %q: external data %q was not resolved (open the model from its file)", t.Name, t.externalLocation())
+		}
 		s = t.ext
+	}
+	// Allocate only for elements that are present.
+	if s != nil && s.Size() != n*int64(size) || s == nil && n != 0 && len(t.Int32Data) != int(n) && len(t.Uint64Data) != int(n) {
+		return nil, fmt.Errorf("onnx: tensor %q: the data does not hold %d elements of %s", t.Name, n, t.DataType)
 	}
 	out := make([]uint64, n)
 	if s == nil {

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -42,7 +43,19 @@ type Node struct {
 
 // Describe names the node in messages: `node 17 "Resize_3" (Resize)`.
 func (n *Node) Describe() string {
-	return fmt.Sprintf("node %d %q (%s)", n.Index, n.Name, n.Op)
+	return fmt.Sprintf("node %d %q (%s)", n.Index, n.Name, Printable(n.Op))
+}
+
+// Printable returns s, or s quoted when it holds anything but printable
+// ASCII (an operator name from an untrusted file must not break a
+// one-line message).
+func Printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e || r == '"' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // Input is a graph input: its name, element type and dimensions, where a

@@ -5,12 +5,18 @@ weights and randomised BatchNorm statistics (nothing is downloaded), into OUTDIR
   resnet18_op13.onnx, resnet18_op17.onnx, mobilenet_v2_op13.onnx, mobilenet_v2_op17.onnx:
       torchvision models, default torch.onnx.export (BatchNorm folded into the convolutions),
       dynamic batch ("batch"), input "input" [2,3,64,64] float32, output "logits";
+  squeezenet1_1_op17.onnx, mobilenet_v3_small_op17.onnx, efficientnet_b0_op17.onnx,
+  shufflenet_v2_x0_5_op17.onnx, densenet121_op17.onnx: the same for more architectures, opset 17 only;
   mlp_op13.onnx, mlp_op17.onnx: Linear -> LayerNorm -> GELU -> Linear, input [4,16];
+  unet_op13.onnx, unet_op17.onnx: a small UNet (ConvTranspose, bilinear and nearest Resize, skip
+      concatenations), input [2,3,16,16];
   attention_op13.onnx, attention_op17.onnx: a pre-norm self-attention block
       (LayerNorm, nn.MultiheadAttention, residual, MLP with GELU), input [2,5,16];
   resnet18_train.onnx, mlp_train.onnx: the same architectures exported with
       training=TrainingMode.PRESERVE and no constant folding, so BatchNormalization stays a node
       and every initializer is named by its state_dict key.
+
+ARCH.pt and ARCH_io.pt: the torchvision models' state_dicts, and {"input": x, "output": model(x)}.
 
 For every model NAME: NAME.input.bin (the float32 input, little-endian), NAME.torch.bin (PyTorch's
 output), and for the *_train models NAME.grads.bin + NAME.grads.json: the gradients of
@@ -54,6 +60,28 @@ class Attention(torch.nn.Module):
         h = self.norm1(x)
         x = x + self.attn(h, h, h, need_weights=False)[0]
         return x + self.mlp(self.norm2(x))
+
+
+class UNet(torch.nn.Module):
+    """A two-level UNet: strided convolutions down, ConvTranspose and bilinear/nearest Resize up."""
+
+    def __init__(self):
+        super().__init__()
+        self.inc = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+        self.down = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU())
+        self.down2 = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, stride=2, padding=1), torch.nn.ReLU())
+        self.up = torch.nn.ConvTranspose2d(16, 16, 2, stride=2)
+        self.fuse = torch.nn.Conv2d(32, 8, 3, padding=1)
+        self.out = torch.nn.Conv2d(16, 2, 1)
+
+    def forward(self, x):
+        a = self.inc(x)
+        b = self.down(a)
+        c = self.down2(b)
+        u = torch.relu(self.fuse(torch.cat([self.up(c), b], 1)))
+        u = torch.nn.functional.interpolate(u, scale_factor=2.0, mode="bilinear", align_corners=False)
+        n = torch.nn.functional.interpolate(a, size=u.shape[-2:], mode="nearest")
+        return self.out(torch.cat([u, n], 1))
 
 
 def randomise_bn(model, seed):
@@ -120,6 +148,14 @@ def main():
         randomise_bn(m, 1)
         for opset in (13, 17):
             export(m, img, out, "%s_op%d" % (arch, opset), opset)
+        torch.save(m.state_dict(), os.path.join(out, arch + ".pt"))
+        with torch.no_grad():
+            torch.save({"input": img, "output": m(img)}, os.path.join(out, arch + "_io.pt"))
+    for arch in ("squeezenet1_1", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "densenet121"):
+        torch.manual_seed(0)
+        m = getattr(torchvision.models, arch)(weights=None)
+        randomise_bn(m, 1)
+        export(m, img, out, "%s_op17" % arch, 17)
     torch.manual_seed(0)
     r18 = torchvision.models.resnet18(weights=None)
     randomise_bn(r18, 1)
@@ -131,6 +167,12 @@ def main():
     for opset in (13, 17):
         export(mlp, x, out, "mlp_op%d" % opset, opset)
     export(mlp, x, out, "mlp_train", 17, train=True)
+    torch.manual_seed(3)
+    unet = UNet()
+    randomise_bn(unet, 4)
+    xu = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    for opset in (13, 17):
+        export(unet, xu, out, "unet_op%d" % opset, opset)
     torch.manual_seed(2)
     att = Attention()
     perturb(att, 8)

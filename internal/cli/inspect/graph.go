@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ckptkit/ckpt/formats/onnx"
+	"github.com/ckptkit/ckpt/nn/graph/onnximport"
 )
 
 // Graph summarizes an ONNX model's graph: what a user needs to know to run
@@ -19,6 +20,10 @@ type Graph struct {
 	Nodes   int              `json:"nodes"`
 	Inputs  []Value          `json:"inputs"`
 	Outputs []Value          `json:"outputs"`
+	// Ops counts the nodes of each operator ("domain.Op" outside ai.onnx).
+	Ops map[string]int `json:"ops"`
+	// Unsupported lists the nodes ckpt cannot run, one message each.
+	Unsupported []string `json:"unsupported,omitempty"`
 }
 
 // Value is a graph input or output.
@@ -55,6 +60,19 @@ func graphOf(m *onnx.Model) *Graph {
 	}
 	for _, v := range m.Graph.Output {
 		g.Outputs = append(g.Outputs, valueOf(v))
+	}
+	g.Ops = map[string]int{}
+	for _, n := range m.Graph.Node {
+		op := n.OpType
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			op = n.Domain + "." + op
+		}
+		g.Ops[op]++
+	}
+	if unsup, err := onnximport.Check(m); err == nil {
+		for _, u := range unsup {
+			g.Unsupported = append(g.Unsupported, u.Error())
+		}
 	}
 	return g
 }
@@ -131,5 +149,19 @@ func writeGraph(b *strings.Builder, g *Graph) {
 	}
 	for _, v := range g.Outputs {
 		fmt.Fprintf(b, "  output    %s\n", v)
+	}
+	var hist []string
+	for op, n := range g.Ops {
+		hist = append(hist, fmt.Sprintf("%s %d", op, n))
+	}
+	slices.Sort(hist)
+	if len(hist) > 0 {
+		fmt.Fprintf(b, "  ops       %s\n", strings.Join(hist, ", "))
+	}
+	if len(g.Unsupported) == 0 {
+		b.WriteString("  runs      every node (ckpt run --weights FILE)\n")
+	}
+	for _, u := range g.Unsupported {
+		fmt.Fprintf(b, "  cannot    %s\n", u)
 	}
 }

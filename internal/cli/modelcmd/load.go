@@ -13,6 +13,7 @@ import (
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/graph"
 	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/pickle"
 	"github.com/ckptkit/ckpt/tensor"
@@ -66,6 +67,9 @@ type Model struct {
 	// or "default".
 	TransformInput     bool
 	TransformInputFrom string
+	// Graph is the imported graph when the weights file is an ONNX model
+	// (then Module is the graph too, and Spec is the --arch given, if any).
+	Graph *graph.Graph
 }
 
 // Hint returns what most likely explains a failed verification of m, or
@@ -113,6 +117,17 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 			return nil, err
 		}
 		m.Spec = s
+	}
+	if IsONNX(path) {
+		// The graph is the architecture: arch, when given, names the other
+		// file's (verify A.pt B.onnx --arch resnet18) and sets the input size.
+		g, om, err := LoadGraph(path)
+		if err != nil {
+			return nil, err
+		}
+		om.Close() // the import holds every initializer in memory
+		m.Module, m.Graph = g, g
+		return m, nil
 	}
 	c, err := formats.Open(path)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/ckptkit/ckpt/formats/npy"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/graph"
 	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/tensor"
 )
@@ -151,6 +152,12 @@ func InputSize(s models.Spec) int {
 func Forward(m nn.Module, x *nn.Tensor) (out *nn.Tensor, err error) {
 	if slices.Contains(x.Shape(), 0) {
 		return nil, fmt.Errorf("input %s has no elements", Shape(x.Shape()))
+	}
+	if lm, ok := m.(*Model); ok {
+		m = lm.Module
+	}
+	if g, ok := m.(*graph.Graph); ok {
+		return forwardGraph(g, x)
 	}
 	if err := nn.Guard(func() { out = nn.Infer(m, x) }); err != nil {
 		return nil, fmt.Errorf("forward pass on input %s failed: %w", Shape(x.Shape()), err)

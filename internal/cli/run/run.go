@@ -19,6 +19,7 @@ type Options struct {
 	Arch       string
 	Weights    string
 	Input      string
+	Inputs     []string // every --input (an ONNX graph may take several)
 	Output     string
 	NumClasses int
 	Force      bool
@@ -57,7 +58,7 @@ shapes the weights match exactly (said on stderr).`,
 	}
 	modelcmd.ArchFlag(cmd, &opts.Arch)
 	cmd.Flags().StringVar(&opts.Weights, "weights", "", "checkpoint with the model's weights (any format ckpt reads)")
-	cmd.Flags().StringVar(&opts.Input, "input", "", "input tensor: FILE.npy, FILE.safetensors:KEY or FILE.pt:KEY")
+	modelcmd.InputsFlag(cmd, &opts.Input, &opts.Inputs, "input tensor: FILE.npy, FILE.safetensors:KEY, FILE.pt:KEY or FILE.pb; repeated or NAME=FILE for an ONNX graph's inputs")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "where to write the output (.npy, .safetensors or .pt)")
 	cmd.Flags().IntVar(&opts.NumClasses, "num-classes", 0, "classifier size (default: read from the weights)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "replace an existing output file")
@@ -67,6 +68,12 @@ shapes the weights match exactly (said on stderr).`,
 }
 
 func runRun(o *Options) error {
+	if modelcmd.IsONNX(o.Weights) {
+		return runONNX(o)
+	}
+	if len(o.Inputs) > 1 {
+		return cmdutil.UsageError("--input given %d times; a torchvision model takes one input", len(o.Inputs))
+	}
 	if o.Arch != "" {
 		if _, err := modelcmd.CheckArch(o.Arch); err != nil {
 			return err

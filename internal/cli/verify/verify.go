@@ -6,6 +6,7 @@ package verify
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -120,7 +121,10 @@ func verifyRun(o *Options) error {
 		if err != nil {
 			return err
 		}
-		ms[i], arch = m, m.Spec.Name
+		ms[i] = m
+		if m.Spec.Name != "" {
+			arch = m.Spec.Name
+		}
 	}
 	var x *nn.Tensor
 	var err error
@@ -129,7 +133,11 @@ func verifyRun(o *Options) error {
 			return err
 		}
 	} else {
-		x = modelcmd.SeededInput(o.Seed, o.Batch, modelcmd.InputSize(ms[0].Spec))
+		i := slices.IndexFunc(ms, func(m *modelcmd.Model) bool { return m.Spec.Name != "" })
+		if i < 0 {
+			return cmdutil.UsageError("an ONNX graph has no architecture to make an input for: give --input (or --arch)")
+		}
+		x = modelcmd.SeededInput(o.Seed, o.Batch, modelcmd.InputSize(ms[i].Spec))
 	}
 	outputs := make([]*nn.Tensor, len(o.Weights))
 	for i, w := range o.Weights {
@@ -175,7 +183,11 @@ func verifyRun(o *Options) error {
 		if len(o.Weights) == 2 {
 			against = o.Weights[0]
 		}
-		fmt.Fprintf(o.IO.Out, "verify %s: %s against %s, input %s\n", arch, o.Weights[len(o.Weights)-1], against, modelcmd.Shape(x.Shape()))
+		name := arch
+		if name == "" {
+			name = "ONNX graph"
+		}
+		fmt.Fprintf(o.IO.Out, "verify %s: %s against %s, input %s\n", name, o.Weights[len(o.Weights)-1], against, modelcmd.Shape(x.Shape()))
 		if err := rep.WriteText(o.IO.Out); err != nil {
 			return err
 		}

@@ -10,17 +10,18 @@
 // constants, are folded into constants at import. Dynamic dimensions are
 // resolved when the graph runs.
 //
-// Untrusted models are bounded: MaxNodes, MaxValues, the
-// Options.MaxElements bound on every computed value (checked before data-
-// sized allocations), cycles and undefined inputs rejected, tensor sizes
-// checked against their bytes by the codec. A node the importer cannot run
+// If, Loop and Scan (opset 9+) bodies are imported as graphs of their own (child modules),
+// whose extra inputs are the values they capture from enclosing graphs.
+//
+// Untrusted models are bounded: MaxNodes, MaxValues, MaxSubgraphDepth,
+// MaxLoopIterations, and Options.MaxElements on every computed value
+// (checked before data-sized allocations); cycles and undefined inputs are
+// rejected, and the codec checks tensor sizes against their bytes. A node the importer cannot run
 // fails the import with an *UnsupportedError whose message names it:
 //
 //	onnx: node 17 "Resize_3": Resize (opset 18) with antialias is not supported
 //
-// Not supported: subgraph operators (If, Loop, Scan: a node with a graph
-// attribute is rejected, so there is no nesting to bound), sequences, optional
-// types and strings, random ops, and a few others listed in the README's
-// conformance section. ReHead, TrainBatchNorm and WriteBack fine-tune an
+// Not supported: Scan's opset-8 batched form, sequences, optional types and strings, random ops,
+// and a few others listed in the README's conformance section. ReHead, TrainBatchNorm and WriteBack fine-tune an
 // imported classifier and store the result back into the ONNX model.
 package onnximport

@@ -473,6 +473,11 @@ func buildClip(c *nodeCtx) (graph.Kernel, error) {
 			}
 			return one(graph.FromInt64s(x.DType(), x.Shape(), d)), nil
 		}
+		if t := x.Tensor(); t != nil && !math.IsNaN(lo) && !math.IsNaN(hi) {
+			// nn's Clamp (vectorized, with autograd); bounds rounded to float32
+			// as ONNX Runtime compares in the input's type.
+			return one(graph.FromTensor(t.Clamp(float32(lo), float32(hi)))), nil
+		}
 		return one(unary(x, func(v float64) float64 { return math.Min(math.Max(v, lo), hi) },
 			func(v, _ float64) float64 { return b2f(v >= lo && v <= hi) })), nil
 	}, nil

@@ -22,6 +22,10 @@ const (
 	// MaxValues is the largest number of named values (inputs, initializers
 	// and node outputs).
 	MaxValues = 1 << 21
+	// MaxSubgraphDepth bounds the nesting of If, Loop and Scan bodies.
+	MaxSubgraphDepth = 8
+	// MaxLoopIterations bounds the iterations of a Loop or Scan node.
+	MaxLoopIterations = 1 << 16
 	// DefaultMaxElements is the default bound on the elements of any value a
 	// node computes (1<<28 float32s are 1 GiB).
 	DefaultMaxElements = 1 << 28
@@ -53,6 +57,7 @@ func (e *UnsupportedError) Error() string {
 	if e.Domain != "" && e.Domain != "ai.onnx" {
 		op = e.Domain + "." + op
 	}
+	op = graph.Printable(op)
 	what := ""
 	if e.Detail != "" {
 		what = " with " + e.Detail
@@ -82,12 +87,13 @@ func Import(m *onnx.Model, opts Options) (*graph.Graph, error) {
 		opset = 1 // no default-domain import: only other domains' nodes, which are unsupported
 	}
 	im := &importer{opts: opts, opset: opset}
-	return im.graph(m.Graph)
+	return im.graph(m.Graph, nil)
 }
 
 type importer struct {
 	opts  Options
 	opset int64
+	depth int // nesting of the graph being imported (0: the main graph)
 }
 
 // dataSlots lists, per operator, the input positions that take
@@ -152,7 +158,10 @@ func classify(g *onnx.Graph, inits map[string]*graph.Value) (isParam, isBuffer m
 	return isParam, isBuffer
 }
 
-func (im *importer) graph(g *onnx.Graph) (*graph.Graph, error) {
+// graph imports g; outer names values of enclosing graphs that g's nodes
+// use (a subgraph's captured values), which become extra inputs after g's
+// own.
+func (im *importer) graph(g *onnx.Graph, outer []string) (*graph.Graph, error) {
 	if len(g.Node) > MaxNodes {
 		return nil, fmt.Errorf("onnx: %d nodes, more than the limit of %d", len(g.Node), MaxNodes)
 	}
@@ -204,11 +213,35 @@ func (im *importer) graph(g *onnx.Graph) (*graph.Graph, error) {
 		}
 		inputs = append(inputs, gi)
 	}
+	for _, name := range outer {
+		inputs = append(inputs, graph.Input{Name: name})
+	}
 	var outputs []string
 	for _, o := range g.Output {
 		outputs = append(outputs, o.Name)
 	}
 	gr := graph.New(inputs, outputs)
+
+	// Values that subgraphs (If, Loop bodies) capture from this scope are
+	// extra inputs of their node, so that they are computed before it.
+	captured := map[int][]string{}
+	for k, n := range g.Node {
+		seen := map[string]bool{}
+		for _, a := range n.Attribute {
+			if a.Type == onnx.AttrGraph && a.G != nil {
+				fv, err := freeVars(a.G, im.depth+1)
+				if err != nil {
+					return nil, fmt.Errorf("onnx: node %d %q: %w", k, n.Name, err)
+				}
+				for _, v := range fv {
+					if !seen[v] {
+						seen[v] = true
+						captured[k] = append(captured[k], v)
+					}
+				}
+			}
+		}
+	}
 
 	isParam, isBuffer := classify(g, inits)
 	consts := map[string]*graph.Value{}
@@ -225,20 +258,24 @@ func (im *importer) graph(g *onnx.Graph) (*graph.Graph, error) {
 		}
 	}
 
-	order, err := topoOrder(g, inits, inputs)
+	order, err := topoOrder(g, inits, inputs, captured)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range order {
 		n := g.Node[k]
-		kern, pure, shapeOnly, err := im.kernel(k, n, consts)
+		kern, pure, shapeOnly, subs, err := im.kernel(k, n, consts, captured[k])
 		if err != nil {
 			return nil, err
 		}
-		node := &graph.Node{Index: k, Name: n.Name, Op: n.OpType, Inputs: n.Input, Outputs: n.Output, Kernel: kern, Pure: pure, ShapeOnly: shapeOnly, Source: n}
-		if pure && !im.opts.NoFold && allConst(n.Input, consts) {
-			in := make([]*graph.Value, len(n.Input))
-			for j, name := range n.Input {
+		for _, sub := range subs {
+			gr.AddModule(sub.name, sub.g)
+		}
+		ins := append(append([]string{}, n.Input...), captured[k]...)
+		node := &graph.Node{Index: k, Name: n.Name, Op: n.OpType, Inputs: ins, Outputs: n.Output, Kernel: kern, Pure: pure, ShapeOnly: shapeOnly, Source: n}
+		if pure && !im.opts.NoFold && allConst(ins, consts) {
+			in := make([]*graph.Value, len(ins))
+			for j, name := range ins {
 				in[j] = consts[name]
 			}
 			outs, err := foldNode(node, in)
@@ -303,7 +340,7 @@ func foldNode(n *graph.Node, in []*graph.Value) (outs []*graph.Value, err error)
 
 // topoOrder returns the nodes in an order where every input is computed
 // before it is used, failing on a cycle or an undefined input.
-func topoOrder(g *onnx.Graph, inits map[string]*graph.Value, inputs []graph.Input) ([]int, error) {
+func topoOrder(g *onnx.Graph, inits map[string]*graph.Value, inputs []graph.Input, captured map[int][]string) ([]int, error) {
 	producer := map[string]int{}
 	for k, n := range g.Node {
 		for _, o := range n.Output {
@@ -335,19 +372,24 @@ func topoOrder(g *onnx.Graph, inits map[string]*graph.Value, inputs []graph.Inpu
 		for len(stack) > 0 {
 			f := &stack[len(stack)-1]
 			n := g.Node[f.node]
-			if f.next < len(n.Input) {
-				in := n.Input[f.next]
+			if f.next < len(n.Input)+len(captured[f.node]) {
+				var in string
+				if f.next < len(n.Input) {
+					in = n.Input[f.next]
+				} else {
+					in = captured[f.node][f.next-len(n.Input)]
+				}
 				f.next++
 				if in == "" || isInput[in] || inits[in] != nil {
 					continue
 				}
 				p, ok := producer[in]
 				if !ok {
-					return nil, fmt.Errorf("onnx: node %d %q (%s): input %q is not a graph input, an initializer or a node output", f.node, n.Name, n.OpType, in)
+					return nil, fmt.Errorf("onnx: node %d %q (%s): input %q is not a graph input, an initializer or a node output", f.node, n.Name, graph.Printable(n.OpType), in)
 				}
 				switch state[p] {
 				case 1:
-					return nil, fmt.Errorf("onnx: node %d %q (%s): the graph has a cycle through %q", f.node, n.Name, n.OpType, in)
+					return nil, fmt.Errorf("onnx: node %d %q (%s): the graph has a cycle through %q", f.node, n.Name, graph.Printable(n.OpType), in)
 				case 0:
 					state[p] = 1
 					stack = append(stack, frame{p, 0})
@@ -541,12 +583,15 @@ func ProtoFromValue(name string, v *graph.Value) (*onnx.TensorProto, error) {
 
 // nodeCtx is what an operator's builder knows about its node.
 type nodeCtx struct {
-	index  int
-	n      *onnx.Node
-	opset  int64
-	opts   *Options
-	attrs  map[string]*onnx.Attribute
-	consts map[string]*graph.Value
+	im       *importer
+	captured []string   // outer values the node's subgraphs use, its extra inputs
+	subs     []subgraph // the subgraphs the builder imported
+	index    int
+	n        *onnx.Node
+	opset    int64
+	opts     *Options
+	attrs    map[string]*onnx.Attribute
+	consts   map[string]*graph.Value
 }
 
 func (c *nodeCtx) unsupported(format string, args ...any) error {
@@ -554,7 +599,7 @@ func (c *nodeCtx) unsupported(format string, args ...any) error {
 }
 
 func (c *nodeCtx) errorf(format string, args ...any) error {
-	return fmt.Errorf("onnx: node %d %q (%s): %s", c.index, c.n.Name, c.n.OpType, fmt.Sprintf(format, args...))
+	return fmt.Errorf("onnx: node %d %q (%s): %s", c.index, c.n.Name, graph.Printable(c.n.OpType), fmt.Sprintf(format, args...))
 }
 
 func (c *nodeCtx) has(name string) bool { return c.attrs[name] != nil }
@@ -628,20 +673,30 @@ func Supported() []string {
 	return out
 }
 
-func (im *importer) kernel(k int, n *onnx.Node, consts map[string]*graph.Value) (kern graph.Kernel, pure, shapeOnly bool, err error) {
+func (im *importer) kernel(k int, n *onnx.Node, consts map[string]*graph.Value, captured []string) (kern graph.Kernel, pure, shapeOnly bool, subs []subgraph, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			kern, err = nil, fmt.Errorf("onnx: node %d %q (%s): malformed: %v", k, n.Name, n.OpType, r)
+			kern, err = nil, fmt.Errorf("onnx: node %d %q (%s): malformed: %v", k, n.Name, graph.Printable(n.OpType), r)
 		}
 	}()
-	return im.build(k, n, consts)
+	c := &nodeCtx{index: k, n: n, opset: im.opset, opts: &im.opts, attrs: map[string]*onnx.Attribute{}, consts: consts, im: im, captured: captured}
+	kern, pure, shapeOnly, err = im.build(c)
+	return kern, pure, shapeOnly, c.subs, err
 }
 
-func (im *importer) build(k int, n *onnx.Node, consts map[string]*graph.Value) (graph.Kernel, bool, bool, error) {
-	c := &nodeCtx{index: k, n: n, opset: im.opset, opts: &im.opts, attrs: map[string]*onnx.Attribute{}, consts: consts}
+// subgraph is an imported If branch or Loop body, registered as a child
+// module of the enclosing graph so that its parameters are the graph's.
+type subgraph struct {
+	name string
+	g    *graph.Graph
+}
+
+func (im *importer) build(c *nodeCtx) (graph.Kernel, bool, bool, error) {
+	k, n := c.index, c.n
 	for _, a := range n.Attribute {
 		c.attrs[a.Name] = a
-		if a.Type == onnx.AttrGraph || a.Type == onnx.AttrGraphs || a.RefAttrName != "" {
+		allowed := a.Type == onnx.AttrGraph && (n.OpType == "If" || n.OpType == "Loop" || n.OpType == "Scan") && (n.Domain == "" || n.Domain == "ai.onnx")
+		if (a.Type == onnx.AttrGraph || a.Type == onnx.AttrGraphs) && !allowed || a.RefAttrName != "" {
 			return nil, false, false, c.unsupported("subgraph or reference attribute %q", a.Name)
 		}
 	}
@@ -659,7 +714,11 @@ func (im *importer) build(k int, n *onnx.Node, consts map[string]*graph.Value) (
 		return nil, false, false, err
 	}
 	maxEl := im.opts.MaxElements
+	op := n.OpType
 	checked := func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		if err := precheck(op, in, maxEl); err != nil {
+			return nil, err
+		}
 		outs, err := kern(ctx, in)
 		if err != nil {
 			return nil, err
@@ -671,7 +730,7 @@ func (im *importer) build(k int, n *onnx.Node, consts map[string]*graph.Value) (
 		}
 		return outs, nil
 	}
-	return checked, !impure[n.OpType], shapeOnlyOps[n.OpType], nil
+	return checked, !impure[n.OpType] && len(c.subs) == 0, shapeOnlyOps[n.OpType], nil
 }
 
 // errorsAs is errors.As for *UnsupportedError.
@@ -687,3 +746,156 @@ func IsUnsupported(err error) bool { _, ok := errorsAs(err); return ok }
 var _ = strings.Join
 
 func onnxDataType(v int64) onnx.DataType { return onnx.DataType(int32(v)) }
+
+// broadcasting lists the operators whose output is the broadcast of their
+// inputs' shapes.
+var broadcasting = map[string]bool{"Add": true, "Sub": true, "Mul": true, "Div": true, "Pow": true, "Mod": true, "BitShift": true,
+	"Equal": true, "Less": true, "Greater": true, "LessOrEqual": true, "GreaterOrEqual": true, "And": true, "Or": true, "Xor": true,
+	"Where": true, "Max": true, "Min": true, "Sum": true, "Mean": true, "PRelu": true}
+
+// precheck refuses, before any allocation, a broadcast or a matrix
+// product whose result would exceed limit elements.
+func precheck(op string, in []*graph.Value, limit int) error {
+	switch {
+	case broadcasting[op]:
+		var shapes [][]int
+		for _, v := range in {
+			if v != nil {
+				shapes = append(shapes, v.Shape())
+			}
+		}
+		s, err := broadcast(shapes...)
+		if err != nil {
+			return err
+		}
+		return checkElems(numelChecked(s, limit), limit)
+	case op == "MatMul" || op == "MatMulInteger" || op == "Gemm":
+		if len(in) < 2 || in[0] == nil || in[1] == nil || in[0].Rank() < 1 || in[1].Rank() < 1 {
+			return nil
+		}
+		a, b := in[0].Shape(), in[1].Shape()
+		if len(a) < 2 || len(b) < 2 {
+			return nil
+		}
+		batch, err := broadcast(a[:len(a)-2], b[:len(b)-2])
+		if err != nil {
+			return err
+		}
+		s := append(batch, a[len(a)-2], b[len(b)-1], a[len(a)-1])
+		return checkElems(numelChecked(s, 16*limit)/16, limit)
+	}
+	return nil
+}
+
+// numelChecked multiplies dims, saturating above limit (a negative or
+// oversized dimension counts as too many elements).
+func numelChecked(s []int, limit int) int {
+	for _, d := range s {
+		if d == 0 {
+			return 0
+		}
+	}
+	n := 1
+	for _, d := range s {
+		if d < 0 || d > limit {
+			return limit + 1
+		}
+		n *= d
+		if n > limit {
+			return limit + 1
+		}
+	}
+	return n
+}
+
+// Check returns every node of m's main graph that the importer cannot
+// run, in graph order (an import stops at the first). Errors other than
+// unsupported operators (a malformed graph) are returned as err.
+func Check(m *onnx.Model) ([]*UnsupportedError, error) {
+	if m == nil || m.Graph == nil {
+		return nil, errors.New("onnx: the model has no graph")
+	}
+	opset := int64(1)
+	for _, o := range m.OpsetImport {
+		if o.Domain == "" || o.Domain == "ai.onnx" {
+			opset = o.Version
+		}
+	}
+	im := &importer{opts: Options{MaxElements: DefaultMaxElements}, opset: opset}
+	var out []*UnsupportedError
+	for k, n := range m.Graph.Node {
+		if _, _, _, _, err := im.kernel(k, n, map[string]*graph.Value{}, nil); err != nil {
+			if u, ok := errorsAs(err); ok {
+				out = append(out, u)
+			}
+		}
+	}
+	return out, nil
+}
+
+// freeVars returns the names g's nodes (and nested subgraphs) use without
+// defining them: values captured from enclosing graphs, in first-use order.
+func freeVars(g *onnx.Graph, depth int) ([]string, error) {
+	if depth > MaxSubgraphDepth {
+		return nil, fmt.Errorf("subgraphs nested deeper than %d", MaxSubgraphDepth)
+	}
+	defined := map[string]bool{"": true}
+	for _, v := range g.Input {
+		defined[v.Name] = true
+	}
+	for _, t := range g.Initializer {
+		defined[t.Name] = true
+	}
+	for _, n := range g.Node {
+		for _, o := range n.Output {
+			defined[o] = true
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	use := func(name string) {
+		if !defined[name] && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, n := range g.Node {
+		for _, in := range n.Input {
+			use(in)
+		}
+		for _, a := range n.Attribute {
+			if a.Type == onnx.AttrGraph && a.G != nil {
+				fv, err := freeVars(a.G, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				for _, v := range fv {
+					use(v)
+				}
+			}
+		}
+	}
+	for _, o := range g.Output {
+		use(o.Name)
+	}
+	return out, nil
+}
+
+// importSub imports the graph attribute name of c's node as a subgraph
+// whose inputs are its own followed by the node's captured values.
+func (c *nodeCtx) importSub(name string) (*graph.Graph, error) {
+	a := c.attrs[name]
+	if a == nil || a.G == nil {
+		return nil, c.errorf("no %s", name)
+	}
+	if c.im.depth+1 > MaxSubgraphDepth {
+		return nil, c.errorf("subgraphs nested deeper than %d", MaxSubgraphDepth)
+	}
+	sub := &importer{opts: c.im.opts, opset: c.im.opset, depth: c.im.depth + 1}
+	g, err := sub.graph(a.G, c.captured)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in the %s of node %d %q)", err, name, c.index, c.n.Name)
+	}
+	c.subs = append(c.subs, subgraph{name: fmt.Sprintf("%s_%d", name, c.index), g: g})
+	return g, nil
+}

@@ -37,8 +37,12 @@ func TestImportErrors(t *testing.T) {
 		{"output not computed", model(13, []*onnx.Node{node("Relu", []string{"x"}, []string{"r"})}, nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}),
 			`output "y" is not computed`},
 		{"no graph", &onnx.Model{}, "no graph"},
-		{"subgraph", model(13, []*onnx.Node{node("If", []string{"x"}, []string{"y"}, &onnx.Attribute{Name: "then_branch", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
-			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `If (opset 13) with subgraph or reference attribute "then_branch" is not supported`},
+		{"subgraph", model(13, []*onnx.Node{node("Relu", []string{"x"}, []string{"y"}, &onnx.Attribute{Name: "body", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
+			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `Relu (opset 13) with subgraph or reference attribute "body" is not supported`},
+		{"scan opset 8", model(8, []*onnx.Node{node("Scan", []string{"x"}, []string{"y"}, &onnx.Attribute{Name: "body", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
+			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `Scan (opset 8) with opset 8's batched form is not supported`},
+		{"if without else", model(13, []*onnx.Node{node("If", []string{"x"}, []string{"y"}, &onnx.Attribute{Name: "then_branch", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
+			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `no else_branch`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,5 +144,41 @@ func TestFolding(t *testing.T) {
 	}
 	if len(g.NamedParameters()) != 0 {
 		t.Errorf("a one-element constant became a parameter: %v", g.NamedParameters())
+	}
+}
+
+// TestIfCapturesOuterValues runs an If whose branches use a value of the
+// enclosing graph, with gradients flowing through the branch taken.
+func TestIfCapturesOuterValues(t *testing.T) {
+	branch := func(op string) *onnx.Graph {
+		return &onnx.Graph{Name: op, Node: []*onnx.Node{node(op, []string{"h", "h"}, []string{"out"})}, Output: []*onnx.ValueInfo{vi("out", onnx.Float)}}
+	}
+	m := model(13, []*onnx.Node{
+		node("Relu", []string{"x"}, []string{"h"}),
+		node("If", []string{"c"}, []string{"y"}, &onnx.Attribute{Name: "then_branch", Type: onnx.AttrGraph, G: branch("Add")},
+			&onnx.Attribute{Name: "else_branch", Type: onnx.AttrGraph, G: branch("Mul")}),
+	}, nil, []*onnx.ValueInfo{vi("x", onnx.Float, 2), vi("c", onnx.Bool)}, []*onnx.ValueInfo{vi("y", onnx.Float, 2)})
+	m.Graph.Input[1].Type.Tensor.Shape = &onnx.Shape{}
+	g, err := Import(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cond     int64
+		want, dx []float32
+	}{{1, []float32{6, 0}, []float32{2, 0}}, {0, []float32{9, 0}, []float32{6, 0}}} {
+		x := nn.New([]float32{3, -1}, 2).SetRequiresGrad(true)
+		outs, err := g.RunOrdered(graph.FromTensor(x), graph.FromInt64s(graph.Bool, []int{}, []int64{tc.cond}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := outs[0].Tensor()
+		y.Sum(false).Backward()
+		for k := range tc.want {
+			if y.Data()[k] != tc.want[k] || x.Grad().Data()[k] != tc.dx[k] {
+				t.Errorf("cond %d: got y %v and dy/dx %v, want %v and %v", tc.cond, y.Data(), x.Grad().Data(), tc.want, tc.dx)
+				break
+			}
+		}
 	}
 }

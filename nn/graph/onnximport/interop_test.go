@@ -25,10 +25,13 @@ var (
 
 // graphModels returns the directory testdata/gen/onnx_graph_models.py
 // wrote ($CKPT_ONNX_GRAPH_MODELS, or generated once per test binary).
-func graphModels(t *testing.T) string {
+func graphModels(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("CKPT_ONNX_GRAPH_MODELS"); d != "" {
 		return d
+	}
+	if testing.Short() {
+		t.Skip("skipping in -short mode: exporting the models takes tens of seconds")
 	}
 	py := testenv.Python(t)
 	modelsOnce.Do(func() {
@@ -120,7 +123,8 @@ func argmaxRows(v []float32, cols int) []int {
 
 // TestExportsMatchORT imports torch exports (torchvision CNNs with folded
 // BatchNorm and a dynamic batch, an MLP with LayerNorm and GELU, an
-// attention block; opsets 13 and 17), runs them and compares with ONNX
+// attention block, a small UNet with ConvTranspose and Resize; opsets 13
+// and 17), runs them and compares with ONNX
 // Runtime on the same input: max|err| <= 1e-4 * max(1, max|y|) (float32
 // kernels summing in different orders differ by a few ulps of the largest
 // activations) and the same arg-max per row.
@@ -134,6 +138,10 @@ func TestExportsMatchORT(t *testing.T) {
 		{"mobilenet_v2_op13", []int{2, 3, 64, 64}}, {"mobilenet_v2_op17", []int{2, 3, 64, 64}},
 		{"mlp_op13", []int{4, 16}}, {"mlp_op17", []int{4, 16}},
 		{"attention_op13", []int{2, 5, 16}}, {"attention_op17", []int{2, 5, 16}},
+		{"unet_op13", []int{2, 3, 16, 16}}, {"unet_op17", []int{2, 3, 16, 16}},
+		{"squeezenet1_1_op17", []int{2, 3, 64, 64}}, {"mobilenet_v3_small_op17", []int{2, 3, 64, 64}},
+		{"efficientnet_b0_op17", []int{2, 3, 64, 64}}, {"shufflenet_v2_x0_5_op17", []int{2, 3, 64, 64}},
+		{"densenet121_op17", []int{2, 3, 64, 64}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +151,12 @@ func TestExportsMatchORT(t *testing.T) {
 			x := nn.New(readF32(t, in), tc.shape...)
 			var y *nn.Tensor
 			nn.NoGrad(func() { y = g.Forward(x) })
+			// nn.Infer (results from a reused arena) computes the same.
+			for k, v := range nn.Infer(g, x).Data() {
+				if v != y.Data()[k] {
+					t.Fatalf("Infer: element %d is %g, Forward gave %g", k, v, y.Data()[k])
+				}
+			}
 			want := ortRun(t, model, "input", in, tc.shape)
 			got := y.Data()
 			if len(got) != len(want) {

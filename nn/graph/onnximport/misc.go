@@ -228,7 +228,7 @@ func buildMaxUnpool(c *nodeCtx) (graph.Kernel, error) {
 		for d := range sp {
 			shape = append(shape, (sp[d]-1)*g.s[d]+g.k[d]-g.pb[d]-g.pe[d])
 		}
-		if err := checkElems(numel(shape), limit); err != nil {
+		if err := checkElems(numelChecked(shape, limit), limit); err != nil {
 			return nil, err
 		}
 		y := make([]float64, numel(shape))
@@ -293,11 +293,14 @@ func buildConvInteger(c *nodeCtx) (graph.Kernel, error) {
 			x, w = shifted(in[0], opt(in, 2), 1), shifted(in[1], opt(in, 3), 0)
 		}
 		kernel := w.Shape()[2:]
-		if kattr != nil {
-			kernel = toInts(kattr)
+		if kattr != nil && !sameShape(toInts(kattr), kernel) {
+			return nil, fmt.Errorf("kernel_shape %v differs from the weight's %v", kattr, w.Shape())
 		}
 		g, err := windowAttrs(c, kernel, x.Shape()[2:], false)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkWork(x, g, c.opts.MaxElements); err != nil {
 			return nil, err
 		}
 		if x.Rank() < 3 || groups <= 0 || x.Shape()[1] != w.Shape()[1]*groups {

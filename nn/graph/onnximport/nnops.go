@@ -53,8 +53,8 @@ func windowAttrs(c *nodeCtx, kernel []int, in []int, ceil bool) (spatial, error)
 		g.d = toInts(dl)
 	}
 	for k := 0; k < n; k++ {
-		if g.s[k] <= 0 || g.d[k] <= 0 || g.k[k] <= 0 {
-			return g, fmt.Errorf("non-positive kernel, stride or dilation")
+		if g.s[k] <= 0 || g.d[k] <= 0 || g.k[k] <= 0 || g.s[k] > 1<<20 || g.d[k] > 1<<20 || g.k[k] > 1<<20 {
+			return g, fmt.Errorf("kernel %v, strides %v or dilations %v out of range", g.k, g.s, g.d)
 		}
 	}
 	switch ap := c.str("auto_pad", "NOTSET"); ap {
@@ -65,6 +65,9 @@ func windowAttrs(c *nodeCtx, kernel []int, in []int, ceil bool) (spatial, error)
 			}
 			for k := 0; k < n; k++ {
 				g.pb[k], g.pe[k] = int(p[k]), int(p[n+k])
+				if p[k] < 0 || p[n+k] < 0 || p[k] > 1<<20 || p[n+k] > 1<<20 {
+					return g, fmt.Errorf("pads %v", p)
+				}
 			}
 		}
 	case "VALID":
@@ -155,6 +158,13 @@ func padValue(x *graph.Value, pb, pe []int, mode string, value float64) (*graph.
 			return nil, fmt.Errorf("reflect pads %v %v exceed %v", pb, pe, s)
 		}
 	}
+	if mode != "constant" {
+		for k := range pb {
+			if s[off+k] == 0 && (pb[k] > 0 || pe[k] > 0) {
+				return nil, fmt.Errorf("%s padding of an empty dimension", mode)
+			}
+		}
+	}
 	n := numel(shape)
 	xs := strides(s)
 	fill := x.Numel() // index of the appended constant
@@ -174,14 +184,12 @@ func padValue(x *graph.Value, pb, pe []int, mode string, value float64) (*graph.
 				case "reflect":
 					if s[d] == 1 {
 						c = 0
+						break
 					}
-					for c < 0 || c >= s[d] {
-						if c < 0 {
-							c = -c
-						}
-						if c >= s[d] {
-							c = 2*(s[d]-1) - c
-						}
+					period := 2 * (s[d] - 1)
+					c = ((c % period) + period) % period
+					if c >= s[d] {
+						c = period - c
 					}
 				default:
 					pos = -1
@@ -208,7 +216,18 @@ func padValue(x *graph.Value, pb, pe []int, mode string, value float64) (*graph.
 	return take(src, idx, shape), nil
 }
 
+// checkWork bounds a window op's output and its tap table by limit.
+func checkWork(x *graph.Value, g spatial, limit int) error {
+	out := g.outSize(x.Shape()[2:], true)
+	n := numel(out)
+	if n < 0 || n > limit || numel(g.k) > limit || n*numel(g.k) > 16*limit || n*x.Shape()[0]*x.Shape()[1] > 16*limit {
+		return checkElems(limit+1, limit)
+	}
+	return nil
+}
+
 func buildConv(c *nodeCtx) (graph.Kernel, error) {
+	limit := c.opts.MaxElements
 	groups := int(c.int("group", 1))
 	kattr := c.ints("kernel_shape", nil)
 	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
@@ -221,11 +240,14 @@ func buildConv(c *nodeCtx) (graph.Kernel, error) {
 			return nil, fmt.Errorf("input %v and weight %v", x.Shape(), w.Shape())
 		}
 		kernel := w.Shape()[2:]
-		if kattr != nil {
-			kernel = toInts(kattr)
+		if kattr != nil && !sameShape(toInts(kattr), kernel) {
+			return nil, fmt.Errorf("kernel_shape %v differs from the weight's %v", kattr, w.Shape())
 		}
 		g, err := windowAttrs(c, kernel, x.Shape()[2:], false)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkWork(x, g, limit); err != nil {
 			return nil, err
 		}
 		if groups <= 0 || x.Shape()[1] != w.Shape()[1]*groups || w.Shape()[0]%groups != 0 {
@@ -369,6 +391,7 @@ func conv(x, w, b *graph.Value, g spatial, groups int) ([]*graph.Value, error) {
 }
 
 func buildConvTranspose(c *nodeCtx) (graph.Kernel, error) {
+	limit := c.opts.MaxElements
 	groups := int(c.int("group", 1))
 	kattr := c.ints("kernel_shape", nil)
 	outPad := c.ints("output_padding", nil)
@@ -386,8 +409,8 @@ func buildConvTranspose(c *nodeCtx) (graph.Kernel, error) {
 		sp := x.Shape()[2:]
 		nd := len(sp)
 		kernel := w.Shape()[2:]
-		if kattr != nil {
-			kernel = toInts(kattr)
+		if kattr != nil && !sameShape(toInts(kattr), kernel) {
+			return nil, fmt.Errorf("kernel_shape %v differs from the weight's %v", kattr, w.Shape())
 		}
 		g := spatial{k: kernel, s: ones(nd), d: ones(nd), pb: make([]int, nd), pe: make([]int, nd)}
 		if st := c.ints("strides", nil); st != nil {
@@ -407,6 +430,11 @@ func buildConvTranspose(c *nodeCtx) (graph.Kernel, error) {
 		}
 		if len(g.s) != nd || len(g.d) != nd || len(op) != nd || len(g.k) != nd {
 			return nil, fmt.Errorf("attributes do not match %d spatial dimensions", nd)
+		}
+		for k := 0; k < nd; k++ {
+			if g.s[k] <= 0 || g.d[k] <= 0 || g.s[k] > limit || g.d[k] > limit || op[k] < 0 || op[k] > limit {
+				return nil, fmt.Errorf("strides %v, dilations %v, output_padding %v", g.s, g.d, op)
+			}
 		}
 		out := make([]int, nd)
 		for k := 0; k < nd; k++ {
@@ -439,6 +467,9 @@ func buildConvTranspose(c *nodeCtx) (graph.Kernel, error) {
 			if out[k] < 0 {
 				return nil, fmt.Errorf("negative output size")
 			}
+		}
+		if n := numel(out); n > limit || n*x.Shape()[0]*w.Shape()[1]*groups > 16*limit || numel(sp)*numel(kernel) > 16*limit {
+			return nil, checkElems(limit+1, limit)
 		}
 		return convTranspose(x, w, b, g, out, groups)
 	}, nil
@@ -564,6 +595,7 @@ func buildPool(c *nodeCtx) (graph.Kernel, error) {
 	includePad := c.int("count_include_pad", 0) != 0
 	storageOrder := c.int("storage_order", 0)
 	wantIdx := len(c.n.Output) > 1 && c.n.Output[1] != ""
+	limit := c.opts.MaxElements
 	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
 		x := in[0]
 		if x.Rank() != len(kattr)+2 {
@@ -572,6 +604,9 @@ func buildPool(c *nodeCtx) (graph.Kernel, error) {
 		sp := x.Shape()[2:]
 		g, err := windowAttrs(c, toInts(kattr), sp, ceil)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkWork(x, g, limit); err != nil {
 			return nil, err
 		}
 		out := g.outSize(sp, ceil)

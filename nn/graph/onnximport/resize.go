@@ -191,11 +191,11 @@ func (r resizeSpec) run(x *graph.Value, scales []float64, sizes []int, roi []flo
 			sc[d] = scales[d]
 			outLen[d] = float64(in) * scales[d]
 		}
-		if out[d] < 0 {
+		if out[d] < 0 || out[d] > limit {
 			return nil, fmt.Errorf("output size %d", out[d])
 		}
 	}
-	if err := checkElems(numel(out), limit); err != nil {
+	if err := checkElems(numelChecked(out, limit), limit); err != nil {
 		return nil, err
 	}
 	v := x

@@ -91,6 +91,7 @@ func buildRNN(c *nodeCtx) (graph.Kernel, error) {
 		return nil, c.unsupported("input_forget")
 	}
 	nout := len(c.n.Output)
+	limit := c.opts.MaxElements
 	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
 		x, w, r := in[0], in[1], in[2]
 		if layout != 0 {
@@ -106,6 +107,9 @@ func buildRNN(c *nodeCtx) (graph.Kernel, error) {
 		}
 		if w.Shape()[0] != dirs || w.Shape()[1] != gates*h || w.Shape()[2] != isz || r.Shape()[1] != gates*h || r.Shape()[2] != h {
 			return nil, fmt.Errorf("weights W %v and R %v do not fit %d directions, %d gates of %d and input %d", w.Shape(), r.Shape(), dirs, gates, h, isz)
+		}
+		if n := seq * dirs * batch * h; n > limit || h > limit {
+			return nil, checkElems(limit+1, limit)
 		}
 		xf, wf, rf := x.Float64s(), w.Float64s(), r.Float64s()
 		bf := make([]float64, dirs*2*gates*h)

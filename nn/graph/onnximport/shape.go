@@ -715,7 +715,7 @@ func buildExpand(c *nodeCtx) (graph.Kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := checkElems(numel(shape), limit); err != nil {
+		if err := checkElems(numelChecked(shape, limit), limit); err != nil {
 			return nil, err
 		}
 		return one(expandTo(in[0], shape)), nil

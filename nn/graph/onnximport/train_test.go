@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
@@ -195,5 +196,59 @@ func TestReHeadTrainWriteBack(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStateDictToSafetensors saves an imported graph's state dict (the
+// trained weights under their initializer names) as safetensors and reads
+// it back into a fresh import of the same model.
+func TestStateDictToSafetensors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	mk := func() *onnx.Model {
+		r := rand.New(rand.NewPCG(9, 10))
+		return model(13, []*onnx.Node{node("Gemm", []string{"x", "fc.weight", "fc.bias"}, []string{"y"}, ai("transB", 1))},
+			[]*onnx.TensorProto{floatInit("fc.weight", r, 3, 4), floatInit("fc.bias", r, 3)},
+			[]*onnx.ValueInfo{vi("x", onnx.Float, -1, 4)}, []*onnx.ValueInfo{vi("y", onnx.Float, -1, 3)})
+	}
+	g, err := Import(mk(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range g.NamedParameters() {
+		for k := range p.Tensor.Data() {
+			p.Tensor.Data()[k] = float32(rng.Float64())
+		}
+	}
+	sd := g.StateDict()
+	c := &formats.Checkpoint{}
+	for _, n := range sd {
+		c.Tensors = append(c.Tensors, formats.Named{Name: n.Name, Tensor: n.Tensor})
+	}
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	if _, err := formats.Save(path, c, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := formats.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	g2, err := Import(mk(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src nn.StateDict
+	for _, n := range back.Tensors {
+		src = append(src, nn.Named{Name: n.Name, Tensor: n.Tensor})
+	}
+	if _, err := g2.LoadStateDict(src, true); err != nil {
+		t.Fatal(err)
+	}
+	x := nn.Ones(2, 4)
+	a, b := g.Forward(x).Data(), g2.Forward(x).Data()
+	for k := range a {
+		if a[k] != b[k] {
+			t.Fatalf("output %d: got %g after the safetensors round trip, want %g", k, b[k], a[k])
+		}
 	}
 }

@@ -1,0 +1,204 @@
+package onnximport
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/ckptkit/ckpt/nn/graph"
+)
+
+// GridSample (torch.nn.functional.grid_sample's semantics) and
+// NonMaxSuppression; forward only.
+
+func init() {
+	register(buildGridSample, "GridSample")
+	register(buildNMS, "NonMaxSuppression")
+}
+
+// reflectCoord is torch's reflect_coordinates over [low/2, high/2].
+func reflectCoord(in, twiceLow, twiceHigh float64) float64 {
+	if twiceLow == twiceHigh {
+		return 0
+	}
+	lo := twiceLow / 2
+	span := (twiceHigh - twiceLow) / 2
+	in = math.Abs(in - lo)
+	extra := math.Mod(in, span)
+	if int(math.Floor(in/span))%2 == 0 {
+		return extra + lo
+	}
+	return span - extra + lo
+}
+
+func buildGridSample(c *nodeCtx) (graph.Kernel, error) {
+	mode := c.str("mode", "bilinear")
+	pad := c.str("padding_mode", "zeros")
+	align := c.int("align_corners", 0) != 0
+	switch mode {
+	case "bilinear", "nearest", "bicubic":
+	default:
+		return nil, c.unsupported("mode %q", mode)
+	}
+	switch pad {
+	case "zeros", "border", "reflection":
+	default:
+		return nil, c.unsupported("padding_mode %q", pad)
+	}
+	limit := c.opts.MaxElements
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		x, grid := in[0], in[1]
+		if x.Rank() != 4 || grid.Rank() != 4 || grid.Shape()[0] != x.Shape()[0] || grid.Shape()[3] != 2 {
+			return nil, fmt.Errorf("input %v and grid %v (only 2-D sampling is supported)", x.Shape(), grid.Shape())
+		}
+		n, ch, h, w := x.Shape()[0], x.Shape()[1], x.Shape()[2], x.Shape()[3]
+		ho, wo := grid.Shape()[1], grid.Shape()[2]
+		if err := checkElems(numelChecked([]int{n, ch, ho, wo}, limit), limit); err != nil {
+			return nil, err
+		}
+		xf, gf := x.Float64s(), grid.Float64s()
+		unnorm := func(v float64, size int) float64 {
+			if align {
+				return (v + 1) / 2 * float64(size-1)
+			}
+			return ((v+1)*float64(size) - 1) / 2
+		}
+		padCoord := func(v float64, size int) float64 {
+			switch pad {
+			case "border":
+				return math.Min(math.Max(v, 0), float64(size-1))
+			case "reflection":
+				if align {
+					v = reflectCoord(v, 0, 2*float64(size-1))
+				} else {
+					v = reflectCoord(v, -1, 2*float64(size)-1)
+				}
+				return math.Min(math.Max(v, 0), float64(size-1))
+			}
+			return v
+		}
+		at := func(plane []float64, yy, xx int) float64 {
+			if yy < 0 || yy >= h || xx < 0 || xx >= w {
+				return 0
+			}
+			return plane[yy*w+xx]
+		}
+		cubic := func(t float64) [4]float64 {
+			a := -0.75
+			c1 := func(x float64) float64 { return ((a+2)*x-(a+3))*x*x + 1 }
+			c2 := func(x float64) float64 { return ((a*x-5*a)*x+8*a)*x - 4*a }
+			return [4]float64{c2(t + 1), c1(t), c1(1 - t), c2(2 - t)}
+		}
+		y := make([]float64, n*ch*ho*wo)
+		for b := 0; b < n; b++ {
+			for i := 0; i < ho; i++ {
+				for j := 0; j < wo; j++ {
+					gx := gf[((b*ho+i)*wo+j)*2]
+					gy := gf[((b*ho+i)*wo+j)*2+1]
+					ix, iy := unnorm(gx, w), unnorm(gy, h)
+					for cc := 0; cc < ch; cc++ {
+						plane := xf[(b*ch+cc)*h*w : (b*ch+cc+1)*h*w]
+						var v float64
+						switch mode {
+						case "nearest":
+							px, py := padCoord(ix, w), padCoord(iy, h)
+							v = at(plane, int(math.RoundToEven(py)), int(math.RoundToEven(px)))
+						case "bilinear":
+							px, py := padCoord(ix, w), padCoord(iy, h)
+							x0, y0 := math.Floor(px), math.Floor(py)
+							tx, ty := px-x0, py-y0
+							xi, yi := int(x0), int(y0)
+							v = at(plane, yi, xi)*(1-tx)*(1-ty) + at(plane, yi, xi+1)*tx*(1-ty) +
+								at(plane, yi+1, xi)*(1-tx)*ty + at(plane, yi+1, xi+1)*tx*ty
+						case "bicubic":
+							x0, y0 := math.Floor(ix), math.Floor(iy)
+							wx, wy := cubic(ix-x0), cubic(iy-y0)
+							for p := 0; p < 4; p++ {
+								for q := 0; q < 4; q++ {
+									yy := padCoord(y0-1+float64(p), h)
+									xx := padCoord(x0-1+float64(q), w)
+									v += wy[p] * wx[q] * at(plane, int(yy), int(xx))
+								}
+							}
+						}
+						y[((b*ch+cc)*ho+i)*wo+j] = v
+					}
+				}
+			}
+		}
+		return one(graph.Make(x.DType(), []int{n, ch, ho, wo}, y)), nil
+	}, nil
+}
+
+func buildNMS(c *nodeCtx) (graph.Kernel, error) {
+	center := c.int("center_point_box", 0) != 0
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		boxes, scores := in[0], in[1]
+		if boxes.Rank() != 3 || scores.Rank() != 3 || boxes.Shape()[2] != 4 || boxes.Shape()[0] != scores.Shape()[0] || boxes.Shape()[1] != scores.Shape()[2] {
+			return nil, fmt.Errorf("boxes %v and scores %v", boxes.Shape(), scores.Shape())
+		}
+		maxOut := int64(0)
+		if v := opt(in, 2); v != nil && v.Numel() > 0 {
+			maxOut = v.Int64s()[0]
+		}
+		iouTh, scoreTh := 0.0, math.Inf(-1)
+		if v := opt(in, 3); v != nil && v.Numel() > 0 {
+			iouTh = v.Float64s()[0]
+		}
+		if v := opt(in, 4); v != nil && v.Numel() > 0 {
+			scoreTh = v.Float64s()[0]
+		}
+		nb, nc, nbox := scores.Shape()[0], scores.Shape()[1], scores.Shape()[2]
+		bf, sf := boxes.Float64s(), scores.Float64s()
+		corners := func(b, i int) (y1, x1, y2, x2 float64) {
+			p := bf[(b*nbox+i)*4:]
+			if center {
+				xc, yc, w, h := p[0], p[1], p[2], p[3]
+				return yc - h/2, xc - w/2, yc + h/2, xc + w/2
+			}
+			return math.Min(p[0], p[2]), math.Min(p[1], p[3]), math.Max(p[0], p[2]), math.Max(p[1], p[3])
+		}
+		iou := func(b, i, j int) float64 {
+			ay1, ax1, ay2, ax2 := corners(b, i)
+			by1, bx1, by2, bx2 := corners(b, j)
+			ih := math.Max(0, math.Min(ay2, by2)-math.Max(ay1, by1))
+			iw := math.Max(0, math.Min(ax2, bx2)-math.Max(ax1, bx1))
+			inter := ih * iw
+			union := (ay2-ay1)*(ax2-ax1) + (by2-by1)*(bx2-bx1) - inter
+			if union <= 0 {
+				return 0
+			}
+			return inter / union
+		}
+		var sel []int64
+		for b := 0; b < nb; b++ {
+			for cl := 0; cl < nc; cl++ {
+				var cand []int
+				for i := 0; i < nbox; i++ {
+					if sf[(b*nc+cl)*nbox+i] > scoreTh {
+						cand = append(cand, i)
+					}
+				}
+				sort.SliceStable(cand, func(p, q int) bool { return sf[(b*nc+cl)*nbox+cand[p]] > sf[(b*nc+cl)*nbox+cand[q]] })
+				var kept []int
+				for _, i := range cand {
+					if int64(len(kept)) >= maxOut {
+						break
+					}
+					ok := true
+					for _, k := range kept {
+						if iou(b, k, i) > iouTh {
+							ok = false
+							break
+						}
+					}
+					if ok {
+						kept = append(kept, i)
+						sel = append(sel, int64(b), int64(cl), int64(i))
+					}
+				}
+			}
+		}
+		return one(graph.FromInt64s(graph.Int64, []int{len(sel) / 3, 3}, sel)), nil
+	}, nil
+}
