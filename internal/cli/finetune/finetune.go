@@ -4,16 +4,19 @@ package finetune
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
@@ -79,14 +82,29 @@ last.*, and exits 130.`,
   ckpt finetune --resume runs/flowers --epochs 30`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Config.Resume != "" {
+				var err error
+				if opts, err = resumeOptions(opts, cmd.Flags()); err != nil {
+					return err
+				}
+			}
 			if runF != nil {
 				return runF(opts)
 			}
 			return finetuneRun(opts)
 		},
 	}
-	f := cmd.Flags()
 	modelcmd.ArchFlag(cmd, &c.Arch)
+	addFlags(cmd.Flags(), opts, false)
+	return cmd
+}
+
+// addFlags binds the training flags to opts (--arch too with arch).
+func addFlags(f *pflag.FlagSet, opts *Options, arch bool) {
+	c := &opts.Config
+	if arch {
+		f.StringVar(&c.Arch, "arch", "", "")
+	}
 	f.StringVar(&c.Weights, "weights", "", "pretrained weights (any checkpoint ckpt reads)")
 	f.StringVar(&c.Data, "data", "", "dataset directory or CSV file")
 	f.StringVar(&c.Out, "out", "", "run directory to write")
@@ -116,7 +134,33 @@ last.*, and exits 130.`,
 	f.BoolVar(&c.Force, "force", false, "write into a non-empty run directory")
 	f.IntVar(&c.Workers, "workers", 0, "image decoding goroutines (default: all cores)")
 	f.BoolVar(&opts.JSON, "json", false, "print a summary object on stdout at the end")
-	return cmd
+}
+
+// resumeOptions returns the options of the run being resumed (its
+// config.json) with the flags given on this command line applied over them.
+func resumeOptions(o *Options, given *pflag.FlagSet) (*Options, error) {
+	path := filepath.Join(o.Config.Resume, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, cmdutil.FileError(path, err)
+	}
+	r := &Options{IO: o.IO, JSON: o.JSON, Context: o.Context}
+	fs := pflag.NewFlagSet("resume", pflag.ContinueOnError)
+	addFlags(fs, r, true) // defaults first, then the run's values, then the flags given
+	if err := json.Unmarshal(b, &r.Config); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	r.Strategy = string(r.Config.Strategy)
+	var setErr error
+	given.Visit(func(f *pflag.Flag) {
+		if err := fs.Set(f.Name, f.Value.String()); err != nil && setErr == nil {
+			setErr = cmdutil.UsageError("--%s: %v", f.Name, err)
+		}
+	})
+	if r.Config.Out != "" && r.Config.Out != r.Config.Resume {
+		return nil, cmdutil.UsageError("--resume writes into the run it continues; drop --out")
+	}
+	return r, setErr
 }
 
 func finetuneRun(o *Options) error {

@@ -199,3 +199,27 @@ func TestFinetuneInterrupted(t *testing.T) {
 		t.Errorf("stderr: got %q, want the resume hint", stderr)
 	}
 }
+
+func TestResumeTakesTheRunsConfig(t *testing.T) {
+	run := t.TempDir()
+	cfg := train.Config{Arch: "mobilenet_v2", Weights: "w.pt", Data: "ds", Strategy: train.Partial, Unfreeze: 3, LR: 0.02, Epochs: 10, BatchSize: 8, Seed: 9}
+	b, _ := json.Marshal(train.RunConfig{Config: cfg})
+	os.WriteFile(filepath.Join(run, "config.json"), b, 0o644)
+	ios, _, _ := clitest.Streams()
+	var got *Options
+	cmd := NewCmdFinetune(ios, func(o *Options) error { got = o; return nil })
+	cmd.SetArgs([]string{"--resume", run, "--epochs", "30"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	c := got.Config
+	if c.Arch != "mobilenet_v2" || c.Weights != "w.pt" || got.Strategy != "partial" || c.Unfreeze != 3 || c.LR != 0.02 ||
+		c.BatchSize != 8 || c.Seed != 9 || c.Epochs != 30 || c.Resume != run {
+		t.Errorf("resumed options %+v: want the run's config with --epochs 30", c)
+	}
+	cmd = NewCmdFinetune(ios, func(o *Options) error { return nil })
+	cmd.SetArgs([]string{"--resume", filepath.Join(run, "none")})
+	if err := cmd.Execute(); err == nil || cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+		t.Errorf("resume of a directory without config.json: got %v, want exit 2", err)
+	}
+}
