@@ -203,7 +203,7 @@ func finetuneRun(o *Options) error {
 		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
-	p := newPrinter(o.IO)
+	p := newPrinter(o.IO, c.BatchSize)
 	res, err := train.Finetune(ctx, *c, train.Hooks{Log: p.log, Batch: p.batch, EpochEnd: p.epoch})
 	p.clear()
 	var intr *train.Interrupted
@@ -239,9 +239,10 @@ type printer struct {
 	drawn bool
 	phase string
 	n     int
+	size  int // images per batch
 }
 
-func newPrinter(ios *cmdutil.IOStreams) *printer { return &printer{ios: ios} }
+func newPrinter(ios *cmdutil.IOStreams, batch int) *printer { return &printer{ios: ios, size: batch} }
 
 func (p *printer) clear() {
 	p.mu.Lock()
@@ -277,7 +278,7 @@ func (p *printer) batch(phase string, epoch, done, total int, loss float64) {
 	eta := time.Duration(float64(total-done)/math.Max(rate, 1e-9)) * time.Second
 	s := fmt.Sprintf("%s %d/%d", phase, done, total)
 	if phase == "train" {
-		s = fmt.Sprintf("epoch %d  batch %d/%d  loss %.4f  %.1f batches/s  ETA %s", epoch+1, done, total, loss, rate, eta.Round(time.Second))
+		s = fmt.Sprintf("epoch %d  batch %d/%d  loss %.4f  %.0f images/s  ETA %s", epoch+1, done, total, loss, rate*float64(p.size), eta.Round(time.Second))
 	}
 	fmt.Fprintf(p.ios.ErrOut, "\r\x1b[K%s", s)
 	p.drawn = true
