@@ -4,6 +4,8 @@
 #
 #   PyTorch 1.13, torchvision 0.14 and onnx 1.12   Debian packages, for /usr/bin/python3
 #   Pillow with WebP (libwebp), and cwebp           Debian's python3-pil and webp, for the image decoding tests
+#   Fashion-MNIST                                   Debian's dataset-fashion-mnist (the README's
+#                                                   transfer-learning walkthrough)
 #   ONNX Runtime 1.20.1 for Node.js                 npm package onnxruntime-node (CPU library inside)
 #
 # It is idempotent: what is already installed is left alone. Run it as root
@@ -25,6 +27,7 @@ print_env() {
 have_torch() { [ -x "$py" ] && "$py" -c 'import torch, torchvision, onnx, numpy' >/dev/null 2>&1; }
 have_pil_webp() { [ -x "$py" ] && "$py" -c 'import sys, PIL.features; sys.exit(not PIL.features.check("webp"))' >/dev/null 2>&1 && command -v cwebp >/dev/null; }
 have_ort() { [ -f "$ort_dir/node_modules/onnxruntime-node/package.json" ]; }
+have_fashion() { [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; }
 
 if ! have_torch; then
 	echo "setup-interop: installing python3-torch, python3-torchvision, python3-onnx (apt-get)" >&2
@@ -38,6 +41,12 @@ if ! have_pil_webp; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >&2
 	apt-get install -y -qq --no-install-recommends python3-pil libwebp7 libwebpdemux2 libwebpmux3 webp >&2
+fi
+if ! have_fashion; then
+	echo "setup-interop: installing dataset-fashion-mnist (apt-get)" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >&2
 fi
 if ! have_ort; then
 	command -v npm >/dev/null || { echo "setup-interop: npm is required for onnxruntime-node" >&2; exit 1; }

@@ -17,6 +17,8 @@ import (
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/convert"
 	"github.com/ckptkit/ckpt/internal/cli/diff"
+	"github.com/ckptkit/ckpt/internal/cli/eval"
+	"github.com/ckptkit/ckpt/internal/cli/finetune"
 	"github.com/ckptkit/ckpt/internal/cli/inspect"
 	"github.com/ckptkit/ckpt/internal/cli/predict"
 	runcmd "github.com/ckptkit/ckpt/internal/cli/run"
@@ -75,6 +77,8 @@ var commands = []func(*cmdutil.IOStreams) *cobra.Command{
 	func(ios *cmdutil.IOStreams) *cobra.Command { return predict.NewCmdPredict(ios, nil) },
 	func(ios *cmdutil.IOStreams) *cobra.Command { return bench.NewCmdBench(ios, nil) },
 	func(ios *cmdutil.IOStreams) *cobra.Command { return scan.NewCmdScan(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return finetune.NewCmdFinetune(ios, nil) },
+	func(ios *cmdutil.IOStreams) *cobra.Command { return eval.NewCmdEval(ios, nil) },
 }
 
 // Main runs ckpt with args and returns the process exit code. Errors are

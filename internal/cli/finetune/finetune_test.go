@@ -1,0 +1,225 @@
+package finetune
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/internal/cli/clitest"
+	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/internal/cli/eval"
+	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/models"
+	"github.com/ckptkit/ckpt/train"
+)
+
+func TestNewCmdFinetune(t *testing.T) {
+	ios, _, _ := clitest.Streams()
+	var got *Options
+	cmd := NewCmdFinetune(ios, func(o *Options) error { got = o; return nil })
+	cmd.SetArgs([]string{"--arch", "resnet18", "--weights", "w.pt", "--data", "d", "--out", "r", "--strategy", "partial",
+		"--unfreeze", "2", "--optimizer", "adamw", "--lr", "0.001", "--epochs", "7", "--batch-size", "16", "--seed", "5",
+		"--patience", "3", "--time-limit", "10m", "--label-smoothing", "0.1", "--warmup", "2", "--nesterov",
+		"--backbone-lr-mult", "0.1", "--image-size", "64", "--cache-views", "4", "--no-augment", "--skip-bad", "--json"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	c := got.Config
+	if c.Arch != "resnet18" || c.Weights != "w.pt" || c.Data != "d" || c.Out != "r" || got.Strategy != "partial" ||
+		c.Unfreeze != 2 || c.Optimizer != "adamw" || c.LR != 0.001 || c.Epochs != 7 || c.BatchSize != 16 || c.Seed != 5 ||
+		c.Patience != 3 || c.TimeLimit.Minutes() != 10 || c.LabelSmoothing != 0.1 || c.WarmupEpochs != 2 || !c.Nesterov ||
+		c.BackboneLRMult != 0.1 || c.ImageSize != 64 || c.CacheViews != 4 || !c.NoAugment || !c.SkipBad || !got.JSON {
+		t.Errorf("options %+v do not match the flags", *got)
+	}
+}
+
+func TestFinetuneUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(o *Options)
+		want string
+	}{
+		{"no arch", func(o *Options) { o.Config.Arch = "" }, "--arch is required"},
+		{"no weights", func(o *Options) { o.Config.Weights = "" }, "--weights is required"},
+		{"bad strategy", func(o *Options) { o.Strategy = "most" }, "unknown strategy"},
+		{"bad split", func(o *Options) { o.Config.ValSplit = 1 }, "--val-split"},
+		{"resume and out", func(o *Options) { o.Config.Resume = "a" }, "drop --out"},
+	}
+	for _, tt := range tests {
+		ios, _, _ := clitest.Streams()
+		o := &Options{IO: ios, Strategy: "head", Config: train.Config{Arch: "resnet18", Weights: "w", Data: "d", Out: "r", Epochs: 1, BatchSize: 1, LR: 0.1, ValSplit: 0.2}}
+		tt.mod(o)
+		err := finetuneRun(o)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+			t.Errorf("%s: got %v (exit %d), want a usage error with %q", tt.name, err, cmdutil.ExitCode(err), tt.want)
+		}
+	}
+}
+
+func makeData(t testing.TB, dir string, classes, per int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(1, 2))
+	for k := range classes {
+		for i := range per {
+			img := image.NewNRGBA(image.Rect(0, 0, 18, 18))
+			for p := 0; p < len(img.Pix); p += 4 {
+				for c := range 3 {
+					v := r.IntN(120)
+					if c == k {
+						v += 130
+					}
+					img.Pix[p+c] = uint8(v)
+				}
+				img.Pix[p+3] = 255
+			}
+			path := filepath.Join(dir, "class"+string(rune('0'+k)), string(rune('a'+i))+".png")
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			png.Encode(f, img)
+			f.Close()
+		}
+	}
+}
+
+func saveWeights(t testing.TB, path, arch string) {
+	t.Helper()
+	nn.ManualSeed(3)
+	m, err := models.Build(arch, models.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &formats.Checkpoint{}
+	for _, n := range m.StateDict() {
+		c.Tensors = append(c.Tensors, formats.Named{Name: n.Name, Tensor: n.Tensor})
+	}
+	if _, err := formats.Save(path, c, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFinetuneThenEval trains a head on cached features, then evaluates
+// best.safetensors with `ckpt eval`, which runs the whole model on the
+// images: both must report the same validation results.
+func TestFinetuneThenEval(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data", "train"), 3, 5)
+	makeData(t, filepath.Join(dir, "data", "val"), 3, 3)
+	weights := filepath.Join(dir, "w.safetensors")
+	saveWeights(t, weights, "resnet18")
+	run := filepath.Join(dir, "run")
+	ios, stdout, stderr := clitest.Streams()
+	cmd := NewCmdFinetune(ios, nil)
+	cmd.SetArgs([]string{"--arch", "resnet18", "--weights", weights, "--data", filepath.Join(dir, "data"), "--out", run,
+		"--epochs", "3", "--batch-size", "4", "--lr", "0.05", "--image-size", "16", "--json", "--workers", "2"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var res train.Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if res.Epochs != 3 || !res.Cached || res.Val == nil || res.Val.N != 9 {
+		t.Fatalf("result: got %d epochs, cached %v, val %+v; want 3, true, 9 images", res.Epochs, res.Cached, res.Val)
+	}
+	lines := 0
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(l, "epoch ") {
+			lines++
+		}
+	}
+	if lines != 3 {
+		t.Errorf("stderr: got %d epoch lines, want 3:\n%s", lines, stderr)
+	}
+
+	ios, stdout, stderr = clitest.Streams()
+	ev := eval.NewCmdEval(ios, nil)
+	ev.SetArgs([]string{"--arch", "resnet18", "--weights", filepath.Join(run, "best.safetensors"), "--data", filepath.Join(dir, "data"), "--json"})
+	if err := ev.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var got train.Metrics
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Val train.Metrics `json:"val"`
+	}
+	b, _ := os.ReadFile(filepath.Join(run, "metrics.json"))
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	// The cached features went through the same layers as eval's full
+	// forward pass; only the summation order of batched products may
+	// differ, so losses agree to float32 rounding.
+	if got.Top1 != want.Val.Top1 || got.Top5 != want.Val.Top5 || got.N != want.Val.N ||
+		math.Abs(got.Loss-want.Val.Loss) > 1e-5*math.Max(1, want.Val.Loss) {
+		t.Errorf("eval: got top1 %v top5 %v loss %v n %d; metrics.json top1 %v top5 %v loss %v n %d",
+			got.Top1, got.Top5, got.Loss, got.N, want.Val.Top1, want.Val.Top5, want.Val.Loss, want.Val.N)
+	}
+	for i := range got.Confusion {
+		for j := range got.Confusion[i] {
+			if got.Confusion[i][j] != want.Val.Confusion[i][j] {
+				t.Errorf("confusion[%d][%d]: got %d, want %d", i, j, got.Confusion[i][j], want.Val.Confusion[i][j])
+			}
+		}
+	}
+}
+
+func TestFinetuneInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 2, 5)
+	weights := filepath.Join(dir, "w.safetensors")
+	saveWeights(t, weights, "resnet18")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Ctrl-C before the first batch
+	ios, _, stderr := clitest.Streams()
+	o := &Options{IO: ios, Strategy: "full", Context: ctx, Config: train.Config{Arch: "resnet18", Weights: weights,
+		Data: filepath.Join(dir, "data"), Out: filepath.Join(dir, "run"), Epochs: 2, BatchSize: 4, LR: 0.01, ValSplit: 0.2, ImageSize: 16}}
+	err := finetuneRun(o)
+	var intr *train.Interrupted
+	if !errors.As(err, &intr) || cmdutil.ExitCode(err) != ExitInterrupted {
+		t.Fatalf("got %v (exit %d), want an interruption, exit %d", err, cmdutil.ExitCode(err), ExitInterrupted)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run", "last.safetensors")); err != nil {
+		t.Errorf("after Ctrl-C: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "--resume") {
+		t.Errorf("stderr: got %q, want the resume hint", stderr)
+	}
+}
+
+func TestResumeTakesTheRunsConfig(t *testing.T) {
+	run := t.TempDir()
+	cfg := train.Config{Arch: "mobilenet_v2", Weights: "w.pt", Data: "ds", Strategy: train.Partial, Unfreeze: 3, LR: 0.02, Epochs: 10, BatchSize: 8, Seed: 9}
+	b, _ := json.Marshal(train.RunConfig{Config: cfg})
+	os.WriteFile(filepath.Join(run, "config.json"), b, 0o644)
+	ios, _, _ := clitest.Streams()
+	var got *Options
+	cmd := NewCmdFinetune(ios, func(o *Options) error { got = o; return nil })
+	cmd.SetArgs([]string{"--resume", run, "--epochs", "30"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	c := got.Config
+	if c.Arch != "mobilenet_v2" || c.Weights != "w.pt" || got.Strategy != "partial" || c.Unfreeze != 3 || c.LR != 0.02 ||
+		c.BatchSize != 8 || c.Seed != 9 || c.Epochs != 30 || c.Resume != run {
+		t.Errorf("resumed options %+v: want the run's config with --epochs 30", c)
+	}
+	cmd = NewCmdFinetune(ios, func(o *Options) error { return nil })
+	cmd.SetArgs([]string{"--resume", filepath.Join(run, "none")})
+	if err := cmd.Execute(); err == nil || cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
+		t.Errorf("resume of a directory without config.json: got %v, want exit 2", err)
+	}
+}

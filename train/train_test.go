@@ -1,0 +1,341 @@
+package train
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/models"
+)
+
+// makeData writes DIR/<class>/<i>.png: class k's images are noise with
+// channel k raised, so a classifier can learn them in a few epochs.
+func makeData(t testing.TB, dir string, classes, per int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(1, 2))
+	for k := range classes {
+		for i := range per {
+			img := image.NewNRGBA(image.Rect(0, 0, 20+i%3, 20))
+			for p := 0; p < len(img.Pix); p += 4 {
+				for c := range 3 {
+					v := r.IntN(120)
+					if c == k {
+						v += 130
+					}
+					img.Pix[p+c] = uint8(v)
+				}
+				img.Pix[p+3] = 255
+			}
+			path := filepath.Join(dir, "c"+string(rune('a'+k)), string(rune('a'+i))+".png")
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			png.Encode(f, img)
+			f.Close()
+		}
+	}
+}
+
+// saveWeights writes a freshly initialised arch's state_dict (1000
+// classes, as pretrained weights have) to a safetensors file.
+func saveWeights(t testing.TB, dir, arch string) (string, nn.StateDict) {
+	t.Helper()
+	nn.ManualSeed(3)
+	m, err := models.Build(arch, models.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Non-trivial running statistics, so that a change shows.
+	for _, b := range m.NamedBuffers() {
+		for i := range b.Tensor.Data() {
+			b.Tensor.Data()[i] += 0.1 * float32(i%7)
+		}
+	}
+	sd := m.StateDict()
+	c := &formats.Checkpoint{}
+	for _, n := range sd {
+		c.Tensors = append(c.Tensors, formats.Named{Name: n.Name, Tensor: n.Tensor})
+	}
+	path := filepath.Join(dir, arch+".safetensors")
+	if _, err := formats.Save(path, c, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return path, sd
+}
+
+func readState(t testing.TB, path string) map[string][]float32 {
+	t.Helper()
+	c, err := formats.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := map[string][]float32{}
+	for _, n := range c.Tensors {
+		x, err := nn.FromStored(n.Tensor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[n.Name] = slices.Clone(x.Data())
+	}
+	return out
+}
+
+func baseConfig(dataDir, weights, out string) Config {
+	return Config{Arch: "resnet18", Weights: weights, Data: dataDir, Out: out, Epochs: 3, BatchSize: 4,
+		LR: 0.05, Momentum: 0.9, ValSplit: 0.25, ImageSize: 16, NoAugment: true, Seed: 1, Workers: 2}
+}
+
+func TestFinetuneHeadCached(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 3, 8)
+	weights, orig := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run"))
+	cfg.CacheDir = filepath.Join(dir, "cache")
+	var lines []string
+	res, err := Finetune(context.Background(), cfg, Hooks{Log: func(s string) { lines = append(lines, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Cached || res.Epochs != 3 || res.Strategy != Head {
+		t.Errorf("got cached %v, %d epochs, strategy %s; want true, 3, head", res.Cached, res.Epochs, res.Strategy)
+	}
+	for _, f := range []string{"best.safetensors", "best.pt", "last.safetensors", "last.pt", "checkpoint.safetensors",
+		"optimizer.pt", "config.json", "summary.csv", "metrics.json", "confusion.png", "curves.png"} {
+		if _, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil {
+			t.Errorf("run directory: %v", err)
+		}
+	}
+	// The backbone, BatchNorm statistics included, is the pretrained one.
+	best := readState(t, filepath.Join(cfg.Out, "best.safetensors"))
+	for _, n := range orig {
+		if strings.HasPrefix(n.Name, "fc.") {
+			continue
+		}
+		x, _ := nn.FromStored(n.Tensor)
+		if !slices.Equal(best[n.Name], x.Data()) {
+			t.Errorf("head strategy changed backbone tensor %s", n.Name)
+		}
+	}
+	if got := len(best["fc.weight"]); got != 3*512 {
+		t.Errorf("fc.weight: got %d values, want 3×512", got)
+	}
+	// torchvision's builder with num_classes=3 loads it strictly.
+	m, err := models.Build("resnet18", models.Config{NumClasses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := formats.Open(filepath.Join(cfg.Out, "best.pt"))
+	defer c.Close()
+	if _, err := m.LoadStateDict(ckptSource{c}, true); err != nil {
+		t.Errorf("strict load of best.pt: %v", err)
+	}
+	var metrics struct {
+		Val     Metrics  `json:"val"`
+		Classes []string `json:"classes"`
+	}
+	b, _ := os.ReadFile(filepath.Join(cfg.Out, "metrics.json"))
+	if err := json.Unmarshal(b, &metrics); err != nil {
+		t.Fatal(err)
+	}
+	if metrics.Val.N != 6 || len(metrics.Val.Confusion) != 3 || !slices.Equal(metrics.Classes, []string{"ca", "cb", "cc"}) {
+		t.Errorf("metrics.json: got n %d, %d confusion rows, classes %q; want 6, 3, [ca cb cc]", metrics.Val.N, len(metrics.Val.Confusion), metrics.Classes)
+	}
+	f, _ := os.Open(filepath.Join(cfg.Out, "summary.csv"))
+	rows, _ := csv.NewReader(f).ReadAll()
+	f.Close()
+	if len(rows) != 4 || rows[0][0] != "epoch" {
+		t.Errorf("summary.csv: got %d rows, want a header and 3", len(rows))
+	}
+
+	// A second run reads the cache; changed weights make it stale.
+	cfg.Out = filepath.Join(dir, "run2")
+	lines = nil
+	res2, err := Finetune(context.Background(), cfg, Hooks{Log: func(s string) { lines = append(lines, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(lines, func(s string) bool { return strings.Contains(s, "read from the cache") }) {
+		t.Errorf("second run: the cache was not used: %q", lines)
+	}
+	if res2.History[2].TrainLoss != res.History[2].TrainLoss {
+		t.Errorf("same seed: epoch 3 train loss %v, then %v", res.History[2].TrainLoss, res2.History[2].TrainLoss)
+	}
+	saveWeightsOver(t, weights)
+	cfg.Out = filepath.Join(dir, "run3")
+	lines = nil
+	if _, err := Finetune(context.Background(), cfg, Hooks{Log: func(s string) { lines = append(lines, s) }}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(lines, func(s string) bool { return strings.Contains(s, "stale feature cache: computed from other weights") }) {
+		t.Errorf("changed weights: the stale cache was not refused: %q", lines)
+	}
+}
+
+// saveWeightsOver rewrites the weights file with other values.
+func saveWeightsOver(t testing.TB, path string) {
+	c, err := formats.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &formats.Checkpoint{}
+	for _, n := range c.Tensors {
+		if !n.Tensor.DType.IsFloat() {
+			out.Tensors = append(out.Tensors, n)
+			continue
+		}
+		x, _ := nn.FromStored(n.Tensor)
+		y := x.Clone()
+		for i := range y.Data() {
+			y.Data()[i] *= 0.5
+		}
+		out.Tensors = append(out.Tensors, formats.Named{Name: n.Name, Tensor: nn.ToStored(y)})
+	}
+	defer c.Close() // the int64 tensors are read from it while saving
+	if _, err := formats.Save(path, out, formats.SaveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFinetuneStrategies(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 2, 6)
+	weights, orig := saveWeights(t, dir, "resnet18")
+	tests := []struct {
+		st       Strategy
+		unfreeze int
+		changed  func(name string) bool // which tensors training may change
+	}{
+		{Head, 0, func(n string) bool { return strings.HasPrefix(n, "fc.") }},
+		{Partial, 1, func(n string) bool { return strings.HasPrefix(n, "fc.") || strings.HasPrefix(n, "layer4.") }},
+		{Full, 0, func(string) bool { return true }},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.st), func(t *testing.T) {
+			cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run-"+string(tt.st)))
+			cfg.Strategy, cfg.Unfreeze, cfg.Epochs, cfg.NoCache = tt.st, tt.unfreeze, 1, true
+			if _, err := Finetune(context.Background(), cfg, Hooks{}); err != nil {
+				t.Fatal(err)
+			}
+			last := readState(t, filepath.Join(cfg.Out, "last.safetensors"))
+			moved := 0
+			for _, n := range orig {
+				if strings.HasPrefix(n.Name, "fc.") {
+					continue
+				}
+				x, _ := nn.FromStored(n.Tensor)
+				same := slices.Equal(last[n.Name], x.Data())
+				if !same {
+					moved++
+				}
+				if !same && !tt.changed(n.Name) {
+					t.Errorf("%s: frozen tensor %s changed", tt.st, n.Name)
+				}
+				if same && tt.changed(n.Name) && strings.HasSuffix(n.Name, "running_mean") {
+					t.Errorf("%s: trainable BatchNorm %s did not update its statistics", tt.st, n.Name)
+				}
+			}
+			if tt.st != Head && moved == 0 {
+				t.Errorf("%s: no backbone tensor changed", tt.st)
+			}
+		})
+	}
+}
+
+func TestResumeMatchesUninterrupted(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 2, 6)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "full"))
+	cfg.Epochs, cfg.WarmupEpochs = 4, 1
+	whole, err := Finetune(context.Background(), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same run, interrupted after its second epoch (as Ctrl-C would).
+	cfg.Out = filepath.Join(dir, "part")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = Finetune(ctx, cfg, Hooks{EpochEnd: func(s *EpochStats, _ int) {
+		if s.Epoch == 2 {
+			cancel()
+		}
+	}})
+	var intr *Interrupted
+	if !errors.As(err, &intr) || intr.Epoch != 2 {
+		t.Fatalf("interrupted run: got %v, want an interruption in epoch 3", err)
+	}
+	cfg.Resume = cfg.Out
+	resumed, err := Finetune(context.Background(), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resumed.History) != 4 {
+		t.Fatalf("resumed history: got %d epochs, want 4", len(resumed.History))
+	}
+	for i := range 4 {
+		a, b := whole.History[i], resumed.History[i]
+		if a.TrainLoss != b.TrainLoss || a.ValLoss != b.ValLoss || a.LR != b.LR {
+			t.Errorf("epoch %d: uninterrupted loss %v/%v lr %v, resumed %v/%v lr %v", i+1, a.TrainLoss, a.ValLoss, a.LR, b.TrainLoss, b.ValLoss, b.LR)
+		}
+	}
+}
+
+func TestChoose(t *testing.T) {
+	// Two well separated clusters: similar; interleaved random labels: not.
+	r := rand.New(rand.NewPCG(4, 5))
+	var sep, mixed [][]float32
+	var labels []int
+	for i := range 200 {
+		l := i % 2
+		v := []float32{float32(r.NormFloat64()) * 0.1, float32(r.NormFloat64()) * 0.1}
+		v[l] += 3
+		sep = append(sep, v)
+		mixed = append(mixed, []float32{float32(r.NormFloat64()), float32(r.NormFloat64())})
+		labels = append(labels, l)
+	}
+	tests := []struct {
+		name  string
+		feats [][]float32
+		want  Strategy
+		warn  bool
+	}{
+		{"little similar", sep, Head, false},
+		{"little dissimilar", mixed, Head, true},
+	}
+	for _, tt := range tests {
+		c := Choose(tt.feats, labels, 2)
+		if c.Strategy != tt.want || (c.Warning != "") != tt.warn {
+			t.Errorf("%s: got %s (warning %q, similarity %.2f), want %s, warning %v", tt.name, c.Strategy, c.Warning, c.Similarity, tt.want, tt.warn)
+		}
+	}
+	big := make([]int, 0, 2000)
+	var bigSep, bigMixed [][]float32
+	for i := range 2000 {
+		l := i % 2
+		v := []float32{0, 0}
+		v[l] = 1 + float32(r.Float64())
+		bigSep = append(bigSep, v)
+		bigMixed = append(bigMixed, []float32{float32(r.NormFloat64()), float32(r.NormFloat64())})
+		big = append(big, l)
+	}
+	if c := Choose(bigSep, big, 2); c.Strategy != Full {
+		t.Errorf("plenty similar: got %s, want full", c.Strategy)
+	}
+	if c := Choose(bigMixed, big, 2); c.Strategy != Scratch {
+		t.Errorf("plenty dissimilar: got %s, want scratch", c.Strategy)
+	}
+}
