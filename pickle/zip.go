@@ -88,7 +88,6 @@ func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []ZipAnomaly {
 	}
 	first := files[0].Name
 	prefix, _, _ := strings.Cut(first, "/")
-	lp := lowerASCII(prefix) + "/"
 	byLower := map[string]string{}
 	type span struct {
 		start, end int64
@@ -99,8 +98,8 @@ func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []ZipAnomaly {
 		hdr, _ := f.DataOffset()
 		lh0 := offsets[i]
 		low := lowerASCII(f.Name)
-		if f.Name != first && !strings.HasPrefix(low, lp) || f.Name == prefix+"/" {
-			add("zip-outside-prefix", f.Name, hdr, "member %q is outside the archive prefix %q that torch takes from the first member", f.Name, prefix)
+		if !strings.HasPrefix(f.Name, prefix+"/") || f.Name == prefix+"/" {
+			add("zip-outside-prefix", f.Name, hdr, "member %q is outside the archive prefix %q that torch takes from the first member (and compares with case)", f.Name, prefix)
 		}
 		switch {
 		case strings.ContainsRune(f.Name, 0):
@@ -398,6 +397,15 @@ func loadZip(r io.ReaderAt, size int64) (*File, error) {
 	var ts map[string]*tsClass
 	if a.entry("constants.pkl") != nil {
 		f.Format = FormatTorchScript
+		// torch.jit.load reads constants.pkl too: it is checked like every
+		// pickle, though nothing of it is needed.
+		c, err := a.read("constants.pkl")
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := verify(c, true); err != nil {
+			return nil, fmt.Errorf("%w (in %q)", err, a.prefix+"/constants.pkl")
+		}
 		if ts, err = scriptClasses(a); err != nil {
 			return nil, err
 		}
