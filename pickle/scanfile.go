@@ -70,7 +70,23 @@ func Scan(r io.ReaderAt, size int64) *Report {
 	default:
 		s.stream()
 	}
+	s.readerAgrees()
 	return s.rep
+}
+
+// readerAgrees loads a torch file that scanned without errors and without
+// findings above LOW with the reader, so that a file is never clean to the
+// scanner and refused by the reader: a refusal is an error of the scan.
+func (s *scanner) readerAgrees() {
+	if s.rep.Format == FormatPickle || len(s.rep.Errors) > 0 || !s.clean(0) {
+		return
+	}
+	f, err := Load(s.r, s.size)
+	if err != nil {
+		s.fail(fmt.Errorf("%w (the reader refuses the file)", err))
+		return
+	}
+	f.Close()
 }
 
 type scanner struct {

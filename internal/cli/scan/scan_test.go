@@ -267,3 +267,48 @@ func TestIndexBringsShards(t *testing.T) {
 		t.Errorf("got %+v, want the index and its shard with findings, exit 1", res)
 	}
 }
+
+// TestCorpusNeverClean scans every file of the malformed and malicious
+// corpora (testdata/gen/pickle_malicious.py, pickle_divergence.py): a file
+// the reader refuses for a global exits 1; a torch file the reader refuses
+// for any reason is never clean (exit 1 or 2); only bare pickles (which
+// torch.load would not accept either) and files the reader loads exit 0.
+func TestCorpusNeverClean(t *testing.T) {
+	dir := filepath.Join(clitest.Root(t), "testdata", "malicious")
+	var cases []struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}
+	for _, name := range []string{"expect.json", "divergence.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs []struct {
+			File  string `json:"file"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(b, &cs); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, cs...)
+	}
+	if len(cases) < 160 {
+		t.Fatalf("got %d corpus cases, want both corpora", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			res := Scan([]string{filepath.Join(dir, c.File)}, pickle.SeverityMedium)
+			code := res.Summary.ExitCode
+			f := res.Files[0]
+			switch {
+			case strings.HasPrefix(c.Error, "forbidden global") && code != 1:
+				t.Errorf("got exit %d (%+v), want 1 for %s", code, f, c.Error)
+			case c.Error != "" && code == 0 && f.Format != pickle.FormatPickle:
+				t.Errorf("got exit 0 for a %s file the reader refuses (%s)", f.Format, c.Error)
+			case c.Error == "" && code != 0:
+				t.Errorf("got exit %d (%+v) for a file the reader loads, want 0", code, f)
+			}
+		})
+	}
+}
