@@ -331,6 +331,15 @@ func scanFile(path string, explicit bool) (File, []string) {
 		}
 	case rep.Format == pickle.FormatZip && isNPZ(fh, size):
 		out.Format = "npz"
+		// numpy.savez's members have no archive prefix: only the zip
+		// anomalies that concern every reader apply.
+		var kept []pickle.Finding
+		for _, f := range rep.Findings {
+			if f.Global != "zip-outside-prefix" {
+				kept = append(kept, f)
+			}
+		}
+		rep.Findings, rep.Errors = kept, nil
 		addFindings(&out, rep)
 		scanNPZ(&out, fh, size)
 	case torchFormat:

@@ -312,3 +312,38 @@ func TestCorpusNeverClean(t *testing.T) {
 		})
 	}
 }
+
+// TestScanFixtures checks the files of testdata/gen/scan_fixtures.py
+// (NumPy object arrays, a pickle named .safetensors) against scan.json.
+func TestScanFixtures(t *testing.T) {
+	dir := filepath.Join(clitest.Root(t), "testdata", "malicious")
+	b, err := os.ReadFile(filepath.Join(dir, "scan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		File     string     `json:"file"`
+		Exit     int        `json:"exit"`
+		Findings [][]string `json:"findings"`
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			res := Scan([]string{filepath.Join(dir, c.File)}, pickle.SeverityMedium)
+			if res.Summary.ExitCode != c.Exit {
+				t.Errorf("got exit %d (%+v), want %d", res.Summary.ExitCode, res.Files, c.Exit)
+			}
+			for _, w := range c.Findings {
+				found := false
+				for _, f := range res.Files[0].Findings {
+					found = found || f.Severity == w[0] && f.Global == w[1]
+				}
+				if !found {
+					t.Errorf("got findings %+v, want %s %s", res.Files[0].Findings, w[0], w[1])
+				}
+			}
+		})
+	}
+}
