@@ -26,6 +26,9 @@ outside torch and collections, so that no payload runs. Classes:
                   flags, overlapping members, two end records, bzip2, local
                   names differing from the central directory
   polyglots       a pickle followed by a zip archive
+  tar             a tar header with a bad checksum over a pickle (torch reads
+                  the pickle), a V7 tar without the ustar magic (torch reads
+                  the tar)
   legacy, ts      payloads in the legacy sys_info pickle and in TorchScript's
                   constants.pkl
 """
@@ -37,6 +40,7 @@ import os
 import pickle
 import struct
 import sys
+import tempfile
 import types
 import warnings
 import zipfile
@@ -119,7 +123,11 @@ def torch_load(data):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r = torch.load(io.BytesIO(data))
+            # From a path: torch 1.13's tar path fails on a BytesIO.
+            with tempfile.NamedTemporaryFile(suffix=".pt") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                r = torch.load(tmp.name)
         log.append("result " + brief(r))
     except Exception as e:
         log.append("error %s: %s" % (type(e).__name__, str(e).splitlines()[0][:120] if str(e) else ""))
@@ -316,6 +324,31 @@ def main():
     ts = [(n, evil if n.endswith("/constants.pkl") else b) for n, b in ts]
     put("div_ts_constants_payload.pt", "torchscript", rezip(ts), 'forbidden global "posix.system"',
         [("CRITICAL", "posix.system"), ("LOW", "torchscript-code")], torch_file=True)
+
+    # Tar or pickle: torch.load takes a file for a tar archive when Python's
+    # tarfile accepts its first block's checksum, whatever its magic.
+    import tarfile
+    tb = io.BytesIO()
+    with tarfile.open(fileobj=tb, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        name = "cposix\nsystem\n(S'echo pwned'\ntR."
+        ti = tarfile.TarInfo(name)
+        ti.size = 1
+        tf.addfile(ti, io.BytesIO(b"x"))
+    badsum = bytearray(tb.getvalue())
+    badsum[148:156] = b"0000000\x00"
+    put("div_tar_bad_checksum_pickle.pt", "tar", bytes(badsum), 'forbidden global "posix.system"',
+        [("CRITICAL", "posix.system")], torch_file=True)
+    v7 = bytearray(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pickle", "tar_state_dict.pt"), "rb").read())
+    pos = 0
+    while pos + 512 <= len(v7) and any(v7[pos:pos + 512]):
+        hdr = v7[pos:pos + 512]
+        size = int(bytes(hdr[124:136]).split(b"\x00")[0].strip() or b"0", 8)
+        hdr[257:265] = b"\x00" * 8
+        hdr[148:156] = b" " * 8
+        hdr[148:156] = b"%06o\x00 " % sum(hdr)
+        v7[pos:pos + 512] = hdr
+        pos += 512 + (size + 511) // 512 * 512
+    put("div_tar_v7_ok.pt", "tar", bytes(v7), "", [], torch_file=True)
 
     with open(os.path.join(out, "divergence.json"), "w") as f:
         json.dump(expect, f, indent=1)
