@@ -123,7 +123,7 @@ func Load(r io.ReaderAt, size int64) (*File, error) {
 		return nil, fmt.Errorf("pickle: empty file")
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		return loadZip(r, size)
-	case tarHeader(head):
+	case IsTarHeader(head):
 		// As torch.load: a file that is not a zip is a tar archive when
 		// Python's tarfile accepts its first block (whatever its magic).
 		return loadTar(r, size)

@@ -148,7 +148,7 @@ func seedsOf(f *testing.F, pick func([]byte) bool) {
 }
 
 func isLegacySeed(b []byte) bool {
-	return len(b) > 2 && b[0] == 0x80 && !tarHeader(b[:min(len(b), 512)])
+	return len(b) > 2 && b[0] == 0x80 && !IsTarHeader(b[:min(len(b), 512)])
 }
 
 // FuzzLegacy fuzzes the legacy layer (five pickles, then the storages),
@@ -168,7 +168,7 @@ func FuzzLegacy(f *testing.F) {
 // FuzzTar fuzzes the tar layer (members sys_info, pickle, tensors,
 // storages), seeded with the tar files of testdata.
 func FuzzTar(f *testing.F) {
-	seedsOf(f, func(b []byte) bool { return tarHeader(b[:min(len(b), 512)]) })
+	seedsOf(f, func(b []byte) bool { return IsTarHeader(b[:min(len(b), 512)]) })
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := loadTar(bytes.NewReader(data), int64(len(data)))
 		noPanic(t, err)

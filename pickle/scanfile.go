@@ -64,7 +64,7 @@ func Scan(r io.ReaderAt, size int64) *Report {
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
 		s.zip()
-	case tarHeader(head):
+	case IsTarHeader(head):
 		s.rep.Format = FormatTar
 		s.tar()
 	default:
@@ -206,10 +206,11 @@ func isLegacyMagic(p []byte) bool {
 	return err == nil && ok && m.Cmp(legacyMagic) == 0
 }
 
-// tarHeader reports whether block is a tar header Python's tarfile (which
-// torch.load tries first on a file that is not a zip) accepts: its checksum
-// field matches the unsigned or the signed sum of the block.
-func tarHeader(block []byte) bool {
+// IsTarHeader reports whether block, a file's first 512 bytes, is a tar
+// header Python's tarfile accepts (torch.load tries it first on a file
+// that is not a zip, whatever its magic): its checksum field matches the
+// unsigned or the signed sum of the block.
+func IsTarHeader(block []byte) bool {
 	if len(block) < 512 {
 		return false
 	}
