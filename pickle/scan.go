@@ -77,9 +77,32 @@ type Finding struct {
 type scanLog struct {
 	findings []Finding
 	noted    map[string]bool // anomalies already recorded, by name
+	dropped  int             // findings past MaxFindings
+	worst    Severity        // of the dropped findings
 }
 
-func (l *scanLog) add(f Finding) { l.findings = append(l.findings, f) }
+// MaxFindings bounds the findings Scan lists for one pickle and, separately,
+// for one file; the rest are counted in a last finding that has the
+// severity of the worst of them.
+const MaxFindings = 1000
+
+func (l *scanLog) add(f Finding) {
+	if len(l.findings) >= MaxFindings {
+		l.dropped++
+		l.worst = max(l.worst, f.Severity)
+		return
+	}
+	l.findings = append(l.findings, f)
+}
+
+// result returns the findings, with the count of those not listed.
+func (l *scanLog) result(end int) []Finding {
+	if l.dropped == 0 {
+		return l.findings
+	}
+	return append(l.findings, Finding{Severity: l.worst, Offset: int64(end), Global: "more-findings", Anomaly: true,
+		Description: fmt.Sprintf("%d more findings of this pickle are not listed (at most %d are)", l.dropped, MaxFindings)})
+}
 
 func (l *scanLog) anomaly(op int, name, desc string) {
 	if l.noted == nil {
@@ -207,5 +230,5 @@ func criticalGlobal(module, name string) bool {
 func scanPickle(data []byte, persid bool) ([]Finding, int, error) {
 	v := &verifier{data: data, persid: persid, memo: make(map[int]item), scan: &scanLog{}}
 	err := v.run()
-	return v.scan.findings, v.pos, err
+	return v.scan.result(v.pos), v.pos, err
 }

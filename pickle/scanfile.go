@@ -71,6 +71,10 @@ func Scan(r io.ReaderAt, size int64) *Report {
 		s.stream()
 	}
 	s.readerAgrees()
+	if s.log.dropped > 0 {
+		s.rep.Findings = append(s.rep.Findings, Finding{Severity: s.log.worst, Global: "more-findings", Anomaly: true,
+			Description: fmt.Sprintf("%d more findings of this file are not listed (at most %d are)", s.log.dropped, MaxFindings)})
+	}
 	return s.rep
 }
 
@@ -93,6 +97,8 @@ type scanner struct {
 	r    io.ReaderAt
 	size int64
 	rep  *Report
+	read int64   // pickle bytes read, see budget
+	log  scanLog // counts the findings past MaxFindings for the file
 }
 
 func (s *scanner) fail(err error) { s.rep.Errors = append(s.rep.Errors, err) }
@@ -101,9 +107,28 @@ func (s *scanner) add(entry string, base int64, fs []Finding) {
 	for _, f := range fs {
 		f.Entry = entry
 		f.Offset += base
+		if len(s.rep.Findings) >= MaxFindings {
+			s.log.add(f) // counted only
+			continue
+		}
 		s.rep.Findings = append(s.rep.Findings, f)
 	}
 }
+
+// budget charges n bytes of pickles read to the file's MaxScanBytes and
+// reports whether they fit.
+func (s *scanner) budget(n int64) bool {
+	s.read += n
+	if s.read > MaxScanBytes {
+		s.fail(fmt.Errorf("pickle: the file's pickles exceed %d bytes, the scan limit", int64(MaxScanBytes)))
+		return false
+	}
+	return true
+}
+
+// MaxScanBytes bounds the pickle bytes Scan reads from one file, over all
+// its pickles (zip members, tar records).
+const MaxScanBytes = 4 * MaxPickleSize
 
 // pickleAt scans the pickle at off, before end, growing the window read as
 // streamPickle does. It returns the pickle's bytes, or nil after recording
@@ -114,6 +139,9 @@ func (s *scanner) pickleAt(off, end int64, entry string) []byte {
 		n := min(window, end-off, MaxPickleSize)
 		if n <= 0 {
 			s.fail(fmt.Errorf("pickle: %s: no pickle at offset %d, the file ends", entry, off))
+			return nil
+		}
+		if !s.budget(n) {
 			return nil
 		}
 		data, err := readSection(s.r, off, n, entry)
@@ -275,6 +303,9 @@ func (s *scanner) zip() {
 		}
 		if !strings.HasSuffix(low, ".pkl") {
 			continue
+		}
+		if !s.budget(int64(f.UncompressedSize64)) {
+			break
 		}
 		data, err := readMember(f)
 		if err != nil {
