@@ -167,6 +167,9 @@ func scanRun(opts *Options) error {
 	case cmdutil.ExitDifference:
 		return cmdutil.ErrDifference
 	}
+	if res.Summary.Files == 0 {
+		return &cmdutil.ExitError{Code: cmdutil.ExitInvalid, Err: fmt.Errorf("scan: no model file found in %s", strings.Join(opts.Paths, ", "))}
+	}
 	return &cmdutil.ExitError{Code: cmdutil.ExitInvalid, Err: fmt.Errorf("scan: %d of %d files could not be scanned to the end", res.Summary.Unreadable, res.Summary.Files)}
 }
 
@@ -196,6 +199,12 @@ func Scan(paths []string, failOn pickle.Severity) *Result {
 			}
 			if d.Type().IsRegular() {
 				found = append(found, q)
+			} else if d.Type()&fs.ModeSymlink != 0 {
+				// Hugging Face's cache links snapshot files to blobs:
+				// links to files are followed, links to directories not.
+				if st, err := os.Stat(q); err == nil && st.Mode().IsRegular() {
+					found = append(found, q)
+				}
 			}
 			return nil
 		})

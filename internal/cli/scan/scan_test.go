@@ -347,3 +347,20 @@ func TestScanFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectoryFollowsFileLinks: links to files are scanned (Hugging Face's
+// cache is made of them), an empty directory is an error.
+func TestDirectoryFollowsFileLinks(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink(mal(t, "payload_os_system_zip.pt"), filepath.Join(dir, "pytorch_model.bin")); err != nil {
+		t.Skip(err)
+	}
+	res := Scan([]string{dir}, pickle.SeverityMedium)
+	if res.Summary.Files != 1 || res.Summary.ExitCode != 1 {
+		t.Errorf("got %+v, want the linked file scanned, exit 1", res.Summary)
+	}
+	code, _ := run(t, Options{Paths: []string{t.TempDir()}})
+	if code != 2 {
+		t.Errorf("empty directory: got exit %d, want 2", code)
+	}
+}
