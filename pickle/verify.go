@@ -152,14 +152,15 @@ func (v *verifier) take(n int, op int) ([]byte, error) {
 }
 
 // crossFrame handles an argument that crosses the end of its frame:
-// CPython's C unpickler (torch.load's) ignores frame boundaries, Python's
-// pickle._Unpickler refuses them. The reader refuses; a scan notes it and
-// reads on as the C unpickler does, with no frame.
+// pickle.loads (the C unpickler on bytes) ignores frame boundaries, the C
+// unpickler on a file (torch.load) reads other bytes, pickle._Unpickler
+// refuses them (testdata/gen/pickle_divergence.py records all three). The
+// reader refuses; a scan notes it and reads on as pickle.loads does.
 func (v *verifier) crossFrame(op int) error {
 	if v.scan == nil {
 		return v.errf(op, "argument crosses the end of its frame")
 	}
-	v.scan.anomaly(op, "frame-straddle", "an opcode's argument crosses the end of its FRAME: torch's C unpickler reads it, Python's pickle refuses it, so two loaders disagree")
+	v.scan.anomaly(op, "frame-straddle", "an opcode's argument crosses the end of its FRAME: pickle.loads reads on as if there were no frame, CPython's file unpickler (torch.load's) reads other bytes and Python's pickle refuses it; the scan reads on without the frame")
 	v.frameEnd = 0
 	return nil
 }
@@ -741,7 +742,7 @@ func (v *verifier) run() error {
 				if v.scan == nil {
 					return v.errf(op, "FRAME inside an unfinished frame")
 				}
-				v.scan.anomaly(op, "frame-overlap", "a FRAME starts inside an unfinished frame: torch's C unpickler reads it, Python's pickle refuses it")
+				v.scan.anomaly(op, "frame-overlap", "a FRAME starts inside an unfinished frame: CPython's C unpickler reads on, Python's pickle refuses it")
 				v.frameEnd = 0
 			}
 			if b, err = v.take(8, op); err == nil {
