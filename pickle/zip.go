@@ -52,9 +52,10 @@ type zipArchive struct {
 // does the same, and refuses archives where readers could disagree (see
 // zipAnomalies).
 
-// ZipAnomaly is a property of a zip archive that lets two zip readers see
-// different members or contents. The reader refuses archives with any.
-type ZipAnomaly struct {
+// zipAnomaly is a property of a zip archive that lets two zip readers see
+// different members or contents. The reader refuses archives with any;
+// Scan reports each as a MEDIUM finding.
+type zipAnomaly struct {
 	Name   string // "zip-case-duplicate", "zip-overlap", ...
 	Entry  string // the member at fault, if any
 	Offset int64  // where in the file
@@ -71,17 +72,17 @@ func lowerASCII(s string) string {
 }
 
 // zipAnomalies checks an archive zip.NewReader accepted.
-func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []ZipAnomaly {
-	var out []ZipAnomaly
+func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []zipAnomaly {
+	var out []zipAnomaly
 	add := func(name, entry string, off int64, format string, args ...any) {
-		out = append(out, ZipAnomaly{name, entry, off, fmt.Sprintf(format, args...)})
+		out = append(out, zipAnomaly{name, entry, off, fmt.Sprintf(format, args...)})
 	}
 	if len(files) == 0 {
 		return nil
 	}
 	offsets, base, dir, err := zipDirectory(r, size)
 	if err != nil || len(offsets) != len(files) {
-		return []ZipAnomaly{{"zip-directory", "", 0, "the central directory cannot be read the way archive/zip read it"}}
+		return []zipAnomaly{{"zip-directory", "", 0, "the central directory cannot be read the way archive/zip read it"}}
 	}
 	if base != 0 {
 		add("zip-prepended", "", 0, "the archive's offsets assume %d bytes before it: zip readers that correct for them and torch, which does not, see different members", base)
