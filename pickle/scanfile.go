@@ -190,8 +190,12 @@ func (s *scanner) stream() {
 		if i == 0 {
 			if !isLegacyMagic(p) {
 				// pickle.load reads one pickle; torch.load reads it and
-				// stops at its wrong magic number.
+				// stops at its wrong magic number. Loaders that read on
+				// (pickles dumped one after the other) would find more:
+				// the pickles that follow are scanned too, until the
+				// bytes stop being a pickle.
 				s.rep.Format = FormatPickle
+				s.more(off + int64(len(p)))
 				break
 			}
 			s.rep.Format = FormatLegacy
@@ -205,6 +209,32 @@ func (s *scanner) stream() {
 	if _, _, _, err := zipDirectory(s.r, s.size); err == nil {
 		s.add("", 0, []Finding{{Severity: SeverityMedium, Global: "pickle-zip-polyglot", Anomaly: true,
 			Description: "the file is a pickle stream and also a zip archive: torch.load reads the leading pickle, zip-based tools and scanners see the archive's members"}})
+	}
+}
+
+// more scans the pickles that follow a bare pickle at off, up to 16, and
+// keeps their findings; where the bytes stop being a pickle the walk ends
+// without an error (trailing data is no concern of pickle.load).
+func (s *scanner) more(off int64) {
+	for i := 2; i <= 16 && off < s.size; i++ {
+		n := min(s.size-off, MaxPickleSize)
+		if !s.budget(n) {
+			return
+		}
+		data, err := readSection(s.r, off, n, "pickle")
+		if err != nil {
+			return
+		}
+		fs, used, err := scanPickle(data, true)
+		if err != nil && len(fs) == 0 {
+			return
+		}
+		s.add(fmt.Sprintf("pickle %d", i), off, fs)
+		if err != nil {
+			s.fail(fmt.Errorf("%w (in pickle %d, at file offset %d)", err, i, off))
+			return
+		}
+		off += int64(used)
 	}
 }
 

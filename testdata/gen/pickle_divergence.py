@@ -279,6 +279,24 @@ def main():
             struct.pack_into("<I", bad, p + 16, 0xdeadbeef)
             struct.pack_into("<I", bad, off + 14, 0xdeadbeef)
     put("div_zip_bad_crc_ok.pt", "zip", bytes(bad), "", [], torch_file=True)
+    # A payload behind a bad CRC: Python's zipfile (what naive scanners read
+    # zips with) refuses the member, torch reads it.
+    crc = bytearray(rezip([(n, evil if n.endswith("data.pkl") else b) for n, b in items]))
+    for p, name, off in central(bytes(crc)):
+        if name.endswith(b"data.pkl"):
+            struct.pack_into("<I", crc, p + 16, 0xdeadbeef)
+            struct.pack_into("<I", crc, off + 14, 0xdeadbeef)
+    put("div_zip_bad_crc_payload.pt", "zip", bytes(crc), 'forbidden global "posix.system"',
+        [("CRITICAL", "posix.system")], torch_file=True)
+    try:
+        zipfile.ZipFile(io.BytesIO(bytes(crc))).read(pre + "/data.pkl")
+        expect[-1]["zipfile"] = "reads the member"
+    except Exception as e:
+        expect[-1]["zipfile"] = "error %s: %s" % (type(e).__name__, e)
+    # Two pickles back to back: pickle.load reads the first only, a loader
+    # that reads on runs the second.
+    put("div_second_pickle_payload.pkl", "polyglots", pickle.dumps([1, 2], protocol=2) + evil,
+        "legacy magic number", [("CRITICAL", "posix.system")])
     for cls, ch, err, anomaly in [("nul", b"\x00", "contains a NUL byte", "zip-name-nul"),
                                   ("backslash", b"\\", "contains a backslash", "zip-name-backslash")]:
         z = bytearray(rezip(items + [(pre + "/extraAname", b"x")]))
