@@ -387,7 +387,14 @@ func addFindings(out *File, rep *pickle.Report) {
 // addPolyglot reports, for a file of another format, what torch.load would
 // act on if the file's bytes are also a pickle that does something.
 func addPolyglot(out *File, rep *pickle.Report) {
-	if len(rep.Findings) == 0 {
+	// Only globals and calls count: an encoding anomaly alone, in bytes
+	// that were never meant as a pickle, is noise (a pretty-printed
+	// safetensors header read as an INT line).
+	acts := false
+	for _, f := range rep.Findings {
+		acts = acts || !f.Anomaly
+	}
+	if !acts {
 		return
 	}
 	addFindings(out, rep)

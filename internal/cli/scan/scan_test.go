@@ -364,3 +364,21 @@ func TestDirectoryFollowsFileLinks(t *testing.T) {
 		t.Errorf("empty directory: got exit %d, want 2", code)
 	}
 }
+
+// TestNoFalseAlarmOnOtherFormats: a safetensors header of 73 bytes starts
+// with 'I' (INT) and, pretty-printed, holds a newline: read as a pickle it
+// is an anomalous INT line, which is not a finding for a safetensors file.
+func TestNoFalseAlarmOnOtherFormats(t *testing.T) {
+	h := `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}` + "\n}"
+	h += strings.Repeat(" ", 73-len(h))
+	b := append([]byte{73, 0, 0, 0, 0, 0, 0, 0}, h...)
+	b = append(b, 0, 0, 0, 0)
+	p := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := Scan([]string{p}, pickle.SeverityMedium)
+	if res.Summary.ExitCode != 0 || res.Files[0].Format != "safetensors" || len(res.Files[0].Findings) != 0 {
+		t.Errorf("got %+v, want a clean safetensors file", res.Files)
+	}
+}
