@@ -302,7 +302,9 @@ func scanFile(path string, explicit bool) (File, []string) {
 	head := make([]byte, min(size, 8))
 	fh.ReadAt(head, 0)
 	isNPY := bytes.HasPrefix(head, []byte("\x93NUMPY"))
-	torchFormat := rep.Format != pickle.FormatPickle || len(rep.Errors) == 0 || len(rep.Findings) > 0
+	// A file that breaks as a pickle without naming a global or calling
+	// anything is no pickle (text starting "I think" is an anomalous INT).
+	torchFormat := rep.Format != pickle.FormatPickle || len(rep.Errors) == 0 || acts(rep)
 	var shards []string
 	switch {
 	case isNPY:
@@ -390,17 +392,26 @@ func addPolyglot(out *File, rep *pickle.Report) {
 	// Only globals and calls count: an encoding anomaly alone, in bytes
 	// that were never meant as a pickle, is noise (a pretty-printed
 	// safetensors header read as an INT line).
-	acts := false
-	for _, f := range rep.Findings {
-		acts = acts || !f.Anomaly
-	}
-	if !acts {
+	if !acts(rep) {
 		return
 	}
 	addFindings(out, rep)
 	out.Errors = out.Errors[:0] // the pickle's end is not this format's concern
 	out.Findings = append(out.Findings, Finding{Severity: "MEDIUM", Global: "pickle-polyglot", Kind: "anomaly",
 		Description: fmt.Sprintf("the file is a valid %s file and also a pickle that torch.load would run", out.Format), sev: pickle.SeverityMedium})
+}
+
+// acts reports whether the pickle reading of a file names a global outside
+// the allow-list or calls something (HIGH or CRITICAL findings): encoding
+// anomalies and class names alone, in bytes that then stop being a pickle,
+// are text or another format (a README starting "config" is a GLOBAL).
+func acts(rep *pickle.Report) bool {
+	for _, f := range rep.Findings {
+		if f.Severity >= pickle.SeverityHigh {
+			return true
+		}
+	}
+	return false
 }
 
 // isNPZ reports whether the zip archive holds NumPy arrays (numpy.savez):

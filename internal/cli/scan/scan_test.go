@@ -381,4 +381,13 @@ func TestNoFalseAlarmOnOtherFormats(t *testing.T) {
 	if res.Summary.ExitCode != 0 || res.Files[0].Format != "safetensors" || len(res.Files[0].Findings) != 0 {
 		t.Errorf("got %+v, want a clean safetensors file", res.Files)
 	}
+	// Text that starts like an INT opcode, in a directory: skipped.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "NOTES"), []byte("I think\nthis is text.\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "README"), []byte("config\nfiles\nare described here.\n"), 0o644)
+	os.Link(p, filepath.Join(dir, "model.safetensors"))
+	res = Scan([]string{dir}, pickle.SeverityMedium)
+	if res.Summary.ExitCode != 0 || res.Summary.Skipped != 2 {
+		t.Errorf("got %+v, want the text files skipped and exit 0", res.Summary)
+	}
 }
