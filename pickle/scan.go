@@ -164,6 +164,18 @@ func (l *scanLog) call(op int, opName, global string, cat category) {
 	l.add(Finding{Severity: sev, Offset: int64(op), Op: opName, Global: global, Description: desc})
 }
 
+// build records a BUILD whose target is a global itself (a class or a
+// function, not an instance): its state's attributes are set on it.
+func (l *scanLog) build(op int, module, name string) {
+	full := module + "." + name
+	sev := SeverityHigh
+	if criticalGlobal(module, name) {
+		sev = SeverityCritical
+	}
+	l.add(Finding{Severity: sev, Offset: int64(op), Op: "BUILD", Global: full,
+		Description: fmt.Sprintf("BUILD sets attributes on %s itself, not on an instance: torch.load patches it for the whole process", full)})
+}
+
 // userClass reports whether a class of module is outside torch and the
 // standard containers: a user's class in a whole-model pickle.
 func userClass(module string) bool {

@@ -508,6 +508,16 @@ func (v *verifier) run() error {
 		case 'b': // BUILD
 			if err = v.need(2, op, "BUILD"); err == nil {
 				v.pop()
+				if t := v.stack[len(v.stack)-1]; t.kind == kGlobal {
+					// BUILD with a (None, slots) state runs setattr on its
+					// target: on a class or function itself, that patches
+					// it for the whole process.
+					g := v.globals[t.a]
+					if v.scan == nil {
+						return v.errf(op, "BUILD on global %s.%s itself", g.module, g.name)
+					}
+					v.scan.build(op, g.module, g.name)
+				}
 			}
 		case 'c', 'i': // GLOBAL, INST
 			if code == 'i' && len(v.marks) == 0 {

@@ -258,6 +258,12 @@ def main():
     put("div_stack_global_memo.pkl", "memo globals",
         b"\x80\x04\x8c\x05posix\x94\x8c\x06system\x94" + b"00" + b"h\x00h\x01\x93.", 'forbidden global "posix.system"',
         [("CRITICAL", "posix.system")])
+    # BUILD on a class itself: setattr through a (None, slots) state
+    # patches torch for the process (recorded on a stub: not run).
+    build = b"\x80\x02ctorch.utils.data.dataset\nDataset\nN}X\x07\x00\x00\x00patchedK\x01s\x86b."
+    put("div_build_on_class.pkl", "build", build, "BUILD on global", [("HIGH", "torch.utils.data.dataset.Dataset")])
+    import torch.utils.data.dataset as tds
+    expect[-1]["cpython"] += "; afterwards Dataset.patched is %r" % getattr(tds.Dataset, "patched", None)
     # A payload, then garbage.
     put("div_broken_after_payload.pkl", "broken pickles", payload()[:-1] + b"\xff\xff", 'forbidden global "posix.system"',
         [("CRITICAL", "posix.system")])
