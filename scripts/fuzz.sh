@@ -14,7 +14,9 @@
 #   -p PATTERN  only targets whose "package/Target" matches this grep -E pattern
 #   -k          keep going through the target list forever (bursts), until killed
 #   --totals    print the executions per target summed over scripts/fuzz.log
-# It runs one fuzzing worker (-parallel=1): the machine is shared.
+# It runs one fuzzing worker (-parallel=1): the machine is shared. New
+# interesting inputs are minimized for at most 2 s (Go's default, 60 s,
+# would take most of a short budget, its executions not reported).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=scripts/fuzz.log
@@ -47,7 +49,7 @@ while :; do
 		pkg=${dir#./}
 		out=$(mktemp)
 		result=ok
-		go test -run '^$' -fuzz "^$t\$" -fuzztime "${budget}s" -parallel 1 "./$pkg" > "$out" 2>&1 || result=FAIL
+		go test -run '^$' -fuzz "^$t\$" -fuzztime "${budget}s" -fuzzminimizetime 2s -parallel 1 "./$pkg" > "$out" 2>&1 || result=FAIL
 		line=$(grep -E 'fuzz: elapsed: .*execs: ' "$out" | tail -1 || true)
 		execs=$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' <<<"$line")
 		new=$(sed -n 's/.*new interesting: \([0-9]*\).*/\1/p' <<<"$line")
