@@ -111,10 +111,12 @@ var forbiddenModules = []string{
 	"setuptools", "pip", "venv", "ensurepip", "numpy.testing", "torch.hub",
 	"torch.serialization", "torch.jit._script", "torch._C", "torch.ops", "torch.utils.cpp_extension",
 	"torch.package", "torch.multiprocessing", "torch.distributed",
-	// torch's compilers, code generators and op registries: they compile or
-	// run code.
+	// torch's compilers, code generators, op registries and loaders (
+	// torch.jit.load, torch.export.load): they compile or run code. The
+	// TorchScript list builders of torch.jit._pickle are callables, found
+	// first.
 	"torch._dynamo", "torch._inductor", "torch.fx", "torch.compiler", "torch.library",
-	"torch._ops", "torch.jit._serialization", "torch.jit.frontend", "torch._jit_internal",
+	"torch._ops", "torch.jit", "torch.export", "torch._jit_internal",
 }
 
 // forbiddenTorch are names of module torch that load files, compile or run
