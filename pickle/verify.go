@@ -62,6 +62,19 @@ type item struct {
 	kind uint8
 	a, b int
 	dec  *string // for kStr of STRING and UNICODE with escapes: the decoded text
+	// base describes a 3-tuple's second item, what copyreg._reconstructor
+	// calls: 0 not a known 3-tuple, -1 not a global, else 1 + its index in
+	// the globals seen.
+	base int
+}
+
+// triple returns the placeholder of the 3-tuple of items.
+func triple(items []item) item {
+	it := item{base: -1}
+	if items[1].kind == kGlobal {
+		it.base = 1 + items[1].a
+	}
+	return it
 }
 
 type verifier struct {
@@ -289,6 +302,40 @@ func (v *verifier) callable(it item, op int, name string) error {
 	return nil
 }
 
+// reconstructor checks a call of copyreg._reconstructor(cls, base, state):
+// unless base is object, it calls base.__new__ and base.__init__, so base is
+// a call of its own. torch's protocol 0 and 1 pickles pass object.
+func (v *verifier) reconstructor(fn, args item, op int) error {
+	if fn.kind != kGlobal {
+		return nil
+	}
+	if g := v.globals[fn.a]; g.name != "_reconstructor" || g.module != "copyreg" && g.module != "copy_reg" {
+		return nil
+	}
+	switch {
+	case args.base > 0:
+		b := v.globals[args.base-1]
+		if b.module == "builtins" && b.name == "object" {
+			return nil
+		}
+		if v.scan != nil {
+			full := b.module + "." + b.name
+			sev := SeverityHigh
+			if criticalGlobal(b.module, b.name) {
+				sev = SeverityCritical
+			}
+			v.scan.add(Finding{Severity: sev, Offset: int64(op), Op: "REDUCE", Global: full,
+				Description: fmt.Sprintf("copyreg._reconstructor with base %s calls its __new__ and __init__: torch.load runs them", full)})
+			return nil
+		}
+		return v.errf(op, "copyreg._reconstructor with base %s.%s, whose __init__ it would call", b.module, b.name)
+	case v.scan != nil:
+		v.scan.call(op, "REDUCE", "", catForbidden)
+		return nil
+	}
+	return v.errf(op, "copyreg._reconstructor with a base that is not a global")
+}
+
 // refuse returns the reader's refusal of something CPython reads, or, when
 // scanning, records it as an anomaly (what is refused is never clean) and
 // returns nil so that the walk goes on as CPython's would.
@@ -443,9 +490,11 @@ func (v *verifier) run() error {
 			}
 		case 'R': // REDUCE
 			if err = v.need(2, op, "REDUCE"); err == nil {
-				v.pop()
-				if err = v.callable(v.pop(), op, "REDUCE"); err == nil {
-					err = v.push(item{}, op)
+				args, fn := v.pop(), v.pop()
+				if err = v.callable(fn, op, "REDUCE"); err == nil {
+					if err = v.reconstructor(fn, args, op); err == nil {
+						err = v.push(item{}, op)
+					}
 				}
 			}
 		case 'S': // STRING
@@ -652,7 +701,11 @@ func (v *verifier) run() error {
 					err = v.hashable(items, op, "FROZENSET")
 				}
 				if err == nil {
-					err = v.push(item{}, op)
+					it := item{}
+					if code == 't' && len(items) == 3 {
+						it = triple(items)
+					}
+					err = v.push(it, op)
 				}
 			}
 		case ']', ')', 0x8f: // EMPTY_LIST, EMPTY_TUPLE, EMPTY_SET
@@ -715,8 +768,12 @@ func (v *verifier) run() error {
 		case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
 			k := int(code - 0x84)
 			if err = v.need(k, op, "TUPLE"); err == nil {
+				it := item{}
+				if k == 3 {
+					it = triple(v.stack[len(v.stack)-3:])
+				}
 				v.stack = v.stack[:len(v.stack)-k]
-				err = v.push(item{}, op)
+				err = v.push(it, op)
 			}
 		case 0x8a: // LONG1
 			var b []byte

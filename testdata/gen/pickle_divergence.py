@@ -76,7 +76,7 @@ def recorder(log):
             qual = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
             got = "%s.%s" % (mod, qual)
             log.append("global %s.%s%s" % (module, name, "" if got == module + "." + name else " -> " + got))
-            if (mod.startswith("torch") or mod == "collections") and "os" not in got.split("."):
+            if (mod.startswith("torch") or mod in ("collections", "copyreg")) and "os" not in got.split("."):
                 return obj
             return Stub(got, log)
     return Recorder
@@ -264,6 +264,12 @@ def main():
     put("div_build_on_class.pkl", "build", build, "BUILD on global", [("HIGH", "torch.utils.data.dataset.Dataset")])
     import torch.utils.data.dataset as tds
     expect[-1]["cpython"] += "; afterwards Dataset.patched is %r" % getattr(tds.Dataset, "patched", None)
+    # copyreg._reconstructor (allow-listed for protocol 0/1 objects) calls
+    # base.__init__ unless base is object.
+    # (UserList's __init__ fills .data: the result shows it ran.)
+    put("div_reconstructor_base.pkl", "reconstructor",
+        b"ccopy_reg\n_reconstructor\n(cUserList\nUserList\ncUserList\nUserList\n(lp0\nI1\naI2\natR.",
+        "copyreg._reconstructor with base collections.UserList", [("HIGH", "collections.UserList")])
     # A payload, then garbage.
     put("div_broken_after_payload.pkl", "broken pickles", payload()[:-1] + b"\xff\xff", 'forbidden global "posix.system"',
         [("CRITICAL", "posix.system")])
