@@ -267,6 +267,11 @@ func (v *verifier) addGlobal(module, name string, op int, opName string) (item, 
 		// CPython's import fails before anything runs.
 		return item{}, v.errf(op, "%s of module %q, which is not a Python module name", opName, module)
 	}
+	if v.proto >= 3 && (compatMissing[module] || compatMissing[module+"\n"+name]) {
+		// CPython renames Python 2 names below protocol 3 only: here its
+		// import or lookup fails.
+		return item{}, v.errf(op, "%s of Python 2 name %s.%s in a protocol %d pickle, which CPython cannot find", opName, module, name, v.proto)
+	}
 	module, name = resolve(module, name, v.proto)
 	cat := classify(module, name)
 	if v.scan != nil {
