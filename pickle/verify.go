@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The validating pass.
@@ -854,6 +855,11 @@ func (v *verifier) counted(n int64, op int, bytes bool) error {
 	}
 	if bytes {
 		return v.push(item{kind: kBytes}, op)
+	}
+	if !utf8.Valid(v.data[start : start+int(n)]) {
+		// CPython decodes it (UTF-8 for BINUNICODE, torch.load's encoding
+		// for BINSTRING) and fails; gopickle would keep the bytes.
+		return v.errf(op, "string argument is not valid UTF-8, which CPython fails to decode")
 	}
 	return v.push(item{kind: kStr, a: start, b: int(n)}, op)
 }

@@ -256,6 +256,8 @@ def main():
         [("MEDIUM", "string-escapes"), ("CRITICAL", "os.system")])
     put("div_unicode_escape_global.pkl", "escapes", b"V\\u006fs\nVsystem\n\x93.", "UNICODE argument with escapes",
         [("MEDIUM", "string-escapes"), ("CRITICAL", "os.system")])
+    # Strings CPython cannot decode.
+    put("div_binunicode_invalid_utf8.pkl", "escapes", b"\x80\x04\x8c\x03o\xffs.", "not valid UTF-8", [])
     # STACK_GLOBAL fed from the memo.
     put("div_stack_global_memo.pkl", "memo globals",
         b"\x80\x04\x8c\x05posix\x94\x8c\x06system\x94" + b"00" + b"h\x00h\x01\x93.", 'forbidden global "posix.system"',
