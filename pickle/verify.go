@@ -39,8 +39,19 @@ import (
 //     NEWOBJ of anything but a plain class, and STACK_GLOBAL whose names are
 //     not string constants;
 //   - bytes used as a dict key or set member (unhashable in gopickle);
+//   - what CPython reads differently from gopickle or a naive parser (see
+//     rules.go): text numbers and memo keys that are not plain decimals,
+//     escaped or non-ASCII protocol 0 strings, strings that are not UTF-8,
+//     dotted global names, module names CPython cannot import, Python 2
+//     names at protocol 3 and above, BUILD on a global itself,
+//     copyreg._reconstructor with a base other than object;
 //   - more than MaxOps opcodes, MaxStack items, MaxMarks nested marks,
 //     MaxMemo memo entries, MaxLine-byte lines, MaxDigits-digit numbers.
+//
+// Globals are classified as CPython resolves them: below protocol 3, Python
+// 2 names are renamed first (commands.getoutput is subprocess.getoutput).
+// In scan mode (see Scan) the pass does not stop at what torch.load would
+// act on: it records a finding and walks on, reading as CPython does.
 //
 // It renames GLOBAL collections.OrderedDict (see odAlias) and rewrites the
 // zero-length LONG1 and LONG4 encodings of 0 (written
