@@ -117,6 +117,15 @@ var forbiddenModules = []string{
 	// first.
 	"torch._dynamo", "torch._inductor", "torch.fx", "torch.compiler", "torch.library",
 	"torch._ops", "torch.jit", "torch.export", "torch._jit_internal",
+	// numpy's build tools run compilers; its file readers load pickles.
+	"numpy.f2py", "numpy.distutils", "numpy.lib.npyio", "numpy.lib.format",
+}
+
+// forbiddenNumpy are names of module numpy that read or write files (numpy.load
+// unpickles object arrays).
+var forbiddenNumpy = map[string]bool{
+	"load": true, "save": true, "savez": true, "savez_compressed": true, "loadtxt": true,
+	"savetxt": true, "genfromtxt": true, "fromfile": true, "memmap": true, "fromregex": true,
 }
 
 // forbiddenTorch are names of module torch that load files, compile or run
@@ -177,7 +186,7 @@ func classify(module, name string) category {
 	if strings.Contains(name, ".") {
 		return catForbidden
 	}
-	if module == "torch" && forbiddenTorch[name] {
+	if module == "torch" && forbiddenTorch[name] || module == "numpy" && forbiddenNumpy[name] {
 		return catForbidden
 	}
 	if module == "builtins" || module == "__builtin__" {

@@ -214,7 +214,7 @@ func criticalGlobal(module, name string) bool {
 			return true
 		}
 	}
-	if module == "torch" && forbiddenTorch[parts[0]] {
+	if module == "torch" && forbiddenTorch[parts[0]] || module == "numpy" && forbiddenNumpy[parts[0]] {
 		return true
 	}
 	if len(parts) > 1 {
