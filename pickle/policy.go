@@ -121,8 +121,10 @@ var forbiddenModules = []string{
 	"numpy.f2py", "numpy.distutils", "numpy.lib.npyio", "numpy.lib.format",
 }
 
-// forbiddenNumpy are names of module numpy that read or write files (numpy.load
-// unpickles object arrays).
+// forbiddenNumpy are names of module numpy that read or write files
+// (numpy.load unpickles object arrays). The reader already refuses to call
+// them (they are not callables) and keeps them nameable as values; a scan
+// reports them CRITICAL.
 var forbiddenNumpy = map[string]bool{
 	"load": true, "save": true, "savez": true, "savez_compressed": true, "loadtxt": true,
 	"savetxt": true, "genfromtxt": true, "fromfile": true, "memmap": true, "fromregex": true,
@@ -186,7 +188,7 @@ func classify(module, name string) category {
 	if strings.Contains(name, ".") {
 		return catForbidden
 	}
-	if module == "torch" && forbiddenTorch[name] || module == "numpy" && forbiddenNumpy[name] {
+	if module == "torch" && forbiddenTorch[name] {
 		return catForbidden
 	}
 	if module == "builtins" || module == "__builtin__" {

@@ -118,10 +118,14 @@ func (l *scanLog) anomaly(op int, name, desc string) {
 // global records a global reference that is not plainly allowed.
 func (l *scanLog) global(op int, opName, module, name string, cat category) {
 	full := module + "." + name
-	switch cat {
-	case catCall, catValue:
+	switch {
+	case cat == catCall || cat == catValue:
 		return
-	case catClass:
+	case cat == catClass && criticalGlobal(module, name):
+		l.add(Finding{Severity: SeverityCritical, Offset: int64(op), Op: opName, Global: full,
+			Description: fmt.Sprintf("global %s reads files or runs code, and torch.load (weights_only=False) imports it", full)})
+		return
+	case cat == catClass:
 		if !userClass(module) {
 			return
 		}
@@ -151,7 +155,7 @@ func (l *scanLog) call(op int, opName, global string, cat category) {
 	switch {
 	case global == "":
 		desc = fmt.Sprintf("%s calls a value the pickle computed (the result of an earlier call or lookup): torch.load runs it", opName)
-	case cat == catForbidden:
+	default:
 		m, n, _ := strings.Cut(global, ".")
 		if i := strings.LastIndexByte(global, '.'); i > 0 {
 			m, n = global[:i], global[i+1:]
