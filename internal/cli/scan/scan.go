@@ -311,13 +311,13 @@ func scanFile(path string, explicit bool) (File, []string) {
 		out.Format = "npy"
 		addPolyglot(&out, rep)
 		scanNPY(&out, fh, size, "")
-	case kerr == nil && kind == formats.KindSafetensors && !(rep.Format == pickle.FormatLegacy && len(rep.Errors) == 0):
+	case kerr == nil && kind == formats.KindSafetensors:
 		out.Format = "safetensors"
 		addPolyglot(&out, rep)
 		if _, err := safetensors.Read(fh, size, path); err != nil {
 			out.Errors = append(out.Errors, err.Error())
 		}
-	case kerr == nil && kind == formats.KindONNX && rep.Format == pickle.FormatPickle && len(rep.Findings) == 0:
+	case kerr == nil && kind == formats.KindONNX && rep.Format == pickle.FormatPickle && !acts(rep):
 		out.Format = "onnx"
 		m, err := onnx.Open(path)
 		if err == nil {
@@ -327,7 +327,7 @@ func scanFile(path string, explicit bool) (File, []string) {
 		if err != nil {
 			out.Errors = append(out.Errors, err.Error())
 		}
-	case kerr == nil && kind == formats.KindIndex && len(rep.Findings) == 0:
+	case kerr == nil && kind == formats.KindIndex && !acts(rep):
 		out.Format = "index"
 		x, err := safetensors.ReadIndex(path)
 		if err != nil {
