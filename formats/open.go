@@ -90,8 +90,8 @@ func detect(r io.ReaderAt, size int64) (Kind, error) {
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		return KindPyTorch, nil
-	case len(head) >= 262 && string(head[257:262]) == "ustar":
-		return KindPyTorch, nil
+	case len(head) >= 262 && string(head[257:262]) == "ustar", pickle.IsTarHeader(head):
+		return KindPyTorch, nil // a tar file, as torch.load decides (pickle.IsTarHeader)
 	}
 	// Before pickle's PROTO: a header of 640 to 1535 bytes starts with
 	// 0x80 0x02..0x05 too.

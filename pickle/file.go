@@ -120,11 +120,12 @@ func Load(r io.ReaderAt, size int64) (*File, error) {
 		return nil, fmt.Errorf("pickle: empty file")
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		return loadZip(r, size)
-	case tarHeader(head):
+	case IsTarHeader(head):
 		// As torch.load: a file that is not a zip is a tar archive when
 		// Python's tarfile accepts its first block (whatever its magic).
 		return loadTar(r, size)
-	case head[0] == 0x80 || head[0] == '(' || head[0] == 'c' || head[0] == 'L' || head[0] == 'I':
+	case pickleStart(head[0]):
+		// torch.load reads anything else as a pickle stream.
 		return loadLegacy(r, size)
 	}
 	return nil, fmt.Errorf("pickle: not a PyTorch file (starts with %q)", head[:min(n, 8)])

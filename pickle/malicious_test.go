@@ -115,3 +115,70 @@ func TestMalicious(t *testing.T) {
 		})
 	}
 }
+
+// TestDivergence loads every file of testdata/malicious/divergence.json
+// (made by testdata/gen/pickle_divergence.py, which records what CPython
+// and torch read from each): the reader refuses it with the expected
+// one-line error (or loads it, where torch does and nothing is ambiguous),
+// within the time and memory limits, and Scan reports the expected
+// findings.
+func TestDivergence(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "malicious")
+	b, err := os.ReadFile(filepath.Join(dir, "divergence.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		File  string     `json:"file"`
+		Error string     `json:"error"`
+		Scan  [][]string `json:"scan"`
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 30 {
+		t.Fatalf("divergence.json lists %d cases, want the whole corpus", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			path := filepath.Join(dir, c.File)
+			r := boundedOpen(t, path)
+			if r.alloc > badInputBytes {
+				t.Errorf("allocated %d bytes, limit %d", r.alloc, badInputBytes)
+			}
+			switch {
+			case c.Error == "" && r.err != nil:
+				t.Errorf("got error %v, want success", r.err)
+			case c.Error != "" && r.err == nil:
+				t.Errorf("got success, want error containing %q", c.Error)
+			case c.Error != "":
+				msg := r.err.Error()
+				if !strings.Contains(msg, c.Error) || !strings.HasPrefix(msg, "pickle: ") || strings.Contains(msg, "\n") {
+					t.Errorf("got error %q, want one line starting \"pickle: \" containing %q", msg, c.Error)
+				}
+			}
+			if r.f != nil {
+				r.f.Close()
+			}
+			rep := scanFile(t, path)
+			for _, want := range c.Scan {
+				found := false
+				for _, f := range rep.Findings {
+					if f.Severity.String() == want[0] && f.Global == want[1] {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("got findings %v, want %s %s", rep.Findings, want[0], want[1])
+				}
+			}
+			if len(c.Scan) == 0 {
+				for _, f := range rep.Findings {
+					if f.Severity > SeverityLow {
+						t.Errorf("got finding %s %s (%s), want none above LOW", f.Severity, f.Global, f.Description)
+					}
+				}
+			}
+		})
+	}
+}

@@ -111,10 +111,23 @@ var forbiddenModules = []string{
 	"setuptools", "pip", "venv", "ensurepip", "numpy.testing", "torch.hub",
 	"torch.serialization", "torch.jit._script", "torch._C", "torch.ops", "torch.utils.cpp_extension",
 	"torch.package", "torch.multiprocessing", "torch.distributed",
-	// torch's compilers, code generators and op registries: they compile or
-	// run code.
+	// torch's compilers, code generators, op registries and loaders (
+	// torch.jit.load, torch.export.load): they compile or run code. The
+	// TorchScript list builders of torch.jit._pickle are callables, found
+	// first.
 	"torch._dynamo", "torch._inductor", "torch.fx", "torch.compiler", "torch.library",
-	"torch._ops", "torch.jit._serialization", "torch.jit.frontend", "torch._jit_internal",
+	"torch._ops", "torch.jit", "torch.export", "torch._jit_internal",
+	// numpy's build tools run compilers; its file readers load pickles.
+	"numpy.f2py", "numpy.distutils", "numpy.lib.npyio", "numpy.lib.format",
+}
+
+// forbiddenNumpy are names of module numpy that read or write files
+// (numpy.load unpickles object arrays). The reader already refuses to call
+// them (they are not callables) and keeps them nameable as values; a scan
+// reports them CRITICAL.
+var forbiddenNumpy = map[string]bool{
+	"load": true, "save": true, "savez": true, "savez_compressed": true, "loadtxt": true,
+	"savetxt": true, "genfromtxt": true, "fromfile": true, "memmap": true, "fromregex": true,
 }
 
 // forbiddenTorch are names of module torch that load files, compile or run

@@ -214,3 +214,9 @@ func pyModuleName(s string) bool {
 	}
 	return true
 }
+
+// pickleStart reports whether c is an opcode a pickle may start with (any
+// the validating pass knows that pushes or marks).
+func pickleStart(c byte) bool {
+	return c >= 0x80 && c <= 0x98 || strings.IndexByte("(FGIJKLMNSTUVX]})cgijl", c) >= 0
+}

@@ -77,9 +77,32 @@ type Finding struct {
 type scanLog struct {
 	findings []Finding
 	noted    map[string]bool // anomalies already recorded, by name
+	dropped  int             // findings past MaxFindings
+	worst    Severity        // of the dropped findings
 }
 
-func (l *scanLog) add(f Finding) { l.findings = append(l.findings, f) }
+// MaxFindings bounds the findings Scan lists for one pickle and, separately,
+// for one file; the rest are counted in a last finding that has the
+// severity of the worst of them.
+const MaxFindings = 1000
+
+func (l *scanLog) add(f Finding) {
+	if len(l.findings) >= MaxFindings {
+		l.dropped++
+		l.worst = max(l.worst, f.Severity)
+		return
+	}
+	l.findings = append(l.findings, f)
+}
+
+// result returns the findings, with the count of those not listed.
+func (l *scanLog) result(end int) []Finding {
+	if l.dropped == 0 {
+		return l.findings
+	}
+	return append(l.findings, Finding{Severity: l.worst, Offset: int64(end), Global: "more-findings", Anomaly: true,
+		Description: fmt.Sprintf("%d more findings of this pickle are not listed (at most %d are)", l.dropped, MaxFindings)})
+}
 
 func (l *scanLog) anomaly(op int, name, desc string) {
 	if l.noted == nil {
@@ -95,10 +118,14 @@ func (l *scanLog) anomaly(op int, name, desc string) {
 // global records a global reference that is not plainly allowed.
 func (l *scanLog) global(op int, opName, module, name string, cat category) {
 	full := module + "." + name
-	switch cat {
-	case catCall, catValue:
+	switch {
+	case cat == catCall || cat == catValue:
 		return
-	case catClass:
+	case cat == catClass && criticalGlobal(module, name):
+		l.add(Finding{Severity: SeverityCritical, Offset: int64(op), Op: opName, Global: full,
+			Description: fmt.Sprintf("global %s reads files or runs code, and torch.load (weights_only=False) imports it", full)})
+		return
+	case cat == catClass:
 		if !userClass(module) {
 			return
 		}
@@ -128,7 +155,7 @@ func (l *scanLog) call(op int, opName, global string, cat category) {
 	switch {
 	case global == "":
 		desc = fmt.Sprintf("%s calls a value the pickle computed (the result of an earlier call or lookup): torch.load runs it", opName)
-	case cat == catForbidden:
+	default:
 		m, n, _ := strings.Cut(global, ".")
 		if i := strings.LastIndexByte(global, '.'); i > 0 {
 			m, n = global[:i], global[i+1:]
@@ -139,6 +166,18 @@ func (l *scanLog) call(op int, opName, global string, cat category) {
 		}
 	}
 	l.add(Finding{Severity: sev, Offset: int64(op), Op: opName, Global: global, Description: desc})
+}
+
+// build records a BUILD whose target is a global itself (a class or a
+// function, not an instance): its state's attributes are set on it.
+func (l *scanLog) build(op int, module, name string) {
+	full := module + "." + name
+	sev := SeverityHigh
+	if criticalGlobal(module, name) {
+		sev = SeverityCritical
+	}
+	l.add(Finding{Severity: sev, Offset: int64(op), Op: "BUILD", Global: full,
+		Description: fmt.Sprintf("BUILD sets attributes on %s itself, not on an instance: torch.load patches it for the whole process", full)})
 }
 
 // userClass reports whether a class of module is outside torch and the
@@ -179,7 +218,7 @@ func criticalGlobal(module, name string) bool {
 			return true
 		}
 	}
-	if module == "torch" && forbiddenTorch[parts[0]] {
+	if module == "torch" && forbiddenTorch[parts[0]] || module == "numpy" && forbiddenNumpy[parts[0]] {
 		return true
 	}
 	if len(parts) > 1 {
@@ -207,5 +246,5 @@ func criticalGlobal(module, name string) bool {
 func scanPickle(data []byte, persid bool) ([]Finding, int, error) {
 	v := &verifier{data: data, persid: persid, memo: make(map[int]item), scan: &scanLog{}}
 	err := v.run()
-	return v.scan.findings, v.pos, err
+	return v.scan.result(v.pos), v.pos, err
 }

@@ -129,3 +129,24 @@ func TestScanDoesNotStop(t *testing.T) {
 		}
 	}
 }
+
+// TestScanBounded: a pickle of many dangerous globals lists MaxFindings of
+// them and counts the rest, at the worst severity.
+func TestScanBounded(t *testing.T) {
+	p := []byte("\x80\x02")
+	for range MaxFindings + 500 {
+		p = append(p, "cposix\nsystem\n0"...)
+	}
+	p = append(p, 'N', '.')
+	fs, _, err := ScanPickle(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != MaxFindings+1 {
+		t.Fatalf("got %d findings, want %d", len(fs), MaxFindings+1)
+	}
+	last := fs[len(fs)-1]
+	if last.Global != "more-findings" || last.Severity != SeverityCritical || !strings.Contains(last.Description, "500 more") {
+		t.Errorf("got last finding %+v, want 500 more CRITICAL findings counted", last)
+	}
+}

@@ -64,19 +64,41 @@ func Scan(r io.ReaderAt, size int64) *Report {
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
 		s.zip()
-	case tarHeader(head):
+	case IsTarHeader(head):
 		s.rep.Format = FormatTar
 		s.tar()
 	default:
 		s.stream()
 	}
+	s.readerAgrees()
+	if s.log.dropped > 0 {
+		s.rep.Findings = append(s.rep.Findings, Finding{Severity: s.log.worst, Global: "more-findings", Anomaly: true,
+			Description: fmt.Sprintf("%d more findings of this file are not listed (at most %d are)", s.log.dropped, MaxFindings)})
+	}
 	return s.rep
+}
+
+// readerAgrees loads a torch file that scanned without errors and without
+// findings above LOW with the reader, so that a file is never clean to the
+// scanner and refused by the reader: a refusal is an error of the scan.
+func (s *scanner) readerAgrees() {
+	if s.rep.Format == FormatPickle || len(s.rep.Errors) > 0 || !s.clean(0) {
+		return
+	}
+	f, err := Load(s.r, s.size)
+	if err != nil {
+		s.fail(fmt.Errorf("%w (the reader refuses the file)", err))
+		return
+	}
+	f.Close()
 }
 
 type scanner struct {
 	r    io.ReaderAt
 	size int64
 	rep  *Report
+	read int64   // pickle bytes read, see budget
+	log  scanLog // counts the findings past MaxFindings for the file
 }
 
 func (s *scanner) fail(err error) { s.rep.Errors = append(s.rep.Errors, err) }
@@ -85,9 +107,28 @@ func (s *scanner) add(entry string, base int64, fs []Finding) {
 	for _, f := range fs {
 		f.Entry = entry
 		f.Offset += base
+		if len(s.rep.Findings) >= MaxFindings {
+			s.log.add(f) // counted only
+			continue
+		}
 		s.rep.Findings = append(s.rep.Findings, f)
 	}
 }
+
+// budget charges n bytes of pickles read to the file's MaxScanBytes and
+// reports whether they fit.
+func (s *scanner) budget(n int64) bool {
+	s.read += n
+	if s.read > MaxScanBytes {
+		s.fail(fmt.Errorf("pickle: the file's pickles exceed %d bytes, the scan limit", int64(MaxScanBytes)))
+		return false
+	}
+	return true
+}
+
+// MaxScanBytes bounds the pickle bytes Scan reads from one file, over all
+// its pickles (zip members, tar records).
+const MaxScanBytes = 4 * MaxPickleSize
 
 // pickleAt scans the pickle at off, before end, growing the window read as
 // streamPickle does. It returns the pickle's bytes, or nil after recording
@@ -98,6 +139,9 @@ func (s *scanner) pickleAt(off, end int64, entry string) []byte {
 		n := min(window, end-off, MaxPickleSize)
 		if n <= 0 {
 			s.fail(fmt.Errorf("pickle: %s: no pickle at offset %d, the file ends", entry, off))
+			return nil
+		}
+		if !s.budget(n) {
 			return nil
 		}
 		data, err := readSection(s.r, off, n, entry)
@@ -146,8 +190,12 @@ func (s *scanner) stream() {
 		if i == 0 {
 			if !isLegacyMagic(p) {
 				// pickle.load reads one pickle; torch.load reads it and
-				// stops at its wrong magic number.
+				// stops at its wrong magic number. Loaders that read on
+				// (pickles dumped one after the other) would find more:
+				// the pickles that follow are scanned too, until the
+				// bytes stop being a pickle.
 				s.rep.Format = FormatPickle
+				s.more(off + int64(len(p)))
 				break
 			}
 			s.rep.Format = FormatLegacy
@@ -161,6 +209,32 @@ func (s *scanner) stream() {
 	if _, _, _, err := zipDirectory(s.r, s.size); err == nil {
 		s.add("", 0, []Finding{{Severity: SeverityMedium, Global: "pickle-zip-polyglot", Anomaly: true,
 			Description: "the file is a pickle stream and also a zip archive: torch.load reads the leading pickle, zip-based tools and scanners see the archive's members"}})
+	}
+}
+
+// more scans the pickles that follow a bare pickle at off, up to 16, and
+// keeps their findings; where the bytes stop being a pickle the walk ends
+// without an error (trailing data is no concern of pickle.load).
+func (s *scanner) more(off int64) {
+	for i := 2; i <= 16 && off < s.size; i++ {
+		n := min(s.size-off, MaxPickleSize)
+		if !s.budget(n) {
+			return
+		}
+		data, err := readSection(s.r, off, n, "pickle")
+		if err != nil {
+			return
+		}
+		fs, used, err := scanPickle(data, true)
+		if err != nil && len(fs) == 0 {
+			return
+		}
+		s.add(fmt.Sprintf("pickle %d", i), off, fs)
+		if err != nil {
+			s.fail(fmt.Errorf("%w (in pickle %d, at file offset %d)", err, i, off))
+			return
+		}
+		off += int64(used)
 	}
 }
 
@@ -190,10 +264,11 @@ func isLegacyMagic(p []byte) bool {
 	return err == nil && ok && m.Cmp(legacyMagic) == 0
 }
 
-// tarHeader reports whether block is a tar header Python's tarfile (which
-// torch.load tries first on a file that is not a zip) accepts: its checksum
-// field matches the unsigned or the signed sum of the block.
-func tarHeader(block []byte) bool {
+// IsTarHeader reports whether block, a file's first 512 bytes, is a tar
+// header Python's tarfile accepts (torch.load tries it first on a file
+// that is not a zip, whatever its magic): its checksum field matches the
+// unsigned or the signed sum of the block.
+func IsTarHeader(block []byte) bool {
 	if len(block) < 512 {
 		return false
 	}
@@ -258,6 +333,9 @@ func (s *scanner) zip() {
 		}
 		if !strings.HasSuffix(low, ".pkl") {
 			continue
+		}
+		if !s.budget(int64(f.UncompressedSize64)) {
+			break
 		}
 		data, err := readMember(f)
 		if err != nil {

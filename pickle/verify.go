@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The validating pass.
@@ -38,8 +39,19 @@ import (
 //     NEWOBJ of anything but a plain class, and STACK_GLOBAL whose names are
 //     not string constants;
 //   - bytes used as a dict key or set member (unhashable in gopickle);
+//   - what CPython reads differently from gopickle or a naive parser (see
+//     rules.go): text numbers and memo keys that are not plain decimals,
+//     escaped or non-ASCII protocol 0 strings, strings that are not UTF-8,
+//     dotted global names, module names CPython cannot import, Python 2
+//     names at protocol 3 and above, BUILD on a global itself,
+//     copyreg._reconstructor with a base other than object;
 //   - more than MaxOps opcodes, MaxStack items, MaxMarks nested marks,
 //     MaxMemo memo entries, MaxLine-byte lines, MaxDigits-digit numbers.
+//
+// Globals are classified as CPython resolves them: below protocol 3, Python
+// 2 names are renamed first (commands.getoutput is subprocess.getoutput).
+// In scan mode (see Scan) the pass does not stop at what torch.load would
+// act on: it records a finding and walks on, reading as CPython does.
 //
 // It renames GLOBAL collections.OrderedDict (see odAlias) and rewrites the
 // zero-length LONG1 and LONG4 encodings of 0 (written
@@ -62,6 +74,19 @@ type item struct {
 	kind uint8
 	a, b int
 	dec  *string // for kStr of STRING and UNICODE with escapes: the decoded text
+	// base describes a 3-tuple's second item, what copyreg._reconstructor
+	// calls: 0 not a known 3-tuple, -1 not a global, else 1 + its index in
+	// the globals seen.
+	base int
+}
+
+// triple returns the placeholder of the 3-tuple of items.
+func triple(items []item) item {
+	it := item{base: -1}
+	if items[1].kind == kGlobal {
+		it.base = 1 + items[1].a
+	}
+	return it
 }
 
 type verifier struct {
@@ -152,14 +177,15 @@ func (v *verifier) take(n int, op int) ([]byte, error) {
 }
 
 // crossFrame handles an argument that crosses the end of its frame:
-// CPython's C unpickler (torch.load's) ignores frame boundaries, Python's
-// pickle._Unpickler refuses them. The reader refuses; a scan notes it and
-// reads on as the C unpickler does, with no frame.
+// pickle.loads (the C unpickler on bytes) ignores frame boundaries, the C
+// unpickler on a file (torch.load) reads other bytes, pickle._Unpickler
+// refuses them (testdata/gen/pickle_divergence.py records all three). The
+// reader refuses; a scan notes it and reads on as pickle.loads does.
 func (v *verifier) crossFrame(op int) error {
 	if v.scan == nil {
 		return v.errf(op, "argument crosses the end of its frame")
 	}
-	v.scan.anomaly(op, "frame-straddle", "an opcode's argument crosses the end of its FRAME: torch's C unpickler reads it, Python's pickle refuses it, so two loaders disagree")
+	v.scan.anomaly(op, "frame-straddle", "an opcode's argument crosses the end of its FRAME: pickle.loads reads on as if there were no frame, CPython's file unpickler (torch.load's) reads other bytes and Python's pickle refuses it; the scan reads on without the frame")
 	v.frameEnd = 0
 	return nil
 }
@@ -253,6 +279,11 @@ func (v *verifier) addGlobal(module, name string, op int, opName string) (item, 
 		// CPython's import fails before anything runs.
 		return item{}, v.errf(op, "%s of module %q, which is not a Python module name", opName, module)
 	}
+	if v.proto >= 3 && (compatMissing[module] || compatMissing[module+"\n"+name]) {
+		// CPython renames Python 2 names below protocol 3 only: here its
+		// import or lookup fails.
+		return item{}, v.errf(op, "%s of Python 2 name %s.%s in a protocol %d pickle, which CPython cannot find", opName, module, name, v.proto)
+	}
 	module, name = resolve(module, name, v.proto)
 	cat := classify(module, name)
 	if v.scan != nil {
@@ -286,6 +317,40 @@ func (v *verifier) callable(it item, op int, name string) error {
 		return &ForbiddenError{Global: g.module + "." + g.name, Use: name}
 	}
 	return nil
+}
+
+// reconstructor checks a call of copyreg._reconstructor(cls, base, state):
+// unless base is object, it calls base.__new__ and base.__init__, so base is
+// a call of its own. torch's protocol 0 and 1 pickles pass object.
+func (v *verifier) reconstructor(fn, args item, op int) error {
+	if fn.kind != kGlobal {
+		return nil
+	}
+	if g := v.globals[fn.a]; g.name != "_reconstructor" || g.module != "copyreg" && g.module != "copy_reg" {
+		return nil
+	}
+	switch {
+	case args.base > 0:
+		b := v.globals[args.base-1]
+		if b.module == "builtins" && b.name == "object" {
+			return nil
+		}
+		if v.scan != nil {
+			full := b.module + "." + b.name
+			sev := SeverityHigh
+			if criticalGlobal(b.module, b.name) {
+				sev = SeverityCritical
+			}
+			v.scan.add(Finding{Severity: sev, Offset: int64(op), Op: "REDUCE", Global: full,
+				Description: fmt.Sprintf("copyreg._reconstructor with base %s calls its __new__ and __init__: torch.load runs them", full)})
+			return nil
+		}
+		return v.errf(op, "copyreg._reconstructor with base %s.%s, whose __init__ it would call", b.module, b.name)
+	case v.scan != nil:
+		v.scan.call(op, "REDUCE", "", catForbidden)
+		return nil
+	}
+	return v.errf(op, "copyreg._reconstructor with a base that is not a global")
 }
 
 // refuse returns the reader's refusal of something CPython reads, or, when
@@ -442,9 +507,11 @@ func (v *verifier) run() error {
 			}
 		case 'R': // REDUCE
 			if err = v.need(2, op, "REDUCE"); err == nil {
-				v.pop()
-				if err = v.callable(v.pop(), op, "REDUCE"); err == nil {
-					err = v.push(item{}, op)
+				args, fn := v.pop(), v.pop()
+				if err = v.callable(fn, op, "REDUCE"); err == nil {
+					if err = v.reconstructor(fn, args, op); err == nil {
+						err = v.push(item{}, op)
+					}
 				}
 			}
 		case 'S': // STRING
@@ -507,6 +574,16 @@ func (v *verifier) run() error {
 		case 'b': // BUILD
 			if err = v.need(2, op, "BUILD"); err == nil {
 				v.pop()
+				if t := v.stack[len(v.stack)-1]; t.kind == kGlobal {
+					// BUILD with a (None, slots) state runs setattr on its
+					// target: on a class or function itself, that patches
+					// it for the whole process.
+					g := v.globals[t.a]
+					if v.scan == nil {
+						return v.errf(op, "BUILD on global %s.%s itself", g.module, g.name)
+					}
+					v.scan.build(op, g.module, g.name)
+				}
 			}
 		case 'c', 'i': // GLOBAL, INST
 			if code == 'i' && len(v.marks) == 0 {
@@ -641,7 +718,11 @@ func (v *verifier) run() error {
 					err = v.hashable(items, op, "FROZENSET")
 				}
 				if err == nil {
-					err = v.push(item{}, op)
+					it := item{}
+					if code == 't' && len(items) == 3 {
+						it = triple(items)
+					}
+					err = v.push(it, op)
 				}
 			}
 		case ']', ')', 0x8f: // EMPTY_LIST, EMPTY_TUPLE, EMPTY_SET
@@ -704,8 +785,12 @@ func (v *verifier) run() error {
 		case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
 			k := int(code - 0x84)
 			if err = v.need(k, op, "TUPLE"); err == nil {
+				it := item{}
+				if k == 3 {
+					it = triple(v.stack[len(v.stack)-3:])
+				}
 				v.stack = v.stack[:len(v.stack)-k]
-				err = v.push(item{}, op)
+				err = v.push(it, op)
 			}
 		case 0x8a: // LONG1
 			var b []byte
@@ -741,7 +826,7 @@ func (v *verifier) run() error {
 				if v.scan == nil {
 					return v.errf(op, "FRAME inside an unfinished frame")
 				}
-				v.scan.anomaly(op, "frame-overlap", "a FRAME starts inside an unfinished frame: torch's C unpickler reads it, Python's pickle refuses it")
+				v.scan.anomaly(op, "frame-overlap", "a FRAME starts inside an unfinished frame: CPython's C unpickler reads on, Python's pickle refuses it")
 				v.frameEnd = 0
 			}
 			if b, err = v.take(8, op); err == nil {
@@ -781,6 +866,11 @@ func (v *verifier) counted(n int64, op int, bytes bool) error {
 	}
 	if bytes {
 		return v.push(item{kind: kBytes}, op)
+	}
+	if !utf8.Valid(v.data[start : start+int(n)]) {
+		// CPython decodes it (UTF-8 for BINUNICODE, torch.load's encoding
+		// for BINSTRING) and fails; gopickle would keep the bytes.
+		return v.errf(op, "string argument is not valid UTF-8, which CPython fails to decode")
 	}
 	return v.push(item{kind: kStr, a: start, b: int(n)}, op)
 }

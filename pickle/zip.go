@@ -52,9 +52,10 @@ type zipArchive struct {
 // does the same, and refuses archives where readers could disagree (see
 // zipAnomalies).
 
-// ZipAnomaly is a property of a zip archive that lets two zip readers see
-// different members or contents. The reader refuses archives with any.
-type ZipAnomaly struct {
+// zipAnomaly is a property of a zip archive that lets two zip readers see
+// different members or contents. The reader refuses archives with any;
+// Scan reports each as a MEDIUM finding.
+type zipAnomaly struct {
 	Name   string // "zip-case-duplicate", "zip-overlap", ...
 	Entry  string // the member at fault, if any
 	Offset int64  // where in the file
@@ -71,24 +72,23 @@ func lowerASCII(s string) string {
 }
 
 // zipAnomalies checks an archive zip.NewReader accepted.
-func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []ZipAnomaly {
-	var out []ZipAnomaly
+func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []zipAnomaly {
+	var out []zipAnomaly
 	add := func(name, entry string, off int64, format string, args ...any) {
-		out = append(out, ZipAnomaly{name, entry, off, fmt.Sprintf(format, args...)})
+		out = append(out, zipAnomaly{name, entry, off, fmt.Sprintf(format, args...)})
 	}
 	if len(files) == 0 {
 		return nil
 	}
 	offsets, base, dir, err := zipDirectory(r, size)
 	if err != nil || len(offsets) != len(files) {
-		return []ZipAnomaly{{"zip-directory", "", 0, "the central directory cannot be read the way archive/zip read it"}}
+		return []zipAnomaly{{"zip-directory", "", 0, "the central directory cannot be read the way archive/zip read it"}}
 	}
 	if base != 0 {
 		add("zip-prepended", "", 0, "the archive's offsets assume %d bytes before it: zip readers that correct for them and torch, which does not, see different members", base)
 	}
 	first := files[0].Name
 	prefix, _, _ := strings.Cut(first, "/")
-	lp := lowerASCII(prefix) + "/"
 	byLower := map[string]string{}
 	type span struct {
 		start, end int64
@@ -99,8 +99,8 @@ func zipAnomalies(r io.ReaderAt, size int64, files []*zip.File) []ZipAnomaly {
 		hdr, _ := f.DataOffset()
 		lh0 := offsets[i]
 		low := lowerASCII(f.Name)
-		if f.Name != first && !strings.HasPrefix(low, lp) || f.Name == prefix+"/" {
-			add("zip-outside-prefix", f.Name, hdr, "member %q is outside the archive prefix %q that torch takes from the first member", f.Name, prefix)
+		if !strings.HasPrefix(f.Name, prefix+"/") || f.Name == prefix+"/" {
+			add("zip-outside-prefix", f.Name, hdr, "member %q is outside the archive prefix %q that torch takes from the first member (and compares with case)", f.Name, prefix)
 		}
 		switch {
 		case strings.ContainsRune(f.Name, 0):
@@ -398,6 +398,15 @@ func loadZip(r io.ReaderAt, size int64) (*File, error) {
 	var ts map[string]*tsClass
 	if a.entry("constants.pkl") != nil {
 		f.Format = FormatTorchScript
+		// torch.jit.load reads constants.pkl too: it is checked like every
+		// pickle, though nothing of it is needed.
+		c, err := a.read("constants.pkl")
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := verify(c, true); err != nil {
+			return nil, fmt.Errorf("%w (in %q)", err, a.prefix+"/constants.pkl")
+		}
 		if ts, err = scriptClasses(a); err != nil {
 			return nil, err
 		}

@@ -43,11 +43,17 @@ func zipDirectory(r interface {
 	dsize := uint64(le.Uint32(rec[12:]))
 	doff := uint64(le.Uint32(rec[16:]))
 	end := eocd
-	if count == 0xffff || dsize == 0xffffffff || doff == 0xffffffff {
+	// A zip64 end record (torch always writes one) is used when its locator
+	// is there, as Python's zipfile does, so that end is where the
+	// directory really ends.
+	{
 		var loc [20]byte
 		if eocd >= 20 {
 			if _, err := r.ReadAt(loc[:], eocd-20); err == nil && bytes.Equal(loc[:4], []byte("PK\x06\x07")) {
-				p := int64(le.Uint64(loc[8:]))
+				// Where the record is: just before its locator, as Python's
+				// zipfile looks (the locator's own offset ignores bytes
+				// prepended to the archive).
+				p := eocd - 20 - 56
 				var z [56]byte
 				if p >= 0 && p <= size-56 {
 					if _, err := r.ReadAt(z[:], p); err == nil && bytes.Equal(z[:4], []byte("PK\x06\x06")) {

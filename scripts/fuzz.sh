@@ -14,7 +14,11 @@
 #   -p PATTERN  only targets whose "package/Target" matches this grep -E pattern
 #   -k          keep going through the target list forever (bursts), until killed
 #   --totals    print the executions per target summed over scripts/fuzz.log
-# It runs one fuzzing worker (-parallel=1): the machine is shared.
+# Creating the file $FUZZ_STOP (default /tmp/ckpt-fuzz.stop) stops the
+# script between two targets (killing it mid-run loses that run's figures).
+# It runs one fuzzing worker (-parallel=1): the machine is shared. New
+# interesting inputs are minimized for at most 2 s (Go's default, 60 s,
+# would take most of a short budget, its executions not reported).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=scripts/fuzz.log
@@ -42,12 +46,18 @@ targets() {
 	done | grep -E -- "$pattern" || true
 }
 cache=$(go env GOCACHE)/fuzz
+stop=${FUZZ_STOP:-/tmp/ckpt-fuzz.stop}
+rm -f "$stop"
 while :; do
 	targets | while read -r dir t; do
+		if [ -e "$stop" ]; then
+			echo "fuzz.sh: $stop exists, stopping" >&2
+			exit 0
+		fi
 		pkg=${dir#./}
 		out=$(mktemp)
 		result=ok
-		go test -run '^$' -fuzz "^$t\$" -fuzztime "${budget}s" -parallel 1 "./$pkg" > "$out" 2>&1 || result=FAIL
+		go test -run '^$' -fuzz "^$t\$" -fuzztime "${budget}s" -fuzzminimizetime 2s -parallel 1 "./$pkg" > "$out" 2>&1 || result=FAIL
 		line=$(grep -E 'fuzz: elapsed: .*execs: ' "$out" | tail -1 || true)
 		execs=$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' <<<"$line")
 		new=$(sed -n 's/.*new interesting: \([0-9]*\).*/\1/p' <<<"$line")
@@ -74,5 +84,5 @@ while :; do
 		fi
 		rm -f "$out"
 	done
-	[ "$forever" = 1 ] || break
+	[ "$forever" = 1 ] && [ ! -e "$stop" ] || break
 done

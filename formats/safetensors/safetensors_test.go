@@ -440,3 +440,34 @@ func TestHeaderAsRustReadsIt(t *testing.T) {
 		t.Errorf("got %v, want a valid file", err)
 	}
 }
+
+// TestDivergenceCorpus reads every file of testdata/malicious/st_div_*
+// (made by testdata/gen/safetensors_divergence.py): each header that the
+// Rust crate refuses and a naive JSON reader accepts is refused with a
+// one-line error.
+func TestDivergenceCorpus(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "malicious")
+	b, err := os.ReadFile(filepath.Join(dir, "st_divergence.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			f, err := Open(filepath.Join(dir, c.File))
+			if err == nil {
+				f.Close()
+				t.Fatalf("got success, want an error containing %q", c.Error)
+			}
+			if msg := err.Error(); !strings.Contains(msg, c.Error) || strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "safetensors: ") {
+				t.Errorf("got error %q, want one line starting \"safetensors: \" containing %q", msg, c.Error)
+			}
+		})
+	}
+}

@@ -12,6 +12,8 @@ CPython will import, so the table is taken from CPython itself.
 
 import _compat_pickle as c
 import argparse
+import importlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,31 @@ def main():
     for k in sorted(c.NAME_MAPPING):
         v = c.NAME_MAPPING[k]
         out.append('\t"%s\\n%s": "%s\\n%s",' % (k[0], k[1], v[0], v[1]))
+    out += ["}", "",
+            "// compatMissing lists, as \"module\" or \"module\\nname\", the Python 2 names",
+            "// CPython 3 cannot find without the renaming, which it applies below",
+            "// protocol 3 only: at protocol 3 and above, a pickle naming them fails.",
+            "var compatMissing = map[string]bool{"]
+    missing = set()
+    for m in list(c.IMPORT_MAPPING) + [k[0] for k in c.NAME_MAPPING]:
+        try:
+            spec = importlib.util.find_spec(m)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            missing.add(m)
+    for (m, n) in c.NAME_MAPPING:
+        if m in missing:
+            continue
+        try:
+            mod = importlib.import_module(m)
+        except Exception:
+            missing.add(m)
+            continue
+        if not hasattr(mod, n):
+            missing.add(m + "\n" + n)
+    for k in sorted(missing):
+        out.append('\t"%s": true,' % k.replace("\n", "\\n"))
     out += ["}", ""]
     with open(a.out, "w") as f:
         f.write("\n".join(out))

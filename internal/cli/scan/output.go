@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/ckptkit/ckpt/pickle"
@@ -162,6 +164,12 @@ func ruleOf(x Finding) (id, desc string) {
 	return "user-class", "A class outside torch that torch.load imports"
 }
 
+// fileURI is path as a URI reference (relative paths stay relative), with
+// the characters a URI cannot hold escaped.
+func fileURI(path string) string {
+	return (&url.URL{Path: filepath.ToSlash(path)}).String()
+}
+
 // securitySeverity is GitHub code scanning's 0-10 score per severity.
 var securitySeverity = map[string]string{"CRITICAL": "9.8", "HIGH": "8.0", "MEDIUM": "5.0", "LOW": "2.0"}
 
@@ -181,7 +189,7 @@ func writeSARIF(w io.Writer, res *Result) error {
 					Properties: map[string]any{"security-severity": securitySeverity[x.Severity], "tags": []string{"security"}}})
 			}
 			level := map[string]string{"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note"}[x.Severity]
-			loc := sarifLocation{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: f.Path}, Region: &sarifRegion{ByteOffset: x.Offset}}}
+			loc := sarifLocation{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: fileURI(f.Path)}, Region: &sarifRegion{ByteOffset: x.Offset}}}
 			if x.Entry != "" {
 				loc.LogicalLocations = []sarifLogical{{Name: x.Entry, Kind: "member"}}
 			}
@@ -190,7 +198,7 @@ func writeSARIF(w io.Writer, res *Result) error {
 		}
 		for _, e := range f.Errors {
 			inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, sarifNotification{Level: "error", Message: sarifText{e},
-				Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: f.Path}}}}})
+				Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: fileURI(f.Path)}}}}})
 		}
 	}
 	run.Invocations = []sarifInvocation{inv}

@@ -167,6 +167,9 @@ func scanRun(opts *Options) error {
 	case cmdutil.ExitDifference:
 		return cmdutil.ErrDifference
 	}
+	if res.Summary.Files == 0 {
+		return &cmdutil.ExitError{Code: cmdutil.ExitInvalid, Err: fmt.Errorf("scan: no model file found in %s", strings.Join(opts.Paths, ", "))}
+	}
 	return &cmdutil.ExitError{Code: cmdutil.ExitInvalid, Err: fmt.Errorf("scan: %d of %d files could not be scanned to the end", res.Summary.Unreadable, res.Summary.Files)}
 }
 
@@ -196,6 +199,12 @@ func Scan(paths []string, failOn pickle.Severity) *Result {
 			}
 			if d.Type().IsRegular() {
 				found = append(found, q)
+			} else if d.Type()&fs.ModeSymlink != 0 {
+				// Hugging Face's cache links snapshot files to blobs:
+				// links to files are followed, links to directories not.
+				if st, err := os.Stat(q); err == nil && st.Mode().IsRegular() {
+					found = append(found, q)
+				}
 			}
 			return nil
 		})
@@ -293,20 +302,22 @@ func scanFile(path string, explicit bool) (File, []string) {
 	head := make([]byte, min(size, 8))
 	fh.ReadAt(head, 0)
 	isNPY := bytes.HasPrefix(head, []byte("\x93NUMPY"))
-	torchFormat := rep.Format != pickle.FormatPickle || len(rep.Errors) == 0 || len(rep.Findings) > 0
+	// A file that breaks as a pickle without naming a global or calling
+	// anything is no pickle (text starting "I think" is an anomalous INT).
+	torchFormat := rep.Format != pickle.FormatPickle || len(rep.Errors) == 0 || acts(rep)
 	var shards []string
 	switch {
 	case isNPY:
 		out.Format = "npy"
 		addPolyglot(&out, rep)
 		scanNPY(&out, fh, size, "")
-	case kerr == nil && kind == formats.KindSafetensors && !(rep.Format == pickle.FormatLegacy && len(rep.Errors) == 0):
+	case kerr == nil && kind == formats.KindSafetensors:
 		out.Format = "safetensors"
 		addPolyglot(&out, rep)
 		if _, err := safetensors.Read(fh, size, path); err != nil {
 			out.Errors = append(out.Errors, err.Error())
 		}
-	case kerr == nil && kind == formats.KindONNX && rep.Format == pickle.FormatPickle && len(rep.Findings) == 0:
+	case kerr == nil && kind == formats.KindONNX && rep.Format == pickle.FormatPickle && !acts(rep):
 		out.Format = "onnx"
 		m, err := onnx.Open(path)
 		if err == nil {
@@ -316,7 +327,7 @@ func scanFile(path string, explicit bool) (File, []string) {
 		if err != nil {
 			out.Errors = append(out.Errors, err.Error())
 		}
-	case kerr == nil && kind == formats.KindIndex && len(rep.Findings) == 0:
+	case kerr == nil && kind == formats.KindIndex && !acts(rep):
 		out.Format = "index"
 		x, err := safetensors.ReadIndex(path)
 		if err != nil {
@@ -331,6 +342,15 @@ func scanFile(path string, explicit bool) (File, []string) {
 		}
 	case rep.Format == pickle.FormatZip && isNPZ(fh, size):
 		out.Format = "npz"
+		// numpy.savez's members have no archive prefix: only the zip
+		// anomalies that concern every reader apply.
+		var kept []pickle.Finding
+		for _, f := range rep.Findings {
+			if f.Global != "zip-outside-prefix" {
+				kept = append(kept, f)
+			}
+		}
+		rep.Findings, rep.Errors = kept, nil
 		addFindings(&out, rep)
 		scanNPZ(&out, fh, size)
 	case torchFormat:
@@ -369,13 +389,29 @@ func addFindings(out *File, rep *pickle.Report) {
 // addPolyglot reports, for a file of another format, what torch.load would
 // act on if the file's bytes are also a pickle that does something.
 func addPolyglot(out *File, rep *pickle.Report) {
-	if len(rep.Findings) == 0 {
+	// Only globals and calls count: an encoding anomaly alone, in bytes
+	// that were never meant as a pickle, is noise (a pretty-printed
+	// safetensors header read as an INT line).
+	if !acts(rep) {
 		return
 	}
 	addFindings(out, rep)
 	out.Errors = out.Errors[:0] // the pickle's end is not this format's concern
 	out.Findings = append(out.Findings, Finding{Severity: "MEDIUM", Global: "pickle-polyglot", Kind: "anomaly",
 		Description: fmt.Sprintf("the file is a valid %s file and also a pickle that torch.load would run", out.Format), sev: pickle.SeverityMedium})
+}
+
+// acts reports whether the pickle reading of a file names a global outside
+// the allow-list or calls something (HIGH or CRITICAL findings): encoding
+// anomalies and class names alone, in bytes that then stop being a pickle,
+// are text or another format (a README starting "config" is a GLOBAL).
+func acts(rep *pickle.Report) bool {
+	for _, f := range rep.Findings {
+		if f.Severity >= pickle.SeverityHigh {
+			return true
+		}
+	}
+	return false
 }
 
 // isNPZ reports whether the zip archive holds NumPy arrays (numpy.savez):

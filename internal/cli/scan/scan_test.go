@@ -267,3 +267,127 @@ func TestIndexBringsShards(t *testing.T) {
 		t.Errorf("got %+v, want the index and its shard with findings, exit 1", res)
 	}
 }
+
+// TestCorpusNeverClean scans every file of the malformed and malicious
+// corpora (testdata/gen/pickle_malicious.py, pickle_divergence.py): a file
+// the reader refuses for a global exits 1; a torch file the reader refuses
+// for any reason is never clean (exit 1 or 2); only bare pickles (which
+// torch.load would not accept either) and files the reader loads exit 0.
+func TestCorpusNeverClean(t *testing.T) {
+	dir := filepath.Join(clitest.Root(t), "testdata", "malicious")
+	var cases []struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}
+	for _, name := range []string{"expect.json", "divergence.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs []struct {
+			File  string `json:"file"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(b, &cs); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, cs...)
+	}
+	if len(cases) < 160 {
+		t.Fatalf("got %d corpus cases, want both corpora", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			res := Scan([]string{filepath.Join(dir, c.File)}, pickle.SeverityMedium)
+			code := res.Summary.ExitCode
+			f := res.Files[0]
+			switch {
+			case strings.HasPrefix(c.Error, "forbidden global") && code != 1:
+				t.Errorf("got exit %d (%+v), want 1 for %s", code, f, c.Error)
+			case c.Error != "" && code == 0 && f.Format != pickle.FormatPickle:
+				t.Errorf("got exit 0 for a %s file the reader refuses (%s)", f.Format, c.Error)
+			case c.Error == "" && code != 0:
+				t.Errorf("got exit %d (%+v) for a file the reader loads, want 0", code, f)
+			}
+		})
+	}
+}
+
+// TestScanFixtures checks the files of testdata/gen/scan_fixtures.py
+// (NumPy object arrays, a pickle named .safetensors) against scan.json.
+func TestScanFixtures(t *testing.T) {
+	dir := filepath.Join(clitest.Root(t), "testdata", "malicious")
+	b, err := os.ReadFile(filepath.Join(dir, "scan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		File     string     `json:"file"`
+		Exit     int        `json:"exit"`
+		Findings [][]string `json:"findings"`
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			res := Scan([]string{filepath.Join(dir, c.File)}, pickle.SeverityMedium)
+			if res.Summary.ExitCode != c.Exit {
+				t.Errorf("got exit %d (%+v), want %d", res.Summary.ExitCode, res.Files, c.Exit)
+			}
+			for _, w := range c.Findings {
+				found := false
+				for _, f := range res.Files[0].Findings {
+					found = found || f.Severity == w[0] && f.Global == w[1]
+				}
+				if !found {
+					t.Errorf("got findings %+v, want %s %s", res.Files[0].Findings, w[0], w[1])
+				}
+			}
+		})
+	}
+}
+
+// TestDirectoryFollowsFileLinks: links to files are scanned (Hugging Face's
+// cache is made of them), an empty directory is an error.
+func TestDirectoryFollowsFileLinks(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink(mal(t, "payload_os_system_zip.pt"), filepath.Join(dir, "pytorch_model.bin")); err != nil {
+		t.Skip(err)
+	}
+	res := Scan([]string{dir}, pickle.SeverityMedium)
+	if res.Summary.Files != 1 || res.Summary.ExitCode != 1 {
+		t.Errorf("got %+v, want the linked file scanned, exit 1", res.Summary)
+	}
+	code, _ := run(t, Options{Paths: []string{t.TempDir()}})
+	if code != 2 {
+		t.Errorf("empty directory: got exit %d, want 2", code)
+	}
+}
+
+// TestNoFalseAlarmOnOtherFormats: a safetensors header of 73 bytes starts
+// with 'I' (INT) and, pretty-printed, holds a newline: read as a pickle it
+// is an anomalous INT line, which is not a finding for a safetensors file.
+func TestNoFalseAlarmOnOtherFormats(t *testing.T) {
+	h := `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}` + "\n}"
+	h += strings.Repeat(" ", 73-len(h))
+	b := append([]byte{73, 0, 0, 0, 0, 0, 0, 0}, h...)
+	b = append(b, 0, 0, 0, 0)
+	p := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := Scan([]string{p}, pickle.SeverityMedium)
+	if res.Summary.ExitCode != 0 || res.Files[0].Format != "safetensors" || len(res.Files[0].Findings) != 0 {
+		t.Errorf("got %+v, want a clean safetensors file", res.Files)
+	}
+	// Text that starts like an INT opcode, in a directory: skipped.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "NOTES"), []byte("I think\nthis is text.\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "README"), []byte("config\nfiles\nare described here.\n"), 0o644)
+	os.Link(p, filepath.Join(dir, "model.safetensors"))
+	res = Scan([]string{dir}, pickle.SeverityMedium)
+	if res.Summary.ExitCode != 0 || res.Summary.Skipped != 2 {
+		t.Errorf("got %+v, want the text files skipped and exit 0", res.Summary)
+	}
+}
