@@ -5,6 +5,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -154,7 +155,7 @@ func benchRun(o *Options) error {
 		times[i] = float64(time.Since(start).Microseconds()) / 1000
 	}
 	median, lo, hi := summarize(times)
-	r := Result{Arch: spec.Name, Batch: o.Batch, Size: size, MedianMS: median, MinMS: lo, MaxMS: hi,
+	r := Result{Arch: modelName(spec, o.Weights), Batch: o.Batch, Size: size, MedianMS: median, MinMS: lo, MaxMS: hi,
 		Threads: threads, Iters: o.Iters, Kernel: kernelName(), TimesMS: times}
 	if o.JSON {
 		return writeJSON(o, r)
@@ -186,6 +187,15 @@ func benchModel(o *Options, spec models.Spec) (nn.Module, models.Spec, error) {
 	}
 	m, err := models.Build(spec.Name, cfg)
 	return m, spec, err
+}
+
+// modelName names the benchmarked model: its architecture, or the weights
+// file's name for an ONNX graph, which has none.
+func modelName(spec models.Spec, weights string) string {
+	if spec.Name != "" {
+		return spec.Name
+	}
+	return filepath.Base(weights)
 }
 
 // summarize returns the median, minimum and maximum of times.

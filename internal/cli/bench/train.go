@@ -43,6 +43,9 @@ type trainer struct {
 // trains: every one ("full"), or only the classifier's ("head", as finetune
 // --strategy head trains them, the backbone frozen).
 func newTrainer(o *Options, m nn.Module, spec models.Spec, size int) (*trainer, error) {
+	if spec.Name == "" {
+		return nil, cmdutil.UsageError("--train times torchvision architectures; %s is an ONNX graph, whose training step is not timed yet", o.Weights)
+	}
 	m.Train()
 	var params []*nn.Tensor
 	head := strings.TrimSuffix(spec.Classifier, "weight")

@@ -36,6 +36,12 @@ type Options struct {
 	Load modelcmd.LoadOptions
 	// Batch is the number of images per forward pass (0: 16).
 	Batch int
+	// Preprocess names the architecture whose preprocessing to use instead
+	// of the model's own (an ONNX graph has none); Size, Mean and Std set
+	// it by hand (Size is the crop; the resize keeps torchvision's 224/256).
+	Preprocess string
+	Size       int
+	Mean, Std  []float64
 }
 
 // Class is one ranked class of an image.
@@ -74,10 +80,18 @@ per image as it is classified, and with --json one JSON object per line
 Labels are the 1000 ImageNet classes when the classifier has 1000 outputs,
 or the lines of --labels (one label per line, in class order). Without
 --arch, the architecture is the registered one whose keys and shapes the
-weights match exactly (said on stderr).`,
+weights match exactly (said on stderr).
+
+An ONNX model (--weights model.onnx) is its own architecture: give its
+preprocessing with --preprocess ARCH (a torchvision architecture's) or with
+--size S (center crop S after resizing the shorter side to S*256/224,
+bilinear) and optionally --mean and --std (ImageNet's by default). Either
+also overrides a checkpoint's own preprocessing.`,
 		Example: `  ckpt predict cat.jpg dog.png --arch resnet50 --weights resnet50.pth
   ckpt predict photos/ --weights finetuned.pt --labels classes.txt --json > predictions.jsonl
-  ckpt predict photo.webp --arch mobilenet_v3_small --weights finetuned.safetensors --labels classes.txt --topk 3 --json`,
+  ckpt predict photo.webp --arch mobilenet_v3_small --weights finetuned.safetensors --labels classes.txt --topk 3 --json
+  ckpt predict cat.jpg --weights resnet18.onnx --preprocess resnet18
+  ckpt predict digits/ --weights net.onnx --size 28 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Images = args
@@ -94,8 +108,60 @@ weights match exactly (said on stderr).`,
 	cmd.Flags().IntVar(&opts.NumClasses, "num-classes", 0, "classifier size (default: read from the weights)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object per image, one per line")
 	cmd.Flags().IntVar(&opts.Batch, "batch", 16, "images per forward pass")
+	cmd.Flags().StringVar(&opts.Preprocess, "preprocess", "", "use this torchvision architecture's preprocessing (for an ONNX model, or to override)")
+	cmd.Flags().IntVar(&opts.Size, "size", 0, "center-crop size of a hand-set preprocessing (resize: size*256/224, bilinear)")
+	cmd.Flags().Float64SliceVar(&opts.Mean, "mean", nil, "per-channel mean with --size (default ImageNet's 0.485,0.456,0.406)")
+	cmd.Flags().Float64SliceVar(&opts.Std, "std", nil, "per-channel std with --size (default ImageNet's 0.229,0.224,0.225)")
 	modelcmd.LoadFlags(cmd, &opts.Load)
 	return cmd
+}
+
+// preprocessing returns the transform predict applies: --preprocess's
+// architecture's, a hand-set one from --size/--mean/--std, or the model's.
+func preprocessing(o *Options, m *modelcmd.Model) (transforms.ImageClassification, error) {
+	if o.Preprocess != "" && o.Size > 0 {
+		return transforms.ImageClassification{}, cmdutil.UsageError("give --preprocess or --size, not both")
+	}
+	if (o.Mean != nil || o.Std != nil) && o.Size == 0 {
+		return transforms.ImageClassification{}, cmdutil.UsageError("--mean and --std go with --size")
+	}
+	switch {
+	case o.Preprocess != "":
+		s, err := modelcmd.CheckArch(o.Preprocess)
+		if err != nil {
+			return transforms.ImageClassification{}, err
+		}
+		return s.Preprocess, nil
+	case o.Size > 0:
+		p := transforms.ImageClassification{
+			ResizeSize: o.Size * 256 / 224, CropSize: o.Size, Interpolation: transforms.Bilinear,
+			Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225},
+		}
+		for _, f := range []struct {
+			name string
+			v    []float64
+			dst  *[3]float32
+		}{{"--mean", o.Mean, &p.Mean}, {"--std", o.Std, &p.Std}} {
+			if f.v == nil {
+				continue
+			}
+			if len(f.v) != 3 {
+				return p, cmdutil.UsageError("%s takes 3 values (R,G,B), got %d", f.name, len(f.v))
+			}
+			for i, x := range f.v {
+				if f.name == "--std" && !(x > 0) {
+					return p, cmdutil.UsageError("--std values must be positive, got %v", x)
+				}
+				f.dst[i] = float32(x)
+			}
+		}
+		return p, nil
+	case o.Size < 0:
+		return transforms.ImageClassification{}, cmdutil.UsageError("--size must be positive")
+	case m.Spec.Name == "":
+		return transforms.ImageClassification{}, cmdutil.UsageError("%s is an ONNX graph, which records no preprocessing: give --preprocess ARCH or --size S", o.Weights)
+	}
+	return m.Spec.Preprocess, nil
 }
 
 func readLabels(path string) ([]string, error) {
@@ -180,7 +246,10 @@ func predictRun(o *Options) error {
 	if err != nil {
 		return err
 	}
-	pre := m.Spec.Preprocess
+	pre, err := preprocessing(o, m)
+	if err != nil {
+		return err
+	}
 	enc := json.NewEncoder(o.IO.Out)
 	for start := 0; start < len(images); start += o.Batch {
 		paths := images[start:min(start+o.Batch, len(images))]
