@@ -202,3 +202,93 @@ func buildNMS(c *nodeCtx) (graph.Kernel, error) {
 		return one(graph.FromInt64s(graph.Int64, []int{len(sel) / 3, 3}, sel)), nil
 	}, nil
 }
+
+func init() { register(buildRoiAlign, "RoiAlign") }
+
+// buildRoiAlign is RoiAlign in avg mode (torchvision's roi_align).
+func buildRoiAlign(c *nodeCtx) (graph.Kernel, error) {
+	mode := c.str("mode", "avg")
+	if mode != "avg" {
+		return nil, c.unsupported("mode %q", mode)
+	}
+	oh, ow := int(c.int("output_height", 1)), int(c.int("output_width", 1))
+	ratio := int(c.int("sampling_ratio", 0))
+	scale := float64(c.float("spatial_scale", 1))
+	halfPixel := c.opset >= 16 && c.str("coordinate_transformation_mode", "half_pixel") == "half_pixel"
+	limit := c.opts.MaxElements
+	if oh <= 0 || ow <= 0 || oh > limit || ow > limit || ratio < 0 || ratio > 1<<10 {
+		return nil, c.errorf("output %dx%d, sampling_ratio %d", oh, ow, ratio)
+	}
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		x, rois, idx := in[0], in[1], in[2]
+		if x.Rank() != 4 || rois.Rank() != 2 || rois.Shape()[1] != 4 || idx.Numel() != rois.Shape()[0] {
+			return nil, fmt.Errorf("input %v, rois %v and batch indices %v", x.Shape(), rois.Shape(), idx.Shape())
+		}
+		n, ch, h, w := x.Shape()[0], x.Shape()[1], x.Shape()[2], x.Shape()[3]
+		nr := rois.Shape()[0]
+		if err := checkElems(numelChecked([]int{nr, ch, oh, ow}, limit), limit); err != nil {
+			return nil, err
+		}
+		xf, rf, bi := x.Float64s(), rois.Float64s(), idx.Int64s()
+		bilinear := func(plane []float64, y, xx float64) float64 {
+			if y < -1 || y > float64(h) || xx < -1 || xx > float64(w) {
+				return 0
+			}
+			y, xx = math.Max(y, 0), math.Max(xx, 0)
+			yl, xl := int(y), int(xx)
+			yh, xh := yl+1, xl+1
+			if yl >= h-1 {
+				yl, yh, y = h-1, h-1, float64(h-1)
+			}
+			if xl >= w-1 {
+				xl, xh, xx = w-1, w-1, float64(w-1)
+			}
+			ly, lx := y-float64(yl), xx-float64(xl)
+			hy, hx := 1-ly, 1-lx
+			return hy*hx*plane[yl*w+xl] + hy*lx*plane[yl*w+xh] + ly*hx*plane[yh*w+xl] + ly*lx*plane[yh*w+xh]
+		}
+		y := make([]float64, nr*ch*oh*ow)
+		off := 0.0
+		if halfPixel {
+			off = 0.5
+		}
+		for r := 0; r < nr; r++ {
+			b := int(bi[r])
+			if b < 0 || b >= n {
+				return nil, fmt.Errorf("batch index %d out of range", b)
+			}
+			x1, y1 := rf[r*4]*scale-off, rf[r*4+1]*scale-off
+			x2, y2 := rf[r*4+2]*scale-off, rf[r*4+3]*scale-off
+			rw, rh := x2-x1, y2-y1
+			if !halfPixel {
+				rw, rh = math.Max(rw, 1), math.Max(rh, 1)
+			}
+			bh, bw := rh/float64(oh), rw/float64(ow)
+			sh, sw := ratio, ratio
+			if ratio == 0 {
+				sh, sw = int(math.Ceil(rh/float64(oh))), int(math.Ceil(rw/float64(ow)))
+			}
+			if sh <= 0 || sw <= 0 || sh > 1<<10 || sw > 1<<10 {
+				continue
+			}
+			cnt := float64(sh * sw)
+			for cc := 0; cc < ch; cc++ {
+				plane := xf[(b*ch+cc)*h*w : (b*ch+cc+1)*h*w]
+				for ph := 0; ph < oh; ph++ {
+					for pw := 0; pw < ow; pw++ {
+						s := 0.0
+						for iy := 0; iy < sh; iy++ {
+							yy := y1 + float64(ph)*bh + (float64(iy)+0.5)*bh/float64(sh)
+							for ix := 0; ix < sw; ix++ {
+								xx := x1 + float64(pw)*bw + (float64(ix)+0.5)*bw/float64(sw)
+								s += bilinear(plane, yy, xx)
+							}
+						}
+						y[((r*ch+cc)*oh+ph)*ow+pw] = s / cnt
+					}
+				}
+			}
+		}
+		return one(graph.Make(x.DType(), []int{nr, ch, oh, ow}, y)), nil
+	}, nil
+}
