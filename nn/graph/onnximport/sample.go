@@ -292,3 +292,77 @@ func buildRoiAlign(c *nodeCtx) (graph.Kernel, error) {
 		return one(graph.Make(x.DType(), []int{nr, ch, oh, ow}, y)), nil
 	}, nil
 }
+
+func init() { register(buildDFT, "DFT") }
+
+// buildDFT is the discrete Fourier transform along one axis (direct
+// O(n²) sums in float64); the last dimension holds real, or real and
+// imaginary, components.
+func buildDFT(c *nodeCtx) (graph.Kernel, error) {
+	axis := c.int("axis", 1)
+	inverse, onesided := c.int("inverse", 0) != 0, c.int("onesided", 0) != 0
+	limit := c.opts.MaxElements
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		x := in[0]
+		r := x.Rank()
+		if r < 2 || (x.Shape()[r-1] != 1 && x.Shape()[r-1] != 2) {
+			return nil, fmt.Errorf("input %v: the last dimension must be 1 (real) or 2 (complex)", x.Shape())
+		}
+		a, err := normAxis(axis, r-1)
+		if err != nil {
+			return nil, err
+		}
+		s := x.Shape()
+		n := s[a]
+		length := n
+		if v := opt(in, 1); v != nil && v.Numel() > 0 {
+			length = int(v.Int64s()[0])
+		}
+		if length <= 0 || length > limit {
+			return nil, fmt.Errorf("dft_length %d", length)
+		}
+		nout := length
+		if onesided {
+			nout = length/2 + 1
+		}
+		outer, inner, comp := numel(s[:a]), numel(s[a+1:r-1]), s[r-1]
+		shape := append(append(append([]int{}, s[:a]...), nout), s[a+1:r-1]...)
+		shape = append(shape, 2)
+		if err := checkElems(numelChecked(shape, limit), limit); err != nil {
+			return nil, err
+		}
+		if numelChecked([]int{outer, inner, nout, length}, 16*limit) > 16*limit {
+			return nil, checkElems(limit+1, limit)
+		}
+		xf := x.Float64s()
+		y := make([]float64, numel(shape))
+		sign := -1.0
+		if inverse {
+			sign = 1
+		}
+		for o := 0; o < outer; o++ {
+			for i := 0; i < inner; i++ {
+				for k := 0; k < nout; k++ {
+					re, im := 0.0, 0.0
+					for t := 0; t < min(n, length); t++ {
+						p := ((o*n+t)*inner + i) * comp
+						xr, xi := xf[p], 0.0
+						if comp == 2 {
+							xi = xf[p+1]
+						}
+						ang := sign * 2 * math.Pi * float64(k) * float64(t) / float64(length)
+						cs, sn := math.Cos(ang), math.Sin(ang)
+						re += xr*cs - xi*sn
+						im += xr*sn + xi*cs
+					}
+					if inverse {
+						re, im = re/float64(length), im/float64(length)
+					}
+					q := ((o*nout+k)*inner + i) * 2
+					y[q], y[q+1] = re, im
+				}
+			}
+		}
+		return one(graph.Make(x.DType(), shape, y)), nil
+	}, nil
+}
