@@ -366,3 +366,70 @@ func buildDFT(c *nodeCtx) (graph.Kernel, error) {
 		return one(graph.Make(x.DType(), shape, y)), nil
 	}, nil
 }
+
+func init() { register(buildSTFT, "STFT") }
+
+// buildSTFT is the short-time Fourier transform of [batch, length, 1|2]
+// signals (direct sums in float64).
+func buildSTFT(c *nodeCtx) (graph.Kernel, error) {
+	onesided := c.int("onesided", 1) != 0
+	limit := c.opts.MaxElements
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		x := in[0]
+		if x.Rank() != 3 || (x.Shape()[2] != 1 && x.Shape()[2] != 2) {
+			return nil, fmt.Errorf("signal %v: want [batch, length, 1 or 2]", x.Shape())
+		}
+		b, n, comp := x.Shape()[0], x.Shape()[1], x.Shape()[2]
+		step := int(in[1].Int64s()[0])
+		var win []float64
+		if v := opt(in, 2); v != nil && v.Numel() > 0 {
+			win = v.Float64s()
+		}
+		flen := len(win)
+		if v := opt(in, 3); v != nil && v.Numel() > 0 {
+			flen = int(v.Int64s()[0])
+		}
+		if flen <= 0 || flen > n || step <= 0 || win != nil && len(win) != flen {
+			return nil, fmt.Errorf("frame length %d, step %d and window of %d for a signal of %d", flen, step, len(win), n)
+		}
+		frames := (n-flen)/step + 1
+		nout := flen
+		if onesided {
+			nout = flen/2 + 1
+		}
+		shape := []int{b, frames, nout, 2}
+		if err := checkElems(numelChecked(shape, limit), limit); err != nil {
+			return nil, err
+		}
+		if numelChecked([]int{b, frames, nout, flen}, 16*limit) > 16*limit {
+			return nil, checkElems(limit+1, limit)
+		}
+		xf := x.Float64s()
+		y := make([]float64, numel(shape))
+		for bi := 0; bi < b; bi++ {
+			for f := 0; f < frames; f++ {
+				for k := 0; k < nout; k++ {
+					re, im := 0.0, 0.0
+					for t := 0; t < flen; t++ {
+						p := (bi*n + f*step + t) * comp
+						w := 1.0
+						if win != nil {
+							w = win[t]
+						}
+						xr, xi := xf[p]*w, 0.0
+						if comp == 2 {
+							xi = xf[p+1] * w
+						}
+						ang := -2 * math.Pi * float64(k) * float64(t) / float64(flen)
+						cs, sn := math.Cos(ang), math.Sin(ang)
+						re += xr*cs - xi*sn
+						im += xr*sn + xi*cs
+					}
+					q := ((bi*frames+f)*nout + k) * 2
+					y[q], y[q+1] = re, im
+				}
+			}
+		}
+		return one(graph.Make(x.DType(), shape, y)), nil
+	}, nil
+}
