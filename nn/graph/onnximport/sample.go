@@ -202,3 +202,234 @@ func buildNMS(c *nodeCtx) (graph.Kernel, error) {
 		return one(graph.FromInt64s(graph.Int64, []int{len(sel) / 3, 3}, sel)), nil
 	}, nil
 }
+
+func init() { register(buildRoiAlign, "RoiAlign") }
+
+// buildRoiAlign is RoiAlign in avg mode (torchvision's roi_align).
+func buildRoiAlign(c *nodeCtx) (graph.Kernel, error) {
+	mode := c.str("mode", "avg")
+	if mode != "avg" {
+		return nil, c.unsupported("mode %q", mode)
+	}
+	oh, ow := int(c.int("output_height", 1)), int(c.int("output_width", 1))
+	ratio := int(c.int("sampling_ratio", 0))
+	scale := float64(c.float("spatial_scale", 1))
+	halfPixel := c.opset >= 16 && c.str("coordinate_transformation_mode", "half_pixel") == "half_pixel"
+	limit := c.opts.MaxElements
+	if oh <= 0 || ow <= 0 || oh > limit || ow > limit || ratio < 0 || ratio > 1<<10 {
+		return nil, c.errorf("output %dx%d, sampling_ratio %d", oh, ow, ratio)
+	}
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		x, rois, idx := in[0], in[1], in[2]
+		if x.Rank() != 4 || rois.Rank() != 2 || rois.Shape()[1] != 4 || idx.Numel() != rois.Shape()[0] {
+			return nil, fmt.Errorf("input %v, rois %v and batch indices %v", x.Shape(), rois.Shape(), idx.Shape())
+		}
+		n, ch, h, w := x.Shape()[0], x.Shape()[1], x.Shape()[2], x.Shape()[3]
+		nr := rois.Shape()[0]
+		if err := checkElems(numelChecked([]int{nr, ch, oh, ow}, limit), limit); err != nil {
+			return nil, err
+		}
+		xf, rf, bi := x.Float64s(), rois.Float64s(), idx.Int64s()
+		bilinear := func(plane []float64, y, xx float64) float64 {
+			if y < -1 || y > float64(h) || xx < -1 || xx > float64(w) {
+				return 0
+			}
+			y, xx = math.Max(y, 0), math.Max(xx, 0)
+			yl, xl := int(y), int(xx)
+			yh, xh := yl+1, xl+1
+			if yl >= h-1 {
+				yl, yh, y = h-1, h-1, float64(h-1)
+			}
+			if xl >= w-1 {
+				xl, xh, xx = w-1, w-1, float64(w-1)
+			}
+			ly, lx := y-float64(yl), xx-float64(xl)
+			hy, hx := 1-ly, 1-lx
+			return hy*hx*plane[yl*w+xl] + hy*lx*plane[yl*w+xh] + ly*hx*plane[yh*w+xl] + ly*lx*plane[yh*w+xh]
+		}
+		y := make([]float64, nr*ch*oh*ow)
+		off := 0.0
+		if halfPixel {
+			off = 0.5
+		}
+		for r := 0; r < nr; r++ {
+			b := int(bi[r])
+			if b < 0 || b >= n {
+				return nil, fmt.Errorf("batch index %d out of range", b)
+			}
+			x1, y1 := rf[r*4]*scale-off, rf[r*4+1]*scale-off
+			x2, y2 := rf[r*4+2]*scale-off, rf[r*4+3]*scale-off
+			rw, rh := x2-x1, y2-y1
+			if !halfPixel {
+				rw, rh = math.Max(rw, 1), math.Max(rh, 1)
+			}
+			bh, bw := rh/float64(oh), rw/float64(ow)
+			sh, sw := ratio, ratio
+			if ratio == 0 {
+				sh, sw = int(math.Ceil(rh/float64(oh))), int(math.Ceil(rw/float64(ow)))
+			}
+			if sh <= 0 || sw <= 0 || sh > 1<<10 || sw > 1<<10 {
+				continue
+			}
+			cnt := float64(sh * sw)
+			for cc := 0; cc < ch; cc++ {
+				plane := xf[(b*ch+cc)*h*w : (b*ch+cc+1)*h*w]
+				for ph := 0; ph < oh; ph++ {
+					for pw := 0; pw < ow; pw++ {
+						s := 0.0
+						for iy := 0; iy < sh; iy++ {
+							yy := y1 + float64(ph)*bh + (float64(iy)+0.5)*bh/float64(sh)
+							for ix := 0; ix < sw; ix++ {
+								xx := x1 + float64(pw)*bw + (float64(ix)+0.5)*bw/float64(sw)
+								s += bilinear(plane, yy, xx)
+							}
+						}
+						y[((r*ch+cc)*oh+ph)*ow+pw] = s / cnt
+					}
+				}
+			}
+		}
+		return one(graph.Make(x.DType(), []int{nr, ch, oh, ow}, y)), nil
+	}, nil
+}
+
+func init() { register(buildDFT, "DFT") }
+
+// buildDFT is the discrete Fourier transform along one axis (direct
+// O(n²) sums in float64); the last dimension holds real, or real and
+// imaginary, components.
+func buildDFT(c *nodeCtx) (graph.Kernel, error) {
+	axis := c.int("axis", 1)
+	inverse, onesided := c.int("inverse", 0) != 0, c.int("onesided", 0) != 0
+	limit := c.opts.MaxElements
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		x := in[0]
+		r := x.Rank()
+		if r < 2 || (x.Shape()[r-1] != 1 && x.Shape()[r-1] != 2) {
+			return nil, fmt.Errorf("input %v: the last dimension must be 1 (real) or 2 (complex)", x.Shape())
+		}
+		a, err := normAxis(axis, r-1)
+		if err != nil {
+			return nil, err
+		}
+		s := x.Shape()
+		n := s[a]
+		length := n
+		if v := opt(in, 1); v != nil && v.Numel() > 0 {
+			length = int(v.Int64s()[0])
+		}
+		if length <= 0 || length > limit {
+			return nil, fmt.Errorf("dft_length %d", length)
+		}
+		nout := length
+		if onesided {
+			nout = length/2 + 1
+		}
+		outer, inner, comp := numel(s[:a]), numel(s[a+1:r-1]), s[r-1]
+		shape := append(append(append([]int{}, s[:a]...), nout), s[a+1:r-1]...)
+		shape = append(shape, 2)
+		if err := checkElems(numelChecked(shape, limit), limit); err != nil {
+			return nil, err
+		}
+		if numelChecked([]int{outer, inner, nout, length}, 16*limit) > 16*limit {
+			return nil, checkElems(limit+1, limit)
+		}
+		xf := x.Float64s()
+		y := make([]float64, numel(shape))
+		sign := -1.0
+		if inverse {
+			sign = 1
+		}
+		for o := 0; o < outer; o++ {
+			for i := 0; i < inner; i++ {
+				for k := 0; k < nout; k++ {
+					re, im := 0.0, 0.0
+					for t := 0; t < min(n, length); t++ {
+						p := ((o*n+t)*inner + i) * comp
+						xr, xi := xf[p], 0.0
+						if comp == 2 {
+							xi = xf[p+1]
+						}
+						ang := sign * 2 * math.Pi * float64(k) * float64(t) / float64(length)
+						cs, sn := math.Cos(ang), math.Sin(ang)
+						re += xr*cs - xi*sn
+						im += xr*sn + xi*cs
+					}
+					if inverse {
+						re, im = re/float64(length), im/float64(length)
+					}
+					q := ((o*nout+k)*inner + i) * 2
+					y[q], y[q+1] = re, im
+				}
+			}
+		}
+		return one(graph.Make(x.DType(), shape, y)), nil
+	}, nil
+}
+
+func init() { register(buildSTFT, "STFT") }
+
+// buildSTFT is the short-time Fourier transform of [batch, length, 1|2]
+// signals (direct sums in float64).
+func buildSTFT(c *nodeCtx) (graph.Kernel, error) {
+	onesided := c.int("onesided", 1) != 0
+	limit := c.opts.MaxElements
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		x := in[0]
+		if x.Rank() != 3 || (x.Shape()[2] != 1 && x.Shape()[2] != 2) {
+			return nil, fmt.Errorf("signal %v: want [batch, length, 1 or 2]", x.Shape())
+		}
+		b, n, comp := x.Shape()[0], x.Shape()[1], x.Shape()[2]
+		step := int(in[1].Int64s()[0])
+		var win []float64
+		if v := opt(in, 2); v != nil && v.Numel() > 0 {
+			win = v.Float64s()
+		}
+		flen := len(win)
+		if v := opt(in, 3); v != nil && v.Numel() > 0 {
+			flen = int(v.Int64s()[0])
+		}
+		if flen <= 0 || flen > n || step <= 0 || win != nil && len(win) != flen {
+			return nil, fmt.Errorf("frame length %d, step %d and window of %d for a signal of %d", flen, step, len(win), n)
+		}
+		frames := (n-flen)/step + 1
+		nout := flen
+		if onesided {
+			nout = flen/2 + 1
+		}
+		shape := []int{b, frames, nout, 2}
+		if err := checkElems(numelChecked(shape, limit), limit); err != nil {
+			return nil, err
+		}
+		if numelChecked([]int{b, frames, nout, flen}, 16*limit) > 16*limit {
+			return nil, checkElems(limit+1, limit)
+		}
+		xf := x.Float64s()
+		y := make([]float64, numel(shape))
+		for bi := 0; bi < b; bi++ {
+			for f := 0; f < frames; f++ {
+				for k := 0; k < nout; k++ {
+					re, im := 0.0, 0.0
+					for t := 0; t < flen; t++ {
+						p := (bi*n + f*step + t) * comp
+						w := 1.0
+						if win != nil {
+							w = win[t]
+						}
+						xr, xi := xf[p]*w, 0.0
+						if comp == 2 {
+							xi = xf[p+1] * w
+						}
+						ang := -2 * math.Pi * float64(k) * float64(t) / float64(flen)
+						cs, sn := math.Cos(ang), math.Sin(ang)
+						re += xr*cs - xi*sn
+						im += xr*sn + xi*cs
+					}
+					q := ((bi*frames+f)*nout + k) * 2
+					y[q], y[q+1] = re, im
+				}
+			}
+		}
+		return one(graph.Make(x.DType(), shape, y)), nil
+	}, nil
+}
