@@ -67,6 +67,9 @@ type Model struct {
 	// or "default".
 	TransformInput     bool
 	TransformInputFrom string
+	// Meta is the weights file's string metadata (safetensors'
+	// __metadata__: a finetune run records "classes" and "preprocess").
+	Meta map[string]string
 	// Graph is the imported graph when the weights file is an ONNX model
 	// (then Module is the graph too, and Spec is the --arch given, if any).
 	Graph *graph.Graph
@@ -134,6 +137,7 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 		return nil, cmdutil.FileError(path, err)
 	}
 	defer c.Close()
+	m.Meta = c.Metadata()
 	if o.Key != "" || o.StripPrefix != "" {
 		t, _, err := formats.Transform(c, formats.Options{Key: o.Key, StripPrefix: o.StripPrefix})
 		if err != nil {

@@ -78,7 +78,9 @@ per image as it is classified, and with --json one JSON object per line
 ({"image", "top": [{"index", "label", "prob"}]}).
 
 Labels are the 1000 ImageNet classes when the classifier has 1000 outputs,
-or the lines of --labels (one label per line, in class order). Without
+or the lines of --labels (one label per line, in class order), or the class
+names a finetune run records in its weights (best.safetensors), whose
+preprocessing predict then uses too. Without
 --arch, the architecture is the registered one whose keys and shapes the
 weights match exactly (said on stderr).
 
@@ -158,10 +160,43 @@ func preprocessing(o *Options, m *modelcmd.Model) (transforms.ImageClassificatio
 		return p, nil
 	case o.Size < 0:
 		return transforms.ImageClassification{}, cmdutil.UsageError("--size must be positive")
+	case m.Meta["preprocess"] != "":
+		return recordedPreprocess(o.Weights, m.Meta["preprocess"])
 	case m.Spec.Name == "":
 		return transforms.ImageClassification{}, cmdutil.UsageError("%s is an ONNX graph, which records no preprocessing: give --preprocess ARCH or --size S", o.Weights)
 	}
 	return m.Spec.Preprocess, nil
+}
+
+// recordedPreprocess decodes the preprocessing a finetune run stores in
+// its weights' metadata: {"resize", "crop", "interpolation", "mean", "std"}.
+func recordedPreprocess(path, text string) (transforms.ImageClassification, error) {
+	var r struct {
+		Resize        int        `json:"resize"`
+		Crop          int        `json:"crop"`
+		Interpolation string     `json:"interpolation"`
+		Mean          [3]float32 `json:"mean"`
+		Std           [3]float32 `json:"std"`
+	}
+	if err := json.Unmarshal([]byte(text), &r); err != nil {
+		return transforms.ImageClassification{}, cmdutil.FileError(path, fmt.Errorf("metadata \"preprocess\": %w", err))
+	}
+	p := transforms.ImageClassification{ResizeSize: r.Resize, CropSize: r.Crop,
+		Interpolation: transforms.Interpolation(r.Interpolation), Mean: r.Mean, Std: r.Std}
+	if p.ResizeSize <= 0 || p.CropSize <= 0 || p.CropSize > 4096 || p.ResizeSize > 4096 || !(p.Std[0] > 0 && p.Std[1] > 0 && p.Std[2] > 0) {
+		return p, cmdutil.FileError(path, fmt.Errorf("metadata \"preprocess\" %s is not a usable transform", text))
+	}
+	return p, nil
+}
+
+// recordedLabels returns the class names a finetune run stores in its
+// weights' metadata ("classes", a JSON list), or nil.
+func recordedLabels(m *modelcmd.Model) []string {
+	var classes []string
+	if json.Unmarshal([]byte(m.Meta["classes"]), &classes) != nil {
+		return nil
+	}
+	return classes
 }
 
 func readLabels(path string) ([]string, error) {
@@ -250,6 +285,9 @@ func predictRun(o *Options) error {
 	if err != nil {
 		return err
 	}
+	if labels == nil {
+		labels = recordedLabels(m)
+	}
 	enc := json.NewEncoder(o.IO.Out)
 	for start := 0; start < len(images); start += o.Batch {
 		paths := images[start:min(start+o.Batch, len(images))]
@@ -301,12 +339,19 @@ func classify(o *Options, m *modelcmd.Model, pre transforms.ImageClassification,
 		return nil, fmt.Errorf("%s output has shape %s, want [images, classes]", m.Spec.Name, modelcmd.Shape(y.Shape()))
 	}
 	classes := y.Shape()[1]
-	if o.Labels != "" {
+	switch {
+	case o.Labels != "":
 		if len(labels) != classes {
 			return nil, fmt.Errorf("%s has %s, the model %s", o.Labels, cmdutil.Plural(len(labels), "label"), cmdutil.Plural(classes, "class"))
 		}
-	} else if labels = models.ImageNetClasses(); classes != len(labels) {
-		labels = nil
+	case labels != nil: // recorded in the weights by finetune
+		if len(labels) != classes {
+			return nil, fmt.Errorf("%s records %s, the model has %s", o.Weights, cmdutil.Plural(len(labels), "class name"), cmdutil.Plural(classes, "class"))
+		}
+	default:
+		if labels = models.ImageNetClasses(); classes != len(labels) {
+			labels = nil
+		}
 	}
 	preds := make([]Prediction, len(paths))
 	for i, path := range paths {

@@ -2,12 +2,14 @@ package predict
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 )
@@ -180,5 +182,51 @@ func TestPredictLabelCount(t *testing.T) {
 		Weights: filepath.Join(root, "testdata", "quickstart", "squeezenet1_1.pt"), TopK: 1, Labels: labels})
 	if err == nil || !strings.Contains(err.Error(), "has 1 label, the model 10 classes") {
 		t.Errorf("got %v, want \"has 1 label, the model 10 classes\"", err)
+	}
+}
+
+// TestPredictRecordedRun predicts with weights that record their class
+// names and preprocessing, as finetune's best.safetensors does: the labels
+// are the recorded names, and the transform is the recorded one, so the
+// probabilities equal those of the same transform given by hand.
+func TestPredictRecordedRun(t *testing.T) {
+	root := clitest.Root(t)
+	src, err := formats.Open(filepath.Join(root, "testdata", "quickstart", "squeezenet1_1.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	names := make([]string, 10)
+	for i := range names {
+		names[i] = fmt.Sprintf("kind%d", i)
+	}
+	classes, _ := json.Marshal(names)
+	weights := filepath.Join(t.TempDir(), "best.safetensors")
+	meta := map[string]string{"classes": string(classes),
+		"preprocess": `{"resize":36,"crop":32,"interpolation":"bilinear","mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225]}`}
+	if _, err := formats.SaveStateDict(weights, src, meta, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(root, "testdata", "transforms", "photo.jpg")
+	run := func(o *Options) []Prediction {
+		t.Helper()
+		ios, stdout, _ := clitest.Streams()
+		o.IO, o.Images, o.Weights, o.TopK, o.JSON = ios, []string{img}, weights, 3, true
+		if err := predictRun(o); err != nil {
+			t.Fatal(err)
+		}
+		return decodeLines(t, stdout.Bytes())
+	}
+	got, byHand := run(&Options{}), run(&Options{Size: 32})
+	if len(got) != 1 || len(byHand) != 1 {
+		t.Fatalf("got %d and %d predictions, want 1 each", len(got), len(byHand))
+	}
+	for i, c := range got[0].Top {
+		if want := names[c.Index]; c.Label != want {
+			t.Errorf("class %d: got label %q, want the recorded %q", c.Index, c.Label, want)
+		}
+		if h := byHand[0].Top[i]; h.Index != c.Index || h.Prob != c.Prob {
+			t.Errorf("rank %d: got %+v with the recorded transform, %+v with --size 32", i, c, h)
+		}
 	}
 }
