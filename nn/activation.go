@@ -57,17 +57,25 @@ func (t *Tensor) ReLU() *Tensor {
 // ReLU6 returns min(max(t, 0), 6).
 func (t *Tensor) ReLU6() *Tensor {
 	out := actOut(t, vec.ReLU6)
-	x := t.data
 	if !needGrad(t) {
 		return out
 	}
+	// 0 < x < 6 exactly where 0 < y < 6 (y = x there, 0 or 6 elsewhere, NaN
+	// for NaN), so the backward keeps the output, as torch's in-place
+	// hardtanh does, and the input can be collected.
+	y := out.data[:len(t.data)]
 	return record(out, "HardtanhBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
-		for i, v := range x {
-			if v > 0 && v < 6 {
-				gx[i] = g[i]
+		gx := gradBuf(len(g), false)
+		parallelChunks(len(g), func(lo, hi int) {
+			gs, dst := g[lo:hi], gx[lo:hi]
+			for i, v := range y[lo:hi] {
+				d := float32(0)
+				if v > 0 && v < 6 {
+					d = gs[i]
+				}
+				dst[i] = d
 			}
-		}
+		})
 		return [][]float32{gx}
 	})
 }
