@@ -61,10 +61,15 @@ func (r *lossRecorder) OnEpoch(*Trainer, *EpochStats) error        { return nil 
 // Trainer), and compares every step's loss with torch's.
 //
 // Tolerance 1e-3 relative, the bound: one forward and backward pass
-// agrees with torch to about 1e-6 relative (nn's parity tests), and 100
-// steps of SGD with momentum amplify the parameters' rounding differences,
-// which stay far below 1e-3 unless training diverges; a wrongly frozen
-// layer or BatchNorm mode moves the loss by percents from the first steps.
+// agrees with torch to about 1e-6 relative (nn's parity tests), and for head
+// 100 steps of SGD with momentum keep the difference near that (measured:
+// 3e-7); a wrongly frozen layer or BatchNorm mode moves the loss by percents
+// from the first steps. Training BatchNorms on batches of 8 is chaotic here:
+// torch drifts from itself past 1e-3 within about ten steps of full, and for
+// some seeds after fifty of partial, when its weights differ by float32
+// rounding (the script's "_perturbed" runs). So every step is held to 1e-3
+// while torch's own drift stays under 1e-4, and to ten times that drift
+// after.
 // CKPT_FIDELITY_STEPS shortens the run; CKPT_FIDELITY_DIR reuses the
 // script's output.
 func TestTorchFidelity(t *testing.T) {
@@ -149,18 +154,29 @@ func TestTorchFidelity(t *testing.T) {
 			if len(rec.losses) != len(want) {
 				t.Fatalf("got %d steps, want %d", len(rec.losses), len(want))
 			}
-			worst := 0.0
+			// Torch's own drift under a 1e-6 perturbation of its weights
+			// (see the script) sets the bound once it passes 1e-4.
+			self := ref.Losses[string(st)+"_perturbed"]
+			worst, drift, strict := 0.0, 0.0, 0
 			for i, w := range want {
 				rel := math.Abs(rec.losses[i]-w) / math.Abs(w)
-				worst = math.Max(worst, rel)
-				if testing.Verbose() && i < 10 {
-					t.Logf("step %d: %.7g vs %.7g (%.2g)", i+1, rec.losses[i], w, rel)
+				tol := 1e-3
+				if self != nil {
+					drift = math.Max(drift, math.Abs(self[i]-w)/math.Abs(w))
+					if drift >= 1e-4 {
+						tol = math.Max(tol, 10*drift)
+					}
 				}
-				if rel > 1e-3 {
-					t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g)", i+1, rec.losses[i], w, rel)
+				if tol == 1e-3 {
+					strict++
+					worst = math.Max(worst, rel)
+				}
+				if rel > tol {
+					t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g, bound %.2g)", i+1, rec.losses[i], w, rel, tol)
 				}
 			}
-			t.Logf("%s: %d steps, largest relative difference %.2g, last loss %.4f", st, len(want), worst, want[len(want)-1])
+			t.Logf("%s: %d steps held to 1e-3 (largest difference %.2g), %d to 10x torch's own drift (%.2g at the end)",
+				st, strict, worst, len(want)-strict, drift)
 		})
 	}
 }
