@@ -34,10 +34,11 @@ func ConfusionPNG(m *Metrics) []byte {
 	n := len(m.Classes)
 	cell := max(6, min(48, 640/max(1, n)))
 	left, top := 110, 30
-	w, h := left+n*cell+10, top+n*cell+30
+	title := fmt.Sprintf("confusion (rows: true, columns: predicted)  top-1 %.2f%%  n=%d", 100*m.Top1, m.N)
+	w, h := max(left+n*cell+10, 7*len(title)+8), top+n*cell+30
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	label(img, 4, 14, fmt.Sprintf("confusion (rows: true, columns: predicted)  top-1 %.2f%%  n=%d", 100*m.Top1, m.N), color.Black)
+	label(img, 4, 14, title, color.Black)
 	for i, row := range m.Confusion {
 		total := 0
 		for _, v := range row {

@@ -119,6 +119,17 @@ func TestFinetuneHeadCached(t *testing.T) {
 			t.Errorf("run directory: %v", err)
 		}
 	}
+	for _, f := range []string{"confusion.png", "curves.png"} {
+		pf, err := os.Open(filepath.Join(cfg.Out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(pf)
+		pf.Close()
+		if err != nil || img.Bounds().Dx() < 100 || img.Bounds().Dy() < 100 {
+			t.Errorf("%s: got %v, want a PNG picture", f, err)
+		}
+	}
 	// The backbone, BatchNorm statistics included, is the pretrained one.
 	best := readState(t, filepath.Join(cfg.Out, "best.safetensors"))
 	for _, n := range orig {

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Reference fine-tuning runs in torch for package train's interop test.
+
+Usage:
+  /usr/bin/python3 testdata/gen/finetune_fidelity.py --seed S --out-dir D [--arch resnet18]
+      [--size 32] [--batch 8] [--steps 100] [--classes 3] [--lr 0.01]
+
+Writes into D:
+  backbone.pt   torchvision's ARCH(num_classes=1000) with seeded random weights
+                and perturbed BatchNorm statistics: the "pretrained" weights
+                (torch.save(model.state_dict())).
+  initial.pt    the same model with its classifier replaced by a new
+                nn.Linear(in, CLASSES) in torch's initialisation: what both
+                sides start from.
+  batches.pt    {"x": [K, B, 3, S, S], "y": [K, B] (int64)}: K distinct batches,
+                used in order, cycling, for STEPS steps.
+  losses.json   {"head": [...], "partial": [...], "full": [...]}: the loss of
+                every SGD step (momentum 0.9, lr LR) for each strategy:
+                  head     everything but the classifier frozen
+                           (requires_grad False, modules in eval mode);
+                  partial  the last stage (resnet's layer4) and the
+                           classifier trained, the rest frozen as in head;
+                  full     everything trained, BatchNorm in training mode;
+                and, as "<strategy>_perturbed", each again from initial
+                weights multiplied by (1 + 1e-6 * N(0, 1)): how far torch
+                drifts from itself when its weights differ by float32
+                rounding. Training BatchNorms on batches of 8 (layer4's
+                are 1x1 at 32x32) is chaotic: torch against itself passes
+                1e-3 within about ten steps in full and, for some seeds,
+                after fifty in partial, so the Go test holds each step to
+                1e-3 while torch holds itself to 1e-4, and to ten times
+                torch's own drift after.
+"""
+import argparse, json, os
+import torch
+import torchvision
+
+
+def perturb_bn(model, g):
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+
+
+def classifier_path(arch):
+    return {"resnet18": "fc", "mobilenet_v2": "classifier.1", "mobilenet_v3_small": "classifier.3"}[arch]
+
+
+def get(model, path):
+    for p in path.split("."):
+        model = getattr(model, p) if not p.isdigit() else model[int(p)]
+    return model
+
+
+def set_(model, path, new):
+    parts = path.split(".")
+    parent = get(model, ".".join(parts[:-1])) if len(parts) > 1 else model
+    if parts[-1].isdigit():
+        parent[int(parts[-1])] = new
+    else:
+        setattr(parent, parts[-1], new)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--arch", default="resnet18")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--distinct", type=int, default=100)
+    ap.add_argument("--classes", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=0.0005)
+    a = ap.parse_args()
+    os.makedirs(a.out_dir, exist_ok=True)
+    torch.manual_seed(a.seed)
+    g = torch.Generator().manual_seed(a.seed + 1)
+    model = getattr(torchvision.models, a.arch)(num_classes=1000)
+    with torch.no_grad():
+        perturb_bn(model, g)
+    torch.save(model.state_dict(), os.path.join(a.out_dir, "backbone.pt"))
+    head = classifier_path(a.arch)
+    old = get(model, head)
+    set_(model, head, torch.nn.Linear(old.in_features, a.classes))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save(model.state_dict(), os.path.join(a.out_dir, "initial.pt"))
+    x = torch.randn(a.distinct, a.batch, 3, a.size, a.size, generator=g)
+    y = torch.randint(0, a.classes, (a.distinct, a.batch), generator=g)
+    # Class-dependent inputs, so the loss moves: channel y raised.
+    for k in range(a.distinct):
+        for i in range(a.batch):
+            x[k, i, y[k, i]] += 0.25
+    torch.save({"x": x, "y": y}, os.path.join(a.out_dir, "batches.pt"))
+
+    losses = {}
+    pg = torch.Generator().manual_seed(a.seed + 2)
+    perturbed = {k: (v * (1 + 1e-6 * torch.randn(v.shape, generator=pg)) if v.is_floating_point() else v)
+                 for k, v in initial.items()}
+    for strategy in ["head", "partial", "full", "head_perturbed", "partial_perturbed", "full_perturbed"]:
+        model.load_state_dict(perturbed if strategy.endswith("_perturbed") else initial, strict=True)
+        strategy_name, strategy = strategy, strategy.replace("_perturbed", "")
+        for p in model.parameters():
+            p.requires_grad_(strategy == "full")
+        keep = [head] + (["layer4"] if strategy == "partial" else [])
+        for k in keep:
+            for p in get(model, k).parameters():
+                p.requires_grad_(True)
+        model.train()
+        if strategy != "full":
+            for name, m in model.named_modules():
+                inside = any(name == k or name.startswith(k + ".") for k in keep)
+                above = any(k.startswith(name + ".") for k in keep) or name == ""
+                if not inside and not above:
+                    m.eval()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=a.lr, momentum=0.9)
+        crit = torch.nn.CrossEntropyLoss()
+        out = []
+        for step in range(a.steps):
+            k = step % a.distinct
+            opt.zero_grad()
+            loss = crit(model(x[k]), y[k])
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        losses[strategy_name] = out
+    with open(os.path.join(a.out_dir, "losses.json"), "w") as f:
+        json.dump({"arch": a.arch, "seed": a.seed, "lr": a.lr, "classes": a.classes, "losses": losses}, f)
+
+
+if __name__ == "__main__":
+    main()
