@@ -236,3 +236,42 @@ func TestSequentialGrad(t *testing.T) {
 		t.Fatal("first convolution's weight got no gradient")
 	}
 }
+
+// fnNet calls Conv2dFn with weight tensors it holds, as an imported
+// graph's Conv nodes do: no Conv2d module to key the prepared weights on.
+type fnNet struct {
+	nn.Base
+	w1, w2, b2 *nn.Tensor
+}
+
+func (m *fnNet) Forward(x *nn.Tensor) *nn.Tensor {
+	p := nn.ConvParams{Stride: [2]int{1, 1}, Padding: [2]int{1, 1}, Dilation: [2]int{1, 1}, Groups: 1}
+	y := nn.Conv2dFn(x, m.w1, nil, p).ReLU()
+	p.Stride = [2]int{2, 2}
+	return nn.Conv2dFn(y, m.w2, m.b2, p)
+}
+
+// TestPrepareConv2dFn checks the prepared Conv2dFn (weights packed once,
+// keyed by their tensors) against the plain one, and that a changed weight
+// reaches it after MarkModified.
+func TestPrepareConv2dFn(t *testing.T) {
+	r := rand.New(rand.NewSource(6))
+	m := &fnNet{w1: randomInput(r, 8, 3, 3, 3), w2: randomInput(r, 4, 8, 3, 3), b2: randomInput(r, 4)}
+	m.RegisterParameter("w1", &m.w1)
+	m.RegisterParameter("w2", &m.w2)
+	m.RegisterParameter("b2", &m.b2)
+	m.Eval()
+	x := randomInput(r, 2, 3, 9, 9)
+	if err := nn.Prepare(m); err != nil {
+		t.Fatal(err)
+	}
+	for step := range 2 {
+		want := plainForward(m, x)
+		got := nn.Infer(m, x)
+		if d, lim := maxDiff(t, got, want); d > lim {
+			t.Errorf("step %d: max|diff| = %.3g, want <= %.3g", step, d, lim)
+		}
+		copy(m.w2.Data(), randomInput(r, 4, 8, 3, 3).Data())
+		nn.MarkModified()
+	}
+}
