@@ -31,6 +31,9 @@ func Infer(m Module, x *Tensor) *Tensor {
 	if a == nil {
 		a = &arena{noGrad: true}
 	}
+	if pl := m.base().plan; pl != nil {
+		a.plan = pl.check(m)
+	}
 	in := &Tensor{data: x.data, shape: x.shape, arena: a}
 	var y *Tensor
 	NoGrad(func() { y = m.Forward(in) })
@@ -41,6 +44,7 @@ func Infer(m Module, x *Tensor) *Tensor {
 	}
 	y.arena = nil
 	a.reset()
+	a.plan = nil
 	arenas.Put(a)
 	return y
 }
@@ -106,6 +110,10 @@ type arena struct {
 	// noGrad marks an inference call's arena: ops on its tensors record
 	// no graph (see gradOff).
 	noGrad bool
+
+	// plan is the prepared module's folded, packed weights (see Prepare),
+	// nil when the module was not prepared.
+	plan *plan
 }
 
 // alloc returns n floats of arena memory, zeroed when zero is set.

@@ -53,11 +53,12 @@ func (s *Sequential) Set(i int, m Module) {
 }
 
 // Forward runs the children in order.
+//
+// When no graph is recorded it fuses as [Sequential.ForwardOwned] says, x
+// itself never being overwritten.
 func (s *Sequential) Forward(x *Tensor) *Tensor {
-	for _, m := range s.layers {
-		x = m.Forward(x)
-	}
-	return x
+	y, _ := s.ForwardOwned(x, false)
+	return y
 }
 
 // String returns torch's repr of the module.
@@ -82,6 +83,9 @@ func NewModuleList(ms ...Module) *ModuleList {
 func (l *ModuleList) Forward(x *Tensor) *Tensor {
 	panic("nn: ModuleList has no Forward; iterate over its modules")
 }
+
+// ForwardOwned panics, as Forward does.
+func (l *ModuleList) ForwardOwned(x *Tensor, owned bool) (*Tensor, bool) { return l.Forward(x), false }
 
 // TypeName returns "ModuleList".
 func (l *ModuleList) TypeName() string { return "ModuleList" }

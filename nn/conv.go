@@ -62,6 +62,18 @@ func NewConv2d(b *Builder, in, out, k int, opts ...Option) *Conv2d {
 
 // Forward convolves x [N, C, H, W].
 func (m *Conv2d) Forward(x *Tensor) *Tensor {
+	if planOf(x) != nil {
+		return ConvBNAct(m, nil, nil, x, nil)
+	}
+	if x.Dim() == 4 && m.Weight.Dim() == 4 {
+		if g := convGeometry(x, m.Weight, m.Bias, m.ConvParams); depthwiseOutOfRange(&g) {
+			y := conv2dPadded(x, m.Weight, m.ConvParams)
+			if m.Bias != nil {
+				y = y.Add(m.Bias.Reshape(1, m.OutChannels, 1, 1))
+			}
+			return y
+		}
+	}
 	return conv2d(x, m.Weight, m.Bias, m.ConvParams)
 }
 
@@ -89,7 +101,14 @@ func (m *Conv2d) String() string { return Repr(m) }
 
 // Conv2dFn convolves x [N, C, H, W] with w [O, C/groups, kh, kw] and optional
 // bias b [O], as torch.nn.functional.conv2d.
-func Conv2dFn(x, w, b *Tensor, p ConvParams) *Tensor { return conv2d(x, w, b, p) }
+// Inside an [Infer] call of a [Prepare]d module, w is packed for the GEMM
+// once, not on every call.
+func Conv2dFn(x, w, b *Tensor, p ConvParams) *Tensor {
+	if pl := planOf(x); pl != nil && !needGrad(x, w, b) {
+		return conv2dPreparedFn(pl, x, w, b, p)
+	}
+	return conv2d(x, w, b, p)
+}
 
 type convGeom struct {
 	n, c, h, wd, o, kh, kw, oh, ow int

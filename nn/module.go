@@ -74,7 +74,8 @@ type Base struct {
 	buffers  []bufReg
 	children []childReg
 	eval     bool
-	frozen   bool // set by Freeze: eval mode whatever Train says
+	frozen   bool  // set by Freeze: eval mode whatever Train says
+	plan     *plan // set by Prepare: the folded, packed weights Infer runs m with
 }
 
 type paramReg struct {
@@ -115,6 +116,7 @@ func (b *Base) RegisterParameter(name string, p **Tensor) {
 		(*p).requiresGrad = true
 	}
 	b.params = append(b.params, paramReg{name, p})
+	MarkModified()
 }
 
 // RegisterBuffer registers the tensor field *p as a float32 buffer (state that
@@ -123,6 +125,7 @@ func (b *Base) RegisterParameter(name string, p **Tensor) {
 func (b *Base) RegisterBuffer(name string, p **Tensor, persistent bool) {
 	b.checkName(name)
 	b.buffers = append(b.buffers, bufReg{name: name, p: p, persistent: persistent})
+	MarkModified()
 }
 
 // RegisterInt64Buffer registers the int64 scalar *p as a persistent buffer,
@@ -180,6 +183,7 @@ func (b *Base) RegisterModule(name string, ptr any) {
 // children held in no field, such as the numbered layers of Sequential. If a
 // child of that name exists it is replaced in place.
 func (b *Base) AddModule(name string, m Module) {
+	MarkModified()
 	for i := range b.children {
 		if b.children[i].name == name {
 			b.setChildAt(i, m)
@@ -198,6 +202,7 @@ func (b *Base) fixedChild(name string, m Module) childReg {
 }
 
 func (b *Base) setChildAt(i int, m Module) {
+	MarkModified()
 	if !b.children[i].set(m) {
 		panic(fmt.Sprintf("nn: cannot assign %T to child %q", m, b.children[i].name))
 	}
@@ -260,6 +265,7 @@ func (b *Base) Train() { b.setMode(false) }
 func (b *Base) Eval() { b.setMode(true) }
 
 func (b *Base) setMode(eval bool) {
+	MarkModified()
 	b.eval = eval || b.frozen
 	for _, c := range b.NamedChildren() {
 		c.Module.base().setMode(eval)

@@ -276,6 +276,7 @@ func (e *LoadError) Error() string {
 // carrying the report is returned. Tensors keep their identity (values are
 // copied in), so optimizers holding them stay valid.
 func (b *Base) LoadStateDict(src Source, strict bool) (*LoadReport, error) {
+	defer MarkModified() // prepared modules must see the loaded weights
 	r := &LoadReport{Suggestions: map[string]string{}}
 	entries := b.stateEntries()
 	known := map[string]bool{}

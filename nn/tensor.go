@@ -197,6 +197,7 @@ func (t *Tensor) CopyFrom(src *Tensor) {
 		shapeErr("CopyFrom", "element counts differ", t.shape, src.shape)
 	}
 	copy(t.data, src.data)
+	MarkModified()
 }
 
 // String formats t's shape and, for small tensors, its values.

@@ -58,6 +58,10 @@ type params struct {
 
 	// bsrc, when set, supplies op(B) (b, ldb and transB are unused).
 	bsrc BSource
+
+	// epi, when set, is called on every block of C once its product is
+	// complete (see Epilogue).
+	epi Epilogue
 }
 
 // workspace is one set of packing buffers, used by one goroutine at a time.
@@ -89,6 +93,9 @@ func (w *workspace) block(kn *kernel, p *params, i0, i1, j0, j1 int) {
 			packB(p, kn.nr, pc, kc, jc, nc, w.b)
 			w.rows(kn, p, i0, i1, jc, nc, pc, kc, w.b)
 		}
+		if p.epi != nil {
+			p.epi(i0, i1, jc, jc+nc)
+		}
 	}
 }
 
@@ -102,6 +109,9 @@ func (w *workspace) blockPacked(kn *kernel, p *params, i0, i1 int, bAll []float3
 		for pc := 0; pc < p.k; pc += kn.kc {
 			kc := min(kn.kc, p.k-pc)
 			w.rows(kn, p, i0, i1, jc, nc, pc, kc, bAll[pc*npad+jc*kc:])
+		}
+		if p.epi != nil {
+			p.epi(i0, i1, jc, jc+nc)
 		}
 	}
 }

@@ -97,3 +97,52 @@ func (pa *PackedA) Sgemm(transB bool, n int, alpha float32, b []float32, ldb int
 		b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad}
 	run(pa.kn, &p, Threads())
 }
+
+// Epilogue finishes a block of C, rows [i0, i1) and columns [j0, j1), once
+// every product term of it has been summed: a bias, a residual and an
+// activation applied while the block is still in cache, instead of in a
+// pass of their own over the whole output. It is called once for each
+// block, the blocks partitioning C, concurrently for disjoint blocks.
+type Epilogue func(i0, i1, j0, j1 int)
+
+// SgemmEpilogue computes C = op(A)*op(B) with op(A) the packed matrix, as
+// [PackedA.Sgemm] with alpha 1 and beta 0 (C is not read), then runs epi
+// on every block of C (nil: none).
+func (pa *PackedA) SgemmEpilogue(transB bool, n int, b []float32, ldb int, c []float32, ldc int, epi Epilogue) {
+	m, k := pa.m, pa.k
+	checkArgs(false, transB, m, n, k, pa.data, k, b, ldb, c, ldc)
+	if pa.kn == nil {
+		backend(false, transB, m, n, k, 1, pa.data, max(k, 1), b, ldb, 0, c, ldc)
+		if epi != nil && m > 0 && n > 0 {
+			epi(0, m, 0, n)
+		}
+		return
+	}
+	p := params{transB: transB, m: m, n: n, k: k, alpha: 1,
+		b: b, ldb: ldb, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad, epi: epi}
+	run(pa.kn, &p, Threads())
+}
+
+// SgemmSourceEpilogue computes C = op(A)*B with op(A) the packed matrix and
+// B the k×n operand b supplies (see [SgemmSource]), C m×n with stride ldc
+// (not read), then runs epi on every block of C (nil: none).
+func (pa *PackedA) SgemmSourceEpilogue(n int, b BSource, c []float32, ldc int, epi Epilogue) {
+	m, k := pa.m, pa.k
+	if n < 0 {
+		panic("gemm: negative dimension")
+	}
+	checkMat("C", c, m, n, ldc)
+	if pa.kn == nil {
+		bm := make([]float32, k*n)
+		if k > 0 && n > 0 {
+			b.PackB(n, 0, k, 0, n, bm)
+		}
+		backend(false, false, m, n, k, 1, pa.data, max(k, 1), bm, max(n, 1), 0, c, ldc)
+		if epi != nil && m > 0 && n > 0 {
+			epi(0, m, 0, n)
+		}
+		return
+	}
+	p := params{m: m, n: n, k: k, alpha: 1, bsrc: b, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad, epi: epi}
+	run(pa.kn, &p, Threads())
+}

@@ -156,6 +156,9 @@ func run(kn *kernel, p *params, threads int) {
 	}
 	if p.k == 0 || p.alpha == 0 {
 		scaleC(p)
+		if p.epi != nil {
+			p.epi(0, p.m, 0, p.n)
+		}
 		return
 	}
 	work := p.m * p.n * p.k

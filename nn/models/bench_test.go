@@ -6,19 +6,40 @@ import (
 	"github.com/ckptkit/ckpt/nn"
 )
 
+// benchArch times nn.Infer on the architecture, unprepared and prepared
+// (nn.Prepare), and reports the process CPU time per pass as cpu-ms/op
+// besides the wall time: on a shared machine the CPU time of the two
+// threads moves less with other load than the wall time does.
 func benchArch(b *testing.B, name string, batch, size int) {
 	m, err := Build(name, Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	m.(interface{ Eval() }).Eval()
+	m.Eval()
 	x := nn.RandN(batch, 3, size, size)
-	nn.Infer(m, x) // warm-up: workspaces and the arena
-	b.ResetTimer()
-	for b.Loop() {
-		nn.Infer(m, x)
+	for _, prepared := range []bool{false, true} {
+		label := "plain"
+		if prepared {
+			label = "prepared"
+			if err := nn.Prepare(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(label, func(b *testing.B) {
+			nn.Infer(m, x) // warm-up: workspaces, the arena, the plan
+			c0 := cpuTime()
+			b.ResetTimer()
+			for b.Loop() {
+				nn.Infer(m, x)
+			}
+			b.ReportMetric((cpuTime()-c0).Seconds()*1e3/float64(b.N), "cpu-ms/op")
+		})
 	}
+	nn.Unprepare(m)
 }
+
+// BenchmarkResNet18Batch8 times resnet18 on eight 224x224 images.
+func BenchmarkResNet18Batch8(b *testing.B) { benchArch(b, "resnet18", 8, 224) }
 
 // BenchmarkResNet18 times an eval-mode forward pass of resnet18 on one
 // 224x224 image (PyTorch 1.13 with oneDNN on 2 cores: about 67 ms).

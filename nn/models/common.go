@@ -24,32 +24,6 @@ func inference(ts ...*nn.Tensor) bool {
 	return true
 }
 
-// convBNAct computes bn(conv(x)), followed by ReLU when relu is set. In eval
-// mode with no graph to record, the normalisation and the ReLU are applied
-// in place to the convolution's output, as one pass of a per-channel affine
-// map (the fold of BatchNorm's running statistics).
-func convBNAct(conv *nn.Conv2d, bn *nn.BatchNorm2d, x *nn.Tensor, relu bool) *nn.Tensor {
-	if (bn.Training() || bn.RunningMean == nil) && inference(x, conv.Weight, conv.Bias, bn.Weight, bn.Bias) {
-		// A frozen layer in training mode: batch statistics, applied in
-		// place to the convolution's output.
-		return bn.ForwardInPlace(conv.Forward(x), relu)
-	}
-	if bn.Training() || bn.RunningMean == nil || !inference(x, conv.Weight, conv.Bias, bn.Weight, bn.Bias) {
-		y := bn.Forward(conv.Forward(x))
-		if relu {
-			y = y.ReLU()
-		}
-		return y
-	}
-	y := conv.Forward(x)
-	act := actNone
-	if relu {
-		act = actReLU
-	}
-	affineActInPlace(y, bn, act)
-	return y
-}
-
 // parallelMin is the element count below which elementwise passes stay on
 // one goroutine.
 const parallelMin = 1 << 15
@@ -90,35 +64,6 @@ func bnAffine(bn *nn.BatchNorm2d, ch int) (scale, shift float32) {
 	return scale, shift
 }
 
-// addReLU returns relu(a + b) for tensors of one shape, summing into a in
-// place when no graph is recorded.
-func addReLU(a, b *nn.Tensor) *nn.Tensor {
-	if !inference(a, b) {
-		return a.Add(b).ReLU()
-	}
-	ad, bd := a.Data(), b.Data()
-	bd = bd[:len(ad)]
-	const chunk = 4096
-	parallel((len(ad)+chunk-1)/chunk, chunk, func(lo, hi int) {
-		vec.AddReLU(ad[lo*chunk:min(hi*chunk, len(ad))], bd[lo*chunk:min(hi*chunk, len(ad))])
-	})
-	return a
-}
-
-// reluInPlace returns relu(x), overwriting x when no graph is recorded.
-// x must be a tensor the caller owns (an intermediate result).
-func reluInPlace(x *nn.Tensor) *nn.Tensor {
-	if !inference(x) {
-		return x.ReLU()
-	}
-	d := x.Data()
-	const chunk = 4096
-	parallel((len(d)+chunk-1)/chunk, chunk, func(lo, hi int) {
-		vec.Apply(d[lo*chunk:min(hi*chunk, len(d))], vec.ReLU)
-	})
-	return x
-}
-
 func maxPool(x *nn.Tensor, k, s, p int, ceil bool) *nn.Tensor {
 	return nn.MaxPool2dFn(x, nn.PoolParams{KernelSize: [2]int{k, k}, Stride: [2]int{s, s},
 		Padding: [2]int{p, p}, Dilation: [2]int{1, 1}, CeilMode: ceil})
@@ -127,47 +72,6 @@ func maxPool(x *nn.Tensor, k, s, p int, ceil bool) *nn.Tensor {
 func avgPool(x *nn.Tensor, k, s, p int) *nn.Tensor {
 	return nn.AvgPool2dFn(x, nn.PoolParams{KernelSize: [2]int{k, k}, Stride: [2]int{s, s},
 		Padding: [2]int{p, p}, Dilation: [2]int{1, 1}}, true)
-}
-
-// runSequential runs seq's layers in order like seq.Forward, fusing
-// Conv2d [+ BatchNorm2d] + ReLU runs into one pass over the convolution's
-// output when no graph is recorded.
-func runSequential(seq *nn.Sequential, x *nn.Tensor) *nn.Tensor {
-	n := seq.Len()
-	for i := 0; i < n; i++ {
-		m := seq.At(i)
-		conv, ok := m.(*nn.Conv2d)
-		if !ok {
-			x = m.Forward(x)
-			continue
-		}
-		var bn *nn.BatchNorm2d
-		if i+1 < n {
-			bn, _ = seq.At(i + 1).(*nn.BatchNorm2d)
-		}
-		j := i + 1
-		if bn != nil {
-			j++
-		}
-		relu := false
-		if j < n {
-			_, relu = seq.At(j).(*nn.ReLU)
-		}
-		switch {
-		case bn != nil:
-			x = convBNAct(conv, bn, x, relu)
-		case relu:
-			x = reluInPlace(conv.Forward(x))
-		default:
-			x = conv.Forward(x)
-			continue
-		}
-		i = j - 1
-		if relu {
-			i = j
-		}
-	}
-	return x
 }
 
 // seqOf returns a Sequential of the layers made by the functions, each given
@@ -208,3 +112,23 @@ func (s *namedSequential) Forward(x *nn.Tensor) *nn.Tensor {
 
 func (s *namedSequential) TypeName() string { return s.typeName }
 func (s *namedSequential) String() string   { return nn.Repr(s) }
+
+// addReLU returns relu(a + b) for tensors of one shape, summing into a in
+// place when no graph is recorded (regnet's block, whose last convolution
+// is inside its transform).
+func addReLU(a, b *nn.Tensor) *nn.Tensor {
+	if !inference(a, b) {
+		return a.Add(b).ReLU()
+	}
+	ad, bd := a.Data(), b.Data()
+	bd = bd[:len(ad)]
+	const chunk = 4096
+	parallel((len(ad)+chunk-1)/chunk, chunk, func(lo, hi int) {
+		vec.AddReLU(ad[lo*chunk:min(hi*chunk, len(ad))], bd[lo*chunk:min(hi*chunk, len(ad))])
+	})
+	return a
+}
+
+// reluInPlace returns relu(x), overwriting x when no graph is recorded.
+// x must be a tensor the caller owns (an intermediate result).
+func reluInPlace(x *nn.Tensor) *nn.Tensor { return actInPlace(x, actReLU, nn.NewReLU(false)) }

@@ -132,7 +132,7 @@ func (m *CNBlock) Forward(x *nn.Tensor) *nn.Tensor {
 	y := x
 	for i := range m.Block.Len() {
 		if c, ok := m.Block.At(i).(*nn.Conv2d); ok {
-			y = convForward(c, y)
+			y = c.Forward(y)
 		} else {
 			y = m.Block.At(i).Forward(y)
 		}

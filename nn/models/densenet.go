@@ -149,7 +149,7 @@ func (l *DenseLayer) forward(prev []*nn.Tensor) *nn.Tensor {
 	} else {
 		x = bnAct(l.Norm1, nn.Cat(prev, 1), true)
 	}
-	x = convBNAct(l.Conv1, l.Norm2, x, true)
+	x = nn.ConvBNAct(l.Conv1, l.Norm2, l.Relu2, x, nil)
 	x = l.Conv2.Forward(x)
 	if l.DropRate > 0 {
 		x = x.Dropout(l.DropRate, l.Training())
@@ -177,7 +177,7 @@ func (m *DenseNet) Forward(x *nn.Tensor) *nn.Tensor {
 			// conv0+norm0+relu0 fuse; norm5 fuses with the final ReLU.
 			switch {
 			case i == 0:
-				x = convBNAct(f.layers[0].(*nn.Conv2d), f.layers[1].(*nn.BatchNorm2d), x, true)
+				x = nn.ConvBNAct(f.layers[0].(*nn.Conv2d), f.layers[1].(*nn.BatchNorm2d), f.layers[2], x, nil)
 			case i == 1 || i == 2:
 			case i == len(f.layers)-1:
 				x = bnAct(layer.(*nn.BatchNorm2d), x, true) // norm5 and forward's ReLU

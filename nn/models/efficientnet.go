@@ -190,14 +190,13 @@ func newMBConv(b *nn.Builder, c mbconvConf, sd float64, bnOpts []nn.Option) *MBC
 
 // Forward runs the block.
 func (m *MBConv) Forward(x *nn.Tensor) *nn.Tensor {
-	y := runFused(m.Block, x, false)
 	if !m.useRes {
-		return y
+		return m.Block.Forward(x)
 	}
 	if m.StochasticDepth.Training() && m.StochasticDepth.P > 0 {
-		y = m.StochasticDepth.Forward(y)
+		return m.StochasticDepth.Forward(m.Block.Forward(x)).Add(x)
 	}
-	return addInPlace(y, x)
+	return m.Block.ForwardAdd(x, x)
 }
 
 // TypeName returns torchvision's class name: MBConv or FusedMBConv.
@@ -205,7 +204,7 @@ func (m *MBConv) TypeName() string { return m.typeName }
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *EfficientNet) Forward(x *nn.Tensor) *nn.Tensor {
-	x = runFused(m.Features, x, false)
+	x = m.Features.Forward(x)
 	x = m.Avgpool.Forward(x).Flatten(1, -1)
 	return m.Classifier.Forward(x)
 }

@@ -21,7 +21,12 @@ func newBasicConv2d(b *nn.Builder, in, out int, opts ...nn.Option) *BasicConv2d 
 }
 
 // Forward runs conv, bn and ReLU.
-func (m *BasicConv2d) Forward(x *nn.Tensor) *nn.Tensor { return convBNAct(m.Conv, m.BN, x, true) }
+func (m *BasicConv2d) Forward(x *nn.Tensor) *nn.Tensor {
+	return nn.ConvBNAct(m.Conv, m.BN, fnReLU, x, nil)
+}
+
+// fnReLU is torch's F.relu as a module, for blocks that call it.
+var fnReLU = nn.NewReLU(true)
 
 // String returns the module tree as torch prints it.
 func (m *BasicConv2d) String() string { return nn.Repr(m) }

@@ -152,9 +152,8 @@ type cna struct {
 
 // ConvNormActivation is torchvision.ops.misc.Conv2dNormActivation: a
 // Sequential of a Conv2d, an optional norm layer and an optional activation.
-// Subclasses print their own name (regnet's SimpleStemIN). In eval mode with
-// no graph to record, BatchNorm and the activation run as one pass over the
-// convolution's output.
+// Subclasses print their own name (regnet's SimpleStemIN). It runs as the
+// nn.Sequential it embeds: with no graph to record, as one nn.ConvBNAct.
 type ConvNormActivation struct {
 	*nn.Sequential
 	// OutChannels is the convolution's output channels.
@@ -189,62 +188,10 @@ func newConvNormAct(b *nn.Builder, in, out, k int, o cna) *ConvNormActivation {
 	return &ConvNormActivation{Sequential: seq, OutChannels: out, typeName: name}
 }
 
-// Forward runs the convolution, the norm layer and the activation.
-func (m *ConvNormActivation) Forward(x *nn.Tensor) *nn.Tensor {
-	return runFused(m.Sequential, x, false)
-}
-
 // TypeName returns torchvision's class name.
 func (m *ConvNormActivation) TypeName() string { return m.typeName }
 
 func (m *ConvNormActivation) String() string { return nn.Repr(m) }
-
-// runFused runs seq's layers in order like seq.Forward, fusing each Conv2d
-// with a following BatchNorm2d and activation into one pass when no graph
-// is recorded, and scaling in place in SqueezeExcitation layers. owned says
-// whether x is an intermediate result that may be overwritten.
-func runFused(seq *nn.Sequential, x *nn.Tensor, owned bool) *nn.Tensor {
-	n := seq.Len()
-	for i := 0; i < n; i++ {
-		switch m := seq.At(i).(type) {
-		case *nn.Conv2d:
-			var bn *nn.BatchNorm2d
-			if i+1 < n {
-				bn, _ = seq.At(i + 1).(*nn.BatchNorm2d)
-			}
-			if bn == nil || bn.Training() || bn.RunningMean == nil || !inference(x, m.Weight, m.Bias, bn.Weight, bn.Bias) {
-				x = convForward(m, x)
-				owned = true
-				continue
-			}
-			k := actNone
-			if i+2 < n {
-				if a, ok := actOf(seq.At(i + 2)); ok {
-					k = a
-					i++
-				}
-			}
-			x = convForward(m, x)
-			affineActInPlace(x, bn, k)
-			owned = true
-			i++
-		case *SqueezeExcitation:
-			x = m.scale(x, owned)
-			owned = true
-		case *ConvNormActivation:
-			x = m.Forward(x)
-			owned = true
-		default:
-			if k, ok := actOf(m); ok && owned {
-				x = actInPlace(x, k, m)
-				continue
-			}
-			x = m.Forward(x)
-			owned = false // a layer of unknown kind may return its input
-		}
-	}
-	return x
-}
 
 // SqueezeExcitation is torchvision.ops.SqueezeExcitation: the input scaled
 // per channel by scale_activation(fc2(activation(fc1(avgpool(x))))).
@@ -274,6 +221,12 @@ func newSqueezeExcitation(b *nn.Builder, in, squeeze int, act nn.Module, scale n
 
 // Forward returns x scaled per channel.
 func (m *SqueezeExcitation) Forward(x *nn.Tensor) *nn.Tensor { return m.scale(x, false) }
+
+// ForwardOwned implements nn.OwnedForwarder: x is scaled in place when the
+// chain owns it.
+func (m *SqueezeExcitation) ForwardOwned(x *nn.Tensor, owned bool) (*nn.Tensor, bool) {
+	return m.scale(x, owned), true
+}
 
 // scale computes the per-channel scale of x and applies it, in place when
 // owned and no graph is recorded.
@@ -397,46 +350,4 @@ func channelNorm(x, weight, bias *nn.Tensor, eps float64) *nn.Tensor {
 		}
 	})
 	return out
-}
-
-// convForward is c.Forward(x), except for a depthwise convolution whose
-// padding is so wide that some kernel column never meets the input (a 5x5
-// kernel on a 1x1 map, as mobilenet_v3 meets at small input sizes): nn's
-// depthwise loop slices out of range there, so such convolutions get their
-// zero padding as explicit rows and columns of x and run unpadded.
-func convForward(c *nn.Conv2d, x *nn.Tensor) *nn.Tensor {
-	if !depthwiseOutOfRange(c, x) {
-		return c.Forward(x)
-	}
-	n, ch, h, w := x.Size(0), x.Size(1), x.Size(2), x.Size(3)
-	ph, pw := c.Padding[0], c.Padding[1]
-	if ph > 0 {
-		z := nn.Zeros(n, ch, ph, w)
-		x = nn.Cat([]*nn.Tensor{z, x, z}, 2)
-	}
-	if pw > 0 {
-		z := nn.Zeros(n, ch, h+2*ph, pw)
-		x = nn.Cat([]*nn.Tensor{z, x, z}, 3)
-	}
-	p := c.ConvParams
-	p.Padding = [2]int{0, 0}
-	return nn.Conv2dFn(x, c.Weight, c.Bias, p)
-}
-
-// depthwiseOutOfRange reports whether c is a depthwise convolution with unit
-// width stride some of whose kernel columns fall wholly outside x's width.
-func depthwiseOutOfRange(c *nn.Conv2d, x *nn.Tensor) bool {
-	if c.Groups <= 1 || c.Groups != c.InChannels || c.OutChannels != c.InChannels || c.Stride[1] != 1 || x.Dim() != 4 {
-		return false
-	}
-	w := x.Size(3)
-	ow := w + 2*c.Padding[1] - c.Dilation[1]*(c.KernelSize[1]-1)
-	for kj := range c.KernelSize[1] {
-		off := kj*c.Dilation[1] - c.Padding[1]
-		lo := min(max(-off, 0), ow)
-		if hi := min(max(w-off, 0), ow); hi <= lo && (lo+off < 0 || lo+off > w) {
-			return true
-		}
-	}
-	return false
 }

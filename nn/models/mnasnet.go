@@ -133,11 +133,10 @@ func newMNASNetBlock(b *nn.Builder, in, out, k, stride, expand int) *MNASNetBloc
 
 // Forward runs the block.
 func (m *MNASNetBlock) Forward(x *nn.Tensor) *nn.Tensor {
-	y := runFused(m.Layers, x, false)
 	if m.applyResidual {
-		return addInPlace(y, x)
+		return m.Layers.ForwardAdd(x, x)
 	}
-	return y
+	return m.Layers.Forward(x)
 }
 
 // TypeName returns torchvision's class name.
@@ -145,7 +144,7 @@ func (m *MNASNetBlock) TypeName() string { return "_InvertedResidual" }
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *MNASNet) Forward(x *nn.Tensor) *nn.Tensor {
-	x = runFused(m.Layers, x, false)
+	x = m.Layers.Forward(x)
 	x = nn.AdaptiveAvgPool2dFn(x, 1, 1).Flatten(1, -1)
 	return m.Classifier.Forward(x)
 }

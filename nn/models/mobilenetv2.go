@@ -108,16 +108,15 @@ func newInvertedResidual(b *nn.Builder, in, out, stride, expand int) *InvertedRe
 
 // Forward runs the block.
 func (m *InvertedResidual) Forward(x *nn.Tensor) *nn.Tensor {
-	y := runFused(m.Conv, x, false)
 	if m.useRes {
-		return addInPlace(y, x)
+		return m.Conv.ForwardAdd(x, x)
 	}
-	return y
+	return m.Conv.Forward(x)
 }
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *MobileNetV2) Forward(x *nn.Tensor) *nn.Tensor {
-	x = runFused(m.Features, x, false)
+	x = m.Features.Forward(x)
 	x = nn.AdaptiveAvgPool2dFn(x, 1, 1).Flatten(1, -1)
 	return m.Classifier.Forward(x)
 }

@@ -151,11 +151,10 @@ func newInvertedResidualV3(b *nn.Builder, c bneckConf) *InvertedResidualV3 {
 
 // Forward runs the block.
 func (m *InvertedResidualV3) Forward(x *nn.Tensor) *nn.Tensor {
-	y := runFused(m.Block, x, false)
 	if m.useRes {
-		return addInPlace(y, x)
+		return m.Block.ForwardAdd(x, x)
 	}
-	return y
+	return m.Block.Forward(x)
 }
 
 // TypeName returns torchvision's class name.
@@ -163,9 +162,9 @@ func (m *InvertedResidualV3) TypeName() string { return "InvertedResidual" }
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *MobileNetV3) Forward(x *nn.Tensor) *nn.Tensor {
-	x = runFused(m.Features, x, false)
+	x = m.Features.Forward(x)
 	x = m.Avgpool.Forward(x).Flatten(1, -1)
-	return runFused(m.Classifier, x, false)
+	return m.Classifier.Forward(x)
 }
 
 func (m *MobileNetV3) String() string        { return nn.Repr(m) }

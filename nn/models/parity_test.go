@@ -142,8 +142,11 @@ func readIO(t *testing.T, path string) (x, y *nn.Tensor) {
 // forward runs m on x three ways that must agree bit for bit: a plain
 // Forward under NoGrad, and two nn.Infer calls (the second reusing the
 // first's arena memory, which must neither change the result nor reach the
-// first call's output).
-func forward(t *testing.T, m nn.Module, x *nn.Tensor) (y *nn.Tensor) {
+// first call's output). It then prepares m (nn.Prepare: batch norms
+// folded, weights packed) and runs two Infer calls that must agree with
+// each other bit for bit; their result, prepared, differs from y by the
+// rounding of the folded weights, so the callers check both against torch.
+func forward(t *testing.T, m nn.Module, x *nn.Tensor) (y, prepared *nn.Tensor) {
 	t.Helper()
 	nn.NoGrad(func() { y = m.Forward(x) })
 	first := nn.Infer(m, x)
@@ -154,7 +157,27 @@ func forward(t *testing.T, m nn.Module, x *nn.Tensor) (y *nn.Tensor) {
 			t.Fatalf("%s differs from the plain forward pass or was overwritten", name)
 		}
 	}
-	return y
+	if err := nn.Prepare(m); err != nil {
+		t.Fatal(err)
+	}
+	defer nn.Unprepare(m)
+	prepared = nn.Infer(m, x)
+	kept = append(kept[:0], prepared.Data()...)
+	if again := nn.Infer(m, x); !slices.Equal(again.Data(), kept) || !slices.Equal(prepared.Data(), kept) {
+		t.Fatalf("prepared Infer calls differ or the first was overwritten")
+	}
+	return y, prepared
+}
+
+// checkBoth checks the plain and the prepared outputs of forward against
+// torch's and returns the worse result.
+func checkBoth(t *testing.T, plain, prepared, want *nn.Tensor) parityResult {
+	t.Helper()
+	r := checkOutput(t, plain, want)
+	if p := checkOutput(t, prepared, want); p.maxErr > r.maxErr {
+		r = p
+	}
+	return r
 }
 
 // runParity loads dir/name.pt into spec, runs dir/name.io.pt's input and
@@ -174,9 +197,9 @@ func runParity(t *testing.T, spec Spec, dir, name string, cfg Config) (parityRes
 	checkKeys(t, m, src)
 	x, want := readIO(t, filepath.Join(dir, name+".io.pt"))
 	start := time.Now()
-	got := forward(t, m, x)
+	got, prepared := forward(t, m, x)
 	d := time.Since(start)
-	return checkOutput(t, got, want), d
+	return checkBoth(t, got, prepared, want), d
 }
 
 // fixtureSpecs mirror FIXTURES in testdata/gen/models_parity.py (its

@@ -188,7 +188,8 @@ func TestLoadLayouts(t *testing.T) {
 			if nc := m.(*ResNet).FC.OutFeatures; nc != 10 {
 				t.Errorf("num_classes got %d, want 10 (from fc.weight)", nc)
 			}
-			checkOutput(t, forward(t, m, x), want)
+			plain, prepared := forward(t, m, x)
+			checkBoth(t, plain, prepared, want)
 		})
 	}
 }
@@ -264,7 +265,8 @@ func TestDenseNetLegacyKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v\n%v", err, rep)
 	}
-	checkOutput(t, forward(t, m, x), want)
+	plain, prepared := forward(t, m, x)
+	checkBoth(t, plain, prepared, want)
 }
 
 func TestLoadFile(t *testing.T) {
@@ -373,7 +375,8 @@ func TestLoadFileFormats(t *testing.T) {
 			if err != nil {
 				t.Fatalf("load: %v\n%v", err, rep)
 			}
-			checkOutput(t, forward(t, m, x), want)
+			plain, prepared := forward(t, m, x)
+			checkBoth(t, plain, prepared, want)
 		})
 	}
 }

@@ -181,7 +181,7 @@ func newBottleneck(b *nn.Builder, inplanes, planes, stride, groups, baseWidth in
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *ResNet) Forward(x *nn.Tensor) *nn.Tensor {
-	x = m.MaxPool.Forward(convBNAct(m.Conv1, m.BN1, x, true))
+	x = m.MaxPool.Forward(nn.ConvBNAct(m.Conv1, m.BN1, m.ReLU, x, nil))
 	x = m.Layer4.Forward(m.Layer3.Forward(m.Layer2.Forward(m.Layer1.Forward(x))))
 	x = m.AvgPool.Forward(x).Flatten(1, -1)
 	return m.FC.Forward(x)
@@ -189,25 +189,23 @@ func (m *ResNet) Forward(x *nn.Tensor) *nn.Tensor {
 
 // Forward runs the block.
 func (m *BasicBlock) Forward(x *nn.Tensor) *nn.Tensor {
-	out := convBNAct(m.Conv1, m.BN1, x, true)
-	out = convBNAct(m.Conv2, m.BN2, out, false)
 	identity := x
 	if m.Downsample != nil {
 		identity = m.Downsample.Forward(x)
 	}
-	return addReLU(out, identity)
+	out := nn.ConvBNAct(m.Conv1, m.BN1, m.ReLU, x, nil)
+	return nn.ConvBNAct(m.Conv2, m.BN2, m.ReLU, out, identity)
 }
 
 // Forward runs the block.
 func (m *Bottleneck) Forward(x *nn.Tensor) *nn.Tensor {
-	out := convBNAct(m.Conv1, m.BN1, x, true)
-	out = convBNAct(m.Conv2, m.BN2, out, true)
-	out = convBNAct(m.Conv3, m.BN3, out, false)
 	identity := x
 	if m.Downsample != nil {
 		identity = m.Downsample.Forward(x)
 	}
-	return addReLU(out, identity)
+	out := nn.ConvBNAct(m.Conv1, m.BN1, m.ReLU, x, nil)
+	out = nn.ConvBNAct(m.Conv2, m.BN2, m.ReLU, out, nil)
+	return nn.ConvBNAct(m.Conv3, m.BN3, m.ReLU, out, identity)
 }
 
 // String returns the module tree as torch prints it.

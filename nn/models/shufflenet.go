@@ -132,9 +132,9 @@ func (m *ShuffleBlock) Forward(x *nn.Tensor) *nn.Tensor {
 	var a, c *nn.Tensor
 	if m.stride == 1 {
 		h := x.Chunk(2, 1)
-		a, c = h[0], runFused(m.Branch2, h[1], false)
+		a, c = h[0], m.Branch2.Forward(h[1])
 	} else {
-		a, c = runFused(m.Branch1, x, false), runFused(m.Branch2, x, false)
+		a, c = m.Branch1.Forward(x), m.Branch2.Forward(x)
 	}
 	if !inference(a, c) {
 		return nn.Cat([]*nn.Tensor{a, c}, 1).ChannelShuffle(2)
@@ -163,9 +163,9 @@ func (m *ShuffleBlock) TypeName() string { return "InvertedResidual" }
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *ShuffleNetV2) Forward(x *nn.Tensor) *nn.Tensor {
-	x = m.Maxpool.Forward(runFused(m.Conv1, x, false))
+	x = m.Maxpool.Forward(m.Conv1.Forward(x))
 	x = m.Stage4.Forward(m.Stage3.Forward(m.Stage2.Forward(x)))
-	x = runFused(m.Conv5, x, false)
+	x = m.Conv5.Forward(x)
 	x = nn.AdaptiveAvgPool2dFn(x, 1, 1).Flatten(1, -1)
 	return m.FC.Forward(x)
 }

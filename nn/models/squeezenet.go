@@ -97,14 +97,15 @@ func newFire(b *nn.Builder, in, squeeze, e1, e3 int) *Fire {
 
 // Forward runs the block.
 func (m *Fire) Forward(x *nn.Tensor) *nn.Tensor {
-	x = reluInPlace(m.Squeeze.Forward(x))
-	return nn.Cat([]*nn.Tensor{reluInPlace(m.Expand1x1.Forward(x)), reluInPlace(m.Expand3x3.Forward(x))}, 1)
+	x = nn.ConvBNAct(m.Squeeze, nil, m.SqueezeActivation, x, nil)
+	return nn.Cat([]*nn.Tensor{nn.ConvBNAct(m.Expand1x1, nil, m.Expand1x1Activation, x, nil),
+		nn.ConvBNAct(m.Expand3x3, nil, m.Expand3x3Activation, x, nil)}, 1)
 }
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *SqueezeNet) Forward(x *nn.Tensor) *nn.Tensor {
-	x = runSequential(m.Features, x)
-	return runSequential(m.Classifier, x).Flatten(1, -1)
+	x = m.Features.Forward(x)
+	return m.Classifier.Forward(x).Flatten(1, -1)
 }
 
 // String returns the module tree as torch prints it.

@@ -371,7 +371,7 @@ func (m *PatchMerging) Forward(x *nn.Tensor) *nn.Tensor {
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *SwinTransformer) Forward(x *nn.Tensor) *nn.Tensor {
 	stem := m.Features.At(0).(*nn.Sequential)
-	x = convForward(stem.At(0).(*nn.Conv2d), x)
+	x = stem.At(0).(*nn.Conv2d).Forward(x)
 	x = stem.At(2).Forward(stem.At(1).Forward(x))
 	for i := 1; i < m.Features.Len(); i++ {
 		x = m.Features.At(i).Forward(x)

@@ -65,7 +65,9 @@ func TestTransformerLoadFileFormats(t *testing.T) {
 				if err != nil {
 					t.Fatalf("load: %v\n%v", err, rep)
 				}
-				checkOutput(t, forward(t, m, x), want)
+				plain, prepared := forward(t, m, x)
+				checkOutput(t, plain, want)
+				checkOutput(t, prepared, want)
 			})
 		}
 	}

@@ -82,7 +82,7 @@ func newVGG(cfg Config, a vggArch) *VGG {
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *VGG) Forward(x *nn.Tensor) *nn.Tensor {
-	x = runSequential(m.Features, x)
+	x = m.Features.Forward(x)
 	x = m.AvgPool.Forward(x).Flatten(1, -1)
 	return m.Classifier.Forward(x)
 }
@@ -152,7 +152,7 @@ func newAlexNet(cfg Config, a alexArch) *AlexNet {
 
 // Forward computes the class logits of x [N, 3, H, W].
 func (m *AlexNet) Forward(x *nn.Tensor) *nn.Tensor {
-	x = runSequential(m.Features, x)
+	x = m.Features.Forward(x)
 	x = m.AvgPool.Forward(x).Flatten(1, -1)
 	return m.Classifier.Forward(x)
 }

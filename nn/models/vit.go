@@ -179,7 +179,7 @@ func (m *VisionTransformer) Forward(x *nn.Tensor) *nn.Tensor {
 	}
 	n := x.Size(0)
 	g := m.ImageSize / m.PatchSize
-	x = convForward(m.ConvProj, x).Reshape(n, m.HiddenDim, g*g).Permute(0, 2, 1)
+	x = m.ConvProj.Forward(x).Reshape(n, m.HiddenDim, g*g).Permute(0, 2, 1)
 	tokens := make([]*nn.Tensor, 0, n)
 	for range n {
 		tokens = append(tokens, m.ClassToken)

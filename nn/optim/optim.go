@@ -246,6 +246,7 @@ func (o *Optimizer) ZeroGrad() {
 // Step performs one update of every parameter that requires grad and has a
 // gradient.
 func (o *Optimizer) Step() {
+	defer nn.MarkModified() // prepared modules must see the new weights
 	for _, g := range o.Groups {
 		for _, p := range g.Params {
 			if !p.RequiresGrad() || p.Grad() == nil {

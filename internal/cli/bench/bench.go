@@ -140,6 +140,9 @@ func benchRun(o *Options) error {
 		return trainRun(o, m, spec, size, threads)
 	}
 	m.Eval()
+	if err := nn.Prepare(m); err != nil { // the inference engine's folded, packed weights
+		return err
+	}
 	x := modelcmd.SeededInput(0, o.Batch, size)
 	for range o.Warmup {
 		if _, err := modelcmd.Forward(m, x); err != nil {
