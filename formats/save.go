@@ -355,11 +355,11 @@ func checkGraph(path string) error {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return err
 		}
-		return fmt.Errorf("formats: %s: not an ONNX model", path)
+		return errors.New("formats: not an ONNX model")
 	}
 	what := map[Kind]string{KindPyTorch: "a PyTorch file", KindSafetensors: "a safetensors file", KindIndex: "a sharded checkpoint's index"}[k]
 	if what != "" {
-		return fmt.Errorf("formats: %s: not an ONNX model (%s)", path, what)
+		return fmt.Errorf("formats: not an ONNX model (%s)", what)
 	}
 	return nil
 }
