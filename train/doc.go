@@ -17,12 +17,10 @@
 // Runs are deterministic for a seed: the split, the shuffling, the
 // augmentation and the new classifier's initialisation come from it, and a
 // run resumed from its checkpoint repeats the interrupted epoch as the
-// uninterrupted run did. Evaluation uses nn.NoGrad, which is process-wide:
-// do not train in one goroutine while evaluating in another until nn's grad
-// mode is per call.
+// uninterrupted run did. checkpoint.pt holds {epoch, model, optimizer,
+// scheduler} as a PyTorch training loop saves them, for resuming in torch.
+// Evaluation uses nn.NoGrad, which applies to the calling goroutine only.
 //
-// What it does not do: write a single torch-loadable checkpoint.pt holding
-// {epoch, model, optimizer, scheduler} (the run directory has last.pt and
-// optimizer.pt for torch, checkpoint.safetensors for ckpt), ColorJitter or
-// TrivialAugmentWide augmentation, or import ONNX backbones.
+// What it does not do: ColorJitter or TrivialAugmentWide augmentation, or
+// import ONNX backbones.
 package train

@@ -210,6 +210,7 @@ func TestMetricsMatchTorch(t *testing.T) {
 	if err := json.Unmarshal(out, &want); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	checkTorchResume(t, py, cfg.Out, cfg.Epochs)
 	got := res.Val
 	if got.Top1 != want.Top1 || got.Top5 != want.Top5 || got.N != want.N || math.Abs(got.Loss-want.Loss) > 1e-4*want.Loss {
 		t.Errorf("metrics.json: top1 %v top5 %v loss %v n %d; torch on best.pt: top1 %v top5 %v loss %v n %d",
@@ -221,5 +222,44 @@ func TestMetricsMatchTorch(t *testing.T) {
 				t.Errorf("confusion[%d][%d]: got %d, torch %d", i, j, got.Confusion[i][j], want.Confusion[i][j])
 			}
 		}
+	}
+}
+
+// checkTorchResume has torch resume the run's checkpoint.pt: the model
+// loads strictly, the optimizer and the schedule load into torch's own, at
+// the epoch and learning rate the run ended with.
+func checkTorchResume(t *testing.T, py, run string, epochs int) {
+	t.Helper()
+	out, err := exec.Command(py, "../testdata/gen/finetune_checkpoint_check.py", run).CombinedOutput()
+	if err != nil {
+		t.Fatalf("torch could not resume checkpoint.pt: %v\n%s", err, out)
+	}
+	var got struct {
+		Epoch           int     `json:"epoch"`
+		Keys            int     `json:"keys"`
+		MomentumBuffers int     `json:"momentum_buffers"`
+		LastEpoch       int     `json:"last_epoch"`
+		LR              float64 `json:"lr"`
+		LastLR          float64 `json:"last_lr"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var cfg struct {
+		LR float64 `json:"lr"`
+	}
+	b, err := os.ReadFile(filepath.Join(run, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Cosine annealing to 0 over the run's epochs, stepped once per epoch:
+	// after the last epoch the rate is 0.
+	wantLR := cfg.LR * (1 + math.Cos(math.Pi*float64(epochs)/float64(epochs))) / 2
+	if got.Epoch != epochs || got.LastEpoch != epochs || got.MomentumBuffers != 2 || math.Abs(got.LR-wantLR) > 1e-12 || got.Keys < 100 {
+		t.Errorf("torch resumed epoch %d (schedule at %d), lr %v, %d momentum buffers, %d model keys; want epoch %d, lr %v, 2 buffers (fc.weight, fc.bias)",
+			got.Epoch, got.LastEpoch, got.LR, got.MomentumBuffers, got.Keys, epochs, wantLR)
 	}
 }

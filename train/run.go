@@ -15,8 +15,10 @@ import (
 	"github.com/ckptkit/ckpt/data"
 	"github.com/ckptkit/ckpt/data/transforms"
 	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/formats/pytorch"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/optim"
+	"github.com/ckptkit/ckpt/pickle"
 )
 
 // Config is a fine-tuning run: what `ckpt finetune` takes. Its JSON form
@@ -663,7 +665,7 @@ func (w *runWriter) OnEpoch(t *Trainer, s *EpochStats) error {
 	if err := w.writeSummary(); err != nil {
 		return err
 	}
-	if err := w.saveLast(s.Epoch); err != nil {
+	if err := w.saveLast(s.Epoch, t.Sched); err != nil {
 		return err
 	}
 	if w.stop.BestEpoch == s.Epoch || s.Val == nil {
@@ -731,7 +733,7 @@ func (w *runWriter) saveModel(name string) error {
 // under "optimizer." and the epoch, best epoch and history in its metadata
 // (what --resume reads); optimizer.pt is the optimizer's state_dict as torch
 // saves it, for optimizer.load_state_dict(torch.load(...)) beside last.pt.
-func (w *runWriter) saveLast(epochs int) error {
+func (w *runWriter) saveLast(epochs int, sched optim.Scheduler) error {
 	if err := w.saveModel("last"); err != nil {
 		return err
 	}
@@ -764,7 +766,45 @@ func (w *runWriter) saveLast(epochs int) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), filepath.Join(w.dir, "optimizer.pt"))
+	if err := os.Rename(f.Name(), filepath.Join(w.dir, "optimizer.pt")); err != nil {
+		return err
+	}
+	return w.saveTorchCheckpoint(epochs, osd, sched)
+}
+
+// saveTorchCheckpoint writes checkpoint.pt, the run's state as a PyTorch
+// training loop saves it: torch.load gives {"epoch", "model" (the
+// state_dict, an OrderedDict), "optimizer" (optimizer.state_dict()),
+// "scheduler" (scheduler.state_dict())}, each of which torch's
+// load_state_dict takes, so training can resume in PyTorch too.
+func (w *runWriter) saveTorchCheckpoint(epochs int, osd *optim.StateDict, sched optim.Scheduler) error {
+	model := &pickle.Dict{Ordered: true}
+	for _, t := range w.model.StateDict() {
+		model.Keys = append(model.Keys, t.Name)
+		model.Values = append(model.Values, t.Tensor)
+	}
+	opt, err := optim.TorchValue(osd)
+	if err != nil {
+		return err
+	}
+	root := &pickle.Dict{Keys: []any{"epoch", "model", "optimizer"}, Values: []any{int64(epochs), model, opt}}
+	if s, ok := sched.(interface{ StateDict() map[string]any }); ok {
+		root.Keys = append(root.Keys, "scheduler")
+		root.Values = append(root.Values, optim.SchedulerValue(s.StateDict()))
+	}
+	f, err := os.CreateTemp(w.dir, ".checkpoint.pt.tmp-*")
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := pytorch.WriteObject(f, root); err != nil {
+		f.Close()
+		return fmt.Errorf("train: writing checkpoint.pt: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(w.dir, "checkpoint.pt"))
 }
 
 func finite(v float64) any {

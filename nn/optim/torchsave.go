@@ -36,7 +36,7 @@ import (
 // tensor is rebuilt by torch._utils._rebuild_tensor_v2 from a float32
 // storage of its own.
 func WriteTorch(w io.Writer, sd *StateDict) error {
-	v, err := torchValue(sd)
+	v, err := TorchValue(sd)
 	if err != nil {
 		return err
 	}
@@ -46,9 +46,10 @@ func WriteTorch(w io.Writer, sd *StateDict) error {
 	return nil
 }
 
-// torchValue returns sd as the value torch.save pickles: package pickle's
-// object model, which pytorch.WriteObject writes.
-func torchValue(sd *StateDict) (*pickle.Dict, error) {
+// TorchValue returns sd as the value torch.save pickles for
+// optimizer.state_dict(): package pickle's object model, which
+// pytorch.WriteObject writes, so it can sit inside a larger checkpoint.
+func TorchValue(sd *StateDict) (*pickle.Dict, error) {
 	ids := make([]int, 0, len(sd.State))
 	for id := range sd.State {
 		ids = append(ids, id)
@@ -146,4 +147,50 @@ func groupKeyOrder(pg map[string]any) []string {
 		}
 	}
 	return order
+}
+
+// SchedulerValue returns a scheduler's StateDict (torch's layout, as
+// [LRScheduler.StateDict] and [SequentialLR.StateDict] give it) as package
+// pickle's object model, keys sorted, for pytorch.WriteObject.
+func SchedulerValue(st map[string]any) *pickle.Dict {
+	return pickleValue(st).(*pickle.Dict)
+}
+
+// pickleValue turns the maps and slices of a scheduler state into pickle's
+// object model: map[string]any into a dict with sorted keys, []float64 and
+// []any into lists.
+func pickleValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		d := &pickle.Dict{}
+		for _, k := range keys {
+			d.Keys = append(d.Keys, k)
+			d.Values = append(d.Values, pickleValue(v[k]))
+		}
+		return d
+	case []float64:
+		l := make([]any, len(v))
+		for i, f := range v {
+			l[i] = f
+		}
+		return l
+	case []int:
+		l := make([]any, len(v))
+		for i, n := range v {
+			l[i] = int64(n)
+		}
+		return l
+	case []any:
+		l := make([]any, len(v))
+		for i, e := range v {
+			l[i] = pickleValue(e)
+		}
+		return l
+	}
+	return v
 }

@@ -72,8 +72,9 @@ evaluation uses the architecture's preprocessing, at --image-size if given.
 
 RUN/: best.safetensors and best.pt (state_dicts torchvision's builder with
 num_classes=N loads strictly; class names and preprocessing in the
-safetensors metadata), last.*, checkpoint.safetensors and optimizer.pt
-(--resume RUN continues), config.json, summary.csv, metrics.json,
+safetensors metadata), last.*, checkpoint.safetensors (--resume RUN
+continues), checkpoint.pt (torch.load gives {epoch, model, optimizer,
+scheduler} for resuming in PyTorch), optimizer.pt, config.json, summary.csv, metrics.json,
 confusion.png, curves.png. Ctrl-C stops after the current batch, saves
 last.*, and exits 130.`,
 		Example: `  ckpt finetune --arch resnet18 --weights resnet18.pth --data flowers/ --out runs/flowers
