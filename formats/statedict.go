@@ -1,6 +1,8 @@
 package formats
 
 import (
+	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/ckptkit/ckpt/pickle"
@@ -90,45 +92,81 @@ func StateDict(c *Checkpoint, key string) (*Checkpoint, string, error) {
 	return sd, key, nil
 }
 
-// KeyFor returns the key of the sub-tree of c whose tensors, named without
-// "key.", include the most of names (the initializers of an ONNX graph,
-// say), and how many it includes; "" (c itself) wins ties, then the
-// shortest key. Candidate keys are the prefixes that turn a tensor name of
-// c into one of names, so any nesting (a Lightning checkpoint's
-// "state_dict.model") is found.
-func KeyFor(c *Checkpoint, names []string) (key string, found int) {
-	want := make(map[string]bool, len(names))
+// FindPrefix returns the key prefix (ending in ".", or "" for the top
+// level) under which names holds a model's state_dict, found by the names
+// the model expects: a prefix p counts when p+e is one of names for an
+// expected name e, cut at a "." boundary ("state_dict.model." for
+// "state_dict.model.fc.weight" and the expected "fc.weight"). Only the
+// outermost such prefixes count, so an inner match (an auxiliary head's
+// "AuxLogits.fc.weight", a block's "layer1.0.conv1.weight") does not; matched
+// reports whether any name matched. When none does, it returns the longest
+// prefix every name shares. It is an error when several sub-trees each hold
+// the model (a model and its EMA copy): the error names them, for --key or
+// --strip-prefix to pick one.
+//
+// The model commands pass a classifier's keys as expected; convert --graph
+// passes the graph's initializer names. It is the one rule ckpt finds a
+// state_dict inside a larger checkpoint by.
+func FindPrefix(names, expected []string) (prefix string, matched bool, err error) {
+	want := make(map[string]bool, len(expected))
+	for _, e := range expected {
+		want[e] = true
+	}
+	var cands []string
+	seen := map[string]bool{}
 	for _, n := range names {
-		want[n] = true
-	}
-	count := func(prefix string) int {
-		n := 0
-		for _, nt := range c.Tensors {
-			if rest, ok := strings.CutPrefix(nt.Name, prefix); ok && want[rest] {
-				n++
-			}
-		}
-		return n
-	}
-	best, bestN := "", count("")
-	tried := map[string]bool{"": true}
-	for _, nt := range c.Tensors {
-		for i := 0; i < len(nt.Name); i++ {
-			if nt.Name[i] != '.' || !want[nt.Name[i+1:]] {
+		for i := -1; i < len(n); i++ {
+			if i >= 0 && n[i] != '.' {
 				continue
 			}
-			p := nt.Name[:i+1]
-			if tried[p] {
-				continue
+			if p := n[:i+1]; want[n[i+1:]] && !seen[p] {
+				seen[p] = true
+				cands = append(cands, p)
 			}
-			tried[p] = true
-			if n := count(p); n > bestN || n == bestN && n > 0 && best != "" && len(p) < len(best) {
-				best, bestN = p, n
-			}
-		}
-		if len(tried) > 64 {
-			break // enough candidates: checkpoints nest a model under one or two prefixes
 		}
 	}
-	return strings.TrimSuffix(best, "."), bestN
+	var top []string
+	for _, p := range cands {
+		inner := false
+		for _, q := range cands {
+			if q != p && strings.HasPrefix(p, q) {
+				inner = true
+				break
+			}
+		}
+		if !inner {
+			top = append(top, p)
+		}
+	}
+	switch len(top) {
+	case 0:
+		return commonPrefix(names), false, nil
+	case 1:
+		return top[0], true, nil
+	}
+	sort.Strings(top)
+	q := make([]string, len(top))
+	for i, p := range top {
+		q[i] = fmt.Sprintf("%q", p)
+	}
+	return "", true, fmt.Errorf("a model's state_dict is under each of %s: pick one with --key (without the final \".\") or --strip-prefix",
+		strings.Join(q, ", "))
+}
+
+// commonPrefix returns the longest prefix ending in "." that every name
+// has, "" when there is none.
+func commonPrefix(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	p := names[0]
+	for _, n := range names[1:] {
+		for !strings.HasPrefix(n, p) {
+			p = p[:len(p)-1]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i+1]
+	}
+	return ""
 }

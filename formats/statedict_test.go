@@ -1,6 +1,7 @@
 package formats
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/ckptkit/ckpt/pickle"
@@ -79,35 +80,44 @@ func TestStateDict(t *testing.T) {
 	}
 }
 
-func TestKeyFor(t *testing.T) {
-	one, _ := tensor.FromBytes(tensor.Uint8, []int64{1}, []byte{1})
-	flat := func(names ...string) *Checkpoint {
-		c := &Checkpoint{}
-		for _, n := range names {
-			c.Tensors = append(c.Tensors, Named{Name: n, Tensor: one})
-		}
-		return c
-	}
+func TestFindPrefix(t *testing.T) {
+	classifiers := []string{"fc.weight", "classifier.1.weight"}
 	graph := []string{"conv.weight", "conv.bias", "fc.weight"}
 	tests := []struct {
-		name  string
-		c     *Checkpoint
-		want  string
-		found int
+		name     string
+		keys     []string
+		expected []string
+		want     string
+		matched  bool
+		wantErr  string
 	}{
-		{"state_dict", flat("conv.weight", "conv.bias", "fc.weight", "bn.num_batches_tracked"), "", 3},
-		{"lightning", flat("state_dict.model.conv.weight", "state_dict.model.conv.bias", "state_dict.model.fc.weight", "optimizer.x"), "state_dict.model", 3},
-		{"dataparallel", flat("module.conv.weight", "module.conv.bias", "module.fc.weight"), "module", 3},
-		// More of the names under "ema." than at the top; a tie prefers
-		// the top.
-		{"partial", flat("conv.weight", "ema.conv.weight", "ema.conv.bias"), "ema", 2},
-		{"tie", flat("conv.weight", "ema.conv.weight"), "", 1},
-		{"nothing", flat("x", "y"), "", 0},
+		{"top level", []string{"conv1.weight", "fc.weight", "fc.bias"}, classifiers, "", true, ""},
+		{"lightning", []string{"state_dict.model.conv1.weight", "state_dict.model.fc.weight", "optimizer_states.0.state.0.exp_avg"}, classifiers, "state_dict.model.", true, ""},
+		{"backbone", []string{"backbone.conv1.weight", "backbone.fc.weight"}, classifiers, "backbone.", true, ""},
+		{"encoder", []string{"encoder.features.0.weight", "encoder.classifier.1.weight"}, classifiers, "encoder.", true, ""},
+		{"net", []string{"net.module.conv1.weight", "net.module.fc.weight", "epoch_loss"}, classifiers, "net.module.", true, ""},
+		{"aux head inside", []string{"model.Conv2d_1a_3x3.conv.weight", "model.AuxLogits.fc.weight", "model.fc.weight"}, classifiers, "model.", true, ""},
+		{"no classifier, common prefix", []string{"backbone.conv1.weight", "backbone.layer1.0.conv1.weight"}, classifiers, "backbone.", false, ""},
+		{"no classifier, no prefix", []string{"conv1.weight", "layer1.0.conv1.weight"}, classifiers, "", false, ""},
+		{"model and its EMA", []string{"model.fc.weight", "model.conv1.weight", "ema.fc.weight", "ema.conv1.weight"}, classifiers, "", true, `"ema.", "model."`},
+		{"not at a dot", []string{"xfc.weight", "conv1.weight"}, classifiers, "", false, ""},
+		// By a graph's initializer names, as convert --graph looks.
+		{"graph: state_dict", []string{"conv.weight", "conv.bias", "fc.weight", "bn.num_batches_tracked"}, graph, "", true, ""},
+		{"graph: lightning", []string{"state_dict.model.conv.weight", "state_dict.model.conv.bias", "state_dict.model.fc.weight", "optimizer.x"}, graph, "state_dict.model.", true, ""},
+		{"graph: dataparallel", []string{"module.conv.weight", "module.conv.bias", "module.fc.weight"}, graph, "module.", true, ""},
+		{"graph: nothing", []string{"x", "y"}, graph, "", false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, n := KeyFor(tt.c, graph); got != tt.want || n != tt.found {
-				t.Errorf("got %q (%d), want %q (%d)", got, n, tt.want, tt.found)
+			got, matched, err := FindPrefix(tt.keys, tt.expected)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %q, %v; want an error naming %s", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want || matched != tt.matched {
+				t.Errorf("got %q (matched %v), %v; want %q (matched %v)", got, matched, err, tt.want, tt.matched)
 			}
 		})
 	}

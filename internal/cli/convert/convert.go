@@ -331,8 +331,12 @@ func convertRun(opts *Options) error {
 		// (an unreadable graph is reported by Save).
 		foundKey = formats.StateDictKey(src)
 		if names := initializerNames(opts.Graph); len(names) > 0 {
-			if k, n := formats.KeyFor(src, names); n > 0 {
-				foundKey = k
+			p, matched, err := formats.FindPrefix(src.Names(), names)
+			if err != nil {
+				return cmdutil.UsageError("%s: %v", opts.In, err)
+			}
+			if matched {
+				foundKey = strings.TrimSuffix(p, ".")
 			}
 		}
 		p.transform.Key = foundKey

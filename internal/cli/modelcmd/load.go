@@ -153,7 +153,7 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 		} else {
 			classifiers = allClassifiers()
 		}
-		p, err := FindPrefix(src, classifiers)
+		p, _, err := formats.FindPrefix(src.Names(), classifiers)
 		if err != nil {
 			return nil, cmdutil.UsageError("%s: %v", path, err)
 		}
@@ -242,63 +242,6 @@ func allClassifiers() []string {
 		}
 	}
 	return out
-}
-
-// FindPrefix returns the key prefix under which src holds a model's
-// state_dict: the prefix of a key that ends in one of the classifier keys
-// at a "." boundary ("state_dict.model." for "state_dict.model.fc.weight").
-// Prefixes inside another candidate's sub-tree (an auxiliary head's
-// "AuxLogits.fc.weight") do not count. It returns "" when the state_dict
-// is at the top level or no key names a classifier, and an error naming the
-// candidates when several sub-trees hold one (a model and its EMA copy).
-func FindPrefix(src nn.Source, classifiers []string) (string, error) {
-	var cands []string
-	for _, n := range src.Names() {
-		for _, c := range classifiers {
-			if p, ok := strings.CutSuffix(n, c); ok && (p == "" || strings.HasSuffix(p, ".")) && !slices.Contains(cands, p) {
-				cands = append(cands, p)
-			}
-		}
-	}
-	// Keep the outermost sub-trees only.
-	var top []string
-	for _, p := range cands {
-		inner := slices.ContainsFunc(cands, func(q string) bool { return q != p && strings.HasPrefix(p, q) })
-		if !inner {
-			top = append(top, p)
-		}
-	}
-	switch len(top) {
-	case 0:
-		return commonPrefix(src.Names()), nil
-	case 1:
-		return top[0], nil
-	}
-	slices.Sort(top)
-	q := make([]string, len(top))
-	for i, p := range top {
-		q[i] = fmt.Sprintf("%q", p)
-	}
-	return "", fmt.Errorf("a model's state_dict is under each of %s: pick one with --key (without the final \".\") or --strip-prefix",
-		strings.Join(q, ", "))
-}
-
-// commonPrefix returns the longest prefix ending in "." that every name
-// has, "" when there is none.
-func commonPrefix(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
-	p := names[0]
-	for _, n := range names[1:] {
-		for !strings.HasPrefix(n, p) {
-			p = p[:len(p)-1]
-		}
-	}
-	if i := strings.LastIndexByte(p, '.'); i >= 0 {
-		return p[:i+1]
-	}
-	return ""
 }
 
 // recordedClass returns the class of the root module of a whole-model

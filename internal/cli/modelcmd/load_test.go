@@ -28,40 +28,6 @@ func (n names) Tensor(name string) *tensor.Tensor {
 	return nil
 }
 
-func TestFindPrefix(t *testing.T) {
-	tests := []struct {
-		name    string
-		keys    []string
-		want    string
-		wantErr string
-	}{
-		{"top level", []string{"conv1.weight", "fc.weight", "fc.bias"}, "", ""},
-		{"lightning", []string{"state_dict.model.conv1.weight", "state_dict.model.fc.weight", "optimizer_states.0.state.0.exp_avg"}, "state_dict.model.", ""},
-		{"backbone", []string{"backbone.conv1.weight", "backbone.fc.weight"}, "backbone.", ""},
-		{"encoder", []string{"encoder.features.0.weight", "encoder.classifier.1.weight"}, "encoder.", ""},
-		{"net", []string{"net.module.conv1.weight", "net.module.fc.weight", "epoch_loss"}, "net.module.", ""},
-		{"aux head inside", []string{"model.Conv2d_1a_3x3.conv.weight", "model.AuxLogits.fc.weight", "model.fc.weight"}, "model.", ""},
-		{"no classifier, common prefix", []string{"backbone.conv1.weight", "backbone.layer1.0.conv1.weight"}, "backbone.", ""},
-		{"no classifier, no prefix", []string{"conv1.weight", "layer1.0.conv1.weight"}, "", ""},
-		{"model and its EMA", []string{"model.fc.weight", "model.conv1.weight", "ema.fc.weight", "ema.conv1.weight"}, "", `"ema.", "model."`},
-		{"not at a dot", []string{"xfc.weight", "conv1.weight"}, "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := FindPrefix(names(tt.keys), []string{"fc.weight", "classifier.1.weight"})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got %q, %v; want an error naming %s", got, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %q, %v; want %q", got, err, tt.want)
-			}
-		})
-	}
-}
-
 // quickstart is the quick-start fixture: torchvision's squeezenet1_1 with
 // 10 classes (testdata/gen/quickstart.py).
 func quickstart(t *testing.T) string {
