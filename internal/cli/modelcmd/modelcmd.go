@@ -72,38 +72,47 @@ func SplitSpec(spec string) (file, key string) {
 // by name, such as "input" in a saved dict; without KEY the file must hold
 // exactly one tensor). The values are widened to float32.
 func ReadTensor(spec string) (*nn.Tensor, error) {
+	var x *nn.Tensor
+	err := readStored(spec, func(where string, t *tensor.Tensor) (err error) {
+		x, err = fromStored(where, t)
+		return err
+	})
+	return x, err
+}
+
+// readStored finds the stored tensor spec ("FILE" or "FILE:KEY") names, a
+// .npy array or an entry of any checkpoint formats.Open reads, and hands it
+// to use while its file is open, with the name to report it by.
+func readStored(spec string, use func(where string, t *tensor.Tensor) error) error {
 	file, key := SplitSpec(spec)
 	if strings.EqualFold(filepath.Ext(file), ".npy") {
 		if key != "" {
-			return nil, cmdutil.UsageError("%s: a .npy file holds one array; drop :%s", file, key)
+			return cmdutil.UsageError("%s: a .npy file holds one array; drop :%s", file, key)
 		}
 		t, closeFn, err := npy.Open(file)
 		if err != nil {
-			return nil, cmdutil.FileError(file, err)
+			return cmdutil.FileError(file, err)
 		}
 		defer closeFn()
-		return fromStored(file, t)
+		return use(file, t)
 	}
 	c, err := formats.Open(file)
 	if err != nil {
-		return nil, cmdutil.FileError(file, err)
+		return cmdutil.FileError(file, err)
 	}
 	defer c.Close()
-	names := make([]string, len(c.Tensors))
-	for i, t := range c.Tensors {
-		names[i] = t.Name
-	}
+	names := c.Names()
 	if key == "" {
 		if len(c.Tensors) != 1 {
-			return nil, cmdutil.UsageError("%s holds %s; pick one with %s:KEY (%s)", file, cmdutil.Plural(len(c.Tensors), "tensor"), file, list(names))
+			return cmdutil.UsageError("%s holds %s; pick one with %s:KEY (%s)", file, cmdutil.Plural(len(c.Tensors), "tensor"), file, list(names))
 		}
-		return fromStored(file, c.Tensors[0].Tensor)
+		return use(file, c.Tensors[0].Tensor)
 	}
 	t := c.Tensor(key)
 	if t == nil {
-		return nil, fmt.Errorf("%s: no tensor %q (have %s)", file, key, list(names))
+		return cmdutil.UsageError("%s: no tensor %q (have %s)", file, key, list(names))
 	}
-	return fromStored(file+":"+key, t)
+	return use(file+":"+key, t)
 }
 
 func list(names []string) string {

@@ -11,8 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ckptkit/ckpt/formats"
-	"github.com/ckptkit/ckpt/formats/npy"
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/nn"
@@ -60,9 +58,8 @@ func LoadGraph(path string) (*graph.Graph, *onnx.Model, error) {
 // ReadValue reads a graph input: FILE.pb (a serialized ONNX TensorProto,
 // any element type), FILE.npy, or FILE.safetensors:KEY / FILE.pt:KEY.
 func ReadValue(spec string) (*graph.Value, error) {
-	file, key := SplitSpec(spec)
-	switch strings.ToLower(filepath.Ext(file)) {
-	case ".pb":
+	file, _ := SplitSpec(spec)
+	if strings.EqualFold(filepath.Ext(file), ".pb") {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, cmdutil.FileError(file, err)
@@ -76,35 +73,13 @@ func ReadValue(spec string) (*graph.Value, error) {
 			return nil, cmdutil.FileError(file, err)
 		}
 		return v, nil
-	case ".npy":
-		if key != "" {
-			return nil, cmdutil.UsageError("%s: a .npy file holds one array; drop :%s", file, key)
-		}
-		t, closeFn, err := npy.Open(file)
-		if err != nil {
-			return nil, cmdutil.FileError(file, err)
-		}
-		defer closeFn()
-		return valueOfStored(file, t)
 	}
-	c, err := formats.Open(file)
-	if err != nil {
-		return nil, cmdutil.FileError(file, err)
-	}
-	defer c.Close()
-	var t *tensor.Tensor
-	switch {
-	case key != "":
-		t = c.Tensor(key)
-	case len(c.Tensors) == 1:
-		t = c.Tensors[0].Tensor
-	default:
-		return nil, cmdutil.UsageError("%s holds %d tensors; pick one with %s:KEY", file, len(c.Tensors), file)
-	}
-	if t == nil {
-		return nil, cmdutil.UsageError("%s: no tensor %q", file, key)
-	}
-	return valueOfStored(spec, t)
+	var v *graph.Value
+	err := readStored(spec, func(where string, t *tensor.Tensor) (err error) {
+		v, err = valueOfStored(where, t)
+		return err
+	})
+	return v, err
 }
 
 // valueOfStored converts a stored tensor of any dtype into a graph value.
