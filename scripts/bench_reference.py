@@ -189,7 +189,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="turns the runtimes take (timed passes are split among them)")
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--train", action="store_true", help="time training steps against PyTorch instead of forward passes")
-    ap.add_argument("--strategy", default="full,head", help="with --train: full, head or both")
+    ap.add_argument("--strategy", default="full,head", help="with --train: full, head, or full,head (both, the default)")
     ap.add_argument("--ckpt", help="a ckpt binary to time instead of building ./cmd/ckpt")
     ap.add_argument("--baseline", help="with --train: another ckpt binary, timed in the same rounds (rows labelled 'base')")
     a = ap.parse_args()
