@@ -284,6 +284,43 @@ func buildConv(c *nodeCtx) (graph.Kernel, error) {
 
 // conv is a direct N-d convolution (any float type), with autograd for
 // float32.
+// tapTable maps each position of the grid from (row-major) and each kernel
+// offset to the position of the grid to that the window of g puts there:
+// taps[i*kn+k] = i*stride - pad_begin + k*dilation, per dimension, or -1
+// outside to. A convolution reads its input from its output positions
+// (from = output, to = input); a transposed one writes the other way.
+func tapTable(from, to []int, g spatial) []int {
+	kn, fn := numel(g.k), numel(from)
+	taps := make([]int, fn*kn)
+	fc := make([]int, len(from))
+	kc := make([]int, len(g.k))
+	for i := 0; i < fn; i++ {
+		rem := i
+		for d := len(from) - 1; d >= 0; d-- {
+			fc[d] = rem % from[d]
+			rem /= from[d]
+		}
+		for k := 0; k < kn; k++ {
+			rem := k
+			for d := len(g.k) - 1; d >= 0; d-- {
+				kc[d] = rem % g.k[d]
+				rem /= g.k[d]
+			}
+			pos := 0
+			for d := range to {
+				p := fc[d]*g.s[d] - g.pb[d] + kc[d]*g.d[d]
+				if p < 0 || p >= to[d] {
+					pos = -1
+					break
+				}
+				pos = pos*to[d] + p
+			}
+			taps[i*kn+k] = pos
+		}
+	}
+	return taps
+}
+
 func conv(x, w, b *graph.Value, g spatial, groups int) ([]*graph.Value, error) {
 	xs, ws := x.Shape(), w.Shape()
 	sp := xs[2:]
@@ -300,33 +337,7 @@ func conv(x, w, b *graph.Value, g spatial, groups int) ([]*graph.Value, error) {
 	on := numel(out)
 	inN := numel(sp)
 	// For each output position and kernel offset, the input position or -1.
-	taps := make([]int, on*kn)
-	oc := make([]int, len(out))
-	kc := make([]int, len(g.k))
-	for o := 0; o < on; o++ {
-		rem := o
-		for d := len(out) - 1; d >= 0; d-- {
-			oc[d] = rem % out[d]
-			rem /= out[d]
-		}
-		for k := 0; k < kn; k++ {
-			rem := k
-			for d := len(g.k) - 1; d >= 0; d-- {
-				kc[d] = rem % g.k[d]
-				rem /= g.k[d]
-			}
-			pos := 0
-			for d := range out {
-				p := oc[d]*g.s[d] - g.pb[d] + kc[d]*g.d[d]
-				if p < 0 || p >= sp[d] {
-					pos = -1
-					break
-				}
-				pos = pos*sp[d] + p
-			}
-			taps[o*kn+k] = pos
-		}
-	}
+	taps := tapTable(out, sp, g)
 	y := make([]float64, numel(shape))
 	for bi := 0; bi < n; bi++ {
 		for oc := 0; oc < co; oc++ {
@@ -489,33 +500,7 @@ func convTranspose(x, w, b *graph.Value, g spatial, out []int, groups int) ([]*g
 	}
 	kn, inN, on := numel(g.k), numel(sp), numel(out)
 	// taps[i*kn+k] is the output position input position i and kernel offset k write to, or -1.
-	taps := make([]int, inN*kn)
-	ic := make([]int, len(sp))
-	kc := make([]int, len(g.k))
-	for i := 0; i < inN; i++ {
-		rem := i
-		for d := len(sp) - 1; d >= 0; d-- {
-			ic[d] = rem % sp[d]
-			rem /= sp[d]
-		}
-		for k := 0; k < kn; k++ {
-			rem := k
-			for d := len(g.k) - 1; d >= 0; d-- {
-				kc[d] = rem % g.k[d]
-				rem /= g.k[d]
-			}
-			pos := 0
-			for d := range out {
-				p := ic[d]*g.s[d] - g.pb[d] + kc[d]*g.d[d]
-				if p < 0 || p >= out[d] {
-					pos = -1
-					break
-				}
-				pos = pos*out[d] + p
-			}
-			taps[i*kn+k] = pos
-		}
-	}
+	taps := tapTable(sp, out, g)
 	y := make([]float64, numel(shape))
 	for bi := 0; bi < n; bi++ {
 		for oc := 0; oc < co; oc++ {
