@@ -15,7 +15,7 @@ import (
 )
 
 // Values of the decoded object tree (File.Root and Meta values) are:
-// nil, bool, int64, *big.Int, float64, string, []byte, Tuple, []any (a
+// nil, bool, int64, *big.Int (only beyond int64), float64, string, []byte, Tuple, []any (a
 // list), *Dict, *Object, *Global and *tensor.Tensor.
 
 // Dict is a Python dict or OrderedDict with its insertion order kept.
@@ -500,7 +500,16 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		return nil, fmt.Errorf("pickle: more than %d objects", MaxNodes)
 	}
 	switch x := v.(type) {
-	case nil, bool, string, float64, *big.Int, *tensor.Tensor:
+	case nil, bool, string, float64, *tensor.Tensor:
+		return x, nil
+	case *big.Int:
+		// Python has one int type: a LONG1 of ten bytes whose value fits
+		// int64 is the same number as a BININT8-sized one, so it reads as
+		// int64 like every other small integer (found by FuzzLoad: the
+		// Encoder writes such a value back in eight bytes).
+		if x.IsInt64() {
+			return x.Int64(), nil
+		}
 		return x, nil
 	case int:
 		return int64(x), nil
