@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/spf13/cobra"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files with the output the tests produce")
@@ -57,4 +58,29 @@ func Root(t testing.TB) string {
 			t.Fatal("no go.mod above " + pkgDir)
 		}
 	}
+}
+
+// Parse builds a command with newCmd (a NewCmdX of internal/cli), runs it on
+// args with a run function that only captures the options, and returns them.
+// With wantErr it checks that the command refuses args instead, and returns
+// nil; otherwise a refusal fails the test.
+func Parse[O any](t testing.TB, newCmd func(*cmdutil.IOStreams, func(*O) error) *cobra.Command, args []string, wantErr bool) *O {
+	t.Helper()
+	ios, _, _ := Streams()
+	var got *O
+	cmd := newCmd(ios, func(o *O) error { got = o; return nil })
+	cmd.SetArgs(args)
+	cmd.SetOut(ios.Out)
+	cmd.SetErr(ios.ErrOut)
+	err := cmd.Execute()
+	switch {
+	case wantErr && err == nil:
+		t.Errorf("%q: got no error, want one", args)
+		return nil
+	case wantErr:
+		return nil
+	case err != nil:
+		t.Fatalf("%q: %v", args, err)
+	}
+	return got
 }

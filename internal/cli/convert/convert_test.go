@@ -43,21 +43,9 @@ func TestNewCmdConvert(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			ios, _, _ := clitest.Streams()
-			var got *Options
-			cmd := NewCmdConvert(ios, func(o *Options) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(ios.Out)
-			cmd.SetErr(ios.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr {
-				if err == nil {
-					t.Errorf("got no error, want one")
-				}
+			got := clitest.Parse(t, NewCmdConvert, tt.args, tt.wantErr)
+			if got == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got.IO = nil
 			if g, w := *got, tt.want; g.In != w.In || g.Out != w.Out || g.Key != w.Key || g.StripPrefix != w.StripPrefix ||

@@ -29,21 +29,9 @@ func TestNewCmdDiff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			ios, _, _ := clitest.Streams()
-			var got *Options
-			cmd := NewCmdDiff(ios, func(o *Options) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(ios.Out)
-			cmd.SetErr(ios.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr {
-				if err == nil {
-					t.Errorf("got no error, want one")
-				}
+			got := clitest.Parse(t, NewCmdDiff, tt.args, tt.wantErr)
+			if got == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.A != tt.want.A || got.B != tt.want.B || got.JSON != tt.want.JSON || got.ATol != tt.want.ATol || got.TensorsOnly != tt.want.TensorsOnly {
 				t.Errorf("got %+v, want %+v", *got, tt.want)

@@ -28,21 +28,9 @@ func TestNewCmdInspect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			ios, _, _ := clitest.Streams()
-			var got *Options
-			cmd := NewCmdInspect(ios, func(o *Options) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(ios.Out)
-			cmd.SetErr(ios.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr {
-				if err == nil {
-					t.Errorf("got no error, want one")
-				}
+			got := clitest.Parse(t, NewCmdInspect, tt.args, tt.wantErr)
+			if got == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.File != tt.want.File || got.JSON != tt.want.JSON || got.Hash != tt.want.Hash {
 				t.Errorf("got %+v, want %+v", *got, tt.want)

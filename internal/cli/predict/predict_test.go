@@ -15,23 +15,11 @@ import (
 )
 
 func TestNewCmdPredict(t *testing.T) {
-	ios, _, _ := clitest.Streams()
-	var got *Options
-	cmd := NewCmdPredict(ios, func(o *Options) error { got = o; return nil })
-	cmd.SetArgs([]string{"a.jpg", "b.png", "--arch", "resnet50", "--weights", "w.pt", "--topk", "3", "--labels", "l.txt", "--json"})
-	cmd.SetOut(ios.Out)
-	cmd.SetErr(ios.ErrOut)
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
-	}
+	got := clitest.Parse(t, NewCmdPredict, []string{"a.jpg", "b.png", "--arch", "resnet50", "--weights", "w.pt", "--topk", "3", "--labels", "l.txt", "--json"}, false)
 	if len(got.Images) != 2 || got.Arch != "resnet50" || got.Weights != "w.pt" || got.TopK != 3 || got.Labels != "l.txt" || !got.JSON {
 		t.Errorf("options %+v do not match the flags", *got)
 	}
-	cmd = NewCmdPredict(ios, func(o *Options) error { return nil })
-	cmd.SetArgs([]string{"--arch", "resnet50"})
-	if err := cmd.Execute(); err == nil {
-		t.Error("no image: got no error")
-	}
+	clitest.Parse(t, NewCmdPredict, []string{"--arch", "resnet50"}, true) // no image
 }
 
 // TestPredictMatchesTorch classifies an image with the quick-start model and

@@ -26,21 +26,9 @@ func TestNewCmdScan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			ios, _, _ := clitest.Streams()
-			var got *Options
-			cmd := NewCmdScan(ios, func(o *Options) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(ios.Out)
-			cmd.SetErr(ios.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr {
-				if err == nil {
-					t.Errorf("got no error, want one")
-				}
+			got := clitest.Parse(t, NewCmdScan, tt.args, tt.wantErr)
+			if got == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if strings.Join(got.Paths, ",") != strings.Join(tt.want.Paths, ",") || got.JSON != tt.want.JSON || got.SARIF != tt.want.SARIF || got.FailOn != tt.want.FailOn {
 				t.Errorf("got %+v, want %+v", *got, tt.want)

@@ -33,21 +33,9 @@ func TestNewCmdVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			ios, _, _ := clitest.Streams()
-			var got *Options
-			cmd := NewCmdVerify(ios, func(o *Options) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(ios.Out)
-			cmd.SetErr(ios.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr {
-				if err == nil {
-					t.Error("got no error, want one")
-				}
+			got := clitest.Parse(t, NewCmdVerify, tt.args, tt.wantErr)
+			if got == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !tt.check(got) {
 				t.Errorf("options %+v do not match the flags", *got)
