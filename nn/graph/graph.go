@@ -39,6 +39,10 @@ type Node struct {
 	// Source is the importer's own description of the node (an
 	// *onnx.Node for onnximport), for tools that edit the graph.
 	Source any
+	// Fuse, when set, tells the executor what the node computes so that it
+	// may run it fused with its neighbours (see [Fusion]); a tool that
+	// replaces the node's Kernel with another computation must clear it.
+	Fuse *Fusion
 }
 
 // Describe names the node in messages: `node 17 "Resize_3" (Resize)`.
@@ -84,6 +88,8 @@ type Graph struct {
 	consts  map[string]*Value      // constants (folded or non-trainable initializers)
 	live    map[string]**nn.Tensor // parameters and buffers, read at each call
 	derived []bool                 // node k depends on input shapes only
+	chains  map[int]*chain         // fused chains by the index of their last node
+	inChain []bool                 // node k is a member of a chain that runs at a later node
 
 	mu    sync.Mutex
 	cache map[string]map[string]*Value
@@ -212,7 +218,7 @@ func register(root *nn.Base, name string, reg func(b *nn.Base, leaf string)) {
 
 func (g *Graph) reset() {
 	g.mu.Lock()
-	g.cache, g.derived = nil, nil
+	g.cache, g.derived, g.chains, g.inChain = nil, nil, nil, nil
 	g.mu.Unlock()
 }
 
@@ -264,6 +270,7 @@ func (g *Graph) prepare() error {
 		}
 	}
 	g.derived = derived
+	g.chains, g.inChain = g.planChains(derived)
 	return nil
 }
 
@@ -305,7 +312,7 @@ func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 	}
 	g.mu.Lock()
 	err := g.prepare()
-	derived := g.derived
+	derived, chains, inChain := g.derived, g.chains, g.inChain
 	g.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -339,6 +346,32 @@ func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 		cached = map[string]*Value{}
 	}
 	ctx := &Context{Training: g.Training()}
+	run := func(k int) error {
+		n := g.nodes[k]
+		in := make([]*Value, len(n.Inputs))
+		for j, name := range n.Inputs {
+			if name != "" {
+				in[j] = env[name]
+			}
+		}
+		outs, err := runKernel(n, ctx, in)
+		if err != nil {
+			return err
+		}
+		for j, out := range n.Outputs {
+			if out == "" {
+				continue
+			}
+			if j >= len(outs) || outs[j] == nil {
+				return fmt.Errorf("graph: %s: output %q was not computed", n.Describe(), out)
+			}
+			env[out] = outs[j]
+			if derived[k] {
+				cached[out] = outs[j]
+			}
+		}
+		return nil
+	}
 	for k, n := range g.nodes {
 		if derived[k] && !fresh {
 			for _, out := range n.Outputs {
@@ -348,27 +381,25 @@ func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 			}
 			continue
 		}
-		in := make([]*Value, len(n.Inputs))
-		for j, name := range n.Inputs {
-			if name != "" {
-				in[j] = env[name]
-			}
+		if inChain[k] && !ctx.Training {
+			continue // runs with its chain, at the chain's last node
 		}
-		outs, err := runKernel(n, ctx, in)
-		if err != nil {
+		if c := chains[k]; c != nil && !ctx.Training {
+			ok, err := g.runChain(c, env)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				for _, j := range c.members() {
+					if err := run(j); err != nil {
+						return nil, err
+					}
+				}
+			}
+			continue
+		}
+		if err := run(k); err != nil {
 			return nil, err
-		}
-		for j, out := range n.Outputs {
-			if out == "" {
-				continue
-			}
-			if j >= len(outs) || outs[j] == nil {
-				return nil, fmt.Errorf("graph: %s: output %q was not computed", n.Describe(), out)
-			}
-			env[out] = outs[j]
-			if derived[k] {
-				cached[out] = outs[j]
-			}
 		}
 	}
 	if fresh {
