@@ -306,10 +306,56 @@ func (g *Graph) Run(inputs map[string]*Value) (map[string]*Value, error) {
 
 // RunOrdered computes the graph's outputs, in graph output order, from the
 // inputs in graph input order.
+//
+// A call in eval mode that records no gradients (inside nn.NoGrad, or
+// nn.Infer of the graph) is an inference call (nn.InferCall): the
+// intermediate values come from an arena kept for the next call, and a
+// graph that was nn.Prepare'd runs its convolutions with the prepared,
+// folded and packed weights.
 func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 	if len(inputs) != len(g.inputs) {
 		return nil, fmt.Errorf("graph: got %d inputs, the graph takes %d", len(inputs), len(g.inputs))
 	}
+	if g.Training() || nn.GradEnabled() {
+		return g.runOrdered(inputs)
+	}
+	ts := make([]*nn.Tensor, len(inputs))
+	for k, v := range inputs {
+		if v != nil {
+			ts[k] = v.Tensor()
+		}
+	}
+	var outs []*Value
+	var err error
+	res := nn.InferCall(g, ts, func(ws []*nn.Tensor) []*nn.Tensor {
+		in := make([]*Value, len(inputs))
+		for k, v := range inputs {
+			in[k] = v
+			if ws[k] != nil {
+				in[k] = FromTensor(ws[k])
+			}
+		}
+		if outs, err = g.runOrdered(in); err != nil {
+			return nil
+		}
+		r := make([]*nn.Tensor, len(outs))
+		for k, v := range outs {
+			r[k] = v.Tensor()
+		}
+		return r
+	})
+	if err != nil {
+		return nil, err
+	}
+	for k, t := range res {
+		if t != nil && t != outs[k].Tensor() {
+			outs[k] = FromTensor(t)
+		}
+	}
+	return outs, nil
+}
+
+func (g *Graph) runOrdered(inputs []*Value) ([]*Value, error) {
 	g.mu.Lock()
 	err := g.prepare()
 	derived, chains, inChain := g.derived, g.chains, g.inChain
