@@ -1,5 +1,10 @@
 package nn
 
+import (
+	"slices"
+	"unsafe"
+)
+
 // InferCall runs f as an inference call of m, as [Infer] runs m.Forward(x)
 // for a module of one input: f gets ins as tensors of the call (ops on them
 // record no graph, draw their results from an arena kept for the next
@@ -58,4 +63,44 @@ func indexOf(ts []*Tensor, t *Tensor) int {
 		}
 	}
 	return -1
+}
+
+// Release gives t's memory back to the inference call ([Infer],
+// [InferCall]) whose result it is, for later results of the same call: an
+// executor that knows when a value is read for the last time (an imported
+// graph's) keeps the call's working set small instead of touching fresh
+// memory for every value. The caller guarantees that neither t nor any
+// tensor sharing its memory is read afterwards. Release does nothing for a
+// tensor that is not a whole result of a running inference call (a
+// parameter, heap memory, part of a result, a training arena's tensor).
+func Release(t *Tensor) {
+	if t == nil || t.arena == nil || !t.arena.noGrad || cap(t.data) == 0 {
+		return
+	}
+	a, p := t.arena, unsafe.SliceData(t.data)
+	for i, b := range a.bufs[:a.next] {
+		if unsafe.SliceData(b) == p && cap(b) == cap(t.data) {
+			if !slices.Contains(a.free, i) {
+				a.free = append(a.free, i)
+			}
+			return
+		}
+	}
+}
+
+// reuse returns n floats from a buffer given back by Release (the smallest
+// that holds them and wastes at most half of itself), or nil.
+func (a *arena) reuse(n int) []float32 {
+	best := -1
+	for k, i := range a.free {
+		if c := cap(a.bufs[i]); c >= n && c <= 2*n && (best < 0 || c < cap(a.bufs[a.free[best]])) {
+			best = k
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	i := a.free[best]
+	a.free = slices.Delete(a.free, best, best+1)
+	return a.bufs[i][:n]
 }

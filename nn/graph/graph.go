@@ -90,6 +90,8 @@ type Graph struct {
 	derived []bool                 // node k depends on input shapes only
 	chains  map[int]*chain         // fused chains by the index of their last node
 	inChain []bool                 // node k is a member of a chain that runs at a later node
+	dies    [][]string             // the values whose last reader runs at node k
+	mortal  map[string]bool        // the values that die during a call
 
 	mu    sync.Mutex
 	cache map[string]map[string]*Value
@@ -218,7 +220,7 @@ func register(root *nn.Base, name string, reg func(b *nn.Base, leaf string)) {
 
 func (g *Graph) reset() {
 	g.mu.Lock()
-	g.cache, g.derived, g.chains, g.inChain = nil, nil, nil, nil
+	g.cache, g.derived, g.chains, g.inChain, g.dies, g.mortal = nil, nil, nil, nil, nil, nil
 	g.mu.Unlock()
 }
 
@@ -271,6 +273,7 @@ func (g *Graph) prepare() error {
 	}
 	g.derived = derived
 	g.chains, g.inChain = g.planChains(derived)
+	g.dies, g.mortal = g.planLifetimes(derived, g.chains)
 	return nil
 }
 
@@ -358,7 +361,7 @@ func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 func (g *Graph) runOrdered(inputs []*Value) ([]*Value, error) {
 	g.mu.Lock()
 	err := g.prepare()
-	derived, chains, inChain := g.derived, g.chains, g.inChain
+	derived, chains, inChain, dies, mortal := g.derived, g.chains, g.inChain, g.dies, g.mortal
 	g.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -418,12 +421,19 @@ func (g *Graph) runOrdered(inputs []*Value) ([]*Value, error) {
 		}
 		return nil
 	}
+	var lt *lifetimes // value planning, for inference calls
+	if !ctx.Training && !nn.GradEnabled() {
+		lt = newLifetimes(dies, mortal, env)
+	}
 	for k, n := range g.nodes {
 		if derived[k] && !fresh {
 			for _, out := range n.Outputs {
 				if v, ok := cached[out]; ok {
 					env[out] = v
 				}
+			}
+			if lt != nil {
+				lt.computed(n)
 			}
 			continue
 		}
@@ -435,17 +445,31 @@ func (g *Graph) runOrdered(inputs []*Value) ([]*Value, error) {
 			if err != nil {
 				return nil, err
 			}
+			members := []int{k}
 			if !ok {
-				for _, j := range c.members() {
+				members = c.members()
+				for _, j := range members {
 					if err := run(j); err != nil {
 						return nil, err
 					}
 				}
 			}
+			if lt != nil {
+				for _, j := range members {
+					lt.computed(g.nodes[j])
+				}
+				lt.retire(k)
+			}
 			continue
 		}
-		if err := run(k); err != nil {
-			return nil, err
+		if lt == nil || !lt.inPlace(k, n) {
+			if err := run(k); err != nil {
+				return nil, err
+			}
+		}
+		if lt != nil {
+			lt.computed(n)
+			lt.retire(k)
 		}
 	}
 	if fresh {
