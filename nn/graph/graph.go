@@ -114,8 +114,15 @@ func (g *Graph) Inputs() []Input { return g.inputs }
 func (g *Graph) Outputs() []string { return g.outputs }
 
 // Nodes returns the nodes in execution order. Replacing a node's Kernel or
-// Inputs is how a graph is edited (see the importer's re-head).
+// Inputs is how a graph is edited; a tool that changes a node's Inputs,
+// Outputs or Fuse in place must call Invalidate afterwards, since the
+// executor plans from them (fused chains, value lifetimes, the shape cache).
 func (g *Graph) Nodes() []*Node { return g.nodes }
+
+// Invalidate drops what the executor planned from the nodes, so that the
+// next call plans again; AddNode, SetOutputs, SetConst, SetLive and the
+// other editing methods do it themselves.
+func (g *Graph) Invalidate() { g.reset() }
 
 // SetOutputs replaces the graph's output names.
 func (g *Graph) SetOutputs(names []string) { g.outputs = names; g.reset() }
