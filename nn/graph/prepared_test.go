@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ckptkit/ckpt/nn"
@@ -53,7 +54,7 @@ func argmax(v []float32) int {
 // packing) and compares each with PyTorch's output.
 func TestPreparedGraphMatchesTorch(t *testing.T) {
 	dir := speedModels(t)
-	for _, arch := range []string{"resnet18", "mobilenet_v2"} {
+	for _, arch := range speedArchs() {
 		x := nn.New(readBin(t, filepath.Join(dir, arch+".input.bin")), 2, 3, 224, 224)
 		want := readBin(t, filepath.Join(dir, arch+".torch.bin"))
 		for _, file := range []string{arch + ".onnx", arch + "_bn.onnx"} {
@@ -97,6 +98,9 @@ func TestPreparedGraphMatchesTorch(t *testing.T) {
 // by nn.MarkModified, and a replaced parameter, the prepared graph computes
 // what the unprepared one does, not what the stale packed weights would.
 func TestPreparedGraphSeesNewWeights(t *testing.T) {
+	if !slices.Contains(speedArchs(), "resnet18") {
+		t.Skip("needs the resnet18 speed models")
+	}
 	dir := speedModels(t)
 	g := importSpeedModel(t, filepath.Join(dir, "resnet18_bn.onnx"))
 	x := nn.New(readBin(t, filepath.Join(dir, "resnet18.input.bin"))[:3*224*224], 1, 3, 224, 224)

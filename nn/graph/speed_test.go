@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,8 +25,19 @@ var (
 	speedErr  error
 )
 
+// speedArchs are the architectures of the speed models: resnet18 and
+// mobilenet_v2, or the list in $CKPT_GRAPH_BENCH_ARCHS (comma-separated
+// torchvision names) for BenchmarkGraphVsNative on others.
+func speedArchs() []string {
+	if a := os.Getenv("CKPT_GRAPH_BENCH_ARCHS"); a != "" {
+		return strings.Split(a, ",")
+	}
+	return []string{"resnet18", "mobilenet_v2"}
+}
+
 // speedModels returns the directory testdata/gen/onnx_speed_models.py
-// wrote ($CKPT_ONNX_SPEED_MODELS, or generated once per test binary).
+// wrote for speedArchs ($CKPT_ONNX_SPEED_MODELS, or generated once per test
+// binary).
 func speedModels(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("CKPT_ONNX_SPEED_MODELS"); d != "" {
@@ -41,7 +53,7 @@ func speedModels(t testing.TB) string {
 			speedErr = err
 			return
 		}
-		out, err := exec.Command(py, "../../testdata/gen/onnx_speed_models.py", dir).CombinedOutput()
+		out, err := exec.Command(py, "../../testdata/gen/onnx_speed_models.py", dir, strings.Join(speedArchs(), ",")).CombinedOutput()
 		if err != nil {
 			speedErr = fmt.Errorf("onnx_speed_models.py: %v\n%s", err, out)
 			return
@@ -87,9 +99,11 @@ func cpuTime() time.Duration {
 // time; the ratio that matters is graph's cpu-ms/op over native's:
 //
 //	go test ./nn/graph -run XXX -bench GraphVsNative -benchtime 10x
+//
+// $CKPT_GRAPH_BENCH_ARCHS=efficientnet_b0,... times other architectures.
 func BenchmarkGraphVsNative(b *testing.B) {
 	dir := speedModels(b)
-	for _, arch := range []string{"resnet18", "mobilenet_v2"} {
+	for _, arch := range speedArchs() {
 		native, _, err := models.LoadFile(arch, filepath.Join(dir, arch+".pt"), models.Config{})
 		if err != nil {
 			b.Fatal(err)
