@@ -29,6 +29,10 @@ type Fusion struct {
 	Eps       float64
 	// Add marks the elementwise sum of the node's two inputs.
 	Add bool
+	// Mul marks the elementwise product of the node's two inputs: x *
+	// Sigmoid(x) and x * Hardsigmoid(x) after a convolution run as its SiLU
+	// and Hardswish activation.
+	Mul bool
 	// Act, on an elementwise activation of the node's first input (other
 	// inputs are constants, such as Clip's bounds), is the nn module that
 	// computes it.
@@ -36,13 +40,15 @@ type Fusion struct {
 }
 
 // chain is a convolution and the nodes fused into it: the indices of the
-// Conv, BatchNormalization, Add and activation nodes (-1 for none). It runs
-// at its last node, where every input of every member is defined: the
+// Conv, BatchNormalization, Add and activation nodes (-1 for none), and for
+// a gated activation (x * Sigmoid(x)) the gate node, with act the Mul. It
+// runs at its last node, where every input of every member is defined: the
 // residual may be computed after the convolution.
 type chain struct {
-	conv, bn, add, act int
-	last               int
-	res                int // the Add input that is the residual (0 or 1)
+	conv, bn, add, gate, act int
+	last                     int
+	res                      int       // the Add input that is the residual (0 or 1)
+	actMod                   nn.Module // a gated activation's module (SiLU, Hardswish)
 
 	mu sync.Mutex
 	bd *nn.BatchNorm2d // the batch norm's description, kept while its tensors are the same
@@ -51,7 +57,7 @@ type chain struct {
 // members returns the chain's nodes in order.
 func (c *chain) members() []int {
 	var ks []int
-	for _, k := range []int{c.conv, c.bn, c.add, c.act} {
+	for _, k := range []int{c.conv, c.bn, c.add, c.gate, c.act} {
 		if k >= 0 {
 			ks = append(ks, k)
 		}
@@ -69,11 +75,13 @@ func (g *Graph) planChains(derived []bool) (map[int]*chain, []bool) {
 	taken := make([]bool, len(g.nodes)) // a member of some chain
 	uses := map[string]int{}
 	consumer := map[string]int{}
+	readers := map[string][]int{}
 	for k, n := range g.nodes {
 		for _, in := range n.Inputs {
 			if in != "" {
 				uses[in]++
 				consumer[in] = k
+				readers[in] = append(readers[in], k)
 			}
 		}
 	}
@@ -91,7 +99,7 @@ func (g *Graph) planChains(derived []bool) (map[int]*chain, []bool) {
 		if n.Fuse == nil || n.Fuse.Conv == nil || derived[k] || taken[k] || !oneOutput(n) || len(n.Inputs) < 2 {
 			continue
 		}
-		c := &chain{conv: k, bn: -1, add: -1, act: -1, last: k}
+		c := &chain{conv: k, bn: -1, add: -1, gate: -1, act: -1, last: k}
 		v := n.Outputs[0]
 		if j, ok := single(v); ok && g.nodes[j].Fuse.BatchNorm && len(g.nodes[j].Inputs) == 5 && g.nodes[j].Inputs[0] == v {
 			c.bn, c.last, v = j, j, g.nodes[j].Outputs[0]
@@ -105,6 +113,21 @@ func (g *Graph) planChains(derived []bool) (map[int]*chain, []bool) {
 		}
 		if j, ok := single(v); ok && g.nodes[j].Fuse.Act != nil && len(g.nodes[j].Inputs) >= 1 && g.nodes[j].Inputs[0] == v {
 			c.act, c.last = j, j
+		} else if r := readers[v]; uses[v] == 2 && len(r) == 2 {
+			// x * gate(x): the gate's only reader is the Mul, which reads x.
+			for _, s := range [][2]int{{r[0], r[1]}, {r[1], r[0]}} {
+				gate, mul := g.nodes[s[0]], g.nodes[s[1]]
+				mod := gatedAct(gate.Fuse)
+				if mod == nil || derived[s[0]] || taken[s[0]] || !oneOutput(gate) || gate.Inputs[0] != v {
+					continue
+				}
+				if j, ok := single(gate.Outputs[0]); !ok || j != s[1] || !mul.Fuse.Mul || len(mul.Inputs) != 2 ||
+					!(mul.Inputs[0] == v && mul.Inputs[1] == gate.Outputs[0] || mul.Inputs[1] == v && mul.Inputs[0] == gate.Outputs[0]) {
+					continue
+				}
+				c.gate, c.act, c.last, c.actMod = s[0], s[1], s[1], mod
+				break
+			}
 		}
 		if c.last == k {
 			continue
@@ -115,6 +138,21 @@ func (g *Graph) planChains(derived []bool) (map[int]*chain, []bool) {
 		chains[c.last] = c
 	}
 	return chains, absorbed
+}
+
+// gatedAct returns the activation x * gate(x) is for a gate node's
+// Fusion: SiLU for Sigmoid, Hardswish for Hardsigmoid; nil for others.
+func gatedAct(f *Fusion) nn.Module {
+	if f == nil {
+		return nil
+	}
+	switch f.Act.(type) {
+	case *nn.Sigmoid:
+		return &nn.SiLU{}
+	case *nn.Hardsigmoid:
+		return &nn.Hardswish{}
+	}
+	return nil
 }
 
 // oneOutput reports whether n computes one value (its other outputs, if
@@ -188,8 +226,8 @@ func (g *Graph) runChain(c *chain, env map[string]*Value) (ok bool, err error) {
 			}
 		}
 	}
-	var act nn.Module
-	if c.act >= 0 {
+	act := c.actMod
+	if act == nil && c.act >= 0 {
 		act = g.nodes[c.act].Fuse.Act
 	}
 	defer func() {

@@ -12,7 +12,9 @@ import (
 // graph.Fusion), nil when n is nothing it can fuse: a 2-D Conv, an eval-mode
 // BatchNormalization, an Add, and the activations nn fuses into a
 // convolution's epilogue (Relu, Clip to [0, 6] or [0, inf) with constant
-// bounds, HardSwish). Each description computes what the node's own kernel
+// bounds, HardSwish, Sigmoid, torch's HardSigmoid), and Mul, which makes
+// x * Sigmoid(x) and x * HardSigmoid(x) (torch's SiLU and Hardswish) one
+// activation. Each description computes what the node's own kernel
 // computes for float32 4-D values; anything else falls back to the kernel.
 func (im *importer) fusion(n *onnx.Node, consts map[string]*graph.Value) *graph.Fusion {
 	if n.Domain != "" && n.Domain != "ai.onnx" {
@@ -36,6 +38,15 @@ func (im *importer) fusion(n *onnx.Node, consts map[string]*graph.Value) *graph.
 		return &graph.Fusion{Act: &nn.ReLU{}}
 	case "HardSwish":
 		return &graph.Fusion{Act: &nn.Hardswish{}}
+	case "Sigmoid":
+		return &graph.Fusion{Act: &nn.Sigmoid{}}
+	case "HardSigmoid":
+		// torch's hardsigmoid, relu6(x + 3) / 6, as it exports it.
+		if a, b := c.float("alpha", 0.2), c.float("beta", 0.5); a == float32(1.0/6) && b == 0.5 {
+			return &graph.Fusion{Act: &nn.Hardsigmoid{}}
+		}
+	case "Mul":
+		return &graph.Fusion{Mul: true}
 	case "Clip":
 		lo, hi := float64(c.float("min", float32(math.Inf(-1)))), float64(c.float("max", float32(math.Inf(1))))
 		if im.opset >= 11 {
