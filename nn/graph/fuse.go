@@ -14,8 +14,9 @@ import (
 // prepared [nn.Infer] call the batch norm is folded into the packed weights
 // and the rest applied in the GEMM's epilogue). The importer sets one of its
 // fields to say what the node computes; a node without a Fusion is never
-// fused. Fusion applies in eval mode to calls that record no gradients;
-// otherwise every node runs its own kernel.
+// fused. Fusion applies in eval mode when no gradient is to flow through
+// the chain (nothing it reads requires one, or none is recorded);
+// otherwise, and in training mode, every node runs its own kernel.
 type Fusion struct {
 	// Conv, on a convolution node (inputs x, weight and an optional bias),
 	// returns the parameters of the nn convolution the node computes for

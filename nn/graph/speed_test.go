@@ -25,6 +25,15 @@ var (
 	speedErr  error
 )
 
+// TestMain removes the speed models a test generated.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if speedDir != "" {
+		os.RemoveAll(speedDir)
+	}
+	os.Exit(code)
+}
+
 // speedArchs are the architectures of the speed models: resnet18 and
 // mobilenet_v2, or the list in $CKPT_GRAPH_BENCH_ARCHS (comma-separated
 // torchvision names) for BenchmarkGraphVsNative on others.
