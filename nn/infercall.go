@@ -89,11 +89,13 @@ func Release(t *Tensor) {
 }
 
 // reuse returns n floats from a buffer given back by Release (the smallest
-// that holds them and wastes at most half of itself), or nil.
+// that holds them), or nil. The calls on inputs of one shape make the same
+// requests in the same order, so after the first the buffers fit and
+// nothing is allocated.
 func (a *arena) reuse(n int) []float32 {
 	best := -1
 	for k, i := range a.free {
-		if c := cap(a.bufs[i]); c >= n && c <= 2*n && (best < 0 || c < cap(a.bufs[a.free[best]])) {
+		if c := cap(a.bufs[i]); c >= n && (best < 0 || c < cap(a.bufs[a.free[best]])) {
 			best = k
 		}
 	}

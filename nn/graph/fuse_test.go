@@ -54,3 +54,77 @@ func TestPlanChains(t *testing.T) {
 		})
 	}
 }
+
+// TestChainsConcurrent runs a prepared graph of Conv -> BatchNormalization
+// -> Add -> Relu nodes from several goroutines at once (each call has its
+// own arena and value plan; the chain's batch-norm description is shared)
+// and checks every result against the graph run op by op in grad mode,
+// where nothing is fused.
+func TestChainsConcurrent(t *testing.T) {
+	p := nn.ConvParams{Stride: [2]int{1, 1}, Padding: [2]int{1, 1}, Dilation: [2]int{1, 1}, Groups: 1}
+	conv := &Fusion{Conv: func(x, w *Value) (nn.ConvParams, bool) { return p, true }}
+	convK := func(_ *Context, in []*Value) ([]*Value, error) {
+		return []*Value{FromTensor(nn.Conv2dFn(in[0].Tensor(), in[1].Tensor(), in[2].Tensor(), p))}, nil
+	}
+	bnK := func(_ *Context, in []*Value) ([]*Value, error) {
+		return []*Value{FromTensor(nn.BatchNormFn(in[0].Tensor(), in[3].Tensor(), in[4].Tensor(), in[1].Tensor(), in[2].Tensor(), false, 0, 1e-5))}, nil
+	}
+	addK := func(_ *Context, in []*Value) ([]*Value, error) {
+		return []*Value{FromTensor(in[0].Tensor().Add(in[1].Tensor()))}, nil
+	}
+	reluK := func(_ *Context, in []*Value) ([]*Value, error) { return []*Value{FromTensor(in[0].Tensor().ReLU())}, nil }
+	g := New([]Input{{Name: "x", DType: Float32}}, []string{"y"})
+	seq := func(n int, f func(k int) float32) []float32 {
+		d := make([]float32, n)
+		for k := range d {
+			d[k] = f(k)
+		}
+		return d
+	}
+	g.AddParameter("w", nn.Parameter(nn.New(seq(4*4*9, func(k int) float32 { return float32(k%7-3) / 10 }), 4, 4, 3, 3)))
+	g.AddParameter("b", nn.Parameter(nn.New(seq(4, func(k int) float32 { return float32(k) / 10 }), 4)))
+	g.AddParameter("scale", nn.Parameter(nn.New(seq(4, func(k int) float32 { return 1 + float32(k)/4 }), 4)))
+	g.AddParameter("shift", nn.Parameter(nn.New(seq(4, func(k int) float32 { return -float32(k) / 8 }), 4)))
+	g.AddBuffer("mean", nn.New(seq(4, func(k int) float32 { return float32(k) / 5 }), 4))
+	g.AddBuffer("var", nn.New(seq(4, func(k int) float32 { return 0.5 + float32(k) }), 4))
+	g.AddNode(&Node{Index: 0, Op: "Conv", Inputs: []string{"x", "w", "b"}, Outputs: []string{"c"}, Kernel: convK, Pure: true, Fuse: conv})
+	g.AddNode(&Node{Index: 1, Op: "BatchNormalization", Inputs: []string{"c", "scale", "shift", "mean", "var"}, Outputs: []string{"n"}, Kernel: bnK, Fuse: &Fusion{BatchNorm: true, Eps: 1e-5}})
+	g.AddNode(&Node{Index: 2, Op: "Add", Inputs: []string{"n", "x"}, Outputs: []string{"s"}, Kernel: addK, Pure: true, Fuse: &Fusion{Add: true}})
+	g.AddNode(&Node{Index: 3, Op: "Relu", Inputs: []string{"s"}, Outputs: []string{"y"}, Kernel: reluK, Pure: true, Fuse: &Fusion{Act: &nn.ReLU{}}})
+	g.Eval()
+	if n := FusedChains(g); n != 1 {
+		t.Fatalf("got %d fused chains, want 1", n)
+	}
+	if err := nn.Prepare(g); err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	xs := make([]*nn.Tensor, workers)
+	want := make([][]float32, workers)
+	for i := range xs {
+		xs[i] = nn.New(seq(2*4*6*6, func(k int) float32 { return float32((k*(i+3))%11-5) / 4 }), 2, 4, 6, 6)
+		want[i] = g.Forward(xs[i]).Data() // grad mode: node by node
+	}
+	got := make([][]float32, workers)
+	done := make(chan int)
+	for i := range workers {
+		go func() {
+			for range 20 {
+				got[i] = nn.Infer(g, xs[i]).Data()
+			}
+			done <- i
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	for i := range workers {
+		for k := range want[i] {
+			// The fused path folds the batch norm into the weights: float32
+			// rounding of a 36-term sum, far below 1e-5 for values of order 1.
+			if d := got[i][k] - want[i][k]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("worker %d, element %d: got %v, want %v", i, k, got[i][k], want[i][k])
+			}
+		}
+	}
+}
