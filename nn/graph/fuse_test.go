@@ -72,7 +72,9 @@ func TestChainsConcurrent(t *testing.T) {
 	addK := func(_ *Context, in []*Value) ([]*Value, error) {
 		return []*Value{FromTensor(in[0].Tensor().Add(in[1].Tensor()))}, nil
 	}
-	reluK := func(_ *Context, in []*Value) ([]*Value, error) { return []*Value{FromTensor(in[0].Tensor().ReLU())}, nil }
+	reluK := func(_ *Context, in []*Value) ([]*Value, error) {
+		return []*Value{FromTensor(in[0].Tensor().ReLU())}, nil
+	}
 	g := New([]Input{{Name: "x", DType: Float32}}, []string{"y"})
 	seq := func(n int, f func(k int) float32) []float32 {
 		d := make([]float32, n)
