@@ -114,10 +114,20 @@ type arena struct {
 	// plan is the prepared module's folded, packed weights (see Prepare),
 	// nil when the module was not prepared.
 	plan *plan
+
+	// free holds the indices in bufs of buffers given back during the call
+	// ([Release]), reused by later allocations of the same call.
+	free []int
 }
 
 // alloc returns n floats of arena memory, zeroed when zero is set.
 func (a *arena) alloc(n int, zero bool) []float32 {
+	if b := a.reuse(n); b != nil {
+		if zero {
+			clear(b)
+		}
+		return b
+	}
 	if a.next < len(a.bufs) && cap(a.bufs[a.next]) >= n {
 		b := a.bufs[a.next][:n]
 		a.next++
@@ -157,6 +167,7 @@ func (a *arena) reset() {
 	clear(a.bufs[a.next:])
 	a.bufs = a.bufs[:a.next]
 	a.next = 0
+	a.free = a.free[:0]
 }
 
 // newResult returns a tensor of the given shape for the output of an op on

@@ -20,12 +20,20 @@ fixed labels, backward and an SGD step (lr 0.01, momentum 0.9), after
 does, so both report the peak resident memory of a process that builds the
 model and trains it (VmHWM; PyTorch's includes its ~200 MB of libraries).
 
+With --onnx-import it times ckpt against itself instead: for each architecture and batch, `ckpt bench
+--weights ARCH.onnx` (the torch.onnx.export of the same model, opset 13, dynamic batch, run as an
+imported graph: "graph") beside `ckpt bench --arch ARCH --weights ARCH.pt` (the native model on the same
+state_dict: "native"), and the same export made with training=TrainingMode.PRESERVE in eval mode and
+no constant folding, whose BatchNormalization nodes ckpt folds at prepare time ("graph-bn"); rounds
+take turns as above, and the ratios are graph/native.
+
 Needs: /usr/bin/python3 with torch and torchvision, node with onnxruntime-node
 (scripts/setup-interop.sh installs both), and Go to build ckpt.
 
 Usage: /usr/bin/python3 scripts/bench_reference.py [--arch resnet18,...] [--batch 1,8]
            [--iters 10] [--warmup 3] [--threads 2] [--json out.json]
        /usr/bin/python3 scripts/bench_reference.py --train [--arch resnet18] [--batch 8] [--strategy full,head]
+       /usr/bin/python3 scripts/bench_reference.py --onnx-import [--arch resnet18,mobilenet_v2] [--batch 1,8]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -156,6 +164,65 @@ def train_main(a, ckpts, tmp):
     return rows
 
 
+def ckpt_bench(ckpt, args, batch, size, iters, warmup, threads):
+    """The times_ms of one `ckpt bench ARGS` run, or the error's first line."""
+    r = subprocess.run([ckpt, "bench"] + args + ["--batch", str(batch), "--size", str(size), "--iters", str(iters),
+                        "--warmup", str(warmup), "--threads", str(threads), "--json"],
+                       capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(threads)))
+    if r.returncode != 0:
+        return None, r.stderr.strip()[:300]
+    return json.loads(r.stdout)["times_ms"], None
+
+
+def onnx_import_main(a, ckpt, tmp):
+    """The --onnx-import rows: an imported export (and its BatchNorm-preserving twin) against the native
+    model on the same weights, both in ckpt, taking turns."""
+    print(f"{a.threads} threads; {a.rounds} rounds of {a.warmup} warm-up and {max(1, a.iters // a.rounds)} timed runs each, "
+          "taking turns; median ms", file=sys.stderr)
+    print(f"{'arch':<16} {'batch':>5} {'native':>9} {'graph':>9} {'graph-bn':>9} {'graph/native':>13} {'graph-bn/native':>16}")
+    rows = []
+    for arch in a.arch.split(","):
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, arch)().eval()
+        size = 299 if arch == "inception_v3" else 224
+        weights = os.path.join(tmp, arch + ".pt")
+        torch.save(model.state_dict(), weights)
+        x = torch.randn(1, 3, size, size)
+        kw = dict(opset_version=13, input_names=["input"], output_names=["output"],
+                  dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        folded, kept = os.path.join(tmp, arch + ".onnx"), os.path.join(tmp, arch + "_bn.onnx")
+        torch.onnx.export(model, x, folded, **kw)
+        torch.onnx.export(model, x, kept, training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False, **kw)
+        runs = [("native", ["--arch", arch, "--weights", weights]), ("graph", ["--weights", folded]),
+                ("graph-bn", ["--weights", kept])]
+        for batch in [int(b) for b in a.batch.split(",")]:
+            per_round = max(1, a.iters // a.rounds)
+            ts = {name: [] for name, _ in runs}
+            failed = set()
+            for _ in range(a.rounds):
+                for name, args in runs:
+                    if name in failed:
+                        continue
+                    t, err = ckpt_bench(ckpt, args, batch, size, per_round, a.warmup, a.threads)
+                    if t is None:
+                        failed.add(name)
+                        print(f"ckpt bench {' '.join(args)}: {err}", file=sys.stderr)
+                    else:
+                        ts[name] += t
+            med = {name: (median(v) if v else None) for name, v in ts.items()}
+
+            def fmt(v):
+                return f"{v:9.1f}" if v is not None else f"{'-':>9}"
+
+            def ratio(p, q):
+                return f"{p / q:.2f}x" if p is not None and q else "-"
+            print(f"{arch:<16} {batch:>5} {fmt(med['native'])} {fmt(med['graph'])} {fmt(med['graph-bn'])} "
+                  f"{ratio(med['graph'], med['native']):>13} {ratio(med['graph-bn'], med['native']):>16}", flush=True)
+            rows.append({"arch": arch, "batch": batch, "native_ms": med["native"], "graph_ms": med["graph"],
+                         "graph_bn_ms": med["graph-bn"]})
+    return rows
+
+
 def ort_env():
     env = dict(os.environ)
     d = os.environ.get("CKPT_ORT_DIR", os.path.join(os.path.expanduser("~"), ".cache", "ckpt-interop", "ort"))
@@ -192,6 +259,8 @@ def main():
     ap.add_argument("--strategy", default="full,head", help="with --train: full, head, or full,head (both, the default)")
     ap.add_argument("--ckpt", help="a ckpt binary to time instead of building ./cmd/ckpt")
     ap.add_argument("--baseline", help="with --train: another ckpt binary, timed in the same rounds (rows labelled 'base')")
+    ap.add_argument("--onnx-import", action="store_true",
+                    help="time ckpt on an imported torch.onnx export against ckpt's native --arch model on the same weights")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix="ckpt-bench-")
@@ -210,6 +279,14 @@ def main():
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"threads": a.threads, "iters": a.iters, "mode": "train", "rows": rows}, f, indent=1)
+        return
+    if a.onnx_import:
+        if a.arch == DEFAULT_ARCHS:
+            a.arch = "resnet18,mobilenet_v2"
+        rows = onnx_import_main(a, ckpt, tmp)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"threads": a.threads, "iters": a.iters, "mode": "onnx-import", "rows": rows}, f, indent=1)
         return
     known = set(subprocess.run([ckpt, "bench", "--list"], capture_output=True, text=True, check=True).stdout.split())
     ort_js = os.path.join(tmp, "ort_bench.js")

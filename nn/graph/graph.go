@@ -39,6 +39,10 @@ type Node struct {
 	// Source is the importer's own description of the node (an
 	// *onnx.Node for onnximport), for tools that edit the graph.
 	Source any
+	// Fuse, when set, tells the executor what the node computes so that it
+	// may run it fused with its neighbours (see [Fusion]); a tool that
+	// replaces the node's Kernel with another computation must clear it.
+	Fuse *Fusion
 }
 
 // Describe names the node in messages: `node 17 "Resize_3" (Resize)`.
@@ -84,6 +88,10 @@ type Graph struct {
 	consts  map[string]*Value      // constants (folded or non-trainable initializers)
 	live    map[string]**nn.Tensor // parameters and buffers, read at each call
 	derived []bool                 // node k depends on input shapes only
+	chains  map[int]*chain         // fused chains by the index of their last node
+	inChain []bool                 // node k is a member of a chain that runs at a later node
+	dies    [][]string             // the values whose last reader runs at node k
+	mortal  map[string]bool        // the values that die during a call
 
 	mu    sync.Mutex
 	cache map[string]map[string]*Value
@@ -106,8 +114,15 @@ func (g *Graph) Inputs() []Input { return g.inputs }
 func (g *Graph) Outputs() []string { return g.outputs }
 
 // Nodes returns the nodes in execution order. Replacing a node's Kernel or
-// Inputs is how a graph is edited (see the importer's re-head).
+// Inputs is how a graph is edited; a tool that changes a node's Inputs,
+// Outputs or Fuse in place must call Invalidate afterwards, since the
+// executor plans from them (fused chains, value lifetimes, the shape cache).
 func (g *Graph) Nodes() []*Node { return g.nodes }
+
+// Invalidate drops what the executor planned from the nodes, so that the
+// next call plans again; AddNode, SetOutputs, SetConst, SetLive and the
+// other editing methods do it themselves.
+func (g *Graph) Invalidate() { g.reset() }
 
 // SetOutputs replaces the graph's output names.
 func (g *Graph) SetOutputs(names []string) { g.outputs = names; g.reset() }
@@ -212,7 +227,7 @@ func register(root *nn.Base, name string, reg func(b *nn.Base, leaf string)) {
 
 func (g *Graph) reset() {
 	g.mu.Lock()
-	g.cache, g.derived = nil, nil
+	g.cache, g.derived, g.chains, g.inChain, g.dies, g.mortal = nil, nil, nil, nil, nil, nil
 	g.mu.Unlock()
 }
 
@@ -264,6 +279,8 @@ func (g *Graph) prepare() error {
 		}
 	}
 	g.derived = derived
+	g.chains, g.inChain = g.planChains(derived)
+	g.dies, g.mortal = g.planLifetimes(derived, g.chains)
 	return nil
 }
 
@@ -299,13 +316,59 @@ func (g *Graph) Run(inputs map[string]*Value) (map[string]*Value, error) {
 
 // RunOrdered computes the graph's outputs, in graph output order, from the
 // inputs in graph input order.
+//
+// A call in eval mode that records no gradients (inside nn.NoGrad, or
+// nn.Infer of the graph) is an inference call (nn.InferCall): the
+// intermediate values come from an arena kept for the next call, and a
+// graph that was nn.Prepare'd runs its convolutions with the prepared,
+// folded and packed weights.
 func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 	if len(inputs) != len(g.inputs) {
 		return nil, fmt.Errorf("graph: got %d inputs, the graph takes %d", len(inputs), len(g.inputs))
 	}
+	if g.Training() || nn.GradEnabled() {
+		return g.runOrdered(inputs)
+	}
+	ts := make([]*nn.Tensor, len(inputs))
+	for k, v := range inputs {
+		if v != nil {
+			ts[k] = v.Tensor()
+		}
+	}
+	var outs []*Value
+	var err error
+	res := nn.InferCall(g, ts, func(ws []*nn.Tensor) []*nn.Tensor {
+		in := make([]*Value, len(inputs))
+		for k, v := range inputs {
+			in[k] = v
+			if ws[k] != nil {
+				in[k] = FromTensor(ws[k])
+			}
+		}
+		if outs, err = g.runOrdered(in); err != nil {
+			return nil
+		}
+		r := make([]*nn.Tensor, len(outs))
+		for k, v := range outs {
+			r[k] = v.Tensor()
+		}
+		return r
+	})
+	if err != nil {
+		return nil, err
+	}
+	for k, t := range res {
+		if t != nil && t != outs[k].Tensor() {
+			outs[k] = FromTensor(t)
+		}
+	}
+	return outs, nil
+}
+
+func (g *Graph) runOrdered(inputs []*Value) ([]*Value, error) {
 	g.mu.Lock()
 	err := g.prepare()
-	derived := g.derived
+	derived, chains, inChain, dies, mortal := g.derived, g.chains, g.inChain, g.dies, g.mortal
 	g.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -339,15 +402,8 @@ func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 		cached = map[string]*Value{}
 	}
 	ctx := &Context{Training: g.Training()}
-	for k, n := range g.nodes {
-		if derived[k] && !fresh {
-			for _, out := range n.Outputs {
-				if v, ok := cached[out]; ok {
-					env[out] = v
-				}
-			}
-			continue
-		}
+	run := func(k int) error {
+		n := g.nodes[k]
 		in := make([]*Value, len(n.Inputs))
 		for j, name := range n.Inputs {
 			if name != "" {
@@ -356,19 +412,71 @@ func (g *Graph) RunOrdered(inputs ...*Value) ([]*Value, error) {
 		}
 		outs, err := runKernel(n, ctx, in)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for j, out := range n.Outputs {
 			if out == "" {
 				continue
 			}
 			if j >= len(outs) || outs[j] == nil {
-				return nil, fmt.Errorf("graph: %s: output %q was not computed", n.Describe(), out)
+				return fmt.Errorf("graph: %s: output %q was not computed", n.Describe(), out)
 			}
 			env[out] = outs[j]
 			if derived[k] {
 				cached[out] = outs[j]
 			}
+		}
+		return nil
+	}
+	var lt *lifetimes // value planning, for inference calls
+	if !ctx.Training && !nn.GradEnabled() {
+		lt = newLifetimes(dies, mortal, env)
+	}
+	for k, n := range g.nodes {
+		if derived[k] && !fresh {
+			for _, out := range n.Outputs {
+				if v, ok := cached[out]; ok {
+					env[out] = v
+				}
+			}
+			if lt != nil {
+				lt.computed(n)
+			}
+			continue
+		}
+		if inChain[k] && !ctx.Training {
+			continue // runs with its chain, at the chain's last node
+		}
+		if c := chains[k]; c != nil && !ctx.Training {
+			ok, err := g.runChain(c, env)
+			if err != nil {
+				return nil, err
+			}
+			members := []int{k}
+			if !ok {
+				members = c.members()
+				for _, j := range members {
+					if err := run(j); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if lt != nil {
+				for _, j := range members {
+					lt.computed(g.nodes[j])
+				}
+				lt.retire(k)
+			}
+			continue
+		}
+		if lt == nil || !lt.inPlace(k, n) {
+			if err := run(k); err != nil {
+				return nil, err
+			}
+		}
+		if lt != nil {
+			lt.computed(n)
+			lt.retire(k)
 		}
 	}
 	if fresh {

@@ -272,7 +272,8 @@ func (im *importer) graph(g *onnx.Graph, outer []string) (*graph.Graph, error) {
 			gr.AddModule(sub.name, sub.g)
 		}
 		ins := append(append([]string{}, n.Input...), captured[k]...)
-		node := &graph.Node{Index: k, Name: n.Name, Op: n.OpType, Inputs: ins, Outputs: n.Output, Kernel: kern, Pure: pure, ShapeOnly: shapeOnly, Source: n}
+		node := &graph.Node{Index: k, Name: n.Name, Op: n.OpType, Inputs: ins, Outputs: n.Output, Kernel: kern, Pure: pure, ShapeOnly: shapeOnly, Source: n,
+			Fuse: im.fusion(n, consts)}
 		if pure && !im.opts.NoFold && allConst(ins, consts) {
 			in := make([]*graph.Value, len(ins))
 			for j, name := range ins {
