@@ -2,6 +2,7 @@ package nn
 
 import (
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/ckptkit/ckpt/nn/gemm"
@@ -53,8 +54,14 @@ var (
 )
 
 // winogradOff disables the Winograd path (CKPT_WINOGRAD=0 in the
-// environment, or tests and benchmarks comparing it with the direct one).
+// environment, or SetWinograd).
 var winogradOff = os.Getenv("CKPT_WINOGRAD") == "0"
+
+// SetWinograd turns the Winograd path of prepared 3×3 convolutions on (the
+// default) or off, for comparing it with the direct one; CKPT_WINOGRAD=0 in
+// the environment starts the process with it off. It must not be called
+// while an Infer call is running.
+func SetWinograd(on bool) { winogradOff = !on }
 
 // winoPrep is a convolution's weights in the Winograd domain: U[ξ] [O, C]
 // packed for the GEMM, one per position ξ of the 6×6 tile.
@@ -107,13 +114,16 @@ func useWinograd(g *convGeom) bool {
 
 // winoMinTiles and winoMinChannels bound the layers Winograd beats the
 // direct product on (BenchmarkWinograd, CPU time per pass, this session's
-// Xeon: 1.25-1.5x faster at 128 and 256 channels with 16 to 49 tiles of
-// one image, and at 128 to 512 channels for eight; slower at 64 channels,
-// where the transforms weigh as much as the products, and on a 7×7 output
-// of one image, 4 tiles).
+// Xeon: 1.2-1.6x less CPU time at 64 to 256 channels with 16 to 196 tiles
+// of one image, 1.5-1.6x at 128 to 512 channels for eight images, even at
+// 64 channels for eight; 3-4x more on a 7×7 output of one image, 4 tiles,
+// where reading the transformed weights, 4x the weights' size, costs more
+// than the products save). Within a whole network at batch 1 the gain is
+// smaller (resnet18 0-4%, resnet50 3-5% of CPU time) because every pass
+// reads all the transformed weights from memory.
 var (
 	winoMinTiles    = 16
-	winoMinChannels = 96
+	winoMinChannels = 64
 )
 
 // winograd returns e's Winograd weights, transforming them on first use.
@@ -127,43 +137,87 @@ func (e *convPrep) winograd() *winoPrep {
 // winoForward computes the convolution of x [N, C, H, W] into out
 // [N, O, oh, ow] through Winograd, then adds the bias (nil for none) and
 // the residual rd (nil for none) and applies a.
+//
+// The images go in blocks of at least winoBlockTiles tiles, so that a
+// block's transformed input and products (36·(C+O) floats a tile) stay in
+// the core's cache between the transforms and the products instead of
+// going through memory. With two blocks or more each goroutine runs whole
+// blocks on its own (no barrier between the steps); a single block (one
+// image) splits each step over the threads instead.
 func winoForward(g *convGeom, wp *winoPrep, x *Tensor, out []float32, bias, rd []float32, a vec.Act) {
 	ty, tx := (g.oh+3)/4, (g.ow+3)/4
 	tpi := ty * tx // tiles per image
-	P := g.n * tpi
-	C, O := g.c, g.o
-	V := newResultData([]int{36 * C * P}, false, x).data
-	M := newResultData([]int{36 * O * P}, false, x).data
+	nb := min(g.n, max(1, (winoBlockTiles+tpi-1)/tpi))
+	blocks := (g.n + nb - 1) / nb
+	per := 36 * (g.c + g.o) * nb * tpi // one block's V and M
+	workers := min(runtime.GOMAXPROCS(0), blocks)
+	if workers <= 1 {
+		buf := newResultData([]int{per}, false, x).data
+		for n0 := 0; n0 < g.n; n0 += nb {
+			winoBlock(g, wp, x.data, n0, min(n0+nb, g.n), buf, out, bias, rd, a, parallelFor)
+		}
+		return
+	}
+	buf := newResultData([]int{workers * per}, false, x).data
+	serial := func(n, _ int, f func(lo, hi int)) { f(0, n) }
+	parallelForWorkers(blocks, workers, func(w, lo, hi int) {
+		for b := lo; b < hi; b++ {
+			n0 := b * nb
+			winoBlock(g, wp, x.data, n0, min(n0+nb, g.n), buf[w*per:(w+1)*per], out, bias, rd, a, serial)
+		}
+	})
+}
 
-	// Input transform, a (image, channel) plane per step.
-	xd := x.data
+// winoBlockTiles is the fewest tiles a block of images is given: enough
+// columns for the 36 products to run near the GEMM's speed.
+const winoBlockTiles = 64
+
+// winoBlock runs images [n0, n1) of winoForward with the buffer buf for
+// the transformed input V [36][C][P] and the products M [36][O][P] (P the
+// block's tiles), splitting each step with par.
+func winoBlock(g *convGeom, wp *winoPrep, xd []float32, n0, n1 int, buf, out, bias, rd []float32, a vec.Act, par func(n, work int, f func(lo, hi int))) {
+	ty, tx := (g.oh+3)/4, (g.ow+3)/4
+	tpi := ty * tx
+	nn := n1 - n0
+	P := nn * tpi
+	C, O := g.c, g.o
+	V, M := buf[:36*C*P], buf[36*C*P:36*(C+O)*P]
+	threads := 1
+	if par != nil && nn == g.n { // the only block: the products may split
+		threads = gemm.Threads()
+	}
+
+	// Input transform, an (image, channel) plane per step.
 	hw := g.h * g.wd
-	parallelFor(g.n*C, 36*C*P, func(lo, hi int) {
+	par(nn*C, 36*C*P, func(lo, hi int) {
 		sc := getWinoScratch(72 * tpi)
 		for nc := lo; nc < hi; nc++ {
 			n, c := nc/C, nc%C
-			plane := xd[nc*hw : (nc+1)*hw]
-			dst := V[c*P+n*tpi:]
-			winoInputPlane(plane, g.h, g.wd, g.ph, g.pw, ty, tx, dst, C*P, *sc)
+			plane := xd[((n0+n)*C+c)*hw:][:hw]
+			winoInputPlane(plane, g.h, g.wd, g.ph, g.pw, ty, tx, V[c*P+n*tpi:], C*P, *sc)
 		}
 		winoScratch.Put(sc)
 	})
 
-	// The 36 products, split over the threads by ξ (each small enough to
-	// run on one goroutine; a large one splits itself).
-	parallelFor(36, 36*O*C*P, func(lo, hi int) {
+	// The 36 products, split over the threads by ξ.
+	par(36, 36*O*C*P, func(lo, hi int) {
+		t := 1
+		if hi-lo == 36 {
+			t = threads
+		}
 		for xi := lo; xi < hi; xi++ {
-			wp.u[xi].Sgemm(false, P, 1, V[xi*C*P:(xi+1)*C*P], P, 0, M[xi*O*P:(xi+1)*O*P], P)
+			wp.u[xi].SgemmThreads(t, false, P, 1, V[xi*C*P:(xi+1)*C*P], P, 0, M[xi*O*P:(xi+1)*O*P], P)
 		}
 	})
 
 	// Output transform and finish, an (image, channel) plane per step.
 	ohw := g.oh * g.ow
-	parallelFor(g.n*O, 36*O*P, func(lo, hi int) {
+	par(nn*O, 36*O*P, func(lo, hi int) {
 		sc := getWinoScratch(40 * tpi)
 		for no := lo; no < hi; no++ {
 			n, o := no/O, no%O
-			dst := out[no*ohw : (no+1)*ohw]
+			off := ((n0+n)*O + o) * ohw
+			dst := out[off : off+ohw]
 			winoOutputPlane(M[o*P+n*tpi:], O*P, ty, tx, dst, g.oh, g.ow, *sc)
 			var b float32
 			if bias != nil {
@@ -171,7 +225,7 @@ func winoForward(g *convGeom, wp *winoPrep, x *Tensor, out []float32, bias, rd [
 			}
 			var r []float32
 			if rd != nil {
-				r = rd[no*ohw : (no+1)*ohw]
+				r = rd[off : off+ohw]
 			}
 			finishRow(dst, b, r, a)
 		}

@@ -26,6 +26,7 @@ func TestWinogradMatchesDirect(t *testing.T) {
 		{1, 16, 32, 13, 11, 1, true, false, vec.Identity}, // partial tiles
 		{3, 24, 16, 10, 9, 0, false, true, vec.ReLU6},     // no padding
 		{1, 16, 16, 7, 7, 2, true, false, vec.Identity},   // wider padding
+		{5, 64, 64, 28, 27, 1, true, true, vec.ReLU},      // blocks of images on two goroutines, the last one short
 	}
 	for _, tc := range cases {
 		name := fmt.Sprintf("n%d_c%d_o%d_%dx%d_p%d", tc.n, tc.c, tc.o, tc.h, tc.w, tc.pad)

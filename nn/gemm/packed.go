@@ -87,6 +87,13 @@ func (pa *PackedA) Cols() int { return pa.k }
 // [Sgemm] (B is stored n×k when transB is set; C is not read when beta is
 // 0).
 func (pa *PackedA) Sgemm(transB bool, n int, alpha float32, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	pa.SgemmThreads(Threads(), transB, n, alpha, b, ldb, beta, c, ldc)
+}
+
+// SgemmThreads is [PackedA.Sgemm] split over at most threads goroutines,
+// the caller included: 1 runs it on the calling goroutine alone, for a
+// caller that already keeps every core busy with products of its own.
+func (pa *PackedA) SgemmThreads(threads int, transB bool, n int, alpha float32, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	m, k := pa.m, pa.k
 	checkArgs(false, transB, m, n, k, pa.data, k, b, ldb, c, ldc)
 	if pa.kn == nil {
@@ -95,7 +102,7 @@ func (pa *PackedA) Sgemm(transB bool, n int, alpha float32, b []float32, ldb int
 	}
 	p := params{transB: transB, m: m, n: n, k: k, alpha: alpha,
 		b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad}
-	run(pa.kn, &p, Threads())
+	run(pa.kn, &p, max(threads, 1))
 }
 
 // Epilogue finishes a block of C, rows [i0, i1) and columns [j0, j1), once
