@@ -254,6 +254,10 @@ func (e *convPrep) forward(x, res *Tensor, a vec.Act) *Tensor {
 	switch {
 	case useWinograd(&g):
 		winoForward(&g, e.winograd(), x, out.data, e.bias, rd, a)
+	case g.depthwise() && res == nil:
+		// Bias and activation applied plane by plane as the filter
+		// writes them.
+		depthwiseForwardAct(&g, x.data, e.w.data, e.bias, a, out.data)
 	case g.depthwise():
 		depthwiseForward(&g, x.data, e.w.data, nil, out.data)
 		finishInPlace(out, e.bias, res, a)
