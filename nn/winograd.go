@@ -169,7 +169,9 @@ func winoForward(g *convGeom, wp *winoPrep, x *Tensor, out []float32, bias, rd [
 }
 
 // winoBlockTiles is the fewest tiles a block of images is given: enough
-// columns for the 36 products to run near the GEMM's speed.
+// columns for the 36 products to run near the GEMM's speed. Measured on
+// resnet18 at batch 8 (CPU time per pass): 32 and 64 are level, 16 and 128
+// take 5-20% more, a single block for the whole batch 15% more.
 const winoBlockTiles = 64
 
 // winoBlock runs images [n0, n1) of winoForward with the buffer buf for

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ckptkit/ckpt/nn/internal/vec"
+	"github.com/ckptkit/ckpt/nn/internal/wino"
 )
 
 // TestWinogradMatchesDirect runs prepared 3×3 stride-1 convolutions through
@@ -27,9 +28,17 @@ func TestWinogradMatchesDirect(t *testing.T) {
 		{3, 24, 16, 10, 9, 0, false, true, vec.ReLU6},     // no padding
 		{1, 16, 16, 7, 7, 2, true, false, vec.Identity},   // wider padding
 		{5, 64, 64, 28, 27, 1, true, true, vec.ReLU},      // blocks of images on two goroutines, the last one short
+		{4, 32, 32, 20, 20, 1, false, true, vec.ReLU},     // two blocks of two
+		{2, 16, 24, 9, 30, 1, true, false, vec.SiLU},
 	}
-	for _, tc := range cases {
-		name := fmt.Sprintf("n%d_c%d_o%d_%dx%d_p%d", tc.n, tc.c, tc.o, tc.h, tc.w, tc.pad)
+	saved := wino.Impl()
+	defer wino.Force(saved)
+	for i, tc := range cases {
+		// Each case with another of the transform kernels (the AVX2 and
+		// pure-Go ones too, on a CPU that would pick AVX-512).
+		isa := []string{"avx512", "avx2", "go"}[i%3]
+		wino.Force(isa)
+		name := fmt.Sprintf("n%d_c%d_o%d_%dx%d_p%d/%s", tc.n, tc.c, tc.o, tc.h, tc.w, tc.pad, wino.Impl())
 		t.Run(name, func(t *testing.T) {
 			x := RandN(tc.n, tc.c, tc.h, tc.w)
 			w := RandN(tc.o, tc.c, 3, 3)
@@ -110,4 +119,44 @@ func BenchmarkWinograd(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestWinogradPrepared runs a prepared conv-ReLU that takes the Winograd
+// path under Infer, against the unprepared forward pass, before and after
+// its weights change in place (MarkModified): the transformed weights live
+// with the prepared layer, so they must be remade, not reused.
+func TestWinogradPrepared(t *testing.T) {
+	conv := NewConv2d(NewBuilder(nil), 64, 64, 3, Padding(1))
+	m := NewSequential(conv, NewReLU(true))
+	m.Eval()
+	x := RandN(2, 64, 16, 16)
+	g := convGeometry(x, conv.Weight, nil, ConvParams{Stride: [2]int{1, 1}, Padding: [2]int{1, 1}})
+	if !useWinograd(&g) {
+		t.Fatal("the test's layer does not take the Winograd path")
+	}
+	if err := Prepare(m); err != nil {
+		t.Fatal(err)
+	}
+	defer Unprepare(m)
+	check := func(step string) {
+		t.Helper()
+		var want *Tensor
+		NoGrad(func() { want = m.Forward(x) })
+		got := Infer(m, x)
+		var maxY, maxErr float64
+		for i := range want.data {
+			maxY = math.Max(maxY, math.Abs(float64(want.data[i])))
+			maxErr = math.Max(maxErr, math.Abs(float64(got.data[i]-want.data[i])))
+		}
+		if tol := 1e-4 * math.Max(1, maxY); maxErr > tol {
+			t.Errorf("%s: got max error %.3g against the unprepared pass, want <= %.3g", step, maxErr, tol)
+		}
+	}
+	check("first pass")
+	w := conv.Weight.Data()
+	for i := range w {
+		w[i] = -2 * w[i]
+	}
+	MarkModified()
+	check("after the weights changed")
 }
