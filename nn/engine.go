@@ -253,7 +253,7 @@ func (e *convPrep) forward(x, res *Tensor, a vec.Act) *Tensor {
 	}
 	switch {
 	case useWinograd(&g):
-		winoForward(&g, e.winograd(), x, out.data, e.bias, rd, a)
+		winoForward(&g, e.winograd(&g), x, out.data, e.bias, rd, a)
 	case g.depthwise() && res == nil:
 		// Bias and activation applied plane by plane as the filter
 		// writes them.

@@ -70,8 +70,8 @@ type winoPrep struct {
 }
 
 // newWinoPrep transforms w [O, C, 3, 3] (computed in float64, rounded
-// once).
-func newWinoPrep(w []float32, o, c int) *winoPrep {
+// once), packed for products of about n columns (tiles).
+func newWinoPrep(w []float32, o, c, n int) *winoPrep {
 	u := make([]float32, 36*o*c)
 	for oc := range o {
 		for ic := range c {
@@ -93,7 +93,7 @@ func newWinoPrep(w []float32, o, c int) *winoPrep {
 	}
 	p := &winoPrep{}
 	for xi := range 36 {
-		p.u[xi] = gemm.PackA(false, o, c, u[xi*o*c:], c)
+		p.u[xi] = gemm.PackAFor(false, o, c, u[xi*o*c:], c, n)
 	}
 	return p
 }
@@ -123,13 +123,16 @@ func useWinograd(g *convGeom) bool {
 // reads all the transformed weights from memory.
 var (
 	winoMinTiles    = 16
-	winoMinChannels = 64
+	winoMinChannels = 128
 )
 
-// winograd returns e's Winograd weights, transforming them on first use.
-func (e *convPrep) winograd() *winoPrep {
+// winograd returns e's Winograd weights, transforming them on first use,
+// for the blocks of tiles that shape g gives.
+func (e *convPrep) winograd(g *convGeom) *winoPrep {
 	e.winoOnce.Do(func() {
-		e.wino = newWinoPrep(e.w.data, e.w.shape[0], e.w.shape[1])
+		tpi := ((g.oh + 3) / 4) * ((g.ow + 3) / 4)
+		nb := min(g.n, max(1, (winoBlockTiles+tpi-1)/tpi))
+		e.wino = newWinoPrep(e.w.data, e.w.shape[0], e.w.shape[1], nb*tpi)
 	})
 	return e.wino
 }
@@ -275,9 +278,8 @@ func winoInputPlane(x []float32, h, w, ph, pw, ty, tx int, dst []float32, stride
 				}
 				clear(out[:jlo])
 				clear(out[jhi:])
-				src := x[y*w : (y+1)*w]
-				for j := jlo; j < jhi; j++ {
-					out[j] = src[4*j+s-pw]
+				if jhi > jlo {
+					wino.Gather4(out[jlo:jhi], x[y*w+4*jlo+s-pw:(y+1)*w])
 				}
 			}
 		}
@@ -315,11 +317,7 @@ func winoOutputPlane(m []float32, stride, ty, tx int, dst []float32, oh, ow int,
 				if r >= oh {
 					break
 				}
-				row := dst[r*ow+v:]
-				in := src[i*tx : i*tx+jhi]
-				for j, val := range in {
-					row[4*j] = val
-				}
+				wino.Scatter4(dst[r*ow+v:(r+1)*ow], src[i*tx:i*tx+jhi])
 			}
 		}
 	}

@@ -126,10 +126,10 @@ func BenchmarkWinograd(b *testing.B) {
 // its weights change in place (MarkModified): the transformed weights live
 // with the prepared layer, so they must be remade, not reused.
 func TestWinogradPrepared(t *testing.T) {
-	conv := NewConv2d(NewBuilder(nil), 64, 64, 3, Padding(1))
+	conv := NewConv2d(NewBuilder(nil), 128, 128, 3, Padding(1))
 	m := NewSequential(conv, NewReLU(true))
 	m.Eval()
-	x := RandN(2, 64, 16, 16)
+	x := RandN(2, 128, 16, 16)
 	g := convGeometry(x, conv.Weight, nil, ConvParams{Stride: [2]int{1, 1}, Padding: [2]int{1, 1}})
 	if !useWinograd(&g) {
 		t.Fatal("the test's layer does not take the Winograd path")

@@ -20,6 +20,15 @@ type PackedA struct {
 // [Sgemm]: A is stored k×m when transA is set. PackA panics on bad
 // arguments, as Sgemm does.
 func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
+	return PackAFor(transA, m, k, a, lda, 0)
+}
+
+// PackAFor is [PackA] for products of about n columns (0: not known): the
+// micro-kernel it packs for is the one whose tiles pad m×n least, as
+// [Sgemm] would choose it, where PackA weighs m alone. With 16 columns, the
+// 4×4 tiles of a 14×14 image that a Winograd layer multiplies, a 24×16 tile
+// does half the work of a 12×32 one.
+func PackAFor(transA bool, m, k int, a []float32, lda int, n int) *PackedA {
 	if m < 0 || k < 0 {
 		panic(fmt.Sprintf("gemm: negative dimension m=%d k=%d", m, k))
 	}
@@ -42,7 +51,11 @@ func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
 		}
 		return &PackedA{m: m, k: k, data: d}
 	}
-	return packAWith(kernelForPackA(m), transA, m, k, a, lda)
+	kn := kernelForPackA(m)
+	if n > 0 {
+		kn = pickKernel(m, n)
+	}
+	return packAWith(kn, transA, m, k, a, lda)
 }
 
 // kernelForPackA chooses the kernel a PackedA is packed for, without the n

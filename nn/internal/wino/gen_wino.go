@@ -32,6 +32,7 @@ func main() {
 		gen(&w, s, true)
 		gen(&w, s, false)
 	}
+	genStrided(&w)
 	if err := os.WriteFile("wino_amd64.s", w.Bytes(), 0o644); err != nil {
 		panic(err)
 	}
@@ -149,6 +150,80 @@ func gen(w *bytes.Buffer, s isa, bt bool) {
 			func(reg, mem string) { p("VMOVUPS %s, K1, %s", reg, mem) })
 	}
 	fmt.Fprintf(w, "done_%s%s:\n", name, s.name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// genStrided writes gather4AVX512 and scatter4AVX512 (dst[j] = src[4j] and
+// dst[4j] = src[j], a masked last group) and gather4AVX2 (whole groups of
+// 8), with the lane indices 0, 4, ..., 60 in idx4.
+func genStrided(w *bytes.Buffer) {
+	p := func(f string, a ...any) { fmt.Fprintf(w, "\t"+f+"\n", a...) }
+	w.WriteString("\n")
+	for i := range 16 {
+		fmt.Fprintf(w, "DATA idx4<>+%d(SB)/4, $%d\n", 4*i, 4*i)
+	}
+	w.WriteString("GLOBL idx4<>(SB), RODATA|NOPTR, $64\n")
+	for _, scatter := range []bool{false, true} {
+		name := "gather4AVX512"
+		if scatter {
+			name = "scatter4AVX512"
+		}
+		fmt.Fprintf(w, "\n// func %s(dst, src *float32, n int, tail uint16)\nTEXT ·%s(SB), NOSPLIT, $0-26\n", name, name)
+		p("MOVQ dst+0(FP), DI")
+		p("MOVQ src+8(FP), SI")
+		p("MOVQ n+16(FP), CX")
+		p("VMOVDQU32 idx4<>(SB), Z1")
+		fmt.Fprintf(w, "loop_%s:\n", name)
+		p("CMPQ CX, $16")
+		p("JLT tail_%s", name)
+		p("KXNORW K1, K1, K1")
+		if scatter {
+			p("VMOVUPS (SI), Z0")
+			p("VSCATTERDPS Z0, K1, (DI)(Z1*4)")
+			p("ADDQ $64, SI")
+			p("ADDQ $256, DI")
+		} else {
+			p("VGATHERDPS (SI)(Z1*4), K1, Z0")
+			p("VMOVUPS Z0, (DI)")
+			p("ADDQ $256, SI")
+			p("ADDQ $64, DI")
+		}
+		p("SUBQ $16, CX")
+		p("JMP loop_%s", name)
+		fmt.Fprintf(w, "tail_%s:\n", name)
+		p("TESTQ CX, CX")
+		p("JZ done_%s", name)
+		p("KMOVW tail+24(FP), K1")
+		p("KMOVW K1, K2")
+		if scatter {
+			p("VMOVUPS.Z (SI), K2, Z0")
+			p("VSCATTERDPS Z0, K1, (DI)(Z1*4)")
+		} else {
+			p("VPXORD Z0, Z0, Z0")
+			p("VGATHERDPS (SI)(Z1*4), K1, Z0")
+			p("VMOVUPS Z0, K2, (DI)")
+		}
+		fmt.Fprintf(w, "done_%s:\n", name)
+		p("VZEROUPPER")
+		p("RET")
+	}
+	w.WriteString("\n// func gather4AVX2(dst, src *float32, n int)\nTEXT ·gather4AVX2(SB), NOSPLIT, $0-24\n")
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ src+8(FP), SI")
+	p("MOVQ n+16(FP), CX")
+	p("VMOVDQU idx4<>(SB), Y1")
+	w.WriteString("loop_gather4AVX2:\n")
+	p("CMPQ CX, $8")
+	p("JLT done_gather4AVX2")
+	p("VPCMPEQD Y2, Y2, Y2")
+	p("VGATHERDPS Y2, (SI)(Y1*4), Y0")
+	p("VMOVUPS Y0, (DI)")
+	p("ADDQ $128, SI")
+	p("ADDQ $32, DI")
+	p("SUBQ $8, CX")
+	p("JMP loop_gather4AVX2")
+	w.WriteString("done_gather4AVX2:\n")
 	p("VZEROUPPER")
 	p("RET")
 }

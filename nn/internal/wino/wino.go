@@ -73,3 +73,30 @@ func atGo(src []float32, ss int, dst []float32, ds int, n int) {
 		d3[k] = b + 8*d + s5[k]
 	}
 }
+
+// Gather4 sets dst[j] = src[4j] for j < len(dst): one column phase of a
+// row, the stride-4 reads of the tiles' patches.
+func Gather4(dst, src []float32) {
+	n := len(dst)
+	if n == 0 {
+		return
+	}
+	_ = src[4*(n-1)]
+	done := gather4Asm(dst, src, n)
+	for j := done; j < n; j++ {
+		dst[j] = src[4*j]
+	}
+}
+
+// Scatter4 sets dst[4j] = src[j] for j < len(src), the inverse of Gather4.
+func Scatter4(dst, src []float32) {
+	n := len(src)
+	if n == 0 {
+		return
+	}
+	_ = dst[4*(n-1)]
+	done := scatter4Asm(dst, src, n)
+	for j := done; j < n; j++ {
+		dst[4*j] = src[j]
+	}
+}

@@ -67,3 +67,38 @@ func atAsm(src []float32, ss int, dst []float32, ds int, n int) int {
 	}
 	return 0
 }
+
+//go:noescape
+func gather4AVX512(dst, src *float32, n int, tail uint16)
+
+//go:noescape
+func scatter4AVX512(dst, src *float32, n int, tail uint16)
+
+//go:noescape
+func gather4AVX2(dst, src *float32, n int)
+
+// gather4Asm does Gather4 with vector gathers and returns how many elements
+// it did.
+func gather4Asm(dst, src []float32, n int) int {
+	switch impl {
+	case "avx512":
+		gather4AVX512(&dst[0], &src[0], n, uint16(1)<<(n%16)-1)
+		return n
+	case "avx2":
+		if m := n &^ 7; m > 0 {
+			gather4AVX2(&dst[0], &src[0], m)
+			return m
+		}
+	}
+	return 0
+}
+
+// scatter4Asm does Scatter4 with vector scatters (AVX-512 only) and returns
+// how many elements it did.
+func scatter4Asm(dst, src []float32, n int) int {
+	if impl == "avx512" {
+		scatter4AVX512(&dst[0], &src[0], n, uint16(1)<<(n%16)-1)
+		return n
+	}
+	return 0
+}

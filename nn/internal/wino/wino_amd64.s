@@ -303,3 +303,96 @@ tail_atAVX2:
 done_atAVX2:
 	VZEROUPPER
 	RET
+
+DATA idx4<>+0(SB)/4, $0
+DATA idx4<>+4(SB)/4, $4
+DATA idx4<>+8(SB)/4, $8
+DATA idx4<>+12(SB)/4, $12
+DATA idx4<>+16(SB)/4, $16
+DATA idx4<>+20(SB)/4, $20
+DATA idx4<>+24(SB)/4, $24
+DATA idx4<>+28(SB)/4, $28
+DATA idx4<>+32(SB)/4, $32
+DATA idx4<>+36(SB)/4, $36
+DATA idx4<>+40(SB)/4, $40
+DATA idx4<>+44(SB)/4, $44
+DATA idx4<>+48(SB)/4, $48
+DATA idx4<>+52(SB)/4, $52
+DATA idx4<>+56(SB)/4, $56
+DATA idx4<>+60(SB)/4, $60
+GLOBL idx4<>(SB), RODATA|NOPTR, $64
+
+// func gather4AVX512(dst, src *float32, n int, tail uint16)
+TEXT ·gather4AVX512(SB), NOSPLIT, $0-26
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVDQU32 idx4<>(SB), Z1
+loop_gather4AVX512:
+	CMPQ CX, $16
+	JLT tail_gather4AVX512
+	KXNORW K1, K1, K1
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $256, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP loop_gather4AVX512
+tail_gather4AVX512:
+	TESTQ CX, CX
+	JZ done_gather4AVX512
+	KMOVW tail+24(FP), K1
+	KMOVW K1, K2
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS Z0, K2, (DI)
+done_gather4AVX512:
+	VZEROUPPER
+	RET
+
+// func scatter4AVX512(dst, src *float32, n int, tail uint16)
+TEXT ·scatter4AVX512(SB), NOSPLIT, $0-26
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVDQU32 idx4<>(SB), Z1
+loop_scatter4AVX512:
+	CMPQ CX, $16
+	JLT tail_scatter4AVX512
+	KXNORW K1, K1, K1
+	VMOVUPS (SI), Z0
+	VSCATTERDPS Z0, K1, (DI)(Z1*4)
+	ADDQ $64, SI
+	ADDQ $256, DI
+	SUBQ $16, CX
+	JMP loop_scatter4AVX512
+tail_scatter4AVX512:
+	TESTQ CX, CX
+	JZ done_scatter4AVX512
+	KMOVW tail+24(FP), K1
+	KMOVW K1, K2
+	VMOVUPS.Z (SI), K2, Z0
+	VSCATTERDPS Z0, K1, (DI)(Z1*4)
+done_scatter4AVX512:
+	VZEROUPPER
+	RET
+
+// func gather4AVX2(dst, src *float32, n int)
+TEXT ·gather4AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVDQU idx4<>(SB), Y1
+loop_gather4AVX2:
+	CMPQ CX, $8
+	JLT done_gather4AVX2
+	VPCMPEQD Y2, Y2, Y2
+	VGATHERDPS Y2, (SI)(Y1*4), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP loop_gather4AVX2
+done_gather4AVX2:
+	VZEROUPPER
+	RET
