@@ -60,7 +60,7 @@ var (
 	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 672, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
 	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 512, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
 	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 528, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
-	avx512Alt3   = &kernel{name: "avx512-24x16", isa: "avx512", mr: 24, nr: 16, mc: 192, kc: 256, nc: 512, fn: kernAVX512x24x16, edge: kernAVX512x24x16Edge}
+	avx512Alt3   = &kernel{name: "avx512-24x16", isa: "avx512", mr: 24, nr: 16, mc: 192, kc: 256, nc: 512, fn: kernAVX512x24x16, edge: kernAVX512x24x16Edge, cost: 1.15}
 )
 
 // kernels lists the kernels this CPU can run, best first; the last is the
