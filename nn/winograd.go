@@ -113,16 +113,18 @@ func useWinograd(g *convGeom) bool {
 }
 
 // winoMinTiles and winoMinChannels bound the layers Winograd beats the
-// direct product on (BenchmarkWinograd, CPU time per pass, this session's
-// Xeon: 1.2-1.6x less CPU time at 64 to 256 channels with 16 to 196 tiles
-// of one image, 1.5-1.6x at 128 to 512 channels for eight images, even at
-// 64 channels for eight; 3-4x more on a 7×7 output of one image, 4 tiles,
-// where reading the transformed weights, 4x the weights' size, costs more
-// than the products save). Within a whole network at batch 1 the gain is
-// smaller (resnet18 0-4%, resnet50 3-5% of CPU time) because every pass
-// reads all the transformed weights from memory.
+// direct product on. A pass reads the transformed weights, 36·C·O floats
+// (4x the weights), once; the products it saves are 108·C·O·P multiply-adds
+// for P tiles, so the memory traffic per saved operation depends on P
+// alone: at 16 tiles (a 14×14 output of one image) streaming them costs
+// about what the saved products would have (measured level within
+// resnet18/50, and 3-6% slower than with 32 as the bound), from 32 tiles
+// on it pays (BenchmarkWinograd, CPU time, this session's Xeon: 1.4-1.5x at
+// 128 channels on 28×28 for one image, 1.5-1.6x at 128-512 channels for
+// eight). 64-channel layers, where the transforms weigh as much as the
+// products, were level alone and slower inside resnet18/50.
 var (
-	winoMinTiles    = 16
+	winoMinTiles    = 32
 	winoMinChannels = 128
 )
 
