@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/ckptkit/ckpt/nn/internal/dwconv"
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
 // depthwiseForward convolves each channel of x with its own kernel (groups
@@ -21,13 +22,21 @@ import (
 // loop; the pitch-wide rows it produces (their last columns are wasted
 // work) are then copied out to the ow-wide output rows.
 func depthwiseForward(gp *convGeom, x, w []float32, b *Tensor, out []float32) {
-	g := *gp // the goroutines get a copy, so the caller's geometry does not escape
 	var bias []float32
 	if b != nil {
 		bias = b.data
 	}
+	depthwiseForwardAct(gp, x, w, bias, vec.Identity, out)
+}
+
+// depthwiseForwardAct is depthwiseForward with the bias (nil for none) as a
+// slice and the activation a applied to each output plane as soon as it is
+// filtered, while it is still in cache, instead of in a pass of its own
+// over the whole output (a prepared depthwise conv-bn-ReLU6).
+func depthwiseForwardAct(gp *convGeom, x, w, bias []float32, a vec.Act, out []float32) {
+	g := *gp // the goroutines get a copy, so the caller's geometry does not escape
 	parallelFor(g.n*g.c, g.n*g.c*g.ohw*g.kh*g.kw, func(lo, hi int) {
-		depthwiseChannels(&g, x, w, bias, out, lo, hi)
+		depthwiseChannels(&g, x, w, bias, a, out, lo, hi)
 	})
 }
 
@@ -41,7 +50,7 @@ var dwPool = sync.Pool{New: func() any { return new(dwScratch) }}
 
 // depthwiseChannels convolves the channels lo..hi-1 of the batch
 // (index n·C + c).
-func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
+func depthwiseChannels(g *convGeom, x, w, bias []float32, a vec.Act, out []float32, lo, hi int) {
 	if lo >= hi {
 		return // an empty batch
 	}
@@ -83,10 +92,13 @@ func depthwiseChannels(g *convGeom, x, w, bias, out []float32, lo, hi int) {
 		wc := w[c*taps : (c+1)*taps]
 		if direct {
 			dwconv.TapRuns(dst, src, s.runs, wc, bv)
-			continue
+		} else {
+			dwconv.TapRuns(tmp, src, s.runs, wc, bv)
+			dwconv.Copy2D(dst, g.ow, tmp, pitch, g.oh, g.ow)
 		}
-		dwconv.TapRuns(tmp, src, s.runs, wc, bv)
-		dwconv.Copy2D(dst, g.ow, tmp, pitch, g.oh, g.ow)
+		if a != vec.Identity {
+			vec.Apply(dst, a)
+		}
 	}
 }
 

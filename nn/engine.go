@@ -149,6 +149,9 @@ type convPrep struct {
 	w      *Tensor
 	bias   []float32
 	packed []*gemm.PackedA
+
+	winoOnce sync.Once // builds wino on the first pass that uses it
+	wino     *winoPrep
 }
 
 // newConvPrep folds bn (may be nil) into w and b and packs the result.
@@ -249,6 +252,12 @@ func (e *convPrep) forward(x, res *Tensor, a vec.Act) *Tensor {
 		xd, gf.colsDeint = deinterleaveCols(x, g.wd), true
 	}
 	switch {
+	case useWinograd(&g):
+		winoForward(&g, e.winograd(&g), x, out.data, e.bias, rd, a)
+	case g.depthwise() && res == nil:
+		// Bias and activation applied plane by plane as the filter
+		// writes them.
+		depthwiseForwardAct(&g, x.data, e.w.data, e.bias, a, out.data)
 	case g.depthwise():
 		depthwiseForward(&g, x.data, e.w.data, nil, out.data)
 		finishInPlace(out, e.bias, res, a)

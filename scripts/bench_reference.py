@@ -10,7 +10,8 @@ of threads (--threads, default 2). The timed passes are split into --rounds
 rounds that take turns (torch, ORT, ckpt, torch, ...), so that a burst of
 load on a shared machine falls on all three alike; the medians are over all
 rounds. Only ratios measured in one run mean anything: absolute times depend
-on the machine and its load.
+on the machine and its load. --baseline BIN times a second ckpt binary (an
+older build) in the same rounds and adds its median and ckpt/base.
 
 With --train it times training steps instead, against PyTorch only: for each
 architecture, batch and --strategy (full: every parameter trained; head: only
@@ -31,7 +32,7 @@ Needs: /usr/bin/python3 with torch and torchvision, node with onnxruntime-node
 (scripts/setup-interop.sh installs both), and Go to build ckpt.
 
 Usage: /usr/bin/python3 scripts/bench_reference.py [--arch resnet18,...] [--batch 1,8]
-           [--iters 10] [--warmup 3] [--threads 2] [--json out.json]
+           [--iters 10] [--warmup 3] [--threads 2] [--baseline OLD_CKPT] [--json out.json]
        /usr/bin/python3 scripts/bench_reference.py --train [--arch resnet18] [--batch 8] [--strategy full,head]
        /usr/bin/python3 scripts/bench_reference.py --onnx-import [--arch resnet18,mobilenet_v2] [--batch 1,8]
 """
@@ -258,7 +259,8 @@ def main():
     ap.add_argument("--train", action="store_true", help="time training steps against PyTorch instead of forward passes")
     ap.add_argument("--strategy", default="full,head", help="with --train: full, head, or full,head (both, the default)")
     ap.add_argument("--ckpt", help="a ckpt binary to time instead of building ./cmd/ckpt")
-    ap.add_argument("--baseline", help="with --train: another ckpt binary, timed in the same rounds (rows labelled 'base')")
+    ap.add_argument("--baseline", help="another ckpt binary, timed in the same rounds (with --train: rows labelled 'base'; "
+                    "forward passes: 'base' and 'ckpt/base' columns)")
     ap.add_argument("--onnx-import", action="store_true",
                     help="time ckpt on an imported torch.onnx export against ckpt's native --arch model on the same weights")
     a = ap.parse_args()
@@ -295,6 +297,9 @@ def main():
     rows = []
     print(f"{a.threads} threads; {a.rounds} rounds of {a.warmup} warm-up and {max(1, a.iters // a.rounds)} timed runs each, taking turns; median ms", file=sys.stderr)
     header = f"{'arch':<16} {'batch':>5} {'torch':>9} {'ORT':>9} {'ckpt':>9} {'ckpt/torch':>11} {'ckpt/ORT':>9}"
+    base = os.path.abspath(a.baseline) if a.baseline else None
+    if base:
+        header += f" {'base':>9} {'ckpt/base':>10}"
     print(header)
     for arch in a.arch.split(","):
         torch.manual_seed(0)
@@ -307,7 +312,7 @@ def main():
             onnx_path = os.path.join(tmp, f"{arch}_b{batch}.onnx")
             torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"], output_names=["output"])
             per_round = max(1, a.iters // a.rounds)
-            ts_torch, ts_ort, ts_ckpt = [], [], []
+            ts_torch, ts_ort, ts_ckpt, ts_base = [], [], [], []
             ort_ok, ckpt_ok = True, arch in known
             for _ in range(a.rounds):
                 ts_torch += time_torch(model, x, per_round, a.warmup)
@@ -319,16 +324,18 @@ def main():
                     else:
                         ort_ok = False
                         print(f"onnxruntime {arch}: {r.stderr.strip()[:200]}", file=sys.stderr)
-                if ckpt_ok:
-                    r = subprocess.run([ckpt, "bench", "--arch", arch, "--weights", weights, "--batch", str(batch),
+                for binary, ts in [(ckpt, ts_ckpt)] + ([(base, ts_base)] if base else []):
+                    if not ckpt_ok:
+                        break
+                    r = subprocess.run([binary, "bench", "--arch", arch, "--weights", weights, "--batch", str(batch),
                                         "--size", str(size), "--iters", str(per_round), "--warmup", str(a.warmup),
                                         "--threads", str(a.threads), "--json"],
                                        capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(a.threads)))
                     if r.returncode == 0:
-                        ts_ckpt += json.loads(r.stdout)["times_ms"]
+                        ts += json.loads(r.stdout)["times_ms"]
                     else:
                         ckpt_ok = False
-                        print(f"ckpt bench {arch}: {r.stderr.strip()}", file=sys.stderr)
+                        print(f"{binary} bench {arch}: {r.stderr.strip()}", file=sys.stderr)
             t_torch = median(ts_torch)
             t_ort = median(ts_ort) if ts_ort else None
             t_ckpt = median(ts_ckpt) if ts_ckpt else None
@@ -338,8 +345,14 @@ def main():
 
             def ratio(p, q):
                 return f"{p / q:.2f}x" if p is not None and q else "-"
-            print(f"{arch:<16} {batch:>5} {fmt(t_torch)} {fmt(t_ort)} {fmt(t_ckpt)} {ratio(t_ckpt, t_torch):>11} {ratio(t_ckpt, t_ort):>9}", flush=True)
-            rows.append({"arch": arch, "batch": batch, "torch_ms": t_torch, "ort_ms": t_ort, "ckpt_ms": t_ckpt})
+            line = f"{arch:<16} {batch:>5} {fmt(t_torch)} {fmt(t_ort)} {fmt(t_ckpt)} {ratio(t_ckpt, t_torch):>11} {ratio(t_ckpt, t_ort):>9}"
+            row = {"arch": arch, "batch": batch, "torch_ms": t_torch, "ort_ms": t_ort, "ckpt_ms": t_ckpt}
+            if base:
+                t_base = median(ts_base) if ts_base else None
+                line += f" {fmt(t_base)} {ratio(t_ckpt, t_base):>10}"
+                row["base_ms"] = t_base
+            print(line, flush=True)
+            rows.append(row)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"threads": a.threads, "iters": a.iters, "rows": rows}, f, indent=1)

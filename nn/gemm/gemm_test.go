@@ -334,18 +334,25 @@ func TestSgemmNoAllocs(t *testing.T) {
 	}
 }
 
+// TestPickKernelLeastPadding checks that pickKernel picks the kernel of
+// the fastest instruction set whose padded area, weighed by its cost, is
+// least.
 func TestPickKernelLeastPadding(t *testing.T) {
-	area := func(kn *kernel, m, n int) int {
-		return (m + kn.mr - 1) / kn.mr * kn.mr * ((n + kn.nr - 1) / kn.nr * kn.nr)
+	area := func(kn *kernel, m, n int) float64 {
+		a := float64((m + kn.mr - 1) / kn.mr * kn.mr * ((n + kn.nr - 1) / kn.nr * kn.nr))
+		if kn.cost > 0 {
+			a *= kn.cost
+		}
+		return a
 	}
-	for _, s := range [][2]int{{1, 1}, {64, 12544}, {512, 49}, {256, 196}, {1024, 1024}, {13, 1000}} {
+	for _, s := range [][2]int{{1, 1}, {64, 12544}, {512, 49}, {256, 196}, {256, 16}, {1024, 1024}, {13, 1000}} {
 		got := pickKernel(s[0], s[1])
 		if got.isa != kernels[0].isa {
 			t.Errorf("pickKernel(%d, %d) = %s, want a %s kernel", s[0], s[1], got.name, kernels[0].isa)
 		}
 		for _, kn := range kernels {
 			if kn.isa == got.isa && area(kn, s[0], s[1]) < area(got, s[0], s[1]) {
-				t.Errorf("pickKernel(%d, %d) = %s, but %s pads less", s[0], s[1], got.name, kn.name)
+				t.Errorf("pickKernel(%d, %d) = %s, but %s pads less for its cost", s[0], s[1], got.name, kn.name)
 			}
 		}
 	}

@@ -30,6 +30,7 @@ var specs = []spec{
 	{name: "kernAVX512x12x32", mr: 12, nr: 32, zmm: true, unroll: 4},
 	{name: "kernAVX512x14x32", mr: 14, nr: 32, zmm: true, unroll: 4},
 	{name: "kernAVX512x8x48", mr: 8, nr: 48, zmm: true, unroll: 4},
+	{name: "kernAVX512x24x16", mr: 24, nr: 16, zmm: true, unroll: 4},
 }
 
 func main() {

@@ -30,6 +30,12 @@ func kernAVX512x8x48(k int, a, b, c *float32, ldc int, alpha, beta float32)
 //go:noescape
 func kernAVX512x8x48Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
 
+//go:noescape
+func kernAVX512x24x16(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x24x16Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
+
 // Block sizes, for the machine these were measured on (AMD EPYC family 0x1a,
 // Zen 5: 48 KiB L1d and 1 MiB L2 per core, 2×512-bit FMA pipes) and sound for
 // any recent x86 core with at least 32 KiB L1d and 512 KiB L2:
@@ -54,6 +60,7 @@ var (
 	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 672, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
 	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 512, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
 	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 528, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
+	avx512Alt3   = &kernel{name: "avx512-24x16", isa: "avx512", mr: 24, nr: 16, mc: 192, kc: 256, nc: 512, fn: kernAVX512x24x16, edge: kernAVX512x24x16Edge, cost: 1.15}
 )
 
 // kernels lists the kernels this CPU can run, best first; the last is the
@@ -61,7 +68,7 @@ var (
 var kernels = func() []*kernel {
 	var ks []*kernel
 	if cpu.X86.HasAVX512F {
-		ks = append(ks, avx512Kernel, avx512Alt1, avx512Alt2)
+		ks = append(ks, avx512Kernel, avx512Alt1, avx512Alt2, avx512Alt3)
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ks = append(ks, avx2Kernel)

@@ -20,6 +20,15 @@ type PackedA struct {
 // [Sgemm]: A is stored k×m when transA is set. PackA panics on bad
 // arguments, as Sgemm does.
 func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
+	return PackAFor(transA, m, k, a, lda, 0)
+}
+
+// PackAFor is [PackA] for products of about n columns (0: not known): the
+// micro-kernel it packs for is the one whose tiles pad m×n least, as
+// [Sgemm] would choose it, where PackA weighs m alone. With 16 columns, the
+// 4×4 tiles of a 14×14 image that a Winograd layer multiplies, a 24×16 tile
+// does half the work of a 12×32 one.
+func PackAFor(transA bool, m, k int, a []float32, lda int, n int) *PackedA {
 	if m < 0 || k < 0 {
 		panic(fmt.Sprintf("gemm: negative dimension m=%d k=%d", m, k))
 	}
@@ -42,7 +51,11 @@ func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
 		}
 		return &PackedA{m: m, k: k, data: d}
 	}
-	return packAWith(kernelForPackA(m), transA, m, k, a, lda)
+	kn := kernelForPackA(m)
+	if n > 0 {
+		kn = pickKernel(m, n)
+	}
+	return packAWith(kn, transA, m, k, a, lda)
 }
 
 // kernelForPackA chooses the kernel a PackedA is packed for, without the n
@@ -87,6 +100,13 @@ func (pa *PackedA) Cols() int { return pa.k }
 // [Sgemm] (B is stored n×k when transB is set; C is not read when beta is
 // 0).
 func (pa *PackedA) Sgemm(transB bool, n int, alpha float32, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	pa.SgemmThreads(Threads(), transB, n, alpha, b, ldb, beta, c, ldc)
+}
+
+// SgemmThreads is [PackedA.Sgemm] split over at most threads goroutines,
+// the caller included: 1 runs it on the calling goroutine alone, for a
+// caller that already keeps every core busy with products of its own.
+func (pa *PackedA) SgemmThreads(threads int, transB bool, n int, alpha float32, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	m, k := pa.m, pa.k
 	checkArgs(false, transB, m, n, k, pa.data, k, b, ldb, c, ldc)
 	if pa.kn == nil {
@@ -95,7 +115,7 @@ func (pa *PackedA) Sgemm(transB bool, n int, alpha float32, b []float32, ldb int
 	}
 	p := params{transB: transB, m: m, n: n, k: k, alpha: alpha,
 		b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad}
-	run(pa.kn, &p, Threads())
+	run(pa.kn, &p, max(threads, 1))
 }
 
 // Epilogue finishes a block of C, rows [i0, i1) and columns [j0, j1), once

@@ -84,3 +84,26 @@ func TestPackedANoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPackAFor checks that PackAFor packs for the kernel Sgemm would pick
+// for m×n (the kernels themselves are checked above) and that its product
+// matches the reference.
+func TestPackAFor(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, tc := range []gemmCase{
+		{m: 256, n: 16, k: 72, alpha: 1},
+		{m: 128, n: 49, k: 40, alpha: 1},
+		{m: 64, n: 196, k: 64, alpha: 1},
+	} {
+		o := makeOperands(tc, rng)
+		want := append([]float32(nil), o.c...)
+		refSgemm(false, false, tc.m, tc.n, tc.k, 1, o.a, o.lda, o.b, o.ldb, 0, want, o.ldc)
+		pa := PackAFor(false, tc.m, tc.k, o.a, o.lda, tc.n)
+		if pa.kn != nil && pa.kn != pickKernel(tc.m, tc.n) {
+			t.Errorf("%s: got kernel %s, want %s", tc, pa.kn.name, pickKernel(tc.m, tc.n).name)
+		}
+		got := append([]float32(nil), o.c...)
+		pa.Sgemm(false, tc.n, 1, o.b, o.ldb, 0, got, o.ldc)
+		check(t, tc, o, tolerances(tc, o, o.c), got, want)
+	}
+}

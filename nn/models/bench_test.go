@@ -6,8 +6,9 @@ import (
 	"github.com/ckptkit/ckpt/nn"
 )
 
-// benchArch times nn.Infer on the architecture, unprepared and prepared
-// (nn.Prepare), and reports the process CPU time per pass as cpu-ms/op
+// benchArch times nn.Infer on the architecture, unprepared, prepared
+// (nn.Prepare) and prepared with Winograd off ("direct": every convolution
+// through the packed GEMM, as before Winograd), and reports the process CPU time per pass as cpu-ms/op
 // besides the wall time: on a shared machine the CPU time of the two
 // threads moves less with other load than the wall time does.
 func benchArch(b *testing.B, name string, batch, size int) {
@@ -17,15 +18,15 @@ func benchArch(b *testing.B, name string, batch, size int) {
 	}
 	m.Eval()
 	x := nn.RandN(batch, 3, size, size)
-	for _, prepared := range []bool{false, true} {
-		label := "plain"
-		if prepared {
-			label = "prepared"
+	for _, label := range []string{"plain", "prepared", "direct"} {
+		if label == "prepared" {
 			if err := nn.Prepare(m); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.Run(label, func(b *testing.B) {
+			nn.SetWinograd(label != "direct")
+			defer nn.SetWinograd(true)
 			nn.Infer(m, x) // warm-up: workspaces, the arena, the plan
 			c0 := cpuTime()
 			b.ResetTimer()
