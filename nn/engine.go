@@ -27,7 +27,10 @@ var paramsVersion atomic.Uint64
 // copies are rebuilt on the next [Infer] call. The package's own mutating
 // paths (LoadStateDict, CopyFrom, Train, Eval, registering a parameter or
 // child) and nn/optim's Optimizer.Step call it already.
-func MarkModified() { paramsVersion.Add(1) }
+func MarkModified() {
+	paramsVersion.Add(1)
+	frozenVersion.Add(1)
+}
 
 // Prepare readies m for fast inference through [Infer], in the spirit of
 // torch's optimize_for_inference: from then on, Infer(m, x) runs every
@@ -418,6 +421,8 @@ func ConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x, residual *Tensor) *
 			return newConvPrep(conv.Weight, conv.Bias, bn, conv.ConvParams)
 		})
 		y = e.forward(x, residual, a)
+	} else if e := frozenPrep(conv, bn); e != nil {
+		y = e.forward(x, residual, a) // a frozen layer runs as it would in Infer
 	} else {
 		y = conv.Forward(x)
 		finishBN(y, bn, residual, a)

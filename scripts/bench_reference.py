@@ -14,7 +14,8 @@ on the machine and its load.
 
 With --train it times training steps instead, against PyTorch only: for each
 architecture, batch and --strategy (full: every parameter trained; head: only
-the classifier), the forward pass in training mode, cross-entropy against
+the classifier, the rest frozen in evaluation mode as finetune --strategy head
+freezes it), the forward pass in training mode, cross-entropy against
 fixed labels, backward and an SGD step (lr 0.01, momentum 0.9), after
 --warmup untimed steps. PyTorch runs each round in a fresh process, as ckpt
 does, so both report the peak resident memory of a process that builds the
@@ -69,7 +70,12 @@ model.train()
 params = list(model.parameters())
 if strategy == "head":
     head = HEAD
+    # Frozen as finetune --strategy head (nn.Freeze) freezes: no gradients
+    # and evaluation mode (BatchNorm on its running statistics) for all but
+    # the classifier.
     model.requires_grad_(False)
+    model.eval()
+    model.get_submodule(head.rstrip(".")).train()
     params = [p for n, p in model.named_parameters() if n.startswith(head)]
     for p in params:
         p.requires_grad_(True)

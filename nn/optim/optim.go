@@ -246,12 +246,14 @@ func (o *Optimizer) ZeroGrad() {
 // Step performs one update of every parameter that requires grad and has a
 // gradient.
 func (o *Optimizer) Step() {
-	defer nn.MarkModified() // prepared modules must see the new weights
+	var stepped []*nn.Tensor
+	defer func() { nn.MarkStepped(stepped) }() // prepared modules must see the new weights
 	for _, g := range o.Groups {
 		for _, p := range g.Params {
 			if !p.RequiresGrad() || p.Grad() == nil {
 				continue
 			}
+			stepped = append(stepped, p)
 			st := o.state[p]
 			if st == nil {
 				st = &paramState{}
