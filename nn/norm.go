@@ -157,17 +157,12 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 			for ch := lo; ch < hi; ch++ {
 				s := 0.0
 				for i := range n {
-					for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
-						s += float64(v)
-					}
+					s += vec.SumF64(x.data[(i*c+ch)*inner : (i*c+ch+1)*inner])
 				}
 				mu := s / float64(cnt)
 				ss := 0.0
 				for i := range n {
-					for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
-						d := float64(v) - mu
-						ss += d * d
-					}
+					ss += vec.SumSqDevF64(x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], mu)
 				}
 				v := ss / float64(cnt)
 				mean[ch], invstd[ch] = mu, 1/math.Sqrt(v+eps)
@@ -187,6 +182,10 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 	if !inplace {
 		out = newResultData(cloneInts(x.shape), false, x)
 	}
+	act := vec.Identity
+	if relu {
+		act = vec.ReLU
+	}
 	parallelFor(c, len(x.data), func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
 			sc := invstd[ch]
@@ -200,13 +199,7 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 			s32, h32 := float32(sc), float32(sh)
 			for i := range n {
 				src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				for j, v := range src {
-					dst[j] = v*s32 + h32
-				}
-				if relu {
-					vec.ApplyTo(dst, dst, vec.ReLU)
-				}
+				vec.AffineApplyTo(out.data[(i*c+ch)*inner:(i*c+ch+1)*inner], src, s32, h32, act)
 			}
 		}
 	})
@@ -229,17 +222,15 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		}
 		parallelFor(c, len(x.data), func(lo, hi int) {
 			for ch := lo; ch < hi; ch++ {
-				sg, sgx := 0.0, 0.0 // Σg, Σg·x̂
+				sg, sgd := 0.0, 0.0 // Σg, Σg·(x-μ)
 				mu, is := mean[ch], invstd[ch]
 				for i := range n {
-					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					xs = xs[:len(gs)]
-					for j, v := range gs {
-						sg += float64(v)
-						sgx += float64(v) * (float64(xs[j]) - mu) * is
-					}
+					a, b := vec.SumDotDevF64(gs, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], mu)
+					sg += a
+					sgd += b
 				}
+				sgx := sgd * is // Σg·x̂
 				if gw != nil {
 					gw[ch] = float32(sgx)
 				}
@@ -253,24 +244,18 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 				if weight != nil {
 					gamma = float64(weight.data[ch])
 				}
-				k := gamma * invstd[ch]
+				k := gamma * is
 				fc := float64(cnt)
-				mg := sg / fc // the same quotient the loop would form per element
+				// gx = k·(g - Σg/cnt - x̂·Σg·x̂/cnt) with x̂ = (x-μ)·is, as
+				// a·g + b·x + c; in eval mode only k·g.
+				a, b, cc := k, 0.0, 0.0
+				if training {
+					b = -k * is * sgx / fc
+					cc = -k*sg/fc - b*mu
+				}
 				for i := range n {
-					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					dst := gx[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					xs, dst = xs[:len(gs)], dst[:len(gs)]
-					if training {
-						for j, v := range gs {
-							xh := (float64(xs[j]) - mu) * is
-							dst[j] = float32(k * (float64(v) - mg - xh*sgx/fc))
-						}
-					} else {
-						for j, v := range gs {
-							dst[j] = float32(k * float64(v))
-						}
-					}
+					vec.AxpbyF64(gx[(i*c+ch)*inner:(i*c+ch+1)*inner], gs, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], a, b, cc)
 				}
 			}
 		})
