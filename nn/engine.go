@@ -404,6 +404,9 @@ func ConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x, residual *Tensor) *
 	if !bnOK || needGrad(x, conv.Weight, conv.Bias, residual) ||
 		bn != nil && needGrad(x, bn.Weight, bn.Bias) {
 		y := conv.Forward(x)
+		if fa, ok := trainFusedAct(act); ok && bn != nil && bn.Training() && residual == nil {
+			return bn.forwardAct(y, fa) // the normalised values are not stored
+		}
 		if bn != nil {
 			y = bn.Forward(y)
 		}
@@ -573,6 +576,19 @@ func (s *Sequential) chain(x *Tensor, owned bool, res *Tensor) (*Tensor, bool) {
 			}
 			x, owned = ConvBNAct(m, bn, act, x, r), true
 			i = j - 1
+		case *BatchNorm2d:
+			if i+1 < n && m.Training() && x.Dim() == 4 && needGrad(x, m.Weight, m.Bias) {
+				if fa, ok := trainFusedAct(layers[i+1]); ok {
+					// Training with a graph: batch norm and activation as
+					// one op, which stores no normalised values.
+					x, owned = m.forwardAct(x, fa), true
+					i++
+					continue
+				}
+			}
+			y := m.Forward(x)
+			owned = y != x
+			x = y
 		case residualAdder:
 			if i == n-1 && res != nil {
 				x, owned, res = m.ForwardAdd(x, res), true, nil

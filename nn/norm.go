@@ -100,7 +100,70 @@ func (m *BatchNorm2d) ForwardInPlace(x *Tensor, relu bool) *Tensor {
 		}
 	}
 	useBatch := training || m.RunningMean == nil
-	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps, true, relu)
+	act := vec.Identity
+	if relu {
+		act = vec.ReLU
+	}
+	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps, true, act)
+}
+
+// forwardAct is act(m.Forward(x)) for a layer normalising by batch
+// statistics (in training mode) and act ReLU, ReLU6 or SiLU, as one op:
+// the normalised values are not kept for act's backward but recomputed
+// from x, which BatchNorm's backward keeps anyway, so a conv-bn-act unit
+// stores two activations, not three. The values and gradients are those of
+// the two ops run one after the other, bit for bit.
+func (m *BatchNorm2d) forwardAct(x *Tensor, act vec.Act) *Tensor {
+	if x.Dim() != 4 {
+		shapeErr("BatchNorm2d", "expected 4D input", x.shape)
+	}
+	momentum := m.Momentum
+	if m.trackRunningStats {
+		m.NumBatchesTracked++
+		if m.CumulativeAverage {
+			momentum = 1 / float64(m.NumBatchesTracked)
+		}
+	}
+	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, true, momentum, m.Eps, false, act)
+}
+
+// trainFusedAct reports the activation module a is, when batchNorm can run
+// its backward (forwardAct).
+func trainFusedAct(a Module) (vec.Act, bool) {
+	switch a.(type) {
+	case *ReLU:
+		return vec.ReLU, true
+	case *ReLU6:
+		return vec.ReLU6, true
+	case *SiLU:
+		return vec.SiLU, true
+	}
+	return vec.Identity, false
+}
+
+// actGradInPlace sets z[i] = g[i]·act'(z[i]) for z the values act was
+// applied to, with the formulas of [Tensor.ReLU], [Tensor.ReLU6] and
+// [Tensor.SiLU]'s backward; s is scratch for SiLU, grown as needed.
+func actGradInPlace(z, g []float32, act vec.Act, s *[]float32) {
+	switch act {
+	case vec.ReLU:
+		vec.MaskGrad(z, g, z, 0, float32(math.NaN()))
+	case vec.ReLU6:
+		vec.MaskGrad(z, g, z, 0, 6)
+	case vec.SiLU:
+		if cap(*s) < len(z) {
+			*s = make([]float32, len(z))
+		}
+		sg := (*s)[:len(z)]
+		vec.ApplyTo(sg, z, vec.Sigmoid)
+		g = g[:len(z)]
+		for i, v := range z {
+			si := sg[i]
+			z[i] = g[i] * si * (1 + v*(1-si))
+		}
+	default:
+		panic("nn: BatchNorm: no fused backward for " + act.String())
+	}
 }
 
 // ExtraRepr prints torch's BatchNorm arguments.
@@ -122,12 +185,14 @@ func (m *BatchNorm2d) String() string { return Repr(m) }
 // variance); otherwise it uses the running statistics. weight and bias may be
 // nil.
 func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64) *Tensor {
-	return batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps, false, false)
+	return batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps, false, vec.Identity)
 }
 
-// batchNorm is BatchNormFn; with inplace (only when no graph is recorded)
-// it writes the result over x, followed by ReLU when relu is set.
-func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64, inplace, relu bool) *Tensor {
+// batchNorm is BatchNormFn followed by the activation act (Identity for
+// none; otherwise ReLU, ReLU6 or SiLU, whose backward it runs itself from
+// the normalised values, recomputed, so that they are never stored); with
+// inplace (only when no graph is recorded) it writes the result over x.
+func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64, inplace bool, act vec.Act) *Tensor {
 	if x.Dim() < 2 {
 		shapeErr("BatchNorm", "want input [N, C, ...]", x.shape)
 	}
@@ -182,21 +247,21 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 	if !inplace {
 		out = newResultData(cloneInts(x.shape), false, x)
 	}
-	act := vec.Identity
-	if relu {
-		act = vec.ReLU
+	// affine is channel ch's map x*scale + shift.
+	affine := func(ch int) (float32, float32) {
+		sc := invstd[ch]
+		if weight != nil {
+			sc *= float64(weight.data[ch])
+		}
+		sh := -mean[ch] * sc
+		if bias != nil {
+			sh += float64(bias.data[ch])
+		}
+		return float32(sc), float32(sh)
 	}
 	parallelFor(c, len(x.data), func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
-			sc := invstd[ch]
-			if weight != nil {
-				sc *= float64(weight.data[ch])
-			}
-			sh := -mean[ch] * sc
-			if bias != nil {
-				sh += float64(bias.data[ch])
-			}
-			s32, h32 := float32(sc), float32(sh)
+			s32, h32 := affine(ch)
 			for i := range n {
 				src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 				vec.AffineApplyTo(out.data[(i*c+ch)*inner:(i*c+ch+1)*inner], src, s32, h32, act)
@@ -210,8 +275,15 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		return out
 	}
 	return record(out, "NativeBatchNormBackward", []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
-		var gx, gw, gb []float32
-		if x.requiresGrad {
+		var gx, gw, gb, gz []float32
+		if act != vec.Identity {
+			// gz is the gradient at the normalised values, act's backward
+			// from them recomputed; x's gradient is written over it.
+			gz = gradBuf(len(x.data), false)
+			if x.requiresGrad {
+				gx = gz
+			}
+		} else if x.requiresGrad {
 			gx = gradBuf(len(x.data), false) // every element is written
 		}
 		if weight != nil && weight.requiresGrad {
@@ -220,12 +292,25 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		if bias != nil && bias.requiresGrad {
 			gb = make([]float32, c)
 		}
+		gin := g
+		if gz != nil {
+			gin = gz
+		}
 		parallelFor(c, len(x.data), func(lo, hi int) {
+			var scratch []float32
 			for ch := lo; ch < hi; ch++ {
+				if gz != nil {
+					s32, h32 := affine(ch)
+					for i := range n {
+						zp := gz[(i*c+ch)*inner : (i*c+ch+1)*inner]
+						vec.AffineApplyTo(zp, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], s32, h32, vec.Identity)
+						actGradInPlace(zp, g[(i*c+ch)*inner:(i*c+ch+1)*inner], act, &scratch)
+					}
+				}
 				sg, sgd := 0.0, 0.0 // Σg, Σg·(x-μ)
 				mu, is := mean[ch], invstd[ch]
 				for i := range n {
-					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					gs := gin[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					a, b := vec.SumDotDevF64(gs, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], mu)
 					sg += a
 					sgd += b
@@ -254,11 +339,14 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 					cc = -k*sg/fc - b*mu
 				}
 				for i := range n {
-					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					gs := gin[(i*c+ch)*inner : (i*c+ch+1)*inner]
 					vec.AxpbyF64(gx[(i*c+ch)*inner:(i*c+ch+1)*inner], gs, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], a, b, cc)
 				}
 			}
 		})
+		if gz != nil && gx == nil {
+			putGradBuf(gz)
+		}
 		return [][]float32{gx, gw, gb}
 	})
 }
