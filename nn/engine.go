@@ -404,8 +404,9 @@ func ConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x, residual *Tensor) *
 	if !bnOK || needGrad(x, conv.Weight, conv.Bias, residual) ||
 		bn != nil && needGrad(x, bn.Weight, bn.Bias) {
 		y := conv.Forward(x)
-		if fa, ok := trainFusedAct(act); ok && bn != nil && bn.Training() && residual == nil {
-			return bn.forwardAct(y, fa) // the normalised values are not stored
+		if fa, ok := trainFusedAct(act); ok && bn != nil && bn.Training() && y.Dim() == 4 &&
+			(residual == nil || fa == vec.ReLU && sameShape(residual.shape, y.shape)) {
+			return bn.forwardAct(y, fa, residual) // the normalised values are not stored
 		}
 		if bn != nil {
 			y = bn.Forward(y)
@@ -581,7 +582,7 @@ func (s *Sequential) chain(x *Tensor, owned bool, res *Tensor) (*Tensor, bool) {
 				if fa, ok := trainFusedAct(layers[i+1]); ok {
 					// Training with a graph: batch norm and activation as
 					// one op, which stores no normalised values.
-					x, owned = m.forwardAct(x, fa), true
+					x, owned = m.forwardAct(x, fa, nil), true
 					i++
 					continue
 				}

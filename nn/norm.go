@@ -104,7 +104,7 @@ func (m *BatchNorm2d) ForwardInPlace(x *Tensor, relu bool) *Tensor {
 	if relu {
 		act = vec.ReLU
 	}
-	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps, true, act)
+	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps, true, act, nil)
 }
 
 // forwardAct is act(m.Forward(x)) for a layer normalising by batch
@@ -112,8 +112,10 @@ func (m *BatchNorm2d) ForwardInPlace(x *Tensor, relu bool) *Tensor {
 // the normalised values are not kept for act's backward but recomputed
 // from x, which BatchNorm's backward keeps anyway, so a conv-bn-act unit
 // stores two activations, not three. The values and gradients are those of
-// the two ops run one after the other, bit for bit.
-func (m *BatchNorm2d) forwardAct(x *Tensor, act vec.Act) *Tensor {
+// the two ops run one after the other, bit for bit. With res (nil for
+// none; act must then be ReLU) it is relu(m.Forward(x) + res), ResNet's
+// block end, whose backward needs only the output.
+func (m *BatchNorm2d) forwardAct(x *Tensor, act vec.Act, res *Tensor) *Tensor {
 	if x.Dim() != 4 {
 		shapeErr("BatchNorm2d", "expected 4D input", x.shape)
 	}
@@ -124,7 +126,7 @@ func (m *BatchNorm2d) forwardAct(x *Tensor, act vec.Act) *Tensor {
 			momentum = 1 / float64(m.NumBatchesTracked)
 		}
 	}
-	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, true, momentum, m.Eps, false, act)
+	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, true, momentum, m.Eps, false, act, res)
 }
 
 // trainFusedAct reports the activation module a is, when batchNorm can run
@@ -185,14 +187,16 @@ func (m *BatchNorm2d) String() string { return Repr(m) }
 // variance); otherwise it uses the running statistics. weight and bias may be
 // nil.
 func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64) *Tensor {
-	return batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps, false, vec.Identity)
+	return batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps, false, vec.Identity, nil)
 }
 
 // batchNorm is BatchNormFn followed by the activation act (Identity for
 // none; otherwise ReLU, ReLU6 or SiLU, whose backward it runs itself from
 // the normalised values, recomputed, so that they are never stored); with
 // inplace (only when no graph is recorded) it writes the result over x.
-func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64, inplace bool, act vec.Act) *Tensor {
+// With res (nil for none, act ReLU, not inplace) it is relu(bn(x) + res),
+// whose backward masks by the output.
+func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64, inplace bool, act vec.Act, res *Tensor) *Tensor {
 	if x.Dim() < 2 {
 		shapeErr("BatchNorm", "want input [N, C, ...]", x.shape)
 	}
@@ -205,6 +209,9 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 	}
 	if !training && (runningMean == nil || runningVar == nil) {
 		panic("nn: BatchNorm: running statistics required when not training")
+	}
+	if res != nil && (act != vec.ReLU || inplace || !sameShape(res.shape, x.shape)) {
+		shapeErr("BatchNorm", "residual must match the input, with ReLU", x.shape, res.shape)
 	}
 	if !training && !needGrad(x, weight, bias) && !inplace {
 		return batchNormEval(x, runningMean, runningVar, weight, bias, eps)
@@ -264,19 +271,40 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 			s32, h32 := affine(ch)
 			for i := range n {
 				src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				vec.AffineApplyTo(out.data[(i*c+ch)*inner:(i*c+ch+1)*inner], src, s32, h32, act)
+				dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
+				if res != nil {
+					vec.AffineApplyTo(dst, src, s32, h32, vec.Identity)
+					vec.AddReLU(dst, res.data[(i*c+ch)*inner:(i*c+ch+1)*inner])
+					continue
+				}
+				vec.AffineApplyTo(dst, src, s32, h32, act)
 			}
 		}
 	})
 	if inplace {
 		return out
 	}
-	if !needGrad(x, weight, bias) {
+	if !needGrad(x, weight, bias, res) {
 		return out
 	}
-	return record(out, "NativeBatchNormBackward", []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
+	inputs := []*Tensor{x, weight, bias}
+	if res != nil {
+		inputs = append(inputs, res)
+	}
+	y := out.data
+	return record(out, "NativeBatchNormBackward", inputs, func(g []float32) [][]float32 {
 		var gx, gw, gb, gz []float32
-		if act != vec.Identity {
+		if res != nil {
+			// relu(bn(x) + res): the gradient at the sum, from the
+			// output's sign, is the residual's, and bn's output's.
+			gz = gradBuf(len(g), false)
+			parallelChunks(len(g), func(lo, hi int) {
+				vec.MaskGrad(gz[lo:hi], g[lo:hi], y[lo:hi], 0, float32(math.NaN()))
+			})
+			if x.requiresGrad {
+				gx = gradBuf(len(x.data), false)
+			}
+		} else if act != vec.Identity {
 			// gz is the gradient at the normalised values, act's backward
 			// from them recomputed; x's gradient is written over it.
 			gz = gradBuf(len(x.data), false)
@@ -299,7 +327,7 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		parallelFor(c, len(x.data), func(lo, hi int) {
 			var scratch []float32
 			for ch := lo; ch < hi; ch++ {
-				if gz != nil {
+				if gz != nil && res == nil {
 					s32, h32 := affine(ch)
 					for i := range n {
 						zp := gz[(i*c+ch)*inner : (i*c+ch+1)*inner]
@@ -344,6 +372,13 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 				}
 			}
 		})
+		if res != nil {
+			if !res.requiresGrad {
+				putGradBuf(gz)
+				gz = nil
+			}
+			return [][]float32{gx, gw, gb, gz}
+		}
 		if gz != nil && gx == nil {
 			putGradBuf(gz)
 		}

@@ -9,7 +9,8 @@ import (
 // one op (ConvBNAct and Sequential fuse the batch norm with ReLU, ReLU6 or
 // SiLU, which then stores no normalised values) gives the values, running
 // statistics and gradients of the three modules run one after the other,
-// bit for bit.
+// bit for bit; and so does ReLU after a residual (ResNet's block end,
+// relu(bn(conv(x)) + res)).
 func TestBatchNormActFused(t *testing.T) {
 	acts := map[string]func() Module{
 		"ReLU":  func() Module { return NewReLU(true) },
@@ -17,7 +18,11 @@ func TestBatchNormActFused(t *testing.T) {
 		"SiLU":  func() Module { return NewSiLU(true) },
 	}
 	for name, mk := range acts {
-		for _, seq := range []bool{false, true} {
+		for _, mode := range []string{"ConvBNAct", "Sequential", "residual"} {
+			if mode == "residual" && name != "ReLU" {
+				continue
+			}
+			seq := mode == "Sequential"
 			x := RandN(3, 4, 7, 7)
 			r := RandN(3, 5, 7, 7) // weights the output's elements in the loss
 			// conv, bn and act twice over: the unit under test and the
@@ -33,13 +38,20 @@ func TestBatchNormActFused(t *testing.T) {
 				}
 			}
 			xs := [2]*Tensor{x.Clone().Detach(), x.Clone().Detach()}
+			res := RandN(3, 5, 7, 7)
+			ress := [2]*Tensor{res.Clone().Detach(), res.Clone().Detach()}
 			var ys [2]*Tensor
 			for k := range 2 {
 				xs[k].SetRequiresGrad(true)
+				ress[k].SetRequiresGrad(true)
 				act := mk()
 				switch {
+				case k == 1 && mode == "residual":
+					ys[k] = act.Forward(bns[k].Forward(convs[k].Forward(xs[k])).Add(ress[k]))
 				case k == 1: // reference: one module after another
 					ys[k] = act.Forward(bns[k].Forward(convs[k].Forward(xs[k])))
+				case mode == "residual":
+					ys[k] = ConvBNAct(convs[k], bns[k], act, xs[k], ress[k])
 				case seq:
 					s := NewSequential(convs[k], bns[k], act)
 					s.Train()
@@ -49,10 +61,7 @@ func TestBatchNormActFused(t *testing.T) {
 				}
 				ys[k].Mul(r).Sum(false).Backward()
 			}
-			what := name
-			if seq {
-				what += " (Sequential)"
-			}
+			what := name + " (" + mode + ")"
 			pairs := []struct {
 				n    string
 				a, b *Tensor
@@ -64,6 +73,12 @@ func TestBatchNormActFused(t *testing.T) {
 				{"conv.weight.grad", convs[0].Weight.Grad(), convs[1].Weight.Grad()},
 				{"bn.weight.grad", bns[0].Weight.Grad(), bns[1].Weight.Grad()},
 				{"bn.bias.grad", bns[0].Bias.Grad(), bns[1].Bias.Grad()},
+			}
+			if mode == "residual" {
+				pairs = append(pairs, struct {
+					n    string
+					a, b *Tensor
+				}{"residual.grad", ress[0].Grad(), ress[1].Grad()})
 			}
 			for _, p := range pairs {
 				if p.a == nil || p.b == nil {
