@@ -268,7 +268,7 @@ func (o *Optimizer) Step() {
 			case SGD:
 				work = append(work, stepWork{p.Numel(), sgdStep(p, st, &g.Hyper)})
 			case Adam, AdamW:
-				adamStep(p, st, &g.Hyper, o.Algorithm == AdamW)
+				work = append(work, stepWork{p.Numel(), adamStep(p, st, &g.Hyper, o.Algorithm == AdamW)})
 			}
 		}
 	}
@@ -380,8 +380,9 @@ func runSteps(work []stepWork) {
 
 // adamStep is torch 1.13's _single_tensor_adam / _single_tensor_adamw for
 // one parameter (not capturable, not differentiable), fused into one pass
-// per element with torch's float32 operations in torch's order.
-func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
+// per element with torch's float32 operations in torch's order. As
+// sgdStep, it returns the update of elements [lo, hi) for runSteps.
+func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) func(lo, hi int) {
 	w, grad := p.Data(), p.Grad().Data()
 	n := len(w)
 	if st.expAvg == nil {
@@ -403,7 +404,16 @@ func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
 	bc2s := float32(math.Sqrt(bc2))
 	eps := float32(h.Eps)
 	m, v := st.expAvg, st.expAvgSq
-	for i, g := range grad[:n] {
+	grad = grad[:n]
+	return func(lo, hi int) {
+		adamRange(w, grad, m, v, st.maxExpAvg, h, decoupled, lo, hi, f1, a1, f2, a2, wd, decay, stepSize, bc2s, eps)
+	}
+}
+
+// adamRange is adamStep's update of elements [lo, hi).
+func adamRange(w, grad, m, v, maxExpAvg []float32, h *Hyper, decoupled bool, lo, hi int, f1, a1, f2, a2, wd, decay, stepSize, bc2s, eps float32) {
+	for i := lo; i < hi; i++ {
+		g := grad[i]
 		if h.Maximize {
 			g = -g
 		}
@@ -418,10 +428,10 @@ func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
 		v[i] = v[i]*f2 + a2*(g*g)
 		vi := v[i]
 		if h.AMSGrad {
-			if vi > st.maxExpAvg[i] || vi != vi {
-				st.maxExpAvg[i] = vi
+			if vi > maxExpAvg[i] || vi != vi {
+				maxExpAvg[i] = vi
 			}
-			vi = st.maxExpAvg[i]
+			vi = maxExpAvg[i]
 		}
 		denom := sqrt32(vi)/bc2s + eps
 		w[i] = w[i] + stepSize*(m[i]/denom)

@@ -8,17 +8,22 @@ import (
 	"github.com/ckptkit/ckpt/nn"
 )
 
-// TestSGDStepSplitSame checks that SGD's update split across goroutines
-// (parameters over stepChunk elements, several threads) gives the bits of
-// the one-goroutine update, for the plain-momentum fast path and the
-// general loop (weight decay, Nesterov), over three steps (the first
-// initialises the momentum buffers).
-func TestSGDStepSplitSame(t *testing.T) {
-	opts := map[string][]Option{
-		"momentum":                {LR(0.1), Momentum(0.9)},
-		"momentum+decay+nesterov": {LR(0.1), Momentum(0.9), WeightDecay(1e-2), Nesterov()},
+// TestStepSplitSame checks that the updates split across goroutines
+// (parameters over stepChunk elements, several threads) give the bits of
+// the one-goroutine update: SGD's plain-momentum fast path and its general
+// loop (weight decay, Nesterov), Adam and AdamW (with AMSGrad), over three
+// steps (the first initialises the state).
+func TestStepSplitSame(t *testing.T) {
+	opts := map[string]struct {
+		alg Algorithm
+		o   []Option
+	}{
+		"sgd momentum":                {SGD, []Option{LR(0.1), Momentum(0.9)}},
+		"sgd momentum+decay+nesterov": {SGD, []Option{LR(0.1), Momentum(0.9), WeightDecay(1e-2), Nesterov()}},
+		"adam":                        {Adam, []Option{LR(0.01)}},
+		"adamw amsgrad":               {AdamW, []Option{LR(0.01), WeightDecay(1e-2), AMSGrad()}},
 	}
-	for name, o := range opts {
+	for name, c := range opts {
 		var got [2][]float32
 		for k, threads := range []int{1, 2} {
 			prev := runtime.GOMAXPROCS(threads)
@@ -31,7 +36,7 @@ func TestSGDStepSplitSame(t *testing.T) {
 			for _, p := range params {
 				p.SetRequiresGrad(true)
 			}
-			opt, err := NewSGD(params, o...)
+			opt, err := New(c.alg, params, c.o...)
 			if err != nil {
 				t.Fatal(err)
 			}
