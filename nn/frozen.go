@@ -72,6 +72,13 @@ func frozenPrep(conv *Conv2d, bn *BatchNorm2d) *convPrep {
 	}
 	e := newConvPrep(conv.Weight, conv.Bias, bn, conv.ConvParams)
 	e.src = key.sources()
+	if len(e.packed) > 0 {
+		// Only depthwise layers (which have no packed copy) read the
+		// folded weights themselves; the rest need their shape alone, and
+		// a frozen backbone then keeps one copy of its weights besides the
+		// model's, not two.
+		e.w = &Tensor{shape: e.w.shape}
+	}
 	frozenSources.mu.Lock()
 	if frozenSources.set == nil || frozenSources.version != v {
 		frozenSources.set, frozenSources.version = map[*Tensor]bool{}, v

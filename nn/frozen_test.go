@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// frozenNet is a conv-bn-act chain with a residual-free 3x3, a strided
+// frozenNet is a conv-bn-act chain with a 3x3, a strided, a depthwise
 // and a 1x1 convolution, BatchNorm statistics away from the identity.
 func frozenNet(r *rand.Rand) *Sequential {
 	bn := func(c int) *BatchNorm2d {
@@ -21,6 +21,7 @@ func frozenNet(r *rand.Rand) *Sequential {
 	return NewSequential(
 		NewConv2d(nil, 3, 8, 3, Padding(1), NoBias()), bn(8), NewReLU(true),
 		NewConv2d(nil, 8, 8, 3, Stride(2), Padding(1), NoBias()), bn(8), NewReLU6(true),
+		NewConv2d(nil, 8, 8, 3, Padding(1), Groups(8), NoBias()), bn(8), NewSiLU(true), // depthwise
 		NewConv2d(nil, 8, 4, 1), bn(4),
 	)
 }
