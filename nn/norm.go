@@ -288,13 +288,15 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		return out
 	}
 	inputs := []*Tensor{x, weight, bias}
-	if res != nil {
+	hasRes, resGrad := res != nil, res != nil && res.requiresGrad
+	if hasRes {
 		inputs = append(inputs, res)
 	}
+	res = nil // the backward does not read the residual: let it be collected
 	y := out.data
 	return record(out, "NativeBatchNormBackward", inputs, func(g []float32) [][]float32 {
 		var gx, gw, gb, gz []float32
-		if res != nil {
+		if hasRes {
 			// relu(bn(x) + res): the gradient at the sum, from the
 			// output's sign, is the residual's, and bn's output's.
 			gz = gradBuf(len(g), false)
@@ -327,7 +329,7 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		parallelFor(c, len(x.data), func(lo, hi int) {
 			var scratch []float32
 			for ch := lo; ch < hi; ch++ {
-				if gz != nil && res == nil {
+				if gz != nil && !hasRes {
 					s32, h32 := affine(ch)
 					for i := range n {
 						zp := gz[(i*c+ch)*inner : (i*c+ch+1)*inner]
@@ -372,8 +374,8 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 				}
 			}
 		})
-		if res != nil {
-			if !res.requiresGrad {
+		if hasRes {
+			if !resGrad {
 				putGradBuf(gz)
 				gz = nil
 			}
