@@ -288,11 +288,12 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		return out
 	}
 	inputs := []*Tensor{x, weight, bias}
+	// The backward reads only these of res, so that the residual itself
+	// can be collected after the forward pass.
 	hasRes, resGrad := res != nil, res != nil && res.requiresGrad
 	if hasRes {
 		inputs = append(inputs, res)
 	}
-	res = nil // the backward does not read the residual: let it be collected
 	y := out.data
 	return record(out, "NativeBatchNormBackward", inputs, func(g []float32) [][]float32 {
 		var gx, gw, gb, gz []float32
