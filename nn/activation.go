@@ -41,14 +41,7 @@ func (t *Tensor) ReLU() *Tensor {
 	return record(out, "ReluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := gradBuf(len(g), false)
 		parallelChunks(len(g), func(lo, hi int) {
-			gs, dst := g[lo:hi], gx[lo:hi]
-			for i, v := range y[lo:hi] {
-				d := float32(0)
-				if v > 0 {
-					d = gs[i]
-				}
-				dst[i] = d
-			}
+			vec.MaskGrad(gx[lo:hi], g[lo:hi], y[lo:hi], 0, float32(math.NaN())) // g where y > 0
 		})
 		return [][]float32{gx}
 	})
@@ -67,14 +60,7 @@ func (t *Tensor) ReLU6() *Tensor {
 	return record(out, "HardtanhBackward", []*Tensor{t}, func(g []float32) [][]float32 {
 		gx := gradBuf(len(g), false)
 		parallelChunks(len(g), func(lo, hi int) {
-			gs, dst := g[lo:hi], gx[lo:hi]
-			for i, v := range y[lo:hi] {
-				d := float32(0)
-				if v > 0 && v < 6 {
-					d = gs[i]
-				}
-				dst[i] = d
-			}
+			vec.MaskGrad(gx[lo:hi], g[lo:hi], y[lo:hi], 0, 6) // g where 0 < y < 6
 		})
 		return [][]float32{gx}
 	})

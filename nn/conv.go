@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ckptkit/ckpt/nn/gemm"
 )
@@ -29,6 +30,10 @@ type Conv2d struct {
 	KernelSize              [2]int
 	ConvParams
 	Weight, Bias *Tensor
+
+	// frozenCopy is the folded, packed copy a frozen convolution runs
+	// with (see frozenPrep).
+	frozenCopy atomic.Pointer[frozenCache]
 }
 
 // NewConv2d builds a Conv2d with a square kernel of size k (override with

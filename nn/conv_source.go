@@ -1,6 +1,9 @@
 package nn
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 // colSource is the column matrix of one group of one or more images (what
 // im2col writes: row (c, ki, kj), column (image, oh, ow)) as a gemm.BSource:
@@ -156,6 +159,7 @@ func (s *colTSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 	taps := g.kh * g.kw
 	plane := g.h * g.wd
 	var chBuf, kiBuf, kjBuf [maxRuns]int
+	fast := coltAVX512 && len(s.x) <= math.MaxInt32
 	for jr := 0; jr < nc; jr += nr {
 		nrr := min(nr, nc-jr)
 		d := dst[jr*kc : jr*kc+kc*nr]
@@ -171,6 +175,10 @@ func (s *colTSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 			col := jc + jr + jj
 			t := col % taps
 			ch[jj], kis[jj], kjs[jj] = col/taps*plane, t/g.kw, t%g.kw
+		}
+		if fast {
+			s.gatherRuns(runs, d, nr, nrr, ch, kis, kjs)
+			continue
 		}
 		for _, r := range runs {
 			base := unsafe.Pointer(&d[r.off*nr])
@@ -202,6 +210,42 @@ func (s *colTSource) PackB(nr, pc, kc, jc, nc int, dst []float32) {
 					*(*float32)(unsafe.Add(out, i*nr*4)) = 0
 				}
 			}
+		}
+	}
+}
+
+// colTLanes is what colTGatherAVX512 reads for 16 panel columns of one
+// run: lane j's first input offset (row 0 of the run), its valid rows
+// [lo, lo+width), and the input stride from one row of the run to the
+// next. Its layout is the assembly's.
+type colTLanes struct {
+	idx, lo, width [16]int32
+	sw             int32
+}
+
+// gatherRuns is the loop of PackB over runs with the AVX-512 gather: 16
+// columns of a run's rows at a time, each row one gather and one store,
+// instead of a scalar store per element down a column. Columns from nrr to
+// nr (past the matrix) are written as zeros.
+func (s *colTSource) gatherRuns(runs []colRun, d []float32, nr, nrr int, ch, kis, kjs []int) {
+	g := &s.g
+	for _, r := range runs {
+		for g0 := 0; g0 < nr; g0 += 16 {
+			nc := min(16, nr-g0)
+			l := colTLanes{sw: int32(g.sw)}
+			for j := range min(nc, nrr-g0) {
+				jj := g0 + j
+				ih := r.oh*g.sh + kis[jj]*g.dh - g.ph
+				if ih < 0 || ih >= g.h {
+					continue
+				}
+				iw0 := r.ow0*g.sw + kjs[jj]*g.dw - g.pw
+				if lo, hi := validRange(iw0, g.sw, g.wd, r.n); lo < hi {
+					l.idx[j] = int32(r.img + ch[jj] + ih*g.wd + iw0)
+					l.lo[j], l.width[j] = int32(lo), int32(hi-lo)
+				}
+			}
+			colTGatherAVX512(&d[r.off*nr+g0], nr, r.n, &s.x[0], &l, 1<<nc-1)
 		}
 	}
 }

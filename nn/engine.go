@@ -27,7 +27,10 @@ var paramsVersion atomic.Uint64
 // copies are rebuilt on the next [Infer] call. The package's own mutating
 // paths (LoadStateDict, CopyFrom, Train, Eval, registering a parameter or
 // child) and nn/optim's Optimizer.Step call it already.
-func MarkModified() { paramsVersion.Add(1) }
+func MarkModified() {
+	paramsVersion.Add(1)
+	frozenVersion.Add(1)
+}
 
 // Prepare readies m for fast inference through [Infer], in the spirit of
 // torch's optimize_for_inference: from then on, Infer(m, x) runs every
@@ -410,6 +413,10 @@ func ConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x, residual *Tensor) *
 	if !bnOK || needGrad(x, conv.Weight, conv.Bias, residual) ||
 		bn != nil && needGrad(x, bn.Weight, bn.Bias) {
 		y := conv.Forward(x)
+		if fa, ok := trainFusedAct(act); ok && bn != nil && bn.Training() && y.Dim() == 4 &&
+			(residual == nil || fa == vec.ReLU && sameShape(residual.shape, y.shape)) {
+			return bn.forwardAct(y, fa, residual) // the normalised values are not stored
+		}
 		if bn != nil {
 			y = bn.Forward(y)
 		}
@@ -427,6 +434,8 @@ func ConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x, residual *Tensor) *
 			return newConvPrep(conv.Weight, conv.Bias, bn, conv.ConvParams)
 		})
 		y = e.forward(x, residual, a)
+	} else if e := frozenPrep(conv, bn); e != nil {
+		y = e.forward(x, residual, a) // a frozen layer runs as it would in Infer
 	} else {
 		y = conv.Forward(x)
 		finishBN(y, bn, residual, a)
@@ -577,6 +586,19 @@ func (s *Sequential) chain(x *Tensor, owned bool, res *Tensor) (*Tensor, bool) {
 			}
 			x, owned = ConvBNAct(m, bn, act, x, r), true
 			i = j - 1
+		case *BatchNorm2d:
+			if i+1 < n && m.Training() && x.Dim() == 4 && needGrad(x, m.Weight, m.Bias) {
+				if fa, ok := trainFusedAct(layers[i+1]); ok {
+					// Training with a graph: batch norm and activation as
+					// one op, which stores no normalised values.
+					x, owned = m.forwardAct(x, fa, nil), true
+					i++
+					continue
+				}
+			}
+			y := m.Forward(x)
+			owned = y != x
+			x = y
 		case residualAdder:
 			if i == n-1 && res != nil {
 				x, owned, res = m.ForwardAdd(x, res), true, nil

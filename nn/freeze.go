@@ -23,6 +23,7 @@ func Freeze(m Module) {
 		b.frozen = true
 		b.eval = true
 	})
+	MarkModified() // frozen layers' prepared copies are made afresh
 }
 
 // Unfreeze makes every parameter under m require grad again and releases

@@ -100,7 +100,72 @@ func (m *BatchNorm2d) ForwardInPlace(x *Tensor, relu bool) *Tensor {
 		}
 	}
 	useBatch := training || m.RunningMean == nil
-	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps, true, relu)
+	act := vec.Identity
+	if relu {
+		act = vec.ReLU
+	}
+	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, useBatch, momentum, m.Eps, true, act, nil)
+}
+
+// forwardAct is act(m.Forward(x)) for a layer normalising by batch
+// statistics (in training mode) and act ReLU, ReLU6 or SiLU, as one op:
+// the normalised values are not kept for act's backward but recomputed
+// from x, which BatchNorm's backward keeps anyway, so a conv-bn-act unit
+// stores two activations, not three. The values and gradients are those of
+// the two ops run one after the other, bit for bit. With res (nil for
+// none; act must then be ReLU) it is relu(m.Forward(x) + res), ResNet's
+// block end, whose backward needs only the output.
+func (m *BatchNorm2d) forwardAct(x *Tensor, act vec.Act, res *Tensor) *Tensor {
+	if x.Dim() != 4 {
+		shapeErr("BatchNorm2d", "expected 4D input", x.shape)
+	}
+	momentum := m.Momentum
+	if m.trackRunningStats {
+		m.NumBatchesTracked++
+		if m.CumulativeAverage {
+			momentum = 1 / float64(m.NumBatchesTracked)
+		}
+	}
+	return batchNorm(x, m.RunningMean, m.RunningVar, m.Weight, m.Bias, true, momentum, m.Eps, false, act, res)
+}
+
+// trainFusedAct reports the activation module a is, when batchNorm can run
+// its backward (forwardAct).
+func trainFusedAct(a Module) (vec.Act, bool) {
+	switch a.(type) {
+	case *ReLU:
+		return vec.ReLU, true
+	case *ReLU6:
+		return vec.ReLU6, true
+	case *SiLU:
+		return vec.SiLU, true
+	}
+	return vec.Identity, false
+}
+
+// actGradInPlace sets z[i] = g[i]·act'(z[i]) for z the values act was
+// applied to, with the formulas of [Tensor.ReLU], [Tensor.ReLU6] and
+// [Tensor.SiLU]'s backward; s is scratch for SiLU, grown as needed.
+func actGradInPlace(z, g []float32, act vec.Act, s *[]float32) {
+	switch act {
+	case vec.ReLU:
+		vec.MaskGrad(z, g, z, 0, float32(math.NaN()))
+	case vec.ReLU6:
+		vec.MaskGrad(z, g, z, 0, 6)
+	case vec.SiLU:
+		if cap(*s) < len(z) {
+			*s = make([]float32, len(z))
+		}
+		sg := (*s)[:len(z)]
+		vec.ApplyTo(sg, z, vec.Sigmoid)
+		g = g[:len(z)]
+		for i, v := range z {
+			si := sg[i]
+			z[i] = g[i] * si * (1 + v*(1-si))
+		}
+	default:
+		panic("nn: BatchNorm: no fused backward for " + act.String())
+	}
 }
 
 // ExtraRepr prints torch's BatchNorm arguments.
@@ -122,12 +187,16 @@ func (m *BatchNorm2d) String() string { return Repr(m) }
 // variance); otherwise it uses the running statistics. weight and bias may be
 // nil.
 func BatchNormFn(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64) *Tensor {
-	return batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps, false, false)
+	return batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps, false, vec.Identity, nil)
 }
 
-// batchNorm is BatchNormFn; with inplace (only when no graph is recorded)
-// it writes the result over x, followed by ReLU when relu is set.
-func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64, inplace, relu bool) *Tensor {
+// batchNorm is BatchNormFn followed by the activation act (Identity for
+// none; otherwise ReLU, ReLU6 or SiLU, whose backward it runs itself from
+// the normalised values, recomputed, so that they are never stored); with
+// inplace (only when no graph is recorded) it writes the result over x.
+// With res (nil for none, act ReLU, not inplace) it is relu(bn(x) + res),
+// whose backward masks by the output.
+func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, momentum, eps float64, inplace bool, act vec.Act, res *Tensor) *Tensor {
 	if x.Dim() < 2 {
 		shapeErr("BatchNorm", "want input [N, C, ...]", x.shape)
 	}
@@ -140,6 +209,9 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 	}
 	if !training && (runningMean == nil || runningVar == nil) {
 		panic("nn: BatchNorm: running statistics required when not training")
+	}
+	if res != nil && (act != vec.ReLU || inplace || !sameShape(res.shape, x.shape)) {
+		shapeErr("BatchNorm", "residual must match the input, with ReLU", x.shape, res.shape)
 	}
 	if !training && !needGrad(x, weight, bias) && !inplace {
 		return batchNormEval(x, runningMean, runningVar, weight, bias, eps)
@@ -157,17 +229,12 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 			for ch := lo; ch < hi; ch++ {
 				s := 0.0
 				for i := range n {
-					for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
-						s += float64(v)
-					}
+					s += vec.SumF64(x.data[(i*c+ch)*inner : (i*c+ch+1)*inner])
 				}
 				mu := s / float64(cnt)
 				ss := 0.0
 				for i := range n {
-					for _, v := range x.data[(i*c+ch)*inner : (i*c+ch+1)*inner] {
-						d := float64(v) - mu
-						ss += d * d
-					}
+					ss += vec.SumSqDevF64(x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], mu)
 				}
 				v := ss / float64(cnt)
 				mean[ch], invstd[ch] = mu, 1/math.Sqrt(v+eps)
@@ -187,38 +254,67 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 	if !inplace {
 		out = newResultData(cloneInts(x.shape), false, x)
 	}
+	// affine is channel ch's map x*scale + shift.
+	affine := func(ch int) (float32, float32) {
+		sc := invstd[ch]
+		if weight != nil {
+			sc *= float64(weight.data[ch])
+		}
+		sh := -mean[ch] * sc
+		if bias != nil {
+			sh += float64(bias.data[ch])
+		}
+		return float32(sc), float32(sh)
+	}
 	parallelFor(c, len(x.data), func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
-			sc := invstd[ch]
-			if weight != nil {
-				sc *= float64(weight.data[ch])
-			}
-			sh := -mean[ch] * sc
-			if bias != nil {
-				sh += float64(bias.data[ch])
-			}
-			s32, h32 := float32(sc), float32(sh)
+			s32, h32 := affine(ch)
 			for i := range n {
 				src := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
 				dst := out.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-				for j, v := range src {
-					dst[j] = v*s32 + h32
+				if res != nil {
+					vec.AffineApplyTo(dst, src, s32, h32, vec.Identity)
+					vec.AddReLU(dst, res.data[(i*c+ch)*inner:(i*c+ch+1)*inner])
+					continue
 				}
-				if relu {
-					vec.ApplyTo(dst, dst, vec.ReLU)
-				}
+				vec.AffineApplyTo(dst, src, s32, h32, act)
 			}
 		}
 	})
 	if inplace {
 		return out
 	}
-	if !needGrad(x, weight, bias) {
+	if !needGrad(x, weight, bias, res) {
 		return out
 	}
-	return record(out, "NativeBatchNormBackward", []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
-		var gx, gw, gb []float32
-		if x.requiresGrad {
+	inputs := []*Tensor{x, weight, bias}
+	// The backward reads only these of res, so that the residual itself
+	// can be collected after the forward pass.
+	hasRes, resGrad := res != nil, res != nil && res.requiresGrad
+	if hasRes {
+		inputs = append(inputs, res)
+	}
+	y := out.data
+	return record(out, "NativeBatchNormBackward", inputs, func(g []float32) [][]float32 {
+		var gx, gw, gb, gz []float32
+		if hasRes {
+			// relu(bn(x) + res): the gradient at the sum, from the
+			// output's sign, is the residual's, and bn's output's.
+			gz = gradBuf(len(g), false)
+			parallelChunks(len(g), func(lo, hi int) {
+				vec.MaskGrad(gz[lo:hi], g[lo:hi], y[lo:hi], 0, float32(math.NaN()))
+			})
+			if x.requiresGrad {
+				gx = gradBuf(len(x.data), false)
+			}
+		} else if act != vec.Identity {
+			// gz is the gradient at the normalised values, act's backward
+			// from them recomputed; x's gradient is written over it.
+			gz = gradBuf(len(x.data), false)
+			if x.requiresGrad {
+				gx = gz
+			}
+		} else if x.requiresGrad {
 			gx = gradBuf(len(x.data), false) // every element is written
 		}
 		if weight != nil && weight.requiresGrad {
@@ -227,19 +323,30 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 		if bias != nil && bias.requiresGrad {
 			gb = make([]float32, c)
 		}
+		gin := g
+		if gz != nil {
+			gin = gz
+		}
 		parallelFor(c, len(x.data), func(lo, hi int) {
+			var scratch []float32
 			for ch := lo; ch < hi; ch++ {
-				sg, sgx := 0.0, 0.0 // Σg, Σg·x̂
-				mu, is := mean[ch], invstd[ch]
-				for i := range n {
-					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					xs = xs[:len(gs)]
-					for j, v := range gs {
-						sg += float64(v)
-						sgx += float64(v) * (float64(xs[j]) - mu) * is
+				if gz != nil && !hasRes {
+					s32, h32 := affine(ch)
+					for i := range n {
+						zp := gz[(i*c+ch)*inner : (i*c+ch+1)*inner]
+						vec.AffineApplyTo(zp, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], s32, h32, vec.Identity)
+						actGradInPlace(zp, g[(i*c+ch)*inner:(i*c+ch+1)*inner], act, &scratch)
 					}
 				}
+				sg, sgd := 0.0, 0.0 // Σg, Σg·(x-μ)
+				mu, is := mean[ch], invstd[ch]
+				for i := range n {
+					gs := gin[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					a, b := vec.SumDotDevF64(gs, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], mu)
+					sg += a
+					sgd += b
+				}
+				sgx := sgd * is // Σg·x̂
 				if gw != nil {
 					gw[ch] = float32(sgx)
 				}
@@ -253,27 +360,31 @@ func batchNorm(x, runningMean, runningVar, weight, bias *Tensor, training bool, 
 				if weight != nil {
 					gamma = float64(weight.data[ch])
 				}
-				k := gamma * invstd[ch]
+				k := gamma * is
 				fc := float64(cnt)
-				mg := sg / fc // the same quotient the loop would form per element
+				// gx = k·(g - Σg/cnt - x̂·Σg·x̂/cnt) with x̂ = (x-μ)·is, as
+				// a·g + b·x + c; in eval mode only k·g.
+				a, b, cc := k, 0.0, 0.0
+				if training {
+					b = -k * is * sgx / fc
+					cc = -k*sg/fc - b*mu
+				}
 				for i := range n {
-					xs := x.data[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					gs := g[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					dst := gx[(i*c+ch)*inner : (i*c+ch+1)*inner]
-					xs, dst = xs[:len(gs)], dst[:len(gs)]
-					if training {
-						for j, v := range gs {
-							xh := (float64(xs[j]) - mu) * is
-							dst[j] = float32(k * (float64(v) - mg - xh*sgx/fc))
-						}
-					} else {
-						for j, v := range gs {
-							dst[j] = float32(k * float64(v))
-						}
-					}
+					gs := gin[(i*c+ch)*inner : (i*c+ch+1)*inner]
+					vec.AxpbyF64(gx[(i*c+ch)*inner:(i*c+ch+1)*inner], gs, x.data[(i*c+ch)*inner:(i*c+ch+1)*inner], a, b, cc)
 				}
 			}
 		})
+		if hasRes {
+			if !resGrad {
+				putGradBuf(gz)
+				gz = nil
+			}
+			return [][]float32{gx, gw, gb, gz}
+		}
+		if gz != nil && gx == nil {
+			putGradBuf(gz)
+		}
 		return [][]float32{gx, gw, gb}
 	})
 }

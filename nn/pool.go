@@ -72,7 +72,7 @@ func MaxPool2dFn(x *Tensor, p PoolParams) *Tensor {
 		return out
 	}
 	idx := make([]int32, len(out.data))
-	maxPoolIndexed(&g, x.data, out.data, idx)
+	maxPoolWithIndices(&g, x.data, out.data, idx)
 	hw, ohw, planes := g.h*g.w, g.oh*g.ow, g.n*g.c
 	return record(out, "MaxPool2DWithIndicesBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
 		gx := gradBuf(len(x.data), true)

@@ -148,3 +148,22 @@ func BenchmarkAdaptiveAvgPool2d(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMaxPoolIndexed compares the training max pooling (values and
+// argmax indices) of ResNet's stem at batch 8: the running comparison
+// (maxPoolIndexed, "old") and the two passes (maxPoolWithIndices, "new").
+func BenchmarkMaxPoolIndexed(b *testing.B) {
+	x := RandN(8, 64, 112, 112)
+	g := poolGeometry("MaxPool2d", x, PoolParams{KernelSize: [2]int{3, 3}, Stride: [2]int{2, 2}, Padding: [2]int{1, 1}})
+	out, idx := make([]float32, g.n*g.c*g.oh*g.ow), make([]int32, g.n*g.c*g.oh*g.ow)
+	for _, v := range []struct {
+		name string
+		f    func(*poolGeom, []float32, []float32, []int32)
+	}{{"old", maxPoolIndexed}, {"new", maxPoolWithIndices}} {
+		b.Run(v.name, func(b *testing.B) {
+			for b.Loop() {
+				v.f(&g, x.data, out, idx)
+			}
+		})
+	}
+}

@@ -311,3 +311,34 @@ func TestAddStridedDivTo(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolWithIndices checks the two-pass indexed max pooling against
+// maxPoolIndexed's running comparison, values and indices, over random
+// geometries and inputs with ties (few distinct values), signed zeros, NaN
+// and infinities.
+func TestMaxPoolWithIndices(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	vals := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 2, float32(math.Inf(-1)), float32(math.Inf(1)), float32(math.NaN())}
+	for it := range 400 {
+		k := [2]int{1 + r.IntN(4), 1 + r.IntN(4)}
+		p := PoolParams{KernelSize: k, Stride: [2]int{1 + r.IntN(3), 1 + r.IntN(3)},
+			Padding: [2]int{r.IntN(k[0]/2 + 1), r.IntN(k[1]/2 + 1)}, Dilation: [2]int{1 + r.IntN(2), 1 + r.IntN(2)}, CeilMode: r.IntN(2) == 0}
+		x := RandN(1+r.IntN(2), 1+r.IntN(3), 8+r.IntN(10), 8+r.IntN(10))
+		for i := range x.data {
+			if it%2 == 0 {
+				x.data[i] = vals[r.IntN(len(vals))]
+			}
+		}
+		g := poolGeometry("MaxPool2d", x, p)
+		n := g.n * g.c * g.oh * g.ow
+		want, wantIdx := make([]float32, n), make([]int32, n)
+		got, gotIdx := make([]float32, n), make([]int32, n)
+		maxPoolIndexed(&g, x.data, want, wantIdx)
+		maxPoolWithIndices(&g, x.data, got, gotIdx)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) || gotIdx[i] != wantIdx[i] {
+				t.Fatalf("%+v on %v: output %d: got %v at %d, want %v at %d", p, x.shape, i, got[i], gotIdx[i], want[i], wantIdx[i])
+			}
+		}
+	}
+}

@@ -15,7 +15,8 @@ older build) in the same rounds and adds its median and ckpt/base.
 
 With --train it times training steps instead, against PyTorch only: for each
 architecture, batch and --strategy (full: every parameter trained; head: only
-the classifier), the forward pass in training mode, cross-entropy against
+the classifier, the rest frozen in evaluation mode as finetune --strategy head
+freezes it), the forward pass in training mode, cross-entropy against
 fixed labels, backward and an SGD step (lr 0.01, momentum 0.9), after
 --warmup untimed steps. PyTorch runs each round in a fresh process, as ckpt
 does, so both report the peak resident memory of a process that builds the
@@ -78,7 +79,12 @@ model.train()
 params = list(model.parameters())
 if strategy == "head":
     head = HEAD
+    # Frozen as finetune --strategy head (nn.Freeze) freezes: no gradients
+    # and evaluation mode (BatchNorm on its running statistics) for all but
+    # the classifier.
     model.requires_grad_(False)
+    model.eval()
+    model.get_submodule(head.rstrip(".")).train()
     params = [p for n, p in model.named_parameters() if n.startswith(head)]
     for p in params:
         p.requires_grad_(True)
@@ -95,15 +101,17 @@ def step():
 for _ in range(warmup):
     step()
 ts = []
+c0 = time.process_time()
 for _ in range(iters):
     t0 = time.perf_counter()
     step()
     ts.append((time.perf_counter() - t0) * 1000)
+cpu = (time.process_time() - c0) * 1000 / iters
 rss = 0.0
 for line in open("/proc/self/status"):
     if line.startswith("VmHWM:"):
         rss = int(line.split()[1]) / 1024
-print(json.dumps({"times_ms": ts, "peak_rss_mib": rss}))
+print(json.dumps({"times_ms": ts, "peak_rss_mib": rss, "cpu_ms": cpu}))
 """
 
 def train_main(a, ckpts, tmp):
@@ -114,8 +122,8 @@ def train_main(a, ckpts, tmp):
     """
     per_round = max(1, a.iters // a.rounds)
     print(f"training steps, {a.threads} threads; {a.rounds} rounds of {a.warmup} warm-up and {per_round} timed steps each, "
-          "taking turns; median ms, peak RSS MiB", file=sys.stderr)
-    print(f"{'arch':<16} {'batch':>5} {'strategy':>8} {'ckpt':>9} {'torch':>9} {'ckpt':>9} {'ckpt/torch':>11} {'torch MiB':>10} {'ckpt MiB':>9} {'rounds ckpt/torch':>24}")
+          "taking turns; median ms, peak RSS MiB, mean CPU ms per step (every thread's; torch's counts OpenMP's spinning)", file=sys.stderr)
+    print(f"{'arch':<16} {'batch':>5} {'strategy':>8} {'ckpt':>9} {'torch':>9} {'ckpt':>9} {'ckpt/torch':>11} {'torch MiB':>10} {'ckpt MiB':>9} {'torch cpu':>10} {'ckpt cpu':>9} {'rounds ckpt/torch':>24}")
     rows = []
     for arch in a.arch.split(","):
         torch.manual_seed(0)
@@ -130,9 +138,10 @@ def train_main(a, ckpts, tmp):
             f.write(TORCH_TRAIN_SCRIPT.replace("HEAD", repr(cls[:-len("weight")])).replace("CLASSIFIER", repr(cls)))
         for batch in [int(b) for b in a.batch.split(",")]:
             for strategy in a.strategy.split(","):
-                ts_torch, rss_torch = [], 0.0
+                ts_torch, rss_torch, cpu_torch = [], 0.0, []
                 ts_ckpt = {l: [] for l, _ in ckpts}
                 rss_ckpt = {l: 0.0 for l, _ in ckpts}
+                cpu_ckpt = {l: [] for l, _ in ckpts}
                 per = {l: [] for l, _ in ckpts}
                 for _ in range(a.rounds):
                     r = subprocess.run([sys.executable, script, arch, weights, str(batch), str(size), str(per_round),
@@ -140,6 +149,7 @@ def train_main(a, ckpts, tmp):
                     jt = json.loads(r.stdout)
                     ts_torch += jt["times_ms"]
                     rss_torch = max(rss_torch, jt["peak_rss_mib"])
+                    cpu_torch.append(jt["cpu_ms"])
                     for label, ckpt in ckpts:
                         r = subprocess.run([ckpt, "bench", "--train", "--strategy", strategy, "--arch", arch, "--weights", weights,
                                             "--batch", str(batch), "--size", str(size), "--iters", str(per_round),
@@ -151,6 +161,8 @@ def train_main(a, ckpts, tmp):
                         jc = json.loads(r.stdout)
                         ts_ckpt[label] += jc["times_ms"]
                         rss_ckpt[label] = max(rss_ckpt[label], jc["peak_rss_mib"])
+                        if "cpu_ms" in jc:  # older builds do not report it
+                            cpu_ckpt[label].append(jc["cpu_ms"])
                         per[label].append(median(jc["times_ms"]) / median(jt["times_ms"]))
                 t_torch = median(ts_torch)
                 for label, _ in ckpts:
@@ -158,10 +170,14 @@ def train_main(a, ckpts, tmp):
                     ratio = f"{t_ckpt / t_torch:.2f}x" if t_ckpt else "-"
                     spread = " ".join(f"{p:.2f}" for p in per[label])
                     ck = f"{t_ckpt:9.1f}" if t_ckpt else f"{'-':>9}"
-                    print(f"{arch:<16} {batch:>5} {strategy:>8} {label:>9} {t_torch:9.1f} {ck} {ratio:>11} {rss_torch:10.0f} {rss_ckpt[label]:9.0f} {spread:>24}", flush=True)
+                    c_torch = statistics.mean(cpu_torch)
+                    c_ckpt = statistics.mean(cpu_ckpt[label]) if cpu_ckpt[label] else None
+                    cc = f"{c_ckpt:9.0f}" if c_ckpt else f"{'-':>9}"
+                    print(f"{arch:<16} {batch:>5} {strategy:>8} {label:>9} {t_torch:9.1f} {ck} {ratio:>11} {rss_torch:10.0f} {rss_ckpt[label]:9.0f} {c_torch:10.0f} {cc} {spread:>24}", flush=True)
                     rows.append({"arch": arch, "batch": batch, "mode": "train", "strategy": strategy, "ckpt": label,
                                  "torch_ms": t_torch, "ckpt_ms": t_ckpt, "torch_peak_rss_mib": rss_torch,
-                                 "ckpt_peak_rss_mib": rss_ckpt[label], "round_ratios": per[label]})
+                                 "ckpt_peak_rss_mib": rss_ckpt[label], "torch_cpu_ms": c_torch, "ckpt_cpu_ms": c_ckpt,
+                                 "round_ratios": per[label]})
     return rows
 
 

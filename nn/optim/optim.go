@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ckptkit/ckpt/nn"
 )
@@ -246,12 +249,16 @@ func (o *Optimizer) ZeroGrad() {
 // Step performs one update of every parameter that requires grad and has a
 // gradient.
 func (o *Optimizer) Step() {
-	defer nn.MarkModified() // prepared modules must see the new weights
+	var stepped []*nn.Tensor
+	defer func() { nn.MarkStepped(stepped) }() // prepared modules must see the new weights
+	var work []stepWork
+	defer func() { runSteps(work) }()
 	for _, g := range o.Groups {
 		for _, p := range g.Params {
 			if !p.RequiresGrad() || p.Grad() == nil {
 				continue
 			}
+			stepped = append(stepped, p)
 			st := o.state[p]
 			if st == nil {
 				st = &paramState{}
@@ -259,9 +266,9 @@ func (o *Optimizer) Step() {
 			}
 			switch o.Algorithm {
 			case SGD:
-				sgdStep(p, st, &g.Hyper)
+				work = append(work, stepWork{p.Numel(), sgdStep(p, st, &g.Hyper)})
 			case Adam, AdamW:
-				adamStep(p, st, &g.Hyper, o.Algorithm == AdamW)
+				work = append(work, stepWork{p.Numel(), adamStep(p, st, &g.Hyper, o.Algorithm == AdamW)})
 			}
 		}
 	}
@@ -269,8 +276,12 @@ func (o *Optimizer) Step() {
 
 // sgdStep is torch 1.13's _single_tensor_sgd for one parameter, fused into
 // one pass per element with torch's float32 operations in torch's order.
-func sgdStep(p *nn.Tensor, st *paramState, h *Hyper) {
+// It readies the state and returns the update of elements [lo, hi), for
+// runSteps to split across goroutines (each element's update reads and
+// writes only that element, so any split gives the same bits).
+func sgdStep(p *nn.Tensor, st *paramState, h *Hyper) func(lo, hi int) {
 	w, grad := p.Data(), p.Grad().Data()
+	grad = grad[:len(w)]
 	st.hasMomSlot = true
 	wd, lr := float32(h.WeightDecay), float32(-h.LR)
 	m, damp := float32(h.Momentum), float32(1-h.Dampening)
@@ -279,33 +290,99 @@ func sgdStep(p *nn.Tensor, st *paramState, h *Hyper) {
 		st.momentum = make([]float32, len(w))
 	}
 	buf := st.momentum
-	for i, d := range grad[:len(w)] {
-		if h.Maximize {
-			d = -d
-		}
-		if h.WeightDecay != 0 {
-			d = d + wd*w[i]
-		}
-		if h.Momentum != 0 {
-			if first {
-				buf[i] = d
-			} else {
-				buf[i] = buf[i]*m + damp*d
-			}
-			if h.Nesterov {
-				d = d + m*buf[i]
-			} else {
-				d = buf[i]
+	if h.Momentum != 0 && !first && !h.Maximize && h.WeightDecay == 0 && !h.Nesterov {
+		// The common case (SGD with momentum, nothing else) without the
+		// per-element tests.
+		return func(lo, hi int) {
+			w, b := w[lo:hi], buf[lo:hi]
+			for i, d := range grad[lo:hi] {
+				b[i] = b[i]*m + damp*d
+				w[i] = w[i] + lr*b[i]
 			}
 		}
-		w[i] = w[i] + lr*d
 	}
+	return func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d := grad[i]
+			if h.Maximize {
+				d = -d
+			}
+			if h.WeightDecay != 0 {
+				d = d + wd*w[i]
+			}
+			if h.Momentum != 0 {
+				if first {
+					buf[i] = d
+				} else {
+					buf[i] = buf[i]*m + damp*d
+				}
+				if h.Nesterov {
+					d = d + m*buf[i]
+				} else {
+					d = buf[i]
+				}
+			}
+			w[i] = w[i] + lr*d
+		}
+	}
+}
+
+// stepWork is one parameter's update: f updates its elements [lo, hi),
+// of n.
+type stepWork struct {
+	n int
+	f func(lo, hi int)
+}
+
+// stepChunk is the number of elements a goroutine updates at a time (128
+// KiB of each operand).
+const stepChunk = 1 << 15
+
+// runSteps runs the updates, split into chunks of stepChunk elements over
+// GOMAXPROCS goroutines when there are several chunks.
+func runSteps(work []stepWork) {
+	total := 0
+	for _, s := range work {
+		total += s.n
+	}
+	threads := min(runtime.GOMAXPROCS(0), (total+stepChunk-1)/stepChunk)
+	if threads <= 1 {
+		for _, s := range work {
+			s.f(0, s.n)
+		}
+		return
+	}
+	type chunk struct{ s, lo, hi int }
+	var chunks []chunk
+	for i, s := range work {
+		for lo := 0; lo < s.n; lo += stepChunk {
+			chunks = append(chunks, chunk{i, lo, min(lo+stepChunk, s.n)})
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	run := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= len(chunks) {
+				return
+			}
+			c := chunks[k]
+			work[c.s].f(c.lo, c.hi)
+		}
+	}
+	for range threads - 1 {
+		wg.Go(run)
+	}
+	run()
+	wg.Wait()
 }
 
 // adamStep is torch 1.13's _single_tensor_adam / _single_tensor_adamw for
 // one parameter (not capturable, not differentiable), fused into one pass
-// per element with torch's float32 operations in torch's order.
-func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
+// per element with torch's float32 operations in torch's order. As
+// sgdStep, it returns the update of elements [lo, hi) for runSteps.
+func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) func(lo, hi int) {
 	w, grad := p.Data(), p.Grad().Data()
 	n := len(w)
 	if st.expAvg == nil {
@@ -327,7 +404,16 @@ func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
 	bc2s := float32(math.Sqrt(bc2))
 	eps := float32(h.Eps)
 	m, v := st.expAvg, st.expAvgSq
-	for i, g := range grad[:n] {
+	grad = grad[:n]
+	return func(lo, hi int) {
+		adamRange(w, grad, m, v, st.maxExpAvg, h, decoupled, lo, hi, f1, a1, f2, a2, wd, decay, stepSize, bc2s, eps)
+	}
+}
+
+// adamRange is adamStep's update of elements [lo, hi).
+func adamRange(w, grad, m, v, maxExpAvg []float32, h *Hyper, decoupled bool, lo, hi int, f1, a1, f2, a2, wd, decay, stepSize, bc2s, eps float32) {
+	for i := lo; i < hi; i++ {
+		g := grad[i]
 		if h.Maximize {
 			g = -g
 		}
@@ -342,10 +428,10 @@ func adamStep(p *nn.Tensor, st *paramState, h *Hyper, decoupled bool) {
 		v[i] = v[i]*f2 + a2*(g*g)
 		vi := v[i]
 		if h.AMSGrad {
-			if vi > st.maxExpAvg[i] || vi != vi {
-				st.maxExpAvg[i] = vi
+			if vi > maxExpAvg[i] || vi != vi {
+				maxExpAvg[i] = vi
 			}
-			vi = st.maxExpAvg[i]
+			vi = maxExpAvg[i]
 		}
 		denom := sqrt32(vi)/bc2s + eps
 		w[i] = w[i] + stepSize*(m[i]/denom)

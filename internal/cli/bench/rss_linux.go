@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // peakRSSMiB returns the process's peak resident set size (VmHWM) in MiB,
@@ -28,4 +29,14 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// cpuSeconds returns the CPU time (user and system) the process has used so
+// far, 0 when the kernel does not say.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -14,19 +14,22 @@ import (
 
 // TrainResult is what `ckpt bench --train --json` prints.
 type TrainResult struct {
-	Arch       string    `json:"arch"`
-	Batch      int       `json:"batch"`
-	Size       int       `json:"size"`
-	Mode       string    `json:"mode"` // "train"
-	Strategy   string    `json:"strategy"`
-	MedianMS   float64   `json:"median_ms"`
-	MinMS      float64   `json:"min_ms"`
-	MaxMS      float64   `json:"max_ms"`
-	Threads    int       `json:"threads"`
-	Iters      int       `json:"iters"`
-	PeakRSSMiB float64   `json:"peak_rss_mib"`
-	Kernel     string    `json:"kernel"`
-	TimesMS    []float64 `json:"times_ms"`
+	Arch       string  `json:"arch"`
+	Batch      int     `json:"batch"`
+	Size       int     `json:"size"`
+	Mode       string  `json:"mode"` // "train"
+	Strategy   string  `json:"strategy"`
+	MedianMS   float64 `json:"median_ms"`
+	MinMS      float64 `json:"min_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	Threads    int     `json:"threads"`
+	Iters      int     `json:"iters"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// CPUMS is the process CPU time per timed step (every thread's), which
+	// a loaded machine disturbs less than the wall time.
+	CPUMS   float64   `json:"cpu_ms"`
+	Kernel  string    `json:"kernel"`
+	TimesMS []float64 `json:"times_ms"`
 }
 
 // trainer is one model set up for timed training steps: the same step
@@ -41,14 +44,18 @@ type trainer struct {
 
 // newTrainer puts m in training mode with the parameters the strategy
 // trains: every one ("full"), or only the classifier's ("head", as finetune
-// --strategy head trains them, the backbone frozen).
+// --strategy head trains them: the rest frozen by nn.Freeze, so its
+// BatchNorms use their running statistics and it runs as inference does).
 func newTrainer(o *Options, m nn.Module, spec models.Spec, size int) (*trainer, error) {
 	if spec.Name == "" {
 		return nil, cmdutil.UsageError("--train times torchvision architectures; %s is an ONNX graph, whose training step is not timed yet", o.Weights)
 	}
 	m.Train()
-	var params []*nn.Tensor
 	head := strings.TrimSuffix(spec.Classifier, "weight")
+	if o.Strategy == "head" {
+		freezeExcept(m, "", strings.TrimSuffix(head, "."))
+	}
+	var params []*nn.Tensor
 	classes := 0
 	for _, p := range m.NamedParameters() {
 		if p.Name == spec.Classifier {
@@ -72,6 +79,26 @@ func newTrainer(o *Options, m nn.Module, spec models.Spec, size int) (*trainer, 
 		labels[i] = i * 7 % classes
 	}
 	return &trainer{m: m, x: modelcmd.SeededInput(0, o.Batch, size), labels: labels, loss: nn.NewCrossEntropyLoss(), opt: opt}, nil
+}
+
+// freezeExcept freezes (nn.Freeze: no gradients, evaluation mode kept)
+// every module under mod, at path, that neither is the module keep nor
+// contains it: the backbone as finetune --strategy head freezes it.
+func freezeExcept(mod nn.Module, path, keep string) {
+	if path == keep {
+		return
+	}
+	if path != "" && !strings.HasPrefix(keep, path+".") {
+		nn.Freeze(mod)
+		return
+	}
+	for _, c := range mod.NamedChildren() {
+		child := c.Name
+		if path != "" {
+			child = path + "." + c.Name
+		}
+		freezeExcept(c.Module, child, keep)
+	}
 }
 
 // step runs one training step: forward, loss, backward, optimizer update.
@@ -108,6 +135,7 @@ func trainRun(o *Options, m nn.Module, spec models.Spec, size, threads int) erro
 		}
 	}
 	times := make([]float64, o.Iters)
+	cpu0 := cpuSeconds()
 	for i := range times {
 		start := time.Now()
 		if err := t.step(); err != nil {
@@ -115,14 +143,15 @@ func trainRun(o *Options, m nn.Module, spec models.Spec, size, threads int) erro
 		}
 		times[i] = float64(time.Since(start).Microseconds()) / 1000
 	}
+	cpu := (cpuSeconds() - cpu0) * 1000 / float64(o.Iters)
 	med, lo, hi := summarize(times)
-	r := TrainResult{Arch: spec.Name, Batch: o.Batch, Size: size, Mode: "train", Strategy: o.Strategy,
+	r := TrainResult{CPUMS: cpu, Arch: spec.Name, Batch: o.Batch, Size: size, Mode: "train", Strategy: o.Strategy,
 		MedianMS: med, MinMS: lo, MaxMS: hi, Threads: threads, Iters: o.Iters, PeakRSSMiB: peakRSSMiB(),
 		Kernel: kernelName(), TimesMS: times}
 	if o.JSON {
 		return writeJSON(o, r)
 	}
-	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, train %s, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d steps, peak RSS %.0f MiB\n",
-		r.Arch, r.Batch, size, size, r.Strategy, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters, r.PeakRSSMiB)
+	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, train %s, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d steps, %.0f ms CPU per step, peak RSS %.0f MiB\n",
+		r.Arch, r.Batch, size, size, r.Strategy, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters, r.CPUMS, r.PeakRSSMiB)
 	return err
 }
