@@ -103,9 +103,19 @@ func (s *namedSequential) add(name string, m nn.Module) {
 
 // Forward runs the registered children in order, so that a child replaced
 // with SetChild (a new classifier head) is the one that runs.
+// A Linear followed by an exact GELU (the transformers' MLPs) runs as one
+// nn.LinearGELU.
 func (s *namedSequential) Forward(x *nn.Tensor) *nn.Tensor {
-	for _, m := range s.Children() {
-		x = m.Forward(x)
+	ms := s.Children()
+	for i := 0; i < len(ms); i++ {
+		if l, ok := ms[i].(*nn.Linear); ok && i+1 < len(ms) {
+			if g, ok := ms[i+1].(*nn.GELU); ok && g.Approximate == "none" {
+				x = nn.LinearGELU(x, l.Weight, l.Bias)
+				i++
+				continue
+			}
+		}
+		x = ms[i].Forward(x)
 	}
 	return x
 }
