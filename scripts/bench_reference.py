@@ -24,7 +24,7 @@ Needs: /usr/bin/python3 with torch and torchvision, node with onnxruntime-node
 (scripts/setup-interop.sh installs both), and Go to build ckpt.
 
 Usage: /usr/bin/python3 scripts/bench_reference.py [--arch resnet18,...] [--batch 1,8]
-           [--iters 10] [--warmup 3] [--threads 2] [--json out.json]
+           [--iters 10] [--warmup 3] [--threads 2] [--json out.json] [--no-torch vit_b_16,swin_t]
        /usr/bin/python3 scripts/bench_reference.py --train [--arch resnet18] [--batch 8] [--strategy full,head]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
@@ -143,7 +143,7 @@ def train_main(a, ckpts, tmp):
                         ts_ckpt[label] += jc["times_ms"]
                         rss_ckpt[label] = max(rss_ckpt[label], jc["peak_rss_mib"])
                         per[label].append(median(jc["times_ms"]) / median(jt["times_ms"]))
-                t_torch = median(ts_torch)
+                t_torch = median(ts_torch) if ts_torch else None
                 for label, _ in ckpts:
                     t_ckpt = median(ts_ckpt[label]) if ts_ckpt[label] else None
                     ratio = f"{t_ckpt / t_torch:.2f}x" if t_ckpt else "-"
@@ -191,6 +191,10 @@ def main():
     ap.add_argument("--train", action="store_true", help="time training steps against PyTorch instead of forward passes")
     ap.add_argument("--strategy", default="full,head", help="with --train: full, head, or full,head (both, the default)")
     ap.add_argument("--ckpt", help="a ckpt binary to time instead of building ./cmd/ckpt")
+    ap.add_argument("--no-torch", default="", metavar="ARCHS",
+                    help="architectures (comma-separated, or 'all') whose forward passes PyTorch does not time: "
+                         "PyTorch 1.13 takes seconds per image on vit_b_16 and swin_t on some CPUs; they are still "
+                         "built and exported by it, and timed in ONNX Runtime and ckpt")
     ap.add_argument("--baseline", help="with --train: another ckpt binary, timed in the same rounds (rows labelled 'base')")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -232,8 +236,10 @@ def main():
             per_round = max(1, a.iters // a.rounds)
             ts_torch, ts_ort, ts_ckpt = [], [], []
             ort_ok, ckpt_ok = True, arch in known
+            skip_torch = a.no_torch == "all" or arch in a.no_torch.split(",")
             for _ in range(a.rounds):
-                ts_torch += time_torch(model, x, per_round, a.warmup)
+                if not skip_torch:
+                    ts_torch += time_torch(model, x, per_round, a.warmup)
                 if ort_ok:
                     r = subprocess.run(["node", ort_js, onnx_path, str(batch), str(size), str(per_round), str(a.warmup), str(a.threads)],
                                        capture_output=True, text=True, env=ort_env())

@@ -2,9 +2,7 @@ package models
 
 import (
 	"math"
-	"runtime"
 	"strconv"
-	"sync"
 
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/internal/vec"
@@ -24,30 +22,10 @@ func inference(ts ...*nn.Tensor) bool {
 	return true
 }
 
-// parallelMin is the element count below which elementwise passes stay on
-// one goroutine.
-const parallelMin = 1 << 15
-
 // parallel splits the rows [0, rows) of rowLen elements each into one
-// contiguous range per CPU when the work is large enough, and runs f on each.
-func parallel(rows, rowLen int, f func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), rows)
-	if workers <= 1 || rows*rowLen < parallelMin {
-		f(0, rows)
-		return
-	}
-	var wg sync.WaitGroup
-	per := (rows + workers - 1) / workers
-	for lo := per; lo < rows; lo += per {
-		wg.Add(1)
-		go func(lo int) {
-			defer wg.Done()
-			f(lo, min(lo+per, rows))
-		}(lo)
-	}
-	f(0, min(per, rows))
-	wg.Wait()
-}
+// contiguous range per CPU when the work is large enough, and runs f on
+// each (nn.ParallelFor).
+func parallel(rows, rowLen int, f func(lo, hi int)) { nn.ParallelFor(rows, rows*rowLen, f) }
 
 // bnAffine returns channel ch's eval-mode BatchNorm as an affine map,
 // y = x*scale + shift, folding the running statistics and the affine
