@@ -70,12 +70,7 @@ func (e *linPrep) forward(x *Tensor, shape []int, rows int, a vec.Act) *Tensor {
 }
 
 // addBias adds b to row elementwise (len(b) >= len(row)).
-func addBias(row, b []float32) {
-	b = b[:len(row)]
-	for j := range row {
-		row[j] += b[j]
-	}
-}
+func addBias(row, b []float32) { vec.Add(row, b) }
 
 // linearAct is LinearFn followed by the activation a: inside a prepared
 // Infer call a is applied in the product's epilogue; otherwise after it.

@@ -3,6 +3,7 @@ package gemm
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // PackedB is a right operand op(B) packed once for many products: a fully
@@ -108,7 +109,13 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 		}
 		return
 	}
-	kn := pb.kn
+	// One column block: B needs no packing into cache (it is packed
+	// already), so a block of A is packed once for all of C's columns
+	// instead of once per nc columns (five times over for a ViT MLP's
+	// 3072).
+	kw := *pb.kn
+	kw.nc = pb.npad
+	kn := &kw
 	t := Threads()
 	// Split the columns when C is wide (few rows: every goroutine then
 	// reads only its share of the packed matrix, and packs all of A,
@@ -130,8 +137,10 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 		// A call of its own (not from freeCalls: its bAll is this
 		// matrix, which a recycled call would write into), with B
 		// already packed.
-		cl := &call{p: p, kn: kn, unit: kn.mr, units: units, chunks: min(units, t*chunksPerThread),
-			shared: true, bAll: pb.data}
+		// Chunks of about mc rows, so that the epilogue of each finds
+		// its block of C in cache.
+		chunks := min(units, max(t*chunksPerThread, (m+kn.mc-1)/kn.mc))
+		cl := &call{p: p, kn: kn, unit: kn.mr, units: units, chunks: chunks, shared: true, bAll: pb.data}
 		startWorkers(t - 1)
 		cl.wg.Add(t - 1)
 		for range t - 1 {
@@ -143,22 +152,33 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 		cl.wg.Wait()
 		return
 	}
+	// Chunks of columns claimed in turn, two per goroutine, so that one
+	// slowed by other work on its core does fewer; each packs all of A
+	// (few rows, in this case) for its columns.
+	chunks := min(units, 2*t)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	each := func(i int) {
-		lo := units * i / t * unit
-		hi := min(units*(i+1)/t*unit, n)
+	work := func() {
 		w := getWS()
-		w.blockPackedCols(kn, &p, lo, hi, pb.data)
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= chunks {
+				break
+			}
+			lo := units * i / chunks * unit
+			hi := min(units*(i+1)/chunks*unit, n)
+			w.blockPackedCols(kn, &p, lo, hi, pb.data)
+		}
 		putWS(w)
 	}
 	wg.Add(t - 1)
-	for i := 1; i < t; i++ {
+	for range t - 1 {
 		go func() {
 			defer wg.Done()
-			each(i)
+			work()
 		}()
 	}
-	each(0)
+	work()
 	wg.Wait()
 }
 
@@ -170,11 +190,12 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 // case that splits columns) they are taken as one block of up to 2·mc,
 // so that 197 rows do not stream B twice, the second time for 5 rows.
 func (w *workspace) blockPackedCols(kn *kernel, p *params, j0, j1 int, bAll []float32) {
+	k2 := *kn
+	k2.nc = (j1 - j0 + kn.nr - 1) / kn.nr * kn.nr // A packed once, as in SgemmEpilogue
 	if mpad := (p.m + kn.mr - 1) / kn.mr * kn.mr; mpad > kn.mc && mpad <= 2*kn.mc {
-		k2 := *kn
 		k2.mc = mpad
-		kn = &k2
 	}
+	kn = &k2
 	w.fit(kn)
 	npad := (p.n + kn.nr - 1) / kn.nr * kn.nr
 	for jc := j0; jc < j1; jc += kn.nc {

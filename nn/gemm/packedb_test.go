@@ -52,10 +52,22 @@ func TestPackedBMatchesReference(t *testing.T) {
 }
 
 // TestPackedBPublic uses PackB as callers do, from several goroutines
-// sharing one PackedB, and checks that PackB copied B.
+// sharing one PackedB, and checks that PackB copied B, for products large
+// enough to be split: by columns (wide C: a ViT layer at batch 1) and by
+// rows (tall C).
 func TestPackedBPublic(t *testing.T) {
+	for _, tc := range []gemmCase{
+		{transB: true, m: 197, n: 100, k: 300, alpha: 1, pad: 2},
+		{transB: true, m: 197, n: 1000, k: 300, alpha: 1, pad: 1},
+		{transA: true, m: 100, n: 770, k: 64, alpha: 1},
+		{m: 700, n: 300, k: 200, alpha: 1, pad: 3},
+	} {
+		t.Run(tc.String(), func(t *testing.T) { packedBPublic(t, tc) })
+	}
+}
+
+func packedBPublic(t *testing.T, tc gemmCase) {
 	rng := rand.New(rand.NewPCG(23, 24))
-	tc := gemmCase{transB: true, m: 197, n: 100, k: 300, alpha: 1, beta: 0, pad: 2}
 	o := makeOperands(tc, rng)
 	want := append([]float32(nil), o.c...)
 	refSgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, want, o.ldc)

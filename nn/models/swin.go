@@ -308,11 +308,21 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 		}
 		qkvBias = qkvBias.Mul(keep)
 	}
+	scale := float32(math.Pow(float64(hd), -0.5))
+	if !m.v2 {
+		// q, k and v read in place from the projection's output, the
+		// windows' position bias (and shift mask) added by window.
+		bias := m.positionBias()
+		if shifted {
+			bias = bias.Reshape(1, heads, n, n).Add(shiftMask(ph, pw, win, shift).Reshape(nw, 1, n, n))
+		}
+		x = nn.SelfAttentionPacked(nn.LinearFn(x, m.QKV.Weight, qkvBias), heads, bias, scale)
+		return m.finish(x, h, w, ph, pw, padR, padB, shift, shifted)
+	}
 	qkv := nn.LinearFn(x, m.QKV.Weight, qkvBias).Reshape(bw, n, 3, heads, hd).Permute(2, 0, 3, 1, 4)
 	q := qkv.Narrow(0, 0, 1).Reshape(bw, heads, n, hd)
 	k := qkv.Narrow(0, 1, 1).Reshape(bw, heads, n, hd)
 	v := qkv.Narrow(0, 2, 1).Reshape(bw, heads, n, hd)
-	scale := float32(math.Pow(float64(hd), -0.5))
 	if m.v2 {
 		// Cosine attention: the per-head logit scale multiplies the
 		// normalised queries, which scales each head's logits.
@@ -327,6 +337,13 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 	}
 	q, k, v = q.Reshape(bw/nw, nw, heads, n, hd), k.Reshape(bw/nw, nw, heads, n, hd), v.Reshape(bw/nw, nw, heads, n, hd)
 	x = nn.ScaledDotProductAttention(q, k, v, bias, scale).Reshape(bw, heads, n, hd).Permute(0, 2, 1, 3).Reshape(bw, n, c)
+	return m.finish(x, h, w, ph, pw, padR, padB, shift, shifted)
+}
+
+// finish projects the attention output x [B*nW, N, C] and puts the windows
+// back into the map [B, h, w, C] (unrolled, unpadded).
+func (m *ShiftedWindowAttention) finish(x *nn.Tensor, h, w, ph, pw, padR, padB int, shift [2]int, shifted bool) *nn.Tensor {
+	win := m.WindowSize
 	x = m.Proj.Forward(x)
 	x = nn.WindowReverse(x, win[0], win[1], ph, pw)
 	if shifted {
