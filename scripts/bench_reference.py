@@ -143,7 +143,7 @@ def train_main(a, ckpts, tmp):
                         ts_ckpt[label] += jc["times_ms"]
                         rss_ckpt[label] = max(rss_ckpt[label], jc["peak_rss_mib"])
                         per[label].append(median(jc["times_ms"]) / median(jt["times_ms"]))
-                t_torch = median(ts_torch) if ts_torch else None
+                t_torch = median(ts_torch)
                 for label, _ in ckpts:
                     t_ckpt = median(ts_ckpt[label]) if ts_ckpt[label] else None
                     ratio = f"{t_ckpt / t_torch:.2f}x" if t_ckpt else "-"
@@ -258,7 +258,7 @@ def main():
                     else:
                         ckpt_ok = False
                         print(f"ckpt bench {arch}: {r.stderr.strip()}", file=sys.stderr)
-            t_torch = median(ts_torch)
+            t_torch = median(ts_torch) if ts_torch else None
             t_ort = median(ts_ort) if ts_ort else None
             t_ckpt = median(ts_ckpt) if ts_ckpt else None
 
