@@ -147,6 +147,15 @@ func (m *MultiheadAttention) Attend(query, key, value *Tensor) *Tensor {
 	}
 	n, l, s := query.shape[0], query.shape[1], key.shape[1]
 	d := e / h
+	scale := float32(1 / math.Sqrt(float64(d)))
+	if query == key && key == value && !(m.Training() && m.Dropout > 0) {
+		out := SelfAttentionPacked(LinearFn(query, m.InProjWeight, m.InProjBias), h, nil, scale)
+		out = m.OutProj.Forward(out)
+		if !m.BatchFirst {
+			out = out.Transpose(0, 1)
+		}
+		return out
+	}
 	var q, k, v *Tensor
 	if query == key && key == value {
 		qkv := LinearFn(query, m.InProjWeight, m.InProjBias).Reshape(n, l, 3, h, d).Permute(2, 0, 3, 1, 4)
@@ -159,7 +168,6 @@ func (m *MultiheadAttention) Attend(query, key, value *Tensor) *Tensor {
 		q, k, v = proj(query, 0, l), proj(key, 1, s), proj(value, 2, s)
 	}
 	q, k, v = q.Reshape(n, h, l, d), k.Reshape(n, h, s, d), v.Reshape(n, h, s, d)
-	scale := float32(1 / math.Sqrt(float64(d)))
 	var out *Tensor
 	if m.Training() && m.Dropout > 0 {
 		logits := BatchedMatMul(q, k, false, true).MulScalar(scale)

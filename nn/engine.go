@@ -76,6 +76,7 @@ type plan struct {
 	version  uint64
 	training bool // some module of the tree is training: run unprepared
 	convs    map[convKey]*convPrep
+	linears  map[linKey]*linPrep // Linear weights packed (linear_prep.go)
 }
 
 // convKey names a convolution as prepared: with the batch norm folded into
@@ -108,6 +109,7 @@ func (pl *plan) check(m Module) *plan {
 	defer pl.mu.Unlock()
 	if pl.convs == nil || pl.version != v {
 		pl.convs = map[convKey]*convPrep{}
+		pl.linears = nil
 		pl.version = v
 		pl.training = false
 		for _, s := range Modules(m) {

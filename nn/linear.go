@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ckptkit/ckpt/nn/gemm"
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
 // Linear applies y = x·Wᵀ + b over the last dimension of x, as torch.nn.Linear.
@@ -47,6 +48,11 @@ func LinearFn(x, w, b *Tensor) *Tensor {
 	out, in := w.shape[0], w.shape[1]
 	if b != nil && (b.Dim() != 1 || b.shape[0] != out) {
 		shapeErr("Linear", "bias does not match weight", w.shape, b.shape)
+	}
+	if pl := planOf(x); pl != nil && !needGrad(x, w, b) {
+		if y := linearPrepared(pl, x, w, b, vec.Identity); y != nil {
+			return y
+		}
 	}
 	rows := 1
 	for _, d := range x.shape[:x.Dim()-1] {

@@ -533,6 +533,9 @@ func LayerNormFn(x *Tensor, normalizedShape []int, weight, bias *Tensor, eps flo
 	if d > 0 {
 		rows = len(x.data) / d
 	}
+	if rows > 0 && !needGrad(x, weight, bias) {
+		return layerNormInfer(x, weight, bias, rows, d, eps)
+	}
 	return normRows(x, weight, bias, rows, d, eps, func(r, j int) int { return j }, "NativeLayerNormBackward")
 }
 

@@ -33,7 +33,7 @@ Needs: /usr/bin/python3 with torch and torchvision, node with onnxruntime-node
 (scripts/setup-interop.sh installs both), and Go to build ckpt.
 
 Usage: /usr/bin/python3 scripts/bench_reference.py [--arch resnet18,...] [--batch 1,8]
-           [--iters 10] [--warmup 3] [--threads 2] [--baseline OLD_CKPT] [--json out.json]
+           [--iters 10] [--warmup 3] [--threads 2] [--baseline OLD_CKPT] [--json out.json] [--no-torch vit_b_16,swin_t]
        /usr/bin/python3 scripts/bench_reference.py --train [--arch resnet18] [--batch 8] [--strategy full,head]
        /usr/bin/python3 scripts/bench_reference.py --onnx-import [--arch resnet18,mobilenet_v2] [--batch 1,8]
 """
@@ -275,6 +275,10 @@ def main():
     ap.add_argument("--train", action="store_true", help="time training steps against PyTorch instead of forward passes")
     ap.add_argument("--strategy", default="full,head", help="with --train: full, head, or full,head (both, the default)")
     ap.add_argument("--ckpt", help="a ckpt binary to time instead of building ./cmd/ckpt")
+    ap.add_argument("--no-torch", default="", metavar="ARCHS",
+                    help="architectures (comma-separated, or 'all') whose forward passes PyTorch does not time: "
+                         "PyTorch 1.13 takes seconds per image on vit_b_16 and swin_t on some CPUs; they are still "
+                         "built and exported by it, and timed in ONNX Runtime and ckpt")
     ap.add_argument("--baseline", help="another ckpt binary, timed in the same rounds (with --train: rows labelled 'base'; "
                     "forward passes: 'base' and 'ckpt/base' columns)")
     ap.add_argument("--onnx-import", action="store_true",
@@ -330,8 +334,10 @@ def main():
             per_round = max(1, a.iters // a.rounds)
             ts_torch, ts_ort, ts_ckpt, ts_base = [], [], [], []
             ort_ok, ckpt_ok = True, arch in known
+            skip_torch = a.no_torch == "all" or arch in a.no_torch.split(",")
             for _ in range(a.rounds):
-                ts_torch += time_torch(model, x, per_round, a.warmup)
+                if not skip_torch:
+                    ts_torch += time_torch(model, x, per_round, a.warmup)
                 if ort_ok:
                     r = subprocess.run(["node", ort_js, onnx_path, str(batch), str(size), str(per_round), str(a.warmup), str(a.threads)],
                                        capture_output=True, text=True, env=ort_env())
@@ -352,7 +358,7 @@ def main():
                     else:
                         ckpt_ok = False
                         print(f"{binary} bench {arch}: {r.stderr.strip()}", file=sys.stderr)
-            t_torch = median(ts_torch)
+            t_torch = median(ts_torch) if ts_torch else None
             t_ort = median(ts_ort) if ts_ort else None
             t_ckpt = median(ts_ckpt) if ts_ckpt else None
 

@@ -2,9 +2,7 @@ package models
 
 import (
 	"math"
-	"runtime"
 	"strconv"
-	"sync"
 
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/internal/vec"
@@ -24,30 +22,10 @@ func inference(ts ...*nn.Tensor) bool {
 	return true
 }
 
-// parallelMin is the element count below which elementwise passes stay on
-// one goroutine.
-const parallelMin = 1 << 15
-
 // parallel splits the rows [0, rows) of rowLen elements each into one
-// contiguous range per CPU when the work is large enough, and runs f on each.
-func parallel(rows, rowLen int, f func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), rows)
-	if workers <= 1 || rows*rowLen < parallelMin {
-		f(0, rows)
-		return
-	}
-	var wg sync.WaitGroup
-	per := (rows + workers - 1) / workers
-	for lo := per; lo < rows; lo += per {
-		wg.Add(1)
-		go func(lo int) {
-			defer wg.Done()
-			f(lo, min(lo+per, rows))
-		}(lo)
-	}
-	f(0, min(per, rows))
-	wg.Wait()
-}
+// contiguous range per CPU when the work is large enough, and runs f on
+// each (nn.ParallelFor).
+func parallel(rows, rowLen int, f func(lo, hi int)) { nn.ParallelFor(rows, rows*rowLen, f) }
 
 // bnAffine returns channel ch's eval-mode BatchNorm as an affine map,
 // y = x*scale + shift, folding the running statistics and the affine
@@ -103,9 +81,19 @@ func (s *namedSequential) add(name string, m nn.Module) {
 
 // Forward runs the registered children in order, so that a child replaced
 // with SetChild (a new classifier head) is the one that runs.
+// A Linear followed by an exact GELU (the transformers' MLPs) runs as one
+// nn.LinearGELU.
 func (s *namedSequential) Forward(x *nn.Tensor) *nn.Tensor {
-	for _, m := range s.Children() {
-		x = m.Forward(x)
+	ms := s.Children()
+	for i := 0; i < len(ms); i++ {
+		if l, ok := ms[i].(*nn.Linear); ok && i+1 < len(ms) {
+			if g, ok := ms[i+1].(*nn.GELU); ok && g.Approximate == "none" {
+				x = nn.LinearGELU(x, l.Weight, l.Bias)
+				i++
+				continue
+			}
+		}
+		x = ms[i].Forward(x)
 	}
 	return x
 }

@@ -281,7 +281,9 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 	win := m.WindowSize
 	padR := (win[1] - w%win[1]) % win[1]
 	padB := (win[0] - h%win[0]) % win[0]
-	x = x.Pad(0, 0, 0, padR, 0, padB)
+	if padR > 0 || padB > 0 {
+		x = x.Pad(0, 0, 0, padR, 0, padB)
+	}
 	ph, pw := h+padB, w+padR
 	shift := m.ShiftSize
 	if win[0] >= ph {
@@ -291,11 +293,9 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 		shift[1] = 0
 	}
 	shifted := shift[0]+shift[1] > 0
-	if shifted {
-		x = x.Roll([]int{-shift[0], -shift[1]}, []int{1, 2})
-	}
 	nw := (ph / win[0]) * (pw / win[1])
-	x = nn.WindowPartition(x, win[0], win[1]) // [B*nW, N, C]
+	// Rolled by -shift and cut into windows, [B*nW, N, C], in one pass.
+	x = nn.WindowPartitionShifted(x, win[0], win[1], shift[0], shift[1])
 	bw, n := x.Size(0), x.Size(1)
 	heads := m.NumHeads
 	hd := c / heads
@@ -308,11 +308,21 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 		}
 		qkvBias = qkvBias.Mul(keep)
 	}
+	scale := float32(math.Pow(float64(hd), -0.5))
+	if !m.v2 {
+		// q, k and v read in place from the projection's output, the
+		// windows' position bias (and shift mask) added by window.
+		bias := m.positionBias()
+		if shifted {
+			bias = bias.Reshape(1, heads, n, n).Add(shiftMask(ph, pw, win, shift).Reshape(nw, 1, n, n))
+		}
+		x = nn.SelfAttentionPacked(nn.LinearFn(x, m.QKV.Weight, qkvBias), heads, bias, scale)
+		return m.finish(x, h, w, ph, pw, padR, padB, shift)
+	}
 	qkv := nn.LinearFn(x, m.QKV.Weight, qkvBias).Reshape(bw, n, 3, heads, hd).Permute(2, 0, 3, 1, 4)
 	q := qkv.Narrow(0, 0, 1).Reshape(bw, heads, n, hd)
 	k := qkv.Narrow(0, 1, 1).Reshape(bw, heads, n, hd)
 	v := qkv.Narrow(0, 2, 1).Reshape(bw, heads, n, hd)
-	scale := float32(math.Pow(float64(hd), -0.5))
 	if m.v2 {
 		// Cosine attention: the per-head logit scale multiplies the
 		// normalised queries, which scales each head's logits.
@@ -327,11 +337,15 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 	}
 	q, k, v = q.Reshape(bw/nw, nw, heads, n, hd), k.Reshape(bw/nw, nw, heads, n, hd), v.Reshape(bw/nw, nw, heads, n, hd)
 	x = nn.ScaledDotProductAttention(q, k, v, bias, scale).Reshape(bw, heads, n, hd).Permute(0, 2, 1, 3).Reshape(bw, n, c)
+	return m.finish(x, h, w, ph, pw, padR, padB, shift)
+}
+
+// finish projects the attention output x [B*nW, N, C] and puts the windows
+// back into the map [B, h, w, C] (unrolled, unpadded).
+func (m *ShiftedWindowAttention) finish(x *nn.Tensor, h, w, ph, pw, padR, padB int, shift [2]int) *nn.Tensor {
+	win := m.WindowSize
 	x = m.Proj.Forward(x)
-	x = nn.WindowReverse(x, win[0], win[1], ph, pw)
-	if shifted {
-		x = x.Roll([]int{shift[0], shift[1]}, []int{1, 2})
-	}
+	x = nn.WindowReverseShifted(x, win[0], win[1], ph, pw, shift[0], shift[1])
 	if padR > 0 || padB > 0 {
 		x = x.Narrow(1, 0, h).Narrow(2, 0, w)
 	}
