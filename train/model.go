@@ -50,7 +50,9 @@ type Model struct {
 	// "classifier.1"); Head is that module.
 	HeadPath string
 	Head     *nn.Linear
-	// Stages are the module names Partial counts from the end, in order.
+	// Stages are the units Partial counts from the end, in order: module
+	// names, or several joined by "+" when a stage spans sibling modules
+	// (a Swin stage is its patch merging and its blocks).
 	Stages []string
 	// Unfrozen lists the stages made trainable (Partial).
 	Unfrozen []string
@@ -100,7 +102,10 @@ func NewModel(arch, weights string, numClasses int) (*Model, error) {
 			return nil, err
 		}
 	}
-	m.Stages = stages(m.Module, m.HeadPath)
+	m.Stages = transformerStages(m.Module)
+	if m.Stages == nil {
+		m.Stages = stages(m.Module, m.HeadPath)
+	}
 	m.Module.Train()
 	return m, nil
 }
@@ -120,7 +125,9 @@ func (m *Model) Apply(st Strategy, unfreeze int) error {
 				return fmt.Errorf("train: --unfreeze %d: %s has %d stages (%s)", unfreeze, m.Arch, len(m.Stages), strings.Join(m.Stages, ", "))
 			}
 			m.Unfrozen = m.Stages[len(m.Stages)-unfreeze:]
-			keep = append(keep, m.Unfrozen...)
+			for _, st := range m.Unfrozen {
+				keep = append(keep, strings.Split(st, "+")...)
+			}
 		}
 		freezeExcept(m.Module, "", keep)
 	case Full, Scratch:
@@ -229,6 +236,41 @@ func stages(root nn.Module, head string) []string {
 		}
 	}
 	return s
+}
+
+// transformerStages returns the stages of torchvision's vision
+// transformers, whose module trees do not have the CNNs' shape, or nil for
+// other models:
+//   - ViT: each encoder block (encoder.layers.encoder_layer_i), the last
+//     one with the final encoder.ln;
+//   - Swin (V1 and V2): the four resolution stages, each the patch
+//     embedding or merging that starts it and its blocks (features.0+1,
+//     2+3, 4+5, 6+7), the last one with the final norm;
+//   - MaxViT: the stem and the four blocks, the last one with the
+//     classifier's LayerNorm and Linear+Tanh pre-logits (classifier.2,
+//     classifier.3) that precede the replaced classifier.5.
+func transformerStages(root nn.Module) []string {
+	switch root.(type) {
+	case *models.VisionTransformer:
+		var out []string
+		for _, c := range find(root, "encoder.layers").NamedChildren() {
+			out = append(out, "encoder.layers."+c.Name)
+		}
+		if len(out) > 0 {
+			out[len(out)-1] += "+encoder.ln"
+		}
+		return out
+	case *models.SwinTransformer:
+		return []string{"features.0+features.1", "features.2+features.3", "features.4+features.5", "features.6+features.7+norm"}
+	case *models.MaxVit:
+		out := []string{"stem"}
+		for _, c := range find(root, "blocks").NamedChildren() {
+			out = append(out, "blocks."+c.Name)
+		}
+		out[len(out)-1] += "+classifier.2+classifier.3"
+		return out
+	}
+	return nil
 }
 
 // ckptSource adapts a formats.Checkpoint to nn.Source.

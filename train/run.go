@@ -50,6 +50,10 @@ type Config struct {
 	ValSplit  float64 `json:"val_split"`
 	ImageSize int     `json:"image_size,omitempty"`
 	NoAugment bool    `json:"no_augment"`
+	// ColorJitter is torchvision's ColorJitter as "B,C,S,H" ("" for none)
+	// and TrivialAugment turns on TrivialAugmentWide, both after the flip.
+	ColorJitter    string `json:"color_jitter,omitempty"`
+	TrivialAugment bool   `json:"trivial_augment,omitempty"`
 	SkipBad   bool    `json:"skip_bad"`
 	Workers   int     `json:"-"`
 
@@ -291,7 +295,14 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	pp := model.Spec.Preprocess
 	pre := data.Preprocess{Resize: pp.ResizeSize, Crop: pp.CropSize, Interpolation: transforms.Interpolation(pp.Interpolation), Mean: pp.Mean, Std: pp.Std}.WithImageSize(cfg.ImageSize)
 	evalT := data.EvalTransform{P: pre}
-	var trainT data.Transform = data.NewTrainTransform(pre)
+	tt := data.NewTrainTransform(pre)
+	if cfg.ColorJitter != "" {
+		if tt.Jitter, err = data.ParseColorJitter(cfg.ColorJitter); err != nil {
+			return nil, err
+		}
+	}
+	tt.Trivial = cfg.TrivialAugment
+	var trainT data.Transform = tt
 	if cfg.NoAugment {
 		trainT = evalT
 	}
@@ -317,6 +328,13 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 				return err
 			}
 			pj, _ := json.Marshal(pre)
+			if cfg.CacheViews > 0 { // augmented views: the augmentation is part of the key
+				pj, _ = json.Marshal(struct {
+					Eval        data.Preprocess `json:"eval"`
+					ColorJitter string          `json:"color_jitter,omitempty"`
+					Trivial     bool            `json:"trivial_augment,omitempty"`
+				}{pre, cfg.ColorJitter, cfg.TrivialAugment})
+			}
 			key = CacheKey{Arch: cfg.Arch, Layer: model.HeadPath + ":input", Preprocess: pj, Views: cfg.CacheViews, Weights: wh}
 			if cfg.CacheViews > 0 {
 				key.Seed = cfg.Seed

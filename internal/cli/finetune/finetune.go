@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ckptkit/ckpt/data"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 	"github.com/ckptkit/ckpt/train"
@@ -67,7 +68,9 @@ Strategies (--strategy):
 Training: --optimizer sgd|adam|adamw, linear warm-up over --warmup epochs
 then cosine annealing, once per epoch; --patience N stops after N epochs
 without a better validation loss. Augmentation is torchvision's
-RandomResizedCrop and RandomHorizontalFlip (--no-augment for none);
+RandomResizedCrop and RandomHorizontalFlip, then optionally ColorJitter
+(--color-jitter B,C,S,H) and TrivialAugmentWide (--trivial-augment), each
+as torchvision applies it to a PIL image (--no-augment for none);
 evaluation uses the architecture's preprocessing, at --image-size if given.
 
 RUN/: best.safetensors and best.pt (state_dicts torchvision's builder with
@@ -127,6 +130,8 @@ func addFlags(f *pflag.FlagSet, opts *Options, arch bool) {
 	f.Float64Var(&c.ValSplit, "val-split", 0.2, "fraction of each class held out when there is no validation folder")
 	f.IntVar(&c.ImageSize, "image-size", 0, "crop size (default: the architecture's); the resize keeps its ratio")
 	f.BoolVar(&c.NoAugment, "no-augment", false, "train on the evaluation transform")
+	f.StringVar(&c.ColorJitter, "color-jitter", "", "torchvision's ColorJitter B,C,S,H (e.g. 0.4,0.4,0.4,0.1) after the flip")
+	f.BoolVar(&c.TrivialAugment, "trivial-augment", false, "torchvision's TrivialAugmentWide after the flip (and ColorJitter)")
 	f.BoolVar(&c.SkipBad, "skip-bad", false, "skip and count unreadable images instead of failing")
 	f.BoolVar(&c.NoCache, "no-cache", false, "head: run the frozen backbone on every batch instead of caching features")
 	f.IntVar(&c.CacheViews, "cache-views", 0, "head: cache this many augmented views per image (0: the evaluation view)")
@@ -197,6 +202,11 @@ func finetuneRun(o *Options) error {
 		return cmdutil.UsageError("--label-smoothing must be in [0, 1]")
 	case c.CacheViews < 0 || c.ImageSize < 0 || c.Patience < 0 || c.WarmupEpochs < 0:
 		return cmdutil.UsageError("--cache-views, --image-size, --patience and --warmup cannot be negative")
+	}
+	if c.ColorJitter != "" {
+		if _, err := data.ParseColorJitter(c.ColorJitter); err != nil {
+			return cmdutil.UsageError("--color-jitter: %v", err)
+		}
 	}
 	ctx := o.Context
 	if ctx == nil {
