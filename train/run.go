@@ -54,8 +54,8 @@ type Config struct {
 	// and TrivialAugment turns on TrivialAugmentWide, both after the flip.
 	ColorJitter    string `json:"color_jitter,omitempty"`
 	TrivialAugment bool   `json:"trivial_augment,omitempty"`
-	SkipBad   bool    `json:"skip_bad"`
-	Workers   int     `json:"-"`
+	SkipBad        bool   `json:"skip_bad"`
+	Workers        int    `json:"-"`
 
 	// NoCache trains a frozen backbone's classifier on images (the
 	// backbone forward on every batch) instead of cached features.

@@ -15,7 +15,8 @@ part of the random transforms that decides the pixels:
   taken from TrivialAugmentWide()._augmentation_space(31): bins 1, 15, 20 (90
   degrees for Rotate) and 30, each signed both ways where the operation is signed.
 
-manifest.json: {"images": [file names], "cases": [{"image", "op", "args",
+manifest.json: {"images": [file names], "space": {op: {"magnitudes", "signed"}}
+(TrivialAugmentWide's 31-bin augmentation space), "cases": [{"image", "op", "args",
 "out": base64 of the HWC uint8 result}]}.
 
 Usage: /usr/bin/python3 augment_fixtures.py [--out DIR] [--seed N] [--count K]
@@ -109,7 +110,9 @@ def main():
         images.append(name)
         cases += cases_for(name, img, rng, extra)
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
-        json.dump({"seed": a.seed, "images": images, "cases": cases}, f, separators=(",", ":"))
+        space = {op: {"magnitudes": [float(v) for v in m.reshape(-1)], "signed": sg}
+                 for op, (m, sg) in TrivialAugmentWide()._augmentation_space(31).items()}
+        json.dump({"seed": a.seed, "images": images, "space": space, "cases": cases}, f, separators=(",", ":"))
 
 
 if __name__ == "__main__":
