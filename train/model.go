@@ -5,7 +5,10 @@ import (
 	"strings"
 
 	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/graph"
+	"github.com/ckptkit/ckpt/nn/graph/onnximport"
 	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/tensor"
 )
@@ -56,6 +59,14 @@ type Model struct {
 	Stages []string
 	// Unfrozen lists the stages made trainable (Partial).
 	Unfrozen []string
+
+	// Graph and ONNX are set for an ONNX backbone (Arch [ONNXArch]): the
+	// imported graph (also Module) and the model it came from, whose
+	// classifier Head shares its tensors with the graph.
+	Graph      *graph.Graph
+	ONNX       *onnx.Model
+	headReport *onnximport.HeadReport
+	headInput  string
 }
 
 // headPath returns the module path of a spec's classifier.
@@ -67,7 +78,13 @@ func headPath(s models.Spec) string { return strings.TrimSuffix(s.Classifier, ".
 // (Scratch). The new classifier is a torch-initialised Linear drawn from nn's
 // generator (seed it with nn.ManualSeed). The model is in training mode
 // with every parameter trainable; call [Model.Apply] for a strategy.
+//
+// An ONNX model (weights ending in .onnx, arch "" or [ONNXArch]) is
+// imported instead, its last Gemm replaced by the new classifier.
 func NewModel(arch, weights string, numClasses int) (*Model, error) {
+	if IsONNX(weights) && (arch == "" || arch == ONNXArch) {
+		return newONNXModel(weights, numClasses)
+	}
 	spec, err := models.Lookup(arch)
 	if err != nil {
 		return nil, err
@@ -115,6 +132,9 @@ func NewModel(arch, weights string, numClasses int) (*Model, error) {
 // stages (each frozen part as [nn.Freeze] does: no gradients, eval mode kept
 // across Train); Full and Scratch train everything.
 func (m *Model) Apply(st Strategy, unfreeze int) error {
+	if m.Graph != nil {
+		return m.applyONNX(st)
+	}
 	nn.Unfreeze(m.Module)
 	m.Unfrozen = nil
 	switch st {

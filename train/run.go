@@ -287,10 +287,23 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	} else if weights == "" {
 		return nil, fmt.Errorf("train: strategy %s needs --weights (or use --strategy scratch)", cfg.Strategy)
 	}
+	if IsONNX(weights) && (cfg.Arch == "" || cfg.Arch == ONNXArch) {
+		if cfg.Strategy != Head || cfg.NoCache {
+			return nil, fmt.Errorf("train: an ONNX backbone trains with --strategy head and cached features only (got %s%s)",
+				cfg.Strategy, map[bool]string{true: " --no-cache"}[cfg.NoCache])
+		}
+		cfg.Arch = ONNXArch
+	}
 	nn.ManualSeed(cfg.Seed)
 	model, err := NewModel(cfg.Arch, weights, len(classes))
 	if err != nil {
 		return nil, err
+	}
+	if model.ONNX != nil {
+		defer model.ONNX.Close()
+		if cfg.ImageSize > 0 && model.Graph.Inputs()[0].Shape[2] > 0 && cfg.ImageSize != model.Spec.Preprocess.CropSize {
+			return nil, fmt.Errorf("train: --image-size %d: the ONNX model's input is %dx%d", cfg.ImageSize, model.Spec.Preprocess.CropSize, model.Spec.Preprocess.CropSize)
+		}
 	}
 	pp := model.Spec.Preprocess
 	pre := data.Preprocess{Resize: pp.ResizeSize, Crop: pp.CropSize, Interpolation: transforms.Interpolation(pp.Interpolation), Mean: pp.Mean, Std: pp.Std}.WithImageSize(cfg.ImageSize)
@@ -461,6 +474,9 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	meta := []formats.Meta{{Key: "arch", Value: cfg.Arch}, {Key: "classes", Value: mustJSON(classes)}, {Key: "preprocess", Value: mustJSON(pre)}}
 
 	w := &runWriter{dir: cfg.Out, model: model.Module, opt: opt, meta: meta, classes: classes, stop: &EarlyStopping{Patience: cfg.Patience, Model: model.Module}}
+	if model.ONNX != nil {
+		w.onnx = func(path string) error { return model.writeONNX(path, classes, pre) }
+	}
 	t := &Trainer{Net: net, Opt: opt, Sched: sched, Loss: &nn.CrossEntropyLoss{IgnoreIndex: nn.DefaultIgnoreIndex, LabelSmoothing: cfg.LabelSmoothing},
 		Train: trainSrc, Val: valSrc, Classes: classes, Epochs: cfg.Epochs, Seed: cfg.Seed}
 	if cfg.Resume != "" {
@@ -674,6 +690,9 @@ type runWriter struct {
 	history []EpochStats
 	bestVal *Metrics
 	stopped bool
+	// onnx, for an ONNX backbone, writes the model with its trained
+	// classifier (NAME.onnx beside NAME.safetensors).
+	onnx func(path string) error
 }
 
 func (w *runWriter) OnBatch(*Trainer, int, int, float64) {}
@@ -742,6 +761,9 @@ func (w *runWriter) saveModel(name string) error {
 		if _, err := formats.Save(filepath.Join(w.dir, name+ext), c, formats.SaveOptions{Force: true}); err != nil {
 			return err
 		}
+	}
+	if w.onnx != nil {
+		return w.onnx(filepath.Join(w.dir, name+".onnx"))
 	}
 	return nil
 }

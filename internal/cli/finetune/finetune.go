@@ -73,6 +73,12 @@ RandomResizedCrop and RandomHorizontalFlip, then optionally ColorJitter
 as torchvision applies it to a PIL image (--no-augment for none);
 evaluation uses the architecture's preprocessing, at --image-size if given.
 
+ONNX backbones: --weights model.onnx without --arch imports the exported
+classifier, replaces its last Gemm by a new classifier and trains it on
+cached features (--strategy head); RUN/ then also holds best.onnx and
+last.onnx, the model with the trained classifier written back, and the
+preprocessing is ImageNet's at the graph's input size.
+
 RUN/: best.safetensors and best.pt (state_dicts torchvision's builder with
 num_classes=N loads strictly; class names and preprocessing in the
 safetensors metadata), last.*, checkpoint.safetensors (--resume RUN
@@ -83,6 +89,7 @@ last.*, and exits 130.`,
 		Example: `  ckpt finetune --arch resnet18 --weights resnet18.pth --data flowers/ --out runs/flowers
   ckpt finetune --arch mobilenet_v3_small --weights w.pt --data ds/ --out run --strategy partial --unfreeze 2 --epochs 20
   ckpt finetune --arch resnet18 --weights w.pt --data ds/ --out run --strategy auto --json
+  ckpt finetune --weights resnet18.onnx --data ds/ --out run
   ckpt finetune --resume runs/flowers --epochs 30`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -182,7 +189,11 @@ func finetuneRun(o *Options) error {
 		}
 		c.Out = c.Resume
 	}
-	if _, err := modelcmd.CheckArch(c.Arch); err != nil {
+	if train.IsONNX(c.Weights) && (c.Arch == "" || c.Arch == train.ONNXArch) {
+		if st != train.Head || c.NoCache {
+			return cmdutil.UsageError("an ONNX backbone (--weights %s) trains with --strategy head and cached features only", c.Weights)
+		}
+	} else if _, err := modelcmd.CheckArch(c.Arch); err != nil {
 		return err
 	}
 	switch {
