@@ -47,10 +47,13 @@ wall() { cut -d' ' -f1 "$tmp/$1.time"; }
 cpu() { cut -d' ' -f2 "$tmp/$1.time"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
-# torch's default thread count is the number of physical cores (1 on a
-# 2-vCPU machine with hyper-threading); ckpt uses every core, so torch is
-# given as many threads (TORCH_THREADS=0 keeps its default).
-threads=${TORCH_THREADS:-$(nproc)}
+# torch runs with its default thread count (the number of physical cores:
+# 1 on a 2-vCPU machine with hyper-threading), as the tutorial's user gets
+# it; TORCH_THREADS=N sets torch.set_num_threads(N). ckpt uses every core.
+# The CPU-time ratio does not depend on the thread count as long as the
+# threads do not spin waiting for cores: on a loaded machine torch's
+# OpenMP threads do, and its CPU time with 2 threads grew tenfold.
+threads=${TORCH_THREADS:-0}
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); torch threads ${threads} (0: default)"
 ckpt c10 head 10
 timed t10 "$py" testdata/gen/fashion_transfer.py torch --data "$data" --weights "$weights" --strategy head --epochs 10 --threads "$threads"

@@ -95,12 +95,11 @@ def main():
     torch.save({"x": x, "y": y}, os.path.join(a.out_dir, "batches.pt"))
 
     losses = {}
-    pg = torch.Generator().manual_seed(a.seed + 2)
-    perturbed = {k: (v * (1 + 1e-6 * torch.randn(v.shape, generator=pg)) if v.is_floating_point() else v)
-                 for k, v in initial.items()}
-    for strategy in ["head", "partial", "full", "head_perturbed", "partial_perturbed", "full_perturbed"]:
-        model.load_state_dict(perturbed if strategy.endswith("_perturbed") else initial, strict=True)
-        strategy_name, strategy = strategy, strategy.replace("_perturbed", "")
+    for strategy in ["head", "partial", "full", "head_float64", "partial_float64", "full_float64"]:
+        dtype = torch.float64 if strategy.endswith("_float64") else torch.float32
+        model = model.to(dtype)
+        model.load_state_dict(initial, strict=True)  # float32 values, widened exactly in float64
+        strategy_name, strategy = strategy, strategy.replace("_float64", "")
         for p in model.parameters():
             p.requires_grad_(strategy == "full")
         keep = [head] + (["layer4"] if strategy == "partial" else [])
@@ -121,7 +120,7 @@ def main():
         for step in range(a.steps):
             k = step % a.distinct
             opt.zero_grad()
-            loss = crit(model(x[k]), y[k])
+            loss = crit(model(x[k].to(dtype)), y[k])
             loss.backward()
             opt.step()
             out.append(loss.item())
