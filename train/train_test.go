@@ -381,3 +381,21 @@ func TestAugmentedRunsAreSeeded(t *testing.T) {
 		t.Error("the augmented run trained the same classifier as the unaugmented one")
 	}
 }
+
+// TestNewHeadInsideSequential checks that a classifier inside a Sequential
+// (mobilenet_v3_small's classifier.3) is replaced in the layers the forward
+// pass runs, not only in the module tree: the model's output has the new
+// class count (before the fix it had the old classifier's 1000).
+func TestNewHeadInsideSequential(t *testing.T) {
+	dir := t.TempDir()
+	weights, _ := saveWeights(t, dir, "mobilenet_v3_small")
+	m, err := NewModel("mobilenet_v3_small", weights, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Module.Eval()
+	y := nn.Infer(m.Module, nn.New(make([]float32, 2*3*32*32), 2, 3, 32, 32))
+	if got := y.Shape(); len(got) != 2 || got[1] != 3 {
+		t.Errorf("forward: got shape %v, want [2 3]", got)
+	}
+}
