@@ -518,6 +518,8 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		logf("time limit: stopped in epoch %d; saved last", intr.Epoch+1)
 	} else if err != nil {
 		return nil, err
+	} else if err := w.finish(); err != nil {
+		return nil, err
 	}
 	res.BestEpoch, res.Val = w.stop.BestEpoch, w.bestVal
 	res.Seconds = time.Since(start).Seconds()
@@ -690,6 +692,10 @@ type runWriter struct {
 	history []EpochStats
 	bestVal *Metrics
 	stopped bool
+	// epochs and sched are the last complete epoch and the schedule, for
+	// finish.
+	epochs int
+	sched  optim.Scheduler
 	// onnx, for an ONNX backbone, writes the model with its trained
 	// classifier (NAME.onnx beside NAME.safetensors).
 	onnx func(path string) error
@@ -702,9 +708,10 @@ func (w *runWriter) OnEpoch(t *Trainer, s *EpochStats) error {
 	if err := w.writeSummary(); err != nil {
 		return err
 	}
-	if err := w.saveLast(s.Epoch, t.Sched); err != nil {
+	if err := w.saveCheckpoint(s.Epoch); err != nil {
 		return err
 	}
+	w.epochs, w.sched = s.Epoch, t.Sched
 	if w.stop.BestEpoch == s.Epoch || s.Val == nil {
 		if err := w.saveModel("best"); err != nil {
 			return err
@@ -768,32 +775,20 @@ func (w *runWriter) saveModel(name string) error {
 	return nil
 }
 
-// saveLast writes last.* and the checkpoint after epochs complete epochs:
-// checkpoint.safetensors holds "model.*", the optimizer state flattened
-// under "optimizer." and the epoch, best epoch and history in its metadata
-// (what --resume reads); optimizer.pt is the optimizer's state_dict as torch
-// saves it, for optimizer.load_state_dict(torch.load(...)) beside last.pt.
-func (w *runWriter) saveLast(epochs int, sched optim.Scheduler) error {
+// finish writes, at the end of a run, last.* and the files for resuming in
+// PyTorch: optimizer.pt, the optimizer's state_dict as torch saves it (for
+// optimizer.load_state_dict(torch.load(...)) beside last.pt), and
+// checkpoint.pt. They are written once rather than every epoch (the model is
+// written several times over in them); checkpoint.safetensors, which
+// --resume reads, is written every epoch.
+func (w *runWriter) finish() error {
 	if err := w.saveModel("last"); err != nil {
 		return err
 	}
-	c := &formats.Checkpoint{}
-	for _, t := range w.model.StateDict() {
-		c.Tensors = append(c.Tensors, formats.Named{Name: "model." + t.Name, Tensor: t.Tensor})
+	if w.sched == nil { // no epoch completed
+		return nil
 	}
 	osd := w.opt.StateDict()
-	ts, meta := osd.Flatten("optimizer")
-	for _, t := range ts {
-		c.Tensors = append(c.Tensors, formats.Named{Name: t.Name, Tensor: t.Tensor})
-	}
-	c.Meta = append(append(c.Meta, meta...),
-		formats.Meta{Key: "epoch", Value: strconv.Itoa(epochs)},
-		formats.Meta{Key: "best_epoch", Value: strconv.Itoa(w.stop.BestEpoch)},
-		formats.Meta{Key: "best_val_loss", Value: mustJSON(finite(w.stop.Best))},
-		formats.Meta{Key: "history", Value: mustJSON(w.history)})
-	if _, err := formats.Save(filepath.Join(w.dir, "checkpoint.safetensors"), c, formats.SaveOptions{Force: true}); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(w.dir, ".optimizer.pt.tmp-*")
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -809,7 +804,29 @@ func (w *runWriter) saveLast(epochs int, sched optim.Scheduler) error {
 	if err := os.Rename(f.Name(), filepath.Join(w.dir, "optimizer.pt")); err != nil {
 		return err
 	}
-	return w.saveTorchCheckpoint(epochs, osd, sched)
+	return w.saveTorchCheckpoint(w.epochs, osd, w.sched)
+}
+
+// saveCheckpoint writes checkpoint.safetensors after epochs complete
+// epochs: "model.*", the optimizer state flattened under "optimizer." and
+// the epoch, best epoch and history in its metadata (what --resume reads).
+func (w *runWriter) saveCheckpoint(epochs int) error {
+	c := &formats.Checkpoint{}
+	for _, t := range w.model.StateDict() {
+		c.Tensors = append(c.Tensors, formats.Named{Name: "model." + t.Name, Tensor: t.Tensor})
+	}
+	osd := w.opt.StateDict()
+	ts, meta := osd.Flatten("optimizer")
+	for _, t := range ts {
+		c.Tensors = append(c.Tensors, formats.Named{Name: t.Name, Tensor: t.Tensor})
+	}
+	c.Meta = append(append(c.Meta, meta...),
+		formats.Meta{Key: "epoch", Value: strconv.Itoa(epochs)},
+		formats.Meta{Key: "best_epoch", Value: strconv.Itoa(w.stop.BestEpoch)},
+		formats.Meta{Key: "best_val_loss", Value: mustJSON(finite(w.stop.Best))},
+		formats.Meta{Key: "history", Value: mustJSON(w.history)})
+	_, err := formats.Save(filepath.Join(w.dir, "checkpoint.safetensors"), c, formats.SaveOptions{Force: true})
+	return err
 }
 
 // saveTorchCheckpoint writes checkpoint.pt, the run's state as a PyTorch
