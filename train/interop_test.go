@@ -159,29 +159,29 @@ func TestTorchFidelity(t *testing.T) {
 			if len(rec.losses) != len(want) {
 				t.Fatalf("got %d steps, want %d", len(rec.losses), len(want))
 			}
-			// Torch's own drift under a 1e-6 perturbation of its weights
-			// (see the script) sets the bound once it passes 1e-4.
-			self := ref.Losses[string(st)+"_perturbed"]
-			worst, drift, strict := 0.0, 0.0, 0
+			// The reference must be well-conditioned: torch in float64 from
+			// the same float32 weights stays within 1e-4 of torch in float32
+			// at every step, so float32 rounding (which ckpt's kernels do
+			// in another order) cannot move a step's loss by 1e-3.
+			f64 := ref.Losses[string(st)+"_float64"]
+			if len(f64) < len(want) {
+				t.Fatalf("losses.json has %d float64 steps, want %d", len(f64), len(want))
+			}
+			worst, cond := 0.0, 0.0
 			for i, w := range want {
+				c := math.Abs(f64[i]-w) / math.Abs(f64[i])
+				cond = math.Max(cond, c)
+				if c > 1e-4 {
+					t.Errorf("step %d: torch float32 %.7g, float64 %.7g (relative %.2g): the recipe is not well-conditioned", i+1, w, f64[i], c)
+				}
 				rel := math.Abs(rec.losses[i]-w) / math.Abs(w)
-				tol := 1e-3
-				if self != nil {
-					drift = math.Max(drift, math.Abs(self[i]-w)/math.Abs(w))
-					if drift >= 1e-4 {
-						tol = math.Max(tol, 10*drift)
-					}
-				}
-				if tol == 1e-3 {
-					strict++
-					worst = math.Max(worst, rel)
-				}
-				if rel > tol {
-					t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g, bound %.2g)", i+1, rec.losses[i], w, rel, tol)
+				worst = math.Max(worst, rel)
+				if rel > 1e-3 {
+					t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g)", i+1, rec.losses[i], w, rel)
 				}
 			}
-			t.Logf("%s: %d steps held to 1e-3 (largest difference %.2g), %d to 10x torch's own drift (%.2g at the end)",
-				st, strict, worst, len(want)-strict, drift)
+			t.Logf("%s: %d steps, loss %.4f -> %.4f; largest relative difference from torch %.2g (torch float32 vs float64: %.2g)",
+				st, len(want), want[0], want[len(want)-1], worst, cond)
 		})
 	}
 }
