@@ -59,22 +59,19 @@ func (r *lossRecorder) OnBatch(_ *Trainer, _, _ int, loss float64) { r.losses = 
 func (r *lossRecorder) OnEpoch(*Trainer, *EpochStats) error        { return nil }
 
 // TestTorchFidelity trains resnet18 on 32×32 inputs for 100 SGD steps
-// (momentum 0.9) with each strategy, from the same initial weights (new
-// classifier included) and on the same batches as torch
+// (momentum 0.9, batches of 16, lr 2e-4) with each strategy, from the same
+// initial weights (new classifier included) and on the same batches as torch
 // (testdata/gen/finetune_fidelity.py, a fresh seed each run), through the
 // code path of ckpt finetune (NewModel, Apply, the optimizer and the
-// Trainer), and compares every step's loss with torch's.
+// Trainer), and holds every step's loss to torch's within 1e-3 relative,
+// the bound, for head, partial and full (BatchNorm in training mode
+// where it trains).
 //
-// Tolerance 1e-3 relative, the bound: one forward and backward pass
-// agrees with torch to about 1e-6 relative (nn's parity tests), and for head
-// 100 steps of SGD with momentum keep the difference near that (measured:
-// 3e-7); a wrongly frozen layer or BatchNorm mode moves the loss by percents
-// from the first steps. Training BatchNorms on batches of 8 is chaotic here:
-// torch drifts from itself past 1e-3 within about ten steps of full, and for
-// some seeds after fifty of partial, when its weights differ by float32
-// rounding (the script's "_perturbed" runs). So every step is held to 1e-3
-// while torch's own drift stays under 1e-4, and to ten times that drift
-// after.
+// The bound means something only if the reference is well-conditioned, so
+// the test first checks that torch itself is: its float64 run from the same
+// weights stays within 1e-4 of its float32 run at every step. Then float32
+// rounding, which ckpt's kernels do in another order, cannot explain a 1e-3
+// difference, and a wrongly frozen layer, BatchNorm mode or gradient can.
 // CKPT_FIDELITY_STEPS shortens the run; CKPT_FIDELITY_DIR reuses the
 // script's output.
 func TestTorchFidelity(t *testing.T) {
@@ -346,9 +343,12 @@ func TestTransformersFinetune(t *testing.T) {
 					if !res.Cached {
 						t.Errorf("head: trained without cached features")
 					}
-					out, err := exec.Command(py, "../testdata/gen/finetune_eval_check.py", cfg.Out, filepath.Join(dir, "data", "val")).CombinedOutput()
+					cmd := exec.Command(py, "../testdata/gen/finetune_eval_check.py", cfg.Out, filepath.Join(dir, "data", "val"))
+					var stderr strings.Builder
+					cmd.Stderr = &stderr // torch's warnings (maxvit's meshgrid) stay out of the JSON
+					out, err := cmd.Output()
 					if err != nil {
-						t.Fatalf("torch evaluation failed: %v\n%s", err, out)
+						t.Fatalf("torch evaluation failed: %v\n%s%s", err, out, stderr.String())
 					}
 					var want Metrics
 					if err := json.Unmarshal(out, &want); err != nil {
