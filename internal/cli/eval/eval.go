@@ -52,9 +52,13 @@ Weights written by 'ckpt finetune' carry their class names and
 preprocessing, and are used with them; otherwise classes are the dataset's
 sorted folder names and the preprocessing is the architecture's
 (--image-size changes the crop, keeping the resize ratio). --json prints the
-same object as a run's metrics.json "val".`,
+same object as a run's metrics.json "val". An ONNX model (--weights
+model.onnx, no --arch) runs through the importer, with the classes and
+preprocessing a finetune run records in its metadata_props, or ImageNet's
+preprocessing at its input size.`,
 		Example: `  ckpt eval --arch resnet18 --weights runs/flowers/best.safetensors --data flowers/val
-  ckpt eval --arch resnet18 --weights w.pt --data ds/ --image-size 64 --json`,
+  ckpt eval --arch resnet18 --weights w.pt --data ds/ --image-size 64 --json
+  ckpt eval --weights runs/onnx/best.onnx --data ds/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
