@@ -52,7 +52,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 # it; TORCH_THREADS=N sets torch.set_num_threads(N). ckpt uses every core.
 # The CPU-time ratio does not depend on the thread count as long as the
 # threads do not spin waiting for cores: on a loaded machine torch's
-# OpenMP threads do, and its CPU time with 2 threads grew tenfold.
+# OpenMP threads do: with 2 threads one run here used over 200 CPU seconds
+# for what takes 16 with 1, and had not finished.
 threads=${TORCH_THREADS:-0}
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); torch threads ${threads} (0: default)"
 ckpt c10 head 10
