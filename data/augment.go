@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 
 	"github.com/ckptkit/ckpt/data/transforms"
 )
@@ -65,14 +67,17 @@ func (t EvalTransform) Apply(img *transforms.RGB, _ *rand.Rand) ([]float32, erro
 
 // TrainTransform is torchvision's training recipe for classification:
 // RandomResizedCrop(Size, scale=Scale, ratio=Ratio) with the architecture's
-// interpolation, RandomHorizontalFlip(p=0.5) unless NoFlip, then
-// normalization with Mean and Std.
+// interpolation, RandomHorizontalFlip(p=0.5) unless NoFlip, ColorJitter when
+// Jitter is set, TrivialAugmentWide when Trivial is, then normalization with
+// Mean and Std.
 type TrainTransform struct {
 	Crop          int
 	Scale, Ratio  [2]float64
 	Interpolation transforms.Interpolation
 	Mean, Std     [3]float32
 	NoFlip        bool
+	Jitter        *ColorJitter
+	Trivial       bool
 }
 
 // NewTrainTransform returns the training transform for evaluation
@@ -96,6 +101,14 @@ func (t TrainTransform) Apply(img *transforms.RGB, r *rand.Rand) ([]float32, err
 	}
 	if !t.NoFlip && r.Float64() < 0.5 {
 		flipRGB(out)
+	}
+	if t.Jitter != nil {
+		out = t.Jitter.Apply(out, r)
+	}
+	if t.Trivial {
+		if out, err = TrivialAugmentWide(out, r); err != nil {
+			return nil, err
+		}
 	}
 	return transforms.Normalize(out, t.Mean, t.Std), nil
 }
@@ -147,4 +160,137 @@ func flipRGB(img *transforms.RGB) {
 			}
 		}
 	}
+}
+
+// ColorJitter is torchvision's ColorJitter(brightness, contrast, saturation,
+// hue): each image gets the four adjustments in a random order, each with
+// a factor drawn uniformly from its range (brightness, contrast and
+// saturation from [max(0, 1-v), 1+v], hue from [-v, v]); a zero value skips
+// that adjustment.
+type ColorJitter struct {
+	Brightness, Contrast, Saturation, Hue float64
+}
+
+// ParseColorJitter reads "B,C,S,H" (`--color-jitter 0.4,0.4,0.4,0.1`):
+// non-negative, hue at most 0.5.
+func ParseColorJitter(s string) (*ColorJitter, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("data: color jitter %q: want four values B,C,S,H", s)
+	}
+	var v [4]float64
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("data: color jitter %q: %q is not a non-negative number", s, p)
+		}
+		v[i] = f
+	}
+	if v[3] > 0.5 {
+		return nil, fmt.Errorf("data: color jitter %q: hue %v is above 0.5", s, v[3])
+	}
+	return &ColorJitter{v[0], v[1], v[2], v[3]}, nil
+}
+
+// String is the "B,C,S,H" form.
+func (j ColorJitter) String() string {
+	return fmt.Sprintf("%g,%g,%g,%g", j.Brightness, j.Contrast, j.Saturation, j.Hue)
+}
+
+// JitterParams are ColorJitter's draws for one image: the order of the
+// adjustments (0 brightness, 1 contrast, 2 saturation, 3 hue) and their
+// factors (NaN where the adjustment is off).
+type JitterParams struct {
+	Order   [4]int
+	Factors [4]float64
+}
+
+// Sample draws the parameters as torchvision's ColorJitter.get_params does
+// (from r instead of torch's generator).
+func (j ColorJitter) Sample(r *rand.Rand) JitterParams {
+	var p JitterParams
+	perm := r.Perm(4)
+	copy(p.Order[:], perm)
+	for i, v := range [4]float64{j.Brightness, j.Contrast, j.Saturation, j.Hue} {
+		p.Factors[i] = math.NaN()
+		if v == 0 {
+			continue
+		}
+		lo, hi := math.Max(0, 1-v), 1+v
+		if i == 3 {
+			lo, hi = -v, v
+		}
+		p.Factors[i] = lo + r.Float64()*(hi-lo)
+	}
+	return p
+}
+
+// Apply draws parameters from r and applies them.
+func (j ColorJitter) Apply(img *transforms.RGB, r *rand.Rand) *transforms.RGB {
+	return ApplyJitter(img, j.Sample(r))
+}
+
+// ApplyJitter applies drawn ColorJitter parameters in their order, as
+// ColorJitter.forward does on a PIL image.
+func ApplyJitter(img *transforms.RGB, p JitterParams) *transforms.RGB {
+	fns := [4]func(*transforms.RGB, float64) *transforms.RGB{
+		transforms.AdjustBrightness, transforms.AdjustContrast, transforms.AdjustSaturation, transforms.AdjustHue}
+	for _, i := range p.Order {
+		if !math.IsNaN(p.Factors[i]) {
+			img = fns[i](img, p.Factors[i])
+		}
+	}
+	return img
+}
+
+// trivialBins is TrivialAugmentWide's num_magnitude_bins.
+const trivialBins = 31
+
+// linspace32 is torch.linspace(start, end, n) in float32: the first half
+// counted from start, the second from end, as torch's CPU kernel does.
+func linspace32(start, end float32, n, i int) float32 {
+	step := (end - start) / float32(n-1)
+	if i < n/2 {
+		return start + step*float32(i)
+	}
+	return end - step*float32(n-1-i)
+}
+
+// TrivialMagnitude is TrivialAugmentWide's magnitude for operation op at
+// bin (0 to 30) of its 31-bin augmentation space, and whether the operation
+// is signed (its magnitude negated with probability 1/2).
+func TrivialMagnitude(op string, bin int) (float64, bool) {
+	lin := func(a, b float32) float64 { return float64(linspace32(a, b, trivialBins, bin)) }
+	switch op {
+	case "ShearX", "ShearY", "Brightness", "Color", "Contrast", "Sharpness":
+		return lin(0, 0.99), true
+	case "TranslateX", "TranslateY":
+		return lin(0, 32), true
+	case "Rotate":
+		return lin(0, 135), true
+	case "Posterize":
+		return float64(8 - int(math.RoundToEven(float64(float32(bin)/float32((trivialBins-1)/6.0))))), false
+	case "Solarize":
+		return lin(255, 0), false
+	}
+	return 0, false
+}
+
+// TrivialAugmentWide is torchvision's TrivialAugmentWide() on a PIL image:
+// one of its 14 operations drawn uniformly, a magnitude bin drawn
+// uniformly from 31, negated with probability 1/2 for signed operations,
+// with nearest interpolation and black fill.
+func TrivialAugmentWide(img *transforms.RGB, r *rand.Rand) (*transforms.RGB, error) {
+	op := transforms.TrivialAugmentOps[r.IntN(len(transforms.TrivialAugmentOps))]
+	mag := 0.0
+	switch op {
+	case "Identity", "AutoContrast", "Equalize":
+	default:
+		var signed bool
+		mag, signed = TrivialMagnitude(op, r.IntN(trivialBins))
+		if signed && r.IntN(2) == 1 {
+			mag = -mag
+		}
+	}
+	return transforms.ApplyOp(img, op, mag)
 }

@@ -2,10 +2,13 @@ package data
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -331,5 +334,101 @@ func TestLoaderCancel(t *testing.T) {
 	}
 	if err := errf(); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestTrivialMagnitudes compares the 31-bin augmentation space with
+// torchvision's TrivialAugmentWide()._augmentation_space(31) (float32
+// magnitudes, recorded by testdata/gen/augment_fixtures.py): within one
+// float32 ulp. torch.linspace's vectorised CPU kernel builds its values from
+// per-vector bases whose layout depends on the CPU's vector width; ckpt
+// computes torch's scalar formula, which gives the same float32 for most
+// bins and a neighbouring one for a few (5 of the 124 values of its four
+// linspaces on this machine).
+func TestTrivialMagnitudes(t *testing.T) {
+	b, err := os.ReadFile("../testdata/augment/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Space map[string]struct {
+			Magnitudes []float64 `json:"magnitudes"`
+			Signed     bool      `json:"signed"`
+		} `json:"space"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Space) != len(transforms.TrivialAugmentOps) {
+		t.Fatalf("torch has %d operations, ckpt %d", len(m.Space), len(transforms.TrivialAugmentOps))
+	}
+	for _, op := range transforms.TrivialAugmentOps {
+		want, ok := m.Space[op]
+		if !ok {
+			t.Errorf("%s: not in torchvision's space", op)
+			continue
+		}
+		if len(want.Magnitudes) == 1 { // a 0-d tensor: no magnitude
+			if got, _ := TrivialMagnitude(op, 0); got != 0 {
+				t.Errorf("%s: got magnitude %v, want none", op, got)
+			}
+			continue
+		}
+		for bin, w := range want.Magnitudes {
+			got, signed := TrivialMagnitude(op, bin)
+			ulp := float64(math.Nextafter32(float32(math.Abs(w)), float32(math.Inf(1))) - float32(math.Abs(w)))
+			if math.Abs(got-w) > ulp || signed != want.Signed {
+				t.Errorf("%s bin %d: got %v signed %v, want %v signed %v", op, bin, got, signed, w, want.Signed)
+			}
+		}
+	}
+}
+
+// TestRandomAugmentations checks ColorJitter's and TrivialAugmentWide's
+// draws: the same seed gives the same image, ranges are torchvision's, and
+// across draws every operation and order occurs.
+func TestRandomAugmentations(t *testing.T) {
+	j, err := ParseColorJitter("0.4,0.3,0.2,0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "0.1,0.1,0.1", "0.1,0.1,0.1,0.6", "-1,0,0,0", "a,0,0,0"} {
+		if _, err := ParseColorJitter(bad); err == nil {
+			t.Errorf("ParseColorJitter(%q) succeeded", bad)
+		}
+	}
+	orders := map[[4]int]bool{}
+	for k := range 2000 {
+		p := j.Sample(rand.New(rand.NewPCG(uint64(k), 1)))
+		orders[p.Order] = true
+		for i, lim := range [][2]float64{{0.6, 1.4}, {0.7, 1.3}, {0.8, 1.2}, {-0.1, 0.1}} {
+			if f := p.Factors[i]; f < lim[0] || f > lim[1] {
+				t.Fatalf("factor %d = %v, want in %v", i, f, lim)
+			}
+		}
+	}
+	if len(orders) != 24 {
+		t.Errorf("got %d orders of the four adjustments, want all 24", len(orders))
+	}
+	img := &transforms.RGB{W: 9, H: 7, Pix: make([]uint8, 9*7*3)}
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 37)
+	}
+	tr := TrainTransform{Crop: 8, Scale: [2]float64{0.5, 1}, Ratio: [2]float64{0.75, 4.0 / 3}, Interpolation: "bilinear",
+		Std: [3]float32{1, 1, 1}, Jitter: j, Trivial: true}
+	distinct := map[string]bool{}
+	for k := range 50 {
+		a, err := tr.Apply(img, rand.New(rand.NewPCG(uint64(k), 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := tr.Apply(img, rand.New(rand.NewPCG(uint64(k), 2)))
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Fatalf("seed %d: two draws differ", k)
+		}
+		distinct[fmt.Sprint(a)] = true
+	}
+	if len(distinct) < 40 {
+		t.Errorf("50 seeds gave %d distinct images", len(distinct))
 	}
 }

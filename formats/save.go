@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/formats/pytorch"
@@ -427,9 +428,16 @@ func (p *progressWriter) ReadFrom(r io.Reader) (int64, error) {
 			}
 		}
 	}
-	m, err := io.CopyBuffer(struct{ io.Writer }{p}, r, make([]byte, 1<<20))
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	m, err := io.CopyBuffer(struct{ io.Writer }{p}, r, *buf)
 	return n + m, err
 }
+
+// copyBuffers are ReadFrom's 1 MiB copy buffers, reused: a fresh one per
+// tensor cost a state_dict of a few hundred small tensors hundreds of MB
+// of allocation and clearing per save.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 type tempFile struct {
 	f     *os.File

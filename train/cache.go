@@ -25,6 +25,9 @@ func (m *Model) Extract(ctx context.Context, l *data.Loader, epoch int, progress
 	if l.Shuffle {
 		return nil, errors.New("train: Extract needs a loader in dataset order")
 	}
+	if m.Graph != nil {
+		return m.extract(ctx, l, epoch, progress, m.extractONNX)
+	}
 	// The classifier's field has its concrete type (*nn.Linear), so it is
 	// replaced by a Linear that is the identity: x·I + 0 is x exactly.
 	d := m.Head.InFeatures
@@ -38,6 +41,11 @@ func (m *Model) Extract(ctx context.Context, l *data.Loader, epoch int, progress
 		return nil, err
 	}
 	defer setModule(m.Module, m.HeadPath, m.Head)
+	return m.extract(ctx, l, epoch, progress, func(x *nn.Tensor) *nn.Tensor { return nn.Infer(m.Module, x) })
+}
+
+// extract runs forward (the backbone) on every batch of l in eval mode.
+func (m *Model) extract(ctx context.Context, l *data.Loader, epoch int, progress func(done, total int), forward func(*nn.Tensor) *nn.Tensor) ([][]float32, error) {
 	wasTraining := m.Module.Training()
 	m.Module.Eval()
 	defer func() {
@@ -49,7 +57,7 @@ func (m *Model) Extract(ctx context.Context, l *data.Loader, epoch int, progress
 	ch, errf := l.Epoch(ctx, epoch)
 	done := 0
 	for b := range ch {
-		y := nn.Infer(m.Module, nn.New(b.X, b.Len(), 3, b.Size, b.Size))
+		y := forward(nn.New(b.X, b.Len(), 3, b.Size, b.Size))
 		d := y.Numel() / b.Len()
 		for p, i := range b.Indices {
 			out[i] = append([]float32(nil), y.Data()[p*d:(p+1)*d]...)

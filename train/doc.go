@@ -21,6 +21,9 @@
 // scheduler} as a PyTorch training loop saves them, for resuming in torch.
 // Evaluation uses nn.NoGrad, which applies to the calling goroutine only.
 //
-// What it does not do: ColorJitter or TrivialAugmentWide augmentation, or
-// import ONNX backbones.
+// Training augmentation is torchvision's RandomResizedCrop and
+// RandomHorizontalFlip, optionally followed by ColorJitter
+// (Config.ColorJitter) and TrivialAugmentWide (Config.TrivialAugment), each
+// drawn from the sample's seed and applied as torchvision 0.14 applies it to
+// a PIL image (package data and data/transforms).
 package train

@@ -2,17 +2,22 @@ package train
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ckptkit/ckpt/data"
 	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
 )
@@ -54,22 +59,23 @@ func (r *lossRecorder) OnBatch(_ *Trainer, _, _ int, loss float64) { r.losses = 
 func (r *lossRecorder) OnEpoch(*Trainer, *EpochStats) error        { return nil }
 
 // TestTorchFidelity trains resnet18 on 32×32 inputs for 100 SGD steps
-// (momentum 0.9) with each strategy, from the same initial weights (new
-// classifier included) and on the same batches as torch
+// (momentum 0.9, batches of 16, lr 2e-4) with each strategy, from the same
+// initial weights (new classifier included) and on the same batches as torch
 // (testdata/gen/finetune_fidelity.py, a fresh seed each run), through the
 // code path of ckpt finetune (NewModel, Apply, the optimizer and the
-// Trainer), and compares every step's loss with torch's.
+// Trainer), and holds every step's loss to torch's within 1e-3 relative,
+// the issue's bound, for head, partial and full (BatchNorm in training mode
+// where it trains).
 //
-// Tolerance 1e-3 relative, the issue's bound: one forward and backward pass
-// agrees with torch to about 1e-6 relative (nn's parity tests), and for head
-// 100 steps of SGD with momentum keep the difference near that (measured:
-// 3e-7); a wrongly frozen layer or BatchNorm mode moves the loss by percents
-// from the first steps. Training BatchNorms on batches of 8 is chaotic here:
-// torch drifts from itself past 1e-3 within about ten steps of full, and for
-// some seeds after fifty of partial, when its weights differ by float32
-// rounding (the script's "_perturbed" runs). So every step is held to 1e-3
-// while torch's own drift stays under 1e-4, and to ten times that drift
-// after.
+// The bound means something only while the reference is well-conditioned:
+// while torch's float64 run from the same weights stays within 1e-4 of its
+// float32 run, float32 rounding (which ckpt's kernels do in another order)
+// cannot explain a 1e-3 difference, and a wrongly frozen layer, BatchNorm
+// mode or gradient can. Once torch's own float32/float64 difference passes
+// 1e-4, steps are held to ten times it. Measured (seed 540154): head 100 of
+// 100 steps well-conditioned (largest difference 2.4e-7), partial 91 (5.5e-4
+// at most over all steps), full only 12: training every BatchNorm here
+// stays chaotic, torch's float32 and float64 runs part by 0.69 by step 100.
 // CKPT_FIDELITY_STEPS shortens the run; CKPT_FIDELITY_DIR reuses the
 // script's output.
 func TestTorchFidelity(t *testing.T) {
@@ -154,29 +160,33 @@ func TestTorchFidelity(t *testing.T) {
 			if len(rec.losses) != len(want) {
 				t.Fatalf("got %d steps, want %d", len(rec.losses), len(want))
 			}
-			// Torch's own drift under a 1e-6 perturbation of its weights
-			// (see the script) sets the bound once it passes 1e-4.
-			self := ref.Losses[string(st)+"_perturbed"]
-			worst, drift, strict := 0.0, 0.0, 0
+			// The reference must be well-conditioned: torch in float64 from
+			// the same float32 weights stays within 1e-4 of torch in float32
+			// at every step, so float32 rounding (which ckpt's kernels do
+			// in another order) cannot move a step's loss by 1e-3.
+			f64 := ref.Losses[string(st)+"_float64"]
+			if len(f64) < len(want) {
+				t.Fatalf("losses.json has %d float64 steps, want %d", len(f64), len(want))
+			}
+			worst, cond, strict := 0.0, 0.0, 0
 			for i, w := range want {
-				rel := math.Abs(rec.losses[i]-w) / math.Abs(w)
+				cond = math.Max(cond, math.Abs(f64[i]-w)/math.Abs(f64[i]))
 				tol := 1e-3
-				if self != nil {
-					drift = math.Max(drift, math.Abs(self[i]-w)/math.Abs(w))
-					if drift >= 1e-4 {
-						tol = math.Max(tol, 10*drift)
-					}
-				}
-				if tol == 1e-3 {
+				if cond >= 1e-4 { // torch itself is no longer a 1e-3 reference here
+					tol = math.Max(tol, 10*cond)
+				} else {
 					strict++
+				}
+				rel := math.Abs(rec.losses[i]-w) / math.Abs(w)
+				if tol == 1e-3 {
 					worst = math.Max(worst, rel)
 				}
 				if rel > tol {
-					t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g, bound %.2g)", i+1, rec.losses[i], w, rel, tol)
+					t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g, bound %.2g; torch float32 vs float64 so far %.2g)", i+1, rec.losses[i], w, rel, tol, cond)
 				}
 			}
-			t.Logf("%s: %d steps held to 1e-3 (largest difference %.2g), %d to 10x torch's own drift (%.2g at the end)",
-				st, strict, worst, len(want)-strict, drift)
+			t.Logf("%s: loss %.4f -> %.4f; %d of %d steps well-conditioned (torch float32 within 1e-4 of float64) and held to 1e-3 (largest difference %.2g), the rest to 10x torch's own float32/float64 difference (%.2g at the end)",
+				st, want[0], want[len(want)-1], strict, len(want), worst, cond)
 		})
 	}
 }
@@ -262,4 +272,252 @@ func checkTorchResume(t *testing.T, py, run string, epochs int) {
 		t.Errorf("torch resumed epoch %d (schedule at %d), lr %v, %d momentum buffers, %d model keys; want epoch %d, lr %v, 2 buffers (fc.weight, fc.bias)",
 			got.Epoch, got.LastEpoch, got.LR, got.MomentumBuffers, got.Keys, epochs, wantLR)
 	}
+}
+
+// TestTransformersFinetune fine-tunes torch-saved random weights of
+// vit_b_32 (built for 64×64), swin_t (64×64) and maxvit_t (224×224: its
+// block and grid partitions need sides divisible by 7 at every stage) on
+// tiny generated images with the head strategy (cached features) and
+// partial --unfreeze 1. Head: only the new classifier (heads.head, head,
+// classifier.5) changes, and torch, evaluating best.pt on the validation
+// images with the recorded preprocessing, gets the top-1, confusion matrix
+// and loss (within 1e-4 relative) that metrics.json reports from the cached
+// features. Partial: the tensors that change are the last stage's (ViT's
+// last encoder block and encoder.ln; Swin's last patch merging, blocks and
+// norm; MaxViT's last block and the classifier's LayerNorm and pre-logits
+// Linear) and the classifier's, and some of the stage's do.
+func TestTransformersFinetune(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping torch interop in -short mode")
+	}
+	py := testenv.Python(t)
+	tests := []struct {
+		arch    string
+		size    int
+		head    string
+		inStage func(string) bool
+	}{
+		{"vit_b_32", 64, "heads.head.", func(n string) bool {
+			return strings.HasPrefix(n, "encoder.layers.encoder_layer_11.") || strings.HasPrefix(n, "encoder.ln.")
+		}},
+		{"swin_t", 64, "head.", func(n string) bool {
+			return strings.HasPrefix(n, "features.6.") || strings.HasPrefix(n, "features.7.") || strings.HasPrefix(n, "norm.")
+		}},
+		{"maxvit_t", 224, "classifier.5.", func(n string) bool {
+			return strings.HasPrefix(n, "blocks.3.") || strings.HasPrefix(n, "classifier.2.") || strings.HasPrefix(n, "classifier.3.")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.arch, func(t *testing.T) {
+			dir := t.TempDir()
+			makeData(t, filepath.Join(dir, "data", "train"), 2, 3)
+			makeData(t, filepath.Join(dir, "data", "val"), 2, 2)
+			weights := filepath.Join(dir, tt.arch+".pt")
+			if out, err := exec.Command(py, "../testdata/gen/finetune_transformers.py", tt.arch, weights,
+				"--image-size", fmt.Sprint(tt.size), "--seed", fmt.Sprint(time.Now().UnixNano()%1000)).CombinedOutput(); err != nil {
+				t.Fatalf("generator: %v\n%s", err, out)
+			}
+			orig := readState(t, weights)
+			for _, st := range []Strategy{Head, Partial} {
+				cfg := Config{Arch: tt.arch, Weights: weights, Data: filepath.Join(dir, "data"), Out: filepath.Join(dir, "run-"+string(st)),
+					Strategy: st, Unfreeze: 1, Epochs: 2, BatchSize: 3, LR: 0.01, Momentum: 0.9, ImageSize: tt.size, NoAugment: true, Seed: 2}
+				res, err := Finetune(context.Background(), cfg, Hooks{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				last := readState(t, filepath.Join(cfg.Out, "last.safetensors"))
+				stage := 0
+				for name, w := range orig {
+					if strings.HasPrefix(name, tt.head) {
+						continue
+					}
+					got, ok := last[name]
+					if !ok {
+						t.Fatalf("%s: last.safetensors has no %s", st, name)
+					}
+					if slices.Equal(got, w) {
+						continue
+					}
+					if st == Head || !tt.inStage(name) {
+						t.Errorf("%s: frozen tensor %s changed", st, name)
+					} else {
+						stage++
+					}
+				}
+				if st == Partial && stage == 0 {
+					t.Errorf("partial: no tensor of the last stage changed")
+				}
+				if st == Head {
+					if !res.Cached {
+						t.Errorf("head: trained without cached features")
+					}
+					cmd := exec.Command(py, "../testdata/gen/finetune_eval_check.py", cfg.Out, filepath.Join(dir, "data", "val"))
+					var stderr strings.Builder
+					cmd.Stderr = &stderr // torch's warnings (maxvit's meshgrid) stay out of the JSON
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatalf("torch evaluation failed: %v\n%s%s", err, out, stderr.String())
+					}
+					var want Metrics
+					if err := json.Unmarshal(out, &want); err != nil {
+						t.Fatalf("%v: %s", err, out)
+					}
+					got := res.Val
+					if got.Top1 != want.Top1 || got.N != want.N || math.Abs(got.Loss-want.Loss) > 1e-4*want.Loss || fmt.Sprint(got.Confusion) != fmt.Sprint(want.Confusion) {
+						t.Errorf("metrics.json: top1 %v loss %v n %d confusion %v; torch on best.pt: top1 %v loss %v n %d confusion %v",
+							got.Top1, got.Loss, got.N, got.Confusion, want.Top1, want.Loss, want.N, want.Confusion)
+					}
+				}
+				t.Logf("%s: %d tensors of the last stage changed; val loss %.4f", st, stage, res.Val.Loss)
+			}
+		})
+	}
+}
+
+// TestONNXBackboneFinetune fine-tunes a torch export of resnet18 (32×32
+// input, BatchNorms folded, testdata/gen/finetune_onnx_backbone.py, a fresh
+// seed) with --weights model.onnx and no architecture: head strategy on
+// cached features. best.onnx must keep every initializer of the export
+// bit for bit except the classifier's two, which take the new class count
+// and equal best.safetensors' (the written-back head); and ONNX Runtime,
+// running best.onnx on the validation images as ckpt preprocesses them,
+// must give the top-1 that metrics.json reports and its loss within 1e-4
+// relative (ckpt's graph executor and ONNX Runtime agree to about 1e-5 on a
+// forward pass; the loss is a mean over 6 images).
+func TestONNXBackboneFinetune(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping ONNX Runtime interop in -short mode")
+	}
+	py := testenv.Python(t)
+	node, nodePath := testenv.ORT(t)
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data", "train"), 3, 4)
+	makeData(t, filepath.Join(dir, "data", "val"), 3, 2)
+	src := filepath.Join(dir, "backbone.onnx")
+	seed := time.Now().UnixNano() % 1000
+	if out, err := exec.Command(py, "../testdata/gen/finetune_onnx_backbone.py", src, "--seed", fmt.Sprint(seed)).CombinedOutput(); err != nil {
+		t.Fatalf("generator: %v\n%s", err, out)
+	}
+	t.Logf("seed %d", seed)
+	cfg := Config{Weights: src, Data: filepath.Join(dir, "data"), Out: filepath.Join(dir, "run"), Strategy: Head,
+		Epochs: 3, BatchSize: 4, LR: 0.05, Momentum: 0.9, NoAugment: true, Seed: 1}
+	res, err := Finetune(context.Background(), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Cached || res.Arch != ONNXArch {
+		t.Errorf("got arch %q cached %v, want %q on cached features", res.Arch, res.Cached, ONNXArch)
+	}
+	inits := func(path string) map[string]*nn.Tensor {
+		m, err := onnx.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ts, _, err := m.Initializers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*nn.Tensor{} // read while the file is open
+		for _, n := range ts {
+			x, err := nn.FromStored(n.Tensor)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", path, n.Name, err)
+			}
+			out[n.Name] = x
+		}
+		return out
+	}
+	before, after := inits(src), inits(filepath.Join(cfg.Out, "best.onnx"))
+	saved := readState(t, filepath.Join(cfg.Out, "best.safetensors"))
+	changed := 0
+	for name, bx := range before {
+		ax, ok := after[name]
+		if !ok {
+			t.Errorf("best.onnx lost initializer %s", name)
+			continue
+		}
+		if slices.Equal(ax.Shape(), bx.Shape()) && slices.Equal(ax.Data(), bx.Data()) {
+			continue
+		}
+		changed++
+		if sh := ax.Shape(); sh[0] != 3 {
+			t.Errorf("initializer %s changed to shape %v; only the classifier's may, to 3 outputs", name, sh)
+		}
+		if !slices.Equal(ax.Data(), saved[name]) {
+			t.Errorf("best.onnx's %s differs from best.safetensors'", name)
+		}
+	}
+	if changed != 2 {
+		t.Errorf("%d initializers changed, want 2 (the classifier's weight and bias)", changed)
+	}
+
+	var rc RunConfig
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rc); err != nil {
+		t.Fatal(err)
+	}
+	val, err := data.ImageFolder(filepath.Join(dir, "data", "val"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &data.Loader{Data: val, Transform: data.EvalTransform{P: rc.Preprocess}, BatchSize: val.Len()}
+	ch, errf := l.Epoch(context.Background(), 0)
+	batch := <-ch
+	for range ch {
+	}
+	if err := errf(); err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, 4*len(batch.X))
+	for i, v := range batch.X {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+	}
+	in := filepath.Join(dir, "input.bin")
+	if err := os.WriteFile(in, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, s := batch.Len(), batch.Size
+	cmd := exec.Command(node, "../testdata/gen/ort_run.js", filepath.Join(cfg.Out, "best.onnx"), "input", in, fmt.Sprintf("%d,3,%d,%d", n, s, s))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ort_run.js: %v", err)
+	}
+	var ort struct {
+		Dims []int     `json:"dims"`
+		Data []float64 `json:"data"`
+	}
+	if err := json.Unmarshal(out, &ort); err != nil {
+		t.Fatal(err)
+	}
+	if len(ort.Dims) != 2 || ort.Dims[0] != n || ort.Dims[1] != 3 {
+		t.Fatalf("ONNX Runtime gave logits of shape %v, want [%d 3]", ort.Dims, n)
+	}
+	right, loss := 0, 0.0
+	for i := range n {
+		row := ort.Data[3*i : 3*i+3]
+		best, mx := 0, math.Inf(-1)
+		for k, v := range row {
+			if v > mx {
+				best, mx = k, v
+			}
+		}
+		sum := 0.0
+		for _, v := range row {
+			sum += math.Exp(v - mx)
+		}
+		loss += mx + math.Log(sum) - row[batch.Labels[i]]
+		if best == batch.Labels[i] {
+			right++
+		}
+	}
+	top1, loss := float64(right)/float64(n), loss/float64(n)
+	if top1 != res.Val.Top1 || math.Abs(loss-res.Val.Loss) > 1e-4*loss {
+		t.Errorf("metrics.json: top-1 %v loss %v; ONNX Runtime on best.onnx: top-1 %v loss %v", res.Val.Top1, res.Val.Loss, top1, loss)
+	}
+	t.Logf("val top-1 %v, loss %.6f (ONNX Runtime %.6f)", top1, res.Val.Loss, loss)
 }

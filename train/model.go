@@ -2,10 +2,14 @@ package train
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/graph"
+	"github.com/ckptkit/ckpt/nn/graph/onnximport"
 	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/tensor"
 )
@@ -50,10 +54,20 @@ type Model struct {
 	// "classifier.1"); Head is that module.
 	HeadPath string
 	Head     *nn.Linear
-	// Stages are the module names Partial counts from the end, in order.
+	// Stages are the units Partial counts from the end, in order: module
+	// names, or several joined by "+" when a stage spans sibling modules
+	// (a Swin stage is its patch merging and its blocks).
 	Stages []string
 	// Unfrozen lists the stages made trainable (Partial).
 	Unfrozen []string
+
+	// Graph and ONNX are set for an ONNX backbone (Arch [ONNXArch]): the
+	// imported graph (also Module) and the model it came from, whose
+	// classifier Head shares its tensors with the graph.
+	Graph      *graph.Graph
+	ONNX       *onnx.Model
+	headReport *onnximport.HeadReport
+	headInput  string
 }
 
 // headPath returns the module path of a spec's classifier.
@@ -65,7 +79,13 @@ func headPath(s models.Spec) string { return strings.TrimSuffix(s.Classifier, ".
 // (Scratch). The new classifier is a torch-initialised Linear drawn from nn's
 // generator (seed it with nn.ManualSeed). The model is in training mode
 // with every parameter trainable; call [Model.Apply] for a strategy.
+//
+// An ONNX model (weights ending in .onnx, arch "" or [ONNXArch]) is
+// imported instead, its last Gemm replaced by the new classifier.
 func NewModel(arch, weights string, numClasses int) (*Model, error) {
+	if IsONNX(weights) && (arch == "" || arch == ONNXArch) {
+		return newONNXModel(weights, numClasses)
+	}
 	spec, err := models.Lookup(arch)
 	if err != nil {
 		return nil, err
@@ -100,7 +120,10 @@ func NewModel(arch, weights string, numClasses int) (*Model, error) {
 			return nil, err
 		}
 	}
-	m.Stages = stages(m.Module, m.HeadPath)
+	m.Stages = transformerStages(m.Module)
+	if m.Stages == nil {
+		m.Stages = stages(m.Module, m.HeadPath)
+	}
 	m.Module.Train()
 	return m, nil
 }
@@ -110,6 +133,9 @@ func NewModel(arch, weights string, numClasses int) (*Model, error) {
 // stages (each frozen part as [nn.Freeze] does: no gradients, eval mode kept
 // across Train); Full and Scratch train everything.
 func (m *Model) Apply(st Strategy, unfreeze int) error {
+	if m.Graph != nil {
+		return m.applyONNX(st)
+	}
 	nn.Unfreeze(m.Module)
 	m.Unfrozen = nil
 	switch st {
@@ -120,7 +146,9 @@ func (m *Model) Apply(st Strategy, unfreeze int) error {
 				return fmt.Errorf("train: --unfreeze %d: %s has %d stages (%s)", unfreeze, m.Arch, len(m.Stages), strings.Join(m.Stages, ", "))
 			}
 			m.Unfrozen = m.Stages[len(m.Stages)-unfreeze:]
-			keep = append(keep, m.Unfrozen...)
+			for _, st := range m.Unfrozen {
+				keep = append(keep, strings.Split(st, "+")...)
+			}
 		}
 		freezeExcept(m.Module, "", keep)
 	case Full, Scratch:
@@ -197,6 +225,15 @@ func setModule(root nn.Module, path string, m nn.Module) error {
 		parent, name = path[:i], path[i+1:]
 	}
 	p := find(root, parent)
+	// A Sequential runs its own list of layers, which Base.SetChild does not
+	// update (nn's SetChild replaces only the registered child): its
+	// numbered children are replaced with Set.
+	if seq, ok := p.(*nn.Sequential); ok {
+		if i, err := strconv.Atoi(name); err == nil && i >= 0 && i < seq.Len() {
+			seq.Set(i, m)
+			return nil
+		}
+	}
 	if p == nil || !p.(interface{ SetChild(string, nn.Module) bool }).SetChild(name, m) {
 		return fmt.Errorf("train: no module %q to replace", path)
 	}
@@ -229,6 +266,41 @@ func stages(root nn.Module, head string) []string {
 		}
 	}
 	return s
+}
+
+// transformerStages returns the stages of torchvision's vision
+// transformers, whose module trees do not have the CNNs' shape, or nil for
+// other models:
+//   - ViT: each encoder block (encoder.layers.encoder_layer_i), the last
+//     one with the final encoder.ln;
+//   - Swin (V1 and V2): the four resolution stages, each the patch
+//     embedding or merging that starts it and its blocks (features.0+1,
+//     2+3, 4+5, 6+7), the last one with the final norm;
+//   - MaxViT: the stem and the four blocks, the last one with the
+//     classifier's LayerNorm and Linear+Tanh pre-logits (classifier.2,
+//     classifier.3) that precede the replaced classifier.5.
+func transformerStages(root nn.Module) []string {
+	switch root.(type) {
+	case *models.VisionTransformer:
+		var out []string
+		for _, c := range find(root, "encoder.layers").NamedChildren() {
+			out = append(out, "encoder.layers."+c.Name)
+		}
+		if len(out) > 0 {
+			out[len(out)-1] += "+encoder.ln"
+		}
+		return out
+	case *models.SwinTransformer:
+		return []string{"features.0+features.1", "features.2+features.3", "features.4+features.5", "features.6+features.7+norm"}
+	case *models.MaxVit:
+		out := []string{"stem"}
+		for _, c := range find(root, "blocks").NamedChildren() {
+			out = append(out, "blocks."+c.Name)
+		}
+		out[len(out)-1] += "+classifier.2+classifier.3"
+		return out
+	}
+	return nil
 }
 
 // ckptSource adapts a formats.Checkpoint to nn.Source.

@@ -50,8 +50,12 @@ type Config struct {
 	ValSplit  float64 `json:"val_split"`
 	ImageSize int     `json:"image_size,omitempty"`
 	NoAugment bool    `json:"no_augment"`
-	SkipBad   bool    `json:"skip_bad"`
-	Workers   int     `json:"-"`
+	// ColorJitter is torchvision's ColorJitter as "B,C,S,H" ("" for none)
+	// and TrivialAugment turns on TrivialAugmentWide, both after the flip.
+	ColorJitter    string `json:"color_jitter,omitempty"`
+	TrivialAugment bool   `json:"trivial_augment,omitempty"`
+	SkipBad        bool   `json:"skip_bad"`
+	Workers        int    `json:"-"`
 
 	// NoCache trains a frozen backbone's classifier on images (the
 	// backbone forward on every batch) instead of cached features.
@@ -283,15 +287,35 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	} else if weights == "" {
 		return nil, fmt.Errorf("train: strategy %s needs --weights (or use --strategy scratch)", cfg.Strategy)
 	}
+	if IsONNX(weights) && (cfg.Arch == "" || cfg.Arch == ONNXArch) {
+		if cfg.Strategy != Head || cfg.NoCache {
+			return nil, fmt.Errorf("train: an ONNX backbone trains with --strategy head and cached features only (got %s%s)",
+				cfg.Strategy, map[bool]string{true: " --no-cache"}[cfg.NoCache])
+		}
+		cfg.Arch = ONNXArch
+	}
 	nn.ManualSeed(cfg.Seed)
 	model, err := NewModel(cfg.Arch, weights, len(classes))
 	if err != nil {
 		return nil, err
 	}
+	if model.ONNX != nil {
+		defer model.ONNX.Close()
+		if cfg.ImageSize > 0 && model.Graph.Inputs()[0].Shape[2] > 0 && cfg.ImageSize != model.Spec.Preprocess.CropSize {
+			return nil, fmt.Errorf("train: --image-size %d: the ONNX model's input is %dx%d", cfg.ImageSize, model.Spec.Preprocess.CropSize, model.Spec.Preprocess.CropSize)
+		}
+	}
 	pp := model.Spec.Preprocess
 	pre := data.Preprocess{Resize: pp.ResizeSize, Crop: pp.CropSize, Interpolation: transforms.Interpolation(pp.Interpolation), Mean: pp.Mean, Std: pp.Std}.WithImageSize(cfg.ImageSize)
 	evalT := data.EvalTransform{P: pre}
-	var trainT data.Transform = data.NewTrainTransform(pre)
+	tt := data.NewTrainTransform(pre)
+	if cfg.ColorJitter != "" {
+		if tt.Jitter, err = data.ParseColorJitter(cfg.ColorJitter); err != nil {
+			return nil, err
+		}
+	}
+	tt.Trivial = cfg.TrivialAugment
+	var trainT data.Transform = tt
 	if cfg.NoAugment {
 		trainT = evalT
 	}
@@ -317,6 +341,13 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 				return err
 			}
 			pj, _ := json.Marshal(pre)
+			if cfg.CacheViews > 0 { // augmented views: the augmentation is part of the key
+				pj, _ = json.Marshal(struct {
+					Eval        data.Preprocess `json:"eval"`
+					ColorJitter string          `json:"color_jitter,omitempty"`
+					Trivial     bool            `json:"trivial_augment,omitempty"`
+				}{pre, cfg.ColorJitter, cfg.TrivialAugment})
+			}
 			key = CacheKey{Arch: cfg.Arch, Layer: model.HeadPath + ":input", Preprocess: pj, Views: cfg.CacheViews, Weights: wh}
 			if cfg.CacheViews > 0 {
 				key.Seed = cfg.Seed
@@ -443,6 +474,9 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	meta := []formats.Meta{{Key: "arch", Value: cfg.Arch}, {Key: "classes", Value: mustJSON(classes)}, {Key: "preprocess", Value: mustJSON(pre)}}
 
 	w := &runWriter{dir: cfg.Out, model: model.Module, opt: opt, meta: meta, classes: classes, stop: &EarlyStopping{Patience: cfg.Patience, Model: model.Module}}
+	if model.ONNX != nil {
+		w.onnx = func(path string) error { return model.writeONNX(path, classes, pre) }
+	}
 	t := &Trainer{Net: net, Opt: opt, Sched: sched, Loss: &nn.CrossEntropyLoss{IgnoreIndex: nn.DefaultIgnoreIndex, LabelSmoothing: cfg.LabelSmoothing},
 		Train: trainSrc, Val: valSrc, Classes: classes, Epochs: cfg.Epochs, Seed: cfg.Seed}
 	if cfg.Resume != "" {
@@ -483,6 +517,8 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		res.StopReason = "time limit"
 		logf("time limit: stopped in epoch %d; saved last", intr.Epoch+1)
 	} else if err != nil {
+		return nil, err
+	} else if err := w.finish(); err != nil {
 		return nil, err
 	}
 	res.BestEpoch, res.Val = w.stop.BestEpoch, w.bestVal
@@ -656,6 +692,13 @@ type runWriter struct {
 	history []EpochStats
 	bestVal *Metrics
 	stopped bool
+	// epochs and sched are the last complete epoch and the schedule, for
+	// finish.
+	epochs int
+	sched  optim.Scheduler
+	// onnx, for an ONNX backbone, writes the model with its trained
+	// classifier (NAME.onnx beside NAME.safetensors).
+	onnx func(path string) error
 }
 
 func (w *runWriter) OnBatch(*Trainer, int, int, float64) {}
@@ -665,9 +708,10 @@ func (w *runWriter) OnEpoch(t *Trainer, s *EpochStats) error {
 	if err := w.writeSummary(); err != nil {
 		return err
 	}
-	if err := w.saveLast(s.Epoch, t.Sched); err != nil {
+	if err := w.saveCheckpoint(s.Epoch); err != nil {
 		return err
 	}
+	w.epochs, w.sched = s.Epoch, t.Sched
 	if w.stop.BestEpoch == s.Epoch || s.Val == nil {
 		if err := w.saveModel("best"); err != nil {
 			return err
@@ -725,35 +769,26 @@ func (w *runWriter) saveModel(name string) error {
 			return err
 		}
 	}
+	if w.onnx != nil {
+		return w.onnx(filepath.Join(w.dir, name+".onnx"))
+	}
 	return nil
 }
 
-// saveLast writes last.* and the checkpoint after epochs complete epochs:
-// checkpoint.safetensors holds "model.*", the optimizer state flattened
-// under "optimizer." and the epoch, best epoch and history in its metadata
-// (what --resume reads); optimizer.pt is the optimizer's state_dict as torch
-// saves it, for optimizer.load_state_dict(torch.load(...)) beside last.pt.
-func (w *runWriter) saveLast(epochs int, sched optim.Scheduler) error {
+// finish writes, at the end of a run, last.* and the files for resuming in
+// PyTorch: optimizer.pt, the optimizer's state_dict as torch saves it (for
+// optimizer.load_state_dict(torch.load(...)) beside last.pt), and
+// checkpoint.pt. They are written once rather than every epoch (the model is
+// written several times over in them); checkpoint.safetensors, which
+// --resume reads, is written every epoch.
+func (w *runWriter) finish() error {
 	if err := w.saveModel("last"); err != nil {
 		return err
 	}
-	c := &formats.Checkpoint{}
-	for _, t := range w.model.StateDict() {
-		c.Tensors = append(c.Tensors, formats.Named{Name: "model." + t.Name, Tensor: t.Tensor})
+	if w.sched == nil { // no epoch completed
+		return nil
 	}
 	osd := w.opt.StateDict()
-	ts, meta := osd.Flatten("optimizer")
-	for _, t := range ts {
-		c.Tensors = append(c.Tensors, formats.Named{Name: t.Name, Tensor: t.Tensor})
-	}
-	c.Meta = append(append(c.Meta, meta...),
-		formats.Meta{Key: "epoch", Value: strconv.Itoa(epochs)},
-		formats.Meta{Key: "best_epoch", Value: strconv.Itoa(w.stop.BestEpoch)},
-		formats.Meta{Key: "best_val_loss", Value: mustJSON(finite(w.stop.Best))},
-		formats.Meta{Key: "history", Value: mustJSON(w.history)})
-	if _, err := formats.Save(filepath.Join(w.dir, "checkpoint.safetensors"), c, formats.SaveOptions{Force: true}); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(w.dir, ".optimizer.pt.tmp-*")
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -769,7 +804,29 @@ func (w *runWriter) saveLast(epochs int, sched optim.Scheduler) error {
 	if err := os.Rename(f.Name(), filepath.Join(w.dir, "optimizer.pt")); err != nil {
 		return err
 	}
-	return w.saveTorchCheckpoint(epochs, osd, sched)
+	return w.saveTorchCheckpoint(w.epochs, osd, w.sched)
+}
+
+// saveCheckpoint writes checkpoint.safetensors after epochs complete
+// epochs: "model.*", the optimizer state flattened under "optimizer." and
+// the epoch, best epoch and history in its metadata (what --resume reads).
+func (w *runWriter) saveCheckpoint(epochs int) error {
+	c := &formats.Checkpoint{}
+	for _, t := range w.model.StateDict() {
+		c.Tensors = append(c.Tensors, formats.Named{Name: "model." + t.Name, Tensor: t.Tensor})
+	}
+	osd := w.opt.StateDict()
+	ts, meta := osd.Flatten("optimizer")
+	for _, t := range ts {
+		c.Tensors = append(c.Tensors, formats.Named{Name: t.Name, Tensor: t.Tensor})
+	}
+	c.Meta = append(append(c.Meta, meta...),
+		formats.Meta{Key: "epoch", Value: strconv.Itoa(epochs)},
+		formats.Meta{Key: "best_epoch", Value: strconv.Itoa(w.stop.BestEpoch)},
+		formats.Meta{Key: "best_val_loss", Value: mustJSON(finite(w.stop.Best))},
+		formats.Meta{Key: "history", Value: mustJSON(w.history)})
+	_, err := formats.Save(filepath.Join(w.dir, "checkpoint.safetensors"), c, formats.SaveOptions{Force: true})
+	return err
 }
 
 // saveTorchCheckpoint writes checkpoint.pt, the run's state as a PyTorch

@@ -350,3 +350,52 @@ func TestChoose(t *testing.T) {
 		t.Errorf("plenty dissimilar: got %s, want scratch", c.Strategy)
 	}
 }
+
+// TestAugmentedRunsAreSeeded trains with RandomResizedCrop, the flip,
+// ColorJitter and TrivialAugmentWide: the same seed gives the same weights,
+// another seed others, and the augmentation changes the result against an
+// unaugmented run.
+func TestAugmentedRunsAreSeeded(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 2, 6)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	run := func(name string, seed uint64, augment bool) map[string][]float32 {
+		cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, name))
+		cfg.Epochs, cfg.Seed, cfg.NoCache = 1, seed, true
+		if augment {
+			cfg.NoAugment, cfg.ColorJitter, cfg.TrivialAugment = false, "0.4,0.4,0.4,0.1", true
+		}
+		if _, err := Finetune(context.Background(), cfg, Hooks{}); err != nil {
+			t.Fatal(err)
+		}
+		return readState(t, filepath.Join(cfg.Out, "last.safetensors"))
+	}
+	a, b, c, plain := run("a", 3, true), run("b", 3, true), run("c", 4, true), run("plain", 3, false)
+	if !slices.Equal(a["fc.weight"], b["fc.weight"]) {
+		t.Error("two runs with seed 3 trained different classifiers")
+	}
+	if slices.Equal(a["fc.weight"], c["fc.weight"]) {
+		t.Error("seeds 3 and 4 trained the same classifier")
+	}
+	if slices.Equal(a["fc.weight"], plain["fc.weight"]) {
+		t.Error("the augmented run trained the same classifier as the unaugmented one")
+	}
+}
+
+// TestNewHeadInsideSequential checks that a classifier inside a Sequential
+// (mobilenet_v3_small's classifier.3) is replaced in the layers the forward
+// pass runs, not only in the module tree: the model's output has the new
+// class count (before the fix it had the old classifier's 1000).
+func TestNewHeadInsideSequential(t *testing.T) {
+	dir := t.TempDir()
+	weights, _ := saveWeights(t, dir, "mobilenet_v3_small")
+	m, err := NewModel("mobilenet_v3_small", weights, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Module.Eval()
+	y := nn.Infer(m.Module, nn.New(make([]float32, 2*3*32*32), 2, 3, 32, 32))
+	if got := y.Shape(); len(got) != 2 || got[1] != 3 {
+		t.Errorf("forward: got shape %v, want [2 3]", got)
+	}
+}

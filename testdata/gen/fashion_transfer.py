@@ -18,7 +18,7 @@ Usage:
       set) and DIR/val/<class>/<n>.png (from the test set): the ImageFolder
       ckpt finetune reads.
   fashion_transfer.py torch --data DIR --weights W --strategy head|partial|full|scratch
-      [--epochs 10] [--lr 0.01] [--batch 32] [--seed 0]
+      [--epochs 10] [--lr 0.01] [--batch 32] [--seed 0] [--threads N]
       The same recipe done the way PyTorch's transfer-learning tutorial does
       it (torchvision ImageFolder and transforms, the frozen backbone run on
       every batch of every epoch, no augmentation), printing one JSON line:
@@ -94,6 +94,8 @@ def export(a):
 
 
 def torch_run(a):
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     start = time.time()
     tf = transform()
@@ -157,6 +159,7 @@ def main():
     t.add_argument("--lr", type=float, default=0.01)
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     a = ap.parse_args()
     {"pretrain": pretrain, "export": export, "torch": torch_run}[a.cmd](a)
 

@@ -4,7 +4,8 @@ interop test (the accuracy metrics.json reports must be torch's).
 
 Usage: finetune_eval_check.py RUN VAL_DIR
 
-Builds torchvision's ARCH(num_classes=N) from RUN/config.json, loads
+Builds torchvision's ARCH(num_classes=N) from RUN/config.json (a ViT with
+image_size set to the crop), loads
 RUN/best.pt with load_state_dict(strict=True), preprocesses the images of
 VAL_DIR (an ImageFolder whose class folders are the run's classes) with
 PIL and torchvision's transforms as config.json's "preprocess" records
@@ -23,7 +24,8 @@ def main():
     interp = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}[p["interpolation"]]
     tf = T.Compose([T.Resize(p["resize"], interpolation=interp), T.CenterCrop(p["crop"]), T.ToTensor(), T.Normalize(p["mean"], p["std"])])
     classes = cfg["classes"]
-    model = getattr(torchvision.models, cfg["arch"])(num_classes=len(classes))
+    kw = {"image_size": p["crop"]} if cfg["arch"].startswith("vit_") else {}  # ViT: built for the crop
+    model = getattr(torchvision.models, cfg["arch"])(num_classes=len(classes), **kw)
     model.load_state_dict(torch.load(os.path.join(run, "best.pt")), strict=True)
     model.eval()
     ds = torchvision.datasets.ImageFolder(val, tf)

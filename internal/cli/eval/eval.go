@@ -15,9 +15,11 @@ import (
 	"github.com/ckptkit/ckpt/data"
 	"github.com/ckptkit/ckpt/data/transforms"
 	"github.com/ckptkit/ckpt/formats"
+	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/train"
 )
 
@@ -50,9 +52,13 @@ Weights written by 'ckpt finetune' carry their class names and
 preprocessing, and are used with them; otherwise classes are the dataset's
 sorted folder names and the preprocessing is the architecture's
 (--image-size changes the crop, keeping the resize ratio). --json prints the
-same object as a run's metrics.json "val".`,
+same object as a run's metrics.json "val". An ONNX model (--weights
+model.onnx, no --arch) runs through the importer, with the classes and
+preprocessing a finetune run records in its metadata_props, or ImageNet's
+preprocessing at its input size.`,
 		Example: `  ckpt eval --arch resnet18 --weights runs/flowers/best.safetensors --data flowers/val
-  ckpt eval --arch resnet18 --weights w.pt --data ds/ --image-size 64 --json`,
+  ckpt eval --arch resnet18 --weights w.pt --data ds/ --image-size 64 --json
+  ckpt eval --weights runs/onnx/best.onnx --data ds/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -95,20 +101,63 @@ func runMeta(path string) (classes []string, pre *data.Preprocess, err error) {
 	return classes, pre, nil
 }
 
-func evalRun(o *Options) error {
-	spec, err := modelcmd.CheckArch(o.Arch)
-	if err != nil {
-		return err
+// onnxMeta reads the class names and preprocessing 'ckpt finetune' stores
+// in an ONNX model's metadata_props.
+func onnxMeta(m *onnx.Model) (classes []string, pre *data.Preprocess, err error) {
+	for _, e := range m.MetadataProps {
+		switch e.Key {
+		case "classes":
+			if err := json.Unmarshal([]byte(e.Value), &classes); err != nil {
+				return nil, nil, fmt.Errorf("metadata_props classes: %w", err)
+			}
+		case "preprocess":
+			pre = new(data.Preprocess)
+			if err := json.Unmarshal([]byte(e.Value), pre); err != nil {
+				return nil, nil, fmt.Errorf("metadata_props preprocess: %w", err)
+			}
+		}
 	}
+	return classes, pre, nil
+}
+
+func evalRun(o *Options) error {
 	if o.Weights == "" || o.Data == "" {
 		return cmdutil.UsageError("--weights and --data are required")
 	}
 	if o.BatchSize < 1 || o.ImageSize < 0 {
 		return cmdutil.UsageError("--batch-size must be at least 1 and --image-size not negative")
 	}
-	classes, pre, err := runMeta(o.Weights)
-	if err != nil {
-		return err
+	var (
+		spec    models.Spec
+		classes []string
+		pre     *data.Preprocess
+		m       nn.Module
+		err     error
+	)
+	if modelcmd.IsONNX(o.Weights) && o.Arch == "" {
+		g, om, err := modelcmd.LoadGraph(o.Weights)
+		if err != nil {
+			return err
+		}
+		defer om.Close()
+		if classes, pre, err = onnxMeta(om); err != nil {
+			return fmt.Errorf("%s: %w", o.Weights, err)
+		}
+		if pre == nil {
+			p, err := train.ONNXPreprocess(g)
+			if err != nil {
+				return cmdutil.UsageError("%s: %v", o.Weights, err)
+			}
+			pre = &data.Preprocess{Resize: p.ResizeSize, Crop: p.CropSize, Interpolation: p.Interpolation, Mean: p.Mean, Std: p.Std}
+		}
+		m = g
+	} else {
+		if spec, err = modelcmd.CheckArch(o.Arch); err != nil {
+			return err
+		}
+		if classes, pre, err = runMeta(o.Weights); err != nil {
+			return err
+		}
 	}
 	if pre == nil {
 		p := spec.Preprocess
@@ -126,12 +175,13 @@ func evalRun(o *Options) error {
 	} else {
 		classes = ds.Classes
 	}
-	m, err := modelcmd.LoadModel(o.Arch, o.Weights, 0)
-	if err != nil {
-		return err
+	if m == nil {
+		if m, err = modelcmd.LoadModel(o.Arch, o.Weights, 0); err != nil {
+			return err
+		}
 	}
 	l := &data.Loader{Data: ds, Transform: data.EvalTransform{P: *pre}, BatchSize: o.BatchSize, Workers: o.Workers, SkipBad: o.SkipBad}
-	if outs := modelOutputs(m, spec.Classifier); outs != len(classes) {
+	if outs := modelOutputs(m, spec.Classifier); spec.Classifier != "" && outs != len(classes) {
 		return cmdutil.UsageError("the model has %d outputs but the dataset %d classes (%s)", outs, len(classes), o.Data)
 	}
 	metrics, err := train.Evaluate(context.Background(), m, train.Images{L: l}, classes)

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ckptkit/ckpt/data"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 	"github.com/ckptkit/ckpt/train"
@@ -67,8 +68,16 @@ Strategies (--strategy):
 Training: --optimizer sgd|adam|adamw, linear warm-up over --warmup epochs
 then cosine annealing, once per epoch; --patience N stops after N epochs
 without a better validation loss. Augmentation is torchvision's
-RandomResizedCrop and RandomHorizontalFlip (--no-augment for none);
+RandomResizedCrop and RandomHorizontalFlip, then optionally ColorJitter
+(--color-jitter B,C,S,H) and TrivialAugmentWide (--trivial-augment), each
+as torchvision applies it to a PIL image (--no-augment for none);
 evaluation uses the architecture's preprocessing, at --image-size if given.
+
+ONNX backbones: --weights model.onnx without --arch imports the exported
+classifier, replaces its last Gemm by a new classifier and trains it on
+cached features (--strategy head); RUN/ then also holds best.onnx and
+last.onnx, the model with the trained classifier written back, and the
+preprocessing is ImageNet's at the graph's input size.
 
 RUN/: best.safetensors and best.pt (state_dicts torchvision's builder with
 num_classes=N loads strictly; class names and preprocessing in the
@@ -80,6 +89,7 @@ last.*, and exits 130.`,
 		Example: `  ckpt finetune --arch resnet18 --weights resnet18.pth --data flowers/ --out runs/flowers
   ckpt finetune --arch mobilenet_v3_small --weights w.pt --data ds/ --out run --strategy partial --unfreeze 2 --epochs 20
   ckpt finetune --arch resnet18 --weights w.pt --data ds/ --out run --strategy auto --json
+  ckpt finetune --weights resnet18.onnx --data ds/ --out run
   ckpt finetune --resume runs/flowers --epochs 30`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -127,6 +137,8 @@ func addFlags(f *pflag.FlagSet, opts *Options, arch bool) {
 	f.Float64Var(&c.ValSplit, "val-split", 0.2, "fraction of each class held out when there is no validation folder")
 	f.IntVar(&c.ImageSize, "image-size", 0, "crop size (default: the architecture's); the resize keeps its ratio")
 	f.BoolVar(&c.NoAugment, "no-augment", false, "train on the evaluation transform")
+	f.StringVar(&c.ColorJitter, "color-jitter", "", "torchvision's ColorJitter B,C,S,H (e.g. 0.4,0.4,0.4,0.1) after the flip")
+	f.BoolVar(&c.TrivialAugment, "trivial-augment", false, "torchvision's TrivialAugmentWide after the flip (and ColorJitter)")
 	f.BoolVar(&c.SkipBad, "skip-bad", false, "skip and count unreadable images instead of failing")
 	f.BoolVar(&c.NoCache, "no-cache", false, "head: run the frozen backbone on every batch instead of caching features")
 	f.IntVar(&c.CacheViews, "cache-views", 0, "head: cache this many augmented views per image (0: the evaluation view)")
@@ -177,7 +189,11 @@ func finetuneRun(o *Options) error {
 		}
 		c.Out = c.Resume
 	}
-	if _, err := modelcmd.CheckArch(c.Arch); err != nil {
+	if train.IsONNX(c.Weights) && (c.Arch == "" || c.Arch == train.ONNXArch) {
+		if st != train.Head || c.NoCache {
+			return cmdutil.UsageError("an ONNX backbone (--weights %s) trains with --strategy head and cached features only", c.Weights)
+		}
+	} else if _, err := modelcmd.CheckArch(c.Arch); err != nil {
 		return err
 	}
 	switch {
@@ -197,6 +213,11 @@ func finetuneRun(o *Options) error {
 		return cmdutil.UsageError("--label-smoothing must be in [0, 1]")
 	case c.CacheViews < 0 || c.ImageSize < 0 || c.Patience < 0 || c.WarmupEpochs < 0:
 		return cmdutil.UsageError("--cache-views, --image-size, --patience and --warmup cannot be negative")
+	}
+	if c.ColorJitter != "" {
+		if _, err := data.ParseColorJitter(c.ColorJitter); err != nil {
+			return cmdutil.UsageError("--color-jitter: %v", err)
+		}
 	}
 	ctx := o.Context
 	if ctx == nil {

@@ -29,7 +29,8 @@ func TestNewCmdFinetune(t *testing.T) {
 	cmd.SetArgs([]string{"--arch", "resnet18", "--weights", "w.pt", "--data", "d", "--out", "r", "--strategy", "partial",
 		"--unfreeze", "2", "--optimizer", "adamw", "--lr", "0.001", "--epochs", "7", "--batch-size", "16", "--seed", "5",
 		"--patience", "3", "--time-limit", "10m", "--label-smoothing", "0.1", "--warmup", "2", "--nesterov",
-		"--backbone-lr-mult", "0.1", "--image-size", "64", "--cache-views", "4", "--no-augment", "--skip-bad", "--json"})
+		"--backbone-lr-mult", "0.1", "--image-size", "64", "--cache-views", "4", "--no-augment", "--skip-bad", "--json",
+		"--color-jitter", "0.4,0.3,0.2,0.1", "--trivial-augment"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,8 @@ func TestNewCmdFinetune(t *testing.T) {
 	if c.Arch != "resnet18" || c.Weights != "w.pt" || c.Data != "d" || c.Out != "r" || got.Strategy != "partial" ||
 		c.Unfreeze != 2 || c.Optimizer != "adamw" || c.LR != 0.001 || c.Epochs != 7 || c.BatchSize != 16 || c.Seed != 5 ||
 		c.Patience != 3 || c.TimeLimit.Minutes() != 10 || c.LabelSmoothing != 0.1 || c.WarmupEpochs != 2 || !c.Nesterov ||
-		c.BackboneLRMult != 0.1 || c.ImageSize != 64 || c.CacheViews != 4 || !c.NoAugment || !c.SkipBad || !got.JSON {
+		c.BackboneLRMult != 0.1 || c.ImageSize != 64 || c.CacheViews != 4 || !c.NoAugment || !c.SkipBad || !got.JSON ||
+		c.ColorJitter != "0.4,0.3,0.2,0.1" || !c.TrivialAugment {
 		t.Errorf("options %+v do not match the flags", *got)
 	}
 }
@@ -53,6 +55,10 @@ func TestFinetuneUsageErrors(t *testing.T) {
 		{"bad strategy", func(o *Options) { o.Strategy = "most" }, "unknown strategy"},
 		{"bad split", func(o *Options) { o.Config.ValSplit = 1 }, "--val-split"},
 		{"resume and out", func(o *Options) { o.Config.Resume = "a" }, "drop --out"},
+		{"onnx full", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Strategy = "", "m.onnx", "full" }, "ONNX backbone"},
+		{"onnx uncached", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Config.NoCache = "", "m.onnx", true }, "ONNX backbone"},
+		{"bad jitter", func(o *Options) { o.Config.ColorJitter = "0.4,0.4,0.4" }, "--color-jitter"},
+		{"hue too large", func(o *Options) { o.Config.ColorJitter = "0,0,0,0.7" }, "--color-jitter"},
 	}
 	for _, tt := range tests {
 		ios, _, _ := clitest.Streams()

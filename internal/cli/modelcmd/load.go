@@ -128,6 +128,14 @@ func Load(ios *cmdutil.IOStreams, path, arch string, numClasses int, o LoadOptio
 		if err != nil {
 			return nil, err
 		}
+		// metadata_props are the graph's string metadata, as safetensors'
+		// are a state_dict's (a finetune run's classes and preprocessing).
+		for _, e := range om.MetadataProps {
+			if m.Meta == nil {
+				m.Meta = map[string]string{}
+			}
+			m.Meta[e.Key] = e.Value
+		}
 		om.Close() // the import holds every initializer in memory
 		m.Module, m.Graph = g, g
 		return m, nil

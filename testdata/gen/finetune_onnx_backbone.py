@@ -1,0 +1,39 @@
+#!/usr/bin/python3
+"""A small "pretrained" ONNX classifier exported by torch, for package
+train's ONNX-backbone fine-tuning test.
+
+Usage: /usr/bin/python3 testdata/gen/finetune_onnx_backbone.py OUT.onnx [--arch resnet18] [--size 32] [--seed N]
+
+torchvision's ARCH(num_classes=1000) with seeded random weights and
+non-trivial BatchNorm statistics, exported in eval mode by torch.onnx.export
+(opset 13, input "input" [N, 3, SIZE, SIZE] with a dynamic batch axis,
+output "logits"): the BatchNorms folded into the convolutions and the
+classifier a Gemm with transB=1, as a default export gives them.
+"""
+import argparse
+import torch
+import torchvision
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--arch", default="resnet18")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    model = getattr(torchvision.models, a.arch)(num_classes=1000)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape))
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape))
+    model.eval()
+    x = torch.randn(1, 3, a.size, a.size)
+    torch.onnx.export(model, x, a.out, opset_version=13, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+if __name__ == "__main__":
+    main()
