@@ -25,7 +25,10 @@ func NewSequential(ms ...Module) *Sequential {
 func (s *Sequential) Append(m Module) {
 	i := len(s.layers)
 	s.layers = append(s.layers, m)
-	s.AddModule(strconv.Itoa(i), m)
+	// The registered child reads and writes the list Forward runs, so a
+	// child replaced by name (SetChild, AddModule, LoadStateDict's callers
+	// re-heading a model) is the one that runs.
+	s.addChildFunc(strconv.Itoa(i), func() Module { return s.layers[i] }, func(n Module) bool { s.layers[i] = n; return true })
 }
 
 // Len returns the number of children.
@@ -48,8 +51,7 @@ func (s *Sequential) Set(i int, m Module) {
 	if i < 0 || i >= len(s.layers) {
 		panic(fmt.Sprintf("nn: Sequential.Set: index %d out of range for %d layers", i, len(s.layers)))
 	}
-	s.layers[i] = m
-	s.AddModule(strconv.Itoa(i), m)
+	s.SetChild(strconv.Itoa(i), m)
 }
 
 // Forward runs the children in order.

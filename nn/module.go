@@ -194,6 +194,14 @@ func (b *Base) AddModule(name string, m Module) {
 	b.children = append(b.children, b.fixedChild(name, m))
 }
 
+// addChildFunc registers child name, read and replaced through get and set,
+// for containers that keep their children in a list of their own.
+func (b *Base) addChildFunc(name string, get func() Module, set func(Module) bool) {
+	MarkModified()
+	b.checkName(name)
+	b.children = append(b.children, childReg{name, get, set})
+}
+
 func (b *Base) fixedChild(name string, m Module) childReg {
 	c := childReg{name: name}
 	c.get = func() Module { return m }

@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/ckptkit/ckpt/formats"
@@ -225,15 +224,6 @@ func setModule(root nn.Module, path string, m nn.Module) error {
 		parent, name = path[:i], path[i+1:]
 	}
 	p := find(root, parent)
-	// A Sequential runs its own list of layers, which Base.SetChild does not
-	// update (nn's SetChild replaces only the registered child): its
-	// numbered children are replaced with Set.
-	if seq, ok := p.(*nn.Sequential); ok {
-		if i, err := strconv.Atoi(name); err == nil && i >= 0 && i < seq.Len() {
-			seq.Set(i, m)
-			return nil
-		}
-	}
 	if p == nil || !p.(interface{ SetChild(string, nn.Module) bool }).SetChild(name, m) {
 		return fmt.Errorf("train: no module %q to replace", path)
 	}
