@@ -222,8 +222,8 @@ func (v *verifier) line(op int, limit int) ([]byte, error) {
 }
 
 func (v *verifier) push(it item, op int) error {
-	if len(v.stack) >= MaxStack {
-		return v.errf(op, "stack exceeds %d items", MaxStack)
+	if len(v.stack) >= limit.stack {
+		return v.errf(op, "stack exceeds %d items", limit.stack)
 	}
 	v.stack = append(v.stack, it)
 	return nil
@@ -396,8 +396,8 @@ func (v *verifier) setMemo(idx int, op int) error {
 	if err := v.need(1, op, "PUT"); err != nil {
 		return err
 	}
-	if _, ok := v.memo[idx]; !ok && len(v.memo) >= MaxMemo {
-		return v.errf(op, "memo exceeds %d entries", MaxMemo)
+	if _, ok := v.memo[idx]; !ok && len(v.memo) >= limit.memo {
+		return v.errf(op, "memo exceeds %d entries", limit.memo)
 	}
 	v.memo[idx] = v.stack[len(v.stack)-1]
 	return nil
@@ -430,13 +430,13 @@ func (v *verifier) run() error {
 			return v.truncf(op, "no STOP opcode")
 		}
 		v.ops++
-		if v.ops > MaxOps {
-			return v.errf(op, "more than %d opcodes", MaxOps)
+		if v.ops > limit.ops {
+			return v.errf(op, "more than %d opcodes", limit.ops)
 		}
 		code := v.data[op]
 		v.work += opCost[code]
-		if v.work > MaxWork {
-			return v.errf(op, "pickle would allocate more than the %d-byte budget", MaxWork)
+		if v.work > limit.work {
+			return v.errf(op, "pickle would allocate more than the %d-byte budget", limit.work)
 		}
 		v.pos++
 		var err error
