@@ -78,6 +78,9 @@ type item struct {
 	// calls: 0 not a known 3-tuple, -1 not a global, else 1 + its index in
 	// the globals seen.
 	base int
+	// jw marks a joblib NumpyArrayWrapper made by NEWOBJ, in a joblib scan:
+	// a BUILD on it is followed by the array's bytes (see joblib.go).
+	jw bool
 }
 
 // triple returns the placeholder of the 3-tuple of items.
@@ -584,6 +587,15 @@ func (v *verifier) run() error {
 					}
 					v.scan.build(op, g.module, g.name)
 				}
+				if t := v.stack[len(v.stack)-1]; t.jw && op >= v.scan.joblibFrom {
+					if v.frameEnd > 0 && v.frameEnd != v.pos {
+						// joblib reads the array from the file, past the
+						// frame the unpickler has buffered: the opcodes
+						// left in the frame would be read after it.
+						return v.errf(op, "joblib array data starts inside a pickle frame")
+					}
+					return &joblibArray{end: v.pos}
+				}
 			}
 		case 'c', 'i': // GLOBAL, INST
 			if code == 'i' && len(v.marks) == 0 {
@@ -880,6 +892,9 @@ func (v *verifier) newable(it item, op int, name string) error {
 	case kPersid:
 	case kGlobal:
 		g := v.globals[it.a]
+		if v.scan != nil && v.scan.joblib && g.module+"."+g.name == joblibWrapper {
+			return v.push(item{jw: true}, op)
+		}
 		if g.cat != catClass {
 			if v.scan == nil {
 				return &ForbiddenError{Global: g.module + "." + g.name, Use: name}

@@ -27,6 +27,60 @@ class Reduce:
         return self.func, self.args
 
 
+def joblib_fixtures(put, crit):
+    """Files written by joblib.dump itself (Debian's python3-joblib): its
+    pickle with each NumPy array's bytes after a NumpyArrayWrapper, plain
+    and compressed with each compressor joblib has without extra packages
+    (lz4 needs the lz4 package), and the ZF format of joblib <= 0.9.3,
+    written by joblib's own write_zfile."""
+    import pickle
+    import tempfile
+
+    import joblib
+    from joblib import numpy_pickle_compat
+
+    def dump(obj, **kw):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "x.joblib")
+            joblib.dump(obj, p, **kw)
+            with open(p, "rb") as f:
+                return f.read()
+
+    plain = np.empty(3, dtype=object)
+    plain[:] = [1, "two", 3.0]
+    honest = {
+        "w": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "wt": np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3)),
+        "b": np.zeros(5),
+        "s": np.array(["ab", "cde"]),
+        "rec": np.zeros(2, dtype=[("x", "<i4"), ("y", "<f8")]),
+        "o": plain,
+        "n": 3,
+        "e": np.zeros((0, 4), dtype=np.float16),
+    }
+    evil_arr = np.empty(2, dtype=object)
+    evil_arr[0], evil_arr[1] = 1, Reduce(os.system, "echo pwned")
+    # The payload after the arrays: found only by stepping over their bytes.
+    after = {"w": np.arange(6, dtype=np.float32), "b": np.ones(33), "x": Reduce(os.system, "echo pwned")}
+    put("scan_joblib_plain.joblib", dump(honest), 0, [])
+    put("scan_joblib_payload_after_arrays.joblib", dump(after), 1, crit)
+    put("scan_joblib_object_array_payload.joblib", dump({"a": np.arange(3), "o": evil_arr}), 1, crit)
+    put("scan_joblib_protocol2.joblib", dump(honest, protocol=2), 0, [])
+    for c in ["zlib", "gzip", "bz2", "lzma", "xz"]:
+        put("scan_joblib_%s_plain.joblib" % c, dump(honest, compress=(c, 3)), 0, [])
+        put("scan_joblib_%s_payload.joblib" % c, dump(after, compress=(c, 3)), 1, crit)
+    zf = io.BytesIO()
+    numpy_pickle_compat.write_zfile(zf, pickle.dumps({"a": [1, 2]}, protocol=2))
+    put("scan_joblib_zf_plain.pkl", zf.getvalue(), 0, [])
+    zf = io.BytesIO()
+    numpy_pickle_compat.write_zfile(zf, pickle.dumps(Reduce(os.system, "echo pwned"), protocol=2))
+    put("scan_joblib_zf_payload.pkl", zf.getvalue(), 1, crit)
+    # Refused (exit 2): 64 MB of zeros that bz2 packs into a few hundred
+    # bytes, past the decompression-bomb ratio; an array cut short.
+    put("scan_joblib_bz2_bomb.joblib", dump({"z": np.zeros(64 << 20, dtype=np.uint8)}, compress=("bz2", 9)), 2, [])
+    put("scan_joblib_truncated_array.joblib", dump({"w": np.arange(64, dtype=np.float64)})[:-100], 2, [])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "malicious"))
@@ -59,6 +113,7 @@ def main():
     # A pickle named like a safetensors file: torch.load would run it.
     put("scan_pickle_named_safetensors.safetensors",
         b"\x80\x02cposix\nsystem\nX\n\x00\x00\x00echo pwnedq\x00\x85R.", 1, [("CRITICAL", "posix.system")])
+    joblib_fixtures(put, crit)
     with open(os.path.join(out, "scan.json"), "w") as f:
         json.dump(expect, f, indent=1)
         f.write("\n")
