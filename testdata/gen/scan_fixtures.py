@@ -81,6 +81,54 @@ def joblib_fixtures(put, crit):
     put("scan_joblib_truncated_array.joblib", dump({"w": np.arange(64, dtype=np.float64)})[:-100], 2, [])
 
 
+def onnx_external_fixtures(put, out):
+    """ONNX models (written by the onnx package) whose initializer W is
+    external data: in a file beside the model (clean), and at locations
+    that leave the model's directory: a parent path, an absolute path, and
+    a symbolic link in the directory to a file outside it, which onnx.load
+    (1.12, as installed here) follows and reads into the weights."""
+    import tempfile
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import set_external_data
+
+    def model(w):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+        g = helper.make_graph([helper.make_node("Add", ["x", "W"], ["y"])], "g", [x], [y], [w])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+    w = numpy_helper.from_array(np.arange(4, dtype=np.float32), "W")
+    with tempfile.TemporaryDirectory() as d:
+        onnx.save_model(model(w), os.path.join(d, "m.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="scan_onnx_ext_ok.bin", size_threshold=0)
+        with open(os.path.join(d, "m.onnx"), "rb") as f:
+            put("scan_onnx_ext_ok.onnx", f.read(), 0, [])
+        with open(os.path.join(d, "scan_onnx_ext_ok.bin"), "rb") as f, open(os.path.join(out, "scan_onnx_ext_ok.bin"), "wb") as g:
+            g.write(f.read())
+    link = os.path.join(out, "scan_onnx_ext_link.bin")
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.path.join("..", "onnx", "ext.data"), link)
+    high = [("HIGH", "onnx-external-data-outside")]
+    for name, loc in [("parent", "../onnx/ext.data"), ("absolute", "/etc/hostname"), ("symlink", "scan_onnx_ext_link.bin")]:
+        t = onnx.TensorProto()
+        t.CopyFrom(w)
+        set_external_data(t, location=loc, offset=0, length=16)
+        t.data_location = TensorProto.EXTERNAL
+        t.ClearField("raw_data")
+        path = os.path.join(out, "scan_onnx_ext_%s.onnx" % name)
+        onnx.save_model(model(t), path)
+        with open(path, "rb") as f:
+            put("scan_onnx_ext_%s.onnx" % name, f.read(), 1, high)
+    # onnx itself follows the link out of the directory.
+    with open(os.path.join(out, "..", "onnx", "ext.data"), "rb") as f:
+        want = f.read()[:16]
+    got = onnx.load(os.path.join(out, "scan_onnx_ext_symlink.onnx")).graph.initializer[0].raw_data
+    assert got == want, (got, want)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "malicious"))
@@ -114,6 +162,7 @@ def main():
     put("scan_pickle_named_safetensors.safetensors",
         b"\x80\x02cposix\nsystem\nX\n\x00\x00\x00echo pwnedq\x00\x85R.", 1, [("CRITICAL", "posix.system")])
     joblib_fixtures(put, crit)
+    onnx_external_fixtures(put, out)
     with open(os.path.join(out, "scan.json"), "w") as f:
         json.dump(expect, f, indent=1)
         f.write("\n")
