@@ -49,9 +49,11 @@ member), a TorchScript archive (its pickles and code), a bare pickle.
 Every pickle is walked to its end, statically: every global, every call and
 object construction is reported, not only the first, and a pickle that
 breaks after a dangerous global is still reported dangerous. safetensors,
-ONNX and .npy files are also validated by their own readers. Directories
-are scanned recursively; a sharded checkpoint's *.index.json brings in its
-shards.
+ONNX and .npy files are also validated by their own readers; joblib.dump
+files (plain or compressed) as joblib.load reads them, stepping over each
+array's bytes; an ONNX model whose external data leaves its directory is
+HIGH. Directories are scanned recursively; a sharded checkpoint's
+*.index.json brings in its shards.
 
 Severities:
   CRITICAL  a global that runs code or reaches the OS (os, subprocess,
