@@ -154,36 +154,51 @@ func (b *bombLimit) why(err error) string {
 	return fmt.Sprintf("%s stream: %v", b.kind, err)
 }
 
+// MaxJoblibArrays bounds the arrays of one joblib file that Scan steps over.
+const MaxJoblibArrays = 1 << 16
+
 // joblibStream scans the pickle joblib.load reads from r: the pickle's
 // opcodes as CPython reads them (see scanPickle), except that after each
 // BUILD on a NumpyArrayWrapper it steps over the array's bytes as
 // NumpyArrayWrapper.read_array does (a padding byte and the padding when
 // the wrapper has numpy_array_alignment_bytes, then the elements) or, for
 // an array of objects, scans the pickle of the array that stands there.
-// The pickle around the arrays is rescanned whole each time with the
-// arrays cut out, so that the stack and memo carry across them.
+// The arrays are cut out of the pickle, and one walk goes on across them,
+// so that the stack and the memo carry over; a decoder (gopickle, every
+// global an inert placeholder) is fed the walked bytes to give each
+// wrapper's state. Each byte is walked once, except when a part of the
+// pickle is longer than what was read ahead: the walk then starts again,
+// with a read-ahead four times longer.
 func (s *scanner) joblibStream(r io.Reader, entry string) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	var clean []byte        // the pickle so far, arrays cut out
-	segs := []joblibSeg{{}} // where the parts of clean are in the stream
-	var tail []byte         // stream bytes after clean
-	tailOff := int64(0)     // stream offset of tail[0]
+	var data []byte         // the pickle walked so far, arrays cut out, then read-ahead
+	segs := []joblibSeg{{}} // where the parts of data are in the stream
+	streamOff := int64(0)   // stream offset of data's end
 	var readErr error
-	fill := func(n int) bool {
-		if readErr != nil {
-			return false
+	var pending [][]byte // read ahead and put back by cut, before br
+	npending := 0
+	// ensure reads ahead so that data holds n bytes past pos, or the
+	// stream's end.
+	ensure := func(pos, n int) {
+		for len(data)-pos < n && len(pending) > 0 {
+			k := min(n-(len(data)-pos), len(pending[0]))
+			data = append(data, pending[0][:k]...)
+			if pending[0] = pending[0][k:]; len(pending[0]) == 0 {
+				pending = pending[1:]
+			}
+			npending -= k
 		}
-		if !s.budget(int64(n)) {
-			readErr = errBudget
-			return false
+		for readErr == nil && len(data)-pos < n {
+			k := min(n-(len(data)-pos), 1<<20)
+			old := len(data)
+			data = append(data, make([]byte, k)...)
+			m, err := io.ReadFull(br, data[old:])
+			data = data[:old+m]
+			streamOff += int64(m)
+			if err != nil {
+				readErr = err
+			}
 		}
-		buf := make([]byte, n)
-		m, err := io.ReadFull(br, buf)
-		tail = append(tail, buf[:m]...)
-		if err != nil {
-			readErr = err
-		}
-		return m > 0
 	}
 	mapOff := func(off int64) int64 {
 		i := len(segs) - 1
@@ -193,7 +208,7 @@ func (s *scanner) joblibStream(r io.Reader, entry string) {
 		return segs[i].off + off - segs[i].at
 	}
 	streamErr := func() error {
-		if readErr == nil || readErr == io.EOF || readErr == io.ErrUnexpectedEOF || readErr == errBudget {
+		if readErr == nil || readErr == io.EOF || readErr == io.ErrUnexpectedEOF {
 			return nil
 		}
 		if b, ok := r.(*bombLimit); ok {
@@ -201,25 +216,76 @@ func (s *scanner) joblibStream(r io.Reader, entry string) {
 		}
 		return fmt.Errorf("pickle: joblib: %w", readErr)
 	}
-	fill(64 << 10)
-	window := 64 << 10
-	for {
-		buf := make([]byte, 0, len(clean)+len(tail))
-		buf = append(append(buf, clean...), tail...)
-		v := &verifier{data: buf, memo: make(map[int]item), scan: &scanLog{joblib: true, joblibFrom: len(clean)}}
+	// cut removes n stream bytes at data[pos:]: the read-ahead first,
+	// then the stream. It reports whether the stream held them all.
+	cut := func(pos int, n int64) bool {
+		k := min(n, int64(len(data)-pos))
+		// What was read ahead past the cut goes back before the stream
+		// (copied once, not moved down on every later cut).
+		if rest := data[pos+int(k):]; len(rest) > 0 {
+			pending = append([][]byte{append([]byte(nil), rest...)}, pending...)
+			npending += len(rest)
+		}
+		data = data[:pos]
+		n -= k
+		for n > 0 && len(pending) > 0 {
+			k := min(n, int64(len(pending[0])))
+			if pending[0] = pending[0][k:]; len(pending[0]) == 0 {
+				pending = pending[1:]
+			}
+			npending -= int(k)
+			n -= k
+		}
+		if n > 0 && readErr == nil {
+			m, err := io.CopyN(io.Discard, br, n)
+			streamOff += m
+			n -= m
+			if err != nil {
+				readErr = err
+			}
+		}
+		// data[pos:] will start at this stream offset.
+		segs = append(segs, joblibSeg{at: int64(pos), off: streamOff - int64(npending)})
+		return n == 0
+	}
+	dec := newJoblibDecoder()
+	defer dec.close()
+	window := 16 << 10
+	ensure(0, window)
+	from, fed, reported := 0, 0, 0
+	walked := int64(0)
+	newWalk := func() *verifier {
+		return &verifier{data: data, memo: make(map[int]item), scan: &scanLog{joblib: true, joblibFrom: from}}
+	}
+	v := newWalk()
+	for arrays := 0; ; {
+		start := v.pos
+		v.data = data
 		err := v.run()
+		data = v.data // a patched copy, at times (see verifier.patch)
+		walked += int64(v.pos - start)
 		var ja *joblibArray
-		if !errors.As(err, &ja) && errors.Is(err, errTruncated) && len(buf) < MaxPickleSize && fill(window) {
+		if !errors.As(err, &ja) && errors.Is(err, errTruncated) && readErr == nil && len(data) < MaxPickleSize {
+			// Start again from the top with more read ahead; the arrays
+			// cut out so far stay out.
+			if !s.budget(int64(len(data))) {
+				return
+			}
 			window = min(window*4, MaxPickleSize)
+			ensure(from, window)
+			v = newWalk()
 			continue
 		}
-		for _, f := range v.scan.result(v.pos) {
-			if f.Offset >= int64(len(clean)) {
+		stop := v.pos
+		for _, f := range v.scan.findings {
+			if f.Offset >= int64(reported) && f.Offset < int64(stop) || ja == nil && f.Offset >= int64(stop) {
 				f.Offset = mapOff(f.Offset)
 				s.add(entry, 0, []Finding{f})
 			}
 		}
+		reported = stop
 		if ja == nil {
+			s.add(entry, 0, v.scan.result(stop)[len(v.scan.findings):])
 			if e := streamErr(); e != nil {
 				s.fail(e)
 			} else if err != nil {
@@ -227,65 +293,55 @@ func (s *scanner) joblibStream(r io.Reader, entry string) {
 			}
 			return
 		}
-		used := ja.end - len(clean)
-		clean = buf[:ja.end]
-		tail = tail[used:]
-		tailOff += int64(used)
-		st, err := joblibState(clean)
+		if arrays++; arrays > MaxJoblibArrays {
+			s.fail(fmt.Errorf("pickle: joblib: %s holds more than %d arrays", entry, MaxJoblibArrays))
+			return
+		}
+		if !s.budget(int64(ja.end - fed)) {
+			return
+		}
+		st, err := dec.state(data[fed:ja.end])
+		fed = ja.end
 		if err != nil {
 			s.fail(fmt.Errorf("pickle: joblib: the array wrapper ending at offset %d: %w", mapOff(int64(ja.end)), err))
 			return
 		}
-		// take returns the next n stream bytes past tail's start, or
-		// false when the stream ends first.
-		skip := func(n int64) bool {
-			if k := min(n, int64(len(tail))); k > 0 {
-				tail = tail[k:]
-				tailOff += k
-				n -= k
-			}
-			if n > 0 && readErr == nil {
-				m, err := io.CopyN(io.Discard, br, n)
-				tailOff += m
-				n -= m
-				if err != nil {
-					readErr = err
-				}
-			}
-			return n == 0
-		}
+		pos := ja.end
 		switch {
 		case st.object:
 			// pickle.load of the array's own pickle (protocol 2).
-			for {
-				fs, used, err := scanPickle(tail, false)
-				if err != nil && errors.Is(err, errTruncated) && len(tail) < MaxPickleSize && fill(window) {
-					window = min(window*4, MaxPickleSize)
+			for w := window; ; w = min(w*4, MaxPickleSize) {
+				ensure(pos, w)
+				fs, used, err := scanPickle(data[pos:], false)
+				if err != nil && errors.Is(err, errTruncated) && readErr == nil && len(data)-pos < MaxPickleSize {
 					continue
 				}
-				s.add(entry+" (array of objects)", tailOff, fs)
+				at := mapOff(int64(pos))
+				s.add(entry+" (array of objects)", at, fs)
 				if err != nil {
 					if e := streamErr(); e != nil {
 						err = e
 					}
-					s.fail(fmt.Errorf("%w (in the array of objects at offset %d of %s)", err, tailOff, entry))
+					s.fail(fmt.Errorf("%w (in the array of objects at offset %d of %s)", err, at, entry))
 					return
 				}
-				skip(int64(used))
+				if !s.budget(int64(used)) {
+					return
+				}
+				cut(pos, int64(used))
 				break
 			}
 		default:
+			n := st.nbytes
 			if st.padded {
-				if len(tail) == 0 {
-					fill(1)
-				}
-				if len(tail) == 0 {
-					s.fail(fmt.Errorf("pickle: joblib: %s ends before the array at offset %d", entry, tailOff))
+				ensure(pos, 1)
+				if len(data) == pos {
+					s.fail(fmt.Errorf("pickle: joblib: %s ends before the array at offset %d", entry, mapOff(int64(pos))))
 					return
 				}
-				skip(1 + int64(tail[0]))
+				n += 1 + int64(data[pos])
 			}
-			if !skip(st.nbytes) {
+			if !cut(pos, n) {
 				if e := streamErr(); e != nil {
 					s.fail(e)
 					return
@@ -294,14 +350,11 @@ func (s *scanner) joblibStream(r io.Reader, entry string) {
 				return
 			}
 		}
-		segs = append(segs, joblibSeg{at: int64(len(clean)), off: tailOff})
-		if len(tail) == 0 {
-			fill(window)
-		}
+		from = pos
+		window = 16 << 10
+		ensure(pos, window)
 	}
 }
-
-var errBudget = errors.New("scan budget")
 
 // joblibSeg places a part of the cut-out pickle: clean offset at is stream
 // offset off.
@@ -314,57 +367,114 @@ type wrapperState struct {
 	nbytes int64 // the elements' size
 }
 
-// jbSession decodes a joblib pickle's values with every global an inert
-// placeholder: nothing is imported or called.
-type jbSession struct {
-	rd   *bytes.Reader
-	last *jbObject // the wrapper whose BUILD ended the pickle
+// joblibDecoder decodes a joblib pickle's values as its walk goes, with
+// gopickle and every global an inert placeholder (nothing is imported or
+// called), to give each NumpyArrayWrapper's state at its BUILD. It is fed
+// only bytes the walk has checked, so gopickle allocates within the
+// walk's limits.
+type joblibDecoder struct {
+	feed   chan []byte
+	states chan any // each wrapper's state, as BUILD gives it
+	quit   chan struct{}
+	done   chan struct{}
+	err    error // why the decoder stopped, once done is closed
+	buf    []byte
+}
+
+func newJoblibDecoder() *joblibDecoder {
+	d := &joblibDecoder{feed: make(chan []byte), states: make(chan any), quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		u := gopickle.NewUnpickler(d)
+		u.FindClass = func(module, name string) (any, error) { return &jbClass{d: d, name: module + "." + name}, nil }
+		u.PersistentLoad = func(any) (any, error) { return nil, errors.New("persistent id in a joblib pickle") }
+		_, err := u.Load()
+		if err == nil {
+			err = errors.New("the pickle ended")
+		}
+		d.err = fmt.Errorf("cannot decode its state (%w)", err)
+	}()
+	return d
+}
+
+// Read gives gopickle the bytes fed, blocking until there are some.
+func (d *joblibDecoder) Read(p []byte) (int, error) {
+	for len(d.buf) == 0 {
+		select {
+		case d.buf = <-d.feed:
+		case <-d.quit:
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, d.buf)
+	d.buf = d.buf[n:]
+	return n, nil
+}
+
+// state feeds b, the walked bytes through the next wrapper's BUILD, and
+// returns what read_array needs of that wrapper's state.
+func (d *joblibDecoder) state(b []byte) (wrapperState, error) {
+	select {
+	case d.feed <- append([]byte(nil), b...):
+	case <-d.states:
+		return wrapperState{}, errors.New("the decoder found a wrapper the walk did not")
+	case <-d.done:
+		return wrapperState{}, d.err
+	}
+	select {
+	case x := <-d.states:
+		return wrapperStateOf(x)
+	case <-d.done:
+		return wrapperState{}, d.err
+	}
+}
+
+// close ends the decoder's goroutine.
+func (d *joblibDecoder) close() {
+	close(d.quit)
+	<-d.done
 }
 
 type jbClass struct {
-	s    *jbSession
+	d    *joblibDecoder
 	name string
 }
 
 type jbObject struct {
-	s     *jbSession
-	class string
-	args  []any
-	state any
+	d       *joblibDecoder
+	class   string
+	args    []any
+	state   any
+	wrapper bool // made by NEWOBJ of NumpyArrayWrapper, as the walk marks it
 }
 
 func (c *jbClass) Call(args ...any) (any, error) {
-	return &jbObject{s: c.s, class: c.name, args: args}, nil
+	return &jbObject{d: c.d, class: c.name, args: args}, nil
 }
 
 func (c *jbClass) PyNew(args ...any) (any, error) {
-	return &jbObject{s: c.s, class: c.name, args: args}, nil
+	return &jbObject{d: c.d, class: c.name, args: args, wrapper: c.name == joblibWrapper}, nil
 }
 
 func (o *jbObject) PySetState(state any) error {
 	o.state = state
-	if o.class == joblibWrapper && o.s.rd.Len() == 0 {
-		o.s.last = o
+	if o.wrapper {
+		select {
+		case o.d.states <- state:
+		case <-o.d.quit:
+			return errors.New("decoder closed")
+		}
 	}
 	return nil
 }
 
-// joblibState decodes the state of the NumpyArrayWrapper that the BUILD
-// ending p (a pickle the scan walked) gives, with gopickle and inert
-// placeholders for globals, and computes the size of the array's bytes as
-// joblib does: the product of the shape times the dtype's item size.
-func joblibState(p []byte) (wrapperState, error) {
-	s := &jbSession{rd: bytes.NewReader(p)}
-	u := gopickle.NewUnpickler(s.rd)
-	u.FindClass = func(module, name string) (any, error) { return &jbClass{s: s, name: module + "." + name}, nil }
-	u.PersistentLoad = func(any) (any, error) { return nil, errors.New("persistent id in a joblib pickle") }
-	_, err := u.Load()
-	if s.last == nil {
-		return wrapperState{}, fmt.Errorf("cannot decode its state (%v)", err)
-	}
-	st, ok := s.last.state.(*types.Dict)
+// wrapperStateOf computes, from a NumpyArrayWrapper's state, the size of
+// the array's bytes as joblib does: the product of the shape times the
+// dtype's item size.
+func wrapperStateOf(state any) (wrapperState, error) {
+	st, ok := state.(*types.Dict)
 	if !ok {
-		return wrapperState{}, fmt.Errorf("state is %T, not a dict", s.last.state)
+		return wrapperState{}, fmt.Errorf("state is %T, not a dict", state)
 	}
 	get := func(k string) any { v, _ := st.Get(k); return v }
 	var out wrapperState
