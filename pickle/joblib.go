@@ -449,6 +449,17 @@ type jbObject struct {
 }
 
 func (c *jbClass) Call(args ...any) (any, error) {
+	if c.name == "copyreg._reconstructor" || c.name == "copy_reg._reconstructor" {
+		// copyreg._reconstructor(cls, object, None) makes a cls, as the
+		// walk's joblibReconstructor reads it.
+		if len(args) == 3 {
+			cls, ok1 := args[0].(*jbClass)
+			base, ok2 := args[1].(*jbClass)
+			if ok1 && ok2 && cls.name == joblibWrapper && (base.name == "builtins.object" || base.name == "__builtin__.object") {
+				return &jbObject{d: c.d, class: cls.name, wrapper: true}, nil
+			}
+		}
+	}
 	return &jbObject{d: c.d, class: c.name, args: args}, nil
 }
 

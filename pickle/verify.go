@@ -78,8 +78,12 @@ type item struct {
 	// calls: 0 not a known 3-tuple, -1 not a global, else 1 + its index in
 	// the globals seen.
 	base int
-	// jw marks a joblib NumpyArrayWrapper made by NEWOBJ, in a joblib scan:
-	// a BUILD on it is followed by the array's bytes (see joblib.go).
+	// cls is, for a 3-tuple whose first item is a global, 1 + its index
+	// in the globals seen (the class copyreg._reconstructor makes).
+	cls int
+	// jw marks a joblib NumpyArrayWrapper (made by NEWOBJ, or by
+	// copyreg._reconstructor at protocols 0 and 1) in a joblib scan: a
+	// BUILD on it is followed by the array's bytes (see joblib.go).
 	jw bool
 }
 
@@ -88,6 +92,9 @@ func triple(items []item) item {
 	it := item{base: -1}
 	if items[1].kind == kGlobal {
 		it.base = 1 + items[1].a
+	}
+	if items[0].kind == kGlobal {
+		it.cls = 1 + items[0].a
 	}
 	return it
 }
@@ -325,6 +332,18 @@ func (v *verifier) callable(it item, op int, name string) error {
 // reconstructor checks a call of copyreg._reconstructor(cls, base, state):
 // unless base is object, it calls base.__new__ and base.__init__, so base is
 // a call of its own. torch's protocol 0 and 1 pickles pass object.
+// joblibReconstructor reports whether, in a joblib scan, fn(args) is
+// copyreg._reconstructor(NumpyArrayWrapper, object, None), as pickle
+// protocols 0 and 1 make the wrapper.
+func (v *verifier) joblibReconstructor(fn, args item) bool {
+	if v.scan == nil || !v.scan.joblib || fn.kind != kGlobal || args.cls <= 0 || args.base <= 0 {
+		return false
+	}
+	g, c, b := v.globals[fn.a], v.globals[args.cls-1], v.globals[args.base-1]
+	return g.name == "_reconstructor" && (g.module == "copyreg" || g.module == "copy_reg") &&
+		c.module+"."+c.name == joblibWrapper && b.module == "builtins" && b.name == "object"
+}
+
 func (v *verifier) reconstructor(fn, args item, op int) error {
 	if fn.kind != kGlobal {
 		return nil
@@ -513,7 +532,7 @@ func (v *verifier) run() error {
 				args, fn := v.pop(), v.pop()
 				if err = v.callable(fn, op, "REDUCE"); err == nil {
 					if err = v.reconstructor(fn, args, op); err == nil {
-						err = v.push(item{}, op)
+						err = v.push(item{jw: v.joblibReconstructor(fn, args)}, op)
 					}
 				}
 			}

@@ -66,6 +66,9 @@ def joblib_fixtures(put, crit):
     put("scan_joblib_payload_after_arrays.joblib", dump(after), 1, crit)
     put("scan_joblib_object_array_payload.joblib", dump({"a": np.arange(3), "o": evil_arr}), 1, crit)
     put("scan_joblib_protocol2.joblib", dump(honest, protocol=2), 0, [])
+    # Protocols 0 and 1 make each wrapper with copyreg._reconstructor.
+    put("scan_joblib_protocol0.joblib", dump(honest, protocol=0), 0, [])
+    put("scan_joblib_protocol1_payload.joblib", dump(after, protocol=1), 1, crit)
     for c in ["zlib", "gzip", "bz2", "lzma", "xz"]:
         put("scan_joblib_%s_plain.joblib" % c, dump(honest, compress=(c, 3)), 0, [])
         put("scan_joblib_%s_payload.joblib" % c, dump(after, compress=(c, 3)), 1, crit)
