@@ -181,6 +181,8 @@ func TestExternalDataChecks(t *testing.T) {
 		{"symlink out", ext("location", "link.bin", "length", "16"), "is a symbolic link to"},
 		{"symlink inside", ext("location", "inside.bin", "offset", "16"), ""},
 		{"parent inside the name", ext("location", "a/../../secret"), "not a relative path inside the model directory"},
+		{"parent with backslashes", ext("location", `..\secret`), "not a relative path inside the model directory"},
+		{"drive letter", ext("location", "C:secret"), "not a relative path inside the model directory"},
 		{"last location wins", ext("location", "w.bin", "location", "../secret"), "not a relative path inside the model directory"},
 		{"missing file", ext("location", "nope.bin"), "external data"},
 		{"offset past end", ext("location", "w.bin", "offset", "33"), "offset 33 is past the end"},

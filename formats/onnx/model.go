@@ -397,12 +397,18 @@ func (e *ExternalPathError) Error() string {
 // CheckExternalLocation is the rule every reader of external data follows
 // (Open, and through it the graph importer and `ckpt scan`): the location
 // of tensor's data must be a non-empty relative path without "..", NUL or
-// a volume name, and, when dir is not "", must not lead outside dir
+// a volume name, with '/' or '\' as separator (as Windows reads it), and,
+// when dir is not "", must not lead outside dir
 // through a symbolic link. It returns an *ExternalPathError otherwise. A
 // file that does not exist is not its concern (opening it fails).
 func CheckExternalLocation(dir, tensor, loc string) error {
 	name := filepath.FromSlash(loc)
-	if loc == "" || strings.ContainsRune(loc, 0) || !filepath.IsLocal(name) {
+	// Read as Windows would read it too (backslashes, a drive letter): a
+	// model that leaves its directory on some reader's system is refused
+	// everywhere.
+	portable := filepath.FromSlash(strings.ReplaceAll(loc, `\`, "/"))
+	if loc == "" || strings.ContainsRune(loc, 0) || !filepath.IsLocal(name) || !filepath.IsLocal(portable) ||
+		len(loc) >= 2 && loc[1] == ':' {
 		return &ExternalPathError{Tensor: tensor, Location: loc}
 	}
 	if dir == "" {
