@@ -15,6 +15,7 @@ import (
 
 	gopickle "github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -106,6 +107,8 @@ func (s *scanner) joblibCompressed(kind string) {
 		zr, err = lzma.NewReader(bufio.NewReader(src))
 	case "xz":
 		zr, err = xz.NewReader(bufio.NewReader(src))
+	case "lz4":
+		zr = lz4.NewReader(src) // the LZ4 frame format of lz4.frame
 	default:
 		err = fmt.Errorf("%s compression is not supported", kind)
 	}

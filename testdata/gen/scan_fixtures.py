@@ -30,9 +30,9 @@ class Reduce:
 def joblib_fixtures(put, crit):
     """Files written by joblib.dump itself (Debian's python3-joblib): its
     pickle with each NumPy array's bytes after a NumpyArrayWrapper, plain
-    and compressed with each compressor joblib has without extra packages
-    (lz4 needs the lz4 package), and the ZF format of joblib <= 0.9.3,
-    written by joblib's own write_zfile."""
+    and compressed with each compressor joblib has (lz4 needs Debian's
+    python3-lz4), and the ZF format of joblib <= 0.9.3, written by joblib's
+    own write_zfile."""
     import pickle
     import tempfile
 
@@ -69,7 +69,7 @@ def joblib_fixtures(put, crit):
     # Protocols 0 and 1 make each wrapper with copyreg._reconstructor.
     put("scan_joblib_protocol0.joblib", dump(honest, protocol=0), 0, [])
     put("scan_joblib_protocol1_payload.joblib", dump(after, protocol=1), 1, crit)
-    for c in ["zlib", "gzip", "bz2", "lzma", "xz"]:
+    for c in ["zlib", "gzip", "bz2", "lzma", "xz", "lz4"]:  # lz4: Debian's python3-lz4
         put("scan_joblib_%s_plain.joblib" % c, dump(honest, compress=(c, 3)), 0, [])
         put("scan_joblib_%s_payload.joblib" % c, dump(after, compress=(c, 3)), 1, crit)
     zf = io.BytesIO()
