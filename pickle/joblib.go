@@ -377,7 +377,8 @@ type wrapperState struct {
 // walk's limits.
 type joblibDecoder struct {
 	feed   chan []byte
-	states chan any // each wrapper's state, as BUILD gives it
+	hungry chan struct{} // the decoder asks for bytes
+	states chan any      // each wrapper's state, as BUILD gives it
 	quit   chan struct{}
 	done   chan struct{}
 	err    error // why the decoder stopped, once done is closed
@@ -385,7 +386,7 @@ type joblibDecoder struct {
 }
 
 func newJoblibDecoder() *joblibDecoder {
-	d := &joblibDecoder{feed: make(chan []byte), states: make(chan any), quit: make(chan struct{}), done: make(chan struct{})}
+	d := &joblibDecoder{feed: make(chan []byte), hungry: make(chan struct{}), states: make(chan any), quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
 		u := gopickle.NewUnpickler(d)
@@ -404,6 +405,11 @@ func newJoblibDecoder() *joblibDecoder {
 func (d *joblibDecoder) Read(p []byte) (int, error) {
 	for len(d.buf) == 0 {
 		select {
+		case d.hungry <- struct{}{}:
+		case <-d.quit:
+			return 0, io.EOF
+		}
+		select {
 		case d.buf = <-d.feed:
 		case <-d.quit:
 			return 0, io.EOF
@@ -418,15 +424,19 @@ func (d *joblibDecoder) Read(p []byte) (int, error) {
 // returns what read_array needs of that wrapper's state.
 func (d *joblibDecoder) state(b []byte) (wrapperState, error) {
 	select {
-	case d.feed <- append([]byte(nil), b...):
+	case <-d.hungry:
 	case <-d.states:
 		return wrapperState{}, errors.New("the decoder found a wrapper the walk did not")
 	case <-d.done:
 		return wrapperState{}, d.err
 	}
+	d.feed <- append([]byte(nil), b...)
 	select {
 	case x := <-d.states:
 		return wrapperStateOf(x)
+	case <-d.hungry:
+		// It read every byte fed without reaching the wrapper's BUILD.
+		return wrapperState{}, errors.New("the decoder found no wrapper where the walk did")
 	case <-d.done:
 		return wrapperState{}, d.err
 	}
