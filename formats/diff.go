@@ -232,7 +232,10 @@ func compare(name string, a, b *tensor.Tensor) (TensorDiff, error) {
 	defer rb.Close()
 	const chunk = 1 << 16 // elements per step
 	ea, eb := int64(a.DType.Size()), int64(b.DType.Size())
-	ba, bb := make([]byte, chunk*ea), make([]byte, chunk*eb)
+	// Buffers of the tensor's size when smaller: a 256 KiB pair, zeroed for
+	// each of many small tensors, was most of a diff of a small model.
+	n := min(a.NumElements(), chunk)
+	ba, bb := make([]byte, n*ea), make([]byte, n*eb)
 	for left := a.NumElements(); left > 0; {
 		k := min(left, chunk)
 		if _, err := io.ReadFull(ra, ba[:k*ea]); err != nil {

@@ -39,3 +39,13 @@ const (
 	// MaxStorages bounds the number of storages of a legacy file.
 	MaxStorages = 1 << 20
 )
+
+// limit holds the limits in force: the constants above, except in the fuzz
+// harnesses, which lower them (see fuzzLimits) so that an input that runs
+// up to a limit (a billion-laughs graph, millions of opcodes) costs
+// milliseconds instead of a second of fuzzing, while the refusal at the
+// limit is still exercised.
+var limit = struct {
+	ops, stack, memo, nodes int
+	work                    int64
+}{MaxOps, MaxStack, MaxMemo, MaxNodes, MaxWork}

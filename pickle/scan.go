@@ -79,6 +79,10 @@ type scanLog struct {
 	noted    map[string]bool // anomalies already recorded, by name
 	dropped  int             // findings past MaxFindings
 	worst    Severity        // of the dropped findings
+	// joblib turns on joblib.load's reading (see joblib.go): the walk
+	// stops after a BUILD on a NumpyArrayWrapper at or after joblibFrom.
+	joblib     bool
+	joblibFrom int
 }
 
 // MaxFindings bounds the findings Scan lists for one pickle and, separately,
@@ -126,7 +130,7 @@ func (l *scanLog) global(op int, opName, module, name string, cat category) {
 			Description: fmt.Sprintf("global %s reads files or runs code, and torch.load (weights_only=False) imports it", full)})
 		return
 	case cat == catClass:
-		if !userClass(module) {
+		if !userClass(module) || l.joblib && full == joblibWrapper {
 			return
 		}
 		l.add(Finding{Severity: SeverityLow, Offset: int64(op), Op: opName, Global: full,

@@ -18,8 +18,9 @@ const FormatPickle = "pickle"
 
 // Report is what Scan found in one file.
 type Report struct {
-	// Format is FormatZip, FormatTorchScript, FormatLegacy, FormatTar or
-	// FormatPickle: what torch.load (or pickle.load) takes the file for.
+	// Format is FormatZip, FormatTorchScript, FormatLegacy, FormatTar,
+	// FormatPickle or FormatJoblib: what torch.load (or pickle.load, or
+	// joblib.load) takes the file for.
 	Format string
 	// Findings are in file order within each part of the file.
 	Findings []Finding
@@ -67,8 +68,17 @@ func Scan(r io.ReaderAt, size int64) *Report {
 	case IsTarHeader(head):
 		s.rep.Format = FormatTar
 		s.tar()
+	case joblibCompression(head) != "":
+		s.joblibCompressed(joblibCompression(head))
 	default:
 		s.stream()
+		if s.rep.Format == FormatPickle && s.namesJoblibWrapper() {
+			// joblib.dump's arrays: joblib.load reads each one's bytes
+			// after its wrapper, where pickle.load would read opcodes.
+			*s = scanner{r: r, size: size, rep: &Report{}}
+			s.rep.Format = FormatJoblib
+			s.joblibStream(io.NewSectionReader(r, 0, size), "pickle")
+		}
 	}
 	s.readerAgrees()
 	if s.log.dropped > 0 {
@@ -82,7 +92,7 @@ func Scan(r io.ReaderAt, size int64) *Report {
 // findings above LOW with the reader, so that a file is never clean to the
 // scanner and refused by the reader: a refusal is an error of the scan.
 func (s *scanner) readerAgrees() {
-	if s.rep.Format == FormatPickle || len(s.rep.Errors) > 0 || !s.clean(0) {
+	if s.rep.Format == FormatPickle || s.rep.Format == FormatJoblib || len(s.rep.Errors) > 0 || !s.clean(0) {
 		return
 	}
 	f, err := Load(s.r, s.size)
@@ -102,6 +112,17 @@ type scanner struct {
 }
 
 func (s *scanner) fail(err error) { s.rep.Errors = append(s.rep.Errors, err) }
+
+// namesJoblibWrapper reports whether the pickle names joblib's array
+// wrapper class.
+func (s *scanner) namesJoblibWrapper() bool {
+	for _, f := range s.rep.Findings {
+		if f.Global == joblibWrapper {
+			return true
+		}
+	}
+	return false
+}
 
 func (s *scanner) add(entry string, base int64, fs []Finding) {
 	for _, f := range fs {

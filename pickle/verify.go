@@ -78,6 +78,13 @@ type item struct {
 	// calls: 0 not a known 3-tuple, -1 not a global, else 1 + its index in
 	// the globals seen.
 	base int
+	// cls is, for a 3-tuple whose first item is a global, 1 + its index
+	// in the globals seen (the class copyreg._reconstructor makes).
+	cls int
+	// jw marks a joblib NumpyArrayWrapper (made by NEWOBJ, or by
+	// copyreg._reconstructor at protocols 0 and 1) in a joblib scan: a
+	// BUILD on it is followed by the array's bytes (see joblib.go).
+	jw bool
 }
 
 // triple returns the placeholder of the 3-tuple of items.
@@ -85,6 +92,9 @@ func triple(items []item) item {
 	it := item{base: -1}
 	if items[1].kind == kGlobal {
 		it.base = 1 + items[1].a
+	}
+	if items[0].kind == kGlobal {
+		it.cls = 1 + items[0].a
 	}
 	return it
 }
@@ -222,8 +232,8 @@ func (v *verifier) line(op int, limit int) ([]byte, error) {
 }
 
 func (v *verifier) push(it item, op int) error {
-	if len(v.stack) >= MaxStack {
-		return v.errf(op, "stack exceeds %d items", MaxStack)
+	if len(v.stack) >= limit.stack {
+		return v.errf(op, "stack exceeds %d items", limit.stack)
 	}
 	v.stack = append(v.stack, it)
 	return nil
@@ -322,6 +332,18 @@ func (v *verifier) callable(it item, op int, name string) error {
 // reconstructor checks a call of copyreg._reconstructor(cls, base, state):
 // unless base is object, it calls base.__new__ and base.__init__, so base is
 // a call of its own. torch's protocol 0 and 1 pickles pass object.
+// joblibReconstructor reports whether, in a joblib scan, fn(args) is
+// copyreg._reconstructor(NumpyArrayWrapper, object, None), as pickle
+// protocols 0 and 1 make the wrapper.
+func (v *verifier) joblibReconstructor(fn, args item) bool {
+	if v.scan == nil || !v.scan.joblib || fn.kind != kGlobal || args.cls <= 0 || args.base <= 0 {
+		return false
+	}
+	g, c, b := v.globals[fn.a], v.globals[args.cls-1], v.globals[args.base-1]
+	return g.name == "_reconstructor" && (g.module == "copyreg" || g.module == "copy_reg") &&
+		c.module+"."+c.name == joblibWrapper && b.module == "builtins" && b.name == "object"
+}
+
 func (v *verifier) reconstructor(fn, args item, op int) error {
 	if fn.kind != kGlobal {
 		return nil
@@ -396,8 +418,8 @@ func (v *verifier) setMemo(idx int, op int) error {
 	if err := v.need(1, op, "PUT"); err != nil {
 		return err
 	}
-	if _, ok := v.memo[idx]; !ok && len(v.memo) >= MaxMemo {
-		return v.errf(op, "memo exceeds %d entries", MaxMemo)
+	if _, ok := v.memo[idx]; !ok && len(v.memo) >= limit.memo {
+		return v.errf(op, "memo exceeds %d entries", limit.memo)
 	}
 	v.memo[idx] = v.stack[len(v.stack)-1]
 	return nil
@@ -430,13 +452,13 @@ func (v *verifier) run() error {
 			return v.truncf(op, "no STOP opcode")
 		}
 		v.ops++
-		if v.ops > MaxOps {
-			return v.errf(op, "more than %d opcodes", MaxOps)
+		if v.ops > limit.ops {
+			return v.errf(op, "more than %d opcodes", limit.ops)
 		}
 		code := v.data[op]
 		v.work += opCost[code]
-		if v.work > MaxWork {
-			return v.errf(op, "pickle would allocate more than the %d-byte budget", MaxWork)
+		if v.work > limit.work {
+			return v.errf(op, "pickle would allocate more than the %d-byte budget", limit.work)
 		}
 		v.pos++
 		var err error
@@ -510,7 +532,7 @@ func (v *verifier) run() error {
 				args, fn := v.pop(), v.pop()
 				if err = v.callable(fn, op, "REDUCE"); err == nil {
 					if err = v.reconstructor(fn, args, op); err == nil {
-						err = v.push(item{}, op)
+						err = v.push(item{jw: v.joblibReconstructor(fn, args)}, op)
 					}
 				}
 			}
@@ -583,6 +605,15 @@ func (v *verifier) run() error {
 						return v.errf(op, "BUILD on global %s.%s itself", g.module, g.name)
 					}
 					v.scan.build(op, g.module, g.name)
+				}
+				if t := v.stack[len(v.stack)-1]; t.jw && op >= v.scan.joblibFrom {
+					if v.frameEnd > 0 && v.frameEnd != v.pos {
+						// joblib reads the array from the file, past the
+						// frame the unpickler has buffered: the opcodes
+						// left in the frame would be read after it.
+						return v.errf(op, "joblib array data starts inside a pickle frame")
+					}
+					return &joblibArray{end: v.pos}
 				}
 			}
 		case 'c', 'i': // GLOBAL, INST
@@ -880,6 +911,9 @@ func (v *verifier) newable(it item, op int, name string) error {
 	case kPersid:
 	case kGlobal:
 		g := v.globals[it.a]
+		if v.scan != nil && v.scan.joblib && g.module+"."+g.name == joblibWrapper {
+			return v.push(item{jw: true}, op)
+		}
 		if g.cat != catClass {
 			if v.scan == nil {
 				return &ForbiddenError{Global: g.module + "." + g.name, Use: name}

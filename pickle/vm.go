@@ -496,8 +496,8 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		return nil, fmt.Errorf("pickle: object nesting deeper than %d", MaxDepth)
 	}
 	c.nodes++
-	if c.nodes > MaxNodes {
-		return nil, fmt.Errorf("pickle: more than %d objects", MaxNodes)
+	if c.nodes > limit.nodes {
+		return nil, fmt.Errorf("pickle: more than %d objects", limit.nodes)
 	}
 	switch x := v.(type) {
 	case nil, bool, string, float64, *tensor.Tensor:

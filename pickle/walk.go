@@ -86,8 +86,8 @@ func (w *walker) visit(depth int) bool {
 		return false
 	}
 	w.nodes++
-	if w.nodes > MaxNodes || depth > MaxDepth {
-		w.err = fmt.Errorf("pickle: object graph too large to list (more than %d visits or depth %d)", MaxNodes, MaxDepth)
+	if w.nodes > limit.nodes || depth > MaxDepth {
+		w.err = fmt.Errorf("pickle: object graph too large to list (more than %d visits or depth %d)", limit.nodes, MaxDepth)
 		return false
 	}
 	return true

@@ -167,7 +167,9 @@ func Encode(w io.Writer, m *Model, opts WriteOptions, data io.Writer) (int64, er
 	if size.n > MaxModelSize {
 		return 0, fmt.Errorf("onnx: model of %d bytes exceeds protobuf's 2 GiB limit; write initializers as external data", size.n)
 	}
-	bw := bufio.NewWriterSize(w, 1<<20)
+	// The size is known: a small model gets a small buffer (a fixed 1 MiB,
+	// zeroed on every call, was most of the time of encoding a small model).
+	bw := bufio.NewWriterSize(w, int(min(max(size.n, 4096), 1<<20)))
 	e := &encoder{w: bw, plan: plan}
 	e.model(m)
 	if e.err == nil {

@@ -158,6 +158,9 @@ func TestExternalDataChecks(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "secret"), filepath.Join(model, "link.bin")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink("w.bin", filepath.Join(model, "inside.bin")); err != nil {
+		t.Fatal(err)
+	}
 	ext := func(kv ...string) []byte {
 		var b []byte
 		for i := 0; i < len(kv); i += 2 {
@@ -175,7 +178,12 @@ func TestExternalDataChecks(t *testing.T) {
 		{"parent", ext("location", "../secret"), "not a relative path inside the model directory"},
 		{"absolute", ext("location", filepath.Join(dir, "secret")), "not a relative path inside the model directory"},
 		{"empty", ext("location", ""), "not a relative path"},
-		{"symlink out", ext("location", "link.bin", "length", "16"), "external data"},
+		{"symlink out", ext("location", "link.bin", "length", "16"), "is a symbolic link to"},
+		{"symlink inside", ext("location", "inside.bin", "offset", "16"), ""},
+		{"parent inside the name", ext("location", "a/../../secret"), "not a relative path inside the model directory"},
+		{"parent with backslashes", ext("location", `..\secret`), "not a relative path inside the model directory"},
+		{"drive letter", ext("location", "C:secret"), "not a relative path inside the model directory"},
+		{"last location wins", ext("location", "w.bin", "location", "../secret"), "not a relative path inside the model directory"},
 		{"missing file", ext("location", "nope.bin"), "external data"},
 		{"offset past end", ext("location", "w.bin", "offset", "33"), "offset 33 is past the end"},
 		{"length past end", ext("location", "w.bin", "offset", "20", "length", "16"), "is past the end"},

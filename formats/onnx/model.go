@@ -3,6 +3,7 @@ package onnx
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -71,6 +72,7 @@ func (m *Model) decode(r io.ReaderAt, size int64, dir string) error {
 	if err := d.decodeModel(m); err != nil {
 		return err
 	}
+	m.tensors = d.tensors
 	if dir != "" {
 		if err := m.resolveExternal(dir, d.tensors); err != nil {
 			return err
@@ -360,13 +362,88 @@ func (t *TensorProto) typedBytes(dt tensor.DType) ([]byte, error) {
 	return nil, fmt.Errorf("data type %s has no tensor dtype %s", t.DataType, dt)
 }
 
+// externalLocation returns the location of t's external data: the last
+// "location" entry, as onnx's ExternalDataInfo (which sets an attribute
+// per entry) and resolveExternal read it.
 func (t *TensorProto) externalLocation() string {
+	loc := ""
 	for _, e := range t.ExternalData {
 		if e.Key == "location" {
-			return e.Value
+			loc = e.Value
 		}
 	}
-	return ""
+	return loc
+}
+
+// ExternalPathError is an external data location that leaves the model's
+// directory: a path with "..", an absolute path, or a path through a
+// symbolic link to outside the directory. onnx.load before onnx 1.16
+// (CVE-2024-27318) and other readers open such a path, so a model can make
+// them read any file of the machine into its weights.
+type ExternalPathError struct {
+	Tensor, Location string
+	// Target is where a symbolic link leads, "" for a path that leaves
+	// the directory by itself.
+	Target string
+}
+
+func (e *ExternalPathError) Error() string {
+	if e.Target != "" {
+		return fmt.Sprintf("onnx: tensor %q: external data location %q is a symbolic link to %q, outside the model directory", e.Tensor, e.Location, e.Target)
+	}
+	return fmt.Sprintf("onnx: tensor %q: external data location %q is not a relative path inside the model directory", e.Tensor, e.Location)
+}
+
+// CheckExternalLocation is the rule every reader of external data follows
+// (Open, and through it the graph importer and `ckpt scan`): the location
+// of tensor's data must be a non-empty relative path without "..", NUL or
+// a volume name, with '/' or '\' as separator (as Windows reads it), and,
+// when dir is not "", must not lead outside dir
+// through a symbolic link. It returns an *ExternalPathError otherwise. A
+// file that does not exist is not its concern (opening it fails).
+func CheckExternalLocation(dir, tensor, loc string) error {
+	name := filepath.FromSlash(loc)
+	// Read as Windows would read it too (backslashes, a drive letter): a
+	// model that leaves its directory on some reader's system is refused
+	// everywhere.
+	portable := filepath.FromSlash(strings.ReplaceAll(loc, `\`, "/"))
+	if loc == "" || strings.ContainsRune(loc, 0) || !filepath.IsLocal(name) || !filepath.IsLocal(portable) ||
+		len(loc) >= 2 && loc[1] == ':' {
+		return &ExternalPathError{Tensor: tensor, Location: loc}
+	}
+	if dir == "" {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(dir, name))
+	if err != nil {
+		return nil
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil
+	}
+	if rel, err := filepath.Rel(realDir, real); err != nil || !filepath.IsLocal(rel) {
+		return &ExternalPathError{Tensor: tensor, Location: loc, Target: real}
+	}
+	return nil
+}
+
+// ExternalPathErrors returns an *ExternalPathError for every tensor of m
+// (initializers, node attributes, subgraphs) whose external data location
+// leaves dir, the model's directory; m is a model decoded without
+// resolving its external data (Decode with dir "").
+func (m *Model) ExternalPathErrors(dir string) []*ExternalPathError {
+	var out []*ExternalPathError
+	for _, t := range m.tensors {
+		if t.DataLocation != LocationExternal {
+			continue
+		}
+		var pe *ExternalPathError
+		if errors.As(CheckExternalLocation(dir, t.Name, t.externalLocation()), &pe) {
+			out = append(out, pe)
+		}
+	}
+	return out
 }
 
 // resolveExternal opens the external data files of every tensor stored as
@@ -395,11 +472,10 @@ func (m *Model) resolveExternal(dir string, ts []*TensorProto) error {
 				return fmt.Errorf("onnx: tensor %q: external data %s %q is not a byte count", t.Name, e.Key, e.Value)
 			}
 		}
-		name := filepath.FromSlash(loc)
-		if loc == "" || strings.ContainsRune(loc, 0) || !filepath.IsLocal(name) {
-			return fmt.Errorf("onnx: tensor %q: external data location %q is not a relative path inside the model directory", t.Name, loc)
+		if err := CheckExternalLocation(dir, t.Name, loc); err != nil {
+			return err
 		}
-		name = filepath.Clean(name)
+		name := filepath.Clean(filepath.FromSlash(loc))
 		f := files[name]
 		if f == nil {
 			if root == nil {

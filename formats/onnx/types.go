@@ -49,6 +49,7 @@ type Model struct {
 	wire
 
 	closers []interface{ Close() error }
+	tensors []*TensorProto // every TensorProto decoded (see ExternalPathErrors)
 }
 
 // OperatorSetID is an OperatorSetIdProto: an operator domain and its version.

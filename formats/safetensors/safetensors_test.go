@@ -244,6 +244,9 @@ func TestWriteRefuses(t *testing.T) {
 		{"duplicate", []Named{{Name: "a", Tensor: one}, {Name: "a", Tensor: one}}, `tensor "a" given twice`},
 		{"reserved", []Named{{Name: MetadataKey, Tensor: one}}, "reserved"},
 		{"invalid view", []Named{{Name: "v", Tensor: &tensor.Tensor{DType: tensor.Float32, Shape: []int64{2}, Stride: []int64{1}, Storage: tensor.NewStorageBytes(make([]byte, 4))}}}, `tensor "v"`},
+		// FuzzONNXCheckpoint: an ONNX initializer named so came back
+		// from the safetensors file under another name (U+FFFD).
+		{"name not UTF-8", []Named{{Name: "bn\xff.w", Tensor: one}}, "not valid UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +255,9 @@ func TestWriteRefuses(t *testing.T) {
 				t.Errorf("got error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+	if _, err := Write(&bytes.Buffer{}, []Named{{Name: "a", Tensor: one}}, map[string]string{"k": "v\xfe"}); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Errorf("metadata not UTF-8: got error %v, want one saying so", err)
 	}
 }
 

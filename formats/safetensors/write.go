@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/ckptkit/ckpt/tensor"
 )
@@ -36,6 +37,9 @@ func Header(tensors []Named, metadata map[string]string) ([]byte, error) {
 		}
 		sort.Strings(keys)
 		for i, k := range keys {
+			if !utf8.ValidString(k) || !utf8.ValidString(metadata[k]) {
+				return nil, fmt.Errorf("safetensors: metadata %q: not valid UTF-8, which the JSON header cannot hold unchanged", k)
+			}
 			if i > 0 {
 				b.WriteByte(',')
 			}
@@ -53,6 +57,11 @@ func Header(tensors []Named, metadata map[string]string) ([]byte, error) {
 		}
 		if seen[nt.Name] {
 			return nil, fmt.Errorf("safetensors: tensor %q given twice", nt.Name)
+		}
+		if !utf8.ValidString(nt.Name) {
+			// encoding/json would write U+FFFD for the bad bytes: the file
+			// would name another tensor.
+			return nil, fmt.Errorf("safetensors: tensor name %q is not valid UTF-8, which the JSON header cannot hold unchanged", nt.Name)
 		}
 		seen[nt.Name] = true
 		t := nt.Tensor

@@ -3,6 +3,7 @@ package scan
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -48,9 +49,11 @@ member), a TorchScript archive (its pickles and code), a bare pickle.
 Every pickle is walked to its end, statically: every global, every call and
 object construction is reported, not only the first, and a pickle that
 breaks after a dangerous global is still reported dangerous. safetensors,
-ONNX and .npy files are also validated by their own readers. Directories
-are scanned recursively; a sharded checkpoint's *.index.json brings in its
-shards.
+ONNX and .npy files are also validated by their own readers; joblib.dump
+files (plain or compressed) as joblib.load reads them, stepping over each
+array's bytes; an ONNX model whose external data leaves its directory is
+HIGH. Directories are scanned recursively; a sharded checkpoint's
+*.index.json brings in its shards.
 
 Severities:
   CRITICAL  a global that runs code or reaches the OS (os, subprocess,
@@ -325,6 +328,10 @@ func scanFile(path string, explicit bool) (File, []string) {
 			m.Close()
 		}
 		if err != nil {
+			var pe *onnx.ExternalPathError
+			if errors.As(err, &pe) {
+				addExternalPaths(&out, fh, size, filepath.Dir(path))
+			}
 			out.Errors = append(out.Errors, err.Error())
 		}
 	case kerr == nil && kind == formats.KindIndex && !acts(rep):
@@ -370,6 +377,30 @@ func scanFile(path string, explicit bool) (File, []string) {
 		out.Errors = append(out.Errors, "scan: "+msg)
 	}
 	return out, shards
+}
+
+// addExternalPaths reports every tensor of an ONNX model whose external
+// data location leaves the model's directory (onnx.CheckExternalLocation,
+// the rule the reader refuses them by). HIGH: it is no ambiguity between
+// readers but an attack on the machine that loads the model, which reads
+// a file of the attacker's choosing (~/.ssh/id_rsa, /etc/shadow) into the
+// weights, where outputs or a re-saved model can leak it (onnx.load did so
+// before onnx 1.16, CVE-2024-27318).
+func addExternalPaths(out *File, r io.ReaderAt, size int64, dir string) {
+	m, err := onnx.Decode(r, size, "")
+	if err != nil {
+		return
+	}
+	defer m.Close()
+	for _, pe := range m.ExternalPathErrors(dir) {
+		where := fmt.Sprintf("%q, outside the model directory", pe.Location)
+		if pe.Target != "" {
+			where = fmt.Sprintf("%q, a symbolic link to %s outside the model directory", pe.Location, pe.Target)
+		}
+		out.Findings = append(out.Findings, Finding{Severity: "HIGH", Entry: "tensor " + pe.Tensor, Global: "onnx-external-data-outside", Kind: "anomaly",
+			Description: fmt.Sprintf("the tensor's external data is read from %s: a reader that follows it reads a file of the machine into the weights (onnx.load before 1.16 could be led out so, CVE-2024-27318)", where),
+			sev:         pickle.SeverityHigh})
+	}
 }
 
 func addFindings(out *File, rep *pickle.Report) {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
@@ -302,7 +304,9 @@ func TestCorpusNeverClean(t *testing.T) {
 }
 
 // TestScanFixtures checks the files of testdata/gen/scan_fixtures.py
-// (NumPy object arrays, a pickle named .safetensors) against scan.json.
+// (NumPy object arrays, a pickle named .safetensors, joblib.dump's files,
+// ONNX external data) against scan.json: the exit code, the findings, and
+// for every file one-line errors, within 5 s and 1 GiB.
 func TestScanFixtures(t *testing.T) {
 	dir := filepath.Join(clitest.Root(t), "testdata", "malicious")
 	b, err := os.ReadFile(filepath.Join(dir, "scan.json"))
@@ -319,7 +323,22 @@ func TestScanFixtures(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.File, func(t *testing.T) {
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			start := time.Now()
 			res := Scan([]string{filepath.Join(dir, c.File)}, pickle.SeverityMedium)
+			took := time.Since(start)
+			runtime.ReadMemStats(&m1)
+			// The refusal bounds of issue 15; TotalAlloc counts every byte
+			// allocated, so it bounds the peak from above.
+			if took > 5*time.Second || m1.TotalAlloc-m0.TotalAlloc > 1<<30 {
+				t.Errorf("took %v and allocated %d bytes, limits 5 s and 1 GiB", took, m1.TotalAlloc-m0.TotalAlloc)
+			}
+			for _, e := range res.Files[0].Errors {
+				if strings.Contains(e, "\n") {
+					t.Errorf("got a multi-line error %q", e)
+				}
+			}
 			if res.Summary.ExitCode != c.Exit {
 				t.Errorf("got exit %d (%+v), want %d", res.Summary.ExitCode, res.Files, c.Exit)
 			}
