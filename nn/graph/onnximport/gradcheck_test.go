@@ -7,6 +7,7 @@ import (
 
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/graph"
 )
 
 // gradCase is a one-output graph over input "x" whose gradients, for x and
@@ -141,6 +142,34 @@ func gradCases() []gradCase {
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{mustProto("cax", graph64(1))} }},
 		{"Einsum", 17, []int{2, 3, 4}, false, []*onnx.Node{node("Einsum", []string{"x", "w"}, []string{"y"}, as("equation", "bij,jk->bik"))},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{floatInit("w", r, 4, 5)} }},
+		{"LRN", 13, []int{2, 5, 2, 2}, false, single("LRN", ai("size", 4), af("alpha", 0.5), af("beta", 0.75), af("bias", 1.5)), no},
+		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 2, 2, 3), floatInit("r", r, 2, 2, 2), floatInit("b", r, 2, 4), floatInit("h0", r, 2, 2, 2)}
+			}},
+		{"GRU Y_h", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("GRU", []string{"x", "w", "r", "b"}, []string{"", "y"}, ai("hidden_size", 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 6, 3), floatInit("r", r, 1, 6, 2), floatInit("b", r, 1, 12)}
+			}},
+		{"GRU linear_before_reset reverse", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("GRU", []string{"x", "w", "r", "b"}, []string{"y"}, ai("hidden_size", 2), ai("linear_before_reset", 1), as("direction", "reverse"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 6, 3), floatInit("r", r, 1, 6, 2), floatInit("b", r, 1, 12)}
+			}},
+		{"LSTM peepholes sequence_lens", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("LSTM", []string{"x", "w", "r", "b", "lens", "h0", "c0", "p"}, []string{"y"}, ai("hidden_size", 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 8, 3), floatInit("r", r, 1, 8, 2), floatInit("b", r, 1, 16),
+					mustProto("lens", graph.FromInt64s(graph.Int32, []int{2}, []int64{3, 2})),
+					floatInit("h0", r, 1, 2, 2), floatInit("c0", r, 1, 2, 2), floatInit("p", r, 1, 6)}
+			}},
+		{"LSTM Y_c layout 1", 14, []int{2, 3, 3}, false,
+			[]*onnx.Node{node("LSTM", []string{"x", "w", "r"}, []string{"", "", "y"}, ai("hidden_size", 2), ai("layout", 1))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 8, 3), floatInit("r", r, 1, 8, 2)}
+			}},
 		{"TopK", 17, []int{2, 3, 4}, false, []*onnx.Node{node("TopK", []string{"x", "k"}, []string{"y", "yi"})},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{intInit("k", []int{1}, 2)} }},
 	}
@@ -185,6 +214,14 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 					s += float64(v) * float64(rd[k])
 				}
 				return s
+			}
+			// The recorded forward computes what inference does.
+			var plain *nn.Tensor
+			nn.NoGrad(func() { plain = g.Forward(x) })
+			for k, v := range plain.Data() {
+				if d := math.Abs(float64(y.Data()[k] - v)); d > 1e-5*math.Max(1, math.Abs(float64(v))) {
+					t.Fatalf("output %d: got %g with autograd, %g without", k, y.Data()[k], v)
+				}
 			}
 			y.Mul(r).Sum(false).Backward()
 			check := func(name string, p *nn.Tensor) {

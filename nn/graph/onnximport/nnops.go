@@ -893,6 +893,7 @@ func buildLRN(c *nodeCtx) (graph.Kernel, error) {
 		n, ch, inner := s[0], s[1], numel(s[2:])
 		xf := x.Float64s()
 		y := make([]float64, len(xf))
+		den := make([]float64, len(xf)) // bias + alpha/size * sum of squares
 		lo, hi := (size-1)/2, size/2 // floor and ceil of (size-1)/2
 		hi = (size - 1) - lo
 		for b := 0; b < n; b++ {
@@ -904,11 +905,35 @@ func buildLRN(c *nodeCtx) (graph.Kernel, error) {
 						sq += v * v
 					}
 					p := (b*ch+cc)*inner + i
-					y[p] = xf[p] / math.Pow(bias+alpha/float64(size)*sq, beta)
+					den[p] = bias + alpha/float64(size)*sq
+					y[p] = xf[p] / math.Pow(den[p], beta)
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), s, y)), nil
+		t := x.Tensor()
+		if t == nil {
+			return one(graph.Make(x.DType(), s, y)), nil
+		}
+		out := nn.Record(nn.New(f64sToF32(y), s...), "LRN", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+			// y_c = x_c d_c^-beta with d_c = bias + alpha/size sum_{j in win(c)} x_j^2:
+			// gx_k = g_k d_k^-beta - 2 alpha/size beta x_k sum_{c: k in win(c)} g_c x_c d_c^(-beta-1).
+			gx := make([]float32, len(g))
+			for b := 0; b < n; b++ {
+				for k := 0; k < ch; k++ {
+					for i := 0; i < inner; i++ {
+						p := (b*ch+k)*inner + i
+						acc := 0.0
+						for c := max(0, k-hi); c <= min(ch-1, k+lo); c++ {
+							q := (b*ch+c)*inner + i
+							acc += float64(g[q]) * xf[q] * math.Pow(den[q], -beta-1)
+						}
+						gx[p] = float32(float64(g[p])*math.Pow(den[p], -beta) - 2*alpha/float64(size)*beta*xf[p]*acc)
+					}
+				}
+			}
+			return [][]float32{gx}
+		})
+		return one(graph.FromTensor(out)), nil
 	}, nil
 }
 
