@@ -894,7 +894,7 @@ func buildLRN(c *nodeCtx) (graph.Kernel, error) {
 		xf := x.Float64s()
 		y := make([]float64, len(xf))
 		den := make([]float64, len(xf)) // bias + alpha/size * sum of squares
-		lo, hi := (size-1)/2, size/2 // floor and ceil of (size-1)/2
+		lo, hi := (size-1)/2, size/2    // floor and ceil of (size-1)/2
 		hi = (size - 1) - lo
 		for b := 0; b < n; b++ {
 			for cc := 0; cc < ch; cc++ {
