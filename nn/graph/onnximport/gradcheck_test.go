@@ -143,6 +143,16 @@ func gradCases() []gradCase {
 		{"Einsum", 17, []int{2, 3, 4}, false, []*onnx.Node{node("Einsum", []string{"x", "w"}, []string{"y"}, as("equation", "bij,jk->bik"))},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{floatInit("w", r, 4, 5)} }},
 		{"LRN", 13, []int{2, 5, 2, 2}, false, single("LRN", ai("size", 4), af("alpha", 0.5), af("beta", 0.75), af("bias", 1.5)), no},
+		{"GridSample bilinear", 16, []int{1, 2, 3, 4}, false, []*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 3, 4, false, 0.25, 1, 2, 3, 2)} }},
+		{"GridSample bilinear border align_corners", 16, []int{1, 2, 3, 4}, false,
+			[]*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("padding_mode", "border"), ai("align_corners", 1))},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 3, 4, true, 0.25, 1, 2, 2, 2)} }},
+		{"GridSample bicubic reflection", 16, []int{1, 1, 4, 4}, false,
+			[]*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("mode", "bicubic"), as("padding_mode", "reflection"))},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 4, 4, false, 0.25, 1, 2, 2, 2)} }},
+		{"GridSample nearest", 16, []int{1, 2, 3, 3}, false, []*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("mode", "nearest"))},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 3, 3, false, -0.25, 1, 2, 2, 2)} }},
 		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
 			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
 			func(r *rand.Rand) []*onnx.TensorProto {
@@ -173,6 +183,28 @@ func gradCases() []gradCase {
 		{"TopK", 17, []int{2, 3, 4}, false, []*onnx.Node{node("TopK", []string{"x", "k"}, []string{"y", "yi"})},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{intInit("k", []int{1}, 2)} }},
 	}
+}
+
+// gridInit is a GridSample grid "grid" of the given shape over an h x w
+// input whose source coordinates lie in [k+frac, k+frac+0.5] for integers k
+// from -1 to the size: frac 0.25 keeps bilinear and bicubic sampling away
+// from their kinks at integer coordinates, -0.25 nearest's at half-integers,
+// which a finite difference must not straddle.
+func gridInit(r *rand.Rand, h, w int, align bool, frac float64, shape ...int) *onnx.TensorProto {
+	d := make([]float64, numel(shape))
+	for k := range d {
+		size := w
+		if k%2 == 1 {
+			size = h
+		}
+		c := float64(r.IntN(size+1)-1) + frac + 0.5*r.Float64()
+		if align {
+			d[k] = 2*c/float64(size-1) - 1
+		} else {
+			d[k] = (2*c+1)/float64(size) - 1
+		}
+	}
+	return mustProto("grid", graph.FromFloat64s(graph.Float32, shape, d))
 }
 
 func TestGradientsFiniteDifferences(t *testing.T) {

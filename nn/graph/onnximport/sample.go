@@ -5,11 +5,12 @@ import (
 	"math"
 	"sort"
 
+	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/graph"
 )
 
-// GridSample (torch.nn.functional.grid_sample's semantics) and
-// NonMaxSuppression; forward only.
+// GridSample (torch.nn.functional.grid_sample's semantics, with a backward
+// to the input and the grid for float32) and NonMaxSuppression.
 
 func init() {
 	register(buildGridSample, "GridSample")
@@ -63,31 +64,101 @@ func buildGridSample(c *nodeCtx) (graph.Kernel, error) {
 			}
 			return ((v+1)*float64(size) - 1) / 2
 		}
-		padCoord := func(v float64, size int) float64 {
+		// padCoord maps a source coordinate into the image by the padding
+		// mode and returns its derivative too (0 where clipped).
+		padCoord := func(v float64, size int) (float64, float64) {
+			clipD := func(v, d float64) (float64, float64) {
+				if v <= 0 {
+					return 0, 0
+				}
+				if v >= float64(size-1) {
+					return float64(size - 1), 0
+				}
+				return v, d
+			}
 			switch pad {
 			case "border":
-				return math.Min(math.Max(v, 0), float64(size-1))
+				return clipD(v, 1)
 			case "reflection":
+				lo2, hi2 := -1.0, 2*float64(size)-1
 				if align {
-					v = reflectCoord(v, 0, 2*float64(size-1))
-				} else {
-					v = reflectCoord(v, -1, 2*float64(size)-1)
+					lo2, hi2 = 0, 2*float64(size-1)
 				}
-				return math.Min(math.Max(v, 0), float64(size-1))
+				if lo2 == hi2 {
+					return 0, 0
+				}
+				lo, span := lo2/2, (hi2-lo2)/2
+				d := 1.0
+				if v < lo {
+					d = -1
+				}
+				in := math.Abs(v - lo)
+				extra := math.Mod(in, span)
+				if int(math.Floor(in/span))%2 == 0 {
+					return clipD(extra+lo, d)
+				}
+				return clipD(span-extra+lo, -d)
 			}
-			return v
+			return v, 1
 		}
-		at := func(plane []float64, yy, xx int) float64 {
-			if yy < 0 || yy >= h || xx < 0 || xx >= w {
-				return 0
-			}
-			return plane[yy*w+xx]
-		}
-		cubic := func(t float64) [4]float64 {
+		cubic := func(t float64) ([4]float64, [4]float64) {
 			a := -0.75
 			c1 := func(x float64) float64 { return ((a+2)*x-(a+3))*x*x + 1 }
 			c2 := func(x float64) float64 { return ((a*x-5*a)*x+8*a)*x - 4*a }
-			return [4]float64{c2(t + 1), c1(t), c1(1 - t), c2(2 - t)}
+			d1 := func(x float64) float64 { return (3*(a+2)*x - 2*(a+3)) * x }
+			d2 := func(x float64) float64 { return (3*a*x-10*a)*x + 8*a }
+			return [4]float64{c2(t + 1), c1(t), c1(1 - t), c2(2 - t)}, [4]float64{d2(t + 1), d1(t), -d1(1 - t), -d2(2 - t)}
+		}
+		// point samples plane at (ix, iy) (unnormalized coordinates); tap,
+		// when not nil, receives each source element's index and weight.
+		// It returns the value and its derivatives by ix and iy.
+		point := func(plane []float64, ix, iy float64, tap func(k int, wt float64)) (v, dx, dy float64) {
+			get := func(yy, xx int, wt float64) float64 {
+				if yy < 0 || yy >= h || xx < 0 || xx >= w {
+					return 0
+				}
+				if tap != nil {
+					tap(yy*w+xx, wt)
+				}
+				return plane[yy*w+xx]
+			}
+			switch mode {
+			case "nearest":
+				px, _ := padCoord(ix, w)
+				py, _ := padCoord(iy, h)
+				return get(int(math.RoundToEven(py)), int(math.RoundToEven(px)), 1), 0, 0
+			case "bilinear":
+				px, dpx := padCoord(ix, w)
+				py, dpy := padCoord(iy, h)
+				x0, y0 := math.Floor(px), math.Floor(py)
+				tx, ty := px-x0, py-y0
+				xi, yi := int(x0), int(y0)
+				v00, v01 := get(yi, xi, (1-tx)*(1-ty)), get(yi, xi+1, tx*(1-ty))
+				v10, v11 := get(yi+1, xi, (1-tx)*ty), get(yi+1, xi+1, tx*ty)
+				v = v00*(1-tx)*(1-ty) + v01*tx*(1-ty) + v10*(1-tx)*ty + v11*tx*ty
+				dx = ((v01-v00)*(1-ty) + (v11-v10)*ty) * dpx
+				dy = ((v10-v00)*(1-tx) + (v11-v01)*tx) * dpy
+				return v, dx, dy
+			}
+			x0, y0 := math.Floor(ix), math.Floor(iy)
+			wx, dwx := cubic(ix - x0)
+			wy, dwy := cubic(iy - y0)
+			for p := 0; p < 4; p++ {
+				for q := 0; q < 4; q++ {
+					yy, _ := padCoord(y0-1+float64(p), h)
+					xx, _ := padCoord(x0-1+float64(q), w)
+					e := get(int(yy), int(xx), wy[p]*wx[q])
+					v += wy[p] * wx[q] * e
+					dx += wy[p] * dwx[q] * e
+					dy += dwy[p] * wx[q] * e
+				}
+			}
+			return v, dx, dy
+		}
+		// d(ix)/d(grid x) and d(iy)/d(grid y).
+		sx, sy := float64(w)/2, float64(h)/2
+		if align {
+			sx, sy = float64(w-1)/2, float64(h-1)/2
 		}
 		y := make([]float64, n*ch*ho*wo)
 		for b := 0; b < n; b++ {
@@ -97,36 +168,36 @@ func buildGridSample(c *nodeCtx) (graph.Kernel, error) {
 					gy := gf[((b*ho+i)*wo+j)*2+1]
 					ix, iy := unnorm(gx, w), unnorm(gy, h)
 					for cc := 0; cc < ch; cc++ {
-						plane := xf[(b*ch+cc)*h*w : (b*ch+cc+1)*h*w]
-						var v float64
-						switch mode {
-						case "nearest":
-							px, py := padCoord(ix, w), padCoord(iy, h)
-							v = at(plane, int(math.RoundToEven(py)), int(math.RoundToEven(px)))
-						case "bilinear":
-							px, py := padCoord(ix, w), padCoord(iy, h)
-							x0, y0 := math.Floor(px), math.Floor(py)
-							tx, ty := px-x0, py-y0
-							xi, yi := int(x0), int(y0)
-							v = at(plane, yi, xi)*(1-tx)*(1-ty) + at(plane, yi, xi+1)*tx*(1-ty) +
-								at(plane, yi+1, xi)*(1-tx)*ty + at(plane, yi+1, xi+1)*tx*ty
-						case "bicubic":
-							x0, y0 := math.Floor(ix), math.Floor(iy)
-							wx, wy := cubic(ix-x0), cubic(iy-y0)
-							for p := 0; p < 4; p++ {
-								for q := 0; q < 4; q++ {
-									yy := padCoord(y0-1+float64(p), h)
-									xx := padCoord(x0-1+float64(q), w)
-									v += wy[p] * wx[q] * at(plane, int(yy), int(xx))
-								}
-							}
-						}
+						v, _, _ := point(xf[(b*ch+cc)*h*w:(b*ch+cc+1)*h*w], ix, iy, nil)
 						y[((b*ch+cc)*ho+i)*wo+j] = v
 					}
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), []int{n, ch, ho, wo}, y)), nil
+		tx, tg := x.Tensor(), grid.Cast(graph.Float32).Tensor()
+		if tx == nil || grid.DType() != graph.Float32 {
+			return one(graph.Make(x.DType(), []int{n, ch, ho, wo}, y)), nil
+		}
+		out := nn.Record(nn.New(f64sToF32(y), n, ch, ho, wo), "GridSample", []*nn.Tensor{tx, tg}, func(g []float32) [][]float32 {
+			gxs, ggrid := make([]float32, len(xf)), make([]float32, len(gf))
+			for b := 0; b < n; b++ {
+				for i := 0; i < ho; i++ {
+					for j := 0; j < wo; j++ {
+						gp := ((b*ho+i)*wo + j) * 2
+						ix, iy := unnorm(gf[gp], w), unnorm(gf[gp+1], h)
+						for cc := 0; cc < ch; cc++ {
+							base := (b*ch + cc) * h * w
+							gv := float64(g[((b*ch+cc)*ho+i)*wo+j])
+							_, dx, dy := point(xf[base:base+h*w], ix, iy, func(k int, wt float64) { gxs[base+k] += float32(gv * wt) })
+							ggrid[gp] += float32(gv * dx * sx)
+							ggrid[gp+1] += float32(gv * dy * sy)
+						}
+					}
+				}
+			}
+			return [][]float32{gxs, ggrid}
+		})
+		return one(graph.FromTensor(out)), nil
 	}, nil
 }
 
