@@ -144,15 +144,23 @@ func gradCases() []gradCase {
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{floatInit("w", r, 4, 5)} }},
 		{"LRN", 13, []int{2, 5, 2, 2}, false, single("LRN", ai("size", 4), af("alpha", 0.5), af("beta", 0.75), af("bias", 1.5)), no},
 		{"GridSample bilinear", 16, []int{1, 2, 3, 4}, false, []*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"})},
-			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 3, 4, false, 0.25, 1, 2, 3, 2)} }},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 3, 4, false, 0.25, 1, 2, 3, 2)}
+			}},
 		{"GridSample bilinear border align_corners", 16, []int{1, 2, 3, 4}, false,
 			[]*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("padding_mode", "border"), ai("align_corners", 1))},
-			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 3, 4, true, 0.25, 1, 2, 2, 2)} }},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 3, 4, true, 0.25, 1, 2, 2, 2)}
+			}},
 		{"GridSample bicubic reflection", 16, []int{1, 1, 4, 4}, false,
 			[]*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("mode", "bicubic"), as("padding_mode", "reflection"))},
-			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 4, 4, false, 0.25, 1, 2, 2, 2)} }},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 4, 4, false, 0.25, 1, 2, 2, 2)}
+			}},
 		{"GridSample nearest", 16, []int{1, 2, 3, 3}, false, []*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("mode", "nearest"))},
-			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{gridInit(r, 3, 3, false, -0.25, 1, 2, 2, 2)} }},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 3, 3, false, -0.25, 1, 2, 2, 2)}
+			}},
 		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
 			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
 			func(r *rand.Rand) []*onnx.TensorProto {
