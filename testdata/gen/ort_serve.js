@@ -1,7 +1,8 @@
 // Runs ONNX models with ONNX Runtime (npm onnxruntime-node, CPU), one request per line on stdin:
 //   {"model": "DIR/model.onnx", "input": "INPUT.bin", "dims": [N, C, H, W]}
 // (one float32 input named "input", little-endian) and answers one JSON line per request:
-//   {"dims": [...], "data": [...], "ms": ...} with the first output, or {"error": "..."}.
+//   {"dims": [...], "data": [...], "ms": ..., "cpu_ms": ...} with the first output and the
+// wall-clock and CPU milliseconds of loading and running the model, or {"error": "..."}.
 // One process serves every model of nn/graph/onnximport's torchvision export test, so Node and
 // the runtime start once. Needs NODE_PATH to reach onnxruntime-node (scripts/setup-interop.sh).
 // Usage: node ort_serve.js < requests
@@ -14,12 +15,17 @@ async function serve(req) {
   const buf = fs.readFileSync(req.input);
   const data = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
   const start = Date.now();
+  const cpu = process.cpuUsage();
   const session = await ort.InferenceSession.create(req.model, {
     executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1,
   });
   const results = await session.run({ input: new ort.Tensor('float32', data, req.dims) });
   const out = results[session.outputNames[0]];
-  const resp = { dims: out.dims, data: Array.from(out.data), ms: Date.now() - start };
+  const used = process.cpuUsage(cpu);
+  const resp = {
+    dims: out.dims, data: Array.from(out.data), ms: Date.now() - start,
+    cpu_ms: Math.round((used.user + used.system) / 1000),
+  };
   await session.release();
   return resp;
 }
