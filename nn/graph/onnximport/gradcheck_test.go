@@ -161,6 +161,29 @@ func gradCases() []gradCase {
 			func(r *rand.Rand) []*onnx.TensorProto {
 				return []*onnx.TensorProto{gridInit(r, 3, 3, false, -0.25, 1, 2, 2, 2)}
 			}},
+		{"MeanVarianceNormalization", 13, []int{2, 3, 2, 2}, false, single("MeanVarianceNormalization"), no},
+		// Round (zeroGrad like these) jumps at ±0.5, where x may lie.
+		{"Floor Ceil Sign Mod", 17, []int{2, 3}, false, []*onnx.Node{
+			node("Floor", []string{"x"}, []string{"a"}), node("Ceil", []string{"x"}, []string{"b"}),
+			node("Abs", []string{"x"}, []string{"c"}), node("Sign", []string{"x"}, []string{"d"}),
+			node("Mod", []string{"x", "m"}, []string{"e"}, ai("fmod", 1)), node("Mod", []string{"x", "m2"}, []string{"f"}),
+			node("Sum", []string{"a", "b", "c", "d", "e", "f", "x"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				// |x| < 1 < m: fmod and floor mod stay off their jumps (x/m crossing an integer but 0).
+				return []*onnx.TensorProto{mustProto("m", FromFs([]int{3}, 1.5, 1.25, 2)), mustProto("m2", FromFs([]int{3}, 1.75, 1.5, 1.25))}
+			}},
+		{"ScatterND add", 16, []int{4, 3}, false, []*onnx.Node{node("ScatterND", []string{"x", "ind", "u"}, []string{"y"}, as("reduction", "add"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{3, 1}, 2, 0, 2), floatInit("u", r, 3, 3)}
+			}},
+		{"ScatterND mul", 16, []int{4, 3}, false, []*onnx.Node{node("ScatterND", []string{"x", "ind", "u"}, []string{"y"}, as("reduction", "mul"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{3, 1}, 2, 0, 2), floatInit("u", r, 3, 3)}
+			}},
+		{"ScatterElements duplicates", 16, []int{2, 3}, false, []*onnx.Node{node("ScatterElements", []string{"x", "ind", "u"}, []string{"y"}, ai("axis", 1))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{2, 2}, 1, 1, 0, 2), floatInit("u", r, 2, 2)}
+			}},
 		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
 			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
 			func(r *rand.Rand) []*onnx.TensorProto {
@@ -301,7 +324,7 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 				params[p.Name] = true
 			}
 			for _, in := range m.Graph.Initializer {
-				if in.DataType == onnx.Float && !params[in.Name] && in.Name != "scales" && in.Name != "lo" && in.Name != "hi" {
+				if in.DataType == onnx.Float && !params[in.Name] && in.Name != "scales" && in.Name != "lo" && in.Name != "hi" && in.Name != "m" && in.Name != "m2" {
 					t.Errorf("initializer %q did not become a parameter", in.Name)
 				}
 			}

@@ -946,13 +946,20 @@ func buildMVN(c *nodeCtx) (graph.Kernel, error) {
 			return nil, err
 		}
 		mean := reduceAxes(x, axes, true, "ReduceMean")
-		d, err := binop(x, mean, binSpec{f: func(a, b float64) float64 { return a - b }})
+		d, err := binop(x, mean, binSpec{f: func(a, b float64) float64 { return a - b },
+			da: func(_, _, _ float64) float64 { return 1 }, db: func(_, _, _ float64) float64 { return -1 }})
 		if err != nil {
 			return nil, err
 		}
-		sq := unary(d, func(v float64) float64 { return v * v }, nil)
+		sq := unary(d, func(v float64) float64 { return v * v }, func(v, _ float64) float64 { return 2 * v })
 		vr := reduceAxes(sq, axes, true, "ReduceMean")
-		r, err := binop(d, vr, binSpec{f: func(a, b float64) float64 { return a / (math.Sqrt(b) + 1e-9) }})
+		// d / (sqrt(v) + 1e-9)
+		r, err := binop(d, vr, binSpec{f: func(a, b float64) float64 { return a / (math.Sqrt(b) + 1e-9) },
+			da: func(_, b, _ float64) float64 { return 1 / (math.Sqrt(b) + 1e-9) },
+			db: func(a, b, _ float64) float64 {
+				s := math.Sqrt(b) + 1e-9
+				return -a / (s * s) * 0.5 / math.Sqrt(b)
+			}})
 		if err != nil {
 			return nil, err
 		}
