@@ -184,6 +184,15 @@ func gradCases() []gradCase {
 			func(r *rand.Rand) []*onnx.TensorProto {
 				return []*onnx.TensorProto{intInit("ind", []int{2, 2}, 1, 1, 0, 2), floatInit("u", r, 2, 2)}
 			}},
+		{"Resize tf_crop_and_resize", 13, []int{1, 1, 4, 4}, false, []*onnx.Node{node("Resize", []string{"x", "roi", "", "sizes"}, []string{"y"},
+			as("mode", "linear"), as("coordinate_transformation_mode", "tf_crop_and_resize"), af("extrapolation_value", 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{mustProto("roi", FromFs([]int{8}, 0, 0, -0.2, 0.3, 1, 1, 0.7, 1.3)), intInit("sizes", []int{4}, 1, 1, 3, 3)}
+			}},
+		{"LayerNormalization Mean InvStdDev", 17, []int{2, 3, 4}, false, []*onnx.Node{
+			node("LayerNormalization", []string{"x", "s"}, []string{"a", "m", "i"}, ai("axis", 1)),
+			node("Add", []string{"a", "m"}, []string{"b"}), node("Add", []string{"b", "i"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{floatInit("s", r, 3, 4)} }},
 		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
 			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
 			func(r *rand.Rand) []*onnx.TensorProto {
@@ -324,7 +333,7 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 				params[p.Name] = true
 			}
 			for _, in := range m.Graph.Initializer {
-				if in.DataType == onnx.Float && !params[in.Name] && in.Name != "scales" && in.Name != "lo" && in.Name != "hi" && in.Name != "m" && in.Name != "m2" {
+				if in.DataType == onnx.Float && !params[in.Name] && in.Name != "scales" && in.Name != "lo" && in.Name != "hi" && in.Name != "m" && in.Name != "m2" && in.Name != "roi" {
 					t.Errorf("initializer %q did not become a parameter", in.Name)
 				}
 			}

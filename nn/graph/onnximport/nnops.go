@@ -872,7 +872,29 @@ func buildLayerNorm(c *nodeCtx) (graph.Kernel, error) {
 			for k := a; k < len(st); k++ {
 				st[k] = 1
 			}
-			outs = append(outs, graph.Make(graph.Float32, st, mean), graph.Make(graph.Float32, st, inv))
+			tx := x.Tensor()
+			// Mean = sum(x)/d: d Mean/dx = 1/d. InvStdDev = (var + eps)^-1/2:
+			// d/dx_i = -inv^3 (x_i - mean)/d.
+			mt := nn.Record(nn.New(f64sToF32(mean), st...), "LayerNormMean", []*nn.Tensor{tx}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xd))
+				for r := 0; r < rows; r++ {
+					for k := r * d; k < (r+1)*d; k++ {
+						gx[k] = g[r] / float32(d)
+					}
+				}
+				return [][]float32{gx}
+			})
+			it := nn.Record(nn.New(f64sToF32(inv), st...), "LayerNormInvStdDev", []*nn.Tensor{tx}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xd))
+				for r := 0; r < rows; r++ {
+					c := -float64(g[r]) * inv[r] * inv[r] * inv[r] / float64(d)
+					for k := r * d; k < (r+1)*d; k++ {
+						gx[k] = float32(c * (float64(xd[k]) - mean[r]))
+					}
+				}
+				return [][]float32{gx}
+			})
+			outs = append(outs, graph.FromTensor(mt), graph.FromTensor(it))
 		}
 		return outs, nil
 	}, nil
