@@ -193,6 +193,18 @@ func gradCases() []gradCase {
 			node("LayerNormalization", []string{"x", "s"}, []string{"a", "m", "i"}, ai("axis", 1)),
 			node("Add", []string{"a", "m"}, []string{"b"}), node("Add", []string{"b", "i"}, []string{"y"})},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{floatInit("s", r, 3, 4)} }},
+		{"MaxUnpool", 11, []int{1, 2, 2, 2}, false, []*onnx.Node{node("MaxUnpool", []string{"x", "ind"}, []string{"y"}, ais("kernel_shape", 2, 2), ais("strides", 2, 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{1, 2, 2, 2}, 0, 3, 9, 14, 17, 22, 24, 31)}
+			}},
+		// The boxes are a Constant: like torchvision's roi_align, RoiAlign's
+		// gradient reaches the input only.
+		{"RoiAlign", 16, []int{1, 2, 5, 5}, false, []*onnx.Node{
+			node("Constant", nil, []string{"rois"}, &onnx.Attribute{Name: "value", Type: onnx.AttrTensor,
+				T: mustProto("rois", FromFs([]int{2, 4}, 1.3, 0.7, 7.9, 6.1, 0, 2.2, 5.4, 9.6))}),
+			node("RoiAlign", []string{"x", "rois", "bi"}, []string{"y"},
+				ai("output_height", 2), ai("output_width", 3), ai("sampling_ratio", 2), af("spatial_scale", 0.5))},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{intInit("bi", []int{2}, 0, 0)} }},
 		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
 			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
 			func(r *rand.Rand) []*onnx.TensorProto {

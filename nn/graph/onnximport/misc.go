@@ -5,12 +5,13 @@ import (
 	"math"
 	"sort"
 
+	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/graph"
 )
 
 // Quantization, integer convolution and matmul, signal windows, Det,
-// MaxUnpool, Unique and the preview training domain's optimizers. None of
-// them is differentiable here.
+// MaxUnpool, Unique and the preview training domain's optimizers. Only
+// MaxUnpool has a backward here.
 
 func init() {
 	register(buildQuantize, "QuantizeLinear")
@@ -240,6 +241,21 @@ func buildMaxUnpool(c *nodeCtx) (graph.Kernel, error) {
 			y[i] = f[k]
 		}
 		v := graph.Make(x.DType(), shape, y)
+		if t := x.Tensor(); t != nil {
+			// y[ind[k]] = x[k]: the gradient gathers back, to the last
+			// element written where indices repeat.
+			last := map[int64]int{}
+			for k, i := range ind {
+				last[i] = k
+			}
+			v = graph.FromTensor(nn.Record(v.Tensor(), "MaxUnpool", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(f))
+				for i, k := range last {
+					gx[k] = g[i]
+				}
+				return [][]float32{gx}
+			}))
+		}
 		if len(in) > 2 && in[2] != nil {
 			// The indices address the inferred shape; a given output_shape
 			// extends it at the end of each spatial dimension.

@@ -301,7 +301,9 @@ func buildRoiAlign(c *nodeCtx) (graph.Kernel, error) {
 			return nil, err
 		}
 		xf, rf, bi := x.Float64s(), rois.Float64s(), idx.Int64s()
-		bilinear := func(plane []float64, y, xx float64) float64 {
+		// bilinear samples plane at (y, xx); tap, when not nil, receives
+		// each source element's index and weight (the backward's scatter).
+		bilinear := func(plane []float64, y, xx float64, tap func(k int, wt float64)) float64 {
 			if y < -1 || y > float64(h) || xx < -1 || xx > float64(w) {
 				return 0
 			}
@@ -316,49 +318,81 @@ func buildRoiAlign(c *nodeCtx) (graph.Kernel, error) {
 			}
 			ly, lx := y-float64(yl), xx-float64(xl)
 			hy, hx := 1-ly, 1-lx
+			if tap != nil {
+				tap(yl*w+xl, hy*hx)
+				tap(yl*w+xh, hy*lx)
+				tap(yh*w+xl, ly*hx)
+				tap(yh*w+xh, ly*lx)
+			}
 			return hy*hx*plane[yl*w+xl] + hy*lx*plane[yl*w+xh] + ly*hx*plane[yh*w+xl] + ly*lx*plane[yh*w+xh]
 		}
-		y := make([]float64, nr*ch*oh*ow)
 		off := 0.0
 		if halfPixel {
 			off = 0.5
 		}
 		for r := 0; r < nr; r++ {
-			b := int(bi[r])
-			if b < 0 || b >= n {
+			if b := int(bi[r]); b < 0 || b >= n {
 				return nil, fmt.Errorf("batch index %d out of range", b)
 			}
-			x1, y1 := rf[r*4]*scale-off, rf[r*4+1]*scale-off
-			x2, y2 := rf[r*4+2]*scale-off, rf[r*4+3]*scale-off
-			rw, rh := x2-x1, y2-y1
-			if !halfPixel {
-				rw, rh = math.Max(rw, 1), math.Max(rh, 1)
-			}
-			bh, bw := rh/float64(oh), rw/float64(ow)
-			sh, sw := ratio, ratio
-			if ratio == 0 {
-				sh, sw = int(math.Ceil(rh/float64(oh))), int(math.Ceil(rw/float64(ow)))
-			}
-			if sh <= 0 || sw <= 0 || sh > 1<<10 || sw > 1<<10 {
-				continue
-			}
-			cnt := float64(sh * sw)
-			for cc := 0; cc < ch; cc++ {
-				plane := xf[(b*ch+cc)*h*w : (b*ch+cc+1)*h*w]
-				for ph := 0; ph < oh; ph++ {
-					for pw := 0; pw < ow; pw++ {
-						s := 0.0
-						for iy := 0; iy < sh; iy++ {
-							yy := y1 + float64(ph)*bh + (float64(iy)+0.5)*bh/float64(sh)
-							for ix := 0; ix < sw; ix++ {
-								xx := x1 + float64(pw)*bw + (float64(ix)+0.5)*bw/float64(sw)
-								s += bilinear(plane, yy, xx)
+		}
+		// pool computes every output element; with g it instead adds each
+		// one's gradient g[...] times its taps' weights into gx.
+		pool := func(y []float64, g []float32, gx []float32) {
+			for r := 0; r < nr; r++ {
+				b := int(bi[r])
+				x1, y1 := rf[r*4]*scale-off, rf[r*4+1]*scale-off
+				x2, y2 := rf[r*4+2]*scale-off, rf[r*4+3]*scale-off
+				rw, rh := x2-x1, y2-y1
+				if !halfPixel {
+					rw, rh = math.Max(rw, 1), math.Max(rh, 1)
+				}
+				bh, bw := rh/float64(oh), rw/float64(ow)
+				sh, sw := ratio, ratio
+				if ratio == 0 {
+					sh, sw = int(math.Ceil(rh/float64(oh))), int(math.Ceil(rw/float64(ow)))
+				}
+				if sh <= 0 || sw <= 0 || sh > 1<<10 || sw > 1<<10 {
+					continue
+				}
+				cnt := float64(sh * sw)
+				for cc := 0; cc < ch; cc++ {
+					base := (b*ch + cc) * h * w
+					plane := xf[base : base+h*w]
+					for ph := 0; ph < oh; ph++ {
+						for pw := 0; pw < ow; pw++ {
+							o := ((r*ch+cc)*oh+ph)*ow + pw
+							var tap func(k int, wt float64)
+							if g != nil {
+								gv := float64(g[o]) / cnt
+								tap = func(k int, wt float64) { gx[base+k] += float32(gv * wt) }
+							}
+							s := 0.0
+							for iy := 0; iy < sh; iy++ {
+								yy := y1 + float64(ph)*bh + (float64(iy)+0.5)*bh/float64(sh)
+								for ix := 0; ix < sw; ix++ {
+									xx := x1 + float64(pw)*bw + (float64(ix)+0.5)*bw/float64(sw)
+									s += bilinear(plane, yy, xx, tap)
+								}
+							}
+							if y != nil {
+								y[o] = s / cnt
 							}
 						}
-						y[((r*ch+cc)*oh+ph)*ow+pw] = s / cnt
 					}
 				}
 			}
+		}
+		y := make([]float64, nr*ch*oh*ow)
+		pool(y, nil, nil)
+		if t := x.Tensor(); t != nil {
+			// The gradient reaches the input (as torchvision's roi_align's
+			// backward), not the boxes.
+			out := nn.Record(nn.New(f64sToF32(y), nr, ch, oh, ow), "RoiAlign", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xf))
+				pool(nil, g, gx)
+				return [][]float32{gx}
+			})
+			return one(graph.FromTensor(out)), nil
 		}
 		return one(graph.Make(x.DType(), []int{nr, ch, oh, ow}, y)), nil
 	}, nil
