@@ -18,6 +18,7 @@ func init() {
 	register(buildDequantize, "DequantizeLinear")
 	register(buildDynamicQuantize, "DynamicQuantizeLinear")
 	register(buildWindow, "HannWindow", "HammingWindow", "BlackmanWindow")
+	register(buildMelWeightMatrix, "MelWeightMatrix")
 	register(buildDet, "Det")
 	register(buildMaxUnpool, "MaxUnpool")
 	register(buildConvInteger, "ConvInteger", "QLinearConv")
@@ -130,6 +131,59 @@ func buildDynamicQuantize(c *nodeCtx) (graph.Kernel, error) {
 		}
 		return []*graph.Value{graph.Make(graph.Uint8, in[0].Shape(), y), graph.Make(graph.Float32, []int{}, []float64{float64(scale)}),
 			graph.Make(graph.Uint8, []int{}, []float64{float64(zp)})}, nil
+	}, nil
+}
+
+// buildMelWeightMatrix is opset 17's MelWeightMatrix as onnx 1.12's
+// reference computes it: num_mel_bins + 2 points equally spaced in mel
+// between the edges (the step divides the range by num_mel_bins + 2),
+// mapped to DFT bins floor((dft_length + 1) * hz / sample_rate), and a
+// triangle per mel bin rising from its left point to its centre and
+// falling to its right. Output [dft_length/2 + 1, num_mel_bins].
+func buildMelWeightMatrix(c *nodeCtx) (graph.Kernel, error) {
+	dt, ok := dtypeOf(onnxDataType(c.int("output_datatype", 1)))
+	if !ok {
+		return nil, c.unsupported("output_datatype %d", c.int("output_datatype", 1))
+	}
+	limit := c.opts.MaxElements
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		for k, v := range in[:5] {
+			if v == nil || v.Numel() != 1 {
+				return nil, fmt.Errorf("input %d is not a scalar", k)
+			}
+		}
+		mels, dft, rate := int(in[0].Int64s()[0]), int(in[1].Int64s()[0]), in[2].Float64s()[0]
+		lo, hi := in[3].Float64s()[0], in[4].Float64s()[0]
+		bins := dft/2 + 1
+		if mels <= 0 || dft <= 0 || !(rate > 0) || mels > limit || bins > limit || bins*mels > limit {
+			return nil, fmt.Errorf("num_mel_bins %d, dft_length %d, sample_rate %g", mels, dft, rate)
+		}
+		toMel := func(hz float64) float64 { return 2595 * math.Log10(1+hz/700) }
+		loMel := toMel(lo)
+		step := (toMel(hi) - loMel) / float64(mels+2)
+		pts := make([]int, mels+2)
+		for k := range pts {
+			hz := 700 * (math.Pow(10, (float64(k)*step+loMel)/2595) - 1)
+			pts[k] = int(math.Floor(float64(dft+1) * hz / rate))
+			if pts[k] < 0 || pts[k] >= bins {
+				return nil, fmt.Errorf("mel point %d falls in DFT bin %d of %d", k, pts[k], bins)
+			}
+		}
+		y := make([]float64, bins*mels)
+		for i := 0; i < mels; i++ {
+			l, cen, r := pts[i], pts[i+1], pts[i+2]
+			if cen == l {
+				y[cen*mels+i] = 1
+			} else {
+				for j := l; j <= cen; j++ {
+					y[j*mels+i] = float64(j-l) / float64(cen-l)
+				}
+			}
+			for j := cen; j < r; j++ {
+				y[j*mels+i] = float64(r-j) / float64(r-cen)
+			}
+		}
+		return one(graph.Make(dt, []int{bins, mels}, y)), nil
 	}, nil
 }
 
