@@ -10,8 +10,8 @@ import (
 )
 
 // Quantization, integer convolution and matmul, signal windows, Det,
-// MaxUnpool, Unique and the preview training domain's optimizers. Only
-// MaxUnpool has a backward here.
+// MaxUnpool, Unique and the preview training domain's optimizers. Det and
+// MaxUnpool have a backward.
 
 func init() {
 	register(buildQuantize, "QuantizeLinear")
@@ -220,6 +220,62 @@ func buildWindow(c *nodeCtx) (graph.Kernel, error) {
 	}, nil
 }
 
+// det returns the determinant of the m x m matrix a (row-major), by
+// Gaussian elimination with partial pivoting; a is overwritten.
+func det(a []float64, m int) float64 {
+	d := 1.0
+	for col := 0; col < m; col++ {
+		p := col
+		for i := col + 1; i < m; i++ {
+			if math.Abs(a[i*m+col]) > math.Abs(a[p*m+col]) {
+				p = i
+			}
+		}
+		if a[p*m+col] == 0 {
+			return 0
+		}
+		if p != col {
+			for j := 0; j < m; j++ {
+				a[p*m+j], a[col*m+j] = a[col*m+j], a[p*m+j]
+			}
+			d = -d
+		}
+		d *= a[col*m+col]
+		for i := col + 1; i < m; i++ {
+			f := a[i*m+col] / a[col*m+col]
+			for j := col; j < m; j++ {
+				a[i*m+j] -= f * a[col*m+j]
+			}
+		}
+	}
+	return d
+}
+
+// cofactors returns the cofactor matrix of the m x m matrix a: d det/d a.
+func cofactors(a []float64, m int) []float64 {
+	c := make([]float64, m*m)
+	minor := make([]float64, (m-1)*(m-1))
+	for i := 0; i < m; i++ {
+		for j := 0; j < m; j++ {
+			k := 0
+			for r := 0; r < m; r++ {
+				for q := 0; q < m; q++ {
+					if r != i && q != j {
+						minor[k] = a[r*m+q]
+						k++
+					}
+				}
+			}
+			v := det(minor, m-1)
+			if (i+j)%2 == 1 {
+				v = -v
+			}
+			c[i*m+j] = v
+		}
+	}
+	return c
+}
+
 func buildDet(c *nodeCtx) (graph.Kernel, error) {
 	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
 		x := in[0]
@@ -234,35 +290,23 @@ func buildDet(c *nodeCtx) (graph.Kernel, error) {
 		a := make([]float64, m*m)
 		for b := 0; b < nb; b++ {
 			copy(a, f[b*m*m:(b+1)*m*m])
-			det := 1.0
-			for col := 0; col < m; col++ {
-				p := col
-				for i := col + 1; i < m; i++ {
-					if math.Abs(a[i*m+col]) > math.Abs(a[p*m+col]) {
-						p = i
-					}
-				}
-				if a[p*m+col] == 0 {
-					det = 0
-					break
-				}
-				if p != col {
-					for j := 0; j < m; j++ {
-						a[p*m+j], a[col*m+j] = a[col*m+j], a[p*m+j]
-					}
-					det = -det
-				}
-				det *= a[col*m+col]
-				for i := col + 1; i < m; i++ {
-					f := a[i*m+col] / a[col*m+col]
-					for j := col; j < m; j++ {
-						a[i*m+j] -= f * a[col*m+j]
-					}
-				}
-			}
-			y[b] = det
+			y[b] = det(a, m)
 		}
-		return one(graph.Make(x.DType(), x.Shape()[:r-2], y)), nil
+		out := graph.Make(x.DType(), x.Shape()[:r-2], y)
+		if t := x.Tensor(); t != nil && m <= 32 {
+			// d det(A)/dA = cof(A) (det(A) A^-T where A is invertible; the
+			// cofactors also where it is not). O(m^5): small matrices only.
+			out = graph.FromTensor(nn.Record(out.Tensor(), "Det", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(f))
+				for b := 0; b < nb; b++ {
+					for k, v := range cofactors(f[b*m*m:(b+1)*m*m], m) {
+						gx[b*m*m+k] = g[b] * float32(v)
+					}
+				}
+				return [][]float32{gx}
+			}))
+		}
+		return one(out), nil
 	}, nil
 }
 
