@@ -206,6 +206,8 @@ func gradCases() []gradCase {
 				ai("output_height", 2), ai("output_width", 3), ai("sampling_ratio", 2), af("spatial_scale", 0.5))},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{intInit("bi", []int{2}, 0, 0)} }},
 		{"Det", 11, []int{2, 3, 3}, false, single("Det"), no},
+		{"DFT onesided", 17, []int{2, 5, 1}, false, single("DFT", ai("onesided", 1)), no},
+		{"DFT complex inverse", 17, []int{1, 4, 2}, false, single("DFT", ai("inverse", 1)), no},
 		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
 			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
 			func(r *rand.Rand) []*onnx.TensorProto {

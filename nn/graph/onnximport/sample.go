@@ -468,7 +468,37 @@ func buildDFT(c *nodeCtx) (graph.Kernel, error) {
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), shape, y)), nil
+		out := graph.Make(x.DType(), shape, y)
+		if t := x.Tensor(); t != nil {
+			scale := 1.0
+			if inverse {
+				scale = 1 / float64(length)
+			}
+			// The transform is linear: the gradient is its adjoint,
+			// gx_r += cos*g_re + sin*g_im and gx_i += -sin*g_re + cos*g_im.
+			out = graph.FromTensor(nn.Record(out.Tensor(), "DFT", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xf))
+				for o := 0; o < outer; o++ {
+					for i := 0; i < inner; i++ {
+						for k := 0; k < nout; k++ {
+							q := ((o*nout+k)*inner + i) * 2
+							gr, gi := scale*float64(g[q]), scale*float64(g[q+1])
+							for t := 0; t < min(n, length); t++ {
+								p := ((o*n+t)*inner + i) * comp
+								ang := sign * 2 * math.Pi * float64(k) * float64(t) / float64(length)
+								cs, sn := math.Cos(ang), math.Sin(ang)
+								gx[p] += float32(gr*cs + gi*sn)
+								if comp == 2 {
+									gx[p+1] += float32(-gr*sn + gi*cs)
+								}
+							}
+						}
+					}
+				}
+				return [][]float32{gx}
+			}))
+		}
+		return one(out), nil
 	}, nil
 }
 
