@@ -23,7 +23,7 @@
 //
 // Float32 ops record their backward for autograd: the CNN and transformer
 // set, RNN/GRU/LSTM (through time), LRN, GridSample, RoiAlign, MaxUnpool,
-// Det, DFT, MeanVarianceNormalization and the reductions among them, each checked
+// Det, DFT, STFT, MeanVarianceNormalization and the reductions among them, each checked
 // by finite differences (gradcheck_test.go).
 //
 // Not supported: Scan's opset-8 form with sequence_lens, sequences, optional types and strings, random ops,

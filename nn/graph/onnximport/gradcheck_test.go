@@ -208,6 +208,10 @@ func gradCases() []gradCase {
 		{"Det", 11, []int{2, 3, 3}, false, single("Det"), no},
 		{"DFT onesided", 17, []int{2, 5, 1}, false, single("DFT", ai("onesided", 1)), no},
 		{"DFT complex inverse", 17, []int{1, 4, 2}, false, single("DFT", ai("inverse", 1)), no},
+		{"STFT window", 17, []int{1, 8, 1}, false, []*onnx.Node{node("STFT", []string{"x", "step", "win"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("step", []int{}, 2), mustProto("win", FromFs([]int{4}, 0.2, 0.9, 1, 0.5))}
+			}},
 		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
 			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
 			func(r *rand.Rand) []*onnx.TensorProto {

@@ -565,6 +565,50 @@ func buildSTFT(c *nodeCtx) (graph.Kernel, error) {
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), shape, y)), nil
+		out := graph.Make(x.DType(), shape, y)
+		if tx := x.Tensor(); tx != nil {
+			// Linear in the signal and in the window: the signal's gradient
+			// is the adjoint of each windowed frame's DFT, summed over
+			// overlapping frames; the window's is the frames' DFT adjoint.
+			var tw *nn.Tensor
+			if v := opt(in, 2); v != nil && win != nil {
+				tw = v.Tensor()
+			}
+			out = graph.FromTensor(nn.Record(out.Tensor(), "STFT", []*nn.Tensor{tx, tw}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xf))
+				var gw []float32
+				if tw != nil {
+					gw = make([]float32, flen)
+				}
+				for bi := 0; bi < b; bi++ {
+					for f := 0; f < frames; f++ {
+						for k := 0; k < nout; k++ {
+							q := ((bi*frames+f)*nout + k) * 2
+							gr, gi := float64(g[q]), float64(g[q+1])
+							for t := 0; t < flen; t++ {
+								p := (bi*n + f*step + t) * comp
+								w := 1.0
+								if win != nil {
+									w = win[t]
+								}
+								ang := -2 * math.Pi * float64(k) * float64(t) / float64(flen)
+								cs, sn := math.Cos(ang), math.Sin(ang)
+								gx[p] += float32(w * (gr*cs + gi*sn))
+								xr, xi := xf[p], 0.0
+								if comp == 2 {
+									gx[p+1] += float32(w * (-gr*sn + gi*cs))
+									xi = xf[p+1]
+								}
+								if gw != nil {
+									gw[t] += float32(gr*(xr*cs-xi*sn) + gi*(xr*sn+xi*cs))
+								}
+							}
+						}
+					}
+				}
+				return [][]float32{gx, gw}
+			}))
+		}
+		return one(out), nil
 	}, nil
 }
