@@ -122,6 +122,9 @@ func buildScan(c *nodeCtx) (graph.Kernel, error) {
 	first := 0
 	if batched {
 		first = 1 // sequence_lens
+		if len(c.n.Input) > 0 && c.n.Input[0] != "" {
+			return nil, c.unsupported("sequence_lens")
+		}
 	}
 	nFormal := len(c.n.Input) - first
 	nState := nFormal - m
@@ -177,9 +180,6 @@ func buildScan(c *nodeCtx) (graph.Kernel, error) {
 	return func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
 		if !batched {
 			return scan(in[:nState], in[nState:nFormal], in[nFormal:])
-		}
-		if v := in[0]; v != nil {
-			return nil, fmt.Errorf("sequence_lens is not supported")
 		}
 		in = in[1:]
 		batch := -1
