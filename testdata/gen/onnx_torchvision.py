@@ -75,10 +75,11 @@ def export(out, arch):
     for opset in OPSETS:
         d = os.path.join(out, "%s_op%d" % (arch, opset))
         os.makedirs(d, exist_ok=True)
-        with torch.no_grad():
-            torch.onnx.export(model, x[:1], os.path.join(d, "model.onnx"), opset_version=opset,
-                              input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        # Not under torch.no_grad(): there nn.MultiheadAttention (ViT) takes its fast path,
+        # aten::_native_multi_head_attention, which has no ONNX export.
+        torch.onnx.export(model, x[:1], os.path.join(d, "model.onnx"), opset_version=opset,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         dirs.append(d)
     return {"arch": arch, "size": size, "shape": list(x.shape), "dirs": dirs, "input": inp,
             "export_s": round(time.time() - start, 2), "export_cpu_s": round(time.process_time() - cpu, 2)}
