@@ -4,7 +4,10 @@
 //   {"dims": [...], "data": [...], "ms": ..., "cpu_ms": ...} with the first output and the
 // wall-clock and CPU milliseconds of loading and running the model, or {"error": "..."}.
 // One process serves every model of nn/graph/onnximport's torchvision export test, so Node and
-// the runtime start once. Needs NODE_PATH to reach onnxruntime-node (scripts/setup-interop.sh).
+// the runtime start once. Graph optimizations are off: the reference is ONNX Runtime's kernels on
+// the graph as exported. With them on, ORT 1.20 fuses torch's Pad + AveragePool (avg_pool2d's
+// count_include_pad) into an AveragePool that leaves the padding out of the count, and
+// inception_v3's logits come out up to 4.8x torch's (ckpt's and unoptimized ORT's equal torch's). Needs NODE_PATH to reach onnxruntime-node (scripts/setup-interop.sh).
 // Usage: node ort_serve.js < requests
 'use strict';
 const fs = require('fs');
@@ -18,6 +21,7 @@ async function serve(req) {
   const cpu = process.cpuUsage();
   const session = await ort.InferenceSession.create(req.model, {
     executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1,
+    graphOptimizationLevel: 'disabled',
   });
   const results = await session.run({ input: new ort.Tensor('float32', data, req.dims) });
   const out = results[session.outputNames[0]];

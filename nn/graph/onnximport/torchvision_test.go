@@ -100,6 +100,7 @@ type exported struct {
 	Shape   []int    `json:"shape"`
 	Dirs    []string `json:"dirs"`
 	Input   string   `json:"input"`
+	Torch   string   `json:"torch"`
 	ExportS float64  `json:"export_s"`
 	ExportC float64  `json:"export_cpu_s"`
 }
@@ -110,7 +111,8 @@ type exported struct {
 // at batch 1 with a dynamic batch axis), runs each export at batch 2 with
 // ckpt's importer and with ONNX Runtime on the same input and requires
 // max|err| <= 1e-4 * max(1, max|y|) (float32 sums in different orders differ
-// by a few ulps of the largest activations) and the same top-1 per row.
+// by a few ulps of the largest activations) and the same top-1 per row, and
+// the same bound against torch's own output.
 // One torch process exports every model, one Node process runs ONNX
 // Runtime; torch exports the next architecture while this one is checked.
 // CKPT_MODELS selects the architectures as for nn/models (all, a list, or a
@@ -153,6 +155,7 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 				t.Fatalf("onnx_torchvision.py: %v", err)
 			}
 			defer os.Remove(ex.Input)
+			defer os.Remove(ex.Torch)
 			for _, d := range ex.Dirs {
 				defer os.RemoveAll(d)
 			}
@@ -160,6 +163,7 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 				t.Fatalf("onnx_torchvision.py: %s", ex.Error)
 			}
 			x := nn.New(readF32(t, ex.Input), ex.Shape...)
+			ref := readF32(t, ex.Torch)
 			for _, d := range ex.Dirs {
 				op := strings.TrimPrefix(filepath.Base(d), name+"_")
 				model := filepath.Join(d, "model.onnx")
@@ -199,6 +203,18 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 				}
 				if tol := 1e-4 * math.Max(1, maxAbs); !(maxErr <= tol) {
 					t.Errorf("%s: max|err| = %g, want <= %g", op, maxErr, tol)
+				}
+				// torch's own output, the same bound: where ONNX Runtime and
+				// torch disagree, this says which one ckpt follows.
+				torchAbs, torchErr := 0.0, 0.0
+				for k := range ref {
+					torchAbs = math.Max(torchAbs, math.Abs(float64(ref[k])))
+					if k < len(got) {
+						torchErr = math.Max(torchErr, math.Abs(float64(got[k]-ref[k])))
+					}
+				}
+				if tol := 1e-4 * math.Max(1, torchAbs); len(ref) != len(got) || !(torchErr <= tol) {
+					t.Errorf("%s: against torch: max|err| = %g, want <= %g", op, torchErr, tol)
 				}
 				cols := want.Dims[len(want.Dims)-1]
 				ga, wa := argmaxRows(got, cols), argmaxRows(want.Data, cols)
