@@ -105,13 +105,13 @@ func buildLoop(c *nodeCtx) (graph.Kernel, error) {
 
 func init() { register(buildScan, "Scan") }
 
-// buildScan is Scan of opset 9 and later, scanning along axis 0 forward
-// (other axes and directions are unsupported).
+// buildScan is Scan scanning along axis 0 forward (other axes and
+// directions are unsupported). Opset 8's batched form (a leading
+// sequence_lens input, a batch axis before the scanned one on every state
+// and scan input and output) runs the body over each batch row.
 func buildScan(c *nodeCtx) (graph.Kernel, error) {
-	if c.opset < 9 {
-		return nil, c.unsupported("opset 8's batched form")
-	}
-	for _, a := range []string{"scan_input_axes", "scan_input_directions", "scan_output_axes", "scan_output_directions"} {
+	batched := c.opset < 9
+	for _, a := range []string{"scan_input_axes", "scan_input_directions", "scan_output_axes", "scan_output_directions", "directions"} {
 		for _, v := range c.ints(a, nil) {
 			if v != 0 {
 				return nil, c.unsupported("%s %v", a, c.ints(a, nil))
@@ -119,7 +119,14 @@ func buildScan(c *nodeCtx) (graph.Kernel, error) {
 		}
 	}
 	m := int(c.int("num_scan_inputs", 0))
-	nFormal := len(c.n.Input)
+	first := 0
+	if batched {
+		first = 1 // sequence_lens
+		if len(c.n.Input) > 0 && c.n.Input[0] != "" {
+			return nil, c.unsupported("sequence_lens")
+		}
+	}
+	nFormal := len(c.n.Input) - first
 	nState := nFormal - m
 	if m <= 0 || nState < 0 {
 		return nil, c.errorf("%d scan inputs of %d inputs", m, nFormal)
@@ -133,10 +140,8 @@ func buildScan(c *nodeCtx) (graph.Kernel, error) {
 	}
 	nOut := len(body.Outputs()) - nState
 	limit := c.opts.MaxElements
-	return func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
-		state := append([]*graph.Value{}, in[:nState]...)
-		scanIn := in[nState:nFormal]
-		captured := in[nFormal:]
+	// scan runs the body over states and scan inputs of one sequence.
+	scan := func(state, scanIn, captured []*graph.Value) ([]*graph.Value, error) {
 		steps := -1
 		for _, v := range scanIn {
 			if v.Rank() < 1 || steps >= 0 && v.Shape()[0] != steps {
@@ -164,22 +169,67 @@ func buildScan(c *nodeCtx) (graph.Kernel, error) {
 		}
 		result := append([]*graph.Value{}, state...)
 		for k := 0; k < nOut; k++ {
-			if len(outs[k]) == 0 {
-				return nil, fmt.Errorf("scan output %d has no iterations to take its shape from", k)
+			v, err := stack(outs[k], limit)
+			if err != nil {
+				return nil, fmt.Errorf("scan output %d: %w", k, err)
 			}
-			first := outs[k][0]
-			if err := checkElems(len(outs[k])*first.Numel(), limit); err != nil {
-				return nil, err
-			}
-			flat := make([]*graph.Value, len(outs[k]))
-			for j, v := range outs[k] {
-				if !sameShape(v.Shape(), first.Shape()) || v.DType() != first.DType() {
-					return nil, fmt.Errorf("scan output %d changes from %s to %s", k, first, v)
-				}
-				flat[j] = v.WithShape([]int{v.Numel()})
-			}
-			result = append(result, concatFlat(flat).WithShape(append([]int{len(outs[k])}, first.Shape()...)))
+			result = append(result, v)
 		}
 		return result, nil
+	}
+	return func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		if !batched {
+			return scan(in[:nState], in[nState:nFormal], in[nFormal:])
+		}
+		in = in[1:]
+		batch := -1
+		for _, v := range in[:nFormal] {
+			if v.Rank() < 1 || batch >= 0 && v.Shape()[0] != batch {
+				return nil, fmt.Errorf("states and scan inputs of different batch sizes")
+			}
+			batch = v.Shape()[0]
+		}
+		rows := make([][]*graph.Value, len(body.Outputs()))
+		for b := 0; b < batch; b++ {
+			row := make([]*graph.Value, nFormal)
+			for k, v := range in[:nFormal] {
+				row[k] = sliceAxis(v, 0, b, 1).WithShape(v.Shape()[1:])
+			}
+			res, err := scan(row[:nState], row[nState:], in[nFormal:])
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range res {
+				rows[k] = append(rows[k], v)
+			}
+		}
+		out := make([]*graph.Value, len(rows))
+		for k := range rows {
+			v, err := stack(rows[k], limit)
+			if err != nil {
+				return nil, fmt.Errorf("output %d: %w", k, err)
+			}
+			out[k] = v
+		}
+		return out, nil
 	}, nil
+}
+
+// stack joins values of one shape and type along a new leading axis.
+func stack(vs []*graph.Value, limit int) (*graph.Value, error) {
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("no iterations to take its shape from")
+	}
+	first := vs[0]
+	if err := checkElems(len(vs)*first.Numel(), limit); err != nil {
+		return nil, err
+	}
+	flat := make([]*graph.Value, len(vs))
+	for j, v := range vs {
+		if !sameShape(v.Shape(), first.Shape()) || v.DType() != first.DType() {
+			return nil, fmt.Errorf("changes from %s to %s", first, v)
+		}
+		flat[j] = v.WithShape([]int{v.Numel()})
+	}
+	return concatFlat(flat).WithShape(append([]int{len(vs)}, first.Shape()...)), nil
 }

@@ -10,7 +10,7 @@
 // constants, are folded into constants at import. Dynamic dimensions are
 // resolved when the graph runs.
 //
-// If, Loop and Scan (opset 9+) bodies are imported as graphs of their own (child modules),
+// If, Loop and Scan bodies are imported as graphs of their own (child modules),
 // whose extra inputs are the values they capture from enclosing graphs.
 //
 // Untrusted models are bounded: MaxNodes, MaxValues, MaxSubgraphDepth,
@@ -21,7 +21,12 @@
 //
 //	onnx: node 17 "Resize_3": Resize (opset 18) with antialias is not supported
 //
-// Not supported: Scan's opset-8 batched form, sequences, optional types and strings, random ops,
+// Float32 ops record their backward for autograd: the CNN and transformer
+// set, RNN/GRU/LSTM (through time), LRN, GridSample, RoiAlign, MaxUnpool,
+// Det, DFT, STFT, MeanVarianceNormalization and the reductions among them, each checked
+// by finite differences (gradcheck_test.go).
+//
+// Not supported: Scan's opset-8 form with sequence_lens, sequences, optional types and strings, random ops,
 // and a few others listed in the README's conformance section. ReHead, TrainBatchNorm and WriteBack fine-tune an
 // imported classifier and store the result back into the ONNX model.
 package onnximport

@@ -35,6 +35,11 @@ func nnUnary(op func(*nn.Tensor) *nn.Tensor, f func(float64) float64) builder {
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
+// zeroGrad is the derivative of a piecewise-constant op (Floor, Ceil,
+// Round, Sign): zero, as torch's backward gives, so that gradients reach
+// the ops' other users instead of stopping the graph.
+func zeroGrad(_, _ float64) float64 { return 0 }
+
 func init() {
 	register(unaryOp(math.Abs, func(x, _ float64) float64 { return sign(x) }), "Abs")
 	register(unaryOp(func(x float64) float64 { return -x }, func(_, _ float64) float64 { return -1 }), "Neg")
@@ -42,10 +47,10 @@ func init() {
 	register(unaryOp(math.Log, func(x, _ float64) float64 { return 1 / x }), "Log")
 	register(unaryOp(math.Sqrt, func(_, y float64) float64 { return 0.5 / y }), "Sqrt")
 	register(unaryOp(func(x float64) float64 { return 1 / x }, func(_, y float64) float64 { return -y * y }), "Reciprocal")
-	register(unaryOp(math.Floor, nil), "Floor")
-	register(unaryOp(math.Ceil, nil), "Ceil")
-	register(unaryOp(math.RoundToEven, nil), "Round")
-	register(unaryOp(sign, nil), "Sign")
+	register(unaryOp(math.Floor, zeroGrad), "Floor")
+	register(unaryOp(math.Ceil, zeroGrad), "Ceil")
+	register(unaryOp(math.RoundToEven, zeroGrad), "Round")
+	register(unaryOp(sign, zeroGrad), "Sign")
 	register(unaryOp(math.Sin, func(x, _ float64) float64 { return math.Cos(x) }), "Sin")
 	register(unaryOp(math.Cos, func(x, _ float64) float64 { return -math.Sin(x) }), "Cos")
 	register(unaryOp(math.Tan, func(_, y float64) float64 { return 1 + y*y }), "Tan")
@@ -279,7 +284,7 @@ func buildArith(c *nodeCtx) (graph.Kernel, error) {
 					return 0
 				}
 				return x % y
-			}}
+			}, da: func(_, _, _ float64) float64 { return 1 }, db: func(x, y, _ float64) float64 { return -math.Trunc(x / y) }}
 		} else {
 			s = binSpec{f: floorMod, fi: func(x, y int64) int64 {
 				if y == 0 {
@@ -290,7 +295,7 @@ func buildArith(c *nodeCtx) (graph.Kernel, error) {
 					m += y
 				}
 				return m
-			}}
+			}, da: func(_, _, _ float64) float64 { return 1 }, db: func(x, y, _ float64) float64 { return -math.Floor(x / y) }}
 		}
 	case "BitShift":
 		left := c.str("direction", "") == "LEFT"

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/graph"
 )
 
 // gradCase is a one-output graph over input "x" whose gradients, for x and
@@ -141,9 +142,128 @@ func gradCases() []gradCase {
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{mustProto("cax", graph64(1))} }},
 		{"Einsum", 17, []int{2, 3, 4}, false, []*onnx.Node{node("Einsum", []string{"x", "w"}, []string{"y"}, as("equation", "bij,jk->bik"))},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{floatInit("w", r, 4, 5)} }},
+		{"LRN", 13, []int{2, 5, 2, 2}, false, single("LRN", ai("size", 4), af("alpha", 0.5), af("beta", 0.75), af("bias", 1.5)), no},
+		{"GridSample bilinear", 16, []int{1, 2, 3, 4}, false, []*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 3, 4, false, 0.25, 1, 2, 3, 2)}
+			}},
+		{"GridSample bilinear border align_corners", 16, []int{1, 2, 3, 4}, false,
+			[]*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("padding_mode", "border"), ai("align_corners", 1))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 3, 4, true, 0.25, 1, 2, 2, 2)}
+			}},
+		{"GridSample bicubic reflection", 16, []int{1, 1, 4, 4}, false,
+			[]*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("mode", "bicubic"), as("padding_mode", "reflection"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 4, 4, false, 0.25, 1, 2, 2, 2)}
+			}},
+		{"GridSample nearest", 16, []int{1, 2, 3, 3}, false, []*onnx.Node{node("GridSample", []string{"x", "grid"}, []string{"y"}, as("mode", "nearest"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{gridInit(r, 3, 3, false, -0.25, 1, 2, 2, 2)}
+			}},
+		{"MeanVarianceNormalization", 13, []int{2, 3, 2, 2}, false, single("MeanVarianceNormalization"), no},
+		// Round (zeroGrad like these) jumps at ±0.5, where x may lie.
+		{"Floor Ceil Sign Mod", 17, []int{2, 3}, false, []*onnx.Node{
+			node("Floor", []string{"x"}, []string{"a"}), node("Ceil", []string{"x"}, []string{"b"}),
+			node("Abs", []string{"x"}, []string{"c"}), node("Sign", []string{"x"}, []string{"d"}),
+			node("Mod", []string{"x", "m"}, []string{"e"}, ai("fmod", 1)), node("Mod", []string{"x", "m2"}, []string{"f"}),
+			node("Sum", []string{"a", "b", "c", "d", "e", "f", "x"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				// |x| < 1 < m: fmod and floor mod stay off their jumps (x/m crossing an integer but 0).
+				return []*onnx.TensorProto{mustProto("m", FromFs([]int{3}, 1.5, 1.25, 2)), mustProto("m2", FromFs([]int{3}, 1.75, 1.5, 1.25))}
+			}},
+		{"ScatterND add", 16, []int{4, 3}, false, []*onnx.Node{node("ScatterND", []string{"x", "ind", "u"}, []string{"y"}, as("reduction", "add"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{3, 1}, 2, 0, 2), floatInit("u", r, 3, 3)}
+			}},
+		{"ScatterND mul", 16, []int{4, 3}, false, []*onnx.Node{node("ScatterND", []string{"x", "ind", "u"}, []string{"y"}, as("reduction", "mul"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{3, 1}, 2, 0, 2), floatInit("u", r, 3, 3)}
+			}},
+		{"ScatterElements duplicates", 16, []int{2, 3}, false, []*onnx.Node{node("ScatterElements", []string{"x", "ind", "u"}, []string{"y"}, ai("axis", 1))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{2, 2}, 1, 1, 0, 2), floatInit("u", r, 2, 2)}
+			}},
+		{"Resize tf_crop_and_resize", 13, []int{1, 1, 4, 4}, false, []*onnx.Node{node("Resize", []string{"x", "roi", "", "sizes"}, []string{"y"},
+			as("mode", "linear"), as("coordinate_transformation_mode", "tf_crop_and_resize"), af("extrapolation_value", 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{mustProto("roi", FromFs([]int{8}, 0, 0, -0.2, 0.3, 1, 1, 0.7, 1.3)), intInit("sizes", []int{4}, 1, 1, 3, 3)}
+			}},
+		{"LayerNormalization Mean InvStdDev", 17, []int{2, 3, 4}, false, []*onnx.Node{
+			node("LayerNormalization", []string{"x", "s"}, []string{"a", "m", "i"}, ai("axis", 1)),
+			node("Add", []string{"a", "m"}, []string{"b"}), node("Add", []string{"b", "i"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{floatInit("s", r, 3, 4)} }},
+		{"MaxUnpool", 11, []int{1, 2, 2, 2}, false, []*onnx.Node{node("MaxUnpool", []string{"x", "ind"}, []string{"y"}, ais("kernel_shape", 2, 2), ais("strides", 2, 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("ind", []int{1, 2, 2, 2}, 0, 3, 9, 14, 17, 22, 24, 31)}
+			}},
+		// The boxes are a Constant: like torchvision's roi_align, RoiAlign's
+		// gradient reaches the input only.
+		{"RoiAlign", 16, []int{1, 2, 5, 5}, false, []*onnx.Node{
+			node("Constant", nil, []string{"rois"}, &onnx.Attribute{Name: "value", Type: onnx.AttrTensor,
+				T: mustProto("rois", FromFs([]int{2, 4}, 1.3, 0.7, 7.9, 6.1, 0, 2.2, 5.4, 9.6))}),
+			node("RoiAlign", []string{"x", "rois", "bi"}, []string{"y"},
+				ai("output_height", 2), ai("output_width", 3), ai("sampling_ratio", 2), af("spatial_scale", 0.5))},
+			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{intInit("bi", []int{2}, 0, 0)} }},
+		{"Det", 11, []int{2, 3, 3}, false, single("Det"), no},
+		{"DFT onesided", 17, []int{2, 5, 1}, false, single("DFT", ai("onesided", 1)), no},
+		{"DFT complex inverse", 17, []int{1, 4, 2}, false, single("DFT", ai("inverse", 1)), no},
+		{"STFT window", 17, []int{1, 8, 1}, false, []*onnx.Node{node("STFT", []string{"x", "step", "win"}, []string{"y"})},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{intInit("step", []int{}, 2), mustProto("win", FromFs([]int{4}, 0.2, 0.9, 1, 0.5))}
+			}},
+		{"RNN bidirectional", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("RNN", []string{"x", "w", "r", "b", "", "h0"}, []string{"y"}, ai("hidden_size", 2), as("direction", "bidirectional"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 2, 2, 3), floatInit("r", r, 2, 2, 2), floatInit("b", r, 2, 4), floatInit("h0", r, 2, 2, 2)}
+			}},
+		{"GRU Y_h", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("GRU", []string{"x", "w", "r", "b"}, []string{"", "y"}, ai("hidden_size", 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 6, 3), floatInit("r", r, 1, 6, 2), floatInit("b", r, 1, 12)}
+			}},
+		{"GRU linear_before_reset reverse", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("GRU", []string{"x", "w", "r", "b"}, []string{"y"}, ai("hidden_size", 2), ai("linear_before_reset", 1), as("direction", "reverse"))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 6, 3), floatInit("r", r, 1, 6, 2), floatInit("b", r, 1, 12)}
+			}},
+		{"LSTM peepholes sequence_lens", 14, []int{3, 2, 3}, false,
+			[]*onnx.Node{node("LSTM", []string{"x", "w", "r", "b", "lens", "h0", "c0", "p"}, []string{"y"}, ai("hidden_size", 2))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 8, 3), floatInit("r", r, 1, 8, 2), floatInit("b", r, 1, 16),
+					mustProto("lens", graph.FromInt64s(graph.Int32, []int{2}, []int64{3, 2})),
+					floatInit("h0", r, 1, 2, 2), floatInit("c0", r, 1, 2, 2), floatInit("p", r, 1, 6)}
+			}},
+		{"LSTM Y_c layout 1", 14, []int{2, 3, 3}, false,
+			[]*onnx.Node{node("LSTM", []string{"x", "w", "r"}, []string{"", "", "y"}, ai("hidden_size", 2), ai("layout", 1))},
+			func(r *rand.Rand) []*onnx.TensorProto {
+				return []*onnx.TensorProto{floatInit("w", r, 1, 8, 3), floatInit("r", r, 1, 8, 2)}
+			}},
 		{"TopK", 17, []int{2, 3, 4}, false, []*onnx.Node{node("TopK", []string{"x", "k"}, []string{"y", "yi"})},
 			func(r *rand.Rand) []*onnx.TensorProto { return []*onnx.TensorProto{intInit("k", []int{1}, 2)} }},
 	}
+}
+
+// gridInit is a GridSample grid "grid" of the given shape over an h x w
+// input whose source coordinates lie in [k+frac, k+frac+0.5] for integers k
+// from -1 to the size: frac 0.25 keeps bilinear and bicubic sampling away
+// from their kinks at integer coordinates, -0.25 nearest's at half-integers,
+// which a finite difference must not straddle.
+func gridInit(r *rand.Rand, h, w int, align bool, frac float64, shape ...int) *onnx.TensorProto {
+	d := make([]float64, numel(shape))
+	for k := range d {
+		size := w
+		if k%2 == 1 {
+			size = h
+		}
+		c := float64(r.IntN(size+1)-1) + frac + 0.5*r.Float64()
+		if align {
+			d[k] = 2*c/float64(size-1) - 1
+		} else {
+			d[k] = (2*c+1)/float64(size) - 1
+		}
+	}
+	return mustProto("grid", graph.FromFloat64s(graph.Float32, shape, d))
 }
 
 func TestGradientsFiniteDifferences(t *testing.T) {
@@ -186,6 +306,14 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 				}
 				return s
 			}
+			// The recorded forward computes what inference does.
+			var plain *nn.Tensor
+			nn.NoGrad(func() { plain = g.Forward(x) })
+			for k, v := range plain.Data() {
+				if d := math.Abs(float64(y.Data()[k] - v)); d > 1e-5*math.Max(1, math.Abs(float64(v))) {
+					t.Fatalf("output %d: got %g with autograd, %g without", k, y.Data()[k], v)
+				}
+			}
 			y.Mul(r).Sum(false).Backward()
 			check := func(name string, p *nn.Tensor) {
 				if p.Grad() == nil {
@@ -224,7 +352,7 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 				params[p.Name] = true
 			}
 			for _, in := range m.Graph.Initializer {
-				if in.DataType == onnx.Float && !params[in.Name] && in.Name != "scales" && in.Name != "lo" && in.Name != "hi" {
+				if in.DataType == onnx.Float && !params[in.Name] && in.Name != "scales" && in.Name != "lo" && in.Name != "hi" && in.Name != "m" && in.Name != "m2" && in.Name != "roi" {
 					t.Errorf("initializer %q did not become a parameter", in.Name)
 				}
 			}

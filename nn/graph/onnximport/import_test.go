@@ -39,8 +39,9 @@ func TestImportErrors(t *testing.T) {
 		{"no graph", &onnx.Model{}, "no graph"},
 		{"subgraph", model(13, []*onnx.Node{node("Relu", []string{"x"}, []string{"y"}, &onnx.Attribute{Name: "body", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
 			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `Relu (opset 13) with subgraph or reference attribute "body" is not supported`},
-		{"scan opset 8", model(8, []*onnx.Node{node("Scan", []string{"x"}, []string{"y"}, &onnx.Attribute{Name: "body", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
-			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `Scan (opset 8) with opset 8's batched form is not supported`},
+		{"scan reverse", model(8, []*onnx.Node{node("Scan", []string{"", "x"}, []string{"y"}, ai("num_scan_inputs", 1), ais("directions", 1),
+			&onnx.Attribute{Name: "body", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
+			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `Scan (opset 8) with directions [1] is not supported`},
 		{"if without else", model(13, []*onnx.Node{node("If", []string{"x"}, []string{"y"}, &onnx.Attribute{Name: "then_branch", Type: onnx.AttrGraph, G: &onnx.Graph{}})},
 			nil, []*onnx.ValueInfo{x}, []*onnx.ValueInfo{y}), `no else_branch`},
 	}

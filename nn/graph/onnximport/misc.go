@@ -5,18 +5,20 @@ import (
 	"math"
 	"sort"
 
+	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/graph"
 )
 
 // Quantization, integer convolution and matmul, signal windows, Det,
-// MaxUnpool, Unique and the preview training domain's optimizers. None of
-// them is differentiable here.
+// MaxUnpool, Unique and the preview training domain's optimizers. Det and
+// MaxUnpool have a backward.
 
 func init() {
 	register(buildQuantize, "QuantizeLinear")
 	register(buildDequantize, "DequantizeLinear")
 	register(buildDynamicQuantize, "DynamicQuantizeLinear")
 	register(buildWindow, "HannWindow", "HammingWindow", "BlackmanWindow")
+	register(buildMelWeightMatrix, "MelWeightMatrix")
 	register(buildDet, "Det")
 	register(buildMaxUnpool, "MaxUnpool")
 	register(buildConvInteger, "ConvInteger", "QLinearConv")
@@ -132,6 +134,59 @@ func buildDynamicQuantize(c *nodeCtx) (graph.Kernel, error) {
 	}, nil
 }
 
+// buildMelWeightMatrix is opset 17's MelWeightMatrix as onnx 1.12's
+// reference computes it: num_mel_bins + 2 points equally spaced in mel
+// between the edges (the step divides the range by num_mel_bins + 2),
+// mapped to DFT bins floor((dft_length + 1) * hz / sample_rate), and a
+// triangle per mel bin rising from its left point to its centre and
+// falling to its right. Output [dft_length/2 + 1, num_mel_bins].
+func buildMelWeightMatrix(c *nodeCtx) (graph.Kernel, error) {
+	dt, ok := dtypeOf(onnxDataType(c.int("output_datatype", 1)))
+	if !ok {
+		return nil, c.unsupported("output_datatype %d", c.int("output_datatype", 1))
+	}
+	limit := c.opts.MaxElements
+	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+		for k, v := range in[:5] {
+			if v == nil || v.Numel() != 1 {
+				return nil, fmt.Errorf("input %d is not a scalar", k)
+			}
+		}
+		mels, dft, rate := int(in[0].Int64s()[0]), int(in[1].Int64s()[0]), in[2].Float64s()[0]
+		lo, hi := in[3].Float64s()[0], in[4].Float64s()[0]
+		bins := dft/2 + 1
+		if mels <= 0 || dft <= 0 || !(rate > 0) || mels > limit || bins > limit || bins*mels > limit {
+			return nil, fmt.Errorf("num_mel_bins %d, dft_length %d, sample_rate %g", mels, dft, rate)
+		}
+		toMel := func(hz float64) float64 { return 2595 * math.Log10(1+hz/700) }
+		loMel := toMel(lo)
+		step := (toMel(hi) - loMel) / float64(mels+2)
+		pts := make([]int, mels+2)
+		for k := range pts {
+			hz := 700 * (math.Pow(10, (float64(k)*step+loMel)/2595) - 1)
+			pts[k] = int(math.Floor(float64(dft+1) * hz / rate))
+			if pts[k] < 0 || pts[k] >= bins {
+				return nil, fmt.Errorf("mel point %d falls in DFT bin %d of %d", k, pts[k], bins)
+			}
+		}
+		y := make([]float64, bins*mels)
+		for i := 0; i < mels; i++ {
+			l, cen, r := pts[i], pts[i+1], pts[i+2]
+			if cen == l {
+				y[cen*mels+i] = 1
+			} else {
+				for j := l; j <= cen; j++ {
+					y[j*mels+i] = float64(j-l) / float64(cen-l)
+				}
+			}
+			for j := cen; j < r; j++ {
+				y[j*mels+i] = float64(r-j) / float64(r-cen)
+			}
+		}
+		return one(graph.Make(dt, []int{bins, mels}, y)), nil
+	}, nil
+}
+
 func buildWindow(c *nodeCtx) (graph.Kernel, error) {
 	periodic := c.int("periodic", 1) != 0
 	dt, ok := dtypeOf(onnxDataType(c.int("output_datatype", 1)))
@@ -165,6 +220,62 @@ func buildWindow(c *nodeCtx) (graph.Kernel, error) {
 	}, nil
 }
 
+// det returns the determinant of the m x m matrix a (row-major), by
+// Gaussian elimination with partial pivoting; a is overwritten.
+func det(a []float64, m int) float64 {
+	d := 1.0
+	for col := 0; col < m; col++ {
+		p := col
+		for i := col + 1; i < m; i++ {
+			if math.Abs(a[i*m+col]) > math.Abs(a[p*m+col]) {
+				p = i
+			}
+		}
+		if a[p*m+col] == 0 {
+			return 0
+		}
+		if p != col {
+			for j := 0; j < m; j++ {
+				a[p*m+j], a[col*m+j] = a[col*m+j], a[p*m+j]
+			}
+			d = -d
+		}
+		d *= a[col*m+col]
+		for i := col + 1; i < m; i++ {
+			f := a[i*m+col] / a[col*m+col]
+			for j := col; j < m; j++ {
+				a[i*m+j] -= f * a[col*m+j]
+			}
+		}
+	}
+	return d
+}
+
+// cofactors returns the cofactor matrix of the m x m matrix a: d det/d a.
+func cofactors(a []float64, m int) []float64 {
+	c := make([]float64, m*m)
+	minor := make([]float64, (m-1)*(m-1))
+	for i := 0; i < m; i++ {
+		for j := 0; j < m; j++ {
+			k := 0
+			for r := 0; r < m; r++ {
+				for q := 0; q < m; q++ {
+					if r != i && q != j {
+						minor[k] = a[r*m+q]
+						k++
+					}
+				}
+			}
+			v := det(minor, m-1)
+			if (i+j)%2 == 1 {
+				v = -v
+			}
+			c[i*m+j] = v
+		}
+	}
+	return c
+}
+
 func buildDet(c *nodeCtx) (graph.Kernel, error) {
 	return func(_ *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
 		x := in[0]
@@ -179,35 +290,23 @@ func buildDet(c *nodeCtx) (graph.Kernel, error) {
 		a := make([]float64, m*m)
 		for b := 0; b < nb; b++ {
 			copy(a, f[b*m*m:(b+1)*m*m])
-			det := 1.0
-			for col := 0; col < m; col++ {
-				p := col
-				for i := col + 1; i < m; i++ {
-					if math.Abs(a[i*m+col]) > math.Abs(a[p*m+col]) {
-						p = i
-					}
-				}
-				if a[p*m+col] == 0 {
-					det = 0
-					break
-				}
-				if p != col {
-					for j := 0; j < m; j++ {
-						a[p*m+j], a[col*m+j] = a[col*m+j], a[p*m+j]
-					}
-					det = -det
-				}
-				det *= a[col*m+col]
-				for i := col + 1; i < m; i++ {
-					f := a[i*m+col] / a[col*m+col]
-					for j := col; j < m; j++ {
-						a[i*m+j] -= f * a[col*m+j]
-					}
-				}
-			}
-			y[b] = det
+			y[b] = det(a, m)
 		}
-		return one(graph.Make(x.DType(), x.Shape()[:r-2], y)), nil
+		out := graph.Make(x.DType(), x.Shape()[:r-2], y)
+		if t := x.Tensor(); t != nil && m <= 32 {
+			// d det(A)/dA = cof(A) (det(A) A^-T where A is invertible; the
+			// cofactors also where it is not). O(m^5): small matrices only.
+			out = graph.FromTensor(nn.Record(out.Tensor(), "Det", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(f))
+				for b := 0; b < nb; b++ {
+					for k, v := range cofactors(f[b*m*m:(b+1)*m*m], m) {
+						gx[b*m*m+k] = g[b] * float32(v)
+					}
+				}
+				return [][]float32{gx}
+			}))
+		}
+		return one(out), nil
 	}, nil
 }
 
@@ -240,6 +339,21 @@ func buildMaxUnpool(c *nodeCtx) (graph.Kernel, error) {
 			y[i] = f[k]
 		}
 		v := graph.Make(x.DType(), shape, y)
+		if t := x.Tensor(); t != nil {
+			// y[ind[k]] = x[k]: the gradient gathers back, to the last
+			// element written where indices repeat.
+			last := map[int64]int{}
+			for k, i := range ind {
+				last[i] = k
+			}
+			v = graph.FromTensor(nn.Record(v.Tensor(), "MaxUnpool", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(f))
+				for i, k := range last {
+					gx[k] = g[i]
+				}
+				return [][]float32{gx}
+			}))
+		}
 		if len(in) > 2 && in[2] != nil {
 			// The indices address the inferred shape; a given output_shape
 			// extends it at the end of each spatial dimension.

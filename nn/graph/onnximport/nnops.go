@@ -872,7 +872,29 @@ func buildLayerNorm(c *nodeCtx) (graph.Kernel, error) {
 			for k := a; k < len(st); k++ {
 				st[k] = 1
 			}
-			outs = append(outs, graph.Make(graph.Float32, st, mean), graph.Make(graph.Float32, st, inv))
+			tx := x.Tensor()
+			// Mean = sum(x)/d: d Mean/dx = 1/d. InvStdDev = (var + eps)^-1/2:
+			// d/dx_i = -inv^3 (x_i - mean)/d.
+			mt := nn.Record(nn.New(f64sToF32(mean), st...), "LayerNormMean", []*nn.Tensor{tx}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xd))
+				for r := 0; r < rows; r++ {
+					for k := r * d; k < (r+1)*d; k++ {
+						gx[k] = g[r] / float32(d)
+					}
+				}
+				return [][]float32{gx}
+			})
+			it := nn.Record(nn.New(f64sToF32(inv), st...), "LayerNormInvStdDev", []*nn.Tensor{tx}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xd))
+				for r := 0; r < rows; r++ {
+					c := -float64(g[r]) * inv[r] * inv[r] * inv[r] / float64(d)
+					for k := r * d; k < (r+1)*d; k++ {
+						gx[k] = float32(c * (float64(xd[k]) - mean[r]))
+					}
+				}
+				return [][]float32{gx}
+			})
+			outs = append(outs, graph.FromTensor(mt), graph.FromTensor(it))
 		}
 		return outs, nil
 	}, nil
@@ -893,7 +915,8 @@ func buildLRN(c *nodeCtx) (graph.Kernel, error) {
 		n, ch, inner := s[0], s[1], numel(s[2:])
 		xf := x.Float64s()
 		y := make([]float64, len(xf))
-		lo, hi := (size-1)/2, size/2 // floor and ceil of (size-1)/2
+		den := make([]float64, len(xf)) // bias + alpha/size * sum of squares
+		lo, hi := (size-1)/2, size/2    // floor and ceil of (size-1)/2
 		hi = (size - 1) - lo
 		for b := 0; b < n; b++ {
 			for cc := 0; cc < ch; cc++ {
@@ -904,11 +927,35 @@ func buildLRN(c *nodeCtx) (graph.Kernel, error) {
 						sq += v * v
 					}
 					p := (b*ch+cc)*inner + i
-					y[p] = xf[p] / math.Pow(bias+alpha/float64(size)*sq, beta)
+					den[p] = bias + alpha/float64(size)*sq
+					y[p] = xf[p] / math.Pow(den[p], beta)
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), s, y)), nil
+		t := x.Tensor()
+		if t == nil {
+			return one(graph.Make(x.DType(), s, y)), nil
+		}
+		out := nn.Record(nn.New(f64sToF32(y), s...), "LRN", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+			// y_c = x_c d_c^-beta with d_c = bias + alpha/size sum_{j in win(c)} x_j^2:
+			// gx_k = g_k d_k^-beta - 2 alpha/size beta x_k sum_{c: k in win(c)} g_c x_c d_c^(-beta-1).
+			gx := make([]float32, len(g))
+			for b := 0; b < n; b++ {
+				for k := 0; k < ch; k++ {
+					for i := 0; i < inner; i++ {
+						p := (b*ch+k)*inner + i
+						acc := 0.0
+						for c := max(0, k-hi); c <= min(ch-1, k+lo); c++ {
+							q := (b*ch+c)*inner + i
+							acc += float64(g[q]) * xf[q] * math.Pow(den[q], -beta-1)
+						}
+						gx[p] = float32(float64(g[p])*math.Pow(den[p], -beta) - 2*alpha/float64(size)*beta*xf[p]*acc)
+					}
+				}
+			}
+			return [][]float32{gx}
+		})
+		return one(graph.FromTensor(out)), nil
 	}, nil
 }
 
@@ -921,13 +968,20 @@ func buildMVN(c *nodeCtx) (graph.Kernel, error) {
 			return nil, err
 		}
 		mean := reduceAxes(x, axes, true, "ReduceMean")
-		d, err := binop(x, mean, binSpec{f: func(a, b float64) float64 { return a - b }})
+		d, err := binop(x, mean, binSpec{f: func(a, b float64) float64 { return a - b },
+			da: func(_, _, _ float64) float64 { return 1 }, db: func(_, _, _ float64) float64 { return -1 }})
 		if err != nil {
 			return nil, err
 		}
-		sq := unary(d, func(v float64) float64 { return v * v }, nil)
+		sq := unary(d, func(v float64) float64 { return v * v }, func(v, _ float64) float64 { return 2 * v })
 		vr := reduceAxes(sq, axes, true, "ReduceMean")
-		r, err := binop(d, vr, binSpec{f: func(a, b float64) float64 { return a / (math.Sqrt(b) + 1e-9) }})
+		// d / (sqrt(v) + 1e-9)
+		r, err := binop(d, vr, binSpec{f: func(a, b float64) float64 { return a / (math.Sqrt(b) + 1e-9) },
+			da: func(_, b, _ float64) float64 { return 1 / (math.Sqrt(b) + 1e-9) },
+			db: func(a, b, _ float64) float64 {
+				s := math.Sqrt(b) + 1e-9
+				return -a / (s * s) * 0.5 / math.Sqrt(b)
+			}})
 		if err != nil {
 			return nil, err
 		}

@@ -219,15 +219,30 @@ func (r resizeSpec) run(x *graph.Value, scales []float64, sizes []int, roi []flo
 	if r.coord == "tf_crop_and_resize" {
 		f := append([]float64{}, v.Float64s()...)
 		st := strides(out)
+		masked := make([]bool, len(f))
 		for k := range f {
 			for d := 0; d < rank; d++ {
 				if m := masks[d]; m != nil && m[k/st[d]%out[d]] {
 					f[k] = r.extrap
+					masked[k] = true
 					break
 				}
 			}
 		}
-		v = graph.Make(x.DType(), out, f)
+		res := graph.Make(x.DType(), out, f)
+		if t := v.Tensor(); t != nil {
+			// Extrapolated elements are constants: no gradient reaches the input.
+			res = graph.FromTensor(nn.Record(res.Tensor(), "ResizeExtrapolate", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := append([]float32{}, g...)
+				for k, m := range masked {
+					if m {
+						gx[k] = 0
+					}
+				}
+				return [][]float32{gx}
+			}))
+		}
+		v = res
 	}
 	return v, nil
 }

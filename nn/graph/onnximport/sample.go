@@ -5,11 +5,12 @@ import (
 	"math"
 	"sort"
 
+	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/graph"
 )
 
-// GridSample (torch.nn.functional.grid_sample's semantics) and
-// NonMaxSuppression; forward only.
+// GridSample (torch.nn.functional.grid_sample's semantics, with a backward
+// to the input and the grid for float32) and NonMaxSuppression.
 
 func init() {
 	register(buildGridSample, "GridSample")
@@ -63,31 +64,101 @@ func buildGridSample(c *nodeCtx) (graph.Kernel, error) {
 			}
 			return ((v+1)*float64(size) - 1) / 2
 		}
-		padCoord := func(v float64, size int) float64 {
+		// padCoord maps a source coordinate into the image by the padding
+		// mode and returns its derivative too (0 where clipped).
+		padCoord := func(v float64, size int) (float64, float64) {
+			clipD := func(v, d float64) (float64, float64) {
+				if v <= 0 {
+					return 0, 0
+				}
+				if v >= float64(size-1) {
+					return float64(size - 1), 0
+				}
+				return v, d
+			}
 			switch pad {
 			case "border":
-				return math.Min(math.Max(v, 0), float64(size-1))
+				return clipD(v, 1)
 			case "reflection":
+				lo2, hi2 := -1.0, 2*float64(size)-1
 				if align {
-					v = reflectCoord(v, 0, 2*float64(size-1))
-				} else {
-					v = reflectCoord(v, -1, 2*float64(size)-1)
+					lo2, hi2 = 0, 2*float64(size-1)
 				}
-				return math.Min(math.Max(v, 0), float64(size-1))
+				if lo2 == hi2 {
+					return 0, 0
+				}
+				lo, span := lo2/2, (hi2-lo2)/2
+				d := 1.0
+				if v < lo {
+					d = -1
+				}
+				in := math.Abs(v - lo)
+				extra := math.Mod(in, span)
+				if int(math.Floor(in/span))%2 == 0 {
+					return clipD(extra+lo, d)
+				}
+				return clipD(span-extra+lo, -d)
 			}
-			return v
+			return v, 1
 		}
-		at := func(plane []float64, yy, xx int) float64 {
-			if yy < 0 || yy >= h || xx < 0 || xx >= w {
-				return 0
-			}
-			return plane[yy*w+xx]
-		}
-		cubic := func(t float64) [4]float64 {
+		cubic := func(t float64) ([4]float64, [4]float64) {
 			a := -0.75
 			c1 := func(x float64) float64 { return ((a+2)*x-(a+3))*x*x + 1 }
 			c2 := func(x float64) float64 { return ((a*x-5*a)*x+8*a)*x - 4*a }
-			return [4]float64{c2(t + 1), c1(t), c1(1 - t), c2(2 - t)}
+			d1 := func(x float64) float64 { return (3*(a+2)*x - 2*(a+3)) * x }
+			d2 := func(x float64) float64 { return (3*a*x-10*a)*x + 8*a }
+			return [4]float64{c2(t + 1), c1(t), c1(1 - t), c2(2 - t)}, [4]float64{d2(t + 1), d1(t), -d1(1 - t), -d2(2 - t)}
+		}
+		// point samples plane at (ix, iy) (unnormalized coordinates); tap,
+		// when not nil, receives each source element's index and weight.
+		// It returns the value and its derivatives by ix and iy.
+		point := func(plane []float64, ix, iy float64, tap func(k int, wt float64)) (v, dx, dy float64) {
+			get := func(yy, xx int, wt float64) float64 {
+				if yy < 0 || yy >= h || xx < 0 || xx >= w {
+					return 0
+				}
+				if tap != nil {
+					tap(yy*w+xx, wt)
+				}
+				return plane[yy*w+xx]
+			}
+			switch mode {
+			case "nearest":
+				px, _ := padCoord(ix, w)
+				py, _ := padCoord(iy, h)
+				return get(int(math.RoundToEven(py)), int(math.RoundToEven(px)), 1), 0, 0
+			case "bilinear":
+				px, dpx := padCoord(ix, w)
+				py, dpy := padCoord(iy, h)
+				x0, y0 := math.Floor(px), math.Floor(py)
+				tx, ty := px-x0, py-y0
+				xi, yi := int(x0), int(y0)
+				v00, v01 := get(yi, xi, (1-tx)*(1-ty)), get(yi, xi+1, tx*(1-ty))
+				v10, v11 := get(yi+1, xi, (1-tx)*ty), get(yi+1, xi+1, tx*ty)
+				v = v00*(1-tx)*(1-ty) + v01*tx*(1-ty) + v10*(1-tx)*ty + v11*tx*ty
+				dx = ((v01-v00)*(1-ty) + (v11-v10)*ty) * dpx
+				dy = ((v10-v00)*(1-tx) + (v11-v01)*tx) * dpy
+				return v, dx, dy
+			}
+			x0, y0 := math.Floor(ix), math.Floor(iy)
+			wx, dwx := cubic(ix - x0)
+			wy, dwy := cubic(iy - y0)
+			for p := 0; p < 4; p++ {
+				for q := 0; q < 4; q++ {
+					yy, _ := padCoord(y0-1+float64(p), h)
+					xx, _ := padCoord(x0-1+float64(q), w)
+					e := get(int(yy), int(xx), wy[p]*wx[q])
+					v += wy[p] * wx[q] * e
+					dx += wy[p] * dwx[q] * e
+					dy += dwy[p] * wx[q] * e
+				}
+			}
+			return v, dx, dy
+		}
+		// d(ix)/d(grid x) and d(iy)/d(grid y).
+		sx, sy := float64(w)/2, float64(h)/2
+		if align {
+			sx, sy = float64(w-1)/2, float64(h-1)/2
 		}
 		y := make([]float64, n*ch*ho*wo)
 		for b := 0; b < n; b++ {
@@ -97,36 +168,36 @@ func buildGridSample(c *nodeCtx) (graph.Kernel, error) {
 					gy := gf[((b*ho+i)*wo+j)*2+1]
 					ix, iy := unnorm(gx, w), unnorm(gy, h)
 					for cc := 0; cc < ch; cc++ {
-						plane := xf[(b*ch+cc)*h*w : (b*ch+cc+1)*h*w]
-						var v float64
-						switch mode {
-						case "nearest":
-							px, py := padCoord(ix, w), padCoord(iy, h)
-							v = at(plane, int(math.RoundToEven(py)), int(math.RoundToEven(px)))
-						case "bilinear":
-							px, py := padCoord(ix, w), padCoord(iy, h)
-							x0, y0 := math.Floor(px), math.Floor(py)
-							tx, ty := px-x0, py-y0
-							xi, yi := int(x0), int(y0)
-							v = at(plane, yi, xi)*(1-tx)*(1-ty) + at(plane, yi, xi+1)*tx*(1-ty) +
-								at(plane, yi+1, xi)*(1-tx)*ty + at(plane, yi+1, xi+1)*tx*ty
-						case "bicubic":
-							x0, y0 := math.Floor(ix), math.Floor(iy)
-							wx, wy := cubic(ix-x0), cubic(iy-y0)
-							for p := 0; p < 4; p++ {
-								for q := 0; q < 4; q++ {
-									yy := padCoord(y0-1+float64(p), h)
-									xx := padCoord(x0-1+float64(q), w)
-									v += wy[p] * wx[q] * at(plane, int(yy), int(xx))
-								}
-							}
-						}
+						v, _, _ := point(xf[(b*ch+cc)*h*w:(b*ch+cc+1)*h*w], ix, iy, nil)
 						y[((b*ch+cc)*ho+i)*wo+j] = v
 					}
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), []int{n, ch, ho, wo}, y)), nil
+		tx, tg := x.Tensor(), grid.Cast(graph.Float32).Tensor()
+		if tx == nil || grid.DType() != graph.Float32 {
+			return one(graph.Make(x.DType(), []int{n, ch, ho, wo}, y)), nil
+		}
+		out := nn.Record(nn.New(f64sToF32(y), n, ch, ho, wo), "GridSample", []*nn.Tensor{tx, tg}, func(g []float32) [][]float32 {
+			gxs, ggrid := make([]float32, len(xf)), make([]float32, len(gf))
+			for b := 0; b < n; b++ {
+				for i := 0; i < ho; i++ {
+					for j := 0; j < wo; j++ {
+						gp := ((b*ho+i)*wo + j) * 2
+						ix, iy := unnorm(gf[gp], w), unnorm(gf[gp+1], h)
+						for cc := 0; cc < ch; cc++ {
+							base := (b*ch + cc) * h * w
+							gv := float64(g[((b*ch+cc)*ho+i)*wo+j])
+							_, dx, dy := point(xf[base:base+h*w], ix, iy, func(k int, wt float64) { gxs[base+k] += float32(gv * wt) })
+							ggrid[gp] += float32(gv * dx * sx)
+							ggrid[gp+1] += float32(gv * dy * sy)
+						}
+					}
+				}
+			}
+			return [][]float32{gxs, ggrid}
+		})
+		return one(graph.FromTensor(out)), nil
 	}, nil
 }
 
@@ -230,7 +301,9 @@ func buildRoiAlign(c *nodeCtx) (graph.Kernel, error) {
 			return nil, err
 		}
 		xf, rf, bi := x.Float64s(), rois.Float64s(), idx.Int64s()
-		bilinear := func(plane []float64, y, xx float64) float64 {
+		// bilinear samples plane at (y, xx); tap, when not nil, receives
+		// each source element's index and weight (the backward's scatter).
+		bilinear := func(plane []float64, y, xx float64, tap func(k int, wt float64)) float64 {
 			if y < -1 || y > float64(h) || xx < -1 || xx > float64(w) {
 				return 0
 			}
@@ -245,49 +318,81 @@ func buildRoiAlign(c *nodeCtx) (graph.Kernel, error) {
 			}
 			ly, lx := y-float64(yl), xx-float64(xl)
 			hy, hx := 1-ly, 1-lx
+			if tap != nil {
+				tap(yl*w+xl, hy*hx)
+				tap(yl*w+xh, hy*lx)
+				tap(yh*w+xl, ly*hx)
+				tap(yh*w+xh, ly*lx)
+			}
 			return hy*hx*plane[yl*w+xl] + hy*lx*plane[yl*w+xh] + ly*hx*plane[yh*w+xl] + ly*lx*plane[yh*w+xh]
 		}
-		y := make([]float64, nr*ch*oh*ow)
 		off := 0.0
 		if halfPixel {
 			off = 0.5
 		}
 		for r := 0; r < nr; r++ {
-			b := int(bi[r])
-			if b < 0 || b >= n {
+			if b := int(bi[r]); b < 0 || b >= n {
 				return nil, fmt.Errorf("batch index %d out of range", b)
 			}
-			x1, y1 := rf[r*4]*scale-off, rf[r*4+1]*scale-off
-			x2, y2 := rf[r*4+2]*scale-off, rf[r*4+3]*scale-off
-			rw, rh := x2-x1, y2-y1
-			if !halfPixel {
-				rw, rh = math.Max(rw, 1), math.Max(rh, 1)
-			}
-			bh, bw := rh/float64(oh), rw/float64(ow)
-			sh, sw := ratio, ratio
-			if ratio == 0 {
-				sh, sw = int(math.Ceil(rh/float64(oh))), int(math.Ceil(rw/float64(ow)))
-			}
-			if sh <= 0 || sw <= 0 || sh > 1<<10 || sw > 1<<10 {
-				continue
-			}
-			cnt := float64(sh * sw)
-			for cc := 0; cc < ch; cc++ {
-				plane := xf[(b*ch+cc)*h*w : (b*ch+cc+1)*h*w]
-				for ph := 0; ph < oh; ph++ {
-					for pw := 0; pw < ow; pw++ {
-						s := 0.0
-						for iy := 0; iy < sh; iy++ {
-							yy := y1 + float64(ph)*bh + (float64(iy)+0.5)*bh/float64(sh)
-							for ix := 0; ix < sw; ix++ {
-								xx := x1 + float64(pw)*bw + (float64(ix)+0.5)*bw/float64(sw)
-								s += bilinear(plane, yy, xx)
+		}
+		// pool computes every output element; with g it instead adds each
+		// one's gradient g[...] times its taps' weights into gx.
+		pool := func(y []float64, g []float32, gx []float32) {
+			for r := 0; r < nr; r++ {
+				b := int(bi[r])
+				x1, y1 := rf[r*4]*scale-off, rf[r*4+1]*scale-off
+				x2, y2 := rf[r*4+2]*scale-off, rf[r*4+3]*scale-off
+				rw, rh := x2-x1, y2-y1
+				if !halfPixel {
+					rw, rh = math.Max(rw, 1), math.Max(rh, 1)
+				}
+				bh, bw := rh/float64(oh), rw/float64(ow)
+				sh, sw := ratio, ratio
+				if ratio == 0 {
+					sh, sw = int(math.Ceil(rh/float64(oh))), int(math.Ceil(rw/float64(ow)))
+				}
+				if sh <= 0 || sw <= 0 || sh > 1<<10 || sw > 1<<10 {
+					continue
+				}
+				cnt := float64(sh * sw)
+				for cc := 0; cc < ch; cc++ {
+					base := (b*ch + cc) * h * w
+					plane := xf[base : base+h*w]
+					for ph := 0; ph < oh; ph++ {
+						for pw := 0; pw < ow; pw++ {
+							o := ((r*ch+cc)*oh+ph)*ow + pw
+							var tap func(k int, wt float64)
+							if g != nil {
+								gv := float64(g[o]) / cnt
+								tap = func(k int, wt float64) { gx[base+k] += float32(gv * wt) }
+							}
+							s := 0.0
+							for iy := 0; iy < sh; iy++ {
+								yy := y1 + float64(ph)*bh + (float64(iy)+0.5)*bh/float64(sh)
+								for ix := 0; ix < sw; ix++ {
+									xx := x1 + float64(pw)*bw + (float64(ix)+0.5)*bw/float64(sw)
+									s += bilinear(plane, yy, xx, tap)
+								}
+							}
+							if y != nil {
+								y[o] = s / cnt
 							}
 						}
-						y[((r*ch+cc)*oh+ph)*ow+pw] = s / cnt
 					}
 				}
 			}
+		}
+		y := make([]float64, nr*ch*oh*ow)
+		pool(y, nil, nil)
+		if t := x.Tensor(); t != nil {
+			// The gradient reaches the input (as torchvision's roi_align's
+			// backward), not the boxes.
+			out := nn.Record(nn.New(f64sToF32(y), nr, ch, oh, ow), "RoiAlign", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xf))
+				pool(nil, g, gx)
+				return [][]float32{gx}
+			})
+			return one(graph.FromTensor(out)), nil
 		}
 		return one(graph.Make(x.DType(), []int{nr, ch, oh, ow}, y)), nil
 	}, nil
@@ -363,7 +468,37 @@ func buildDFT(c *nodeCtx) (graph.Kernel, error) {
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), shape, y)), nil
+		out := graph.Make(x.DType(), shape, y)
+		if t := x.Tensor(); t != nil {
+			scale := 1.0
+			if inverse {
+				scale = 1 / float64(length)
+			}
+			// The transform is linear: the gradient is its adjoint,
+			// gx_r += cos*g_re + sin*g_im and gx_i += -sin*g_re + cos*g_im.
+			out = graph.FromTensor(nn.Record(out.Tensor(), "DFT", []*nn.Tensor{t}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xf))
+				for o := 0; o < outer; o++ {
+					for i := 0; i < inner; i++ {
+						for k := 0; k < nout; k++ {
+							q := ((o*nout+k)*inner + i) * 2
+							gr, gi := scale*float64(g[q]), scale*float64(g[q+1])
+							for t := 0; t < min(n, length); t++ {
+								p := ((o*n+t)*inner + i) * comp
+								ang := sign * 2 * math.Pi * float64(k) * float64(t) / float64(length)
+								cs, sn := math.Cos(ang), math.Sin(ang)
+								gx[p] += float32(gr*cs + gi*sn)
+								if comp == 2 {
+									gx[p+1] += float32(-gr*sn + gi*cs)
+								}
+							}
+						}
+					}
+				}
+				return [][]float32{gx}
+			}))
+		}
+		return one(out), nil
 	}, nil
 }
 
@@ -430,6 +565,50 @@ func buildSTFT(c *nodeCtx) (graph.Kernel, error) {
 				}
 			}
 		}
-		return one(graph.Make(x.DType(), shape, y)), nil
+		out := graph.Make(x.DType(), shape, y)
+		if tx := x.Tensor(); tx != nil {
+			// Linear in the signal and in the window: the signal's gradient
+			// is the adjoint of each windowed frame's DFT, summed over
+			// overlapping frames; the window's is the frames' DFT adjoint.
+			var tw *nn.Tensor
+			if v := opt(in, 2); v != nil && win != nil {
+				tw = v.Tensor()
+			}
+			out = graph.FromTensor(nn.Record(out.Tensor(), "STFT", []*nn.Tensor{tx, tw}, func(g []float32) [][]float32 {
+				gx := make([]float32, len(xf))
+				var gw []float32
+				if tw != nil {
+					gw = make([]float32, flen)
+				}
+				for bi := 0; bi < b; bi++ {
+					for f := 0; f < frames; f++ {
+						for k := 0; k < nout; k++ {
+							q := ((bi*frames+f)*nout + k) * 2
+							gr, gi := float64(g[q]), float64(g[q+1])
+							for t := 0; t < flen; t++ {
+								p := (bi*n + f*step + t) * comp
+								w := 1.0
+								if win != nil {
+									w = win[t]
+								}
+								ang := -2 * math.Pi * float64(k) * float64(t) / float64(flen)
+								cs, sn := math.Cos(ang), math.Sin(ang)
+								gx[p] += float32(w * (gr*cs + gi*sn))
+								xr, xi := xf[p], 0.0
+								if comp == 2 {
+									gx[p+1] += float32(w * (-gr*sn + gi*cs))
+									xi = xf[p+1]
+								}
+								if gw != nil {
+									gw[t] += float32(gr*(xr*cs-xi*sn) + gi*(xr*sn+xi*cs))
+								}
+							}
+						}
+					}
+				}
+				return [][]float32{gx, gw}
+			}))
+		}
+		return one(out), nil
 	}, nil
 }

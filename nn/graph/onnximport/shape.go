@@ -560,21 +560,52 @@ func scatter(x, upd *graph.Value, pos []int, reduction string) (*graph.Value, er
 	default:
 		return nil, fmt.Errorf("reduction %q", reduction)
 	}
-	if tx := x.Tensor(); tx != nil && (reduction == "" || reduction == "none") {
+	if tx := x.Tensor(); tx != nil && reduction != "max" && reduction != "min" {
 		tu := upd.Tensor()
-		d := append([]float32{}, tx.Data()...)
+		xd := tx.Data()
+		d := append([]float32{}, xd...)
 		u := tu.Data()
 		for k, p := range pos {
-			d[p] = u[k]
+			d[p] = float32(combine(float64(d[p]), float64(u[k])))
 		}
 		out := nn.Record(nn.New(d, x.Shape()...), "Scatter", []*nn.Tensor{tx, tu}, func(g []float32) [][]float32 {
 			gx := append([]float32{}, g...)
 			gu := make([]float32, len(u))
-			for k, p := range pos {
-				gu[k] = g[p]
-			}
-			for _, p := range pos {
-				gx[p] = 0
+			switch reduction {
+			case "add": // y[p] = x[p] + the updates at p
+				for k, p := range pos {
+					gu[k] = g[p]
+				}
+			case "mul": // y[p] = x[p] * the product of the updates at p
+				at := map[int][]int{}
+				for k, p := range pos {
+					at[p] = append(at[p], k)
+				}
+				for p, ks := range at {
+					prod := 1.0
+					for _, k := range ks {
+						prod *= float64(u[k])
+					}
+					gx[p] = float32(float64(g[p]) * prod)
+					for _, k := range ks {
+						others := float64(xd[p])
+						for _, j := range ks {
+							if j != k {
+								others *= float64(u[j])
+							}
+						}
+						gu[k] = float32(float64(g[p]) * others)
+					}
+				}
+			default: // the last update at p replaces x[p]
+				last := map[int]int{}
+				for k, p := range pos {
+					last[p] = k
+				}
+				for p, k := range last {
+					gu[k] = g[p]
+					gx[p] = 0
+				}
 			}
 			return [][]float32{gx, gu}
 		})

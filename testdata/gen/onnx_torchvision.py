@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Exports torchvision classification architectures with torch.onnx.export, for
+nn/graph/onnximport's TestTorchvisionExportsMatchORT (generated on demand into a temporary
+directory, never committed: a model is up to 2.5 GB).
+
+Serves requests: one architecture name per line on stdin; for each it builds the model with
+weights=None (seeded random weights, nothing is downloaded), gives every BatchNorm random affine
+parameters and running statistics measured on a random batch, then perturbed (as after training: at
+initialization they are 1 and 0, and statistics drawn blind let activations explode), and exports it in eval mode, default options
+(BatchNorm folded into the convolutions), input "input" and output "logits" with a dynamic batch
+axis ("batch"), traced at batch 1, at opsets 13 and 17:
+
+    OUTDIR/ARCH_op13/model.onnx, OUTDIR/ARCH_op17/model.onnx
+
+Each model has its own directory because torch writes a model over protobuf's 2 GB limit
+(vit_h_14, regnet_y_128gf) as external data: one file per initializer beside model.onnx.
+OUTDIR/ARCH.input.bin is a float32 input of batch 2 (little-endian, NCHW), run through the
+dynamic axis; OUTDIR/ARCH.torch.bin is torch's output for it. The answer is one JSON line per request:
+    {"arch", "size", "shape", "dirs": [op13, op17], "input", "torch", "export_s", "export_cpu_s"}
+(wall-clock and CPU seconds of building and exporting)
+or {"arch", "error"}.
+
+The input size is the smallest the architecture exports at: 64x64 where global pooling ends the
+network; VGG and AlexNet need 224 (their adaptive average pooling to 7x7 / 6x6 exports only when
+the feature map is a multiple of it); ViT, Swin and MaxViT are built for 224 (the position
+embedding and the windows/partitions fix the size); Inception v3 at 160.
+
+Usage: /usr/bin/python3 testdata/gen/onnx_torchvision.py OUTDIR < names
+"""
+import json
+import os
+import sys
+import time
+import warnings
+
+import torch
+import torchvision
+
+warnings.filterwarnings("ignore")
+
+OPSETS = (13, 17)
+
+
+def input_size(arch):
+    if arch.startswith(("vgg", "alexnet", "vit_", "swin_", "maxvit")):
+        return 224
+    if arch == "inception_v3":
+        # As nn/models' interop test (at least 75; at 96 the last blocks are 1x1).
+        return 160
+    return 64
+
+
+def calibrate_bn(model, size, gen):
+    """BatchNorm statistics as after training: measured on a random batch in training mode (momentum
+    1), then perturbed, with random affine parameters. Statistics drawn without looking at the
+    activations let a deep plain network's activations grow layer after layer (inception_v3's
+    logits reached 1e11). Auxiliary heads, which only run in training mode, sit the measuring pass
+    out."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        n = m.num_features
+        m.reset_running_stats()
+        m.momentum = 1.0
+        m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+        m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    aux = {k: getattr(model, k) for k in ("aux1", "aux2", "AuxLogits") if getattr(model, k, None) is not None}
+    for k in aux:
+        setattr(model, k, None)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, size, size, generator=gen))
+    for k, v in aux.items():
+        setattr(model, k, v)
+    for m in bns:
+        n = m.num_features
+        m.running_mean.add_(torch.randn(n, generator=gen) * 0.1 * m.running_var.sqrt())
+        m.running_var.mul_(torch.rand(n, generator=gen) * 0.7 + 0.7)
+        m.momentum = 0.1
+
+
+def export(out, arch):
+    start, cpu = time.time(), time.process_time()
+    size = input_size(arch)
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(arch, weights=None)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        # ViT's builder zeroes its head: the logits would be 0 whatever the body computes.
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and not m.weight.any():
+                m.weight.normal_(0, 0.02, generator=gen)
+    calibrate_bn(model, size, gen)
+    model.eval()
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3))
+    inp = os.path.join(out, arch + ".input.bin")
+    with open(inp, "wb") as f:
+        f.write(x.numpy().astype("<f4").tobytes())
+    with torch.no_grad():
+        y = model(x)
+    ref = os.path.join(out, arch + ".torch.bin")
+    with open(ref, "wb") as f:
+        f.write(y.numpy().astype("<f4").tobytes())
+    dirs = []
+    for opset in OPSETS:
+        d = os.path.join(out, "%s_op%d" % (arch, opset))
+        os.makedirs(d, exist_ok=True)
+        # Not under torch.no_grad(): there nn.MultiheadAttention (ViT) takes its fast path,
+        # aten::_native_multi_head_attention, which has no ONNX export.
+        torch.onnx.export(model, x[:1], os.path.join(d, "model.onnx"), opset_version=opset,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        dirs.append(d)
+    return {"arch": arch, "size": size, "shape": list(x.shape), "dirs": dirs, "input": inp, "torch": ref,
+            "export_s": round(time.time() - start, 2), "export_cpu_s": round(time.process_time() - cpu, 2)}
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(1)
+    for line in sys.stdin:
+        arch = line.strip()
+        if not arch:
+            continue
+        try:
+            resp = export(out, arch)
+        except Exception as e:  # reported to the test, which fails that architecture
+            resp = {"arch": arch, "error": "%s: %s" % (type(e).__name__, e)}
+        sys.stdout.write(json.dumps(resp) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
