@@ -257,7 +257,7 @@ func (e *convPrep) forward(x, res *Tensor, a vec.Act) *Tensor {
 		xd, gf.colsDeint = deinterleaveCols(x, g.wd), true
 	}
 	switch {
-	case useWinograd(&g):
+	case useWinograd(&g) && len(e.w.data) > 0: // a frozen copy may keep only the packed weights
 		winoForward(&g, e.winograd(&g), x, out.data, e.bias, rd, a)
 	case g.depthwise() && res == nil:
 		// Bias and activation applied plane by plane as the filter

@@ -72,10 +72,12 @@ func frozenPrep(conv *Conv2d, bn *BatchNorm2d) *convPrep {
 	}
 	e := newConvPrep(conv.Weight, conv.Bias, bn, conv.ConvParams)
 	e.src = key.sources()
-	if len(e.packed) > 0 {
-		// Only depthwise layers (which have no packed copy) read the
-		// folded weights themselves; the rest need their shape alone, and
-		// a frozen backbone then keeps one copy of its weights besides the
+	if len(e.packed) > 0 && !winogradShape(e.w.shape, conv.ConvParams) {
+		// Only depthwise layers (which have no packed copy) and layers
+		// that may run through Winograd (which transforms the folded
+		// weights at their first call) read the folded weights
+		// themselves; the rest need their shape alone, and a frozen
+		// backbone then keeps one copy of its weights besides the
 		// model's, not two.
 		e.w = &Tensor{shape: e.w.shape}
 	}

@@ -90,3 +90,29 @@ func TestFrozenRunsPrepared(t *testing.T) {
 	want = infer()
 	same("after CopyFrom", got, want)
 }
+
+// TestFrozenWinograd runs a frozen convolution of a shape Winograd takes
+// (3×3, stride 1, 128 channels, 64 tiles) in training mode: its prepared
+// copy must keep the folded weights Winograd transforms at the first call
+// (it once kept the shape alone, and the first call panicked), and give
+// Infer's result.
+func TestFrozenWinograd(t *testing.T) {
+	conv := NewConv2d(nil, 128, 128, 3, Padding(1))
+	bn := NewBatchNorm2d(nil, 128)
+	net := NewSequential(conv, bn, NewReLU(false))
+	x := RandN(2, 128, 16, 16)
+	net.Eval()
+	if err := Prepare(net); err != nil {
+		t.Fatal(err)
+	}
+	want := Infer(net, x)
+	Unprepare(net)
+	Freeze(net)
+	net.Train()
+	got := net.Forward(x)
+	for i := range want.data {
+		if got.data[i] != want.data[i] {
+			t.Fatalf("element %d: got %v, want %v (Infer's)", i, got.data[i], want.data[i])
+		}
+	}
+}

@@ -112,6 +112,15 @@ func useWinograd(g *convGeom) bool {
 	return g.c >= winoMinChannels && g.o >= winoMinChannels && tiles >= winoMinTiles
 }
 
+// winogradShape reports whether a convolution of weights w [O, C, kh, kw]
+// with p may run through Winograd for some input (useWinograd decides per
+// input shape).
+func winogradShape(w []int, p ConvParams) bool {
+	one := func(v [2]int) bool { return v == [2]int{1, 1} || v == [2]int{} } // zero: the default
+	return len(w) == 4 && w[2] == 3 && w[3] == 3 && one(p.Stride) && one(p.Dilation) &&
+		p.Groups <= 1 && w[0] >= winoMinChannels && w[1] >= winoMinChannels
+}
+
 // winoMinTiles and winoMinChannels bound the layers Winograd beats the
 // direct product on. A pass reads the transformed weights, 36·C·O floats
 // (4x the weights), once; the products it saves are 108·C·O·P multiply-adds
