@@ -159,6 +159,12 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 			for _, d := range ex.Dirs {
 				defer os.RemoveAll(d)
 			}
+			if strings.HasPrefix(ex.Error, "UnsupportedOperatorError") {
+				// torch 1.13's exporter itself refuses the model (swin_v2's
+				// aten::zero): there is no export to import. Anything else
+				// the generator reports is a failure.
+				t.Skipf("torch cannot export %s: %s", name, ex.Error)
+			}
 			if ex.Error != "" {
 				t.Fatalf("onnx_torchvision.py: %s", ex.Error)
 			}
