@@ -2,7 +2,6 @@ package transforms
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -59,16 +58,9 @@ func applyAugmentCase(img *RGB, c augmentCase) (*RGB, error) {
 // so there is no rounding to allow for; a difference of one grey level
 // would be a difference in that arithmetic.
 func checkAugment(t *testing.T, dir string) {
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m struct {
+	m := readManifest[struct {
 		Cases []augmentCase `json:"cases"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	}](t, dir)
 	if len(m.Cases) < 50 {
 		t.Fatalf("manifest has %d cases, want the full set", len(m.Cases))
 	}

@@ -37,16 +37,9 @@ type pillowFile struct {
 
 func loadPillowManifest(t *testing.T, dir string) []pillowFile {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m struct {
+	m := readManifest[struct {
 		Files []pillowFile `json:"files"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	}](t, dir)
 	if len(m.Files) == 0 {
 		t.Fatal("manifest lists no files")
 	}

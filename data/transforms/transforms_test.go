@@ -37,18 +37,26 @@ type refCase struct {
 	Values        []float64 `json:"values"`
 }
 
-func loadManifest(t *testing.T, dir string) []refCase {
+// readManifest decodes dir/manifest.json, the index every fixture generator
+// of this package writes, into a T.
+func readManifest[T any](t *testing.T, dir string) T {
 	t.Helper()
+	var m T
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m struct {
-		Cases []refCase `json:"cases"`
-	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+func loadManifest(t *testing.T, dir string) []refCase {
+	t.Helper()
+	m := readManifest[struct {
+		Cases []refCase `json:"cases"`
+	}](t, dir)
 	if len(m.Cases) == 0 {
 		t.Fatal("manifest has no cases")
 	}
