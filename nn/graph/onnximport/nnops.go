@@ -617,9 +617,9 @@ func pool(x *graph.Value, g spatial, out []int, isMax, includePad bool, storageO
 	xf := x.Float64s()
 	y := make([]float64, planes*on)
 	// Taps per output position (-1: padding), and the divisor for averages.
-	taps := make([]int, on*kn)
+	taps := tapTable(out, sp, g)
 	div := make([]float64, on)
-	oc, kc := make([]int, len(out)), make([]int, len(g.k))
+	oc := make([]int, len(out))
 	for o := 0; o < on; o++ {
 		rem := o
 		for d := len(out) - 1; d >= 0; d-- {
@@ -633,23 +633,8 @@ func pool(x *graph.Value, g spatial, out []int, isMax, includePad bool, storageO
 			hi := min(lo+(g.k[d]-1)*g.d[d]+1, sp[d]+g.pe[d])
 			padCnt *= (hi - lo + g.d[d] - 1) / g.d[d]
 		}
-		for k := 0; k < kn; k++ {
-			rem := k
-			for d := len(g.k) - 1; d >= 0; d-- {
-				kc[d] = rem % g.k[d]
-				rem /= g.k[d]
-			}
-			pos := 0
-			for d := range out {
-				p := oc[d]*g.s[d] - g.pb[d] + kc[d]*g.d[d]
-				if p < 0 || p >= sp[d] {
-					pos = -1
-					break
-				}
-				pos = pos*sp[d] + p
-			}
-			taps[o*kn+k] = pos
-			if pos >= 0 {
+		for _, q := range taps[o*kn : (o+1)*kn] {
+			if q >= 0 {
 				cnt++
 			}
 		}
