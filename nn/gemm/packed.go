@@ -39,17 +39,7 @@ func PackAFor(transA bool, m, k int, a []float32, lda int, n int) *PackedA {
 	checkMat("A", a, ar, ac, lda)
 	if backend != nil {
 		// The backend multiplies unpacked matrices: keep op(A) compact.
-		d := make([]float32, m*k)
-		for i := range m {
-			for p := range k {
-				if transA {
-					d[i*k+p] = a[p*lda+i]
-				} else {
-					d[i*k+p] = a[i*lda+p]
-				}
-			}
-		}
-		return &PackedA{m: m, k: k, data: d}
+		return &PackedA{m: m, k: k, data: compactOp(transA, m, k, a, lda)}
 	}
 	kn := kernelForPackA(m)
 	if n > 0 {
@@ -165,4 +155,22 @@ func (pa *PackedA) SgemmSourceEpilogue(n int, b BSource, c []float32, ldc int, e
 	}
 	p := params{m: m, n: n, k: k, alpha: 1, bsrc: b, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad, epi: epi}
 	run(pa.kn, &p, Threads())
+}
+
+// compactOp returns op(X), rows×cols, row-major without padding: X itself
+// (leading dimension ld), or its transpose when trans is set (X stored
+// cols×rows). It is what PackA and PackB keep for a backend, which
+// multiplies unpacked matrices.
+func compactOp(trans bool, rows, cols int, x []float32, ld int) []float32 {
+	d := make([]float32, rows*cols)
+	for i := range rows {
+		for j := range cols {
+			if trans {
+				d[i*cols+j] = x[j*ld+i]
+			} else {
+				d[i*cols+j] = x[i*ld+j]
+			}
+		}
+	}
+	return d
 }

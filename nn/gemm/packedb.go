@@ -34,17 +34,7 @@ func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
 	}
 	checkMat("B", b, br, bc, ldb)
 	if backend != nil {
-		d := make([]float32, k*n)
-		for p := range k {
-			for j := range n {
-				if transB {
-					d[p*n+j] = b[j*ldb+p]
-				} else {
-					d[p*n+j] = b[p*ldb+j]
-				}
-			}
-		}
-		return &PackedB{k: k, n: n, data: d}
+		return &PackedB{k: k, n: n, data: compactOp(transB, k, n, b, ldb)}
 	}
 	return packBWith(kernelForPackB(n), transB, k, n, b, ldb)
 }
