@@ -9,7 +9,7 @@ parameters and running statistics measured layer by layer in eval mode, then per
 after training: at initialization they are 1 and 0, and statistics drawn blind let activations
 explode; see calibrate_bn), and exports it in eval mode, default options (BatchNorm folded into the
 convolutions), input "input" and output "logits" with a dynamic batch axis ("batch"), traced at
-batch 1, at opsets 13 and 17:
+batch 1, at opsets 13 and 17 (aten::zero, which swin_v2 needs, exported by zero_symbolic):
 
     OUTDIR/ARCH_op13/model.onnx, OUTDIR/ARCH_op17/model.onnx
 
@@ -36,6 +36,7 @@ import warnings
 
 import torch
 import torchvision
+from torch.onnx import _type_utils
 
 warnings.filterwarnings("ignore")
 
@@ -44,6 +45,19 @@ OPSETS = (13, 17)
 # Images the BatchNorm statistics are measured on, by input size: enough samples per channel at
 # the last feature maps (2x2 at 64 px) that no channel's variance is badly underestimated.
 CALIB_BATCH = {64: 32}
+
+
+def zero_symbolic(g, self):
+    """aten::zero(self), the out-of-place form of Tensor.zero_: a tensor of self's shape and dtype
+    filled with 0, as ConstantOfShape(Shape(self)). torch 1.13's exporter has no symbolic for it,
+    and swin_v2's shifted_window_attention zeroes the key third of (a clone of) qkv_bias in place,
+    so without this every swin_v2_* export fails with UnsupportedOperatorError. torchvision's
+    function itself is left unchanged: the export computes what it computes."""
+    dtype = torch.float32
+    name = self.type().scalarType() if self.type().kind() == "TensorType" else None
+    if name is not None:
+        dtype = _type_utils.JitScalarType.from_name(name).dtype()
+    return g.op("ConstantOfShape", g.op("Shape", self), value_t=torch.tensor([0], dtype=dtype))
 
 
 def input_size(arch):
@@ -150,6 +164,8 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(1)
+    for opset in OPSETS:
+        torch.onnx.register_custom_op_symbolic("aten::zero", zero_symbolic, opset)
     for line in sys.stdin:
         arch = line.strip()
         if not arch:

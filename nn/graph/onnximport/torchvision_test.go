@@ -160,9 +160,10 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 				defer os.RemoveAll(d)
 			}
 			if strings.HasPrefix(ex.Error, "UnsupportedOperatorError") {
-				// torch 1.13's exporter itself refuses the model (swin_v2's
-				// aten::zero): there is no export to import. Anything else
-				// the generator reports is a failure.
+				// torch 1.13's exporter itself refuses the model: there is
+				// no export to import (none does now: swin_v2's aten::zero
+				// is exported by the generator's own symbolic). Anything
+				// else the generator reports is a failure.
 				t.Skipf("torch cannot export %s: %s", name, ex.Error)
 			}
 			if ex.Error != "" {
