@@ -160,9 +160,10 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 				defer os.RemoveAll(d)
 			}
 			if strings.HasPrefix(ex.Error, "UnsupportedOperatorError") {
-				// torch 1.13's exporter itself refuses the model (swin_v2's
-				// aten::zero): there is no export to import. Anything else
-				// the generator reports is a failure.
+				// torch 1.13's exporter itself refuses the model: there is
+				// no export to import (none does now: swin_v2's aten::zero
+				// is exported by the generator's own symbolic). Anything
+				// else the generator reports is a failure.
 				t.Skipf("torch cannot export %s: %s", name, ex.Error)
 			}
 			if ex.Error != "" {
@@ -222,6 +223,16 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 				if tol := 1e-4 * math.Max(1, torchAbs); len(ref) != len(got) || !(torchErr <= tol) {
 					t.Errorf("%s: against torch: max|err| = %g, want <= %g", op, torchErr, tol)
 				}
+				// ONNX Runtime's own distance from torch: where ckpt misses
+				// torch by as much as ORT does, the reference itself is
+				// ill-conditioned (float32 rounding amplified by the network),
+				// not ckpt wrong.
+				ortTorch := 0.0
+				for k := range ref {
+					if k < len(want.Data) {
+						ortTorch = math.Max(ortTorch, math.Abs(float64(want.Data[k]-ref[k])))
+					}
+				}
 				cols := want.Dims[len(want.Dims)-1]
 				ga, wa := argmaxRows(got, cols), argmaxRows(want.Data, cols)
 				for r := range wa {
@@ -229,8 +240,8 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 						t.Errorf("%s: row %d: got top-1 %d, want %d", op, r, ga[r], wa[r])
 					}
 				}
-				t.Logf("%s %s at %d: max|err| %.3g (max|y| %.3g); CPU time: ORT %v, ckpt import+forward %v",
-					name, op, ex.Size, maxErr, maxAbs, ortTime.Round(time.Millisecond), ckptTime.Round(time.Millisecond))
+				t.Logf("%s %s at %d: max|err| %.3g (max|y| %.3g); against torch: ckpt %.3g, ORT %.3g; CPU time: ORT %v, ckpt import+forward %v",
+					name, op, ex.Size, maxErr, maxAbs, torchErr, ortTorch, ortTime.Round(time.Millisecond), ckptTime.Round(time.Millisecond))
 			}
 			exportCPU += time.Duration(ex.ExportC * float64(time.Second))
 			t.Logf("%s: torch export %.1fs CPU (%.1fs wall; waited %v)", name, ex.ExportC, ex.ExportS, wait.Round(time.Millisecond))
