@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
 // TestDepthwisePaddingOnlyColumns covers depthwise kernels wider than the
@@ -130,6 +132,25 @@ func TestDepthwiseRandomShapes(t *testing.T) {
 				if d := math.Abs(float64(v) - want[j]); !(d <= 1e-5*(1+math.Abs(want[j]))*float64(kh*kw)) {
 					t.Fatalf("%s %s: out[%d] = %v, want %v", impl.name, name, j, v, want[j])
 				}
+			}
+		}
+		// The prepared path's fused activation: a clamp (ReLU, ReLU6) is
+		// applied by the filter kernel, any other after it, plane by
+		// plane; each must match the activation applied to the reference.
+		// The tolerance adds the activation's own float32 error (at most a
+		// few ulp: vec's kernels are checked to 1e-6 relative).
+		act := []vec.Act{vec.ReLU, vec.ReLU6, vec.Hardswish, vec.SiLU}[i%4]
+		out := make([]float32, len(want))
+		for j := range out {
+			out[j] = nan
+		}
+		depthwiseForwardAct(&g, x.data, w.data, bd, act, out)
+		for j, v := range out {
+			ref := []float32{float32(want[j])}
+			vec.Apply(ref, act)
+			wa := float64(ref[0])
+			if d := math.Abs(float64(v) - wa); !(d <= 1e-5*(1+math.Abs(wa))*float64(kh*kw)+1e-6*math.Abs(wa)) {
+				t.Fatalf("forward+%v %s: out[%d] = %v, want %v", act, name, j, v, wa)
 			}
 		}
 	}
