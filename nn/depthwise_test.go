@@ -158,7 +158,9 @@ func TestDepthwiseRandomShapes(t *testing.T) {
 
 // BenchmarkDepthwise times the depthwise layers of mobilenet_v2,
 // efficientnet_b0 and convnext at 224×224, the direct loop ("old") beside
-// the phase-plane kernels ("new"), and reports GFLOP/s (2·multiply-adds).
+// the phase-plane kernels ("new"), and reports GFLOP/s (2·multiply-adds)
+// and the process CPU time per call (both threads), which a shared
+// machine disturbs less than the wall time.
 func BenchmarkDepthwise(b *testing.B) {
 	for _, c := range []struct {
 		name           string
@@ -193,10 +195,12 @@ func BenchmarkDepthwise(b *testing.B) {
 				}
 				flops := 2.0 * float64(len(out)*c.k*c.k)
 				b.ReportAllocs()
+				c0 := cpuTime()
 				for b.Loop() {
 					impl.fn(&g, x.data, w.data, bias, out)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				b.ReportMetric((cpuTime()-c0).Seconds()*1e6/float64(b.N), "cpu-us/op")
 			})
 		}
 	}
