@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"math"
 	"sync"
 
 	"github.com/ckptkit/ckpt/nn/internal/dwconv"
@@ -78,6 +79,7 @@ func depthwiseChannels(g *convGeom, x, w, bias []float32, a vec.Act, out []float
 	clear(s.buf[:2*planes]) // the padding; channels overwrite only the interior
 	s.runs = depthwiseRuns(g, s.runs[:0], pitch, plane)
 	hw, taps := g.h*g.wd, g.kh*g.kw
+	clo, chi, clamped := actClamp(a) // a ReLU or ReLU6 is applied by the filter itself
 	fillPhasePlanes(g, srcs[lo%2], x[lo*hw:(lo+1)*hw], pitch, plane)
 	for nc := lo; nc < hi; nc++ {
 		if nc+1 < hi {
@@ -91,15 +93,32 @@ func depthwiseChannels(g *convGeom, x, w, bias []float32, a vec.Act, out []float
 		dst := out[nc*g.ohw : (nc+1)*g.ohw]
 		wc := w[c*taps : (c+1)*taps]
 		if direct {
-			dwconv.TapRuns(dst, src, s.runs, wc, bv)
+			dwconv.TapRunsClamp(dst, src, s.runs, wc, bv, clo, chi)
 		} else {
-			dwconv.TapRuns(tmp, src, s.runs, wc, bv)
+			dwconv.TapRunsClamp(tmp, src, s.runs, wc, bv, clo, chi)
 			dwconv.Copy2D(dst, g.ow, tmp, pitch, g.oh, g.ow)
 		}
-		if a != vec.Identity {
+		if !clamped {
 			vec.Apply(dst, a)
 		}
 	}
+}
+
+// actClamp returns the interval an activation clamps to, when it is a
+// clamp (Identity, ReLU, ReLU6): clamped reports it is, and then the
+// activation is exactly min(max(x, lo), hi). For any other activation it
+// returns (-Inf, +Inf), a clamp that changes nothing, and false.
+func actClamp(a vec.Act) (lo, hi float32, clamped bool) {
+	inf := float32(math.Inf(1))
+	switch a {
+	case vec.Identity:
+		return -inf, inf, true
+	case vec.ReLU:
+		return 0, inf, true
+	case vec.ReLU6:
+		return 0, 6, true
+	}
+	return -inf, inf, false
 }
 
 // depthwiseRuns appends the kernel's taps to runs as runs of consecutive

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
 // TestDepthwisePaddingOnlyColumns covers depthwise kernels wider than the
@@ -132,12 +134,33 @@ func TestDepthwiseRandomShapes(t *testing.T) {
 				}
 			}
 		}
+		// The prepared path's fused activation: a clamp (ReLU, ReLU6) is
+		// applied by the filter kernel, any other after it, plane by
+		// plane; each must match the activation applied to the reference.
+		// The tolerance adds the activation's own float32 error (at most a
+		// few ulp: vec's kernels are checked to 1e-6 relative).
+		act := []vec.Act{vec.ReLU, vec.ReLU6, vec.Hardswish, vec.SiLU}[i%4]
+		out := make([]float32, len(want))
+		for j := range out {
+			out[j] = nan
+		}
+		depthwiseForwardAct(&g, x.data, w.data, bd, act, out)
+		for j, v := range out {
+			ref := []float32{float32(want[j])}
+			vec.Apply(ref, act)
+			wa := float64(ref[0])
+			if d := math.Abs(float64(v) - wa); !(d <= 1e-5*(1+math.Abs(wa))*float64(kh*kw)+1e-6*math.Abs(wa)) {
+				t.Fatalf("forward+%v %s: out[%d] = %v, want %v", act, name, j, v, wa)
+			}
+		}
 	}
 }
 
 // BenchmarkDepthwise times the depthwise layers of mobilenet_v2,
 // efficientnet_b0 and convnext at 224×224, the direct loop ("old") beside
-// the phase-plane kernels ("new"), and reports GFLOP/s (2·multiply-adds).
+// the phase-plane kernels ("new"), and reports GFLOP/s (2·multiply-adds)
+// and the process CPU time per call (both threads), which a shared
+// machine disturbs less than the wall time.
 func BenchmarkDepthwise(b *testing.B) {
 	for _, c := range []struct {
 		name           string
@@ -172,10 +195,12 @@ func BenchmarkDepthwise(b *testing.B) {
 				}
 				flops := 2.0 * float64(len(out)*c.k*c.k)
 				b.ReportAllocs()
+				c0 := cpuTime()
 				for b.Loop() {
 					impl.fn(&g, x.data, w.data, bias, out)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				b.ReportMetric((cpuTime()-c0).Seconds()*1e6/float64(b.N), "cpu-us/op")
 			})
 		}
 	}

@@ -207,3 +207,84 @@ func BenchmarkResNet18ConvPacked(b *testing.B) {
 		}
 	}
 }
+
+// mobileNetV2Pointwise are the distinct 1x1 convolutions of torchvision's
+// mobilenet_v2 on a 224×224 image, batch 1, as GEMMs: M = output channels,
+// N = output height*width, K = input channels (16 to 960: the small-K
+// products of mobile networks). count is how many times the layer occurs.
+var mobileNetV2Pointwise = []struct {
+	name    string
+	m, n, k int
+	count   int
+}{
+	{"b1_project_32-16", 16, 112 * 112, 32, 1},
+	{"b2_expand_16-96", 96, 112 * 112, 16, 1},
+	{"b2_project_96-24", 24, 56 * 56, 96, 1},
+	{"b3_expand_24-144", 144, 56 * 56, 24, 2},
+	{"b3_project_144-24", 24, 56 * 56, 144, 1},
+	{"b4_project_144-32", 32, 28 * 28, 144, 1},
+	{"b5_expand_32-192", 192, 28 * 28, 32, 3},
+	{"b5_project_192-32", 32, 28 * 28, 192, 2},
+	{"b7_project_192-64", 64, 14 * 14, 192, 1},
+	{"b8_expand_64-384", 384, 14 * 14, 64, 4},
+	{"b8_project_384-64", 64, 14 * 14, 384, 3},
+	{"b11_project_384-96", 96, 14 * 14, 384, 1},
+	{"b12_expand_96-576", 576, 14 * 14, 96, 3},
+	{"b12_project_576-96", 96, 14 * 14, 576, 2},
+	{"b14_project_576-160", 160, 7 * 7, 576, 1},
+	{"b15_expand_160-960", 960, 7 * 7, 160, 3},
+	{"b15_project_960-160", 160, 7 * 7, 960, 2},
+	{"b17_project_960-320", 320, 7 * 7, 960, 1},
+	{"last_320-1280", 1280, 7 * 7, 320, 1},
+}
+
+// BenchmarkMobileNetV2Pointwise measures each distinct mobilenet_v2
+// pointwise GEMM with the weights packed once (PackA, as a prepared layer
+// keeps them), and "all", one forward pass's pointwise products in
+// sequence. Compare GFLOP/cpu-s with BenchmarkPeak's.
+func BenchmarkMobileNetV2Pointwise(b *testing.B) {
+	defer SetThreads(0)
+	for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
+		for _, l := range mobileNetV2Pointwise {
+			b.Run(fmt.Sprintf("threads=%d/%s", threads, l.name), func(b *testing.B) {
+				SetThreads(threads)
+				var pa *PackedA
+				benchGemm(b, l.m, l.n, l.k, func(m, n, k int, a, bm, c []float32) {
+					if pa == nil {
+						pa = PackA(false, m, k, a, k)
+					}
+					pa.SgemmEpilogue(false, n, bm, n, c, n, nil)
+				})
+			})
+		}
+		b.Run(fmt.Sprintf("threads=%d/all", threads), func(b *testing.B) {
+			SetThreads(threads)
+			type buf struct {
+				pa   *PackedA
+				b, c []float32
+			}
+			bufs := make([]buf, len(mobileNetV2Pointwise))
+			var flops float64
+			for i, l := range mobileNetV2Pointwise {
+				a := make([]float32, l.m*l.k)
+				for j := range a {
+					a[j] = float32(j%7) - 3
+				}
+				bufs[i] = buf{PackA(false, l.m, l.k, a, l.k), make([]float32, l.k*l.n), make([]float32, l.m*l.n)}
+				flops += 2 * float64(l.m*l.n*l.k*l.count)
+			}
+			var cpu0 time.Duration
+			for b.Loop() {
+				if cpu0 == 0 {
+					cpu0 = processCPU()
+				}
+				for i, l := range mobileNetV2Pointwise {
+					for range l.count {
+						bufs[i].pa.SgemmEpilogue(false, l.n, bufs[i].b, l.n, bufs[i].c, l.n, nil)
+					}
+				}
+			}
+			reportGFLOPS(b, flops, cpu0)
+		})
+	}
+}

@@ -11,6 +11,10 @@ type microKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 // and nrr columns of the tile, for the edges of C.
 type edgeKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
 
+// stridedKernel is a microKernel that reads B unpacked: step p's nr
+// floats at b + p*ldb.
+type stridedKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, ldb int)
+
 // kernel is a micro-kernel with its register tile (mr×nr) and the cache
 // blocking that suits it: kc steps of a B micro-panel (kc×nr) stay in L1,
 // an mc×kc block of packed A and a kc×nc block of packed B in L2 (see
@@ -22,6 +26,9 @@ type kernel struct {
 	mc, kc, nc int
 	fn         microKernel
 	edge       edgeKernel // nil: edges go through a scratch tile
+	// strided, when set, is fn reading B unpacked (see stridedKernel),
+	// for [PackedA.SgemmEpilogue]'s products whose B rows are long.
+	strided stridedKernel
 	// cost is the kernel's time per tile element relative to the
 	// fastest (0 means 1): pickKernel weighs the padding with it.
 	cost float64
@@ -71,6 +78,12 @@ type params struct {
 	// epi, when set, is called on every block of C once its product is
 	// complete (see Epilogue).
 	epi Epilogue
+
+	// directB, when set (only with b untransposed and a kernel that has a
+	// strided variant), makes block read B's whole nr-column panels in
+	// place, with the strided kernel, instead of packing them first; only
+	// the last, partial panel of a block is packed.
+	directB bool
 }
 
 // workspace is one set of packing buffers, used by one goroutine at a time.
@@ -99,7 +112,13 @@ func (w *workspace) block(kn *kernel, p *params, i0, i1, j0, j1 int) {
 		nc := min(kn.nc, j1-jc)
 		for pc := 0; pc < p.k; pc += kn.kc {
 			kc := min(kn.kc, p.k-pc)
-			packB(p, kn.nr, pc, kc, jc, nc, w.b)
+			if p.directB {
+				if full := nc / kn.nr * kn.nr; full < nc {
+					packB(p, kn.nr, pc, kc, jc+full, nc-full, w.b[full*kc:])
+				}
+			} else {
+				packB(p, kn.nr, pc, kc, jc, nc, w.b)
+			}
 			w.rows(kn, p, i0, i1, jc, nc, pc, kc, w.b)
 		}
 		if p.epi != nil {
@@ -143,20 +162,32 @@ func (w *workspace) rows(kn *kernel, p *params, i0, i1, jc, nc, pc, kc int, bp [
 		}
 		for jr := 0; jr < nc; jr += nr {
 			nrr := min(nr, nc-jr)
-			b := &bp[jr*kc]
+			direct := p.directB && nrr == nr // B's panel read in place (see block)
+			var b *float32
+			if direct {
+				b = &p.b[pc*p.ldb+jc+jr]
+			} else {
+				b = &bp[jr*kc]
+			}
 			for ir := 0; ir < mc; ir += mr {
 				mrr := min(mr, mc-ir)
 				a := &ap[ir*kc]
 				ci := (ic+ir)*p.ldc + jc + jr
-				if mrr == mr && nrr == nr {
+				switch {
+				case direct && mrr == mr:
+					kn.strided(kc, a, b, &p.c[ci], p.ldc, p.alpha, beta, p.ldb)
+					continue
+				case direct:
+					kn.strided(kc, a, b, &w.tile[0], nr, p.alpha, 0, p.ldb)
+				case mrr == mr && nrr == nr:
 					kn.fn(kc, a, b, &p.c[ci], p.ldc, p.alpha, beta)
 					continue
-				}
-				if kn.edge != nil {
+				case kn.edge != nil:
 					kn.edge(kc, a, b, &p.c[ci], p.ldc, p.alpha, beta, mrr, nrr)
 					continue
+				default:
+					kn.fn(kc, a, b, &w.tile[0], nr, p.alpha, 0)
 				}
-				kn.fn(kc, a, b, &w.tile[0], nr, p.alpha, 0)
 				for i := 0; i < mrr; i++ {
 					row := p.c[ci+i*p.ldc : ci+i*p.ldc+nrr]
 					t := w.tile[i*nr : i*nr+nrr]

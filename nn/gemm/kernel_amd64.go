@@ -19,10 +19,16 @@ func kernAVX512x12x32(k int, a, b, c *float32, ldc int, alpha, beta float32)
 func kernAVX512x12x32Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
 
 //go:noescape
+func kernAVX512x12x32S(k int, a, b, c *float32, ldc int, alpha, beta float32, ldb int)
+
+//go:noescape
 func kernAVX512x14x32(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
 func kernAVX512x14x32Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
+
+//go:noescape
+func kernAVX512x14x32S(k int, a, b, c *float32, ldc int, alpha, beta float32, ldb int)
 
 //go:noescape
 func kernAVX512x8x48(k int, a, b, c *float32, ldc int, alpha, beta float32)
@@ -31,10 +37,16 @@ func kernAVX512x8x48(k int, a, b, c *float32, ldc int, alpha, beta float32)
 func kernAVX512x8x48Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
 
 //go:noescape
+func kernAVX512x8x48S(k int, a, b, c *float32, ldc int, alpha, beta float32, ldb int)
+
+//go:noescape
 func kernAVX512x24x16(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
 func kernAVX512x24x16Edge(k int, a, b, c *float32, ldc int, alpha, beta float32, mrr, nrr int)
+
+//go:noescape
+func kernAVX512x24x16S(k int, a, b, c *float32, ldc int, alpha, beta float32, ldb int)
 
 // Block sizes, for the machine these were measured on (AMD EPYC family 0x1a,
 // Zen 5: 48 KiB L1d and 1 MiB L2 per core, 2×512-bit FMA pipes) and sound for
@@ -57,10 +69,10 @@ func kernAVX512x24x16Edge(k int, a, b, c *float32, ldc int, alpha, beta float32,
 // peak (BenchmarkMicroKernel vs BenchmarkPeak).
 var (
 	avx2Kernel   = &kernel{name: "avx2-6x16", isa: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 512, fn: kernAVX2x6x16, edge: kernAVX2x6x16Edge}
-	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 672, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge}
-	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 512, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge}
-	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 528, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge}
-	avx512Alt3   = &kernel{name: "avx512-24x16", isa: "avx512", mr: 24, nr: 16, mc: 192, kc: 256, nc: 512, fn: kernAVX512x24x16, edge: kernAVX512x24x16Edge, cost: 1.15}
+	avx512Kernel = &kernel{name: "avx512-12x32", isa: "avx512", mr: 12, nr: 32, mc: 192, kc: 192, nc: 672, fn: kernAVX512x12x32, edge: kernAVX512x12x32Edge, strided: kernAVX512x12x32S}
+	avx512Alt1   = &kernel{name: "avx512-14x32", isa: "avx512", mr: 14, nr: 32, mc: 196, kc: 256, nc: 512, fn: kernAVX512x14x32, edge: kernAVX512x14x32Edge, strided: kernAVX512x14x32S}
+	avx512Alt2   = &kernel{name: "avx512-8x48", isa: "avx512", mr: 8, nr: 48, mc: 192, kc: 256, nc: 528, fn: kernAVX512x8x48, edge: kernAVX512x8x48Edge, strided: kernAVX512x8x48S}
+	avx512Alt3   = &kernel{name: "avx512-24x16", isa: "avx512", mr: 24, nr: 16, mc: 192, kc: 256, nc: 512, fn: kernAVX512x24x16, edge: kernAVX512x24x16Edge, strided: kernAVX512x24x16S, cost: 1.15}
 )
 
 // kernels lists the kernels this CPU can run, best first; the last is the

@@ -130,6 +130,7 @@ func (pa *PackedA) SgemmEpilogue(transB bool, n int, b []float32, ldb int, c []f
 	}
 	p := params{transB: transB, m: m, n: n, k: k, alpha: 1,
 		b: b, ldb: ldb, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad, epi: epi}
+	p.directB = directBOK && !transB && pa.kn.strided != nil && n >= directBMinN
 	run(pa.kn, &p, Threads())
 }
 
@@ -156,6 +157,16 @@ func (pa *PackedA) SgemmSourceEpilogue(n int, b BSource, c []float32, ldc int, e
 	p := params{m: m, n: n, k: k, alpha: 1, bsrc: b, c: c, ldc: ldc, packedA: pa.data, mpad: pa.mpad, epi: epi}
 	run(pa.kn, &p, Threads())
 }
+
+// directBMinN is the fewest columns for which [PackedA.SgemmEpilogue]
+// reads B's panels in place instead of packing them: a 1×1 convolution's
+// image, whose rows are the pixels, is already laid out as the strided
+// kernels read it, so packing it is a copy that buys nothing but
+// sequential loads. directBOK turns it off (tests, benchmarks).
+var (
+	directBMinN = 256
+	directBOK   = true
+)
 
 // compactOp returns op(X), rows×cols, row-major without padding: X itself
 // (leading dimension ld), or its transpose when trans is set (X stored

@@ -19,17 +19,24 @@ func TestPackedAMatchesReference(t *testing.T) {
 		for _, kn := range testKernels() {
 			pa := packAWith(kn, tc.transA, tc.m, tc.k, o.a, o.lda)
 			for _, threads := range []int{1, 3} {
-				got := append([]float32(nil), o.c...)
-				p := params{transB: tc.transB, m: tc.m, n: tc.n, k: tc.k, alpha: tc.alpha,
-					b: o.b, ldb: o.ldb, beta: tc.beta, c: got, ldc: o.ldc, packedA: pa.data, mpad: pa.mpad}
-				if threads > 1 && tc.k > 0 && tc.alpha != 0 && tc.m > 0 && tc.n > 0 {
-					runParallel(kn, &p, threads)
-				} else {
-					run(kn, &p, threads)
+				// directB: B's whole panels read in place by the strided
+				// kernel, as SgemmEpilogue does for long rows.
+				for _, direct := range []bool{false, true} {
+					if direct && (kn.strided == nil || tc.transB) {
+						continue
+					}
+					got := append([]float32(nil), o.c...)
+					p := params{transB: tc.transB, m: tc.m, n: tc.n, k: tc.k, alpha: tc.alpha,
+						b: o.b, ldb: o.ldb, beta: tc.beta, c: got, ldc: o.ldc, packedA: pa.data, mpad: pa.mpad, directB: direct}
+					if threads > 1 && tc.k > 0 && tc.alpha != 0 && tc.m > 0 && tc.n > 0 {
+						runParallel(kn, &p, threads)
+					} else {
+						run(kn, &p, threads)
+					}
+					t.Run(fmt.Sprintf("%s/%s/threads=%d/direct=%v", kn.name, tc, threads, direct), func(t *testing.T) {
+						check(t, tc, o, tol, got, want)
+					})
 				}
-				t.Run(fmt.Sprintf("%s/%s/threads=%d", kn.name, tc, threads), func(t *testing.T) {
-					check(t, tc, o, tol, got, want)
-				})
 			}
 		}
 	}
@@ -105,5 +112,43 @@ func TestPackAFor(t *testing.T) {
 		got := append([]float32(nil), o.c...)
 		pa.Sgemm(false, tc.n, 1, o.b, o.ldb, 0, got, o.ldc)
 		check(t, tc, o, tolerances(tc, o, o.c), got, want)
+	}
+}
+
+// TestSgemmEpilogueDirectB runs PackedA.SgemmEpilogue on products with rows
+// long enough (n >= directBMinN) that it reads B's panels in place, a 1×1
+// convolution's shapes with small k among them, with an epilogue that
+// marks every element it is handed exactly once, against the reference.
+func TestSgemmEpilogueDirectB(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, s := range []struct{ m, n, k int }{
+		{16, 12544, 32}, {96, 3136, 16}, {24, 784, 144}, {37, directBMinN, 5}, {13, 1000, 300},
+	} {
+		tc := gemmCase{m: s.m, n: s.n, k: s.k, alpha: 1}
+		o := makeOperands(tc, rng)
+		want := append([]float32(nil), o.c...)
+		refSgemm(false, false, tc.m, tc.n, tc.k, 1, o.a, o.lda, o.b, o.ldb, 0, want, o.ldc)
+		tol := tolerances(tc, o, o.c)
+		pa := PackA(false, tc.m, tc.k, o.a, o.lda)
+		got := append([]float32(nil), o.c...)
+		seen := make([]int32, tc.m*tc.n)
+		var mu sync.Mutex
+		pa.SgemmEpilogue(false, tc.n, o.b, o.ldb, got, o.ldc, func(i0, i1, j0, j1 int) {
+			mu.Lock()
+			defer mu.Unlock()
+			for i := i0; i < i1; i++ {
+				for j := j0; j < j1; j++ {
+					seen[i*tc.n+j]++
+				}
+			}
+		})
+		t.Run(tc.String(), func(t *testing.T) {
+			check(t, tc, o, tol, got, want)
+			for i, v := range seen {
+				if v != 1 {
+					t.Fatalf("element %d handed to the epilogue %d times, want 1", i, v)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,9 @@
 package dwconv
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Taps sets dst[j] = bias + Σ_t w[t]·src[j+offs[t]] for every j <
 // len(dst). Every offset must be non-negative with offs[t]+len(dst) <=
@@ -45,6 +48,14 @@ const Slack = 16
 // 1 <= Len <= MaxRun, Off >= 0 and Off+Len-1+len(dst)+Slack <= len(src);
 // dst must not overlap src.
 func TapRuns(dst, src []float32, runs []Run, w []float32, bias float32) {
+	inf := float32(math.Inf(1))
+	TapRunsClamp(dst, src, runs, w, bias, -inf, inf)
+}
+
+// TapRunsClamp is [TapRuns] with every output clamped to [lo, hi] as it is
+// stored: lo 0 and hi +Inf fuse a ReLU into the filter, lo 0 and hi 6 a
+// ReLU6, without a second pass over dst. An output that is NaN stays NaN.
+func TapRunsClamp(dst, src []float32, runs []Run, w []float32, bias, lo, hi float32) {
 	n := len(dst)
 	for _, r := range runs {
 		last := r.W + (r.Len-1)*r.WStep
@@ -60,9 +71,24 @@ func TapRuns(dst, src []float32, runs []Run, w []float32, bias float32) {
 		for j := range dst {
 			dst[j] = bias
 		}
+		clampGo(dst, lo, hi)
 		return
 	}
-	tapRuns(dst, src, runs, w, bias)
+	tapRuns(dst, src, runs, w, bias, lo, hi)
+}
+
+// clampGo clamps x to [lo, hi] in place, leaving NaN as it is.
+func clampGo(x []float32, lo, hi float32) {
+	if math.IsInf(float64(lo), -1) && math.IsInf(float64(hi), 1) {
+		return
+	}
+	for i, v := range x {
+		if v < lo {
+			x[i] = lo
+		} else if v > hi {
+			x[i] = hi
+		}
+	}
 }
 
 // expandRuns lists the taps of runs as offsets and weights, in offs and ws

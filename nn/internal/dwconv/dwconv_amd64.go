@@ -25,13 +25,13 @@ func tapsY4(dst, src *float32, nblk int, offs *int, w *float32, ntaps int, bias 
 func tapsY1(dst, src *float32, nblk int, offs *int, w *float32, ntaps int, bias float32)
 
 //go:noescape
-func runsZ8(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
+func runsZ8(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias, lo, hi float32)
 
 //go:noescape
-func runsZ4(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
+func runsZ4(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias, lo, hi float32)
 
 //go:noescape
-func runsZ1(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
+func runsZ1(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias, lo, hi float32)
 
 //go:noescape
 func deint2DZ(even, odd *float32, dp int, src *float32, sp int, rows, cols int)
@@ -87,22 +87,23 @@ func taps(dst, src []float32, offs []int, w []float32, bias float32) {
 	}
 }
 
-func tapRuns(dst, src []float32, runs []Run, w []float32, bias float32) {
+func tapRuns(dst, src []float32, runs []Run, w []float32, bias, lo, hi float32) {
 	if !hasAVX512 || len(dst) < 16 {
 		var offBuf [64]int
 		var wBuf [64]float32
 		offs, ws := expandRuns(runs, w, offBuf[:], wBuf[:])
 		taps(dst, src, offs, ws, bias)
+		clampGo(dst, lo, hi)
 		return
 	}
 	cover(len(dst), 16, func(nv, j, nblk int) {
 		switch nv {
 		case 8:
-			runsZ8(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias)
+			runsZ8(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias, lo, hi)
 		case 4:
-			runsZ4(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias)
+			runsZ4(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias, lo, hi)
 		default:
-			runsZ1(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias)
+			runsZ1(&dst[j], &src[j], nblk, &runs[0], len(runs), &w[0], bias, lo, hi)
 		}
 	})
 }

@@ -232,8 +232,8 @@ tap:
 	VZEROUPPER
 	RET
 
-// func runsZ8(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
-TEXT ·runsZ8(SB), NOSPLIT, $0-52
+// func runsZ8(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias, lo, hi float32)
+TEXT ·runsZ8(SB), NOSPLIT, $0-60
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ nblk+16(FP), AX
@@ -241,6 +241,8 @@ TEXT ·runsZ8(SB), NOSPLIT, $0-52
 	MOVQ nruns+32(FP), CX
 	MOVQ w+40(FP), BX
 	VBROADCASTSS bias+48(FP), Z31
+	VBROADCASTSS lo+52(FP), Z27
+	VBROADCASTSS hi+56(FP), Z28
 block:
 	VMOVAPS Z31, Z0
 	VMOVAPS Z31, Z1
@@ -423,13 +425,29 @@ done0:
 	DECQ R13
 	JNZ run
 store:
+	VMAXPS Z0, Z27, Z0
+	VMINPS Z0, Z28, Z0
 	VMOVUPS Z0, 0(DI)
+	VMAXPS Z1, Z27, Z1
+	VMINPS Z1, Z28, Z1
 	VMOVUPS Z1, 64(DI)
+	VMAXPS Z2, Z27, Z2
+	VMINPS Z2, Z28, Z2
 	VMOVUPS Z2, 128(DI)
+	VMAXPS Z3, Z27, Z3
+	VMINPS Z3, Z28, Z3
 	VMOVUPS Z3, 192(DI)
+	VMAXPS Z4, Z27, Z4
+	VMINPS Z4, Z28, Z4
 	VMOVUPS Z4, 256(DI)
+	VMAXPS Z5, Z27, Z5
+	VMINPS Z5, Z28, Z5
 	VMOVUPS Z5, 320(DI)
+	VMAXPS Z6, Z27, Z6
+	VMINPS Z6, Z28, Z6
 	VMOVUPS Z6, 384(DI)
+	VMAXPS Z7, Z27, Z7
+	VMINPS Z7, Z28, Z7
 	VMOVUPS Z7, 448(DI)
 	ADDQ $512, DI
 	ADDQ $512, SI
@@ -438,8 +456,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func runsZ4(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
-TEXT ·runsZ4(SB), NOSPLIT, $0-52
+// func runsZ4(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias, lo, hi float32)
+TEXT ·runsZ4(SB), NOSPLIT, $0-60
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ nblk+16(FP), AX
@@ -447,6 +465,8 @@ TEXT ·runsZ4(SB), NOSPLIT, $0-52
 	MOVQ nruns+32(FP), CX
 	MOVQ w+40(FP), BX
 	VBROADCASTSS bias+48(FP), Z31
+	VBROADCASTSS lo+52(FP), Z27
+	VBROADCASTSS hi+56(FP), Z28
 block:
 	VMOVAPS Z31, Z0
 	VPXORD Z16, Z16, Z16
@@ -671,12 +691,20 @@ done1:
 	JNZ run
 store:
 	VADDPS Z16, Z0, Z0
+	VMAXPS Z0, Z27, Z0
+	VMINPS Z0, Z28, Z0
 	VMOVUPS Z0, 0(DI)
 	VADDPS Z17, Z1, Z1
+	VMAXPS Z1, Z27, Z1
+	VMINPS Z1, Z28, Z1
 	VMOVUPS Z1, 64(DI)
 	VADDPS Z18, Z2, Z2
+	VMAXPS Z2, Z27, Z2
+	VMINPS Z2, Z28, Z2
 	VMOVUPS Z2, 128(DI)
 	VADDPS Z19, Z3, Z3
+	VMAXPS Z3, Z27, Z3
+	VMINPS Z3, Z28, Z3
 	VMOVUPS Z3, 192(DI)
 	ADDQ $256, DI
 	ADDQ $256, SI
@@ -685,8 +713,8 @@ store:
 	VZEROUPPER
 	RET
 
-// func runsZ1(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)
-TEXT ·runsZ1(SB), NOSPLIT, $0-52
+// func runsZ1(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias, lo, hi float32)
+TEXT ·runsZ1(SB), NOSPLIT, $0-60
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ nblk+16(FP), AX
@@ -694,6 +722,8 @@ TEXT ·runsZ1(SB), NOSPLIT, $0-52
 	MOVQ nruns+32(FP), CX
 	MOVQ w+40(FP), BX
 	VBROADCASTSS bias+48(FP), Z31
+	VBROADCASTSS lo+52(FP), Z27
+	VBROADCASTSS hi+56(FP), Z28
 block:
 	VMOVAPS Z31, Z0
 	VPXORD Z16, Z16, Z16
@@ -816,6 +846,8 @@ done1:
 	JNZ run
 store:
 	VADDPS Z16, Z0, Z0
+	VMAXPS Z0, Z27, Z0
+	VMINPS Z0, Z28, Z0
 	VMOVUPS Z0, 0(DI)
 	ADDQ $64, DI
 	ADDQ $64, SI

@@ -9,8 +9,9 @@ func taps(dst, src []float32, offs []int, w []float32, bias float32) {
 	tapsGo(dst, src, offs, w, bias)
 }
 
-func tapRuns(dst, src []float32, runs []Run, w []float32, bias float32) {
+func tapRuns(dst, src []float32, runs []Run, w []float32, bias, lo, hi float32) {
 	tapRunsGo(dst, src, runs, w, bias)
+	clampGo(dst, lo, hi)
 }
 
 func copy2D(dst []float32, dp int, src []float32, sp, rows, cols int) {

@@ -45,35 +45,72 @@ func TestTaps(t *testing.T) {
 	}
 }
 
-// TestTapRuns compares TapRuns with a plain double-precision loop over
-// output lengths around every block size and runs of every length, some
-// with weight steps of 2 (the phase planes of a stride-2 kernel row).
+// TestTapRuns compares TapRuns, and TapRunsClamp with the clamps of a
+// ReLU and of a clamp to [0, 0.5] (a ReLU6 that bites on unit-variance
+// data), with a plain double-precision loop over output lengths
+// around every block size and runs of every length, some with weight steps
+// of 2 (the phase planes of a stride-2 kernel row).
 func TestTapRuns(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
+	inf := math.Inf(1)
+	clamps := []struct {
+		name   string
+		lo, hi float64
+	}{{"none", -inf, inf}, {"relu", 0, inf}, {"clamp0-0.5", 0, 0.5}}
 	for _, n := range []int{1, 7, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 257, 1000} {
 		for _, nr := range []int{1, 2, 3, 5, 10} {
-			t.Run(fmt.Sprintf("n%d_runs%d", n, nr), func(t *testing.T) {
-				runs := make([]Run, nr)
-				w := randSlice(r, 3*MaxRun*nr)
-				for i := range runs {
-					runs[i] = Run{Off: r.IntN(41), Len: 1 + r.IntN(MaxRun), W: r.IntN(MaxRun * nr), WStep: 1 + r.IntN(2)}
-				}
-				src := randSlice(r, n+40+MaxRun+Slack)
-				dst := randSlice(r, n)
-				TapRuns(dst, src, runs, w, -0.25)
-				for j := range n {
-					want, terms := -0.25, 0
-					for _, ru := range runs {
-						for i := range ru.Len {
-							want += float64(w[ru.W+i*ru.WStep]) * float64(src[j+ru.Off+i])
-							terms++
+			for _, cl := range clamps {
+				t.Run(fmt.Sprintf("n%d_runs%d_%s", n, nr, cl.name), func(t *testing.T) {
+					runs := make([]Run, nr)
+					w := randSlice(r, 3*MaxRun*nr)
+					for i := range runs {
+						runs[i] = Run{Off: r.IntN(41), Len: 1 + r.IntN(MaxRun), W: r.IntN(MaxRun * nr), WStep: 1 + r.IntN(2)}
+					}
+					src := randSlice(r, n+40+MaxRun+Slack)
+					dst := randSlice(r, n)
+					if cl.name == "none" {
+						TapRuns(dst, src, runs, w, -0.25)
+					} else {
+						TapRunsClamp(dst, src, runs, w, -0.25, float32(cl.lo), float32(cl.hi))
+					}
+					clamped := 0
+					for j := range n {
+						want, terms := -0.25, 0
+						for _, ru := range runs {
+							for i := range ru.Len {
+								want += float64(w[ru.W+i*ru.WStep]) * float64(src[j+ru.Off+i])
+								terms++
+							}
+						}
+						if want < cl.lo || want > cl.hi {
+							clamped++
+						}
+						want = math.Min(math.Max(want, cl.lo), cl.hi)
+						if math.Abs(float64(dst[j])-want) > 1e-5*(1+math.Abs(want))*float64(terms) {
+							t.Fatalf("dst[%d] = %v, want %v", j, dst[j], want)
 						}
 					}
-					if math.Abs(float64(dst[j])-want) > 1e-5*(1+math.Abs(want))*float64(terms) {
-						t.Fatalf("dst[%d] = %v, want %v", j, dst[j], want)
+					if cl.name != "none" && n >= 64 && clamped == 0 {
+						t.Fatalf("no output of %d was clamped to [%v, %v]: the case tests nothing", n, cl.lo, cl.hi)
 					}
-				}
-			})
+				})
+			}
+		}
+	}
+}
+
+// TestTapRunsClampNaN checks that a NaN output stays NaN through the clamp
+// (rather than becoming lo or hi), in the vector kernels and the tail.
+func TestTapRunsClampNaN(t *testing.T) {
+	for _, n := range []int{5, 16, 100} {
+		src := make([]float32, n+Slack+1)
+		src[n/2] = float32(math.NaN())
+		dst := make([]float32, n)
+		TapRunsClamp(dst, src, []Run{{Off: 0, Len: 1, W: 0, WStep: 1}}, []float32{1}, 0, 0, 6)
+		for j, v := range dst {
+			if isNaN := v != v; isNaN != (j == n/2) {
+				t.Fatalf("n=%d: dst[%d] = %v, want NaN only at %d", n, j, v, n/2)
+			}
 		}
 	}
 }

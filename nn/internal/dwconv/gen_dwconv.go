@@ -85,7 +85,8 @@ func taps(w *bytes.Buffer, reg string, nv int) {
 // tap with VALIGND, instead of one unaligned load per tap and vector.
 // Kernels of fewer than 8 vectors alternate the runs between two sets of
 // accumulators, so that there are enough independent FMA chains to cover
-// the FMA latency.
+// the FMA latency. Every output is clamped to [lo, hi] as it is stored
+// (±Inf for none), which fuses a ReLU or ReLU6 into the filter.
 func runs(w *bytes.Buffer, nv int) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
 	sets := 1
@@ -93,8 +94,8 @@ func runs(w *bytes.Buffer, nv int) {
 		sets = 2
 	}
 	name := fmt.Sprintf("runsZ%d", nv)
-	fmt.Fprintf(w, "\n// func %s(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias float32)\n", name)
-	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-52\n", name)
+	fmt.Fprintf(w, "\n// func %s(dst, src *float32, nblk int, runs *Run, nruns int, w *float32, bias, lo, hi float32)\n", name)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-60\n", name)
 	p("MOVQ dst+0(FP), DI")
 	p("MOVQ src+8(FP), SI")
 	p("MOVQ nblk+16(FP), AX")
@@ -102,6 +103,8 @@ func runs(w *bytes.Buffer, nv int) {
 	p("MOVQ nruns+32(FP), CX")
 	p("MOVQ w+40(FP), BX")
 	p("VBROADCASTSS bias+48(FP), Z31")
+	p("VBROADCASTSS lo+52(FP), Z27")
+	p("VBROADCASTSS hi+56(FP), Z28")
 	a := func(v int) string { return fmt.Sprintf("Z%d", 8+v) }
 	acc := func(set, v int) string { return fmt.Sprintf("Z%d", v+16*set) }
 	fmt.Fprintf(w, "block:\n")
@@ -153,6 +156,10 @@ func runs(w *bytes.Buffer, nv int) {
 		if sets == 2 {
 			p("VADDPS %s, %s, %s", acc(1, v), acc(0, v), acc(0, v))
 		}
+		// Clamped to [lo, hi] with the sum as the second source (in
+		// Intel's order), which MAXPS and MINPS return when it is NaN.
+		p("VMAXPS %s, Z27, %s", acc(0, v), acc(0, v))
+		p("VMINPS %s, Z28, %s", acc(0, v), acc(0, v))
 		p("VMOVUPS %s, %d(DI)", acc(0, v), v*64)
 	}
 	p("ADDQ $%d, DI", nv*64)
