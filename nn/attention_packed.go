@@ -61,32 +61,77 @@ func SelfAttentionPacked(qkv *Tensor, heads int, bias *Tensor, scale float32) *T
 	}
 	tasks := b * heads
 	parallelFor(tasks, tasks*l*l*d, func(lo, hi int) {
-		sp := scoresPool.Get().(*[]float32)
-		if cap(*sp) < l*l {
-			*sp = make([]float32, l*l)
+		sp := scoresPool.Get().(*attnScratch)
+		if cap(sp.s) < l*l {
+			sp.s = make([]float32, l*l)
 		}
-		s := (*sp)[:l*l]
+		s := sp.s[:l*l]
 		for t := lo; t < hi; t++ {
 			i, h := t/heads, t%heads
 			base := i * l * 3 * e
-			gemm.Sgemm(false, true, l, l, d, scale, src[base+h*d:], 3*e, src[base+e+h*d:], 3*e, 0, s, l)
+			gemm.SgemmSmall(&sp.g, false, true, l, l, d, scale, src[base+h*d:], 3*e, src[base+e+h*d:], 3*e, 0, s, l)
 			if bd != nil {
 				off := ((i%g)*heads + h) * l * l
 				addBias(s, bd[off:off+l*l])
 			}
-			for r := range l {
-				softmaxRow(s[r*l : (r+1)*l])
-			}
-			gemm.Sgemm(false, false, l, d, l, 1, s, l, src[base+2*e+h*d:], 3*e, 0, dst[i*l*e+h*d:], e)
+			softmaxRows(s, l)
+			gemm.SgemmSmall(&sp.g, false, false, l, d, l, 1, s, l, src[base+2*e+h*d:], 3*e, 0, dst[i*l*e+h*d:], e)
 		}
 		scoresPool.Put(sp)
 	})
 	return out
 }
 
-// scoresPool holds the attention-score scratch matrices of
-// SelfAttentionPacked, one per goroutine at a time.
-var scoresPool = sync.Pool{New: func() any { return new([]float32) }}
+// attnScratch is one goroutine's scratch in SelfAttentionPacked: the
+// score matrix and the packed operands of its small products.
+type attnScratch struct {
+	s []float32
+	g gemm.Small
+}
+
+// scoresPool holds the attnScratch of SelfAttentionPacked, one per
+// goroutine at a time.
+var scoresPool = sync.Pool{New: func() any { return new(attnScratch) }}
+
+// softmaxRows overwrites each row of the matrix s (rows of l) with its
+// softmax, as softmaxRow would, row by row. When every row's largest
+// element is within 40 of the matrix's, the whole matrix is shifted by the
+// matrix's largest element and exponentiated in one pass, then each row
+// divided by its sum: softmax is the same for any shift of a row, and a
+// row's largest exponential is then at least e⁻⁴⁰ ≈ 4e-18, a normal
+// float32 with its full precision (terms that underflow are below
+// 2⁻¹²⁶/4e-18 of the row's sum, far below float32's rounding). This saves
+// the call overhead of two passes per row, which at Swin's 49 columns
+// costs about as much as their arithmetic. Otherwise each row is done
+// with its own maximum.
+func softmaxRows(s []float32, l int) {
+	if len(s) == 0 || l == 0 {
+		return
+	}
+	rows := len(s) / l
+	var hi, lo float32
+	for r := range rows {
+		m := vec.Max(s[r*l : (r+1)*l])
+		if r == 0 || m > hi {
+			hi = m
+		}
+		if r == 0 || m < lo {
+			lo = m
+		}
+	}
+	if !(hi-lo <= 40) {
+		for r := range rows {
+			softmaxRow(s[r*l : (r+1)*l])
+		}
+		return
+	}
+	vec.AffineApply(s, 1, -hi, vec.Identity)
+	vec.Exp(s)
+	for r := range rows {
+		row := s[r*l : (r+1)*l]
+		vec.Scale(row, 1/vec.Sum(row))
+	}
+}
 
 // softmaxRow overwrites row with its softmax: exp is vec.Exp's, as torch's
 // vectorised CPU kernel computes it; the max and the sum are vec's,

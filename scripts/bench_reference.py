@@ -57,12 +57,14 @@ const [model, batch, size, iters, warmup, threads] = process.argv.slice(2);
   const feeds = {[s.inputNames[0]]: new ort.Tensor('float32', data, [+batch, 3, +size, +size])};
   for (let i = 0; i < +warmup; i++) await s.run(feeds);
   const times = [];
+  const c0 = process.cpuUsage();
   for (let i = 0; i < +iters; i++) {
     const t0 = process.hrtime.bigint();
     await s.run(feeds);
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
-  console.log(JSON.stringify(times));
+  const c = process.cpuUsage(c0);
+  console.log(JSON.stringify({times: times, cpu_ms: (c.user + c.system) / 1000 / Math.max(+iters, 1)}));
 })().catch(e => { console.error(String(e)); process.exit(1); });
 """
 
@@ -320,6 +322,11 @@ def main():
     base = os.path.abspath(a.baseline) if a.baseline else None
     if base:
         header += f" {'base':>9} {'ckpt/base':>10}"
+    # Process CPU time per pass (every thread's), the mean over rounds: on a
+    # loaded machine it moves less than the wall time.
+    header += f" {'ORT cpu':>9} {'ckpt cpu':>9} {'cpu ckpt/ORT':>13}"
+    if base:
+        header += f" {'base cpu':>9} {'cpu ckpt/base':>14}"
     print(header)
     for arch in a.arch.split(","):
         torch.manual_seed(0)
@@ -333,6 +340,7 @@ def main():
             torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"], output_names=["output"])
             per_round = max(1, a.iters // a.rounds)
             ts_torch, ts_ort, ts_ckpt, ts_base = [], [], [], []
+            cpu = {"ort": [], "ckpt": [], "base": []}
             ort_ok, ckpt_ok = True, arch in known
             skip_torch = a.no_torch == "all" or arch in a.no_torch.split(",")
             for _ in range(a.rounds):
@@ -342,11 +350,13 @@ def main():
                     r = subprocess.run(["node", ort_js, onnx_path, str(batch), str(size), str(per_round), str(a.warmup), str(a.threads)],
                                        capture_output=True, text=True, env=ort_env())
                     if r.returncode == 0:
-                        ts_ort += json.loads(r.stdout)
+                        jo = json.loads(r.stdout)
+                        ts_ort += jo["times"]
+                        cpu["ort"].append(jo["cpu_ms"])
                     else:
                         ort_ok = False
                         print(f"onnxruntime {arch}: {r.stderr.strip()[:200]}", file=sys.stderr)
-                for binary, ts in [(ckpt, ts_ckpt)] + ([(base, ts_base)] if base else []):
+                for binary, ts, key in [(ckpt, ts_ckpt, "ckpt")] + ([(base, ts_base, "base")] if base else []):
                     if not ckpt_ok:
                         break
                     r = subprocess.run([binary, "bench", "--arch", arch, "--weights", weights, "--batch", str(batch),
@@ -354,7 +364,10 @@ def main():
                                         "--threads", str(a.threads), "--json"],
                                        capture_output=True, text=True, env=dict(os.environ, GOMAXPROCS=str(a.threads)))
                     if r.returncode == 0:
-                        ts += json.loads(r.stdout)["times_ms"]
+                        jc = json.loads(r.stdout)
+                        ts += jc["times_ms"]
+                        if "cpu_ms" in jc:  # older builds do not report it
+                            cpu[key].append(jc["cpu_ms"])
                     else:
                         ckpt_ok = False
                         print(f"{binary} bench {arch}: {r.stderr.strip()}", file=sys.stderr)
@@ -373,6 +386,12 @@ def main():
                 t_base = median(ts_base) if ts_base else None
                 line += f" {fmt(t_base)} {ratio(t_ckpt, t_base):>10}"
                 row["base_ms"] = t_base
+            c = {k: statistics.mean(v) if v else None for k, v in cpu.items()}
+            line += f" {fmt(c['ort'])} {fmt(c['ckpt'])} {ratio(c['ckpt'], c['ort']):>13}"
+            row.update({"ort_cpu_ms": c["ort"], "ckpt_cpu_ms": c["ckpt"]})
+            if base:
+                line += f" {fmt(c['base'])} {ratio(c['ckpt'], c['base']):>14}"
+                row["base_cpu_ms"] = c["base"]
             print(line, flush=True)
             rows.append(row)
     if a.json:

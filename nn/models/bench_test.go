@@ -64,6 +64,9 @@ func BenchmarkViTB16(b *testing.B) { benchArch(b, "vit_b_16", 1, 224) }
 // BenchmarkSwinT times swin_t on one 224x224 image.
 func BenchmarkSwinT(b *testing.B) { benchArch(b, "swin_t", 1, 224) }
 
+// BenchmarkSwinV2T times swin_v2_t (cosine attention) on one 224x224 image.
+func BenchmarkSwinV2T(b *testing.B) { benchArch(b, "swin_v2_t", 1, 224) }
+
 // BenchmarkViTB16Batch8 times vit_b_16 on eight 224x224 images.
 func BenchmarkViTB16Batch8(b *testing.B) { benchArch(b, "vit_b_16", 8, 224) }
 

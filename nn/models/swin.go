@@ -319,25 +319,62 @@ func (m *ShiftedWindowAttention) Forward(x *nn.Tensor) *nn.Tensor {
 		x = nn.SelfAttentionPacked(nn.LinearFn(x, m.QKV.Weight, qkvBias), heads, bias, scale)
 		return m.finish(x, h, w, ph, pw, padR, padB, shift)
 	}
-	qkv := nn.LinearFn(x, m.QKV.Weight, qkvBias).Reshape(bw, n, 3, heads, hd).Permute(2, 0, 3, 1, 4)
+	packed := nn.LinearFn(x, m.QKV.Weight, qkvBias)
+	ls := m.LogitScale.Clamp(-math.MaxFloat32, float32(math.Log(100))).Exp()
+	bias := m.positionBias()
+	if shifted {
+		bias = bias.Reshape(1, heads, n, n).Add(shiftMask(ph, pw, win, shift).Reshape(nw, 1, n, n))
+	}
+	if !packed.RequiresGrad() && !ls.RequiresGrad() && !bias.RequiresGrad() {
+		// Cosine attention on the packed path: q and k normalised in
+		// place in the projection's output, q scaled by its head's logit
+		// scale, then the heads read in place as V1's are.
+		cosineQK(packed.Data(), c, heads, ls.Data())
+		x = nn.SelfAttentionPacked(packed, heads, bias, 1)
+		return m.finish(x, h, w, ph, pw, padR, padB, shift)
+	}
+	qkv := packed.Reshape(bw, n, 3, heads, hd).Permute(2, 0, 3, 1, 4)
 	q := qkv.Narrow(0, 0, 1).Reshape(bw, heads, n, hd)
 	k := qkv.Narrow(0, 1, 1).Reshape(bw, heads, n, hd)
 	v := qkv.Narrow(0, 2, 1).Reshape(bw, heads, n, hd)
 	if m.v2 {
 		// Cosine attention: the per-head logit scale multiplies the
 		// normalised queries, which scales each head's logits.
-		ls := m.LogitScale.Clamp(-math.MaxFloat32, float32(math.Log(100))).Exp()
 		q, k, scale = q.Normalize(1e-12).Mul(ls), k.Normalize(1e-12), 1
 	}
 	// Windows as [B, nW, heads, N, d], so that the position bias
 	// [heads, N, N] and the shift mask [1, nW, 1, N, N] broadcast.
-	bias := m.positionBias()
-	if shifted {
-		bias = bias.Reshape(1, 1, heads, n, n).Add(shiftMask(ph, pw, win, shift))
-	}
+	bias = bias.Reshape(1, -1, heads, n, n)
 	q, k, v = q.Reshape(bw/nw, nw, heads, n, hd), k.Reshape(bw/nw, nw, heads, n, hd), v.Reshape(bw/nw, nw, heads, n, hd)
 	x = nn.ScaledDotProductAttention(q, k, v, bias, scale).Reshape(bw, heads, n, hd).Permute(0, 2, 1, 3).Reshape(bw, n, c)
 	return m.finish(x, h, w, ph, pw, padR, padB, shift)
+}
+
+// cosineQK normalises, in qkv (tokens of [q | k | v], each c features in
+// heads of c/heads), every head's query and key to unit length, as
+// torch.nn.functional.normalize does (divided by max(‖x‖, 1e-12); the
+// same arithmetic as nn.Tensor.Normalize), and multiplies each query by
+// its head's logit scale ls[h], which scales that head's logits.
+func cosineQK(qkv []float32, c, heads int, ls []float32) {
+	hd := c / heads
+	for t := 0; t+3*c <= len(qkv); t += 3 * c {
+		for part := range 2 {
+			for h := range heads {
+				xs := qkv[t+part*c+h*hd : t+part*c+(h+1)*hd]
+				s := 0.0
+				for _, v := range xs {
+					s += float64(v) * float64(v)
+				}
+				inv := 1 / math.Max(math.Sqrt(s), 1e-12)
+				for j, v := range xs {
+					xs[j] = float32(float64(v) * inv)
+					if part == 0 {
+						xs[j] *= ls[h]
+					}
+				}
+			}
+		}
+	}
 }
 
 // finish projects the attention output x [B*nW, N, C] and puts the windows

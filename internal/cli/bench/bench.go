@@ -53,6 +53,10 @@ type Result struct {
 	Iters    int       `json:"iters"`
 	Kernel   string    `json:"kernel"`
 	TimesMS  []float64 `json:"times_ms"`
+	// CPUMS is the process CPU time per timed pass (every thread's, 0
+	// where getrusage is not read): it moves less than the wall time with
+	// other load on a shared machine.
+	CPUMS float64 `json:"cpu_ms"`
 }
 
 // NewCmdBench returns the bench command. runF, when not nil, replaces
@@ -150,6 +154,7 @@ func benchRun(o *Options) error {
 		}
 	}
 	times := make([]float64, o.Iters)
+	cpu0 := cpuSeconds()
 	for i := range times {
 		start := time.Now()
 		if _, err := modelcmd.Forward(m, x); err != nil {
@@ -159,7 +164,8 @@ func benchRun(o *Options) error {
 	}
 	median, lo, hi := summarize(times)
 	r := Result{Arch: modelName(spec, o.Weights), Batch: o.Batch, Size: size, MedianMS: median, MinMS: lo, MaxMS: hi,
-		Threads: threads, Iters: o.Iters, Kernel: kernelName(), TimesMS: times}
+		Threads: threads, Iters: o.Iters, Kernel: kernelName(), TimesMS: times,
+		CPUMS: (cpuSeconds() - cpu0) * 1000 / float64(max(o.Iters, 1))}
 	if o.JSON {
 		return writeJSON(o, r)
 	}
