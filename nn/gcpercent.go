@@ -16,10 +16,14 @@ import (
 // near twice that, where PyTorch frees each tensor when its last reference
 // goes. At 50 it peaks near one and a half times. The price is more
 // collections, which are cheap here: the heap is almost all pointer-free
-// float32 slices, which the collector does not scan. Measured with `ckpt
-// bench --train` at batch 8 (2 threads, CPU time per step level within the
-// loaded machine's noise): resnet18 head 497 -> 384 MiB peak RSS, resnet18
-// full 672-677 -> 549-559 MiB, against PyTorch's 404 and 687.
+// float32 slices, which the collector does not scan; what they cost is
+// the pages the runtime gives back to the OS between collections and
+// faults in again. Measured with `ckpt bench --train` at batch 8, 2
+// threads, on a loaded machine (PyTorch's peak from the last idle run in
+// brackets): resnet18 head 497 -> 377-385 MiB peak RSS (404), CPU per step
+// level; resnet18 full 672-677 -> 549-559 MiB (687), CPU level within the
+// noise (+0-4%); resnet50 full 1894 -> 1424 MiB (1526), CPU +2.5% (2437 ->
+// 2498 ms, the same build with GOGC=100 and 50, 30% more page faults).
 const TrainingGCPercent = 50
 
 // SetTrainingGC sets the garbage collector's target to
