@@ -89,10 +89,13 @@ func (t *Tensor) Sigmoid() *Tensor {
 	}
 	y := out.data[:len(t.data)]
 	return record(out, "SigmoidBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
-		for i, v := range y {
-			gx[i] = g[i] * (v * (1 - v))
-		}
+		gx := gradBuf(len(g), false)
+		parallelChunks(len(g), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				v := y[i]
+				gx[i] = g[i] * (v * (1 - v))
+			}
+		})
 		return [][]float32{gx}
 	})
 }
@@ -110,12 +113,14 @@ func (t *Tensor) SiLU() *Tensor {
 		return out
 	}
 	return record(out, "SiluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
-		vec.ApplyTo(gx, x, vec.Sigmoid)
-		for i, v := range x {
-			s := gx[i]
-			gx[i] = g[i] * s * (1 + v*(1-s))
-		}
+		gx := gradBuf(len(g), false)
+		parallelChunks(len(g), func(lo, hi int) {
+			vec.ApplyTo(gx[lo:hi], x[lo:hi], vec.Sigmoid)
+			for i := lo; i < hi; i++ {
+				v, s := x[i], gx[i]
+				gx[i] = g[i] * s * (1 + v*(1-s))
+			}
+		})
 		return [][]float32{gx}
 	})
 }
@@ -132,13 +137,15 @@ func (t *Tensor) GELU(approximate string) *Tensor {
 		}
 		x := t.data
 		return record(out, "GeluBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-			gx := make([]float32, len(g))
-			for i, xv := range x {
-				v := float64(xv)
-				cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
-				pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
-				gx[i] = g[i] * float32(cdf+v*pdf)
-			}
+			gx := gradBuf(len(g), false)
+			parallelChunks(len(g), func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					v := float64(x[i])
+					cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
+					pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
+					gx[i] = g[i] * float32(cdf+v*pdf)
+				}
+			})
 			return [][]float32{gx}
 		})
 	case "tanh":
@@ -163,16 +170,19 @@ func (t *Tensor) Hardswish() *Tensor {
 		return out
 	}
 	return record(out, "HardswishBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
-		for i, v := range x {
-			switch {
-			case v < -3:
-			case v <= 3:
-				gx[i] = g[i] * (v/3 + 0.5)
-			default:
-				gx[i] = g[i]
+		gx := gradBuf(len(g), false)
+		parallelChunks(len(g), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				switch v := x[i]; {
+				case v < -3:
+					gx[i] = 0
+				case v <= 3:
+					gx[i] = g[i] * (v/3 + 0.5)
+				default:
+					gx[i] = g[i]
+				}
 			}
-		}
+		})
 		return [][]float32{gx}
 	})
 }
@@ -185,12 +195,16 @@ func (t *Tensor) Hardsigmoid() *Tensor {
 	}
 	x := t.data
 	return record(out, "HardsigmoidBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
-		for i, v := range x {
-			if v > -3 && v < 3 {
-				gx[i] = g[i] * (1.0 / 6)
+		gx := gradBuf(len(g), false)
+		parallelChunks(len(g), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				if v := x[i]; v > -3 && v < 3 {
+					gx[i] = g[i] * (1.0 / 6)
+				} else {
+					gx[i] = 0
+				}
 			}
-		}
+		})
 		return [][]float32{gx}
 	})
 }

@@ -534,7 +534,8 @@ func biasGrad(g *convGeom, gout []float32) []float32 {
 // in both spatial axes and with in and out channels swapped.
 func convTransposeStride1(g *convGeom, w, gout []float32) []float32 {
 	taps := g.kh * g.kw
-	wt := make([]float32, len(w))
+	wt := gradBuf(len(w), false) // every element is written
+	defer putGradBuf(wt)
 	for o := range g.o {
 		for c := range g.c {
 			src := w[(o*g.c+c)*taps:][:taps]

@@ -161,6 +161,14 @@ type convPrep struct {
 
 // newConvPrep folds bn (may be nil) into w and b and packs the result.
 func newConvPrep(w, b *Tensor, bn *BatchNorm2d, p ConvParams) *convPrep {
+	e := foldConvPrep(w, b, bn, p)
+	e.pack()
+	return e
+}
+
+// foldConvPrep returns w and b with bn (may be nil) folded into them, not
+// yet packed.
+func foldConvPrep(w, b *Tensor, bn *BatchNorm2d, p ConvParams) *convPrep {
 	if p.Groups <= 0 {
 		p.Groups = 1
 	}
@@ -183,14 +191,20 @@ func newConvPrep(w, b *Tensor, bn *BatchNorm2d, p ConvParams) *convPrep {
 			e.bias[oc] = float32(float64(e.bias[oc])*float64(scale) + float64(shift))
 		}
 	}
-	cg := w.shape[1]
-	if !(cg == 1 && o == p.Groups && p.Groups > 1) { // depthwise runs its own loop
+	return e
+}
+
+// pack packs e's folded weights for the GEMM, one matrix per group
+// (depthwise layers, which run their own loop, have none).
+func (e *convPrep) pack() {
+	o, cg, p := e.w.shape[0], e.w.shape[1], e.p
+	per := len(e.w.data) / o
+	if !(cg == 1 && o == p.Groups && p.Groups > 1) {
 		og := o / p.Groups
 		for gr := range p.Groups {
 			e.packed = append(e.packed, gemm.PackA(false, og, per, e.w.data[gr*og*per:], per))
 		}
 	}
-	return e
 }
 
 // bnAffine returns channel ch's eval-mode BatchNorm as an affine map,
@@ -257,7 +271,7 @@ func (e *convPrep) forward(x, res *Tensor, a vec.Act) *Tensor {
 		xd, gf.colsDeint = deinterleaveCols(x, g.wd), true
 	}
 	switch {
-	case useWinograd(&g) && len(e.w.data) > 0: // a frozen copy may keep only the packed weights
+	case useWinograd(&g) && (len(e.w.data) > 0 || e.wino != nil): // a frozen copy may keep only the packed or the Winograd weights
 		winoForward(&g, e.winograd(&g), x, out.data, e.bias, rd, a)
 	case g.depthwise() && res == nil:
 		// Bias and activation applied plane by plane as the filter
@@ -436,7 +450,7 @@ func ConvBNAct(conv *Conv2d, bn *BatchNorm2d, act Module, x, residual *Tensor) *
 			return newConvPrep(conv.Weight, conv.Bias, bn, conv.ConvParams)
 		})
 		y = e.forward(x, residual, a)
-	} else if e := frozenPrep(conv, bn); e != nil {
+	} else if e := frozenPrep(conv, bn, x); e != nil {
 		y = e.forward(x, residual, a) // a frozen layer runs as it would in Infer
 	} else {
 		y = conv.Forward(x)

@@ -30,10 +30,13 @@ var frozenSources struct {
 
 // frozenCache is a frozen convolution's prepared copy, with the batch norm
 // folded into it (nil for none) and the frozenVersion it was built at.
+// winoOnly marks a copy that holds the Winograd weights alone (see
+// frozenPrep).
 type frozenCache struct {
-	version uint64
-	bn      *BatchNorm2d
-	e       *convPrep
+	version  uint64
+	bn       *BatchNorm2d
+	e        *convPrep
+	winoOnly bool
 }
 
 // MarkStepped tells prepared modules that an optimizer updated params in
@@ -58,28 +61,51 @@ func MarkStepped(params []*Tensor) {
 }
 
 // frozenPrep returns the prepared form of conv followed by the eval-mode
-// bn (nil for none) when both are frozen by [Freeze] and nothing the
-// convolution reads requires grad, building it on first use; nil
-// otherwise, for the caller to run the layers as they are.
-func frozenPrep(conv *Conv2d, bn *BatchNorm2d) *convPrep {
+// bn (nil for none), for input x, when both are frozen by [Freeze] and
+// nothing the convolution reads requires grad, building it on first use;
+// nil otherwise, for the caller to run the layers as they are.
+//
+// A frozen copy is long-lived memory beside the model's own weights, and
+// the garbage collector lets the heap grow to twice what is live, so each
+// byte of it costs about two of peak memory in a training step. It keeps
+// one form of the weights where it can: a layer that x's shape sends
+// through Winograd keeps only its Winograd weights (neither the folded
+// weights they are made from nor a packed copy); a layer that may run
+// through Winograd but does not for x keeps the folded and packed weights
+// (the folded ones for a later input that does); the rest keep the packed
+// weights and the shape alone. A Winograd-only copy met by an input that
+// takes the GEMM is rebuilt in the second form.
+func frozenPrep(conv *Conv2d, bn *BatchNorm2d, x *Tensor) *convPrep {
 	if !conv.frozen || bn != nil && !bn.frozen || needGrad(conv.Weight, conv.Bias) {
 		return nil
 	}
 	key := convKey{conv: conv, bn: bn}
 	v := frozenVersion.Load()
-	if c := conv.frozenCopy.Load(); c != nil && c.version == v && c.bn == bn && c.e.src == key.sources() {
+	wino := false
+	if winogradShape(conv.Weight.shape, conv.ConvParams) && x.Dim() == 4 {
+		g := convGeometry(x, conv.Weight, nil, conv.ConvParams)
+		wino = useWinograd(&g)
+	}
+	if c := conv.frozenCopy.Load(); c != nil && c.version == v && c.bn == bn && c.e.src == key.sources() &&
+		(wino || !c.winoOnly) {
 		return c.e
 	}
-	e := newConvPrep(conv.Weight, conv.Bias, bn, conv.ConvParams)
+	e := foldConvPrep(conv.Weight, conv.Bias, bn, conv.ConvParams)
 	e.src = key.sources()
-	if len(e.packed) > 0 && !winogradShape(e.w.shape, conv.ConvParams) {
-		// Only depthwise layers (which have no packed copy) and layers
-		// that may run through Winograd (which transforms the folded
-		// weights at their first call) read the folded weights
-		// themselves; the rest need their shape alone, and a frozen
-		// backbone then keeps one copy of its weights besides the
-		// model's, not two.
+	switch {
+	case wino:
+		g := convGeometry(x, e.w, nil, e.p)
+		e.winograd(&g)
 		e.w = &Tensor{shape: e.w.shape}
+	case winogradShape(e.w.shape, conv.ConvParams):
+		e.pack() // the folded weights stay, for Winograd at a later input
+	default:
+		e.pack()
+		if len(e.packed) > 0 {
+			// Only depthwise layers (which have no packed copy) read the
+			// folded weights themselves.
+			e.w = &Tensor{shape: e.w.shape}
+		}
 	}
 	frozenSources.mu.Lock()
 	if frozenSources.set == nil || frozenSources.version != v {
@@ -91,6 +117,6 @@ func frozenPrep(conv *Conv2d, bn *BatchNorm2d) *convPrep {
 		}
 	}
 	frozenSources.mu.Unlock()
-	conv.frozenCopy.Store(&frozenCache{version: v, bn: bn, e: e})
+	conv.frozenCopy.Store(&frozenCache{version: v, bn: bn, e: e, winoOnly: wino})
 	return e
 }

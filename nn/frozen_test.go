@@ -116,3 +116,60 @@ func TestFrozenWinograd(t *testing.T) {
 		}
 	}
 }
+
+// TestFrozenWinogradOnly checks what a frozen convolution of a shape
+// Winograd takes keeps: for an input Winograd runs (64 tiles) only the
+// Winograd weights, neither the folded weights nor a packed copy (each a
+// second copy of the weights beside the model's, the memory a frozen
+// backbone held twice over); and that an input of the same layer that
+// takes the GEMM instead (4 tiles) rebuilds it with packed weights. Both
+// must give Infer's result bit for bit.
+func TestFrozenWinogradOnly(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	conv := NewConv2d(nil, 128, 128, 3, Padding(1))
+	bn := NewBatchNorm2d(nil, 128)
+	for i := range 128 {
+		bn.RunningMean.data[i] = float32(r.NormFloat64() * 0.5)
+		bn.RunningVar.data[i] = float32(0.5 + r.Float64())
+	}
+	net := NewSequential(conv, bn, NewReLU(false))
+	xw, xg := RandN(2, 128, 16, 16), RandN(1, 128, 8, 8)
+	net.Eval()
+	if err := Prepare(net); err != nil {
+		t.Fatal(err)
+	}
+	ww, wg := Infer(net, xw), Infer(net, xg)
+	Unprepare(net)
+	Freeze(net)
+	net.Train()
+	for _, tc := range []struct {
+		name     string
+		x, want  *Tensor
+		winoOnly bool
+	}{
+		{"winograd input", xw, ww, true},
+		{"gemm input", xg, wg, false},
+		{"winograd input again", xw, ww, false}, // the second form serves both
+	} {
+		got, want := net.Forward(tc.x), tc.want
+		for i := range want.data {
+			if got.data[i] != want.data[i] {
+				t.Fatalf("%s: element %d: got %v, want %v (Infer's)", tc.name, i, got.data[i], want.data[i])
+			}
+		}
+		c := conv.frozenCopy.Load()
+		if c == nil {
+			t.Fatalf("%s: no frozen copy kept", tc.name)
+		}
+		if c.winoOnly != tc.winoOnly {
+			t.Errorf("%s: got winoOnly %v, want %v", tc.name, c.winoOnly, tc.winoOnly)
+		}
+		if tc.winoOnly && (len(c.e.w.data) != 0 || len(c.e.packed) != 0 || c.e.wino == nil) {
+			t.Errorf("%s: copy keeps %d folded weights, %d packed matrices and Winograd weights %v, want only the Winograd weights",
+				tc.name, len(c.e.w.data), len(c.e.packed), c.e.wino != nil)
+		}
+		if !tc.winoOnly && len(c.e.packed) == 0 {
+			t.Errorf("%s: copy has no packed weights, want them", tc.name)
+		}
+	}
+}

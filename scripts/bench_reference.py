@@ -143,6 +143,7 @@ def train_main(a, ckpts, tmp):
                 ts_torch, rss_torch, cpu_torch = [], 0.0, []
                 ts_ckpt = {l: [] for l, _ in ckpts}
                 rss_ckpt = {l: 0.0 for l, _ in ckpts}
+                gogc = {l: None for l, _ in ckpts}  # the GC target the steps ran with (older builds do not say)
                 cpu_ckpt = {l: [] for l, _ in ckpts}
                 per = {l: [] for l, _ in ckpts}
                 for _ in range(a.rounds):
@@ -163,6 +164,7 @@ def train_main(a, ckpts, tmp):
                         jc = json.loads(r.stdout)
                         ts_ckpt[label] += jc["times_ms"]
                         rss_ckpt[label] = max(rss_ckpt[label], jc["peak_rss_mib"])
+                        gogc[label] = jc.get("gogc")
                         if "cpu_ms" in jc:  # older builds do not report it
                             cpu_ckpt[label].append(jc["cpu_ms"])
                         per[label].append(median(jc["times_ms"]) / median(jt["times_ms"]))
@@ -179,7 +181,7 @@ def train_main(a, ckpts, tmp):
                     rows.append({"arch": arch, "batch": batch, "mode": "train", "strategy": strategy, "ckpt": label,
                                  "torch_ms": t_torch, "ckpt_ms": t_ckpt, "torch_peak_rss_mib": rss_torch,
                                  "ckpt_peak_rss_mib": rss_ckpt[label], "torch_cpu_ms": c_torch, "ckpt_cpu_ms": c_ckpt,
-                                 "round_ratios": per[label]})
+                                 "ckpt_gogc": gogc[label], "round_ratios": per[label]})
     return rows
 
 

@@ -82,7 +82,10 @@ With --train it times whole training steps instead, after the warm-up ones:
 the forward pass in training mode, cross-entropy against fixed labels, the
 backward pass and an SGD step with momentum 0.9. --strategy full trains every
 parameter; --strategy head freezes all but the classifier's. The result then
-also gives the process's peak resident memory.`,
+also gives the process's peak resident memory. The garbage collector runs
+with GOGC=50 during training (nn.SetTrainingGC) unless GOGC or GOMEMLIMIT is
+set in the environment: at Go's default of 100 the heap grows to about twice
+the weights and kept activations between collections.`,
 		Example: `  ckpt bench --arch resnet18
   ckpt bench --arch resnet50 --weights resnet50.pth --batch 8 --iters 20 --json
   ckpt bench --arch resnet18 --batch 8 --train --strategy head --json

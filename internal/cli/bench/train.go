@@ -27,7 +27,11 @@ type TrainResult struct {
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	// CPUMS is the process CPU time per timed step (every thread's), which
 	// a loaded machine disturbs less than the wall time.
-	CPUMS   float64   `json:"cpu_ms"`
+	CPUMS float64 `json:"cpu_ms"`
+	// GOGC is the garbage collector's target percentage the steps ran
+	// with (nn.SetTrainingGC: nn.TrainingGCPercent unless GOGC or
+	// GOMEMLIMIT is set in the environment).
+	GOGC    int       `json:"gogc"`
 	Kernel  string    `json:"kernel"`
 	TimesMS []float64 `json:"times_ms"`
 }
@@ -125,6 +129,7 @@ func trainRun(o *Options, m nn.Module, spec models.Spec, size, threads int) erro
 	default:
 		return cmdutil.UsageError("--strategy %q: want full or head", o.Strategy)
 	}
+	gogc := nn.SetTrainingGC()
 	t, err := newTrainer(o, m, spec, size)
 	if err != nil {
 		return err
@@ -145,13 +150,13 @@ func trainRun(o *Options, m nn.Module, spec models.Spec, size, threads int) erro
 	}
 	cpu := (cpuSeconds() - cpu0) * 1000 / float64(o.Iters)
 	med, lo, hi := summarize(times)
-	r := TrainResult{CPUMS: cpu, Arch: spec.Name, Batch: o.Batch, Size: size, Mode: "train", Strategy: o.Strategy,
+	r := TrainResult{CPUMS: cpu, GOGC: gogc, Arch: spec.Name, Batch: o.Batch, Size: size, Mode: "train", Strategy: o.Strategy,
 		MedianMS: med, MinMS: lo, MaxMS: hi, Threads: threads, Iters: o.Iters, PeakRSSMiB: peakRSSMiB(),
 		Kernel: kernelName(), TimesMS: times}
 	if o.JSON {
 		return writeJSON(o, r)
 	}
-	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, train %s, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d steps, %.0f ms CPU per step, peak RSS %.0f MiB\n",
-		r.Arch, r.Batch, size, size, r.Strategy, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters, r.CPUMS, r.PeakRSSMiB)
+	_, err = fmt.Fprintf(o.IO.Out, "%s batch %d, %dx%d, train %s, %d threads (%s): median %.1f ms, min %.1f, max %.1f over %d steps, %.0f ms CPU per step, peak RSS %.0f MiB (GOGC %d)\n",
+		r.Arch, r.Batch, size, size, r.Strategy, r.Threads, r.Kernel, r.MedianMS, r.MinMS, r.MaxMS, r.Iters, r.CPUMS, r.PeakRSSMiB, r.GOGC)
 	return err
 }
