@@ -50,8 +50,11 @@ type TensorRef struct {
 // MARK/TUPLE; ints as BININT1, BININT2, BININT or LONG1; floats as BINFLOAT;
 // strings as BINUNICODE; bytes as _codecs.encode(text, "latin1") (bytes()
 // when empty); an *Object as its class, NEWOBJ with its Args (REDUCE for
-// functools.partial), and BUILD with its State; a *Global as GLOBAL. A *Dict, *Object or tensor reached
-// twice is written once and then fetched from the memo, so sharing is kept.
+// functools.partial), and BUILD with its State; a *Global as GLOBAL. A list,
+// tuple, *Dict, *Object or tensor reached twice is written once and then
+// fetched from the memo, so sharing is kept and a graph of shared containers
+// is written in its own size, not the size of its expansion; only those
+// take memo entries (and each distinct global).
 //
 // What Encode refuses, with an error naming the value: a tensor when
 // Tensor is nil, a *Global or *Object class that is not a dotted Python
@@ -68,6 +71,10 @@ type Encoder struct {
 
 	b    []byte
 	memo map[any]uint32
+	// refs counts how often each list, tuple, dict, object and tensor of
+	// the value is reached (countRefs): only those reached twice are
+	// memoized.
+	refs map[any]int
 	// globals memoizes GLOBAL opcodes by "module\nname".
 	globals map[string]uint32
 	n       uint32 // memo entries used
@@ -133,22 +140,91 @@ func (e *Encoder) Encode(v any) ([]byte, error) {
 	e.b = append(make([]byte, 0, 4096), opProto, 2)
 	e.memo = map[any]uint32{}
 	e.globals = map[string]uint32{}
+	e.refs = map[any]int{}
 	e.n = 0
+	e.countRefs(v, 0)
 	if err := e.value(v, 0); err != nil {
 		return nil, err
 	}
 	if int(e.n) > limit.memo {
 		// The reader refuses such a pickle: say so now rather than write
-		// a file that cannot be read back. Only values that may be
-		// shared (dicts, objects, tensors, globals) take an entry; a
-		// pickle that builds more of them without memoizing them can be
-		// read but not written back.
-		return nil, fmt.Errorf("pickle: cannot encode %d dicts, objects, tensors and globals: the reader's limit is %d memo entries", e.n, limit.memo)
+		// a file that cannot be read back. Only shared values, which
+		// the pickle read had to memoize too, and distinct globals take
+		// an entry.
+		return nil, fmt.Errorf("pickle: cannot encode %d shared values and globals: the reader's limit is %d memo entries", e.n, limit.memo)
 	}
 	e.b = append(e.b, opStop)
 	out := e.b
-	e.b, e.memo, e.globals = nil, nil, nil
+	e.b, e.memo, e.globals, e.refs = nil, nil, nil, nil
 	return out, nil
+}
+
+// sliceKey identifies a list or tuple of the decoded form, which has no
+// pointer of its own: the converter gives a list or tuple that the pickle
+// shares one backing array.
+type sliceKey struct {
+	p *any
+	n int
+}
+
+// refKey returns the key under which v is counted and memoized, or nil for
+// a value that is written in full every time.
+func refKey(v any) any {
+	switch x := v.(type) {
+	case Tuple:
+		if len(x) > 0 {
+			return sliceKey{&x[0], len(x)}
+		}
+	case []any:
+		if len(x) > 0 {
+			return sliceKey{&x[0], len(x)}
+		}
+	case *Dict, *Object, *tensor.Tensor:
+		return x
+	}
+	return nil
+}
+
+// countRefs counts in e.refs the containers and tensors of v, descending
+// into each once: its cost is the number of distinct values.
+func (e *Encoder) countRefs(v any, depth int) {
+	k := refKey(v)
+	if k == nil || depth > MaxDepth {
+		return // value reports the depth
+	}
+	e.refs[k]++
+	if e.refs[k] > 1 {
+		return
+	}
+	switch x := v.(type) {
+	case Tuple:
+		for _, it := range x {
+			e.countRefs(it, depth+1)
+		}
+	case []any:
+		for _, it := range x {
+			e.countRefs(it, depth+1)
+		}
+	case *Dict:
+		for i := range x.Keys {
+			e.countRefs(x.Keys[i], depth+1)
+			if i < len(x.Values) {
+				e.countRefs(x.Values[i], depth+1)
+			}
+		}
+	case *Object:
+		for _, it := range x.Args {
+			e.countRefs(it, depth+1)
+		}
+		e.countRefs(x.State, depth+1)
+	}
+}
+
+// memoize gives v a memo entry when it is reached more than once.
+func (e *Encoder) memoize(v any) {
+	if k := refKey(v); k != nil && e.refs[k] > 1 {
+		e.memo[k] = e.put()
+	}
 }
 
 func (e *Encoder) put() uint32 {
@@ -299,10 +375,8 @@ func (e *Encoder) tuple(vs []any, depth int) error {
 }
 
 func (e *Encoder) list(vs []any, depth int) error {
-	// No memo entry: a list is never fetched again (the decoded form
-	// cannot say that two lists are one), and every entry counts against
-	// the reader's MaxMemo.
 	e.b = append(e.b, opEmptyList)
+	e.memoize(vs)
 	for start := 0; start < len(vs); start += encoderBatchSize {
 		batch := vs[start:min(start+encoderBatchSize, len(vs))]
 		if len(batch) == 1 {
@@ -330,7 +404,7 @@ func (e *Encoder) dict(d *Dict, depth int) error {
 	} else {
 		e.b = append(e.b, opEmptyDict)
 	}
-	e.memo[d] = e.put()
+	e.memoize(d)
 	if len(d.Keys) != len(d.Values) {
 		return fmt.Errorf("pickle: cannot encode a dict of %d keys and %d values", len(d.Keys), len(d.Values))
 	}
@@ -372,7 +446,7 @@ func (e *Encoder) object(o *Object, depth int) error {
 	} else {
 		e.b = append(e.b, opNewObj)
 	}
-	e.memo[o] = e.put()
+	e.memoize(o)
 	if o.State != nil {
 		if err := e.value(o.State, depth+1); err != nil {
 			return err
@@ -461,7 +535,7 @@ func (e *Encoder) tensor(t *tensor.Tensor) error {
 		}
 		e.b = append(e.b, opTuple3, opReduce)
 	}
-	e.memo[t] = e.put()
+	e.memoize(t)
 	return nil
 }
 
@@ -514,8 +588,17 @@ func (e *Encoder) value(v any, depth int) error {
 		}
 		e.b = append(e.b, opTuple2, opReduce)
 	case Tuple:
-		return e.tuple(x, depth)
+		if k := refKey(x); k != nil && e.fetched(k) {
+			return nil
+		}
+		if err := e.tuple(x, depth); err != nil {
+			return err
+		}
+		e.memoize(x)
 	case []any:
+		if k := refKey(x); k != nil && e.fetched(k) {
+			return nil
+		}
 		return e.list(x, depth)
 	case *Dict:
 		if e.fetched(x) {

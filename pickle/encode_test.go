@@ -88,3 +88,49 @@ func TestEncodeRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestEncodeSharedContainers: lists and tuples reached twice are written
+// once and fetched from the memo, as dicts and objects are, so that a graph
+// of containers sharing one another (each level pairs the one below with
+// itself, 2^60 leaves) is written in the size of the graph and reads back
+// with the same sharing. Written in full, it never finished.
+func TestEncodeSharedContainers(t *testing.T) {
+	const levels = 60
+	var l any = []any{int64(1)}
+	var tu any = Tuple{int64(2)}
+	for range levels {
+		l = []any{l, l}
+		tu = Tuple{tu, tu}
+	}
+	v := &Dict{Keys: []any{"lists", "tuples"}, Values: []any{l, tu}}
+	data, persid, err := encodeRoot(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 40*levels {
+		t.Errorf("wrote %d bytes for %d levels", len(data), levels)
+	}
+	got, _, err := unpickle(data, persid)
+	if err != nil {
+		t.Fatalf("reading back: %v", err)
+	}
+	d := got.(*Dict)
+	for i, name := range d.Keys {
+		x := d.Values[i]
+		for depth := 0; depth < levels; depth++ {
+			var a, b any
+			switch c := x.(type) {
+			case []any:
+				a, b = c[0], c[1]
+			case Tuple:
+				a, b = c[0], c[1]
+			default:
+				t.Fatalf("%s at depth %d: got %T", name, depth, x)
+			}
+			if refKey(a) != refKey(b) {
+				t.Fatalf("%s at depth %d: the two halves read back as two values", name, depth)
+			}
+			x = a
+		}
+	}
+}
