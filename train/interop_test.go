@@ -77,11 +77,25 @@ func (r *lossRecorder) OnEpoch(*Trainer, *EpochStats) error        { return nil 
 // at most over all steps), full only 12: training every BatchNorm here
 // stays chaotic, torch's float32 and float64 runs part by 0.69 by step 100.
 // head and partial are held to these bounds; full's misses are logged and
-// its subtest skipped, since its fidelity is not established (a run with
-// seed 933367 parted from torch by 2.3e-3 at step 10, while torch's own
-// float32/float64 gap was 1.2e-5).
+// its subtest skipped, since its fidelity is not established.
+//
+// Why a float64 run is not enough to judge full (seed 933367, where ckpt
+// parted from torch by 2.3e-3 at step 10 while torch's float32/float64 gap
+// was 1.2e-5): at step 3 one max-pool window after the stem's ReLU (image
+// 11, channel 30) held two values 4.5e-7 apart relative (0.8543417 and
+// 0.8543413 in float64). torch's float32 kept float64's argmax, ckpt's
+// float32 rounding (within 6e-7 of float64) picked the other, so one
+// element of conv1's gradient went to the neighbouring pixel: conv1.weight's
+// gradient for that channel was 1.5e-2 off, every other gradient of steps
+// 1-3 within torch's own float32 rounding (about 5e-6). torch nudged by
+// 1e-6 at that one activation follows ckpt's losses within 8e-7 to step 8
+// and 3e-5 to step 11 (testdata/gen/finetune_fidelity_diag.py). Such near
+// ties come every step or two; whether they matter depends on how much the
+// recipe amplifies them, and float64 only shows that where float64 happens
+// to break the tie differently from float32.
 // CKPT_FIDELITY_STEPS shortens the run; CKPT_FIDELITY_DIR reuses the
-// script's output.
+// script's output; CKPT_FIDELITY_DUMP=PREFIX writes ckpt's losses to
+// PREFIX.<strategy>.json.
 func TestTorchFidelity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping torch interop in -short mode")
@@ -160,6 +174,15 @@ func TestTorchFidelity(t *testing.T) {
 			if err := tr.Run(context.Background()); err != nil {
 				t.Fatal(err)
 			}
+			if d := os.Getenv("CKPT_FIDELITY_DUMP"); d != "" { // ckpt's losses, to set beside torch's
+				b, err := json.Marshal(rec.losses)
+				if err == nil {
+					err = os.WriteFile(d+"."+string(st)+".json", b, 0o644)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			want := ref.Losses[string(st)][:min(steps, len(ref.Losses[string(st)]))]
 			if len(rec.losses) != len(want) {
 				t.Fatalf("got %d steps, want %d", len(rec.losses), len(want))
@@ -203,7 +226,7 @@ func TestTorchFidelity(t *testing.T) {
 			t.Logf("%s: loss %.4f -> %.4f; %d of %d steps well-conditioned (torch float32 within 1e-4 of float64) and held to 1e-3 (largest difference %.2g), the rest to 10x torch's own float32/float64 difference (%.2g at the end)",
 				st, want[0], want[len(want)-1], strict, len(want), worst, cond)
 			if st == Full && missed > 0 {
-				t.Skipf("full: %d steps outside the bound; its fidelity is not established yet (issue 10: torch's own float32 and float64 runs of this recipe part within about a dozen steps, and ckpt parted from torch by 2.3e-3 at step 10 for seed 933367 while torch's float32/float64 gap was 1.2e-5, which is still to be explained)", missed)
+				t.Skipf("full: %d steps outside the bound; its fidelity is not established yet (issue 10: this recipe amplifies a max-pool near tie that float32 rounding breaks either way, see the test's comment)", missed)
 			}
 		})
 	}

@@ -74,6 +74,8 @@ def main():
     ap.add_argument("--distinct", type=int, default=100)
     ap.add_argument("--classes", type=int, default=3)
     ap.add_argument("--lr", type=float, default=0.0002)
+    ap.add_argument("--strategies", default="head,partial,full,head_float64,partial_float64,full_float64",
+                    help="comma-separated runs to make (default all six)")
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     torch.manual_seed(a.seed)
@@ -96,7 +98,7 @@ def main():
     torch.save({"x": x, "y": y}, os.path.join(a.out_dir, "batches.pt"))
 
     losses = {}
-    for strategy in ["head", "partial", "full", "head_float64", "partial_float64", "full_float64"]:
+    for strategy in a.strategies.split(","):
         dtype = torch.float64 if strategy.endswith("_float64") else torch.float32
         model = model.to(dtype)
         model.load_state_dict(initial, strict=True)  # float32 values, widened exactly in float64
