@@ -137,6 +137,14 @@ func (e *Encoder) Encode(v any) ([]byte, error) {
 	if err := e.value(v, 0); err != nil {
 		return nil, err
 	}
+	if int(e.n) > limit.memo {
+		// The reader refuses such a pickle: say so now rather than write
+		// a file that cannot be read back. Only values that may be
+		// shared (dicts, objects, tensors, globals) take an entry; a
+		// pickle that builds more of them without memoizing them can be
+		// read but not written back.
+		return nil, fmt.Errorf("pickle: cannot encode %d dicts, objects, tensors and globals: the reader's limit is %d memo entries", e.n, limit.memo)
+	}
 	e.b = append(e.b, opStop)
 	out := e.b
 	e.b, e.memo, e.globals = nil, nil, nil
@@ -291,8 +299,10 @@ func (e *Encoder) tuple(vs []any, depth int) error {
 }
 
 func (e *Encoder) list(vs []any, depth int) error {
+	// No memo entry: a list is never fetched again (the decoded form
+	// cannot say that two lists are one), and every entry counts against
+	// the reader's MaxMemo.
 	e.b = append(e.b, opEmptyList)
-	e.put()
 	for start := 0; start < len(vs); start += encoderBatchSize {
 		batch := vs[start:min(start+encoderBatchSize, len(vs))]
 		if len(batch) == 1 {
@@ -379,7 +389,6 @@ func (e *Encoder) emptyHooks() error {
 		return err
 	}
 	e.b = append(e.b, opEmptyTuple, opReduce)
-	e.put()
 	return nil
 }
 

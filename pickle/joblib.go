@@ -293,6 +293,12 @@ func (s *scanner) joblibStream(r io.Reader, entry string) {
 				s.fail(e)
 			} else if err != nil {
 				s.fail(fmt.Errorf("%w (in %s)", err, entry))
+			} else if s.namesCompanionWrapper() {
+				dec.finish(data[fed:stop])
+				for _, c := range dec.companions {
+					c.Entry, c.Offset = entry, mapOff(c.Offset)
+					s.rep.Companions = append(s.rep.Companions, c)
+				}
 			}
 			return
 		}
@@ -383,6 +389,10 @@ type joblibDecoder struct {
 	done   chan struct{}
 	err    error // why the decoder stopped, once done is closed
 	buf    []byte
+	// consumed counts the bytes gopickle has read; companions are the
+	// companion files of the wrappers decoded so far (see Companion).
+	consumed   int64
+	companions []Companion
 }
 
 func newJoblibDecoder() *joblibDecoder {
@@ -417,6 +427,7 @@ func (d *joblibDecoder) Read(p []byte) (int, error) {
 	}
 	n := copy(p, d.buf)
 	d.buf = d.buf[n:]
+	d.consumed += int64(n)
 	return n, nil
 }
 
@@ -442,6 +453,25 @@ func (d *joblibDecoder) state(b []byte) (wrapperState, error) {
 	}
 }
 
+// finish feeds b, the walked bytes through the pickle's STOP, and waits
+// until the decoder has read them, for the companions they name.
+func (d *joblibDecoder) finish(b []byte) {
+	for fed := false; ; {
+		select {
+		case <-d.hungry:
+			if fed {
+				return
+			}
+			d.feed <- append([]byte(nil), b...)
+			fed = true
+		case <-d.states:
+			// A wrapper the walk did not see: the walk has the last word.
+		case <-d.done:
+			return
+		}
+	}
+}
+
 // close ends the decoder's goroutine.
 func (d *joblibDecoder) close() {
 	close(d.quit)
@@ -459,6 +489,8 @@ type jbObject struct {
 	args    []any
 	state   any
 	wrapper bool // made by NEWOBJ of NumpyArrayWrapper, as the walk marks it
+	// filename is a companion wrapper's file name (see Companion).
+	filename any
 }
 
 func (c *jbClass) Call(args ...any) (any, error) {
@@ -473,7 +505,11 @@ func (c *jbClass) Call(args ...any) (any, error) {
 			}
 		}
 	}
-	return &jbObject{d: c.d, class: c.name, args: args}, nil
+	o := &jbObject{d: c.d, class: c.name, args: args}
+	if _, ok := companionWrappers[c.name]; ok && len(args) > 0 {
+		o.filename = args[0] // NDArrayWrapper(filename, ...)
+	}
+	return o, nil
 }
 
 func (c *jbClass) PyNew(args ...any) (any, error) {
@@ -482,7 +518,10 @@ func (c *jbClass) PyNew(args ...any) (any, error) {
 
 func (o *jbObject) PySetState(state any) error {
 	o.state = state
-	if o.wrapper {
+	if pickled, ok := companionWrappers[o.class]; ok {
+		o.d.companion(o, state, pickled)
+	}
+	if o.wrapper && o.d.states != nil {
 		select {
 		case o.d.states <- state:
 		case <-o.d.quit:

@@ -27,6 +27,10 @@ type Report struct {
 	// Errors name the parts of the file that could not be read to the end;
 	// a file with errors is never clean, whatever its findings.
 	Errors []error
+	// Companions are the files beside this one that joblib.load would
+	// open while loading it (see Companion): Scan reads only r, so the
+	// caller, who knows the file's directory, scans them.
+	Companions []Companion
 }
 
 // ScanPickle walks one pickle at the start of data statically, as
@@ -78,6 +82,8 @@ func Scan(r io.ReaderAt, size int64) *Report {
 			*s = scanner{r: r, size: size, rep: &Report{}}
 			s.rep.Format = FormatJoblib
 			s.joblibStream(io.NewSectionReader(r, 0, size), "pickle")
+		} else if s.rep.Format == FormatPickle && len(s.rep.Errors) == 0 && s.namesCompanionWrapper() {
+			s.companions()
 		}
 	}
 	s.readerAgrees()

@@ -486,9 +486,10 @@ func unpickle(data []byte, persid func(any) (any, error)) (root any, n int, err 
 // converter turns gopickle's values into the decoded form, keeping shared
 // objects shared and refusing cycles and excessive depth.
 type converter struct {
-	done  map[any]any
-	busy  map[any]bool
-	nodes int
+	done   map[any]any
+	busy   map[any]bool
+	nodes  int
+	hashed map[*types.Tuple]bool // tuple keys found hashable (see unhashable)
 }
 
 func (c *converter) convert(v any, depth int) (any, error) {
@@ -621,6 +622,34 @@ func (c *converter) convert(v any, depth int) (any, error) {
 	return out, nil
 }
 
+// unhashable returns the Python type of k when CPython could not hash it
+// (a list, dict, set or bytearray, or a tuple holding one), or "". Each
+// tuple is looked into once (seen), so tuples that share one another
+// cost their number, not the size of their expansion.
+func unhashable(k any, seen map[*types.Tuple]bool, depth int) string {
+	switch x := k.(type) {
+	case *types.List:
+		return "list"
+	case *types.Dict, *types.OrderedDict:
+		return "dict"
+	case *types.Set:
+		return "set"
+	case *types.ByteArray:
+		return "bytearray"
+	case *types.Tuple:
+		if seen[x] || depth > MaxDepth {
+			return "" // too deep: the conversion refuses it
+		}
+		seen[x] = true
+		for _, it := range *x {
+			if t := unhashable(it, seen, depth+1); t != "" {
+				return "tuple holding a " + t
+			}
+		}
+	}
+	return ""
+}
+
 func (c *converter) list(dst, src []any, depth int) ([]any, error) {
 	for i, it := range src {
 		v, err := c.convert(it, depth+1)
@@ -633,6 +662,13 @@ func (c *converter) list(dst, src []any, depth int) ([]any, error) {
 }
 
 func (c *converter) setItem(d *Dict, idx map[any]int, k, v any, depth int) error {
+	if c.hashed == nil {
+		c.hashed = map[*types.Tuple]bool{}
+	}
+	if t := unhashable(k, c.hashed, depth); t != "" {
+		// CPython's SETITEM hashes the key first: pickle.load fails.
+		return fmt.Errorf("pickle: dict key is an unhashable %s (pickle.load refuses it)", t)
+	}
 	ck, err := c.convert(k, depth+1)
 	if err != nil {
 		return err

@@ -76,8 +76,53 @@ func keyString(k any) string {
 		return x.String()
 	case *Global:
 		return x.String()
+	case Tuple:
+		var b strings.Builder
+		tupleKey(&b, x)
+		return b.String()
+	case *Object:
+		return "<" + x.Class + " object>"
 	}
-	return fmt.Sprintf("%v", k)
+	// Keys the converter lets through are the hashable values above; a
+	// composite value is never formatted whole (a graph of shared
+	// containers formats exponentially long).
+	return fmt.Sprintf("<%T>", k)
+}
+
+// maxKeyString bounds the rendering of a tuple key: tuples of tuples that
+// share one another render exponentially long, and a fuzzed 2 KB file
+// made the listing take minutes and gigabytes.
+const maxKeyString = 256
+
+// tupleKey writes t as Python's str writes a tuple ("(1, 'a')", "(1,)"),
+// cut with "..." once past maxKeyString bytes; it reports the cut, after
+// which nothing more is written.
+func tupleKey(b *strings.Builder, t Tuple) (cut bool) {
+	b.WriteByte('(')
+	for i, it := range t {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if b.Len() > maxKeyString {
+			b.WriteString("...")
+			return true
+		}
+		switch x := it.(type) {
+		case string:
+			b.WriteString("'" + x + "'")
+		case Tuple:
+			if tupleKey(b, x) {
+				return true
+			}
+		default:
+			b.WriteString(keyString(x))
+		}
+	}
+	if len(t) == 1 {
+		b.WriteByte(',')
+	}
+	b.WriteByte(')')
+	return false
 }
 
 // visit counts one visited object and reports whether the walk may go on.

@@ -9,34 +9,37 @@
 # Targets are found by name (func Fuzz* in *_test.go), so targets added
 # later (the ONNX graph importer's) are included without editing this file.
 #
-# Usage: scripts/fuzz.sh [-t SECONDS] [-p PATTERN] [-u EXECS] [-k]
+# Usage: scripts/fuzz.sh [-t SECONDS] [-p PATTERN] [-u EXECS] [-j WORKERS] [-k]
 #   -t SECONDS  budget per target per run (default 60)
 #   -u EXECS    skip targets whose executions in scripts/fuzz.log already
 #               add up to EXECS (e.g. 10000000, the issue's figure)
 #   -p PATTERN  only targets whose "package/Target" matches this grep -E pattern
+#   -j WORKERS  fuzzing workers per target (default 1: the machine is
+#               shared; 2 under nice -n 19 uses both cores when they idle)
 #   -k          keep going through the target list forever (bursts), until killed
 #   --totals    print the executions per target summed over scripts/fuzz.log
 # Creating the file $FUZZ_STOP (default /tmp/ckpt-fuzz.stop) stops the
 # script between two targets (killing it mid-run loses that run's figures).
-# It runs one fuzzing worker (-parallel=1): the machine is shared. New
+# It runs one fuzzing worker (-parallel=1) unless -j says more. New
 # interesting inputs are minimized for at most 500 executions (Go's
 # default, 60 s, took most of a short budget, and a minimization still
 # running when the budget ends has its executions dropped from the count).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=scripts/fuzz.log
-budget=60 pattern=. forever=0 until=0
+budget=60 pattern=. forever=0 until=0 workers=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	-t) budget=$2; shift 2 ;;
 	-p) pattern=$2; shift 2 ;;
 	-u) until=$2; shift 2 ;;
+	-j) workers=$2; shift 2 ;;
 	-k) forever=1; shift ;;
 	--totals)
 		awk -F'\t' 'NR > 1 && $7 == "ok" { e[$2"/"$3] += $5; n[$2"/"$3] += $6; s[$2"/"$3] += $4 }
 			END { for (k in e) printf "%-60s %12d execs %6d new %7ds\n", k, e[k], n[k], s[k] }' "$log" | sort
 		exit 0 ;;
-	*) echo "usage: scripts/fuzz.sh [-t SECONDS] [-p PATTERN] [-u EXECS] [-k] | --totals" >&2; exit 2 ;;
+	*) echo "usage: scripts/fuzz.sh [-t SECONDS] [-p PATTERN] [-u EXECS] [-j WORKERS] [-k] | --totals" >&2; exit 2 ;;
 	esac
 done
 [ -f "$log" ] || printf 'date\tpackage\ttarget\tseconds\texecs\tnew_interesting\tresult\n' > "$log"
@@ -65,7 +68,7 @@ while :; do
 		fi
 		out=$(mktemp)
 		result=ok
-		go test -run '^$' -fuzz "^$t\$" -fuzztime "${budget}s" -fuzzminimizetime 500x -parallel 1 "./$pkg" > "$out" 2>&1 || result=FAIL
+		go test -run '^$' -fuzz "^$t\$" -fuzztime "${budget}s" -fuzzminimizetime 500x -parallel "$workers" "./$pkg" > "$out" 2>&1 || result=FAIL
 		line=$(grep -E 'fuzz: elapsed: .*execs: ' "$out" | tail -1 || true)
 		execs=$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' <<<"$line")
 		new=$(sed -n 's/.*new interesting: \([0-9]*\).*/\1/p' <<<"$line")

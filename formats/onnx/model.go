@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
+	"github.com/ckptkit/ckpt/internal/localpath"
 	"github.com/ckptkit/ckpt/tensor"
 )
 
@@ -396,34 +396,13 @@ func (e *ExternalPathError) Error() string {
 
 // CheckExternalLocation is the rule every reader of external data follows
 // (Open, and through it the graph importer and `ckpt scan`): the location
-// of tensor's data must be a non-empty relative path without "..", NUL or
-// a volume name, with '/' or '\' as separator (as Windows reads it), and,
-// when dir is not "", must not lead outside dir
-// through a symbolic link. It returns an *ExternalPathError otherwise. A
-// file that does not exist is not its concern (opening it fails).
+// of tensor's data must stay inside dir as localpath.Check has it (a
+// relative path without "..", NUL or a volume name, '/' or '\' as
+// separator, no symbolic link out of dir when dir is not ""). It returns
+// an *ExternalPathError otherwise.
 func CheckExternalLocation(dir, tensor, loc string) error {
-	name := filepath.FromSlash(loc)
-	// Read as Windows would read it too (backslashes, a drive letter): a
-	// model that leaves its directory on some reader's system is refused
-	// everywhere.
-	portable := filepath.FromSlash(strings.ReplaceAll(loc, `\`, "/"))
-	if loc == "" || strings.ContainsRune(loc, 0) || !filepath.IsLocal(name) || !filepath.IsLocal(portable) ||
-		len(loc) >= 2 && loc[1] == ':' {
-		return &ExternalPathError{Tensor: tensor, Location: loc}
-	}
-	if dir == "" {
-		return nil
-	}
-	real, err := filepath.EvalSymlinks(filepath.Join(dir, name))
-	if err != nil {
-		return nil
-	}
-	realDir, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return nil
-	}
-	if rel, err := filepath.Rel(realDir, real); err != nil || !filepath.IsLocal(rel) {
-		return &ExternalPathError{Tensor: tensor, Location: loc, Target: real}
+	if target, ok := localpath.Check(dir, loc); !ok {
+		return &ExternalPathError{Tensor: tensor, Location: loc, Target: target}
 	}
 	return nil
 }

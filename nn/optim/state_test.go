@@ -200,6 +200,20 @@ func sameValue(a, b any) bool {
 	if ea == nil && eb == nil {
 		return fa == fb || math.IsNaN(fa) && math.IsNaN(fb)
 	}
+	// Lists (betas) compare element by element, so that a NaN matches a
+	// NaN as it does above; reflect.DeepEqual says NaN != NaN.
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Kind() == reflect.Slice && vb.Kind() == reflect.Slice && va.Type() == vb.Type() {
+		if va.Len() != vb.Len() {
+			return false
+		}
+		for i := range va.Len() {
+			if !sameValue(va.Index(i).Interface(), vb.Index(i).Interface()) {
+				return false
+			}
+		}
+		return true
+	}
 	return reflect.DeepEqual(a, b)
 }
 

@@ -84,6 +84,67 @@ def joblib_fixtures(put, crit):
     put("scan_joblib_truncated_array.joblib", dump({"w": np.arange(64, dtype=np.float64)})[:-100], 2, [])
 
 
+def joblib_companion_fixtures(put, out, crit, npy):
+    """The layout of joblib 0.9 and before, which joblib.load still reads
+    (joblib.numpy_pickle_compat): the pickle holds an NDArrayWrapper per
+    array, naming a companion .npy file that joblib.load joins to the
+    pickle's directory and reads with numpy.load(allow_pickle=True); with
+    compression, a ZF-compressed pickle of ZNDArrayWrappers and the
+    arrays' bytes in zlib companions (.npy.z). joblib 1.2 writes neither,
+    so the wrappers are pickled here as joblib 0.9's pickler did, and the
+    honest files are loaded back with joblib.load to show it reads them.
+    Payloads and escaping names are never loaded."""
+    import pickle
+
+    import joblib
+    from joblib.numpy_pickle_compat import NDArrayWrapper, ZNDArrayWrapper, write_zfile
+
+    def old(name, wrappers, protocol=2):
+        put(name, pickle.dumps(wrappers, protocol=protocol), *expect[name])
+
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    evil = np.empty(2, dtype=object)
+    evil[0], evil[1] = 1, Reduce(os.system, "echo pwned")
+    high = [("HIGH", "joblib-companion-outside")]
+    expect = {
+        "scan_joblib_old_plain.pkl": (0, []),
+        "scan_joblib_old_payload.pkl": (1, crit),
+        "scan_joblib_old_raw_pickle.pkl": (1, crit),
+        "scan_joblib_old_parent.pkl": (1, high),
+        "scan_joblib_old_absolute.pkl": (1, high),
+        "scan_joblib_old_missing.pkl": (2, []),
+    }
+    # The companions, scanned on their own too.
+    put("scan_joblib_old_plain.pkl_01.npy", npy(arr), 0, [])
+    put("scan_joblib_old_payload.pkl_01.npy", npy(evil), 1, crit)
+    put("scan_joblib_old_raw_pickle.pkl_01.npy", pickle.dumps(Reduce(os.system, "echo pwned"), protocol=2), 1, crit)
+    old("scan_joblib_old_plain.pkl", {"w": NDArrayWrapper("scan_joblib_old_plain.pkl_01.npy", np.ndarray), "n": 3})
+    got = joblib.load(os.path.join(out, "scan_joblib_old_plain.pkl"))
+    assert np.array_equal(got["w"], arr), got
+    old("scan_joblib_old_payload.pkl", {"w": NDArrayWrapper("scan_joblib_old_payload.pkl_01.npy", np.ndarray)})
+    # numpy.load hands a file that is no .npy or .npz to pickle.load.
+    old("scan_joblib_old_raw_pickle.pkl", [NDArrayWrapper("scan_joblib_old_raw_pickle.pkl_01.npy", np.ndarray)], protocol=4)
+    old("scan_joblib_old_parent.pkl", {"w": NDArrayWrapper("../npy/evil.npy", np.ndarray)}, protocol=0)
+    old("scan_joblib_old_absolute.pkl", {"w": NDArrayWrapper("/tmp/evil.npy", np.ndarray)})
+    old("scan_joblib_old_missing.pkl", {"w": NDArrayWrapper("scan_joblib_old_nothere.npy", np.ndarray)})
+
+    def zold(name, wrapper, code, findings):
+        zf = io.BytesIO()
+        write_zfile(zf, pickle.dumps({"w": wrapper}, protocol=2))
+        put(name, zf.getvalue(), code, findings)
+
+    # Compressed, as joblib 0.9's ZipNumpyPickler wrote it: the array's
+    # reduce state without its data in the wrapper, the data in a zfile.
+    _, init_args, state = arr.__reduce__()
+    zf = io.BytesIO()
+    write_zfile(zf, state[-1])
+    put("scan_joblib_old_zf.pkl_01.npy.z", zf.getvalue(), 2, [])  # no pickle, no model file
+    zold("scan_joblib_old_zf.pkl", ZNDArrayWrapper("scan_joblib_old_zf.pkl_01.npy.z", init_args, state[:-1]), 0, [])
+    got = joblib.load(os.path.join(out, "scan_joblib_old_zf.pkl"))
+    assert np.array_equal(got["w"], arr), got
+    zold("scan_joblib_old_zf_absolute.pkl", ZNDArrayWrapper("/etc/hostname", init_args, state[:-1]), 1, high)
+
+
 def onnx_external_fixtures(put, out):
     """ONNX models (written by the onnx package) whose initializer W is
     external data: in a file beside the model (clean), and at locations
@@ -165,6 +226,7 @@ def main():
     put("scan_pickle_named_safetensors.safetensors",
         b"\x80\x02cposix\nsystem\nX\n\x00\x00\x00echo pwnedq\x00\x85R.", 1, [("CRITICAL", "posix.system")])
     joblib_fixtures(put, crit)
+    joblib_companion_fixtures(put, out, crit, npy)
     onnx_external_fixtures(put, out)
     with open(os.path.join(out, "scan.json"), "w") as f:
         json.dump(expect, f, indent=1)

@@ -19,6 +19,7 @@ import (
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/formats/safetensors"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
+	"github.com/ckptkit/ckpt/internal/localpath"
 	"github.com/ckptkit/ckpt/pickle"
 )
 
@@ -51,8 +52,9 @@ object construction is reported, not only the first, and a pickle that
 breaks after a dangerous global is still reported dangerous. safetensors,
 ONNX and .npy files are also validated by their own readers; joblib.dump
 files (plain or compressed) as joblib.load reads them, stepping over each
-array's bytes; an ONNX model whose external data leaves its directory is
-HIGH. Directories are scanned recursively; a sharded checkpoint's
+array's bytes, with the companion array files of joblib 0.9 and before;
+an ONNX model whose external data, or a joblib pickle whose companion,
+leaves its directory is HIGH. Directories are scanned recursively; a sharded checkpoint's
 *.index.json brings in its shards.
 
 Severities:
@@ -363,6 +365,7 @@ func scanFile(path string, explicit bool) (File, []string) {
 	case torchFormat:
 		out.Format = rep.Format
 		addFindings(&out, rep)
+		scanCompanions(&out, filepath.Dir(path), rep.Companions)
 	default:
 		// Not a model file, and its bytes are no pickle: the walk failed
 		// before any global, so torch.load would fail without acting.
@@ -400,6 +403,75 @@ func addExternalPaths(out *File, r io.ReaderAt, size int64, dir string) {
 		out.Findings = append(out.Findings, Finding{Severity: "HIGH", Entry: "tensor " + pe.Tensor, Global: "onnx-external-data-outside", Kind: "anomaly",
 			Description: fmt.Sprintf("the tensor's external data is read from %s: a reader that follows it reads a file of the machine into the weights (onnx.load before 1.16 could be led out so, CVE-2024-27318)", where),
 			sev:         pickle.SeverityHigh})
+	}
+}
+
+// scanCompanions scans the files beside a pickle that joblib.load opens
+// while loading it (the arrays of joblib 0.9 and before, see
+// pickle.Companion). A name that leads out of the pickle's directory is
+// HIGH, by the rule ONNX external data follows; a companion that
+// numpy.load(allow_pickle=True) reads is scanned as numpy.load reads it
+// (an .npz archive, an .npy file whose object arrays are pickles, any
+// other file a pickle); one that is missing or unreadable is an error,
+// since what joblib.load would read there cannot be vouched for.
+func scanCompanions(out *File, dir string, cs []pickle.Companion) {
+	seen := map[string]bool{}
+	for _, c := range cs {
+		if seen[c.Name] {
+			continue
+		}
+		seen[c.Name] = true
+		if target, ok := localpath.Check(dir, c.Name); !ok {
+			where := fmt.Sprintf("%q, outside the file's directory,", c.Name)
+			if target != "" {
+				where = fmt.Sprintf("%q, a symbolic link to %s outside the file's directory,", c.Name, target)
+			}
+			what := "numpy.load(allow_pickle=True) unpickles it: a pickle the attacker placed or chose elsewhere runs"
+			if !c.Pickled {
+				what = "reads it into the array: a file of the machine the attacker chose (~/.ssh/id_rsa) ends up in the loaded object"
+			}
+			out.Findings = append(out.Findings, Finding{Severity: "HIGH", Entry: c.Entry, Offset: c.Offset, Global: "joblib-companion-outside", Kind: "anomaly",
+				Description: fmt.Sprintf("joblib.load opens the array file %s and %s", where, what), sev: pickle.SeverityHigh})
+			continue
+		}
+		entry := "companion file " + c.Name
+		fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(c.Name)))
+		if err != nil {
+			out.Errors = append(out.Errors, fmt.Sprintf("scan: joblib.load reads an array from %s: %v", entry, err))
+			continue
+		}
+		st, err := fh.Stat()
+		if err != nil || !c.Pickled {
+			// A ZNDArrayWrapper's companion is the array's bytes, zlib
+			// compressed: nothing in it is unpickled.
+			if err != nil {
+				out.Errors = append(out.Errors, fmt.Sprintf("scan: %s: %v", entry, err))
+			}
+			fh.Close()
+			continue
+		}
+		size := st.Size()
+		head := make([]byte, min(size, 6))
+		fh.ReadAt(head, 0)
+		switch {
+		case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
+			scanNPZ(out, fh, size)
+		case bytes.HasPrefix(head, []byte("\x93NUMPY")):
+			scanNPY(out, fh, size, entry)
+		default:
+			// numpy.load hands any other file to pickle.load.
+			data := make([]byte, min(size, pickle.MaxPickleSize))
+			fh.ReadAt(data, 0)
+			fs, _, perr := pickle.ScanPickle(data)
+			for i := range fs {
+				fs[i].Entry = entry
+			}
+			addFindings(out, &pickle.Report{Findings: fs})
+			if perr != nil {
+				out.Errors = append(out.Errors, prefixed(entry, perr.Error()))
+			}
+		}
+		fh.Close()
 	}
 }
 
