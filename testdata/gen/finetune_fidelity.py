@@ -4,6 +4,7 @@
 Usage:
   /usr/bin/python3 testdata/gen/finetune_fidelity.py --seed S --out-dir D [--arch resnet18]
       [--size 32] [--batch 16] [--steps 100] [--classes 3] [--lr 0.0002]
+      [--strategies full,partial,head,partial_float64,...] [--segment K [--handshake]]
 
 Writes into D:
   backbone.pt   torchvision's ARCH(num_classes=1000) with seeded random weights
@@ -31,8 +32,22 @@ Writes into D:
                 its float32 and float64 runs part past 1e-4 within about a
                 dozen steps and by 0.69 at step 100. (Batches of 8 at lr
                 5e-4 were worse: partial passed 1e-4 at step 94.)
+  full_<S>.pt, partial_<S>.pt
+                with --segment K, for S = K, 2K, ... up to STEPS (and STEPS
+                itself): the training state of the (float32) full and
+                partial runs after their first S steps,
+                torch.save({"model": model.state_dict(),
+                "optimizer": opt.state_dict()}) (weights, BatchNorm running
+                statistics and SGD momentum buffers): what a teacher-forced
+                implementation restarts each K-step segment from, and what
+                it is compared with at the segment's end. About 90 MB each
+                for resnet18 (partial's too: it saves the whole model).
+                With --handshake the script prints each file's path on a
+                line of stdout once written, and before writing the next
+                one waits for a line on stdin (the reader has loaded and
+                removed the last), so at most two are on disk at a time.
 """
-import argparse, json, os
+import argparse, json, os, sys
 import torch
 import torchvision
 
@@ -74,6 +89,10 @@ def main():
     ap.add_argument("--distinct", type=int, default=100)
     ap.add_argument("--classes", type=int, default=3)
     ap.add_argument("--lr", type=float, default=0.0002)
+    ap.add_argument("--strategies", default="full,partial,head,head_float64,partial_float64,full_float64",
+                    help="comma-separated runs to make, in order (default all six)")
+    ap.add_argument("--segment", type=int, default=0, help="write full's and partial's training state every K steps")
+    ap.add_argument("--handshake", action="store_true", help="announce each state file and wait for it to be taken")
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     torch.manual_seed(a.seed)
@@ -96,7 +115,8 @@ def main():
     torch.save({"x": x, "y": y}, os.path.join(a.out_dir, "batches.pt"))
 
     losses = {}
-    for strategy in ["head", "partial", "full", "head_float64", "partial_float64", "full_float64"]:
+    announced = False  # a state file is out, not yet taken
+    for strategy in a.strategies.split(","):
         dtype = torch.float64 if strategy.endswith("_float64") else torch.float32
         model = model.to(dtype)
         model.load_state_dict(initial, strict=True)  # float32 values, widened exactly in float64
@@ -118,6 +138,7 @@ def main():
         opt = torch.optim.SGD(params, lr=a.lr, momentum=0.9)
         crit = torch.nn.CrossEntropyLoss()
         out = []
+        segment = a.segment if strategy_name in ("full", "partial") else 0
         for step in range(a.steps):
             k = step % a.distinct
             opt.zero_grad()
@@ -125,6 +146,14 @@ def main():
             loss.backward()
             opt.step()
             out.append(loss.item())
+            if segment > 0 and ((step + 1) % segment == 0 or step + 1 == a.steps):
+                if a.handshake and announced and not sys.stdin.readline():
+                    sys.exit("finetune_fidelity.py: stdin closed before the last state was taken")
+                path = os.path.join(a.out_dir, "%s_%d.pt" % (strategy_name, step + 1))
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, path)
+                if a.handshake:
+                    print(path, flush=True)
+                    announced = True
         losses[strategy_name] = out
     with open(os.path.join(a.out_dir, "losses.json"), "w") as f:
         json.dump({"arch": a.arch, "seed": a.seed, "lr": a.lr, "classes": a.classes, "losses": losses}, f)
