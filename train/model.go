@@ -63,10 +63,13 @@ type Model struct {
 	// Graph and ONNX are set for an ONNX backbone (Arch [ONNXArch]): the
 	// imported graph (also Module) and the model it came from, whose
 	// classifier Head shares its tensors with the graph.
+	// Its Stages are the nodes with parameters before the classifier.
 	Graph      *graph.Graph
 	ONNX       *onnx.Model
 	headReport *onnximport.HeadReport
 	headInput  string
+	onnxStages []onnxStage
+	pinned     map[*graph.Node]graph.Kernel // frozen BatchNormalization nodes' own kernels
 }
 
 // headPath returns the module path of a spec's classifier.
@@ -133,7 +136,7 @@ func NewModel(arch, weights string, numClasses int) (*Model, error) {
 // across Train); Full and Scratch train everything.
 func (m *Model) Apply(st Strategy, unfreeze int) error {
 	if m.Graph != nil {
-		return m.applyONNX(st)
+		return m.applyONNX(st, unfreeze)
 	}
 	nn.Unfreeze(m.Module)
 	m.Unfrozen = nil
