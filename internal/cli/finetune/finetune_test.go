@@ -55,8 +55,7 @@ func TestFinetuneUsageErrors(t *testing.T) {
 		{"bad strategy", func(o *Options) { o.Strategy = "most" }, "unknown strategy"},
 		{"bad split", func(o *Options) { o.Config.ValSplit = 1 }, "--val-split"},
 		{"resume and out", func(o *Options) { o.Config.Resume = "a" }, "drop --out"},
-		{"onnx full", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Strategy = "", "m.onnx", "full" }, "ONNX backbone"},
-		{"onnx uncached", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Config.NoCache = "", "m.onnx", true }, "ONNX backbone"},
+		{"onnx scratch without the graph", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Strategy = "", "", "scratch" }, "--arch is required"},
 		{"bad jitter", func(o *Options) { o.Config.ColorJitter = "0.4,0.4,0.4" }, "--color-jitter"},
 		{"hue too large", func(o *Options) { o.Config.ColorJitter = "0,0,0,0.7" }, "--color-jitter"},
 	}
