@@ -337,7 +337,8 @@ func TestONNXBackboneResume(t *testing.T) {
 // ±1/sqrt(fan_in) with the variance of that uniform distribution (within
 // 10% for tensors of at least 4096 elements: the sample variance's relative
 // standard error there is below 2%), BatchNorm scale 1, bias 0, running
-// mean 0 and variance 1, and nothing left at its exported value.
+// mean 0 and variance 1, and nothing left at its exported value; and that
+// partial refuses an --unfreeze beyond the graph's 40 stages.
 func TestONNXReInit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping torch interop in -short mode")
@@ -348,6 +349,14 @@ func TestONNXReInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.ONNX.Close()
+	if len(m.Stages) != 40 { // 20 Conv and 20 BatchNormalization nodes before the classifier
+		t.Errorf("got %d stages, want 40: %v", len(m.Stages), m.Stages)
+	}
+	for _, k := range []int{0, len(m.Stages) + 1} {
+		if err := m.Apply(Partial, k); err == nil || !strings.Contains(err.Error(), "40 stages") {
+			t.Errorf("partial --unfreeze %d: got %v, want an error saying there are 40 stages", k, err)
+		}
+	}
 	nn.ManualSeed(7)
 	if kept := m.reinitONNX(); len(kept) != 0 {
 		t.Errorf("parameters left at their exported values: %v", kept)
