@@ -202,7 +202,7 @@ func TestONNXBackboneStrategies(t *testing.T) {
 		mod     func(c *Config)
 		trained func(stages [][]string, k int) map[string]bool // backbone initializers that must change
 	}{
-		{"head-no-cache", folded, Head, func(c *Config) { c.NoCache = true }, func([][]string, int) map[string]bool { return nil }},
+		{"head-no-cache", bn, Head, func(c *Config) { c.NoCache = true }, func([][]string, int) map[string]bool { return nil }},
 		{"partial-bn", bn, Partial, func(c *Config) { c.Unfreeze, c.BatchSize, c.LR = 2, 6, 0.01 }, func(s [][]string, k int) map[string]bool { return all(s[len(s)-k:], 0) }},
 		{"partial-folded", folded, Partial, func(c *Config) { c.Unfreeze = 3 }, func(s [][]string, k int) map[string]bool { return all(s[len(s)-k:], 0) }},
 		{"full-bn", bn, Full, func(c *Config) { c.LR, c.BackboneLRMult, c.BatchSize = 0.01, 0.1, 6 }, all},
