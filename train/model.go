@@ -55,7 +55,8 @@ type Model struct {
 	Head     *nn.Linear
 	// Stages are the units Partial counts from the end, in order: module
 	// names, or several joined by "+" when a stage spans sibling modules
-	// (a Swin stage is its patch merging and its blocks).
+	// (a Swin stage is its patch merging and its blocks); for an ONNX
+	// backbone, the nodes that read parameters before the classifier.
 	Stages []string
 	// Unfrozen lists the stages made trainable (Partial).
 	Unfrozen []string
@@ -63,7 +64,6 @@ type Model struct {
 	// Graph and ONNX are set for an ONNX backbone (Arch [ONNXArch]): the
 	// imported graph (also Module) and the model it came from, whose
 	// classifier Head shares its tensors with the graph.
-	// Its Stages are the nodes with parameters before the classifier.
 	Graph      *graph.Graph
 	ONNX       *onnx.Model
 	headReport *onnximport.HeadReport
