@@ -55,7 +55,8 @@ type Model struct {
 	Head     *nn.Linear
 	// Stages are the units Partial counts from the end, in order: module
 	// names, or several joined by "+" when a stage spans sibling modules
-	// (a Swin stage is its patch merging and its blocks).
+	// (a Swin stage is its patch merging and its blocks); for an ONNX
+	// backbone, the nodes that read parameters before the classifier.
 	Stages []string
 	// Unfrozen lists the stages made trainable (Partial).
 	Unfrozen []string
@@ -67,6 +68,8 @@ type Model struct {
 	ONNX       *onnx.Model
 	headReport *onnximport.HeadReport
 	headInput  string
+	onnxStages []onnxStage
+	pinned     map[*graph.Node]graph.Kernel // frozen BatchNormalization nodes' own kernels
 }
 
 // headPath returns the module path of a spec's classifier.
@@ -133,7 +136,7 @@ func NewModel(arch, weights string, numClasses int) (*Model, error) {
 // across Train); Full and Scratch train everything.
 func (m *Model) Apply(st Strategy, unfreeze int) error {
 	if m.Graph != nil {
-		return m.applyONNX(st)
+		return m.applyONNX(st, unfreeze)
 	}
 	nn.Unfreeze(m.Module)
 	m.Unfrozen = nil

@@ -51,8 +51,8 @@ func ONNXPreprocess(g *graph.Graph) (transforms.ImageClassification, error) {
 
 // newONNXModel imports the ONNX classifier at path and replaces its
 // classifier by a torch-initialised Linear of numClasses outputs (from nn's
-// generator), in eval mode with every parameter but the new classifier's
-// frozen.
+// generator), in eval mode; [Model.Apply] makes its parameters trainable or
+// frozen for a strategy.
 func newONNXModel(path string, numClasses int) (*Model, error) {
 	om, err := onnx.Open(path)
 	if err != nil {
@@ -88,7 +88,10 @@ func newONNXModel(path string, numClasses int) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Arch: ONNXArch, Spec: models.Spec{Name: ONNXArch, Preprocess: pre}, Module: g, Head: lin,
-		Graph: g, ONNX: om, headReport: rep, headInput: head.Inputs[0]}
+		Graph: g, ONNX: om, headReport: rep, headInput: head.Inputs[0], onnxStages: onnxStages(g, head)}
+	for _, s := range m.onnxStages {
+		m.Stages = append(m.Stages, s.name)
+	}
 	g.Eval()
 	return m, nil
 }
@@ -117,19 +120,126 @@ func gemmPlain(nd *graph.Node) bool {
 	return trans
 }
 
-// applyONNX freezes an ONNX backbone for the head strategy: only the new
-// classifier's tensors require gradients, and the graph stays in eval mode
-// (it runs only to extract features).
-func (m *Model) applyONNX(st Strategy) error {
-	if st != Head {
-		return fmt.Errorf("train: an ONNX backbone trains with --strategy head only (got %s)", st)
+// onnxStage is a stage of an ONNX backbone for Partial: one node that reads
+// parameters (a Conv, BatchNormalization, Gemm...) other than the
+// classifier, with the parameters it is the first node to read.
+type onnxStage struct {
+	name   string
+	node   *graph.Node
+	params []*nn.Tensor
+}
+
+// onnxStages lists the stages of g in execution order.
+func onnxStages(g *graph.Graph, head *graph.Node) []onnxStage {
+	isParam := map[*nn.Tensor]bool{}
+	for _, p := range g.Parameters() {
+		isParam[p] = true
 	}
-	for _, p := range m.Graph.Parameters() {
-		p.SetRequiresGrad(p == m.Head.Weight || p == m.Head.Bias)
+	seen := map[*nn.Tensor]bool{}
+	var out []onnxStage
+	for _, nd := range g.Nodes() {
+		if nd == head {
+			continue
+		}
+		var ps []*nn.Tensor
+		for _, in := range nd.Inputs {
+			if t := g.Live(in); t != nil && isParam[t] && !seen[t] {
+				seen[t] = true
+				ps = append(ps, t)
+			}
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		name := nd.Name
+		if name == "" {
+			name = fmt.Sprintf("node %d (%s)", nd.Index, nd.Op)
+		}
+		out = append(out, onnxStage{name: name, node: nd, params: ps})
 	}
-	m.Graph.Eval()
+	return out
+}
+
+// applyONNX makes an ONNX backbone's parameters trainable or frozen as st
+// says: Head trains the new classifier only, Partial also the parameters of
+// the last unfreeze stages ([onnxStage]), Full and Scratch every parameter.
+// A BatchNormalization node whose parameters are frozen is pinned to eval
+// mode (running statistics, none updated) whatever the graph's mode, as
+// nn.Freeze keeps a frozen BatchNorm2d; the trained ones follow the graph's
+// mode (batch statistics while training).
+func (m *Model) applyONNX(st Strategy, unfreeze int) error {
+	g := m.Graph
+	for nd, k := range m.pinned {
+		nd.Kernel = k
+	}
+	m.pinned = map[*graph.Node]graph.Kernel{}
+	m.Unfrozen = nil
+	trained := map[*nn.Tensor]bool{m.Head.Weight: true}
+	if m.Head.Bias != nil {
+		trained[m.Head.Bias] = true
+	}
+	trainedNode := map[*graph.Node]bool{}
+	all := false
+	switch st {
+	case Head:
+	case Partial:
+		if unfreeze < 1 || unfreeze > len(m.onnxStages) {
+			return fmt.Errorf("train: --unfreeze %d: the ONNX backbone has %d stages (nodes with parameters before the classifier)", unfreeze, len(m.onnxStages))
+		}
+		for _, s := range m.onnxStages[len(m.onnxStages)-unfreeze:] {
+			m.Unfrozen = append(m.Unfrozen, s.name)
+			trainedNode[s.node] = true
+			for _, p := range s.params {
+				trained[p] = true
+			}
+		}
+	case Full, Scratch:
+		all = true
+	default:
+		return fmt.Errorf("train: strategy %q cannot be applied to a model", st)
+	}
+	for _, p := range g.Parameters() {
+		p.SetRequiresGrad(all || trained[p])
+	}
+	for _, nd := range g.Nodes() {
+		if nd.Op != "BatchNormalization" || all || trainedNode[nd] {
+			continue
+		}
+		k := nd.Kernel
+		m.pinned[nd] = k
+		nd.Kernel = func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
+			var c graph.Context
+			if ctx != nil {
+				c = *ctx
+			}
+			c.Training = false
+			return k(&c, in)
+		}
+	}
+	g.Invalidate()
+	if st == Head {
+		g.Eval()
+	} else {
+		g.Train()
+	}
 	return nil
 }
+
+// hasBatchNorm reports whether the ONNX backbone kept BatchNormalization
+// nodes (a default torch export folds them into the convolutions).
+func (m *Model) hasBatchNorm() bool {
+	for _, nd := range m.Graph.Nodes() {
+		if nd.Op == "BatchNormalization" {
+			return true
+		}
+	}
+	return false
+}
+
+// reinitONNX re-initialises every parameter of an ONNX backbone as torch
+// initialises a new layer of its shape (the classifier included, from nn's
+// generator) and returns the ones it could not (see onnximport.ReInit).
+func (m *Model) reinitONNX() []string { return onnximport.ReInit(m.Graph, nil) }
 
 // extractONNX runs the graph up to its classifier's input.
 func (m *Model) extractONNX(x *nn.Tensor) *nn.Tensor {
@@ -139,8 +249,8 @@ func (m *Model) extractONNX(x *nn.Tensor) *nn.Tensor {
 	return nn.Infer(m.Graph, x)
 }
 
-// writeONNX writes the model, its trained classifier written back into the
-// ONNX initializers, to path, with the class names and preprocessing in
+// writeONNX writes the model, every trained parameter and BatchNorm
+// statistic written back into the ONNX initializers, to path, with the class names and preprocessing in
 // its metadata_props ("classes", "preprocess"), as the safetensors files
 // carry them.
 func (m *Model) writeONNX(path string, classes []string, pre any) error {

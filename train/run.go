@@ -281,17 +281,15 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	}
 	logf("data: %d classes, %d training and %d validation images (%s)", len(classes), splits.Train.Len(), nval, splits.Layout)
 
+	// An ONNX backbone is its own architecture: scratch re-initialises it.
+	onnxBackbone := IsONNX(cfg.Weights) && (cfg.Arch == "" || cfg.Arch == ONNXArch)
 	weights := cfg.Weights
-	if cfg.Strategy == Scratch {
+	if cfg.Strategy == Scratch && !onnxBackbone {
 		weights = ""
 	} else if weights == "" {
 		return nil, fmt.Errorf("train: strategy %s needs --weights (or use --strategy scratch)", cfg.Strategy)
 	}
-	if IsONNX(weights) && (cfg.Arch == "" || cfg.Arch == ONNXArch) {
-		if cfg.Strategy != Head || cfg.NoCache {
-			return nil, fmt.Errorf("train: an ONNX backbone trains with --strategy head and cached features only (got %s%s)",
-				cfg.Strategy, map[bool]string{true: " --no-cache"}[cfg.NoCache])
-		}
+	if onnxBackbone {
 		cfg.Arch = ONNXArch
 	}
 	nn.ManualSeed(cfg.Seed)
@@ -299,8 +297,17 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	reinitONNX := func() {
+		nn.ManualSeed(cfg.Seed)
+		if kept := model.reinitONNX(); len(kept) > 0 {
+			logf("scratch: %d parameters of the ONNX graph keep their exported values (no torch default for their node): %v", len(kept), kept)
+		}
+	}
 	if model.ONNX != nil {
 		defer model.ONNX.Close()
+		if cfg.Strategy == Scratch {
+			reinitONNX()
+		}
 		if cfg.ImageSize > 0 && model.Graph.Inputs()[0].Shape[2] > 0 && cfg.ImageSize != model.Spec.Preprocess.CropSize {
 			return nil, fmt.Errorf("train: --image-size %d: the ONNX model's input is %dx%d", cfg.ImageSize, model.Spec.Preprocess.CropSize, model.Spec.Preprocess.CropSize)
 		}
@@ -414,7 +421,9 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		if ch.Warning != "" {
 			logf("warning: %s", ch.Warning)
 		}
-		if strategy == Scratch {
+		if strategy == Scratch && model.Graph != nil {
+			reinitONNX()
+		} else if strategy == Scratch {
 			nn.ManualSeed(cfg.Seed)
 			if model, err = NewModel(cfg.Arch, "", len(classes)); err != nil {
 				return nil, err
@@ -430,6 +439,9 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	}
 	if len(model.Unfrozen) > 0 {
 		logf("partial: training stages %v and the classifier", model.Unfrozen)
+	}
+	if model.Graph != nil && strategy != Head && !model.hasBatchNorm() {
+		logf("note: the ONNX graph has no BatchNormalization nodes (a default torch export folds them into the convolutions; export with training=TrainingMode.PRESERVE, do_constant_folding=False to train them)")
 	}
 
 	var trainSrc, valSrc Source

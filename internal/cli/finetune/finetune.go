@@ -60,7 +60,8 @@ Strategies (--strategy):
            classifier trains on cached features (--no-cache to turn off)
   partial  the last --unfreeze K stages and the classifier trained
   full     everything trained, the backbone at --backbone-lr-mult × --lr
-  scratch  the architecture freshly initialised (no --weights)
+  scratch  the architecture freshly initialised (no --weights, except for
+           an ONNX backbone, which is its own architecture)
   auto     measures the data's size and how well the pretrained features
            separate its classes (1-NN accuracy against chance), prints the
            cell of the transfer-learning table it picks, and trains that way
@@ -74,10 +75,22 @@ as torchvision applies it to a PIL image (--no-augment for none);
 evaluation uses the architecture's preprocessing, at --image-size if given.
 
 ONNX backbones: --weights model.onnx without --arch imports the exported
-classifier, replaces its last Gemm by a new classifier and trains it on
-cached features (--strategy head); RUN/ then also holds best.onnx and
-last.onnx, the model with the trained classifier written back, and the
-preprocessing is ImageNet's at the graph's input size.
+classifier and replaces its last Gemm by a new classifier; every strategy
+works. A stage (partial --unfreeze K) is one node that reads parameters
+(a Conv, BatchNormalization, Gemm...), counted back from the classifier in
+the graph's execution order. full trains every float initializer that
+feeds a weight; BatchNormalization nodes train (batch statistics) only if
+the export kept them (torch.onnx.export with
+training=TrainingMode.PRESERVE, do_constant_folding=False): a default
+export folds them into the convolutions, whose weights and biases then
+train. Frozen BatchNormalization nodes run in eval mode. scratch
+re-initialises the graph as torch initialises new layers of the same
+shapes (uniform in ±1/sqrt(fan_in) for Conv and Gemm; BatchNorm 1, 0).
+Dropout nodes of an ONNX graph never drop. RUN/ then also holds best.onnx
+and last.onnx, the model with every trained initializer (and BatchNorm
+statistic) written back, and the preprocessing is ImageNet's at the
+graph's input size; --resume works as for other runs, while the .onnx
+given to --weights is still there.
 
 RUN/: best.safetensors and best.pt (state_dicts torchvision's builder with
 num_classes=N loads strictly; class names and preprocessing in the
@@ -189,12 +202,10 @@ func finetuneRun(o *Options) error {
 		}
 		c.Out = c.Resume
 	}
-	if train.IsONNX(c.Weights) && (c.Arch == "" || c.Arch == train.ONNXArch) {
-		if st != train.Head || c.NoCache {
-			return cmdutil.UsageError("an ONNX backbone (--weights %s) trains with --strategy head and cached features only", c.Weights)
+	if !train.IsONNX(c.Weights) || c.Arch != "" && c.Arch != train.ONNXArch {
+		if _, err := modelcmd.CheckArch(c.Arch); err != nil {
+			return err
 		}
-	} else if _, err := modelcmd.CheckArch(c.Arch); err != nil {
-		return err
 	}
 	switch {
 	case c.Data == "":

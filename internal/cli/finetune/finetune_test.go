@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/eval"
+	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
 	"github.com/ckptkit/ckpt/train"
@@ -55,8 +57,7 @@ func TestFinetuneUsageErrors(t *testing.T) {
 		{"bad strategy", func(o *Options) { o.Strategy = "most" }, "unknown strategy"},
 		{"bad split", func(o *Options) { o.Config.ValSplit = 1 }, "--val-split"},
 		{"resume and out", func(o *Options) { o.Config.Resume = "a" }, "drop --out"},
-		{"onnx full", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Strategy = "", "m.onnx", "full" }, "ONNX backbone"},
-		{"onnx uncached", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Config.NoCache = "", "m.onnx", true }, "ONNX backbone"},
+		{"onnx scratch without the graph", func(o *Options) { o.Config.Arch, o.Config.Weights, o.Strategy = "", "", "scratch" }, "--arch is required"},
 		{"bad jitter", func(o *Options) { o.Config.ColorJitter = "0.4,0.4,0.4" }, "--color-jitter"},
 		{"hue too large", func(o *Options) { o.Config.ColorJitter = "0,0,0,0.7" }, "--color-jitter"},
 	}
@@ -227,5 +228,61 @@ func TestResumeTakesTheRunsConfig(t *testing.T) {
 	cmd.SetArgs([]string{"--resume", filepath.Join(run, "none")})
 	if err := cmd.Execute(); err == nil || cmdutil.ExitCode(err) != cmdutil.ExitInvalid {
 		t.Errorf("resume of a directory without config.json: got %v, want exit 2", err)
+	}
+}
+
+// TestFinetuneONNXFullThenEval trains every parameter of an ONNX backbone
+// that kept its BatchNorms (testdata/gen/finetune_onnx_backbone.py
+// --keep-bn) from the command line, then evaluates RUN/best.onnx with
+// `ckpt eval`: the trained convolutions and BatchNorm statistics written
+// back must give metrics.json's results (to float32 rounding of the loss:
+// the run evaluated the same graph with the same weights).
+func TestFinetuneONNXFullThenEval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping torch interop in -short mode")
+	}
+	py := testenv.Python(t)
+	dir := t.TempDir()
+	backbone := filepath.Join(dir, "bn.onnx")
+	if out, err := exec.Command(py, "../../../testdata/gen/finetune_onnx_backbone.py", backbone, "--keep-bn").CombinedOutput(); err != nil {
+		t.Fatalf("generator: %v\n%s", err, out)
+	}
+	makeData(t, filepath.Join(dir, "data", "train"), 3, 4)
+	makeData(t, filepath.Join(dir, "data", "val"), 3, 2)
+	run := filepath.Join(dir, "run")
+	ios, stdout, stderr := clitest.Streams()
+	cmd := NewCmdFinetune(ios, nil)
+	cmd.SetArgs([]string{"--weights", backbone, "--data", filepath.Join(dir, "data"), "--out", run, "--strategy", "full",
+		"--backbone-lr-mult", "0.1", "--epochs", "2", "--batch-size", "6", "--lr", "0.01", "--no-augment", "--json", "--workers", "2"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var res train.Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if res.Arch != train.ONNXArch || res.Strategy != train.Full || res.Cached || res.Val == nil || res.Val.N != 6 {
+		t.Fatalf("result: got arch %q strategy %s cached %v val %+v; want onnx, full on images, 6 validation images", res.Arch, res.Strategy, res.Cached, res.Val)
+	}
+	ios, stdout, stderr = clitest.Streams()
+	ev := eval.NewCmdEval(ios, nil)
+	ev.SetArgs([]string{"--weights", filepath.Join(run, "best.onnx"), "--data", filepath.Join(dir, "data"), "--json"})
+	if err := ev.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var got train.Metrics
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Val train.Metrics `json:"val"`
+	}
+	b, _ := os.ReadFile(filepath.Join(run, "metrics.json"))
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if got.Top1 != want.Val.Top1 || got.N != want.Val.N || math.Abs(got.Loss-want.Val.Loss) > 1e-5*math.Max(1, want.Val.Loss) {
+		t.Errorf("eval of best.onnx: got top1 %v loss %v n %d; metrics.json top1 %v loss %v n %d",
+			got.Top1, got.Loss, got.N, want.Val.Top1, want.Val.Loss, want.Val.N)
 	}
 }

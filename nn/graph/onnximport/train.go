@@ -194,3 +194,79 @@ func WriteBack(m *onnx.Model, g *graph.Graph, heads ...*HeadReport) error {
 	}
 	return nil
 }
+
+// ReInit re-initialises g's parameters in place as torch initialises a
+// freshly built layer of the same shape, drawing from gen (nil: nn's
+// generator): the weight and bias of Conv, ConvTranspose and Gemm (and a
+// MatMul's weight) uniform in ±1/sqrt(fan_in) (torch's kaiming_uniform_
+// with a=sqrt(5), and its bias rule); BatchNormalization's scale 1, bias 0,
+// running mean 0 and variance 1; InstanceNormalization's and
+// LayerNormalization's scale 1 and bias 0; PRelu's slope 0.25. It returns
+// the names (as in g's state_dict) of the parameters it left as they were
+// (read by no such slot, or inside an If or Loop body), in g's order. A tensor read by several nodes is initialised once, by the first.
+func ReInit(g *graph.Graph, gen nn.Generator) []string {
+	done := map[string]bool{}
+	doneT := map[*nn.Tensor]bool{}
+	uniform := func(name string, fanIn int) {
+		t := g.Live(name)
+		if t == nil || done[name] {
+			return
+		}
+		done[name], doneT[t] = true, true
+		bound := 1 / math.Sqrt(float64(max(fanIn, 1)))
+		nn.InitUniform(t, -bound, bound, gen)
+	}
+	constant := func(name string, v float64) {
+		if t := g.Live(name); t != nil && !done[name] {
+			done[name], doneT[t] = true, true
+			nn.InitConstant(t, v)
+		}
+	}
+	input := func(nd *graph.Node, k int) string {
+		if k < len(nd.Inputs) {
+			return nd.Inputs[k]
+		}
+		return ""
+	}
+	for _, nd := range g.Nodes() {
+		w := g.Live(input(nd, 1))
+		switch nd.Op {
+		case "Conv", "ConvTranspose":
+			if w == nil || w.Dim() < 2 || done[nd.Inputs[1]] {
+				continue
+			}
+			fanIn, _ := nn.FanInAndFanOut(w.Shape()) // torch's rule, for ConvTranspose too
+			uniform(nd.Inputs[1], fanIn)
+			uniform(input(nd, 2), fanIn)
+		case "Gemm", "MatMul":
+			if w == nil || w.Dim() != 2 || done[nd.Inputs[1]] {
+				continue
+			}
+			fanIn := w.Shape()[0]
+			if nd.Op == "Gemm" && gemmTransB(nd) {
+				fanIn = w.Shape()[1]
+			}
+			uniform(nd.Inputs[1], fanIn)
+			if nd.Op == "Gemm" {
+				uniform(input(nd, 2), fanIn)
+			}
+		case "BatchNormalization", "InstanceNormalization", "LayerNormalization":
+			constant(input(nd, 1), 1)
+			constant(input(nd, 2), 0)
+			if nd.Op == "BatchNormalization" {
+				constant(input(nd, 3), 0)
+				constant(input(nd, 4), 1)
+			}
+		case "PRelu":
+			constant(input(nd, 1), 0.25)
+		}
+	}
+	nn.MarkModified()
+	var kept []string
+	for _, p := range g.NamedParameters() {
+		if !doneT[p.Tensor] {
+			kept = append(kept, p.Name)
+		}
+	}
+	return kept
+}
