@@ -410,38 +410,6 @@ func TestONNXReInit(t *testing.T) {
 	}
 }
 
-// stepBatches yields x[k], y[k] at step k of one epoch.
-type stepBatches struct{ x, y *nn.Tensor }
-
-func (s stepBatches) NumBatches() int { return s.x.Shape()[0] }
-
-func (s stepBatches) Epoch(ctx context.Context, _ int) (<-chan Batch, func() error) {
-	sh := s.x.Shape()
-	per := sh[1] * sh[2] * sh[3] * sh[4]
-	out := make(chan Batch)
-	go func() {
-		defer close(out)
-		for k := range sh[0] {
-			labels := make([]int, sh[1])
-			for i := range labels {
-				labels[i] = int(s.y.Data()[k*sh[1]+i])
-			}
-			x := nn.New(slices.Clone(s.x.Data()[k*per:(k+1)*per]), sh[1], sh[2], sh[3], sh[4])
-			select {
-			case out <- Batch{X: x, Labels: labels}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, func() error { return nil }
-}
-
-type stepLosses struct{ losses []float64 }
-
-func (r *stepLosses) OnBatch(_ *Trainer, _, _ int, loss float64) { r.losses = append(r.losses, loss) }
-func (r *stepLosses) OnEpoch(*Trainer, *EpochStats) error        { return nil }
-
 // TestONNXBackboneFullFidelity trains the BatchNorm-preserving resnet18
 // export with the full strategy (backbone at 0.1 × lr) for 3 SGD steps
 // through ckpt finetune's code path (NewModel, Apply, newOptimizer, the
@@ -524,8 +492,8 @@ func TestONNXBackboneFullFidelity(t *testing.T) {
 	for i := range classes {
 		classes[i] = fmt.Sprint(i)
 	}
-	rec := &stepLosses{}
-	tr := &Trainer{Net: m.Module, Opt: opt, Sched: sched, Loss: nn.NewCrossEntropyLoss(), Train: stepBatches{x, y},
+	rec := &lossRecorder{}
+	tr := &Trainer{Net: m.Module, Opt: opt, Sched: sched, Loss: nn.NewCrossEntropyLoss(), Train: tensorBatches{x, y, 0, x.Shape()[0]},
 		Classes: classes, Epochs: 1, Callbacks: []Callback{rec}}
 	if err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
