@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -295,36 +294,7 @@ func TestONNXBackboneResume(t *testing.T) {
 	makeData(t, filepath.Join(dir, "data"), 2, 6)
 	cfg := Config{Weights: bn, Data: filepath.Join(dir, "data"), Out: filepath.Join(dir, "whole"), Strategy: Full,
 		Epochs: 3, BatchSize: 4, LR: 0.02, Momentum: 0.9, ValSplit: 0.25, NoAugment: true, Seed: 1, Workers: 2}
-	whole, err := Finetune(context.Background(), cfg, Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Out = filepath.Join(dir, "part")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	_, err = Finetune(ctx, cfg, Hooks{EpochEnd: func(s *EpochStats, _ int) {
-		if s.Epoch == 1 {
-			cancel()
-		}
-	}})
-	var intr *Interrupted
-	if !errors.As(err, &intr) || intr.Epoch != 1 {
-		t.Fatalf("interrupted run: got %v, want an interruption in epoch 2", err)
-	}
-	cfg.Resume = cfg.Out
-	resumed, err := Finetune(context.Background(), cfg, Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resumed.History) != 3 {
-		t.Fatalf("resumed history: got %d epochs, want 3", len(resumed.History))
-	}
-	for i := range 3 {
-		a, b := whole.History[i], resumed.History[i]
-		if a.TrainLoss != b.TrainLoss || a.ValLoss != b.ValLoss || a.LR != b.LR {
-			t.Errorf("epoch %d: uninterrupted loss %v/%v lr %v, resumed %v/%v lr %v", i+1, a.TrainLoss, a.ValLoss, a.LR, b.TrainLoss, b.ValLoss, b.LR)
-		}
-	}
+	resumeMatches(t, cfg, filepath.Join(dir, "part"), 1)
 	w, r := onnxInits(t, filepath.Join(dir, "whole", "last.onnx")), onnxInits(t, filepath.Join(dir, "part", "last.onnx"))
 	for name, x := range w {
 		if y := r[name]; y == nil || !slices.Equal(x.Data(), y.Data()) {

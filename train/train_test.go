@@ -272,32 +272,39 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	weights, _ := saveWeights(t, dir, "resnet18")
 	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "full"))
 	cfg.Epochs, cfg.WarmupEpochs = 4, 1
+	resumeMatches(t, cfg, filepath.Join(dir, "part"), 2)
+}
+
+// resumeMatches runs cfg whole, then the same run into part interrupted
+// after epoch stopAfter (as Ctrl-C would) and resumed, and checks that the
+// resumed history equals the uninterrupted one, epoch for epoch.
+func resumeMatches(t *testing.T, cfg Config, part string, stopAfter int) {
+	t.Helper()
 	whole, err := Finetune(context.Background(), cfg, Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same run, interrupted after its second epoch (as Ctrl-C would).
-	cfg.Out = filepath.Join(dir, "part")
+	cfg.Out = part
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, err = Finetune(ctx, cfg, Hooks{EpochEnd: func(s *EpochStats, _ int) {
-		if s.Epoch == 2 {
+		if s.Epoch == stopAfter {
 			cancel()
 		}
 	}})
 	var intr *Interrupted
-	if !errors.As(err, &intr) || intr.Epoch != 2 {
-		t.Fatalf("interrupted run: got %v, want an interruption in epoch 3", err)
+	if !errors.As(err, &intr) || intr.Epoch != stopAfter {
+		t.Fatalf("interrupted run: got %v, want an interruption in epoch %d", err, stopAfter+1)
 	}
 	cfg.Resume = cfg.Out
 	resumed, err := Finetune(context.Background(), cfg, Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resumed.History) != 4 {
-		t.Fatalf("resumed history: got %d epochs, want 4", len(resumed.History))
+	if len(resumed.History) != cfg.Epochs {
+		t.Fatalf("resumed history: got %d epochs, want %d", len(resumed.History), cfg.Epochs)
 	}
-	for i := range 4 {
+	for i := range cfg.Epochs {
 		a, b := whole.History[i], resumed.History[i]
 		if a.TrainLoss != b.TrainLoss || a.ValLoss != b.ValLoss || a.LR != b.LR {
 			t.Errorf("epoch %d: uninterrupted loss %v/%v lr %v, resumed %v/%v lr %v", i+1, a.TrainLoss, a.ValLoss, a.LR, b.TrainLoss, b.ValLoss, b.LR)
