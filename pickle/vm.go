@@ -559,21 +559,9 @@ func (c *converter) convert(v any, depth int) (any, error) {
 		l, err = c.list(make([]any, len(*x)), *x, depth)
 		out = l
 	case *types.Set:
-		items := make([]any, 0, len(*x))
-		for k := range *x {
-			items = append(items, k)
-		}
-		var l []any
-		l, err = c.list(make([]any, len(items)), items, depth)
-		out = Tuple(l)
+		out, err = c.set(keysOf(*x), depth)
 	case *types.FrozenSet:
-		items := make([]any, 0, len(*x))
-		for k := range *x {
-			items = append(items, k)
-		}
-		var l []any
-		l, err = c.list(make([]any, len(items)), items, depth)
-		out = Tuple(l)
+		out, err = c.set(keysOf(*x), depth)
 	case *types.Dict:
 		d := &Dict{}
 		var idx map[any]int
@@ -648,6 +636,31 @@ func unhashable(k any, seen map[*types.Tuple]bool, depth int) string {
 		}
 	}
 	return ""
+}
+
+// keysOf returns the members of a gopickle set or frozenset.
+func keysOf[M ~map[any]V, V any](m M) []any {
+	items := make([]any, 0, len(m))
+	for k := range m {
+		items = append(items, k)
+	}
+	return items
+}
+
+// set converts the members of a set or frozenset to a Tuple. CPython hashes
+// every member as it builds the set, so a member it could not hash (a list,
+// or a tuple holding one) fails pickle.load, and ckpt refuses it too.
+func (c *converter) set(items []any, depth int) (Tuple, error) {
+	if c.hashed == nil {
+		c.hashed = map[*types.Tuple]bool{}
+	}
+	for _, it := range items {
+		if t := unhashable(it, c.hashed, depth); t != "" {
+			return nil, fmt.Errorf("pickle: set member is an unhashable %s (pickle.load refuses it)", t)
+		}
+	}
+	l, err := c.list(make([]any, len(items)), items, depth)
+	return Tuple(l), err
 }
 
 func (c *converter) list(dst, src []any, depth int) ([]any, error) {

@@ -21,6 +21,8 @@ outside torch and collections, so that no payload runs. Classes:
   escapes         STRING and UNICODE arguments with escapes naming globals
   memo globals    STACK_GLOBAL fed from the memo
   broken pickles  a payload followed by garbage (CPython has run it by then)
+  unhashable      dict keys and set members CPython cannot hash (lists,
+                  tuples holding one)
   zip             members differing in case, upper-case members torch finds,
                   bad CRCs torch ignores, NUL and backslash names, encrypted
                   flags, overlapping members, two end records, bzip2, local
@@ -277,6 +279,19 @@ def main():
     # A payload, then garbage.
     put("div_broken_after_payload.pkl", "broken pickles", payload()[:-1] + b"\xff\xff", 'forbidden global "posix.system"',
         [("CRITICAL", "posix.system")])
+
+    # Unhashable dict keys and set members: CPython hashes each one as it
+    # builds the dict or set, so pickle.load fails; a reader that accepts
+    # them reads something CPython never does.
+    for name, data, err in [
+            ("dict_key_list", b"\x80\x02}]K\x01s.", "dict key is an unhashable list"),
+            ("dict_key_tuple_list", b"\x80\x02})]\x86K\x01s.", "dict key is an unhashable tuple holding a list"),
+            ("frozenset_list", b"\x80\x04(]\x91.", "set member is an unhashable list"),
+            ("frozenset_tuple_list", b"\x80\x04()]\x86\x91.", "set member is an unhashable tuple holding a list"),
+            ("set_additems_list", b"\x80\x04\x8f(]\x90.", "set member is an unhashable list"),
+            ("frozenset_key", b"\x80\x04((]\x912d.", "set member is an unhashable list")]:
+        put("div_unhashable_%s.pkl" % name, "unhashable", data, err, [])
+        assert expect[-1]["cpython"].startswith("error TypeError: unhashable"), expect[-1]
 
     # Zip archives.
     base = clean_zip()

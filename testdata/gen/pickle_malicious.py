@@ -260,7 +260,8 @@ def main():
     cd = lying.find(b"PK\x01\x02")
     struct.pack_into("<I", lying, cd + 24, 3)
     struct.pack_into("<I", lying, cd + 20, 3)
-    put("zip_lying_size.pt", bytes(lying), "zip")
+    # Read as torch reads it: the declared 3 bytes, a truncated pickle.
+    put("zip_lying_size.pt", bytes(lying), "no STOP opcode")
     put("zip_big_declared.pt", _declared_size_zip(small, 1 << 31), "exceeds limit")
 
     # Truncations.
