@@ -222,7 +222,13 @@ func init() {
 			}
 			if s, ok := args[0].(string); ok {
 				if len(args) > 1 {
-					return fmt.Sprintf("%s:%v", s, args[1]), nil
+					// torch.device(type, index) takes an integer index
+					// (formatting any other value could take forever).
+					i, err := toInt(args[1])
+					if err != nil {
+						return nil, errors.New("device index is not an integer")
+					}
+					return fmt.Sprintf("%s:%d", s, i), nil
 				}
 				return s, nil
 			}

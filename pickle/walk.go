@@ -98,30 +98,70 @@ const maxKeyString = 256
 // cut with "..." once past maxKeyString bytes; it reports the cut, after
 // which nothing more is written.
 func tupleKey(b *strings.Builder, t Tuple) (cut bool) {
-	b.WriteByte('(')
-	for i, it := range t {
-		if i > 0 {
-			b.WriteString(", ")
+	return pyStr(b, t, maxKeyString)
+}
+
+// pyStr writes v as Python's str writes it - tuples, lists and dicts with
+// their items' reprs, other values as keyString renders them - and cuts
+// with "..." once b is past max bytes, reporting the cut (after which
+// nothing more is written). The cost is bounded by max, not by the size of
+// the value's expansion.
+func pyStr(b *strings.Builder, v any, max int) (cut bool) {
+	// item writes a container's item: strings as their repr.
+	item := func(it any) bool {
+		if s, ok := it.(string); ok {
+			b.WriteString("'" + s + "'")
+			return false
 		}
-		if b.Len() > maxKeyString {
-			b.WriteString("...")
-			return true
-		}
-		switch x := it.(type) {
-		case string:
-			b.WriteString("'" + x + "'")
-		case Tuple:
-			if tupleKey(b, x) {
+		return pyStr(b, it, max)
+	}
+	seq := func(open, close string, items []any, oneComma bool) bool {
+		b.WriteString(open)
+		for i, it := range items {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if b.Len() > max {
+				b.WriteString("...")
 				return true
 			}
-		default:
-			b.WriteString(keyString(x))
+			if item(it) {
+				return true
+			}
 		}
+		if oneComma && len(items) == 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(close)
+		return false
 	}
-	if len(t) == 1 {
-		b.WriteByte(',')
+	switch x := v.(type) {
+	case Tuple:
+		return seq("(", ")", x, true)
+	case []any:
+		return seq("[", "]", x, false)
+	case *Dict:
+		b.WriteByte('{')
+		for i, k := range x.Keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if b.Len() > max {
+				b.WriteString("...")
+				return true
+			}
+			if item(k) {
+				return true
+			}
+			b.WriteString(": ")
+			if item(x.Values[i]) {
+				return true
+			}
+		}
+		b.WriteByte('}')
+		return false
 	}
-	b.WriteByte(')')
+	b.WriteString(keyString(v))
 	return false
 }
 

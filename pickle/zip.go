@@ -322,9 +322,13 @@ func asString(v any) string {
 }
 
 // brief renders a decoded value for an error message: quoted, on one line,
-// at most about 100 bytes.
+// at most about 100 bytes, as Python's str renders it. It never formats a
+// container whole (fmt.Sprint of tuples that share one another took 10 s
+// on a 179-byte legacy file).
 func brief(v any) string {
-	s := fmt.Sprint(v)
+	var b strings.Builder
+	pyStr(&b, v, 100)
+	s := b.String()
 	if len(s) > 100 {
 		s = s[:100] + "..."
 	}
