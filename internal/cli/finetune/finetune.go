@@ -78,7 +78,8 @@ ONNX backbones: --weights model.onnx without --arch imports the exported
 classifier and replaces its last Gemm by a new classifier; every strategy
 works. A stage (partial --unfreeze K) is one node that reads parameters
 (a Conv, BatchNormalization, Gemm...), counted back from the classifier in
-the graph's execution order. full trains every float initializer that
+the graph's execution order; a parameter several nodes read belongs to the
+stage of the first. full trains every float initializer that
 feeds a weight; BatchNormalization nodes train (batch statistics) only if
 the export kept them (torch.onnx.export with
 training=TrainingMode.PRESERVE, do_constant_folding=False): a default
