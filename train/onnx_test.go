@@ -549,7 +549,9 @@ func writeSharedGraph(t *testing.T, path string) {
 		return &onnx.Node{OpType: "Conv", Name: name, Input: []string{in, w, b}, Output: []string{out},
 			Attribute: []*onnx.Attribute{attr("kernel_shape", 3, 3), attr("pads", 1, 1, 1, 1)}}
 	}
-	relu := func(in, out string) *onnx.Node { return &onnx.Node{OpType: "Relu", Input: []string{in}, Output: []string{out}} }
+	relu := func(in, out string) *onnx.Node {
+		return &onnx.Node{OpType: "Relu", Input: []string{in}, Output: []string{out}}
+	}
 	dims := func(ds ...int64) *onnx.Type {
 		s := &onnx.Shape{}
 		for _, d := range ds {
