@@ -52,7 +52,8 @@ write a run directory.
 Data: DIR/<class>/<images> (a seeded split stratified by class holds out
 --val-split for validation), DIR/train/ with DIR/val/ (or valid/,
 validation/), or a CSV file of path,label rows. JPEG, PNG and WebP images;
-grayscale, palette and RGBA images become RGB as Pillow's convert("RGB").
+grayscale, palette, RGBA and CMYK images become RGB as Pillow's
+convert("RGB").
 
 Strategies (--strategy):
   head     the backbone frozen (no gradients, BatchNorms in eval mode), a new
