@@ -517,10 +517,14 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	}
 	var intr *Interrupted
 	if errors.As(err, &intr) {
-		// last.* holds the weights at the interruption; the checkpoint
-		// stays at the end of the last complete epoch, so that --resume
-		// repeats the interrupted epoch exactly.
+		// last.* holds the weights at the interruption; the checkpoints
+		// (checkpoint.safetensors, and checkpoint.pt made from it) stay at
+		// the end of the last complete epoch, so that --resume repeats the
+		// interrupted epoch exactly.
 		if serr := w.saveModel("last"); serr != nil {
+			return nil, serr
+		}
+		if serr := w.savedTorchCheckpoint(); serr != nil {
 			return nil, serr
 		}
 		if ctx.Err() != nil {
@@ -816,7 +820,35 @@ func (w *runWriter) finish() error {
 	if err := os.Rename(f.Name(), filepath.Join(w.dir, "optimizer.pt")); err != nil {
 		return err
 	}
-	return w.saveTorchCheckpoint(w.epochs, osd, w.sched)
+	return w.saveTorchCheckpoint(w.epochs, w.model.StateDict(), osd, w.sched)
+}
+
+// savedTorchCheckpoint writes checkpoint.pt after an interruption, from
+// checkpoint.safetensors: the state at the end of the last complete epoch
+// (the live model and optimizer are part-way into the next one, and the
+// schedule has not yet stepped for it), so that resuming in PyTorch starts
+// where --resume does. Without a complete epoch there is nothing to write.
+func (w *runWriter) savedTorchCheckpoint() error {
+	if w.sched == nil {
+		return nil
+	}
+	path := filepath.Join(w.dir, "checkpoint.safetensors")
+	c, err := formats.Open(path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var model nn.StateDict
+	for _, n := range c.Tensors {
+		if name, ok := cutPrefix(n.Name, "model."); ok {
+			model = append(model, nn.Named{Name: name, Tensor: n.Tensor})
+		}
+	}
+	osd, err := optim.FromCheckpoint(c, "optimizer")
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", path, err)
+	}
+	return w.saveTorchCheckpoint(w.epochs, model, osd, w.sched)
 }
 
 // saveCheckpoint writes checkpoint.safetensors after epochs complete
@@ -846,9 +878,9 @@ func (w *runWriter) saveCheckpoint(epochs int) error {
 // state_dict, an OrderedDict), "optimizer" (optimizer.state_dict()),
 // "scheduler" (scheduler.state_dict())}, each of which torch's
 // load_state_dict takes, so training can resume in PyTorch too.
-func (w *runWriter) saveTorchCheckpoint(epochs int, osd *optim.StateDict, sched optim.Scheduler) error {
+func (w *runWriter) saveTorchCheckpoint(epochs int, sd nn.StateDict, osd *optim.StateDict, sched optim.Scheduler) error {
 	model := &pickle.Dict{Ordered: true}
-	for _, t := range w.model.StateDict() {
+	for _, t := range sd {
 		model.Keys = append(model.Keys, t.Name)
 		model.Values = append(model.Values, t.Tensor)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -296,6 +297,7 @@ func resumeMatches(t *testing.T, cfg Config, part string, stopAfter int) {
 	if !errors.As(err, &intr) || intr.Epoch != stopAfter {
 		t.Fatalf("interrupted run: got %v, want an interruption in epoch %d", err, stopAfter+1)
 	}
+	sameCheckpoints(t, part, stopAfter)
 	cfg.Resume = cfg.Out
 	resumed, err := Finetune(context.Background(), cfg, Hooks{})
 	if err != nil {
@@ -309,6 +311,45 @@ func resumeMatches(t *testing.T, cfg Config, part string, stopAfter int) {
 		if a.TrainLoss != b.TrainLoss || a.ValLoss != b.ValLoss || a.LR != b.LR {
 			t.Errorf("epoch %d: uninterrupted loss %v/%v lr %v, resumed %v/%v lr %v", i+1, a.TrainLoss, a.ValLoss, a.LR, b.TrainLoss, b.ValLoss, b.LR)
 		}
+	}
+}
+
+// sameCheckpoints checks that an interrupted run's checkpoint.pt, the
+// state for resuming in PyTorch, holds what its checkpoint.safetensors
+// (what --resume reads) holds, bit for bit: the model and optimizer after
+// the last complete epoch, epochs of them, and a schedule stepped as often.
+func sameCheckpoints(t *testing.T, run string, epochs int) {
+	t.Helper()
+	open := func(name string) (map[string]*nn.Tensor, map[string]string) {
+		c, err := formats.Open(filepath.Join(run, name))
+		if err != nil {
+			t.Fatalf("after the interruption: %v", err)
+		}
+		defer c.Close()
+		ts := map[string]*nn.Tensor{}
+		for _, n := range c.Tensors {
+			x, err := nn.FromStored(n.Tensor)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, n.Name, err)
+			}
+			ts[n.Name] = x
+		}
+		return ts, c.Metadata()
+	}
+	pt, ptMeta := open("checkpoint.pt")
+	st, stMeta := open("checkpoint.safetensors")
+	if len(pt) != len(st) {
+		t.Errorf("checkpoint.pt has %d tensors, checkpoint.safetensors %d", len(pt), len(st))
+	}
+	for name, x := range st {
+		if y := pt[name]; y == nil || !slices.Equal(x.Shape(), y.Shape()) || !slices.Equal(x.Data(), y.Data()) {
+			t.Errorf("checkpoint.pt's %s differs from checkpoint.safetensors's", name)
+		}
+	}
+	want := strconv.Itoa(epochs)
+	if ptMeta["epoch"] != want || stMeta["epoch"] != want || ptMeta["scheduler.last_epoch"] != want {
+		t.Errorf("checkpoint.pt epoch %q (scheduler.last_epoch %q), checkpoint.safetensors %q; want %s complete epochs",
+			ptMeta["epoch"], ptMeta["scheduler.last_epoch"], stMeta["epoch"], want)
 	}
 }
 
