@@ -332,6 +332,17 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	}
 	res := &Result{Run: cfg.Out, Arch: cfg.Arch, Classes: classes}
 	var bad []*data.Loader
+	// skipped are the unreadable images left out (--skip-bad): those the
+	// image loaders skipped, and those without features (extracted now or
+	// read from the cache), counted once each.
+	skipped := map[string]bool{}
+	noFeatures := func(d *data.Dataset, feats [][]float32) {
+		for i, f := range feats {
+			if f == nil {
+				skipped[d.Samples[i].Path] = true
+			}
+		}
+	}
 
 	// Features of the frozen backbone, computed once (or read from the
 	// cache) for the head strategy and for auto's measurement.
@@ -395,12 +406,14 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		if trainViews, err = get("train", splits.Train, views, t); err != nil {
 			return err
 		}
+		noFeatures(splits.Train, trainViews[0])
 		if splits.Val != nil {
 			v, err := get("val", splits.Val, 1, evalT)
 			if err != nil {
 				return err
 			}
 			valFeats = v[0]
+			noFeatures(splits.Val, valFeats)
 		}
 		return nil
 	}
@@ -513,8 +526,11 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		res.StopReason = "patience"
 	}
 	for _, l := range bad {
-		res.Skipped += len(l.Bad())
+		for path := range l.Bad() {
+			skipped[path] = true
+		}
 	}
+	res.Skipped = len(skipped)
 	var intr *Interrupted
 	if errors.As(err, &intr) {
 		// last.* holds the weights at the interruption; the checkpoints

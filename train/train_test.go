@@ -447,3 +447,57 @@ func TestNewHeadInsideSequential(t *testing.T) {
 		t.Errorf("forward: got shape %v, want [2 3]", got)
 	}
 }
+
+// TestSkipBadCounted puts two truncated PNGs among a dataset's images:
+// without SkipBad the run fails naming one of them; with it, every way of
+// feeding the classifier (features extracted, features read back from the
+// disk cache, images through the backbone on every batch, and auto, which
+// measures on features and trains on them) leaves both out and counts each
+// once.
+func TestSkipBadCounted(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	makeData(t, dataDir, 3, 6)
+	var bad []string
+	for _, p := range []string{"ca/zz.png", "cb/zz.png"} {
+		good, err := os.ReadFile(filepath.Join(dataDir, "ca", "a.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad = append(bad, filepath.Join(dataDir, p))
+		if err := os.WriteFile(bad[len(bad)-1], good[:len(good)/2], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(dataDir, weights, filepath.Join(dir, "strict"))
+	cfg.Epochs = 1
+	if _, err := Finetune(context.Background(), cfg, Hooks{}); err == nil || !(strings.Contains(err.Error(), bad[0]) || strings.Contains(err.Error(), bad[1])) {
+		t.Errorf("without SkipBad: got %v, want an error naming a truncated file", err)
+	}
+	cfg.SkipBad = true
+	for _, tt := range []struct {
+		name string
+		mod  func(c *Config)
+	}{
+		{"features", func(c *Config) { c.CacheDir = filepath.Join(dir, "cache") }},
+		{"cached features", func(c *Config) { c.CacheDir = filepath.Join(dir, "cache") }},
+		{"images", func(c *Config) { c.NoCache = true }},
+		{"auto", func(c *Config) { c.Strategy = Auto }},
+	} {
+		c := cfg
+		c.Out = filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+		tt.mod(&c)
+		var logs []string
+		res, err := Finetune(context.Background(), c, Hooks{Log: func(l string) { logs = append(logs, l) }})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if res.Skipped != 2 {
+			t.Errorf("%s: got %d skipped images, want 2", tt.name, res.Skipped)
+		}
+		if tt.name == "cached features" && !slices.ContainsFunc(logs, func(l string) bool { return strings.Contains(l, "read from the cache") }) {
+			t.Errorf("cached features: the second run did not read the cache: %q", logs)
+		}
+	}
+}

@@ -189,7 +189,7 @@ func evalRun(o *Options) error {
 		return err
 	}
 	if n := len(l.Bad()); n > 0 {
-		fmt.Fprintf(o.IO.ErrOut, "skipped %d unreadable images\n", n)
+		fmt.Fprintf(o.IO.ErrOut, "skipped %s\n", cmdutil.Plural(n, "unreadable image"))
 	}
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, metrics)

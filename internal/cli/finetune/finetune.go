@@ -250,7 +250,7 @@ func finetuneRun(o *Options) error {
 		return err
 	}
 	if res.Skipped > 0 {
-		fmt.Fprintf(o.IO.ErrOut, "skipped %d unreadable images\n", res.Skipped)
+		fmt.Fprintf(o.IO.ErrOut, "skipped %s\n", cmdutil.Plural(res.Skipped, "unreadable image"))
 	}
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, res)
