@@ -501,3 +501,32 @@ func TestSkipBadCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedWhileValidating stops a run after the last training batch
+// of its first epoch, so that the context ends while the epoch is being
+// validated: that is an interruption like one between batches (last.*
+// saved, no epoch counted as complete), not a failure.
+func TestInterruptedWhileValidating(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 3, 4)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run"))
+	cfg.NoCache, cfg.Epochs = true, 2
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Finetune(ctx, cfg, Hooks{Batch: func(phase string, epoch, done, total int, _ float64) {
+		if phase == "train" && done == total {
+			cancel()
+		}
+	}})
+	var intr *Interrupted
+	if !errors.As(err, &intr) || intr.Epoch != 0 {
+		t.Fatalf("got %v, want an interruption in epoch 1", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "last.safetensors")); err != nil {
+		t.Errorf("after the interruption: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "summary.csv")); err == nil {
+		t.Errorf("summary.csv written: the interrupted epoch counted as complete")
+	}
+}

@@ -243,8 +243,12 @@ func finetuneRun(o *Options) error {
 	p.clear()
 	var intr *train.Interrupted
 	if errors.As(err, &intr) {
-		fmt.Fprintf(o.IO.ErrOut, "ckpt: interrupted in epoch %d: saved %s/last.*; continue with --resume %s\n", intr.Epoch+1, c.Out, c.Out)
-		return &cmdutil.ExitError{Code: ExitInterrupted, Err: err}
+		return &cmdutil.ExitError{Code: ExitInterrupted, Err: &interruption{intr, c.Out}}
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped before the first batch (reading the data, extracting
+		// features): there is no new state to save.
+		return &cmdutil.ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted before training started; nothing saved")}
 	}
 	if err != nil {
 		return err
@@ -263,6 +267,20 @@ func finetuneRun(o *Options) error {
 	}
 	return nil
 }
+
+// interruption is a run stopped by Ctrl-C, reported on one line with how to
+// continue it.
+type interruption struct {
+	*train.Interrupted
+	out string
+}
+
+func (e *interruption) Error() string {
+	return fmt.Sprintf("interrupted in epoch %d after batch %d: saved %s/last.*; continue with --resume %s",
+		e.Epoch+1, e.Batch, e.out, e.out)
+}
+
+func (e *interruption) Unwrap() error { return e.Interrupted }
 
 // printer shows progress: a redrawn line on a terminal, one line per epoch
 // otherwise, notes on stderr.

@@ -252,8 +252,15 @@ func TestFinetuneInterrupted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "run", "last.safetensors")); err != nil {
 		t.Errorf("after Ctrl-C: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "--resume") {
-		t.Errorf("stderr: got %q, want the resume hint", stderr)
+	if msg := err.Error(); !strings.Contains(msg, "--resume "+o.Config.Out) || strings.Contains(msg, "\n") || strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("got error %q and stderr %q, want one line with the resume hint", msg, stderr)
+	}
+	// head extracts features before training: Ctrl-C there is an
+	// interruption too, with nothing to resume.
+	o.Strategy, o.Config.Out = "head", filepath.Join(dir, "run-head")
+	err = finetuneRun(o)
+	if cmdutil.ExitCode(err) != ExitInterrupted || err == nil || !strings.Contains(err.Error(), "before training") {
+		t.Errorf("head, Ctrl-C while extracting features: got %v (exit %d), want an interruption before training, exit %d", err, cmdutil.ExitCode(err), ExitInterrupted)
 	}
 }
 
