@@ -987,6 +987,17 @@ func (w *runWriter) resume(t *Trainer) error {
 			b.Close()
 		}
 	}
+	// The best epoch's validation results, for the result when no later
+	// epoch beats it.
+	if b, err := os.ReadFile(filepath.Join(w.dir, "metrics.json")); err == nil {
+		var m struct {
+			Epoch int      `json:"epoch"`
+			Val   *Metrics `json:"val"`
+		}
+		if json.Unmarshal(b, &m) == nil && m.Epoch == w.stop.BestEpoch {
+			w.bestVal = m.Val
+		}
+	}
 	t.StartEpoch = epoch
 	t.History = append([]EpochStats(nil), w.history...)
 	return nil

@@ -312,6 +312,10 @@ func resumeMatches(t *testing.T, cfg Config, part string, stopAfter int) {
 			t.Errorf("epoch %d: uninterrupted loss %v/%v lr %v, resumed %v/%v lr %v", i+1, a.TrainLoss, a.ValLoss, a.LR, b.TrainLoss, b.ValLoss, b.LR)
 		}
 	}
+	if whole.BestEpoch != resumed.BestEpoch || (whole.Val == nil) != (resumed.Val == nil) ||
+		(whole.Val != nil && (whole.Val.Loss != resumed.Val.Loss || whole.Val.Top1 != resumed.Val.Top1)) {
+		t.Errorf("best epoch %d val %+v uninterrupted, %d %+v resumed", whole.BestEpoch, whole.Val, resumed.BestEpoch, resumed.Val)
+	}
 }
 
 // sameCheckpoints checks that an interrupted run's checkpoint.pt, the
