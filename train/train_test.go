@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/nn"
@@ -532,5 +533,98 @@ func TestInterruptedWhileValidating(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Out, "summary.csv")); err == nil {
 		t.Errorf("summary.csv written: the interrupted epoch counted as complete")
+	}
+}
+
+// TestEarlyStoppingRestores runs EarlyStopping over three epochs whose
+// validation loss rises after the first: with Patience 2 it asks to stop at
+// the third, and Restore brings back the first epoch's weights although
+// they were changed in place since.
+func TestEarlyStoppingRestores(t *testing.T) {
+	lin := nn.NewLinear(nil, 3, 2, true)
+	first := slices.Clone(lin.Weight.Data())
+	e := &EarlyStopping{Patience: 2, Model: lin}
+	val := &Metrics{}
+	for epoch, loss := range []float64{1, 2, 3} {
+		err := e.OnEpoch(nil, &EpochStats{Epoch: epoch + 1, Val: val, ValLoss: loss})
+		if want := epoch == 2; errors.Is(err, ErrStop) != want {
+			t.Fatalf("epoch %d: got %v, want ErrStop %v", epoch+1, err, want)
+		}
+		for i := range lin.Weight.Data() {
+			lin.Weight.Data()[i] += 1
+		}
+	}
+	if e.BestEpoch != 1 || e.Best != 1 {
+		t.Errorf("got best epoch %d loss %v, want 1, 1", e.BestEpoch, e.Best)
+	}
+	if err := e.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(lin.Weight.Data(), first) {
+		t.Errorf("after Restore: weights %v, want the first epoch's %v", lin.Weight.Data(), first)
+	}
+}
+
+// TestPatienceStopsAtBest trains a head with a learning rate large enough
+// that the validation loss rises after an early best epoch: with Patience 1
+// the run stops one epoch after its best, and the run's result, metrics.json
+// and best.* are that best epoch's, while last.* holds the final weights.
+func TestPatienceStopsAtBest(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 3, 8)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run"))
+	cfg.Epochs, cfg.Patience, cfg.LR = 30, 1, 20
+	res, err := Finetune(context.Background(), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StopReason != "patience" || res.Epochs != res.BestEpoch+1 || res.Epochs >= cfg.Epochs {
+		t.Fatalf("got stop reason %q after %d epochs, best %d; want patience one epoch after the best", res.StopReason, res.Epochs, res.BestEpoch)
+	}
+	best := res.History[res.BestEpoch-1]
+	for _, s := range res.History {
+		if s.ValLoss < best.ValLoss {
+			t.Errorf("epoch %d has val loss %v, below the best epoch %d's %v", s.Epoch, s.ValLoss, res.BestEpoch, best.ValLoss)
+		}
+	}
+	var m struct {
+		Epoch int     `json:"epoch"`
+		Val   Metrics `json:"val"`
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if res.Val.Loss != best.ValLoss || m.Epoch != res.BestEpoch || m.Val.Loss != best.ValLoss {
+		t.Errorf("result val loss %v, metrics.json epoch %d loss %v; want the best epoch %d's %v", res.Val.Loss, m.Epoch, m.Val.Loss, res.BestEpoch, best.ValLoss)
+	}
+	bw, lw := readState(t, filepath.Join(cfg.Out, "best.safetensors")), readState(t, filepath.Join(cfg.Out, "last.safetensors"))
+	if slices.Equal(bw["fc.weight"], lw["fc.weight"]) {
+		t.Errorf("best.safetensors and last.safetensors hold the same classifier, want the best epoch's and the last's")
+	}
+}
+
+// TestTimeLimit gives a run less time than its first batch takes: it stops
+// as an interruption does, saving last.*, but returns its result, with the
+// time limit as the reason.
+func TestTimeLimit(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 3, 4)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run"))
+	cfg.NoCache, cfg.TimeLimit = true, time.Millisecond
+	res, err := Finetune(context.Background(), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StopReason != "time limit" || res.Epochs >= cfg.Epochs {
+		t.Errorf("got stop reason %q after %d epochs, want the time limit before %d", res.StopReason, res.Epochs, cfg.Epochs)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "last.safetensors")); err != nil {
+		t.Errorf("after the time limit: %v", err)
 	}
 }
