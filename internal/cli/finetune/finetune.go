@@ -326,12 +326,16 @@ func (p *printer) batch(phase string, epoch, done, total int, loss float64) {
 		return
 	}
 	p.last = now
-	el := now.Sub(p.start).Seconds()
-	rate := float64(done) / math.Max(el, 1e-9)
-	eta := time.Duration(float64(total-done)/math.Max(rate, 1e-9)) * time.Second
 	s := fmt.Sprintf("%s %d/%d", phase, done, total)
 	if phase == "train" {
-		s = fmt.Sprintf("epoch %d  batch %d/%d  loss %.4f  %.0f images/s  ETA %s", epoch+1, done, total, loss, rate*float64(p.size), eta.Round(time.Second))
+		s = fmt.Sprintf("epoch %d  batch %d/%d  loss %.4f", epoch+1, done, total, loss)
+		// The clock starts when the first batch is done: the rate is that
+		// of the batches since, none yet at the first.
+		if el := now.Sub(p.start).Seconds(); done > 1 && el > 0 {
+			rate := float64(done-1) / el
+			eta := time.Duration(float64(total-done) / rate * float64(time.Second))
+			s += fmt.Sprintf("  %.0f images/s  ETA %s", rate*float64(p.size), eta.Round(time.Second))
+		}
 	}
 	fmt.Fprintf(p.ios.ErrOut, "\r\x1b[K%s", s)
 	p.drawn = true

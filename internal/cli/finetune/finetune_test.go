@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
@@ -344,4 +345,30 @@ func TestFinetuneONNXFullThenEval(t *testing.T) {
 			got.Top1, got.Loss, got.N, want.Val.Top1, want.Val.Loss, want.Val.N)
 	}
 	predictAgrees(t, filepath.Join(run, "best.onnx"), filepath.Join(dir, "data", "val"), want.Val)
+}
+
+// TestProgress draws the training progress line on a terminal: the first
+// batch shows its loss but no rate yet (nothing has been timed), a later one
+// the images per second and the epoch's ETA; off a terminal nothing is
+// drawn.
+func TestProgress(t *testing.T) {
+	ios, _, stderr := clitest.Streams()
+	ios.ErrIsTerminal = true
+	p := newPrinter(ios, 4)
+	p.batch("train", 0, 1, 5, 1.25)
+	if got := stderr.String(); !strings.Contains(got, "epoch 1  batch 1/5  loss 1.2500") || strings.Contains(got, "images/s") {
+		t.Errorf("first batch: got %q, want its loss and no rate", got)
+	}
+	time.Sleep(20 * time.Millisecond)
+	stderr.Reset()
+	p.batch("train", 0, 5, 5, 0.5)
+	if got := stderr.String(); !strings.Contains(got, "batch 5/5  loss 0.5000") || !strings.Contains(got, " images/s  ETA 0s") {
+		t.Errorf("last batch: got %q, want the rate and ETA", got)
+	}
+	ios, _, stderr = clitest.Streams()
+	p = newPrinter(ios, 4)
+	p.batch("train", 0, 1, 5, 1)
+	if stderr.Len() != 0 {
+		t.Errorf("off a terminal: got %q, want nothing", stderr)
+	}
 }
