@@ -19,6 +19,7 @@ import (
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
+	"github.com/ckptkit/ckpt/nn/optim"
 )
 
 // makeData writes DIR/<class>/<i>.png: class k's images are noise with
@@ -626,5 +627,70 @@ func TestTimeLimit(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Out, "last.safetensors")); err != nil {
 		t.Errorf("after the time limit: %v", err)
+	}
+}
+
+// TestNewOptimizer checks how the command's optimizer flags become
+// torch.optim's: the algorithm, momentum and Nesterov for SGD only, weight
+// decay, and for full and partial with --backbone-lr-mult two groups, the
+// backbone's at lr×mult first and the classifier's at lr (one group
+// otherwise, and always for head, where only the classifier trains).
+func TestNewOptimizer(t *testing.T) {
+	dir := t.TempDir()
+	weights, _ := saveWeights(t, dir, "resnet18")
+	m, err := NewModel("resnet18", weights, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		cfg    Config
+		st     Strategy
+		alg    optim.Algorithm
+		groups []float64 // learning rates as multiples of LR (lr*mult, as torch's lr=args.lr*mult)
+	}{
+		{"sgd nesterov full", Config{Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Nesterov: true, BackboneLRMult: 0.1, WeightDecay: 1e-4}, Full, optim.SGD, []float64{0.1, 1}},
+		{"adam partial", Config{Optimizer: "adam", LR: 0.001, BackboneLRMult: 0.5, WeightDecay: 1e-4}, Partial, optim.Adam, []float64{0.5, 1}},
+		{"adamw full, mult 1", Config{Optimizer: "adamw", LR: 0.001, BackboneLRMult: 1, WeightDecay: 0.01}, Full, optim.AdamW, []float64{1}},
+		{"sgd head", Config{Optimizer: "sgd", LR: 0.1, Momentum: 0.9, BackboneLRMult: 0.1}, Head, optim.SGD, []float64{1}},
+	} {
+		for i, mult := range tt.groups {
+			if mult != 1 {
+				tt.groups[i] = tt.cfg.LR * mult
+			} else {
+				tt.groups[i] = tt.cfg.LR
+			}
+		}
+		if err := m.Apply(tt.st, 1); err != nil {
+			t.Fatal(err)
+		}
+		var net nn.Module = m.Module
+		if tt.st == Head {
+			net = m.Head
+		}
+		o, err := newOptimizer(tt.cfg, m, tt.st, net)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var lrs []float64
+		for _, g := range o.Groups {
+			lrs = append(lrs, g.LR)
+			wantMom := 0.0
+			if tt.alg == optim.SGD {
+				wantMom = tt.cfg.Momentum
+			}
+			if g.Momentum != wantMom || g.Nesterov != tt.cfg.Nesterov || g.WeightDecay != tt.cfg.WeightDecay {
+				t.Errorf("%s: group hyper-parameters %+v, want momentum %v nesterov %v weight decay %v", tt.name, g.Hyper, wantMom, tt.cfg.Nesterov, tt.cfg.WeightDecay)
+			}
+		}
+		if o.Algorithm != tt.alg || !slices.Equal(lrs, tt.groups) {
+			t.Errorf("%s: got %v with group learning rates %v, want %v with %v", tt.name, o.Algorithm, lrs, tt.alg, tt.groups)
+		}
+		if last := o.Groups[len(o.Groups)-1].Params; len(o.Groups) == 2 && (len(last) != 2 || last[0] != m.Head.Weight) {
+			t.Errorf("%s: the last group holds %d tensors, want the classifier's weight and bias", tt.name, len(last))
+		}
+	}
+	if _, err := newOptimizer(Config{Optimizer: "rmsprop", LR: 0.1}, m, Full, m.Module); err == nil || !strings.Contains(err.Error(), "rmsprop") {
+		t.Errorf("unknown optimizer: got %v, want an error naming it", err)
 	}
 }
