@@ -1009,3 +1009,28 @@ func cutPrefix(s, p string) (string, bool) {
 	}
 	return s, false
 }
+
+// RunFileMeta returns the class names and evaluation preprocessing of a
+// run's best.pt or last.pt, which carry none themselves (a torch state_dict
+// has no place for them, unlike the safetensors beside them), from the
+// config.json of the run directory they are in. ok is false for any other
+// file name, or when there is no such config.json.
+func RunFileMeta(weights string) (classes []string, pre data.Preprocess, ok bool) {
+	switch filepath.Base(weights) {
+	case "best.pt", "last.pt":
+	default:
+		return nil, pre, false
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(weights), "config.json"))
+	if err != nil {
+		return nil, pre, false
+	}
+	var rc struct {
+		Classes    []string         `json:"classes"`
+		Preprocess *data.Preprocess `json:"preprocess"`
+	}
+	if json.Unmarshal(b, &rc) != nil || len(rc.Classes) == 0 || rc.Preprocess == nil || rc.Preprocess.Crop <= 0 {
+		return nil, pre, false
+	}
+	return rc.Classes, *rc.Preprocess, true
+}

@@ -694,3 +694,27 @@ func TestNewOptimizer(t *testing.T) {
 		t.Errorf("unknown optimizer: got %v, want an error naming it", err)
 	}
 }
+
+// TestRunFileMeta reads a run's classes and preprocessing for its best.pt
+// and last.pt from config.json, and for no other file: a Hugging Face
+// directory's config.json beside pytorch_model.bin is not a run's.
+func TestRunFileMeta(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `{"arch":"resnet18","classes":["a","b"],"preprocess":{"resize":37,"crop":32,"interpolation":"bilinear","mean":[0.5,0.5,0.5],"std":[0.2,0.2,0.2]}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"best.pt", "last.pt"} {
+		classes, pre, ok := RunFileMeta(filepath.Join(dir, name))
+		if !ok || !slices.Equal(classes, []string{"a", "b"}) || pre.Resize != 37 || pre.Crop != 32 || pre.Std[1] != 0.2 {
+			t.Errorf("%s: got %v %+v %v, want the config's classes and preprocessing", name, classes, pre, ok)
+		}
+	}
+	if _, _, ok := RunFileMeta(filepath.Join(dir, "pytorch_model.bin")); ok {
+		t.Error("pytorch_model.bin: took config.json for a run's")
+	}
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures":["ResNetForImageClassification"],"num_labels":2}`), 0o644)
+	if _, _, ok := RunFileMeta(filepath.Join(dir, "best.pt")); ok {
+		t.Error("a config.json without classes and preprocessing: took it for a run's")
+	}
+}

@@ -79,8 +79,12 @@ preprocessing at its input size.`,
 }
 
 // runMeta reads the class names and preprocessing 'ckpt finetune' stores in
-// a safetensors file's metadata.
+// a safetensors file's metadata, or for a run's best.pt or last.pt in the
+// run's config.json.
 func runMeta(path string) (classes []string, pre *data.Preprocess, err error) {
+	if classes, p, ok := train.RunFileMeta(path); ok {
+		return classes, &p, nil
+	}
 	c, err := formats.Open(path)
 	if err != nil {
 		return nil, nil, cmdutil.FileError(path, err)

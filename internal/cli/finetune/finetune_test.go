@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,6 +189,23 @@ func TestFinetuneThenEval(t *testing.T) {
 		}
 	}
 	predictAgrees(t, filepath.Join(run, "best.safetensors"), filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
+	// best.pt carries no metadata; its run's config.json has the classes
+	// and the preprocessing.
+	predictAgrees(t, filepath.Join(run, "best.pt"), filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
+	ios, stdout, stderr = clitest.Streams()
+	ev = eval.NewCmdEval(ios, nil)
+	ev.SetArgs([]string{"--arch", "resnet18", "--weights", filepath.Join(run, "best.pt"), "--data", filepath.Join(dir, "data"), "--json"})
+	if err := ev.Execute(); err != nil {
+		t.Fatalf("eval best.pt: %v\n%s", err, stderr)
+	}
+	var pt train.Metrics
+	if err := json.Unmarshal(stdout.Bytes(), &pt); err != nil {
+		t.Fatal(err)
+	}
+	if pt.Top1 != want.Val.Top1 || math.Abs(pt.Loss-want.Val.Loss) > 1e-5*math.Max(1, want.Val.Loss) || !slices.Equal(pt.Classes, want.Val.Classes) {
+		t.Errorf("eval best.pt: got top1 %v loss %v classes %v; metrics.json top1 %v loss %v classes %v",
+			pt.Top1, pt.Loss, pt.Classes, want.Val.Top1, want.Val.Loss, want.Val.Classes)
+	}
 }
 
 // predictAgrees runs `ckpt predict --json` with a run's weights on every

@@ -20,6 +20,7 @@ import (
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
+	"github.com/ckptkit/ckpt/train"
 )
 
 // Options are the inputs of `ckpt predict`.
@@ -280,6 +281,16 @@ func predictRun(o *Options) error {
 	m, err := modelcmd.Load(o.IO, o.Weights, o.Arch, o.NumClasses, o.Load)
 	if err != nil {
 		return err
+	}
+	if classes, rp, ok := train.RunFileMeta(o.Weights); ok && m.Meta["classes"] == "" && m.Meta["preprocess"] == "" {
+		// A run's best.pt or last.pt: what its safetensors records, from
+		// the run's config.json.
+		if m.Meta == nil {
+			m.Meta = map[string]string{}
+		}
+		cj, _ := json.Marshal(classes)
+		pj, _ := json.Marshal(rp)
+		m.Meta["classes"], m.Meta["preprocess"] = string(cj), string(pj)
 	}
 	pre, err := preprocessing(o, m)
 	if err != nil {
