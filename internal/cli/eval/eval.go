@@ -49,7 +49,8 @@ per-class precision, recall and F1, and the confusion matrix.
 DIR is an ImageFolder (DIR/<class>/<images>), a directory with a val/ (or
 valid/, validation/) folder, which is used, or a CSV file of path,label rows.
 Weights written by 'ckpt finetune' carry their class names and
-preprocessing, and are used with them; otherwise classes are the dataset's
+preprocessing (best.pt and last.pt through the run's config.json), and are
+used with them; otherwise classes are the dataset's
 sorted folder names and the preprocessing is the architecture's
 (--image-size changes the crop, keeping the resize ratio). --json prints the
 same object as a run's metrics.json "val". An ONNX model (--weights

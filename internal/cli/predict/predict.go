@@ -80,8 +80,9 @@ per image as it is classified, and with --json one JSON object per line
 
 Labels are the 1000 ImageNet classes when the classifier has 1000 outputs,
 or the lines of --labels (one label per line, in class order), or the class
-names a finetune run records in its weights (best.safetensors), whose
-preprocessing predict then uses too. Without
+names a finetune run records in its weights (best.safetensors; for
+best.pt and last.pt, the run's config.json), whose preprocessing predict
+then uses too. Without
 --arch, the architecture is the registered one whose keys and shapes the
 weights match exactly (said on stderr).
 
