@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
+	"github.com/ckptkit/ckpt/nn/graph"
+	"github.com/ckptkit/ckpt/nn/graph/onnximport"
 )
 
 // exportBackbone writes testdata/gen/finetune_onnx_backbone.py's resnet18
@@ -515,4 +518,123 @@ func TestONNXBackboneFullFidelity(t *testing.T) {
 		t.Errorf("compared %d tensors, want 102 (resnet18's 20 convolutions, 20 BatchNorms of 4 tensors and fc's 2)", compared)
 	}
 	t.Logf("%d steps: losses within %.2g (torch float32/float64 %.2g); changes within %.2g (torch float32/float64 %.2g)", len(ref.Losses), worst, cond, worstT, worstGap)
+}
+
+// writeSharedGraph writes a small ONNX classifier whose second weight is
+// read by two convolutions: conv1(w1, b1), conv2(w2, b2), conv3(w2, b3),
+// each followed by a Relu, then global average pooling and a Gemm
+// classifier (hw, hb, transB=1) of 10 classes, for images [N, 3, 8, 8].
+func writeSharedGraph(t *testing.T, path string) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(11, 12))
+	init := func(name string, scale float64, shape ...int) *onnx.TensorProto {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = scale * (2*r.Float64() - 1)
+		}
+		p, err := onnximport.ProtoFromValue(name, graph.FromFloat64s(graph.Float32, shape, v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	attr := func(name string, v ...int64) *onnx.Attribute {
+		return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: v}
+	}
+	conv := func(name, in, w, b, out string) *onnx.Node {
+		return &onnx.Node{OpType: "Conv", Name: name, Input: []string{in, w, b}, Output: []string{out},
+			Attribute: []*onnx.Attribute{attr("kernel_shape", 3, 3), attr("pads", 1, 1, 1, 1)}}
+	}
+	relu := func(in, out string) *onnx.Node {
+		return &onnx.Node{OpType: "Relu", Input: []string{in}, Output: []string{out}}
+	}
+	dims := func(ds ...int64) *onnx.Type {
+		s := &onnx.Shape{}
+		for _, d := range ds {
+			dim := &onnx.Dimension{}
+			if d < 0 {
+				dim.SetParam("batch")
+			} else {
+				dim.SetValue(d)
+			}
+			s.Dim = append(s.Dim, dim)
+		}
+		return &onnx.Type{Tensor: &onnx.TensorType{ElemType: onnx.Float, Shape: s}}
+	}
+	m := &onnx.Model{IRVersion: 8, OpsetImport: []*onnx.OperatorSetID{{Version: 13}}, Graph: &onnx.Graph{
+		Name: "shared",
+		Node: []*onnx.Node{
+			conv("conv1", "input", "w1", "b1", "c1"), relu("c1", "r1"),
+			conv("conv2", "r1", "w2", "b2", "c2"), relu("c2", "r2"),
+			conv("conv3", "r2", "w2", "b3", "c3"), relu("c3", "r3"),
+			{OpType: "GlobalAveragePool", Input: []string{"r3"}, Output: []string{"p"}},
+			{OpType: "Flatten", Input: []string{"p"}, Output: []string{"f"}},
+			{OpType: "Gemm", Name: "fc", Input: []string{"f", "hw", "hb"}, Output: []string{"logits"},
+				Attribute: []*onnx.Attribute{{Name: "transB", Type: onnx.AttrInt, I: 1}}},
+		},
+		Initializer: []*onnx.TensorProto{init("w1", 0.3, 4, 3, 3, 3), init("b1", 0.1, 4), init("w2", 0.3, 4, 4, 3, 3),
+			init("b2", 0.1, 4), init("b3", 0.1, 4), init("hw", 0.5, 10, 4), init("hb", 0.1, 10)},
+		Input:  []*onnx.ValueInfo{{Name: "input", Type: dims(-1, 3, 8, 8)}},
+		Output: []*onnx.ValueInfo{{Name: "logits", Type: dims(-1, 10)}},
+	}}
+	if err := onnx.Write(path, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestONNXPartialSharedParameter fine-tunes an ONNX backbone in which one
+// weight (w2) is read by two convolutions with partial: a parameter
+// belongs to the stage of the first node that reads it, so the stages are
+// conv1 (w1, b1), conv2 (w2, b2) and conv3 (b3). --unfreeze 1 must train
+// b3 and leave w2 as exported although conv3 reads it; --unfreeze 2 trains
+// w2 (through both its uses), b2 and b3. last.onnx keeps w2 one
+// initializer read by both nodes.
+func TestONNXPartialSharedParameter(t *testing.T) {
+	dir := t.TempDir()
+	backbone := filepath.Join(dir, "shared.onnx")
+	writeSharedGraph(t, backbone)
+	dataDir := filepath.Join(dir, "data")
+	makeData(t, filepath.Join(dataDir, "train"), 3, 4)
+	makeData(t, filepath.Join(dataDir, "val"), 3, 2)
+	m, err := NewModel(ONNXArch, backbone, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ONNX.Close()
+	if got := strings.Join(m.Stages, ","); got != "conv1,conv2,conv3" {
+		t.Fatalf("got stages %s, want conv1,conv2,conv3", got)
+	}
+	for _, tt := range []struct {
+		unfreeze int
+		trained  []string
+	}{
+		{1, []string{"b3"}},
+		{2, []string{"w2", "b2", "b3"}},
+	} {
+		t.Run(fmt.Sprint("unfreeze-", tt.unfreeze), func(t *testing.T) {
+			cfg := Config{Weights: backbone, Data: dataDir, Out: filepath.Join(dir, fmt.Sprint("run", tt.unfreeze)), Strategy: Partial,
+				Unfreeze: tt.unfreeze, Epochs: 2, BatchSize: 4, LR: 0.1, Momentum: 0.9, NoAugment: true, Seed: 1, Workers: 2}
+			if _, err := Finetune(context.Background(), cfg, Hooks{}); err != nil {
+				t.Fatal(err)
+			}
+			before, after := onnxInits(t, backbone), onnxInits(t, filepath.Join(cfg.Out, "last.onnx"))
+			for _, name := range []string{"w1", "b1", "w2", "b2", "b3"} {
+				changed := !slices.Equal(before[name].Data(), after[name].Data())
+				if want := slices.Contains(tt.trained, name); changed != want {
+					t.Errorf("%s: changed %v, want %v (trained: %v)", name, changed, want, tt.trained)
+				}
+			}
+			if len(after) != len(before) {
+				t.Errorf("last.onnx has %d initializers, want the export's %d", len(after), len(before))
+			}
+			stages, _ := paramNodes(t, filepath.Join(cfg.Out, "last.onnx"))
+			if len(stages) != 3 || !slices.Equal(stages[1], []string{"w2", "b2"}) || !slices.Equal(stages[2], []string{"w2", "b3"}) {
+				t.Errorf("last.onnx: got the convolutions reading %v, want conv2 and conv3 both reading w2", stages)
+			}
+		})
+	}
 }

@@ -29,11 +29,12 @@ func encodePNG(img image.Image) []byte {
 
 // ConfusionPNG draws m's confusion matrix as a PNG: rows are true classes,
 // columns predictions, each cell shaded by its share of the row and labelled
-// with its count when the cells are large enough.
+// with its count when the cells are large enough; rows are labelled with the
+// class index and name, columns with the index.
 func ConfusionPNG(m *Metrics) []byte {
 	n := len(m.Classes)
 	cell := max(6, min(48, 640/max(1, n)))
-	left, top := 110, 30
+	left, top := 110, 34
 	title := fmt.Sprintf("confusion (rows: true, columns: predicted)  top-1 %.2f%%  n=%d", 100*m.Top1, m.N)
 	w, h := max(left+n*cell+10, 7*len(title)+8), top+n*cell+30
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
@@ -45,11 +46,14 @@ func ConfusionPNG(m *Metrics) []byte {
 			total += v
 		}
 		if cell >= 13 {
-			name := m.Classes[i]
+			name := fmt.Sprintf("%d %s", i, m.Classes[i])
 			if len(name) > 14 {
 				name = name[:14]
 			}
 			label(img, 4, top+i*cell+cell/2+4, name, color.Black)
+			if s := fmt.Sprint(i); 7*len(s) < cell {
+				label(img, left+i*cell+(cell-7*len(s))/2, top-4, s, color.Black)
+			}
 		}
 		for j, v := range row {
 			f := 0.0

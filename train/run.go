@@ -332,6 +332,17 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	}
 	res := &Result{Run: cfg.Out, Arch: cfg.Arch, Classes: classes}
 	var bad []*data.Loader
+	// skipped are the unreadable images left out (--skip-bad): those the
+	// image loaders skipped, and those without features (extracted now or
+	// read from the cache), counted once each.
+	skipped := map[string]bool{}
+	noFeatures := func(d *data.Dataset, feats [][]float32) {
+		for i, f := range feats {
+			if f == nil {
+				skipped[d.Samples[i].Path] = true
+			}
+		}
+	}
 
 	// Features of the frozen backbone, computed once (or read from the
 	// cache) for the head strategy and for auto's measurement.
@@ -395,12 +406,14 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		if trainViews, err = get("train", splits.Train, views, t); err != nil {
 			return err
 		}
+		noFeatures(splits.Train, trainViews[0])
 		if splits.Val != nil {
 			v, err := get("val", splits.Val, 1, evalT)
 			if err != nil {
 				return err
 			}
 			valFeats = v[0]
+			noFeatures(splits.Val, valFeats)
 		}
 		return nil
 	}
@@ -513,14 +526,21 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 		res.StopReason = "patience"
 	}
 	for _, l := range bad {
-		res.Skipped += len(l.Bad())
+		for path := range l.Bad() {
+			skipped[path] = true
+		}
 	}
+	res.Skipped = len(skipped)
 	var intr *Interrupted
 	if errors.As(err, &intr) {
-		// last.* holds the weights at the interruption; the checkpoint
-		// stays at the end of the last complete epoch, so that --resume
-		// repeats the interrupted epoch exactly.
+		// last.* holds the weights at the interruption; the checkpoints
+		// (checkpoint.safetensors, and checkpoint.pt made from it) stay at
+		// the end of the last complete epoch, so that --resume repeats the
+		// interrupted epoch exactly.
 		if serr := w.saveModel("last"); serr != nil {
+			return nil, serr
+		}
+		if serr := w.savedTorchCheckpoint(); serr != nil {
 			return nil, serr
 		}
 		if ctx.Err() != nil {
@@ -816,7 +836,35 @@ func (w *runWriter) finish() error {
 	if err := os.Rename(f.Name(), filepath.Join(w.dir, "optimizer.pt")); err != nil {
 		return err
 	}
-	return w.saveTorchCheckpoint(w.epochs, osd, w.sched)
+	return w.saveTorchCheckpoint(w.epochs, w.model.StateDict(), osd, w.sched)
+}
+
+// savedTorchCheckpoint writes checkpoint.pt after an interruption, from
+// checkpoint.safetensors: the state at the end of the last complete epoch
+// (the live model and optimizer are part-way into the next one, and the
+// schedule has not yet stepped for it), so that resuming in PyTorch starts
+// where --resume does. Without a complete epoch there is nothing to write.
+func (w *runWriter) savedTorchCheckpoint() error {
+	if w.sched == nil {
+		return nil
+	}
+	path := filepath.Join(w.dir, "checkpoint.safetensors")
+	c, err := formats.Open(path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var model nn.StateDict
+	for _, n := range c.Tensors {
+		if name, ok := cutPrefix(n.Name, "model."); ok {
+			model = append(model, nn.Named{Name: name, Tensor: n.Tensor})
+		}
+	}
+	osd, err := optim.FromCheckpoint(c, "optimizer")
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", path, err)
+	}
+	return w.saveTorchCheckpoint(w.epochs, model, osd, w.sched)
 }
 
 // saveCheckpoint writes checkpoint.safetensors after epochs complete
@@ -846,9 +894,9 @@ func (w *runWriter) saveCheckpoint(epochs int) error {
 // state_dict, an OrderedDict), "optimizer" (optimizer.state_dict()),
 // "scheduler" (scheduler.state_dict())}, each of which torch's
 // load_state_dict takes, so training can resume in PyTorch too.
-func (w *runWriter) saveTorchCheckpoint(epochs int, osd *optim.StateDict, sched optim.Scheduler) error {
+func (w *runWriter) saveTorchCheckpoint(epochs int, sd nn.StateDict, osd *optim.StateDict, sched optim.Scheduler) error {
 	model := &pickle.Dict{Ordered: true}
-	for _, t := range w.model.StateDict() {
+	for _, t := range sd {
 		model.Keys = append(model.Keys, t.Name)
 		model.Values = append(model.Values, t.Tensor)
 	}
@@ -939,6 +987,17 @@ func (w *runWriter) resume(t *Trainer) error {
 			b.Close()
 		}
 	}
+	// The best epoch's validation results, for the result when no later
+	// epoch beats it.
+	if b, err := os.ReadFile(filepath.Join(w.dir, "metrics.json")); err == nil {
+		var m struct {
+			Epoch int      `json:"epoch"`
+			Val   *Metrics `json:"val"`
+		}
+		if json.Unmarshal(b, &m) == nil && m.Epoch == w.stop.BestEpoch {
+			w.bestVal = m.Val
+		}
+	}
 	t.StartEpoch = epoch
 	t.History = append([]EpochStats(nil), w.history...)
 	return nil
@@ -949,4 +1008,29 @@ func cutPrefix(s, p string) (string, bool) {
 		return s[len(p):], true
 	}
 	return s, false
+}
+
+// RunFileMeta returns the class names and evaluation preprocessing of a
+// run's best.pt or last.pt, which carry none themselves (a torch state_dict
+// has no place for them, unlike the safetensors beside them), from the
+// config.json of the run directory they are in. ok is false for any other
+// file name, or when there is no such config.json.
+func RunFileMeta(weights string) (classes []string, pre data.Preprocess, ok bool) {
+	switch filepath.Base(weights) {
+	case "best.pt", "last.pt":
+	default:
+		return nil, pre, false
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(weights), "config.json"))
+	if err != nil {
+		return nil, pre, false
+	}
+	var rc struct {
+		Classes    []string         `json:"classes"`
+		Preprocess *data.Preprocess `json:"preprocess"`
+	}
+	if json.Unmarshal(b, &rc) != nil || len(rc.Classes) == 0 || rc.Preprocess == nil || rc.Preprocess.Crop <= 0 {
+		return nil, pre, false
+	}
+	return rc.Classes, *rc.Preprocess, true
 }

@@ -11,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
+	"github.com/ckptkit/ckpt/nn/optim"
 )
 
 // makeData writes DIR/<class>/<i>.png: class k's images are noise with
@@ -296,6 +299,7 @@ func resumeMatches(t *testing.T, cfg Config, part string, stopAfter int) {
 	if !errors.As(err, &intr) || intr.Epoch != stopAfter {
 		t.Fatalf("interrupted run: got %v, want an interruption in epoch %d", err, stopAfter+1)
 	}
+	sameCheckpoints(t, part, stopAfter)
 	cfg.Resume = cfg.Out
 	resumed, err := Finetune(context.Background(), cfg, Hooks{})
 	if err != nil {
@@ -309,6 +313,49 @@ func resumeMatches(t *testing.T, cfg Config, part string, stopAfter int) {
 		if a.TrainLoss != b.TrainLoss || a.ValLoss != b.ValLoss || a.LR != b.LR {
 			t.Errorf("epoch %d: uninterrupted loss %v/%v lr %v, resumed %v/%v lr %v", i+1, a.TrainLoss, a.ValLoss, a.LR, b.TrainLoss, b.ValLoss, b.LR)
 		}
+	}
+	if whole.BestEpoch != resumed.BestEpoch || (whole.Val == nil) != (resumed.Val == nil) ||
+		(whole.Val != nil && (whole.Val.Loss != resumed.Val.Loss || whole.Val.Top1 != resumed.Val.Top1)) {
+		t.Errorf("best epoch %d val %+v uninterrupted, %d %+v resumed", whole.BestEpoch, whole.Val, resumed.BestEpoch, resumed.Val)
+	}
+}
+
+// sameCheckpoints checks that an interrupted run's checkpoint.pt, the
+// state for resuming in PyTorch, holds what its checkpoint.safetensors
+// (what --resume reads) holds, bit for bit: the model and optimizer after
+// the last complete epoch, epochs of them, and a schedule stepped as often.
+func sameCheckpoints(t *testing.T, run string, epochs int) {
+	t.Helper()
+	open := func(name string) (map[string]*nn.Tensor, map[string]string) {
+		c, err := formats.Open(filepath.Join(run, name))
+		if err != nil {
+			t.Fatalf("after the interruption: %v", err)
+		}
+		defer c.Close()
+		ts := map[string]*nn.Tensor{}
+		for _, n := range c.Tensors {
+			x, err := nn.FromStored(n.Tensor)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, n.Name, err)
+			}
+			ts[n.Name] = x
+		}
+		return ts, c.Metadata()
+	}
+	pt, ptMeta := open("checkpoint.pt")
+	st, stMeta := open("checkpoint.safetensors")
+	if len(pt) != len(st) {
+		t.Errorf("checkpoint.pt has %d tensors, checkpoint.safetensors %d", len(pt), len(st))
+	}
+	for name, x := range st {
+		if y := pt[name]; y == nil || !slices.Equal(x.Shape(), y.Shape()) || !slices.Equal(x.Data(), y.Data()) {
+			t.Errorf("checkpoint.pt's %s differs from checkpoint.safetensors's", name)
+		}
+	}
+	want := strconv.Itoa(epochs)
+	if ptMeta["epoch"] != want || stMeta["epoch"] != want || ptMeta["scheduler.last_epoch"] != want {
+		t.Errorf("checkpoint.pt epoch %q (scheduler.last_epoch %q), checkpoint.safetensors %q; want %s complete epochs",
+			ptMeta["epoch"], ptMeta["scheduler.last_epoch"], stMeta["epoch"], want)
 	}
 }
 
@@ -404,5 +451,270 @@ func TestNewHeadInsideSequential(t *testing.T) {
 	y := nn.Infer(m.Module, nn.New(make([]float32, 2*3*32*32), 2, 3, 32, 32))
 	if got := y.Shape(); len(got) != 2 || got[1] != 3 {
 		t.Errorf("forward: got shape %v, want [2 3]", got)
+	}
+}
+
+// TestSkipBadCounted puts two truncated PNGs among a dataset's images:
+// without SkipBad the run fails naming one of them; with it, every way of
+// feeding the classifier (features extracted, features read back from the
+// disk cache, images through the backbone on every batch, and auto, which
+// measures on features and trains on them) leaves both out and counts each
+// once.
+func TestSkipBadCounted(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	makeData(t, dataDir, 3, 6)
+	var bad []string
+	for _, p := range []string{"ca/zz.png", "cb/zz.png"} {
+		good, err := os.ReadFile(filepath.Join(dataDir, "ca", "a.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad = append(bad, filepath.Join(dataDir, p))
+		if err := os.WriteFile(bad[len(bad)-1], good[:len(good)/2], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(dataDir, weights, filepath.Join(dir, "strict"))
+	cfg.Epochs = 1
+	if _, err := Finetune(context.Background(), cfg, Hooks{}); err == nil || !(strings.Contains(err.Error(), bad[0]) || strings.Contains(err.Error(), bad[1])) {
+		t.Errorf("without SkipBad: got %v, want an error naming a truncated file", err)
+	}
+	cfg.SkipBad = true
+	for _, tt := range []struct {
+		name string
+		mod  func(c *Config)
+	}{
+		{"features", func(c *Config) { c.CacheDir = filepath.Join(dir, "cache") }},
+		{"cached features", func(c *Config) { c.CacheDir = filepath.Join(dir, "cache") }},
+		{"images", func(c *Config) { c.NoCache = true }},
+		{"auto", func(c *Config) { c.Strategy = Auto }},
+	} {
+		c := cfg
+		c.Out = filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+		tt.mod(&c)
+		var logs []string
+		res, err := Finetune(context.Background(), c, Hooks{Log: func(l string) { logs = append(logs, l) }})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if res.Skipped != 2 {
+			t.Errorf("%s: got %d skipped images, want 2", tt.name, res.Skipped)
+		}
+		if tt.name == "cached features" && !slices.ContainsFunc(logs, func(l string) bool { return strings.Contains(l, "read from the cache") }) {
+			t.Errorf("cached features: the second run did not read the cache: %q", logs)
+		}
+	}
+}
+
+// TestInterruptedWhileValidating stops a run after the last training batch
+// of its first epoch, so that the context ends while the epoch is being
+// validated: that is an interruption like one between batches (last.*
+// saved, no epoch counted as complete), not a failure.
+func TestInterruptedWhileValidating(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 3, 4)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run"))
+	cfg.NoCache, cfg.Epochs = true, 2
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Finetune(ctx, cfg, Hooks{Batch: func(phase string, epoch, done, total int, _ float64) {
+		if phase == "train" && done == total {
+			cancel()
+		}
+	}})
+	var intr *Interrupted
+	if !errors.As(err, &intr) || intr.Epoch != 0 {
+		t.Fatalf("got %v, want an interruption in epoch 1", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "last.safetensors")); err != nil {
+		t.Errorf("after the interruption: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "summary.csv")); err == nil {
+		t.Errorf("summary.csv written: the interrupted epoch counted as complete")
+	}
+}
+
+// TestEarlyStoppingRestores runs EarlyStopping over three epochs whose
+// validation loss rises after the first: with Patience 2 it asks to stop at
+// the third, and Restore brings back the first epoch's weights although
+// they were changed in place since.
+func TestEarlyStoppingRestores(t *testing.T) {
+	lin := nn.NewLinear(nil, 3, 2, true)
+	first := slices.Clone(lin.Weight.Data())
+	e := &EarlyStopping{Patience: 2, Model: lin}
+	val := &Metrics{}
+	for epoch, loss := range []float64{1, 2, 3} {
+		err := e.OnEpoch(nil, &EpochStats{Epoch: epoch + 1, Val: val, ValLoss: loss})
+		if want := epoch == 2; errors.Is(err, ErrStop) != want {
+			t.Fatalf("epoch %d: got %v, want ErrStop %v", epoch+1, err, want)
+		}
+		for i := range lin.Weight.Data() {
+			lin.Weight.Data()[i] += 1
+		}
+	}
+	if e.BestEpoch != 1 || e.Best != 1 {
+		t.Errorf("got best epoch %d loss %v, want 1, 1", e.BestEpoch, e.Best)
+	}
+	if err := e.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(lin.Weight.Data(), first) {
+		t.Errorf("after Restore: weights %v, want the first epoch's %v", lin.Weight.Data(), first)
+	}
+}
+
+// TestPatienceStopsAtBest trains a head with a learning rate large enough
+// that the validation loss rises after an early best epoch: with Patience 1
+// the run stops one epoch after its best, and the run's result, metrics.json
+// and best.* are that best epoch's, while last.* holds the final weights.
+func TestPatienceStopsAtBest(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 3, 8)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run"))
+	cfg.Epochs, cfg.Patience, cfg.LR = 30, 1, 20
+	res, err := Finetune(context.Background(), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StopReason != "patience" || res.Epochs != res.BestEpoch+1 || res.Epochs >= cfg.Epochs {
+		t.Fatalf("got stop reason %q after %d epochs, best %d; want patience one epoch after the best", res.StopReason, res.Epochs, res.BestEpoch)
+	}
+	best := res.History[res.BestEpoch-1]
+	for _, s := range res.History {
+		if s.ValLoss < best.ValLoss {
+			t.Errorf("epoch %d has val loss %v, below the best epoch %d's %v", s.Epoch, s.ValLoss, res.BestEpoch, best.ValLoss)
+		}
+	}
+	var m struct {
+		Epoch int     `json:"epoch"`
+		Val   Metrics `json:"val"`
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if res.Val.Loss != best.ValLoss || m.Epoch != res.BestEpoch || m.Val.Loss != best.ValLoss {
+		t.Errorf("result val loss %v, metrics.json epoch %d loss %v; want the best epoch %d's %v", res.Val.Loss, m.Epoch, m.Val.Loss, res.BestEpoch, best.ValLoss)
+	}
+	bw, lw := readState(t, filepath.Join(cfg.Out, "best.safetensors")), readState(t, filepath.Join(cfg.Out, "last.safetensors"))
+	if slices.Equal(bw["fc.weight"], lw["fc.weight"]) {
+		t.Errorf("best.safetensors and last.safetensors hold the same classifier, want the best epoch's and the last's")
+	}
+}
+
+// TestTimeLimit gives a run less time than its first batch takes: it stops
+// as an interruption does, saving last.*, but returns its result, with the
+// time limit as the reason.
+func TestTimeLimit(t *testing.T) {
+	dir := t.TempDir()
+	makeData(t, filepath.Join(dir, "data"), 3, 4)
+	weights, _ := saveWeights(t, dir, "resnet18")
+	cfg := baseConfig(filepath.Join(dir, "data"), weights, filepath.Join(dir, "run"))
+	cfg.NoCache, cfg.TimeLimit = true, time.Millisecond
+	res, err := Finetune(context.Background(), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StopReason != "time limit" || res.Epochs >= cfg.Epochs {
+		t.Errorf("got stop reason %q after %d epochs, want the time limit before %d", res.StopReason, res.Epochs, cfg.Epochs)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "last.safetensors")); err != nil {
+		t.Errorf("after the time limit: %v", err)
+	}
+}
+
+// TestNewOptimizer checks how the command's optimizer flags become
+// torch.optim's: the algorithm, momentum and Nesterov for SGD only, weight
+// decay, and for full and partial with --backbone-lr-mult two groups, the
+// backbone's at lr×mult first and the classifier's at lr (one group
+// otherwise, and always for head, where only the classifier trains).
+func TestNewOptimizer(t *testing.T) {
+	dir := t.TempDir()
+	weights, _ := saveWeights(t, dir, "resnet18")
+	m, err := NewModel("resnet18", weights, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		cfg    Config
+		st     Strategy
+		alg    optim.Algorithm
+		groups []float64 // learning rates as multiples of LR (lr*mult, as torch's lr=args.lr*mult)
+	}{
+		{"sgd nesterov full", Config{Optimizer: "sgd", LR: 0.1, Momentum: 0.9, Nesterov: true, BackboneLRMult: 0.1, WeightDecay: 1e-4}, Full, optim.SGD, []float64{0.1, 1}},
+		{"adam partial", Config{Optimizer: "adam", LR: 0.001, BackboneLRMult: 0.5, WeightDecay: 1e-4}, Partial, optim.Adam, []float64{0.5, 1}},
+		{"adamw full, mult 1", Config{Optimizer: "adamw", LR: 0.001, BackboneLRMult: 1, WeightDecay: 0.01}, Full, optim.AdamW, []float64{1}},
+		{"sgd head", Config{Optimizer: "sgd", LR: 0.1, Momentum: 0.9, BackboneLRMult: 0.1}, Head, optim.SGD, []float64{1}},
+	} {
+		for i, mult := range tt.groups {
+			if mult != 1 {
+				tt.groups[i] = tt.cfg.LR * mult
+			} else {
+				tt.groups[i] = tt.cfg.LR
+			}
+		}
+		if err := m.Apply(tt.st, 1); err != nil {
+			t.Fatal(err)
+		}
+		var net nn.Module = m.Module
+		if tt.st == Head {
+			net = m.Head
+		}
+		o, err := newOptimizer(tt.cfg, m, tt.st, net)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var lrs []float64
+		for _, g := range o.Groups {
+			lrs = append(lrs, g.LR)
+			wantMom := 0.0
+			if tt.alg == optim.SGD {
+				wantMom = tt.cfg.Momentum
+			}
+			if g.Momentum != wantMom || g.Nesterov != tt.cfg.Nesterov || g.WeightDecay != tt.cfg.WeightDecay {
+				t.Errorf("%s: group hyper-parameters %+v, want momentum %v nesterov %v weight decay %v", tt.name, g.Hyper, wantMom, tt.cfg.Nesterov, tt.cfg.WeightDecay)
+			}
+		}
+		if o.Algorithm != tt.alg || !slices.Equal(lrs, tt.groups) {
+			t.Errorf("%s: got %v with group learning rates %v, want %v with %v", tt.name, o.Algorithm, lrs, tt.alg, tt.groups)
+		}
+		if last := o.Groups[len(o.Groups)-1].Params; len(o.Groups) == 2 && (len(last) != 2 || last[0] != m.Head.Weight) {
+			t.Errorf("%s: the last group holds %d tensors, want the classifier's weight and bias", tt.name, len(last))
+		}
+	}
+	if _, err := newOptimizer(Config{Optimizer: "rmsprop", LR: 0.1}, m, Full, m.Module); err == nil || !strings.Contains(err.Error(), "rmsprop") {
+		t.Errorf("unknown optimizer: got %v, want an error naming it", err)
+	}
+}
+
+// TestRunFileMeta reads a run's classes and preprocessing for its best.pt
+// and last.pt from config.json, and for no other file: a Hugging Face
+// directory's config.json beside pytorch_model.bin is not a run's.
+func TestRunFileMeta(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `{"arch":"resnet18","classes":["a","b"],"preprocess":{"resize":37,"crop":32,"interpolation":"bilinear","mean":[0.5,0.5,0.5],"std":[0.2,0.2,0.2]}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"best.pt", "last.pt"} {
+		classes, pre, ok := RunFileMeta(filepath.Join(dir, name))
+		if !ok || !slices.Equal(classes, []string{"a", "b"}) || pre.Resize != 37 || pre.Crop != 32 || pre.Std[1] != 0.2 {
+			t.Errorf("%s: got %v %+v %v, want the config's classes and preprocessing", name, classes, pre, ok)
+		}
+	}
+	if _, _, ok := RunFileMeta(filepath.Join(dir, "pytorch_model.bin")); ok {
+		t.Error("pytorch_model.bin: took config.json for a run's")
+	}
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures":["ResNetForImageClassification"],"num_labels":2}`), 0o644)
+	if _, _, ok := RunFileMeta(filepath.Join(dir, "best.pt")); ok {
+		t.Error("a config.json without classes and preprocessing: took it for a run's")
 	}
 }

@@ -74,10 +74,10 @@ var ErrStop = errors.New("train: stop")
 
 // Trainer runs the training loop: for every epoch, every batch of Train goes
 // through Net, the cross-entropy Loss, backward and an optimizer step; then
-// Sched steps once, Val is evaluated, and the callbacks run.
+// Val is evaluated, Sched steps once, and the callbacks run.
 //
-// Evaluation runs inside nn.NoGrad, which is process-wide today: do not run
-// a Trainer while another goroutine trains.
+// Evaluation runs inside nn.NoGrad, which covers the calling goroutine
+// only, so Trainers in other goroutines keep training meanwhile.
 type Trainer struct {
 	Net   nn.Module
 	Opt   *optim.Optimizer
@@ -113,7 +113,9 @@ func (e *Interrupted) Error() string {
 func (e *Interrupted) Unwrap() error { return e.Err }
 
 // Run trains until Epochs, a callback's ErrStop, or ctx's end (checked
-// before every batch; Run then returns an *Interrupted). The optimizer has
+// before every batch and during validation; Run then returns an
+// *Interrupted, and the interrupted epoch counts as not run: the schedule
+// steps and the callbacks see an epoch only once it is validated). The optimizer has
 // taken every step of the batches it reported.
 func (t *Trainer) Run(ctx context.Context) error {
 	now := t.Now
@@ -157,16 +159,22 @@ func (t *Trainer) Run(ctx context.Context) error {
 		if stopped != nil {
 			return &Interrupted{Epoch: epoch, Batch: bi, Err: stopped}
 		}
-		if t.Sched != nil {
-			t.Sched.Step()
-		}
 		s := EpochStats{Epoch: epoch + 1, LR: lr, TrainLoss: acc.Loss(), TrainTop1: acc.Top1(), Images: acc.n}
 		if t.Val != nil {
 			m, err := Evaluate(ctx, t.Net, t.Val, t.Classes)
+			if err != nil && ctx.Err() != nil {
+				// Stopped while validating: the epoch is not complete
+				// (no schedule step, no callbacks), as if stopped after its
+				// last batch.
+				return &Interrupted{Epoch: epoch, Batch: bi, Err: ctx.Err()}
+			}
 			if err != nil {
 				return err
 			}
 			s.Val, s.ValLoss, s.ValTop1, s.ValTop5 = m, m.Loss, m.Top1, m.Top5
+		}
+		if t.Sched != nil {
+			t.Sched.Step()
 		}
 		s.Seconds = now().Sub(start).Seconds()
 		t.History = append(t.History, s)

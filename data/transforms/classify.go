@@ -26,7 +26,7 @@ const MaxPixels = 100 << 20
 //
 // JPEG files are decoded with libjpeg's integer inverse DCT, so ToRGB gives
 // Pillow's bytes; the kinds that decoder does not handle (arithmetic coding,
-// 12-bit, CMYK and RGB-coded files, unusual sampling factors, frames over
+// 12-bit, YCCK and RGB-coded files, unusual sampling factors, frames over
 // its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
 // differ from Pillow by a few levels.
 //

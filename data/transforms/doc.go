@@ -9,9 +9,9 @@
 // same bytes as torchvision. JPEG inputs do too: Decode uses its own JPEG
 // decoder (internal/jpeg) with libjpeg's integer inverse DCT, and ToRGB
 // libjpeg's chroma upsampling and colour conversion. JPEG kinds that decoder
-// leaves to image/jpeg (arithmetic coding, 12-bit, CMYK or RGB-coded files,
-// sampling other than 4:4:4, 4:2:2, 4:2:0 and 4:4:0) can differ by a few
-// levels.
+// leaves to image/jpeg (arithmetic coding, 12-bit, YCCK or RGB-coded files,
+// sampling other than 4:4:4, 4:2:2, 4:2:0 and 4:4:0, or subsampled CMYK)
+// can differ by a few levels.
 //
 // Decoding covers JPEG, PNG and WebP, and Decode followed by ToRGB gives the
 // bytes of Pillow's Image.open(f).convert("RGB") (checked against Pillow 9.4

@@ -31,7 +31,8 @@ type RGB struct {
 //     [0, 255], not scaled: Pillow's I -> RGB conversion clips;
 //   - *image.NRGBA64 and opaque *image.RGBA64 (16-bit colour or gray+alpha
 //     PNGs, Pillow's RGBA and RGB) keep the high byte of each sample;
-//   - *image.YCbCr is converted as libjpeg converts JPEG (see ycbcrToRGB).
+//   - *image.YCbCr is converted as libjpeg converts JPEG (see ycbcrToRGB);
+//   - *image.CMYK (a CMYK JPEG) as Pillow's cmyk2rgb converts it.
 //
 // Lossy WebP must come from Decode, which converts it as libwebp does: the
 // YCbCr planes of golang.org/x/image/webp would be taken for a JPEG's.
@@ -53,6 +54,21 @@ func ToRGB(img image.Image) *RGB {
 		if rgb := ycbcrToRGB(m); rgb != nil {
 			return rgb
 		}
+	case *image.CMYK:
+		// Pillow's cmyk2rgb: each channel (255-k) - (255-k)·c/255, the
+		// product rounded as MULDIV255 rounds it.
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := 0; x < out.W; x++ {
+				nk := 255 - int(row[4*x+3])
+				for c := range 3 {
+					t := int(row[4*x+c])*nk + 128
+					out.Pix[i+c] = uint8(nk - ((t>>8)+t)>>8)
+				}
+				i += 3
+			}
+		}
+		return out
 	case *image.Gray:
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			row := m.Pix[m.PixOffset(b.Min.X, y):]

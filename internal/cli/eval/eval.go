@@ -49,7 +49,8 @@ per-class precision, recall and F1, and the confusion matrix.
 DIR is an ImageFolder (DIR/<class>/<images>), a directory with a val/ (or
 valid/, validation/) folder, which is used, or a CSV file of path,label rows.
 Weights written by 'ckpt finetune' carry their class names and
-preprocessing, and are used with them; otherwise classes are the dataset's
+preprocessing (best.pt and last.pt through the run's config.json), and are
+used with them; otherwise classes are the dataset's
 sorted folder names and the preprocessing is the architecture's
 (--image-size changes the crop, keeping the resize ratio). --json prints the
 same object as a run's metrics.json "val". An ONNX model (--weights
@@ -79,8 +80,12 @@ preprocessing at its input size.`,
 }
 
 // runMeta reads the class names and preprocessing 'ckpt finetune' stores in
-// a safetensors file's metadata.
+// a safetensors file's metadata, or for a run's best.pt or last.pt in the
+// run's config.json.
 func runMeta(path string) (classes []string, pre *data.Preprocess, err error) {
+	if classes, p, ok := train.RunFileMeta(path); ok {
+		return classes, &p, nil
+	}
 	c, err := formats.Open(path)
 	if err != nil {
 		return nil, nil, cmdutil.FileError(path, err)
@@ -189,7 +194,7 @@ func evalRun(o *Options) error {
 		return err
 	}
 	if n := len(l.Bad()); n > 0 {
-		fmt.Fprintf(o.IO.ErrOut, "skipped %d unreadable images\n", n)
+		fmt.Fprintf(o.IO.ErrOut, "skipped %s\n", cmdutil.Plural(n, "unreadable image"))
 	}
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, metrics)

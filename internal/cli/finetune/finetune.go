@@ -52,7 +52,8 @@ write a run directory.
 Data: DIR/<class>/<images> (a seeded split stratified by class holds out
 --val-split for validation), DIR/train/ with DIR/val/ (or valid/,
 validation/), or a CSV file of path,label rows. JPEG, PNG and WebP images;
-grayscale, palette and RGBA images become RGB as Pillow's convert("RGB").
+grayscale, palette, RGBA and CMYK images become RGB as Pillow's
+convert("RGB").
 
 Strategies (--strategy):
   head     the backbone frozen (no gradients, BatchNorms in eval mode), a new
@@ -78,7 +79,8 @@ ONNX backbones: --weights model.onnx without --arch imports the exported
 classifier and replaces its last Gemm by a new classifier; every strategy
 works. A stage (partial --unfreeze K) is one node that reads parameters
 (a Conv, BatchNormalization, Gemm...), counted back from the classifier in
-the graph's execution order. full trains every float initializer that
+the graph's execution order; a parameter several nodes read belongs to the
+stage of the first. full trains every float initializer that
 feeds a weight; BatchNormalization nodes train (batch statistics) only if
 the export kept them (torch.onnx.export with
 training=TrainingMode.PRESERVE, do_constant_folding=False): a default
@@ -241,14 +243,18 @@ func finetuneRun(o *Options) error {
 	p.clear()
 	var intr *train.Interrupted
 	if errors.As(err, &intr) {
-		fmt.Fprintf(o.IO.ErrOut, "ckpt: interrupted in epoch %d: saved %s/last.*; continue with --resume %s\n", intr.Epoch+1, c.Out, c.Out)
-		return &cmdutil.ExitError{Code: ExitInterrupted, Err: err}
+		return &cmdutil.ExitError{Code: ExitInterrupted, Err: &interruption{intr, c.Out}}
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped before the first batch (reading the data, extracting
+		// features): there is no new state to save.
+		return &cmdutil.ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted before training started; nothing saved")}
 	}
 	if err != nil {
 		return err
 	}
 	if res.Skipped > 0 {
-		fmt.Fprintf(o.IO.ErrOut, "skipped %d unreadable images\n", res.Skipped)
+		fmt.Fprintf(o.IO.ErrOut, "skipped %s\n", cmdutil.Plural(res.Skipped, "unreadable image"))
 	}
 	if o.JSON {
 		return cmdutil.WriteJSON(o.IO.Out, res)
@@ -261,6 +267,20 @@ func finetuneRun(o *Options) error {
 	}
 	return nil
 }
+
+// interruption is a run stopped by Ctrl-C, reported on one line with how to
+// continue it.
+type interruption struct {
+	*train.Interrupted
+	out string
+}
+
+func (e *interruption) Error() string {
+	return fmt.Sprintf("interrupted in epoch %d after batch %d: saved %s/last.*; continue with --resume %s",
+		e.Epoch+1, e.Batch, e.out, e.out)
+}
+
+func (e *interruption) Unwrap() error { return e.Interrupted }
 
 // printer shows progress: a redrawn line on a terminal, one line per epoch
 // otherwise, notes on stderr.
@@ -306,12 +326,16 @@ func (p *printer) batch(phase string, epoch, done, total int, loss float64) {
 		return
 	}
 	p.last = now
-	el := now.Sub(p.start).Seconds()
-	rate := float64(done) / math.Max(el, 1e-9)
-	eta := time.Duration(float64(total-done)/math.Max(rate, 1e-9)) * time.Second
 	s := fmt.Sprintf("%s %d/%d", phase, done, total)
 	if phase == "train" {
-		s = fmt.Sprintf("epoch %d  batch %d/%d  loss %.4f  %.0f images/s  ETA %s", epoch+1, done, total, loss, rate*float64(p.size), eta.Round(time.Second))
+		s = fmt.Sprintf("epoch %d  batch %d/%d  loss %.4f", epoch+1, done, total, loss)
+		// The clock starts when the first batch is done: the rate is that
+		// of the batches since, none yet at the first.
+		if el := now.Sub(p.start).Seconds(); done > 1 && el > 0 {
+			rate := float64(done-1) / el
+			eta := time.Duration(float64(total-done) / rate * float64(time.Second))
+			s += fmt.Sprintf("  %.0f images/s  ETA %s", rate*float64(p.size), eta.Round(time.Second))
+		}
 	}
 	fmt.Fprintf(p.ios.ErrOut, "\r\x1b[K%s", s)
 	p.drawn = true

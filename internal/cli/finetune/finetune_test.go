@@ -11,13 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 	"github.com/ckptkit/ckpt/internal/cli/cmdutil"
 	"github.com/ckptkit/ckpt/internal/cli/eval"
+	"github.com/ckptkit/ckpt/internal/cli/predict"
 	"github.com/ckptkit/ckpt/internal/testenv"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
@@ -118,7 +122,9 @@ func saveWeights(t testing.TB, path, arch string) {
 
 // TestFinetuneThenEval trains a head on cached features, then evaluates
 // best.safetensors with `ckpt eval`, which runs the whole model on the
-// images: both must report the same validation results.
+// images: both must report the same validation results; `ckpt predict` with
+// the same weights must get the same images right, by the class names and
+// preprocessing the weights record.
 func TestFinetuneThenEval(t *testing.T) {
 	dir := t.TempDir()
 	makeData(t, filepath.Join(dir, "data", "train"), 3, 5)
@@ -182,6 +188,69 @@ func TestFinetuneThenEval(t *testing.T) {
 			}
 		}
 	}
+	predictAgrees(t, filepath.Join(run, "best.safetensors"), filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
+	// best.pt carries no metadata; its run's config.json has the classes
+	// and the preprocessing.
+	predictAgrees(t, filepath.Join(run, "best.pt"), filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
+	ios, stdout, stderr = clitest.Streams()
+	ev = eval.NewCmdEval(ios, nil)
+	ev.SetArgs([]string{"--arch", "resnet18", "--weights", filepath.Join(run, "best.pt"), "--data", filepath.Join(dir, "data"), "--json"})
+	if err := ev.Execute(); err != nil {
+		t.Fatalf("eval best.pt: %v\n%s", err, stderr)
+	}
+	var pt train.Metrics
+	if err := json.Unmarshal(stdout.Bytes(), &pt); err != nil {
+		t.Fatal(err)
+	}
+	if pt.Top1 != want.Val.Top1 || math.Abs(pt.Loss-want.Val.Loss) > 1e-5*math.Max(1, want.Val.Loss) || !slices.Equal(pt.Classes, want.Val.Classes) {
+		t.Errorf("eval best.pt: got top1 %v loss %v classes %v; metrics.json top1 %v loss %v classes %v",
+			pt.Top1, pt.Loss, pt.Classes, want.Val.Top1, want.Val.Loss, want.Val.Classes)
+	}
+}
+
+// predictAgrees runs `ckpt predict --json` with a run's weights on every
+// image of valDir (an ImageFolder of the run's classes) and checks that it
+// needs neither labels nor preprocessing flags: each label printed is the
+// class name the weights record for its index, the images whose top label
+// is their folder's name are as many as val (the run's metrics.json)
+// counts right, and the mean -log of the probability predict gives each
+// image's own class is val's loss (to float32 rounding: the same model on
+// the same preprocessed images).
+func predictAgrees(t *testing.T, weights, valDir string, val train.Metrics, flags ...string) {
+	t.Helper()
+	ios, stdout, stderr := clitest.Streams()
+	cmd := predict.NewCmdPredict(ios, nil)
+	k := strconv.Itoa(len(val.Classes))
+	cmd.SetArgs(append([]string{valDir, "--weights", weights, "--topk", k, "--json"}, flags...))
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("predict %s: %v\n%s", weights, err, stderr)
+	}
+	right, n, loss := 0, 0, 0.0
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var p predict.Prediction
+		if err := json.Unmarshal([]byte(line), &p); err != nil || len(p.Top) != len(val.Classes) {
+			t.Fatalf("predict --json line %q: %v", line, err)
+		}
+		truth := filepath.Base(filepath.Dir(p.Image))
+		for rank, c := range p.Top {
+			if c.Index < 0 || c.Index >= len(val.Classes) || c.Label != val.Classes[c.Index] {
+				t.Fatalf("%s: got class %d %q, want one of the run's classes %v by its index", p.Image, c.Index, c.Label, val.Classes)
+			}
+			if c.Label == truth {
+				loss -= math.Log(c.Prob)
+				if rank == 0 {
+					right++
+				}
+			}
+		}
+		n++
+	}
+	if n != val.N || right != int(math.Round(val.Top1*float64(val.N))) {
+		t.Errorf("predict with %s: %d of %d images right, want metrics.json's top-1 %v of %d", filepath.Base(weights), right, n, val.Top1, val.N)
+	}
+	if loss /= float64(max(1, n)); math.Abs(loss-val.Loss) > 1e-5*math.Max(1, val.Loss) {
+		t.Errorf("predict with %s: mean loss %v over its probabilities, want metrics.json's %v", filepath.Base(weights), loss, val.Loss)
+	}
 }
 
 func TestFinetuneInterrupted(t *testing.T) {
@@ -202,8 +271,15 @@ func TestFinetuneInterrupted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "run", "last.safetensors")); err != nil {
 		t.Errorf("after Ctrl-C: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "--resume") {
-		t.Errorf("stderr: got %q, want the resume hint", stderr)
+	if msg := err.Error(); !strings.Contains(msg, "--resume "+o.Config.Out) || strings.Contains(msg, "\n") || strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("got error %q and stderr %q, want one line with the resume hint", msg, stderr)
+	}
+	// head extracts features before training: Ctrl-C there is an
+	// interruption too, with nothing to resume.
+	o.Strategy, o.Config.Out = "head", filepath.Join(dir, "run-head")
+	err = finetuneRun(o)
+	if cmdutil.ExitCode(err) != ExitInterrupted || err == nil || !strings.Contains(err.Error(), "before training") {
+		t.Errorf("head, Ctrl-C while extracting features: got %v (exit %d), want an interruption before training, exit %d", err, cmdutil.ExitCode(err), ExitInterrupted)
 	}
 }
 
@@ -236,7 +312,8 @@ func TestResumeTakesTheRunsConfig(t *testing.T) {
 // --keep-bn) from the command line, then evaluates RUN/best.onnx with
 // `ckpt eval`: the trained convolutions and BatchNorm statistics written
 // back must give metrics.json's results (to float32 rounding of the loss:
-// the run evaluated the same graph with the same weights).
+// the run evaluated the same graph with the same weights), and `ckpt
+// predict` on best.onnx must name the run's classes and get as many right.
 func TestFinetuneONNXFullThenEval(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping torch interop in -short mode")
@@ -284,5 +361,32 @@ func TestFinetuneONNXFullThenEval(t *testing.T) {
 	if got.Top1 != want.Val.Top1 || got.N != want.Val.N || math.Abs(got.Loss-want.Val.Loss) > 1e-5*math.Max(1, want.Val.Loss) {
 		t.Errorf("eval of best.onnx: got top1 %v loss %v n %d; metrics.json top1 %v loss %v n %d",
 			got.Top1, got.Loss, got.N, want.Val.Top1, want.Val.Loss, want.Val.N)
+	}
+	predictAgrees(t, filepath.Join(run, "best.onnx"), filepath.Join(dir, "data", "val"), want.Val)
+}
+
+// TestProgress draws the training progress line on a terminal: the first
+// batch shows its loss but no rate yet (nothing has been timed), a later one
+// the images per second and the epoch's ETA; off a terminal nothing is
+// drawn.
+func TestProgress(t *testing.T) {
+	ios, _, stderr := clitest.Streams()
+	ios.ErrIsTerminal = true
+	p := newPrinter(ios, 4)
+	p.batch("train", 0, 1, 5, 1.25)
+	if got := stderr.String(); !strings.Contains(got, "epoch 1  batch 1/5  loss 1.2500") || strings.Contains(got, "images/s") {
+		t.Errorf("first batch: got %q, want its loss and no rate", got)
+	}
+	time.Sleep(20 * time.Millisecond)
+	stderr.Reset()
+	p.batch("train", 0, 5, 5, 0.5)
+	if got := stderr.String(); !strings.Contains(got, "batch 5/5  loss 0.5000") || !strings.Contains(got, " images/s  ETA 0s") {
+		t.Errorf("last batch: got %q, want the rate and ETA", got)
+	}
+	ios, _, stderr = clitest.Streams()
+	p = newPrinter(ios, 4)
+	p.batch("train", 0, 1, 5, 1)
+	if stderr.Len() != 0 {
+		t.Errorf("off a terminal: got %q, want nothing", stderr)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/ckptkit/ckpt/internal/cli/modelcmd"
 	"github.com/ckptkit/ckpt/nn"
 	"github.com/ckptkit/ckpt/nn/models"
+	"github.com/ckptkit/ckpt/train"
 )
 
 // Options are the inputs of `ckpt predict`.
@@ -79,8 +80,9 @@ per image as it is classified, and with --json one JSON object per line
 
 Labels are the 1000 ImageNet classes when the classifier has 1000 outputs,
 or the lines of --labels (one label per line, in class order), or the class
-names a finetune run records in its weights (best.safetensors), whose
-preprocessing predict then uses too. Without
+names a finetune run records in its weights (best.safetensors; for
+best.pt and last.pt, the run's config.json), whose preprocessing predict
+then uses too. Without
 --arch, the architecture is the registered one whose keys and shapes the
 weights match exactly (said on stderr).
 
@@ -280,6 +282,16 @@ func predictRun(o *Options) error {
 	m, err := modelcmd.Load(o.IO, o.Weights, o.Arch, o.NumClasses, o.Load)
 	if err != nil {
 		return err
+	}
+	if classes, rp, ok := train.RunFileMeta(o.Weights); ok && m.Meta["classes"] == "" && m.Meta["preprocess"] == "" {
+		// A run's best.pt or last.pt: what its safetensors records, from
+		// the run's config.json.
+		if m.Meta == nil {
+			m.Meta = map[string]string{}
+		}
+		cj, _ := json.Marshal(classes)
+		pj, _ := json.Marshal(rp)
+		m.Meta["classes"], m.Meta["preprocess"] = string(cj), string(pj)
 	}
 	pre, err := preprocessing(o, m)
 	if err != nil {

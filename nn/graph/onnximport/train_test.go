@@ -252,3 +252,74 @@ func TestStateDictToSafetensors(t *testing.T) {
 		}
 	}
 }
+
+// constGen is an nn.Generator that always draws u: a uniform
+// initialisation in ±bound then fills every element with bound·(2u-1), so
+// the bound, hence the fan-in ReInit used, can be read off each tensor.
+type constGen float64
+
+func (g constGen) Float64() float64     { return float64(g) }
+func (g constGen) NormFloat64() float64 { return float64(g) }
+
+// TestReInit re-initialises a hand-built graph with a generator that always
+// draws 0.75 and checks each parameter against torch's default for a new
+// layer of its shape: Conv and Gemm weights and biases uniform in
+// ±1/sqrt(fan_in) (so 0.5/sqrt(fan_in) here), BatchNormalization 1, 0 with
+// running statistics 0, 1, PRelu 0.25, LayerNormalization 1, 0. The Gemm
+// weight is read again by a MatMul, which would give it another fan-in (6,
+// not 4): it must keep the first reader's. An initializer that no
+// parameter slot reads (an Add's constant) is reported and left as it was.
+func TestReInit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	m := model(17, []*onnx.Node{
+		node("Conv", []string{"x", "cw", "cb"}, []string{"c1"}, ais("kernel_shape", 3, 3)),
+		node("BatchNormalization", []string{"c1", "bs", "bb", "mean", "var"}, []string{"b1"}),
+		node("PRelu", []string{"b1", "slope"}, []string{"p1"}),
+		node("Conv", []string{"p1", "cw2"}, []string{"c2"}, ais("kernel_shape", 1, 1)),
+		node("Add", []string{"c2", "shift"}, []string{"a1"}),
+		node("GlobalAveragePool", []string{"a1"}, []string{"g1"}),
+		node("Flatten", []string{"g1"}, []string{"f"}),
+		node("Gemm", []string{"f", "gw", "gb"}, []string{"h"}, ai("transB", 1)),
+		node("MatMul", []string{"h", "gw"}, []string{"mm"}),
+		node("LayerNormalization", []string{"mm", "ls", "lb"}, []string{"y"}, ai("axis", -1)),
+	}, []*onnx.TensorProto{
+		floatInit("cw", rng, 4, 2, 3, 3), floatInit("cb", rng, 4),
+		floatInit("bs", rng, 4), floatInit("bb", rng, 4), floatInit("mean", rng, 4), positiveInit("var", rng, 4),
+		floatInit("slope", rng, 4, 1, 1), floatInit("cw2", rng, 4, 4, 1, 1), floatInit("shift", rng, 4, 1, 1),
+		floatInit("gw", rng, 6, 4), floatInit("gb", rng, 6), floatInit("ls", rng, 4), floatInit("lb", rng, 4),
+	}, []*onnx.ValueInfo{vi("x", onnx.Float, -1, 2, 5, 5)}, []*onnx.ValueInfo{vi("y", onnx.Float, -1, 4)})
+	g, err := Import(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shift := append([]float32{}, g.Live("shift").Data()...)
+	kept := ReInit(g, constGen(0.75))
+	if strings.Join(kept, ",") != "shift" {
+		t.Errorf("got kept parameters %v, want [shift]", kept)
+	}
+	uniform := func(fanIn int) float32 {
+		b := 1 / math.Sqrt(float64(fanIn))
+		return float32(-b + 2*b*0.75)
+	}
+	want := map[string]float32{
+		"cw": uniform(2 * 3 * 3), "cb": uniform(2 * 3 * 3), "cw2": uniform(4),
+		"gw": uniform(4), "gb": uniform(4),
+		"bs": 1, "bb": 0, "mean": 0, "var": 1, "slope": 0.25, "ls": 1, "lb": 0,
+	}
+	for name, w := range want {
+		for i, v := range g.Live(name).Data() {
+			if v != w {
+				t.Errorf("%s[%d]: got %v, want %v", name, i, v, w)
+				break
+			}
+		}
+	}
+	for i, v := range g.Live("shift").Data() {
+		if v != shift[i] {
+			t.Errorf("shift[%d]: got %v, want its exported %v", i, v, shift[i])
+		}
+	}
+	if y := g.Forward(nn.Ones(2, 2, 5, 5)); !sameShape(y.Shape(), []int{2, 4}) {
+		t.Errorf("after ReInit: got output shape %v, want [2 4]", y.Shape())
+	}
+}

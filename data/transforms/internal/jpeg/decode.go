@@ -278,7 +278,7 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 	if len(b) != 6+3*n {
 		return errors.New("jpeg: bad SOF length")
 	}
-	if n != 1 && n != 3 {
+	if n != 1 && n != 3 && n != 4 {
 		return unsupported(fmt.Sprintf("%d components", n))
 	}
 	d.comps = make([]component, n)
@@ -303,11 +303,20 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 			c.coefBits[k] = -1
 		}
 	}
-	if n == 1 {
+	switch n {
+	case 1:
 		// A single component is not interleaved: blocks cover the image.
 		c := &d.comps[0]
 		c.h, c.v, d.hmax, d.vmax = 1, 1, 1, 1
-	} else {
+	case 4:
+		// CMYK: every component at full resolution, as libjpeg writes it
+		// (jpeg_set_colorspace(JCS_CMYK)) and Pillow saves it.
+		for i, c := range d.comps {
+			if c.h != 1 || c.v != 1 {
+				return unsupported(fmt.Sprintf("4 components with sampling factors %dx%d (component %d)", c.h, c.v, i))
+			}
+		}
+	default:
 		y, cb, cr := d.comps[0], d.comps[1], d.comps[2]
 		if cb.h != cr.h || cb.v != cr.v || y.h != d.hmax || y.v != d.vmax ||
 			y.h%cb.h != 0 || y.v%cb.v != 0 || y.h/cb.h > 2 || y.v/cb.v > 2 {
@@ -339,11 +348,20 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 	return nil
 }
 
-// colorSpace applies libjpeg's guess of a three-component image's colour
-// space from the markers before the first scan: JFIF means YCbCr; otherwise
-// an Adobe marker with transform 0, or component ids 'R','G','B', mean RGB,
-// which is not decoded here.
+// colorSpace applies libjpeg's guess of an image's colour space from the
+// markers before the first scan. Four components are CMYK, or YCCK (not
+// decoded here) if an Adobe marker has a transform other than 0. Of three,
+// JFIF means YCbCr; otherwise an Adobe marker with transform 0, or
+// component ids 'R','G','B', mean RGB, which is not decoded here.
 func (d *decoder) colorSpace() error {
+	if len(d.comps) == 4 {
+		// libjpeg: CMYK unless an Adobe marker says otherwise (transform 2
+		// is YCCK, any other value it also takes for YCCK).
+		if d.adobe && d.adobeTransform != 0 {
+			return unsupported(fmt.Sprintf("YCCK image (Adobe transform %d)", d.adobeTransform))
+		}
+		return nil
+	}
 	if len(d.comps) != 3 || d.jfif {
 		return nil
 	}
@@ -517,6 +535,9 @@ func (d *decoder) image() (image.Image, error) {
 	if len(d.comps) == 1 {
 		return &image.Gray{Pix: planes[0], Stride: 8 * d.comps[0].bw, Rect: r}, nil
 	}
+	if len(d.comps) == 4 {
+		return d.cmyk(planes, r), nil
+	}
 	y, cb := d.comps[0], d.comps[1]
 	var ratio image.YCbCrSubsampleRatio
 	switch [2]int{y.h / cb.h, y.v / cb.v} {
@@ -568,6 +589,23 @@ func (d *decoder) image() (image.Image, error) {
 		YStride: 8 * y.bw, CStride: 8 * cb.bw,
 		SubsampleRatio: ratio, Rect: r,
 	}, nil
+}
+
+// cmyk interleaves the four full-resolution planes of a CMYK image as
+// Pillow opens it: always as inverted samples (raw mode "CMYK;I", the
+// Adobe convention Pillow assumes for every CMYK JPEG), inverted back.
+func (d *decoder) cmyk(planes [][]uint8, r image.Rectangle) *image.CMYK {
+	img := image.NewCMYK(r)
+	stride := 8 * d.comps[0].bw
+	for y := range d.height {
+		row := img.Pix[y*img.Stride:]
+		for x := range d.width {
+			for c := range 4 {
+				row[4*x+c] = ^planes[c][y*stride+x]
+			}
+		}
+	}
+	return img
 }
 
 // upsampleH1V2 doubles a w×h plane (stride s) vertically into outH rows with

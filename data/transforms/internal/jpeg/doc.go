@@ -10,8 +10,10 @@
 // Supported: baseline and extended sequential Huffman (SOF0, SOF1) and
 // progressive Huffman (SOF2) with spectral selection and successive
 // approximation, 8-bit samples, restart intervals, one component (returned as
-// *image.Gray) or three YCbCr components (returned as *image.YCbCr) whose
-// chroma is subsampled 4:4:4, 4:2:2, 4:2:0 or 4:4:0. A 4:4:0 image, and a
+// *image.Gray), four CMYK components at full resolution (returned as
+// *image.CMYK, inverted as Pillow reads every CMYK JPEG), or three YCbCr
+// components (returned as *image.YCbCr) whose chroma is subsampled 4:4:4,
+// 4:2:2, 4:2:0 or 4:4:0. A 4:4:0 image, and a
 // 4:2:x one at most 4 pixels wide, comes back as 4:4:4 with its chroma
 // already upsampled as libjpeg-turbo does it (triangle filter for 4:4:0,
 // replication for chroma planes 1 or 2 samples wide); the other layouts keep
@@ -19,9 +21,10 @@
 //
 // Not supported, reported with an error wrapping ErrUnsupported so a caller
 // can fall back to another decoder: arithmetic coding, lossless and
-// hierarchical frames, 12-bit samples, 2 or 4 components (CMYK, YCCK),
-// RGB-coded three-component images (Adobe transform 0 or component ids
-// 'R','G','B'), other sampling layouts, DNL markers, and progressive files
+// hierarchical frames, 12-bit samples, 2 components, YCCK (four components
+// with an Adobe transform other than 0) and subsampled CMYK, RGB-coded
+// three-component images (Adobe transform 0 or component ids 'R','G','B'),
+// other sampling layouts, DNL markers, and progressive files
 // whose scans leave low-frequency coefficients incomplete (libjpeg smooths
 // those blocks; this package does not).
 //

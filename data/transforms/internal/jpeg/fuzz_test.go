@@ -53,6 +53,10 @@ func FuzzDecode(f *testing.F) {
 			if len(m.Pix) < m.Stride*(b.Dy()-1)+b.Dx() {
 				t.Fatalf("gray plane of %d bytes for %v", len(m.Pix), b)
 			}
+		case *image.CMYK:
+			if len(m.Pix) < m.Stride*(b.Dy()-1)+4*b.Dx() {
+				t.Fatalf("CMYK image of %d bytes for %v", len(m.Pix), b)
+			}
 		case *image.YCbCr:
 			_ = m.At(b.Dx()-1, b.Dy()-1) // panics if a plane is short
 		default:

@@ -3,7 +3,6 @@ package jpeg_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"os"
@@ -28,8 +27,6 @@ type pillowCase struct {
 	Width   int            `json:"width"`
 	Height  int            `json:"height"`
 	Options map[string]any `json:"options"`
-	// Fallback marks kinds this package leaves to image/jpeg (CMYK).
-	Fallback bool `json:"fallback"`
 }
 
 func loadCases(t *testing.T, dir string) []pillowCase {
@@ -78,21 +75,6 @@ func runPillowCases(t *testing.T, dir string, cases []pillowCase) {
 			want, err := os.ReadFile(filepath.Join(dir, c.Name+".rgb"))
 			if err != nil {
 				t.Fatal(err)
-			}
-			if c.Fallback {
-				// Not decoded here; transforms.Decode must still read it,
-				// with image/jpeg (whose colour conversion is not Pillow's).
-				if _, err := jpeg.Decode(data); !errors.Is(err, jpeg.ErrUnsupported) {
-					t.Fatalf("got error %v, want ErrUnsupported", err)
-				}
-				img, format, err := transforms.Decode(bytes.NewReader(data))
-				if err != nil {
-					t.Fatalf("transforms.Decode: %v", err)
-				}
-				if got := img.Bounds(); format != "jpeg" || got != image.Rect(0, 0, c.Width, c.Height) {
-					t.Fatalf("transforms.Decode: got %s image %v, want jpeg %dx%d", format, got, c.Width, c.Height)
-				}
-				return
 			}
 			img, err := jpeg.Decode(data)
 			if err != nil {
