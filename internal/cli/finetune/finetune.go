@@ -113,6 +113,9 @@ last.*, and exits 130.`,
 				if opts, err = resumeOptions(opts, cmd.Flags()); err != nil {
 					return err
 				}
+			} else if opts.Config.Optimizer == "adamw" && !cmd.Flags().Changed("weight-decay") {
+				// torch.optim.AdamW's default; SGD's and Adam's is 0.
+				opts.Config.WeightDecay = 0.01
 			}
 			if runF != nil {
 				return runF(opts)
@@ -141,7 +144,7 @@ func addFlags(f *pflag.FlagSet, opts *Options, arch bool) {
 	f.Float64Var(&c.LR, "lr", 0.01, "learning rate")
 	f.Float64Var(&c.Momentum, "momentum", 0.9, "SGD momentum")
 	f.BoolVar(&c.Nesterov, "nesterov", false, "SGD with Nesterov momentum")
-	f.Float64Var(&c.WeightDecay, "weight-decay", 0, "weight decay")
+	f.Float64Var(&c.WeightDecay, "weight-decay", 0, "weight decay (adamw: 0.01 unless given, as torch.optim.AdamW)")
 	f.Float64Var(&c.LabelSmoothing, "label-smoothing", 0, "label smoothing of the training loss")
 	f.IntVar(&c.WarmupEpochs, "warmup", 0, "epochs of linear learning-rate warm-up before the cosine schedule")
 	f.IntVar(&c.Epochs, "epochs", 10, "epochs")

@@ -50,6 +50,33 @@ func TestNewCmdFinetune(t *testing.T) {
 	}
 }
 
+// TestWeightDecayDefault: --optimizer adamw takes torch.optim.AdamW's
+// default weight decay, 0.01, unless --weight-decay is given; sgd and adam
+// keep torch's 0.
+func TestWeightDecayDefault(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want float64
+	}{
+		{[]string{"--optimizer", "adamw"}, 0.01},
+		{[]string{"--optimizer", "adamw", "--weight-decay", "0"}, 0},
+		{[]string{"--optimizer", "adamw", "--weight-decay", "0.05"}, 0.05},
+		{[]string{"--optimizer", "adam"}, 0},
+		{nil, 0},
+	} {
+		ios, _, _ := clitest.Streams()
+		var got *Options
+		cmd := NewCmdFinetune(ios, func(o *Options) error { got = o; return nil })
+		cmd.SetArgs(append([]string{"--arch", "resnet18", "--weights", "w.pt", "--data", "d", "--out", "r"}, tt.args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if got.Config.WeightDecay != tt.want {
+			t.Errorf("%v: weight decay %g, want %g", tt.args, got.Config.WeightDecay, tt.want)
+		}
+	}
+}
+
 func TestFinetuneUsageErrors(t *testing.T) {
 	tests := []struct {
 		name string
