@@ -62,16 +62,9 @@ func numpyScalar(args []any) (any, error) {
 	if !ok {
 		return nil, errors.New("first argument is not a numpy dtype")
 	}
-	var b []byte
-	switch x := args[1].(type) {
-	case []byte:
-		b = x
-	case *types.ByteArray:
-		b = *x
-	case string: // Python 2 str
-		b = []byte(x)
-	default:
-		return nil, fmt.Errorf("data is %T, not bytes", args[1])
+	b, err := bytesOf(args[1])
+	if err != nil {
+		return nil, err
 	}
 	var bo binary.ByteOrder = binary.LittleEndian
 	if d.order == '>' {
@@ -147,6 +140,8 @@ func bytesOf(v any) ([]byte, error) {
 	case []byte:
 		return x, nil
 	case *types.ByteArray:
+		return *x, nil
+	case *pyBytes:
 		return *x, nil
 	case string: // Python 2 str
 		return []byte(x), nil

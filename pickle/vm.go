@@ -282,21 +282,40 @@ func init() {
 		},
 	}
 	// bytes() and bytearray(str, "latin-1"): protocol 2 pickles empty bytes
-	// as bytes() and bytearrays as the second form.
-	for _, name := range []string{"builtins.bytes", "__builtin__.bytes", "builtins.bytearray", "__builtin__.bytearray"} {
+	// as bytes() and bytearrays as the second form. The two stay apart:
+	// CPython hashes bytes but not bytearrays.
+	for _, name := range []string{"builtins.bytes", "__builtin__.bytes"} {
+		callImpls[name] = func(args []any) (any, error) {
+			if len(args) == 0 {
+				return &pyBytes{}, nil
+			}
+			return latin1(args[0])
+		}
+	}
+	for _, name := range []string{"builtins.bytearray", "__builtin__.bytearray"} {
 		callImpls[name] = func(args []any) (any, error) {
 			if len(args) == 0 {
 				return types.NewByteArrayFromSlice(nil), nil
 			}
-			return latin1(args[0])
+			b, err := latin1(args[0])
+			if err != nil {
+				return nil, err
+			}
+			return types.NewByteArrayFromSlice(*b), nil
 		}
 	}
 	callImpls["copy_reg._reconstructor"] = callImpls["copyreg._reconstructor"]
 }
 
+// pyBytes is a Python bytes value the VM makes itself (bytes(),
+// _codecs.encode, bytes a call returns), boxed so that it can be a member of
+// gopickle's sets (Go map keys) and kept apart from *types.ByteArray, which
+// is a bytearray: CPython hashes bytes, not bytearrays.
+type pyBytes []byte
+
 // latin1 encodes a string as Latin-1, the only encoding numpy and
 // bytearray pickles use.
-func latin1(v any) (any, error) {
+func latin1(v any) (*pyBytes, error) {
 	s, ok := v.(string)
 	if !ok {
 		return nil, fmt.Errorf("got %T, want a string", v)
@@ -308,14 +327,17 @@ func latin1(v any) (any, error) {
 		}
 		b = append(b, byte(r))
 	}
-	return types.NewByteArrayFromSlice(b), nil
+	pb := pyBytes(b)
+	return &pb, nil
 }
 
-// hashable boxes bytes, the one unhashable value gopickle makes, so that a
-// value returned by a call can be a dict key or set member.
+// hashable boxes bytes, the one value gopickle makes that Go cannot use as a
+// map key, so that a value returned by a call can be a dict key or set
+// member.
 func hashable(v any) any {
 	if b, ok := v.([]byte); ok {
-		return types.NewByteArrayFromSlice(b)
+		pb := pyBytes(b)
+		return &pb
 	}
 	return v
 }
@@ -523,6 +545,8 @@ func (c *converter) convert(v any, depth int) (any, error) {
 	case []byte:
 		return x, nil
 	case *types.ByteArray:
+		return []byte(*x), nil
+	case *pyBytes:
 		return []byte(*x), nil
 	case *classRef:
 		return &Global{Module: x.module, Name: x.name}, nil
