@@ -18,6 +18,7 @@
 #               shared; 2 under nice -n 19 uses both cores when they idle)
 #   -k          keep going through the target list forever (bursts), until killed
 #   --totals    print the executions per target summed over scripts/fuzz.log
+#   --table     the same as the README's Markdown table
 # Creating the file $FUZZ_STOP (default /tmp/ckpt-fuzz.stop) stops the
 # script between two targets (killing it mid-run loses that run's figures).
 # It runs one fuzzing worker (-parallel=1) unless -j says more. New
@@ -39,7 +40,16 @@ while [ $# -gt 0 ]; do
 		awk -F'\t' 'NR > 1 && $7 == "ok" { e[$2"/"$3] += $5; n[$2"/"$3] += $6; s[$2"/"$3] += $4 }
 			END { for (k in e) printf "%-60s %12d execs %6d new %7ds\n", k, e[k], n[k], s[k] }' "$log" | sort
 		exit 0 ;;
-	*) echo "usage: scripts/fuzz.sh [-t SECONDS] [-p PATTERN] [-u EXECS] [-j WORKERS] [-k] | --totals" >&2; exit 2 ;;
+	--table)
+		echo '| target | executions | new inputs | fuzzing budget | 10M reached |'
+		echo '|---|---:|---:|---:|:---:|'
+		awk -F'\t' 'function commas(x,  s, out) { s = sprintf("%d", x); out = ""
+				while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
+				return s out }
+			NR > 1 && $7 == "ok" { e[$2"/"$3] += $5; n[$2"/"$3] += $6; s[$2"/"$3] += $4 }
+			END { for (k in e) printf "| `%s` | %s | %d | %ds | %s |\n", k, commas(e[k]), n[k], s[k], (e[k] >= 10000000 ? "yes" : "no") }' "$log" | sort
+		exit 0 ;;
+	*) echo "usage: scripts/fuzz.sh [-t SECONDS] [-p PATTERN] [-u EXECS] [-j WORKERS] [-k] | --totals | --table" >&2; exit 2 ;;
 	esac
 done
 [ -f "$log" ] || printf 'date\tpackage\ttarget\tseconds\texecs\tnew_interesting\tresult\n' > "$log"
