@@ -60,6 +60,7 @@ func softmaxRowsInPlace(x *Tensor) *Tensor {
 				s += float64(v)
 			}
 			vec.Scale(row, float32(1/s))
+			flushSubnormal(row)
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), rows)

@@ -205,3 +205,27 @@ func TestScaledDotProductAttentionInference(t *testing.T) {
 		t.Errorf("inference and recorded attention differ beyond 2e-6")
 	}
 }
+
+// TestRelativePositionBiasGather checks RelativePositionBias against its
+// definition, bias[h, i, j] = table[index[i·N+j], h], on the one-pass path
+// (a table that needs no gradient) and the composed one (one that does).
+func TestRelativePositionBiasGather(t *testing.T) {
+	const wh, ww, heads = 3, 2, 4
+	n := wh * ww
+	index := RelativePositionIndex(wh, ww)
+	for _, grad := range []bool{false, true} {
+		table := randT(7, nil, (2*wh-1)*(2*ww-1), heads)
+		table.SetRequiresGrad(grad)
+		got := RelativePositionBias(table, index, n).Data()
+		if len(got) != heads*n*n {
+			t.Fatalf("grad %v: got %d elements, want %d", grad, len(got), heads*n*n)
+		}
+		for h := range heads {
+			for r, i := range index {
+				if g, w := got[h*n*n+r], table.data[int(i)*heads+h]; g != w {
+					t.Fatalf("grad %v: bias[%d, %d, %d]: got %g, want %g", grad, h, r/n, r%n, g, w)
+				}
+			}
+		}
+	}
+}

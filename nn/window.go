@@ -280,5 +280,21 @@ func RelativePositionBias(table *Tensor, index []int64, n int) *Tensor {
 		shapeErr("RelativePositionBias", fmt.Sprintf("%d index entries for %d tokens", len(index), n), table.shape)
 	}
 	heads := table.Size(1)
-	return table.IndexRows(index).Reshape(n, n, heads).Permute(2, 0, 1)
+	if needGrad(table) || table.Dim() != 2 {
+		return table.IndexRows(index).Reshape(n, n, heads).Permute(2, 0, 1)
+	}
+	// No graph: gathered straight into [heads, N, N], one pass instead of
+	// IndexRows' copy and Permute's (Swin builds this on every forward).
+	rows := table.shape[0]
+	out := newResultData([]int{heads, n, n}, false, table)
+	od, nsq := out.data, n*n
+	for r, i := range index {
+		if i < 0 || i >= int64(rows) {
+			shapeErr("IndexRows", fmt.Sprintf("index %d out of range for %d rows", i, rows), table.shape)
+		}
+		for h, v := range table.data[int(i)*heads : (int(i)+1)*heads] {
+			od[h*nsq+r] = v
+		}
+	}
+	return out
 }
