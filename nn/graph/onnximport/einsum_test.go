@@ -129,3 +129,49 @@ func TestEinsum(t *testing.T) {
 		})
 	}
 }
+
+// TestFloat32Paths checks the ops that run on nn's float32 kernels for
+// particular attributes against their ONNX definitions: HardSigmoid with
+// torch's constants (clamp(x/6 + 1/2, 0, 1)) and Pow with a constant
+// exponent of 2.
+func TestFloat32Paths(t *testing.T) {
+	two := &onnx.Attribute{Name: "value", Type: onnx.AttrTensor, T: mustProto("two", FromF(2))}
+	for _, c := range []struct {
+		name  string
+		nodes []*onnx.Node
+		want  func(x float64) float64
+	}{
+		{"HardSigmoid", []*onnx.Node{node("HardSigmoid", []string{"x"}, []string{"y"}, af("alpha", 1.0/6))},
+			func(x float64) float64 { return math.Max(0, math.Min(1, x/6+0.5)) }},
+		{"Pow 2", []*onnx.Node{node("Constant", nil, []string{"two"}, two), node("Pow", []string{"x", "two"}, []string{"y"})},
+			func(x float64) float64 { return x * x }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			d := make([]float64, 64)
+			for k := range d {
+				d[k] = rng.Float64()*10 - 5 // both sides of HardSigmoid's clamps
+			}
+			x := graph.FromFloat64s(graph.Float32, []int{4, 16}, d)
+			m := model(13, c.nodes, nil, []*onnx.ValueInfo{vi("x", onnx.Float, 4, 16)}, []*onnx.ValueInfo{{Name: "y"}})
+			g, err := Import(m, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs, err := g.RunOrdered(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, in := outs[0].Float64s(), x.Float64s()
+			if !slices.Equal(outs[0].Shape(), x.Shape()) {
+				t.Fatalf("shape got %v, want %v", outs[0].Shape(), x.Shape())
+			}
+			for k := range in {
+				// One float32 rounding of the result (and of x/6 + 1/2).
+				if w := c.want(in[k]); math.Abs(got[k]-w) > 2e-7*math.Max(1, math.Abs(w)) {
+					t.Fatalf("x = %g: got %g, want %g", in[k], got[k], w)
+				}
+			}
+		})
+	}
+}
