@@ -18,7 +18,8 @@ Each model has its own directory because torch writes a model over protobuf's 2 
 OUTDIR/ARCH.input.bin is a float32 input of batch 2 (little-endian, NCHW), run through the
 dynamic axis; OUTDIR/ARCH.torch.bin is torch's output for it. The answer is one JSON line per request:
     {"arch", "size", "shape", "dirs": [op13, op17], "input", "torch", "export_s", "export_cpu_s"}
-(wall-clock and CPU seconds of building and exporting)
+(wall-clock and CPU seconds of building and exporting; "phases_cpu_s": CPU seconds of building the
+model, calibrating its BatchNorms, torch's reference forward and each opset's export)
 or {"arch", "error"}.
 
 The input size is the smallest the architecture exports at: 64x64 where global pooling ends the
@@ -126,6 +127,14 @@ def calibrate_bn(model, size, gen):
 
 def export(out, arch):
     start, cpu = time.time(), time.process_time()
+    phases = {}
+    mark = [cpu]
+
+    def phase(name):
+        now = time.process_time()
+        phases[name] = round(now - mark[0], 2)
+        mark[0] = now
+
     size = input_size(arch)
     torch.manual_seed(0)
     model = torchvision.models.get_model(arch, weights=None)
@@ -135,7 +144,9 @@ def export(out, arch):
         for m in model.modules():
             if isinstance(m, torch.nn.Linear) and not m.weight.any():
                 m.weight.normal_(0, 0.02, generator=gen)
+    phase("build")
     calibrate_bn(model, size, gen)
+    phase("calibrate")
     model.eval()
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3))
     inp = os.path.join(out, arch + ".input.bin")
@@ -146,6 +157,7 @@ def export(out, arch):
     ref = os.path.join(out, arch + ".torch.bin")
     with open(ref, "wb") as f:
         f.write(y.numpy().astype("<f4").tobytes())
+    phase("reference")
     dirs = []
     for opset in OPSETS:
         d = os.path.join(out, "%s_op%d" % (arch, opset))
@@ -156,8 +168,10 @@ def export(out, arch):
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         dirs.append(d)
+        phase("export_op%d" % opset)
     return {"arch": arch, "size": size, "shape": list(x.shape), "dirs": dirs, "input": inp, "torch": ref,
-            "export_s": round(time.time() - start, 2), "export_cpu_s": round(time.process_time() - cpu, 2)}
+            "export_s": round(time.time() - start, 2), "export_cpu_s": round(time.process_time() - cpu, 2),
+            "phases_cpu_s": phases}
 
 
 def main():

@@ -182,6 +182,11 @@ func buildAct(c *nodeCtx) (graph.Kernel, error) {
 	case "HardSigmoid":
 		a, b := float64(c.float("alpha", 0.2)), float64(c.float("beta", 0.5))
 		f = func(x float64) float64 { return math.Max(0, math.Min(1, a*x+b)) }
+		if float32(a) == float32(1.0/6) && b == 0.5 {
+			// torch's hardsigmoid, relu6(x + 3) / 6, as it exports it (and
+			// as the fusion pass runs it after a convolution).
+			fast = (*nn.Tensor).Hardsigmoid
+		}
 		df = func(x, _ float64) float64 {
 			if v := a*x + b; v > 0 && v < 1 {
 				return a
@@ -228,6 +233,16 @@ func buildAct(c *nodeCtx) (graph.Kernel, error) {
 		}
 		return one(unary(in[0], f, df)), nil
 	}, nil
+}
+
+// squareExponent reports whether b is a constant exponent of 2 that does
+// not broadcast x (of rank r) to a larger shape.
+func squareExponent(b *graph.Value, r int) bool {
+	if b.Numel() != 1 || b.Rank() > r || b.Float64s()[0] != 2 {
+		return false
+	}
+	t := b.Tensor()
+	return t == nil || !t.RequiresGrad()
 }
 
 func floorMod(x, y float64) float64 {
@@ -319,6 +334,11 @@ func buildArith(c *nodeCtx) (graph.Kernel, error) {
 		}
 		if fast != nil && a.Tensor() != nil {
 			return one(graph.FromTensor(fast(a.Tensor(), b.Tensor()))), nil
+		}
+		if op == "Pow" && a.Tensor() != nil && squareExponent(b, a.Rank()) {
+			// x^2 of LayerNorm's variance (exports before opset 17): x*x,
+			// which is what math.Pow(x, 2) rounds to, on nn's float32 path.
+			return one(graph.FromTensor(a.Tensor().Square())), nil
 		}
 		if op == "Pow" && a.DType().IsInt() {
 			xa, xb := a.Int64s(), b.Int64s()

@@ -80,6 +80,12 @@ func gradCases() []gradCase {
 		{"HardSigmoid Selu Softsign", 17, []int{2, 6}, false, []*onnx.Node{
 			node("HardSigmoid", []string{"x"}, []string{"a"}, af("alpha", 0.3)), node("Selu", []string{"x"}, []string{"b"}),
 			node("Softsign", []string{"x"}, []string{"c"}), node("Sum", []string{"a", "b", "c"}, []string{"y"})}, no},
+		// The float32 paths: torch's HardSigmoid constants, a constant
+		// exponent of 2 (a Constant node, as torch exports it).
+		{"HardSigmoid torch Pow 2", 13, []int{2, 6}, false, []*onnx.Node{
+			node("HardSigmoid", []string{"x"}, []string{"a"}, af("alpha", 1.0/6)),
+			node("Constant", nil, []string{"two"}, &onnx.Attribute{Name: "value", Type: onnx.AttrTensor, T: mustProto("two", FromF(2))}),
+			node("Pow", []string{"x", "two"}, []string{"b"}), node("Add", []string{"a", "b"}, []string{"y"})}, no},
 		{"Log Sqrt Pow Reciprocal", 17, []int{2, 3}, true, []*onnx.Node{
 			node("Log", []string{"x"}, []string{"a"}), node("Sqrt", []string{"x"}, []string{"b"}), node("Pow", []string{"x", "p"}, []string{"c"}),
 			node("Reciprocal", []string{"x"}, []string{"d"}), node("Sum", []string{"a", "b", "c", "d"}, []string{"y"})},

@@ -1,6 +1,7 @@
 package onnximport
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strings"
@@ -513,6 +514,9 @@ func buildEinsum(c *nodeCtx) (graph.Kernel, error) {
 			}
 			outShape[k] = dims[b]
 		}
+		if y, ok := einsumMatMul(p, in, dims, outShape); ok {
+			return one(y), nil
+		}
 		total := 1
 		for _, b := range labels {
 			total *= dims[b]
@@ -585,4 +589,110 @@ func buildEinsum(c *nodeCtx) (graph.Kernel, error) {
 		}
 		return one(res), nil
 	}, nil
+}
+
+// einsumMatMul computes a two-operand float32 equation as one batched
+// matrix product when it is one: every label appears once per term, with
+// the same size in both operands, and every label of one operand only is
+// an output label. The labels in both operands and the output are the batch,
+// those in both operands only are contracted, the rest are A's rows and B's
+// columns; each operand is permuted to [batch, rows|contracted,
+// contracted|columns] and the product permuted to the output's order. That
+// is attention's "bhid,bhjd->bhij" and "bhij,bhjd->bhid" (MaxViT, and
+// what users' own models write), which the generic loop over every label
+// combination runs in float64 at a cost of the whole index space. It
+// reports false, and the generic loop runs, for anything else (diagonals,
+// broadcast size-1 labels, sums over one operand's own labels, more or
+// fewer operands).
+func einsumMatMul(p einsumPlan, in []*graph.Value, dims map[byte]int, outShape []int) (*graph.Value, bool) {
+	if len(in) != 2 || in[0].DType() != graph.Float32 || in[1].DType() != graph.Float32 {
+		return nil, false
+	}
+	a, b, out := p.ops[0], p.ops[1], p.out
+	once := func(l []byte) bool {
+		for k := range l {
+			if bytes.IndexByte(l[k+1:], l[k]) >= 0 {
+				return false
+			}
+		}
+		return true
+	}
+	if !once(a) || !once(b) || !once(out) {
+		return nil, false
+	}
+	for k, v := range in {
+		for j, l := range p.ops[k] {
+			if v.Shape()[j] != dims[l] {
+				return nil, false
+			}
+		}
+	}
+	var batch, rows, cols, sum []byte
+	for _, l := range a {
+		inB, inOut := bytes.IndexByte(b, l) >= 0, bytes.IndexByte(out, l) >= 0
+		switch {
+		case inB && inOut:
+			batch = append(batch, l)
+		case inB:
+			sum = append(sum, l)
+		case inOut:
+			rows = append(rows, l)
+		default:
+			return nil, false
+		}
+	}
+	for _, l := range b {
+		inA, inOut := bytes.IndexByte(a, l) >= 0, bytes.IndexByte(out, l) >= 0
+		switch {
+		case inA:
+		case inOut:
+			cols = append(cols, l)
+		default:
+			return nil, false
+		}
+	}
+	for _, l := range out {
+		if bytes.IndexByte(a, l) < 0 && bytes.IndexByte(b, l) < 0 {
+			return nil, false
+		}
+	}
+	size := func(ls []byte) int {
+		n := 1
+		for _, l := range ls {
+			n *= dims[l]
+		}
+		return n
+	}
+	// arrange permutes t (labels have) to the labels want, as a tensor of
+	// shape.
+	arrange := func(t *nn.Tensor, have, want []byte, shape ...int) *nn.Tensor {
+		perm := make([]int, len(want))
+		moved := false
+		for k, l := range want {
+			perm[k] = bytes.IndexByte(have, l)
+			moved = moved || perm[k] != k
+		}
+		if moved {
+			t = t.Permute(perm...)
+		}
+		return t.Reshape(shape...)
+	}
+	nb, m, k, n := size(batch), size(rows), size(sum), size(cols)
+	ta := arrange(in[0].Tensor(), a, joinLabels(batch, rows, sum), nb, m, k)
+	tb := arrange(in[1].Tensor(), b, joinLabels(batch, sum, cols), nb, k, n)
+	prod := joinLabels(batch, rows, cols)
+	var shape []int
+	for _, l := range prod {
+		shape = append(shape, dims[l])
+	}
+	y := ta.MatMul(tb).Reshape(shape...)
+	return graph.FromTensor(arrange(y, prod, out, outShape...)), true
+}
+
+func joinLabels(ls ...[]byte) []byte {
+	var out []byte
+	for _, l := range ls {
+		out = append(out, l...)
+	}
+	return out
 }

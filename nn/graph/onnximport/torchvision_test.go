@@ -103,6 +103,9 @@ type exported struct {
 	Torch   string   `json:"torch"`
 	ExportS float64  `json:"export_s"`
 	ExportC float64  `json:"export_cpu_s"`
+	// Phases is the CPU seconds of each step of the export (build,
+	// calibrate, reference, export_op13, export_op17).
+	Phases map[string]float64 `json:"phases_cpu_s"`
 }
 
 // TestTorchvisionExportsMatchORT exports torchvision architectures with
@@ -194,6 +197,7 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 				ortCPU += ortTime
 				cpu := cpuTime()
 				g := importFile(t, model)
+				importTime := cpuTime() - cpu
 				var y *nn.Tensor
 				nn.NoGrad(func() { y = g.Forward(x) })
 				ckptTime := cpuTime() - cpu
@@ -240,11 +244,11 @@ func TestTorchvisionExportsMatchORT(t *testing.T) {
 						t.Errorf("%s: row %d: got top-1 %d, want %d", op, r, ga[r], wa[r])
 					}
 				}
-				t.Logf("%s %s at %d: max|err| %.3g (max|y| %.3g); against torch: ckpt %.3g, ORT %.3g; CPU time: ORT %v, ckpt import+forward %v",
-					name, op, ex.Size, maxErr, maxAbs, torchErr, ortTorch, ortTime.Round(time.Millisecond), ckptTime.Round(time.Millisecond))
+				t.Logf("%s %s at %d: max|err| %.3g (max|y| %.3g); against torch: ckpt %.3g, ORT %.3g; CPU time: ORT %v, ckpt import+forward %v (import %v)",
+					name, op, ex.Size, maxErr, maxAbs, torchErr, ortTorch, ortTime.Round(time.Millisecond), ckptTime.Round(time.Millisecond), importTime.Round(time.Millisecond))
 			}
 			exportCPU += time.Duration(ex.ExportC * float64(time.Second))
-			t.Logf("%s: torch export %.1fs CPU (%.1fs wall; waited %v)", name, ex.ExportC, ex.ExportS, wait.Round(time.Millisecond))
+			t.Logf("%s: torch export %.1fs CPU (%.1fs wall; waited %v; CPU s by step %v)", name, ex.ExportC, ex.ExportS, wait.Round(time.Millisecond), ex.Phases)
 		})
 	}
 	t.Logf("total %v for %d architectures; CPU time: torch export %v, ONNX Runtime %v, ckpt %v",
