@@ -760,7 +760,6 @@ func buildBatchNorm(c *nodeCtx) (graph.Kernel, error) {
 			return nil, fmt.Errorf("scale, bias, mean and variance must be float32")
 		}
 		xt := x.Tensor()
-		training := trainAttr && opset >= 14 || ctx != nil && ctx.Training && opset >= 14 && nout == 1 && false
 		if trainAttr && opset >= 14 {
 			// ONNX's training mode: batch statistics, and running statistics
 			// as outputs, with the population variance.
@@ -790,7 +789,6 @@ func buildBatchNorm(c *nodeCtx) (graph.Kernel, error) {
 			}
 			return outs, nil
 		}
-		_ = training
 		if ctx != nil && ctx.Training && nout == 1 {
 			// The graph is being trained: torch's batch norm, updating the
 			// running statistics (buffers) in place.

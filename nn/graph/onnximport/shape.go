@@ -1118,11 +1118,11 @@ func buildDepthToSpace(c *nodeCtx) (graph.Kernel, error) {
 func buildDropout(c *nodeCtx) (graph.Kernel, error) {
 	ratioAttr := float64(c.float("ratio", 0.5))
 	opset := c.opset
-	seed := c.int("seed", 0)
-	_ = seed
 	return func(ctx *graph.Context, in []*graph.Value) ([]*graph.Value, error) {
 		x := in[0]
-		training := opset < 12 && ctx != nil && ctx.Training && false
+		// Before opset 12 the node has no training input: it never drops
+		// here, also when the graph trains (documented; see the README).
+		training := false
 		ratio := ratioAttr
 		if opset >= 12 {
 			if len(in) > 1 && in[1] != nil {
