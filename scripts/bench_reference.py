@@ -39,6 +39,22 @@ Usage: /usr/bin/python3 scripts/bench_reference.py [--arch resnet18,...] [--batc
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
+# torch's Linear and matmul run on the system BLAS (OpenBLAS, which
+# scripts/setup-interop.sh installs). OpenBLAS 0.3.21 takes CPUs it does not
+# recognise, as VMs report them, for a Prescott and runs SSE3 kernels (4x
+# slower): name the core from the CPU flags before torch loads it, as
+# `setup-interop.sh --env` does; its subprocesses inherit the setting.
+if "OPENBLAS_CORETYPE" not in os.environ:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read().split()
+        if "avx512f" in flags:
+            os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+        elif "avx2" in flags:
+            os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    except OSError:
+        pass
+
 import torch
 import torchvision
 
