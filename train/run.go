@@ -854,17 +854,24 @@ func (w *runWriter) savedTorchCheckpoint() error {
 		return err
 	}
 	defer c.Close()
+	model := checkpointModel(c)
+	osd, err := optim.FromCheckpoint(c, "optimizer")
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", path, err)
+	}
+	return w.saveTorchCheckpoint(w.epochs, model, osd, w.sched)
+}
+
+// checkpointModel returns the model's state_dict inside a
+// checkpoint.safetensors (its "model.*" tensors, without the prefix).
+func checkpointModel(c *formats.Checkpoint) nn.StateDict {
 	var model nn.StateDict
 	for _, n := range c.Tensors {
 		if name, ok := cutPrefix(n.Name, "model."); ok {
 			model = append(model, nn.Named{Name: name, Tensor: n.Tensor})
 		}
 	}
-	osd, err := optim.FromCheckpoint(c, "optimizer")
-	if err != nil {
-		return fmt.Errorf("train: %s: %w", path, err)
-	}
-	return w.saveTorchCheckpoint(w.epochs, model, osd, w.sched)
+	return model
 }
 
 // saveCheckpoint writes checkpoint.safetensors after epochs complete
@@ -939,12 +946,7 @@ func (w *runWriter) resume(t *Trainer) error {
 		return err
 	}
 	defer c.Close()
-	var model nn.StateDict
-	for _, n := range c.Tensors {
-		if name, ok := cutPrefix(n.Name, "model."); ok {
-			model = append(model, nn.Named{Name: name, Tensor: n.Tensor})
-		}
-	}
+	model := checkpointModel(c)
 	if _, err := w.model.LoadStateDict(model, true); err != nil {
 		return fmt.Errorf("train: %s: %w", path, err)
 	}
