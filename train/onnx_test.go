@@ -552,19 +552,6 @@ func writeSharedGraph(t *testing.T, path string) {
 	relu := func(in, out string) *onnx.Node {
 		return &onnx.Node{OpType: "Relu", Input: []string{in}, Output: []string{out}}
 	}
-	dims := func(ds ...int64) *onnx.Type {
-		s := &onnx.Shape{}
-		for _, d := range ds {
-			dim := &onnx.Dimension{}
-			if d < 0 {
-				dim.SetParam("batch")
-			} else {
-				dim.SetValue(d)
-			}
-			s.Dim = append(s.Dim, dim)
-		}
-		return &onnx.Type{Tensor: &onnx.TensorType{ElemType: onnx.Float, Shape: s}}
-	}
 	m := &onnx.Model{IRVersion: 8, OpsetImport: []*onnx.OperatorSetID{{Version: 13}}, Graph: &onnx.Graph{
 		Name: "shared",
 		Node: []*onnx.Node{
@@ -578,8 +565,8 @@ func writeSharedGraph(t *testing.T, path string) {
 		},
 		Initializer: []*onnx.TensorProto{init("w1", 0.3, 4, 3, 3, 3), init("b1", 0.1, 4), init("w2", 0.3, 4, 4, 3, 3),
 			init("b2", 0.1, 4), init("b3", 0.1, 4), init("hw", 0.5, 10, 4), init("hb", 0.1, 10)},
-		Input:  []*onnx.ValueInfo{{Name: "input", Type: dims(-1, 3, 8, 8)}},
-		Output: []*onnx.ValueInfo{{Name: "logits", Type: dims(-1, 10)}},
+		Input:  []*onnx.ValueInfo{onnx.TensorValue("input", onnx.Float, -1, 3, 8, 8)},
+		Output: []*onnx.ValueInfo{onnx.TensorValue("logits", onnx.Float, -1, 10)},
 	}}
 	if err := onnx.Write(path, m); err != nil {
 		t.Fatal(err)

@@ -371,3 +371,20 @@ func (t *TensorProto) HasRawData() bool { return t.raw != nil || t.data != nil }
 // Named is an initializer read as a stored tensor, under its ONNX name
 // ([tensor.Named]).
 type Named = tensor.Named
+
+// TensorValue describes a tensor value of element type dt with the given
+// dimensions, for building graphs in Go; a negative dimension is the
+// dynamic batch axis, a symbolic dimension named "batch".
+func TensorValue(name string, dt DataType, dims ...int64) *ValueInfo {
+	s := &Shape{}
+	for _, d := range dims {
+		dim := &Dimension{}
+		if d < 0 {
+			dim.SetParam("batch")
+		} else {
+			dim.SetValue(d)
+		}
+		s.Dim = append(s.Dim, dim)
+	}
+	return &ValueInfo{Name: name, Type: &Type{Tensor: &TensorType{ElemType: dt, Shape: s}}}
+}

@@ -27,20 +27,6 @@ func f32Tensor(t *testing.T, shape []int64, v ...float32) *tensor.Tensor {
 	return x
 }
 
-func valueInfo(name string, dt onnx.DataType, dims ...int64) *onnx.ValueInfo {
-	s := &onnx.Shape{}
-	for _, d := range dims {
-		dim := &onnx.Dimension{}
-		if d < 0 {
-			dim.SetParam("batch")
-		} else {
-			dim.SetValue(d)
-		}
-		s.Dim = append(s.Dim, dim)
-	}
-	return &onnx.ValueInfo{Name: name, Type: &onnx.Type{Tensor: &onnx.TensorType{ElemType: dt, Shape: s}}}
-}
-
 // writeModel writes a graph of two inputs a [batch, 3] and b [3] and two
 // outputs: sum = a + b and n = Shape(a) (int64).
 func writeModel(t *testing.T, dir string, op string) string {
@@ -50,8 +36,8 @@ func writeModel(t *testing.T, dir string, op string) string {
 			{OpType: op, Name: "add_0", Input: []string{"a", "b"}, Output: []string{"sum"}},
 			{OpType: "Shape", Name: "shape_1", Input: []string{"a"}, Output: []string{"n"}},
 		},
-		Input:  []*onnx.ValueInfo{valueInfo("a", onnx.Float, -1, 3), valueInfo("b", onnx.Float, 3)},
-		Output: []*onnx.ValueInfo{valueInfo("sum", onnx.Float, -1, 3), valueInfo("n", onnx.Int64, 2)},
+		Input:  []*onnx.ValueInfo{onnx.TensorValue("a", onnx.Float, -1, 3), onnx.TensorValue("b", onnx.Float, 3)},
+		Output: []*onnx.ValueInfo{onnx.TensorValue("sum", onnx.Float, -1, 3), onnx.TensorValue("n", onnx.Int64, 2)},
 	}}
 	p := filepath.Join(dir, "m.onnx")
 	if err := onnx.Write(p, m); err != nil {

@@ -31,19 +31,7 @@ func as(name, v string) *onnx.Attribute {
 }
 
 // vi describes a tensor value; a negative dim is dynamic ("batch").
-func vi(name string, dt onnx.DataType, dims ...int64) *onnx.ValueInfo {
-	s := &onnx.Shape{}
-	for _, d := range dims {
-		dim := &onnx.Dimension{}
-		if d < 0 {
-			dim.SetParam("batch")
-		} else {
-			dim.SetValue(d)
-		}
-		s.Dim = append(s.Dim, dim)
-	}
-	return &onnx.ValueInfo{Name: name, Type: &onnx.Type{Tensor: &onnx.TensorType{ElemType: dt, Shape: s}}}
-}
+var vi = onnx.TensorValue
 
 func model(opset int64, nodes []*onnx.Node, inits []*onnx.TensorProto, inputs, outputs []*onnx.ValueInfo) *onnx.Model {
 	return &onnx.Model{IRVersion: 8, OpsetImport: []*onnx.OperatorSetID{{Version: opset}},
