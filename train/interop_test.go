@@ -76,7 +76,10 @@ const (
 // the code path of ckpt finetune (NewModel, Apply, the optimizer and the
 // Trainer), and holds every one of the 100 steps' losses to torch's within
 // 1e-3 relative, the bound, for head, partial and full (every
-// BatchNorm in training mode).
+// BatchNorm in training mode). A fourth run, full-onnx, trains the
+// BatchNorm-preserving ONNX export of the same backbone (the script's
+// --onnx), imported as a graph, with full, against the same torch run and
+// under the same bounds: one function, built two ways.
 //
 // head runs its 100 steps freely: it trains a linear classifier on the
 // features of a frozen, eval-mode backbone, a smooth problem that does not
@@ -121,7 +124,7 @@ const (
 // 0.9.
 //
 // CKPT_FIDELITY_STEPS shortens the run; CKPT_FIDELITY_DIR reuses the
-// script's output (run with --segment 2 and without --handshake, or with
+// script's output (run with --segment 2 and --onnx, without --handshake, or with
 // CKPT_FIDELITY_SEGMENT's); CKPT_FIDELITY_DUMP=PREFIX writes ckpt's losses
 // to PREFIX.<strategy>.json.
 func TestTorchFidelity(t *testing.T) {
@@ -147,7 +150,7 @@ func TestTorchFidelity(t *testing.T) {
 		dir = t.TempDir()
 		cmd := exec.Command(py, "../testdata/gen/finetune_fidelity.py", "--seed", fmt.Sprint(seed), "--out-dir", dir,
 			"--steps", fmt.Sprint(steps), "--distinct", fmt.Sprint(steps), "--strategies", "full,partial,head",
-			"--segment", fmt.Sprint(segment), "--handshake")
+			"--segment", fmt.Sprint(segment), "--handshake", "--onnx")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		stdin, err := cmd.StdinPipe()
@@ -220,11 +223,20 @@ func TestTorchFidelity(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprint(i)
 	}
-	got := map[Strategy][]float64{}
-	stateReport := map[Strategy][]string{} // the state checks, reported in the subtests
-	stateFailed := map[Strategy]bool{}
-	for _, st := range []Strategy{Full, Partial, Head} {
-		m, err := NewModel("resnet18", filepath.Join(dir, "backbone.pt"), classes)
+	// Each run is a model ckpt trains beside one of torch's: full's, partial's
+	// and head's of the torchvision model, and full's again for the ONNX
+	// export of the same backbone (imported by nn/graph, trained as a graph),
+	// which torch's full run is the reference for too.
+	type run struct {
+		name  string
+		st    Strategy
+		m     *Model
+		opt   *optim.Optimizer
+		rec   *lossRecorder
+		state map[string][]float32 // before the current segment
+	}
+	newRun := func(name string, st Strategy, arch, weights string) *run {
+		m, err := NewModel(arch, filepath.Join(dir, weights), classes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +244,7 @@ func TestTorchFidelity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = m.Module.LoadStateDict(ckptSource{ic}, true)
+		_, err = m.Module.LoadStateDict(torchState(ic, "", m), true)
 		ic.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -244,43 +256,60 @@ func TestTorchFidelity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		return &run{name, st, m, opt, &lossRecorder{}, stateValues(t, m.Module.StateDict())}
+	}
+	got := map[string][]float64{}
+	stateReport := map[string][]string{} // the state checks, reported in the subtests
+	stateFailed := map[string]bool{}
+	for _, st := range []Strategy{Full, Partial, Head} {
+		runs := []*run{newRun(string(st), st, "resnet18", "backbone.pt")}
+		if st == Full {
+			runs = append(runs, newRun(onnxFull, Full, ONNXArch, "backbone.onnx"))
+		}
 		seg := steps
 		if st != Head {
 			seg = segment
 		}
-		rec := &lossRecorder{}
-		before := stateValues(t, m.Module.StateDict())
 		for s := 0; s < steps; s += seg {
 			n := min(seg, steps-s)
-			tr := &Trainer{Net: m.Module, Opt: opt, Loss: nn.NewCrossEntropyLoss(), Train: tensorBatches{x, y, s, n},
-				Classes: names, Epochs: 1, Callbacks: []Callback{rec}}
-			if err := tr.Run(context.Background()); err != nil {
-				t.Fatal(err)
+			path := ""
+			if st != Head {
+				path = first
+				if st != Full || s > 0 {
+					path = state(st, s+n)
+				}
 			}
-			if st == Head {
-				continue
+			for _, r := range runs {
+				tr := &Trainer{Net: r.m.Module, Opt: r.opt, Loss: nn.NewCrossEntropyLoss(), Train: tensorBatches{x, y, s, n},
+					Classes: names, Epochs: 1, Callbacks: []Callback{r.rec}}
+				if err := tr.Run(context.Background()); err != nil {
+					t.Fatalf("%s: %v", r.name, err)
+				}
+				if path == "" {
+					continue
+				}
+				msgs, bad := compareTorchState(t, path, r.m, r.opt, r.state)
+				stateReport[r.name] = append(stateReport[r.name], fmt.Sprintf("steps %d-%d: %s", s+1, s+n, msgs))
+				stateFailed[r.name] = stateFailed[r.name] || bad
+				if s+n < steps {
+					loadTorchState(t, path, r.m, r.opt)
+					r.state = stateValues(t, r.m.Module.StateDict())
+				}
 			}
-			path := first
-			if st != Full || s > 0 {
-				path = state(st, s+n)
+			if path != "" {
+				taken(path)
 			}
-			msgs, bad := compareTorchState(t, path, m, opt, before)
-			stateReport[st] = append(stateReport[st], fmt.Sprintf("steps %d-%d: %s", s+1, s+n, msgs))
-			stateFailed[st] = stateFailed[st] || bad
-			if s+n < steps {
-				loadTorchState(t, path, m, opt)
-				before = stateValues(t, m.Module.StateDict())
-			}
-			taken(path)
 		}
-		got[st] = rec.losses
-		if d := os.Getenv("CKPT_FIDELITY_DUMP"); d != "" { // ckpt's losses, to set beside torch's
-			b, err := json.Marshal(rec.losses)
-			if err == nil {
-				err = os.WriteFile(d+"."+string(st)+".json", b, 0o644)
-			}
-			if err != nil {
-				t.Fatal(err)
+		for _, r := range runs {
+			got[r.name] = r.rec.losses
+			if d := os.Getenv("CKPT_FIDELITY_DUMP"); d != "" { // ckpt's losses, to set beside torch's
+				b, err := json.Marshal(r.rec.losses)
+				if err == nil {
+					err = os.WriteFile(d+"."+r.name+".json", b, 0o644)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
@@ -302,19 +331,23 @@ func TestTorchFidelity(t *testing.T) {
 	if ref.Arch != "resnet18" || ref.LR != lr || ref.Classes != classes {
 		t.Fatalf("losses.json: %s, lr %v, %d classes; want resnet18, lr %v, %d classes", ref.Arch, ref.LR, ref.Classes, lr, classes)
 	}
-	for _, st := range []Strategy{Head, Partial, Full} {
-		t.Run(string(st), func(t *testing.T) {
-			for _, r := range stateReport[st] {
+	for _, name := range []string{string(Head), string(Partial), string(Full), onnxFull} {
+		st := Strategy(name)
+		if name == onnxFull {
+			st = Full
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, r := range stateReport[name] {
 				t.Log(r)
 			}
-			if stateFailed[st] {
+			if stateFailed[name] {
 				t.Errorf("training state outside the bound (%g) at some segment's end, see above", forcedStateTol)
 			}
 			want := ref.Losses[string(st)]
 			if len(want) > steps {
 				want = want[:steps]
 			}
-			losses := got[st]
+			losses := got[name]
 			if len(losses) != len(want) {
 				t.Fatalf("got %d steps, want %d", len(losses), len(want))
 			}
@@ -330,7 +363,7 @@ func TestTorchFidelity(t *testing.T) {
 			if st != Head {
 				how = fmt.Sprintf("teacher-forced every %d steps", segment)
 			}
-			t.Logf("%s (%s): loss %.4f -> %.4f over %d steps, largest relative difference from torch %.2g", st, how, want[0], want[len(want)-1], len(want), worst)
+			t.Logf("%s (%s): loss %.4f -> %.4f over %d steps, largest relative difference from torch %.2g", name, how, want[0], want[len(want)-1], len(want), worst)
 		})
 	}
 }
@@ -379,13 +412,7 @@ func compareTorchState(t *testing.T, path string, m *Model, opt *optim.Optimizer
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var torch nn.StateDict
-	for _, n := range c.Tensors {
-		if name, ok := strings.CutPrefix(n.Name, "model."); ok {
-			torch = append(torch, nn.Named{Name: name, Tensor: n.Tensor})
-		}
-	}
-	want := stateValues(t, torch)
+	want := stateValues(t, torchState(c, "model.", m))
 	have := stateValues(t, m.Module.StateDict())
 	var bad []string
 	worst, worstName := 0.0, ""
@@ -443,6 +470,24 @@ func compareTorchState(t *testing.T, path string, m *Model, opt *optim.Optimizer
 	return msg, len(bad) > 0
 }
 
+// onnxFull names TestTorchFidelity's run of the ONNX export with full.
+const onnxFull = "full-onnx"
+
+// torchState returns the tensors of a torch checkpoint whose names start
+// with prefix, without it: the model's state dict for m. An ONNX model has
+// no num_batches_tracked (the export leaves BatchNorm's counter out), so
+// for one those entries are left out.
+func torchState(c *formats.Checkpoint, prefix string, m *Model) nn.StateDict {
+	var sd nn.StateDict
+	for _, n := range c.Tensors {
+		name, ok := strings.CutPrefix(n.Name, prefix)
+		if ok && !(m.Graph != nil && strings.HasSuffix(name, "num_batches_tracked")) {
+			sd = append(sd, nn.Named{Name: name, Tensor: n.Tensor})
+		}
+	}
+	return sd
+}
+
 // loadTorchState loads torch's training state (a full_<S>.pt) into the
 // model and the momentum buffers into the optimizer, which keeps its own
 // hyper-parameters.
@@ -453,13 +498,7 @@ func loadTorchState(t *testing.T, path string, m *Model, opt *optim.Optimizer) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var sd nn.StateDict
-	for _, n := range c.Tensors {
-		if name, ok := strings.CutPrefix(n.Name, "model."); ok {
-			sd = append(sd, nn.Named{Name: name, Tensor: n.Tensor})
-		}
-	}
-	if _, err := m.Module.LoadStateDict(sd, true); err != nil {
+	if _, err := m.Module.LoadStateDict(torchState(c, "model.", m), true); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	osd, err := optim.FromCheckpoint(c, "optimizer")

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -384,24 +385,29 @@ func TestONNXReInit(t *testing.T) {
 }
 
 // TestONNXBackboneFullFidelity trains the BatchNorm-preserving resnet18
-// export with the full strategy (backbone at 0.1 × lr) for 3 SGD steps
-// through ckpt finetune's code path (NewModel, Apply, newOptimizer, the
-// Trainer) and compares with torch training the same model from the same
-// new classifier on the same batches (testdata/gen/onnx_backbone_full_fidelity.py,
-// a fresh seed): each step's loss, and after the last step the change of
-// every parameter and running statistic (ckpt's against torch's, relative to
-// the largest element of torch's change).
+// export with the full strategy, the backbone at 0.1 × lr in a parameter
+// group of its own, for 2 SGD steps through ckpt finetune's code path
+// (NewModel, Apply, newOptimizer, the Trainer) and compares with torch
+// training the same model from the same new classifier on the same batches
+// (testdata/gen/onnx_backbone_full_fidelity.py, a fresh seed): each step's
+// loss within 1e-3 relative (the fidelity bound of issue 10), and after the
+// last step the change of every parameter and running statistic within
+// forcedStateTol of torch's (relative, in the Euclidean norm of the tensor),
+// the bounds of one teacher-forced segment of TestTorchFidelity, whose
+// full-onnx run trains the same kind of export for 100 steps.
 //
-// Training BatchNorm on batches of 8 at 32×32 (layer4 is 1×1, so 8 values
-// per channel) is ill-conditioned: float32 rounding alone can part two runs
-// by 1e-3 within 4 or 5 steps, so each quantity is held to a fixed bound
-// (1e-4 for losses, 1e-2 of the change for tensors; a wrong gradient,
-// learning rate or BatchNorm momentum is off by the order of the change
-// itself) or to ten times the gap between torch's own float32 and float64
-// runs where that is larger. Measured over 3 steps: losses within 3e-6,
-// changes within 1e-3 of their size, torch float32/float64 gaps up to 4e-4
-// (5 steps: up to 1e-2, where ckpt sometimes follows the float64 run, and
-// sometimes torch's float32 one).
+// The bounds are those because no float32 implementation can be held to
+// rounding here: each step has ReLU inputs and max-pool windows within
+// rounding of a tie, which another summation order breaks the other way.
+// Seed 902 at 3 steps: at step 2 one element before layer1.1's last ReLU
+// was -1.4e-7 in float64, -1.6e-7 in torch's float32 and positive in
+// ckpt's; that one element's gradient was a quarter of bn2.bias's for its
+// channel. With torch nudged there by 3e-7 every step-2 gradient of ckpt's
+// was within 2e-5 of torch's; without, the step-3 loss parted by 4.3e-4 and
+// layer4's weight changes by up to 12% (of the largest element's change).
+// A wrong learning rate group, a frozen tensor or a BatchNorm momentum of
+// 0.01 instead of 0.1 is off by 0.9 or more. CKPT_FIDELITY_SEED replays a
+// seed.
 func TestONNXBackboneFullFidelity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping torch interop in -short mode")
@@ -409,7 +415,10 @@ func TestONNXBackboneFullFidelity(t *testing.T) {
 	py := testenv.Python(t)
 	dir := t.TempDir()
 	seed := time.Now().UnixNano() % 1000
-	if b, err := exec.Command(py, "../testdata/gen/onnx_backbone_full_fidelity.py", "--out-dir", dir, "--seed", fmt.Sprint(seed), "--steps", "3").CombinedOutput(); err != nil {
+	if v, err := strconv.ParseInt(os.Getenv("CKPT_FIDELITY_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	if b, err := exec.Command(py, "../testdata/gen/onnx_backbone_full_fidelity.py", "--out-dir", dir, "--seed", fmt.Sprint(seed), "--steps", "2").CombinedOutput(); err != nil {
 		t.Fatalf("generator: %v\n%s", err, b)
 	}
 	t.Logf("seed %d", seed)
@@ -477,20 +486,18 @@ func TestONNXBackboneFullFidelity(t *testing.T) {
 	worst, cond := 0.0, 0.0
 	for i, w := range ref.Losses {
 		cond = math.Max(cond, math.Abs(ref.Losses64[i]-w)/math.Abs(w))
-		tol := math.Max(1e-4, 10*cond)
 		rel := math.Abs(rec.losses[i]-w) / math.Abs(w)
 		worst = math.Max(worst, rel)
-		if rel > tol {
-			t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g, bound %.2g; torch float32 vs float64 so far %.2g)", i+1, rec.losses[i], w, rel, tol, cond)
+		if rel > 1e-3 {
+			t.Errorf("step %d: loss %.7g, torch %.7g (relative difference %.2g, bound 1e-3)", i+1, rec.losses[i], w, rel)
 		}
 	}
-	// Each tensor's change over the run against torch's: ckpt's and
-	// torch's float32 runs part by rounding, which torch's float64 run
-	// measures (cond).
+	// Each tensor's change over the run against torch's, and torch's
+	// float64 run's against its float32 one's for scale.
 	init := onnxInits(t, filepath.Join(dir, "backbone.onnx"))
 	init["fc.weight"], init["fc.bias"] = nn.New(bt["head.weight"], len(bt["head.weight"])), nn.New(bt["head.bias"], len(bt["head.bias"]))
 	final, final64 := readState(t, filepath.Join(dir, "final.pt")), readState(t, filepath.Join(dir, "final_float64.pt"))
-	worstT, worstGap, compared := 0.0, 0.0, 0
+	worstT, worstGap, worstName, compared := 0.0, 0.0, "", 0
 	for name, want := range final {
 		if strings.HasSuffix(name, "num_batches_tracked") {
 			continue
@@ -500,24 +507,20 @@ func TestONNXBackboneFullFidelity(t *testing.T) {
 			t.Errorf("torch's %s: ckpt has no tensor of %d elements by that name", name, len(want))
 			continue
 		}
-		g, w64, i0 := lt.Data(), final64[name], it.Data()
-		scale, diff, gap := 0.0, 0.0, 0.0
-		for k := range want {
-			scale = math.Max(scale, math.Abs(float64(want[k])-float64(i0[k])))
-			diff = math.Max(diff, math.Abs(float64(g[k])-float64(want[k])))
-			gap = math.Max(gap, math.Abs(float64(w64[k])-float64(want[k])))
+		rel, gap := relDiff(lt.Data(), want, it.Data()), relDiff(final64[name], want, it.Data())
+		if rel > worstT {
+			worstT, worstName = rel, name
 		}
-		rel, tcond := diff/math.Max(scale, 1e-30), gap/math.Max(scale, 1e-30)
-		worstT, worstGap = math.Max(worstT, rel), math.Max(worstGap, tcond)
-		if tol := math.Max(1e-2, 10*tcond); rel > tol || scale == 0 {
-			t.Errorf("%s after %d steps: changed by %.3g; ckpt and torch differ by %.2g of that (bound %.2g; torch float32 vs float64 %.2g)", name, len(ref.Losses), scale, rel, tol, tcond)
+		worstGap = math.Max(worstGap, gap)
+		if rel > forcedStateTol || slices.Equal(want, it.Data()) {
+			t.Errorf("%s after %d steps: ckpt's change differs from torch's by %.2g of it (bound %g; torch float32 vs float64 %.2g)", name, len(ref.Losses), rel, forcedStateTol, gap)
 		}
 		compared++
 	}
 	if compared != 102 {
 		t.Errorf("compared %d tensors, want 102 (resnet18's 20 convolutions, 20 BatchNorms of 4 tensors and fc's 2)", compared)
 	}
-	t.Logf("%d steps: losses within %.2g (torch float32/float64 %.2g); changes within %.2g (torch float32/float64 %.2g)", len(ref.Losses), worst, cond, worstT, worstGap)
+	t.Logf("%d steps: losses within %.2g (torch float32/float64 %.2g); changes within %.2g (%s; torch float32/float64 %.2g)", len(ref.Losses), worst, cond, worstT, worstName, worstGap)
 }
 
 // writeSharedGraph writes a small ONNX classifier whose second weight is

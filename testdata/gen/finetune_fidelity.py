@@ -4,12 +4,19 @@
 Usage:
   /usr/bin/python3 testdata/gen/finetune_fidelity.py --seed S --out-dir D [--arch resnet18]
       [--size 32] [--batch 16] [--steps 100] [--classes 3] [--lr 0.0002]
-      [--strategies full,partial,head] [--segment K [--handshake]]
+      [--strategies full,partial,head] [--segment K [--handshake]] [--onnx]
 
 Writes into D:
   backbone.pt   torchvision's ARCH(num_classes=1000) with seeded random weights
                 and perturbed BatchNorm statistics: the "pretrained" weights
                 (torch.save(model.state_dict())).
+  backbone.onnx with --onnx: the same model exported from eval mode with
+                training=TrainingMode.PRESERVE and no constant folding (every
+                BatchNorm a node of its own, dynamic batch, opset 13), which
+                ckpt imports and trains as the same function. --onnx also
+                sets every BatchNorm's weight and bias apart from 1 and 0
+                (the export would merge equal initializers into one), from a
+                generator of its own, so the batches are the same as without.
   initial.pt    the same model with its classifier replaced by a new
                 nn.Linear(in, CLASSES) in torch's initialisation: what both
                 sides start from.
@@ -45,6 +52,9 @@ Writes into D:
 import argparse, json, os, sys
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from finetune_onnx_backbone import export  # noqa: E402
 
 
 def perturb_bn(model, g):
@@ -88,6 +98,7 @@ def main():
                     help="comma-separated runs to make, in order (default all three)")
     ap.add_argument("--segment", type=int, default=0, help="write full's and partial's training state every K steps")
     ap.add_argument("--handshake", action="store_true", help="announce each state file and wait for it to be taken")
+    ap.add_argument("--onnx", action="store_true", help="also write backbone.onnx, the BatchNorm-preserving export")
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     torch.manual_seed(a.seed)
@@ -95,7 +106,16 @@ def main():
     model = getattr(torchvision.models, a.arch)(num_classes=1000)
     with torch.no_grad():
         perturb_bn(model, g)
+        if a.onnx:
+            ga = torch.Generator().manual_seed(a.seed + 2)
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=ga))
+                    m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=ga))
     torch.save(model.state_dict(), os.path.join(a.out_dir, "backbone.pt"))
+    if a.onnx:
+        export(model.eval(), os.path.join(a.out_dir, "backbone.onnx"), a.size, True)
+        model.train()
     head = classifier_path(a.arch)
     old = get(model, head)
     set_(model, head, torch.nn.Linear(old.in_features, a.classes))
