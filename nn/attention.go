@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
+	"github.com/ckptkit/ckpt/nn/internal/par"
 	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
@@ -68,16 +68,7 @@ func softmaxRowsInPlace(x *Tensor) *Tensor {
 		each(0, rows)
 		return x
 	}
-	var wg sync.WaitGroup
-	per := (rows + workers - 1) / workers
-	for lo := 0; lo < rows; lo += per {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			each(lo, hi)
-		}(lo, min(lo+per, rows))
-	}
-	wg.Wait()
+	par.Do(workers, func(i int) { each(i*rows/workers, (i+1)*rows/workers) })
 	return x
 }
 

@@ -3,9 +3,9 @@ package nn
 import (
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/ckptkit/ckpt/nn/gemm"
+	"github.com/ckptkit/ckpt/nn/internal/par"
 )
 
 // BatchedMatMul returns op(a)·op(b) for each matrix of a batch, where op(x)
@@ -119,16 +119,5 @@ func batchGemm(batch, work int, f func(i int)) {
 		}
 		return
 	}
-	var wg sync.WaitGroup
-	per := (batch + workers - 1) / workers
-	for lo := 0; lo < batch; lo += per {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				f(i)
-			}
-		}(lo, min(lo+per, batch))
-	}
-	wg.Wait()
+	par.Do(batch, f) // claimed one product at a time
 }

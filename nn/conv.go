@@ -3,10 +3,10 @@ package nn
 import (
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/ckptkit/ckpt/nn/gemm"
+	"github.com/ckptkit/ckpt/nn/internal/par"
 )
 
 // ConvParams is the geometry of a 2-D convolution.
@@ -388,17 +388,7 @@ func parallelFor(n, work int, f func(lo, hi int)) {
 		return
 	}
 	p = min(p, n)
-	var wg sync.WaitGroup
-	for i := 1; i < p; i++ {
-		lo, hi := i*n/p, (i+1)*n/p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(lo, hi)
-		}()
-	}
-	f(0, n/p) // the first share on the calling goroutine, which would only wait
-	wg.Wait()
+	par.Do(p, func(i int) { f(i*n/p, (i+1)*n/p) })
 }
 
 // parallelChunks runs f over [0, n) in parallel pieces when n is large
@@ -414,16 +404,7 @@ func parallelChunks(n int, f func(lo, hi int)) {
 // parallelForWorkers splits [0, n) into workers contiguous ranges run
 // concurrently; f also gets its worker index, to pick a private buffer.
 func parallelForWorkers(n, workers int, f func(worker, lo, hi int)) {
-	var wg sync.WaitGroup
-	for i := range workers {
-		lo, hi := i*n/workers, (i+1)*n/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(i, lo, hi)
-		}()
-	}
-	wg.Wait()
+	par.Do(workers, func(i int) { f(i, i*n/workers, (i+1)*n/workers) })
 }
 
 // conv2dBackward returns the gradients of x, w and b (nil for those that do

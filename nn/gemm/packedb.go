@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ckptkit/ckpt/nn/internal/par"
 )
 
 // PackedB is a right operand op(B) packed once for many products: a fully
@@ -131,15 +133,7 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 		// its block of C in cache.
 		chunks := min(units, max(t*chunksPerThread, (m+kn.mc-1)/kn.mc))
 		cl := &call{p: p, kn: kn, unit: kn.mr, units: units, chunks: chunks, shared: true, bAll: pb.data}
-		startWorkers(t - 1)
-		cl.wg.Add(t - 1)
-		for range t - 1 {
-			jobs <- cl
-		}
-		w := getWS()
-		cl.work(w)
-		putWS(w)
-		cl.wg.Wait()
+		par.Run(t, cl)
 		return
 	}
 	// Chunks of columns claimed in turn, two per goroutine, so that one
@@ -153,10 +147,9 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 	*pa = grow(*pa, mpad*k)
 	p.packedA, p.mpad = *pa, mpad
 	blocks := (k + kn.kc - 1) / kn.kc
-	var nextBlock, next atomic.Int64
-	var packed, wg sync.WaitGroup
-	packed.Add(blocks)
-	work := func() {
+	var nextBlock, next, packing atomic.Int64
+	packing.Store(int64(blocks))
+	par.Do(t, func(int) {
 		for {
 			i := int(nextBlock.Add(1) - 1)
 			if i >= blocks {
@@ -164,9 +157,9 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 			}
 			pc := i * kn.kc
 			packA(&p, kn.mr, 0, m, pc, min(kn.kc, k-pc), p.packedA[pc*mpad:])
-			packed.Done()
+			packing.Add(-1)
 		}
-		packed.Wait()
+		par.WaitZero(&packing)
 		w := getWS()
 		for {
 			i := int(next.Add(1) - 1)
@@ -178,16 +171,7 @@ func (pb *PackedB) SgemmEpilogue(transA bool, m int, a []float32, lda int, c []f
 			w.blockPackedCols(kn, &p, lo, hi, pb.data)
 		}
 		putWS(w)
-	}
-	wg.Add(t - 1)
-	for range t - 1 {
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
+	})
 	sharedA.Put(pa)
 }
 

@@ -2,8 +2,9 @@ package gemm
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
+
+	"github.com/ckptkit/ckpt/nn/internal/par"
 )
 
 // threadSetting is the value given to SetThreads; 0 means GOMAXPROCS.
@@ -41,14 +42,10 @@ const maxFree = 32
 var (
 	freeWS    = make(chan *workspace, maxFree)
 	freeCalls = make(chan *call, maxFree)
-	jobs      = make(chan *call, 256)
-
-	workersMu sync.Mutex
-	workers   int // worker goroutines started so far
 )
 
 // call is one parallel Sgemm: C split into chunks, strips along m or n,
-// that the calling goroutine and workers claim in turn until none is left,
+// that the goroutines par.Do runs it on claim in turn until none is left,
 // so a goroutine that starts late (or a core busy with other work) simply
 // does fewer chunks. Calls are recycled through freeCalls.
 type call struct {
@@ -59,7 +56,6 @@ type call struct {
 	units  int // ceil(size of the split dimension / unit)
 	chunks int
 	next   atomic.Int64
-	wg     sync.WaitGroup
 
 	// With shared set, op(B) is packed once, whole, into bAll by all
 	// goroutines together (packUnits panels claimed through packNext, in
@@ -68,7 +64,7 @@ type call struct {
 	bAll      []float32
 	packUnits int
 	packNext  atomic.Int64
-	packWG    sync.WaitGroup // counts panels not yet packed
+	packLeft  atomic.Int64 // panels not yet packed
 }
 
 // packGroup is how many B panels a goroutine claims at a time.
@@ -77,6 +73,14 @@ const packGroup = 4
 // maxSharedB bounds, in floats, the op(B) packed whole for a parallel call
 // (8 MiB, enough for 1024×2048); larger products pack B per goroutine.
 const maxSharedB = 2 << 20
+
+// Run is one goroutine's share of the call (par.Task): chunks until none
+// is left, with a workspace of its own.
+func (c *call) Run(int) {
+	w := getWS()
+	c.work(w)
+	putWS(w)
+}
 
 // work claims and computes chunks with w's buffers until none is left.
 func (c *call) work(w *workspace) {
@@ -92,11 +96,10 @@ func (c *call) work(w *workspace) {
 			}
 			u1 := min(u+packGroup, c.packUnits)
 			packBAllPanels(c.kn, &c.p, u, u1, c.bAll)
-			c.packWG.Add(u - u1)
+			c.packLeft.Add(int64(u - u1))
 		}
-		// Wait (parked, not spinning) for the panels others claimed: at
-		// most one group each.
-		c.packWG.Wait()
+		// Wait for the panels others claimed: at most one group each.
+		par.WaitZero(&c.packLeft)
 	}
 	for {
 		i := int(c.next.Add(1) - 1)
@@ -129,22 +132,6 @@ func putWS(w *workspace) {
 	select {
 	case freeWS <- w:
 	default:
-	}
-}
-
-// startWorkers makes sure at least n worker goroutines are running. Each
-// owns one workspace for its lifetime.
-func startWorkers(n int) {
-	workersMu.Lock()
-	defer workersMu.Unlock()
-	for ; workers < n; workers++ {
-		go func() {
-			w := new(workspace)
-			for c := range jobs {
-				c.work(w)
-				c.wg.Done()
-			}
-		}()
 	}
 }
 
@@ -193,8 +180,6 @@ func runParallel(kn *kernel, p *params, threads int) {
 		putWS(w)
 		return
 	}
-	startWorkers(t - 1)
-
 	var c *call
 	select {
 	case c = <-freeCalls:
@@ -213,16 +198,9 @@ func runParallel(kn *kernel, p *params, threads int) {
 		c.bAll = c.bAll[:cap(c.bAll)]
 		c.packUnits = (p.k + kn.kc - 1) / kn.kc * np
 		c.packNext.Store(0)
-		c.packWG.Add(c.packUnits)
+		c.packLeft.Store(int64(c.packUnits))
 	}
-	c.wg.Add(t - 1)
-	for range t - 1 {
-		jobs <- c
-	}
-	w := getWS()
-	c.work(w)
-	putWS(w)
-	c.wg.Wait()
+	par.Run(t, c)
 	c.p, c.kn = params{}, nil
 	select {
 	case freeCalls <- c:
