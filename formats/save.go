@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -191,13 +192,21 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 			res.FlatReason = "sharded output is a state_dict"
 		default:
 			res.Structured = true
-			res.DroppedMeta = c.outside
-			files := []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.WriteObject(w, c.Object) }}}
+			// The object holds its own leaves; the metadata record
+			// holds what lies outside it.
+			var meta []pytorch.Meta
+			for _, m := range c.Meta {
+				if slices.Contains(c.outside, m.Key) {
+					meta = append(meta, pytorch.Meta{Key: m.Key, Value: m.Value})
+				}
+			}
+			files := []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.WriteObjectMeta(w, c.Object, meta) }}}
 			return newOutputs(opts, n).run(res, files)
 		}
 	}
-	for _, m := range c.Meta {
-		res.DroppedMeta = append(res.DroppedMeta, m.Key)
+	meta := make([]pytorch.Meta, len(c.Meta))
+	for i, m := range c.Meta {
+		meta[i] = pytorch.Meta{Key: m.Key, Value: m.Value}
 	}
 	// Shards as transformers writes pytorch_model-00001-of-0000N.bin.
 	plan := safetensors.PlanShards(c.Tensors, opts.MaxShardSize)
@@ -215,7 +224,7 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 			return err
 		}
 		total += n
-		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return pytorch.Write(w, shard) }})
+		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return pytorch.WriteMeta(w, shard, meta) }})
 	}
 	if index != "" {
 		f, n, err := indexFile(index, x, dataSize)
