@@ -46,7 +46,7 @@
 // __metadata__; saving to ONNX writes it to metadata_props (unless a graph is
 // given); saving to PyTorch writes it into the metadata record (of every
 // shard), except the leaves of an object written with its structure, which
-// stay in its pickle. Metadata a target cannot hold is reported as dropped
+// stay in its pickle, and a safetensors file's "format": "pt" marker. Metadata a target cannot hold is reported as dropped
 // in the [SaveResult].
 //
 // [Transform] applies ckpt convert's options (--key, --strip-prefix,

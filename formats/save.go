@@ -196,7 +196,7 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 			// holds what lies outside it.
 			var meta []pytorch.Meta
 			for _, m := range c.Meta {
-				if slices.Contains(c.outside, m.Key) {
+				if slices.Contains(c.outside, m.Key) && !safetensorsMarker(c, m) {
 					meta = append(meta, pytorch.Meta{Key: m.Key, Value: m.Value})
 				}
 			}
@@ -204,9 +204,11 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 			return newOutputs(opts, n).run(res, files)
 		}
 	}
-	meta := make([]pytorch.Meta, len(c.Meta))
-	for i, m := range c.Meta {
-		meta[i] = pytorch.Meta{Key: m.Key, Value: m.Value}
+	var meta []pytorch.Meta
+	for _, m := range c.Meta {
+		if !safetensorsMarker(c, m) {
+			meta = append(meta, pytorch.Meta{Key: m.Key, Value: m.Value})
+		}
 	}
 	// Shards as transformers writes pytorch_model-00001-of-0000N.bin.
 	plan := safetensors.PlanShards(c.Tensors, opts.MaxShardSize)
@@ -248,6 +250,14 @@ func indexFile(path string, x *safetensors.Index, dataSize int64) (outFile, int6
 		n, err := w.Write(b)
 		return int64(n), err
 	}}, int64(len(b)), nil
+}
+
+// safetensorsMarker reports whether m is a safetensors file's "format":
+// "pt" entry, the framework marker safetensorsMeta adds and transformers
+// checks: PyTorch output leaves it out, as a .pt needs no such marker (and
+// diff does not compare it across formats).
+func safetensorsMarker(c *Checkpoint, m Meta) bool {
+	return m.Key == "format" && m.Value == "pt" && (c.Format == FormatSafetensors || c.Format == FormatSafetensorsSharded)
 }
 
 // safetensorsMeta is the __metadata__ written: the checkpoint's metadata
