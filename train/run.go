@@ -900,7 +900,9 @@ func (w *runWriter) saveCheckpoint(epochs int) error {
 // training loop saves it: torch.load gives {"epoch", "model" (the
 // state_dict, an OrderedDict), "optimizer" (optimizer.state_dict()),
 // "scheduler" (scheduler.state_dict())}, each of which torch's
-// load_state_dict takes, so training can resume in PyTorch too.
+// load_state_dict takes, so training can resume in PyTorch too. Its
+// metadata record holds the run's arch, classes and preprocess, as best.pt's
+// does.
 func (w *runWriter) saveTorchCheckpoint(epochs int, sd nn.StateDict, osd *optim.StateDict, sched optim.Scheduler) error {
 	model := &pickle.Dict{Ordered: true}
 	for _, t := range sd {
@@ -921,7 +923,11 @@ func (w *runWriter) saveTorchCheckpoint(epochs int, sd nn.StateDict, osd *optim.
 		return fmt.Errorf("train: %w", err)
 	}
 	defer os.Remove(f.Name())
-	if _, err := pytorch.WriteObject(f, root); err != nil {
+	meta := make([]pytorch.Meta, len(w.meta))
+	for i, m := range w.meta {
+		meta[i] = pytorch.Meta{Key: m.Key, Value: m.Value}
+	}
+	if _, err := pytorch.WriteObjectMeta(f, root, meta); err != nil {
 		f.Close()
 		return fmt.Errorf("train: writing checkpoint.pt: %w", err)
 	}
@@ -1013,15 +1019,26 @@ func cutPrefix(s, p string) (string, bool) {
 }
 
 // RunFileMeta returns the class names and evaluation preprocessing of a
-// run's best.pt or last.pt, which carry none themselves (a torch state_dict
-// has no place for them, unlike the safetensors beside them), from the
-// config.json of the run directory they are in. ok is false for any other
-// file name, or when there is no such config.json.
+// run's best.pt or last.pt: the file's own metadata ("classes" and
+// "preprocess", as best.safetensors has them), or, for a file without them
+// (runs written before .pt files carried metadata), the config.json of the
+// run directory it is in. ok is false for any other file name, or when
+// neither has them.
 func RunFileMeta(weights string) (classes []string, pre data.Preprocess, ok bool) {
 	switch filepath.Base(weights) {
 	case "best.pt", "last.pt":
 	default:
 		return nil, pre, false
+	}
+	if c, err := formats.Open(weights); err == nil {
+		md := c.Metadata()
+		c.Close()
+		var p data.Preprocess
+		if json.Unmarshal([]byte(md["classes"]), &classes) == nil && len(classes) > 0 &&
+			json.Unmarshal([]byte(md["preprocess"]), &p) == nil && p.Crop > 0 {
+			return classes, p, true
+		}
+		classes = nil
 	}
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(weights), "config.json"))
 	if err != nil {
