@@ -40,10 +40,14 @@
 // Metadata: PyTorch files' non-tensor values (epoch, arch, hyper-parameters)
 // become metadata entries named by their path, with the value encoded as
 // JSON ("7", "\"resnet50\"", "0.625"); safetensors' __metadata__ strings are
-// kept as they are. Saving to safetensors writes the metadata into
+// kept as they are; a PyTorch zip archive's metadata record
+// (pickle.MetadataRecord, which ckpt writes) gives entries kept as they
+// are, after the pickle's. Saving to safetensors writes the metadata into
 // __metadata__; saving to ONNX writes it to metadata_props (unless a graph is
-// given); PyTorch output holds a state_dict only, so metadata is reported
-// as dropped in the [SaveResult].
+// given); saving to PyTorch writes it into the metadata record (of every
+// shard), except the leaves of an object written with its structure, which
+// stay in its pickle, and a safetensors file's "format": "pt" marker. Metadata a target cannot hold is reported as dropped
+// in the [SaveResult].
 //
 // [Transform] applies ckpt convert's options (--key, --strip-prefix,
 // --rename, --dtype) lazily: renamed tensors share their source's bytes, and

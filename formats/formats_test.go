@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ckptkit/ckpt/formats/pytorch"
+	"github.com/ckptkit/ckpt/pickle"
 	"github.com/ckptkit/ckpt/tensor"
 )
 
@@ -671,7 +673,8 @@ func TestSaveMetadata(t *testing.T) {
 	if got := open(t, res.Files[0]).Metadata(); !reflect.DeepEqual(got, src.Metadata()) {
 		t.Errorf("metadata read back %v, want %v", got, src.Metadata())
 	}
-	// The state_dict alone: what lies outside it is reported.
+	// The state_dict alone: what lies outside it goes into the metadata
+	// record, in order.
 	sd, _, err := Transform(src, Options{Key: "state_dict"})
 	if err != nil {
 		t.Fatal(err)
@@ -680,8 +683,19 @@ func TestSaveMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"epoch", "arch", "best_acc1"}; !res.Structured || !reflect.DeepEqual(res.DroppedMeta, want) {
-		t.Errorf("structured %v, dropped %v, want true, %v", res.Structured, res.DroppedMeta, want)
+	if !res.Structured || len(res.DroppedMeta) != 0 {
+		t.Errorf("structured %v, dropped %v, want true, nothing dropped", res.Structured, res.DroppedMeta)
+	}
+	back := open(t, res.Files[0])
+	if got, want := back.Meta, sd.Meta; !reflect.DeepEqual(got, want) {
+		t.Errorf("metadata read back %v, want %v", got, want)
+	}
+	var keys []string
+	for _, m := range back.Meta {
+		keys = append(keys, m.Key)
+	}
+	if want := []string{"epoch", "arch", "best_acc1"}; !reflect.DeepEqual(keys, want) || len(back.Pickle.Metadata) != len(want) {
+		t.Errorf("metadata keys %v (record %v), want %v in the record", keys, back.Pickle.Metadata, want)
 	}
 }
 
@@ -1000,5 +1014,43 @@ func TestSkippedSafetensors(t *testing.T) {
 	c := open(t, p)
 	if got, want := fmt.Sprint(c.Skipped), "[{u U16 [2]} {f8 F8_E4M3 [1]}]"; got != want || len(c.Tensors) != 1 {
 		t.Errorf("got skipped %s and %d tensors, want %s and 1", got, len(c.Tensors), want)
+	}
+}
+
+// TestOpenMetadataRecord opens PyTorch files written with a metadata
+// record: its entries follow the pickle's leaves, in order, and are
+// outside the saved object; a record key that is also a leaf's path is
+// refused.
+func TestOpenMetadataRecord(t *testing.T) {
+	dir := t.TempDir()
+	w := tensor.New(tensor.Float32, []int64{1}, tensor.NewStorageBytes(make([]byte, 4)))
+	write := func(name string, obj any, meta []pytorch.Meta) string {
+		t.Helper()
+		var buf bytes.Buffer
+		if _, err := pytorch.WriteObjectMeta(&buf, obj, meta); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	obj := &pickle.Dict{Keys: []any{"epoch", "w"}, Values: []any{int64(7), w}}
+	c := open(t, write("ok.pt", obj, []pytorch.Meta{{Key: "z", Value: "1"}, {Key: "arch", Value: "resnet18"}}))
+	if want := []Meta{{"epoch", "7"}, {"z", "1"}, {"arch", "resnet18"}}; !reflect.DeepEqual(c.Meta, want) {
+		t.Errorf("got metadata %v, want %v", c.Meta, want)
+	}
+	// Saved again with its structure, the record is written again.
+	res, err := Save(filepath.Join(dir, "again.pt"), c, SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := open(t, res.Files[0]); !res.Structured || !reflect.DeepEqual(again.Meta, c.Meta) || len(res.DroppedMeta) != 0 {
+		t.Errorf("saved again: structured %v, metadata %v, dropped %v; want true, %v, none", res.Structured, again.Meta, res.DroppedMeta, c.Meta)
+	}
+	p := write("clash.pt", obj, []pytorch.Meta{{Key: "epoch", Value: "8"}})
+	if _, err := Open(p); err == nil || !strings.Contains(err.Error(), `key "epoch" is also a path of the pickled object`) {
+		t.Errorf("got error %v, want the clash on \"epoch\"", err)
 	}
 }

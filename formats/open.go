@@ -315,7 +315,12 @@ func openKind(path string, kind Kind, allowIndex bool) (*Checkpoint, error) {
 		if err != nil {
 			return nil, err
 		}
-		return fromPickle(pf), nil
+		c, err := fromPickle(pf)
+		if err != nil {
+			pf.Close()
+			return nil, fmt.Errorf("%w (file %s)", err, path)
+		}
+		return c, nil
 	case KindSafetensors:
 		sf, err := safetensors.Open(path)
 		if err != nil {
@@ -367,7 +372,10 @@ func openKind(path string, kind Kind, allowIndex bool) (*Checkpoint, error) {
 	return nil, fmt.Errorf("formats: %s: %w", path, ErrUnknownFormat)
 }
 
-func fromPickle(pf *pickle.File) *Checkpoint {
+// fromPickle makes the checkpoint of a decoded PyTorch file: its tensors,
+// its non-tensor leaves as metadata, then the entries of its metadata
+// record, which lie outside Object.
+func fromPickle(pf *pickle.File) (*Checkpoint, error) {
 	format := map[string]string{
 		pickle.FormatZip: FormatPyTorchZip, pickle.FormatLegacy: FormatPyTorchLegacy,
 		pickle.FormatTar: FormatPyTorchTar, pickle.FormatTorchScript: FormatTorchScript,
@@ -394,7 +402,15 @@ func fromPickle(pf *pickle.File) *Checkpoint {
 		seen[m.Path] = true
 		c.Meta = append(c.Meta, Meta{m.Path, metaJSON(m.Value)})
 	}
-	return c
+	for _, m := range pf.Metadata {
+		if seen[m.Key] {
+			return nil, fmt.Errorf("formats: metadata record %q: key %q is also a path of the pickled object", pf.Prefix+"/"+pickle.MetadataRecord, m.Key)
+		}
+		seen[m.Key] = true
+		c.Meta = append(c.Meta, Meta{m.Key, m.Value})
+		c.outside = append(c.outside, m.Key)
+	}
+	return c, nil
 }
 
 func fromSafetensors(sf *safetensors.File, format string) *Checkpoint {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -191,13 +192,23 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 			res.FlatReason = "sharded output is a state_dict"
 		default:
 			res.Structured = true
-			res.DroppedMeta = c.outside
-			files := []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.WriteObject(w, c.Object) }}}
+			// The object holds its own leaves; the metadata record
+			// holds what lies outside it.
+			var meta []pytorch.Meta
+			for _, m := range c.Meta {
+				if slices.Contains(c.outside, m.Key) && !safetensorsMarker(c, m) {
+					meta = append(meta, pytorch.Meta{Key: m.Key, Value: m.Value})
+				}
+			}
+			files := []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.WriteObjectMeta(w, c.Object, meta) }}}
 			return newOutputs(opts, n).run(res, files)
 		}
 	}
+	var meta []pytorch.Meta
 	for _, m := range c.Meta {
-		res.DroppedMeta = append(res.DroppedMeta, m.Key)
+		if !safetensorsMarker(c, m) {
+			meta = append(meta, pytorch.Meta{Key: m.Key, Value: m.Value})
+		}
 	}
 	// Shards as transformers writes pytorch_model-00001-of-0000N.bin.
 	plan := safetensors.PlanShards(c.Tensors, opts.MaxShardSize)
@@ -215,7 +226,7 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 			return err
 		}
 		total += n
-		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return pytorch.Write(w, shard) }})
+		files = append(files, outFile{paths[i], func(w io.Writer) (int64, error) { return pytorch.WriteMeta(w, shard, meta) }})
 	}
 	if index != "" {
 		f, n, err := indexFile(index, x, dataSize)
@@ -239,6 +250,14 @@ func indexFile(path string, x *safetensors.Index, dataSize int64) (outFile, int6
 		n, err := w.Write(b)
 		return int64(n), err
 	}}, int64(len(b)), nil
+}
+
+// safetensorsMarker reports whether m is a safetensors file's "format":
+// "pt" entry, the framework marker safetensorsMeta adds and transformers
+// checks: PyTorch output leaves it out, as a .pt needs no such marker (and
+// diff does not compare it across formats).
+func safetensorsMarker(c *Checkpoint, m Meta) bool {
+	return m.Key == "format" && m.Value == "pt" && (c.Format == FormatSafetensors || c.Format == FormatSafetensorsSharded)
 }
 
 // safetensorsMeta is the __metadata__ written: the checkpoint's metadata

@@ -49,15 +49,11 @@ func TestSaveStateDict(t *testing.T) {
 					t.Errorf("%s: got %s %d bytes, want %s %d bytes (or the bytes differ)", want.Name, got.Tensor.DType, len(gb), want.Tensor.DType, len(wb))
 				}
 			}
-			switch ext {
-			case ".safetensors":
-				if got := c.Metadata()["classes"]; got != meta["classes"] {
-					t.Errorf("metadata classes: got %q, want %q", got, meta["classes"])
-				}
-			case ".pt":
-				if len(res.DroppedMeta) != 1 || res.DroppedMeta[0] != "classes" {
-					t.Errorf("DroppedMeta: got %v, want [classes]", res.DroppedMeta)
-				}
+			if got := c.Metadata()["classes"]; got != meta["classes"] {
+				t.Errorf("metadata classes: got %q, want %q", got, meta["classes"])
+			}
+			if len(res.DroppedMeta) != 0 {
+				t.Errorf("DroppedMeta: got %v, want none", res.DroppedMeta)
 			}
 		})
 	}

@@ -3,7 +3,8 @@
 //
 // Formats (detected from content by [Load]):
 //   - zip (torch >= 1.6): prefix/data.pkl plus one stored entry per storage;
-//     any archive prefix; the byteorder record is honoured.
+//     any archive prefix; the byteorder record is honoured, and ckpt's
+//     metadata record (MetadataRecord) is read into File.Metadata.
 //   - legacy (torch 0.1.10 to 1.5, or _use_new_zipfile_serialization=False):
 //     five pickles in a row (magic number, protocol version, sys_info, the
 //     object, the storage keys) followed by the raw storages.

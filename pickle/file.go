@@ -38,6 +38,9 @@ type File struct {
 	// Meta lists the non-tensor leaves (numbers, strings, bools, None,
 	// bytes, globals) outside module objects, in pickle order.
 	Meta []Meta
+	// Metadata lists the entries of a zip archive's metadata record
+	// (MetadataRecord) in the order written, nil when it has none.
+	Metadata []KeyValue
 	// Modules is the module tree of a whole-model pickle or TorchScript
 	// archive (the first module object found), nil otherwise.
 	Modules *Module

@@ -142,6 +142,7 @@ func FuzzZip(f *testing.F) {
 	for _, b := range seedFiles(f) {
 		f.Add(b)
 	}
+	addRecordSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Load(bytes.NewReader(data), int64(len(data)))
 		noPanic(t, err)
@@ -151,6 +152,20 @@ func FuzzZip(f *testing.F) {
 		checkLoaded(t, file, func() (*File, error) { return Load(bytes.NewReader(data), int64(len(data))) })
 		roundTrip(t, file)
 	})
+}
+
+// addRecordSeeds adds recordBase with each small case of recordCases as
+// its metadata record.
+func addRecordSeeds(f *testing.F) {
+	base, err := os.ReadFile(recordBase)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, tc := range recordCases {
+		if len(tc.content) <= 1<<10 {
+			f.Add(withRecord(f, base, []byte(tc.content), zip.Store))
+		}
+	}
 }
 
 // seedsOf returns the seed files whose content starts as pick says.
@@ -206,6 +221,7 @@ func FuzzScan(f *testing.F) {
 	for _, b := range seedFiles(f) {
 		f.Add(b)
 	}
+	addRecordSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rep := Scan(bytes.NewReader(data), int64(len(data)))
 		file, err := Load(bytes.NewReader(data), int64(len(data)))

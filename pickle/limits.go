@@ -38,6 +38,9 @@ const (
 	MaxRatio = 200
 	// MaxStorages bounds the number of storages of a legacy file.
 	MaxStorages = 1 << 20
+	// MaxMetadataSize bounds the size in bytes of a zip archive's metadata
+	// record (MetadataRecord).
+	MaxMetadataSize = 1 << 20
 )
 
 // limit holds the limits in force: the constants above, except in the fuzz

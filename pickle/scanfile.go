@@ -52,7 +52,8 @@ func ScanPickle(data []byte) (findings []Finding, n int, err error) {
 // tar header, a pickle stream otherwise) and reports every finding in every
 // part of it: each pickle of a zip archive (data.pkl, constants.pkl, any
 // other .pkl member), TorchScript code, the five pickles of a legacy file,
-// every pickle of a tar file's members, container anomalies. It never runs
+// every pickle of a tar file's members, container anomalies; a metadata
+// record (MetadataRecord) the reader would refuse is an error. It never runs
 // the file's pickles through the VM before they are scanned, and never
 // executes anything.
 func Scan(r io.ReaderAt, size int64) *Report {
@@ -357,6 +358,14 @@ func (s *scanner) zip() {
 		}
 		if strings.HasPrefix(rest, "code/") && code == "" {
 			code = f.Name
+		}
+		if rest == MetadataRecord {
+			// Not a pickle, but the reader refuses a file whose record
+			// it cannot decode.
+			if _, err := metadataMember(f); err != nil {
+				s.fail(err)
+			}
+			continue
 		}
 		if !strings.HasSuffix(low, ".pkl") {
 			continue

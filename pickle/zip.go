@@ -27,6 +27,9 @@ import (
 //	prefix/version         the format version, a decimal number
 //	prefix/byteorder       "little" or "big" (torch >= 2.1), absent = little
 //
+// ckpt's files may add prefix/extra/ckpt_metadata.json, string metadata
+// (see MetadataRecord).
+//
 // TorchScript archives add prefix/code/ (the model's TorchScript source, of
 // which only the __parameters__ and __buffers__ lines of each class are
 // read), prefix/constants.pkl and prefix/constants/.
@@ -427,6 +430,9 @@ func loadZip(r io.ReaderAt, size int64) (*File, error) {
 	}
 	f.Root = root
 	if err := f.finish(ts); err != nil {
+		return nil, err
+	}
+	if f.Metadata, err = a.readMetadata(); err != nil {
 		return nil, err
 	}
 	return f, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -541,6 +542,27 @@ func TestMetricsMatchTorch(t *testing.T) {
 	var want Metrics
 	if err := json.Unmarshal(out, &want); err != nil {
 		t.Fatalf("%v: %s", err, out)
+	}
+	// torch.load took best.pt with its metadata record; Python's zipfile
+	// reads the record's class names and preprocessing as config.json
+	// has them.
+	var rec struct {
+		Record *struct {
+			Arch       string          `json:"arch"`
+			Classes    []string        `json:"classes"`
+			Preprocess data.Preprocess `json:"preprocess"`
+		} `json:"record"`
+	}
+	if err := json.Unmarshal(out, &rec); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var rc RunConfig
+	b, _ := os.ReadFile(filepath.Join(cfg.Out, "config.json"))
+	if err := json.Unmarshal(b, &rc); err != nil {
+		t.Fatal(err)
+	}
+	if r := rec.Record; r == nil || r.Arch != cfg.Arch || !slices.Equal(r.Classes, rc.Classes) || !reflect.DeepEqual(r.Preprocess, rc.Preprocess) {
+		t.Errorf("best.pt's record as Python reads it: %+v; want arch %s, classes %v, preprocess %+v (config.json)", r, cfg.Arch, rc.Classes, rc.Preprocess)
 	}
 	checkTorchResume(t, py, cfg.Out, cfg.Epochs)
 	got := res.Val

@@ -34,18 +34,19 @@ type Config struct {
 	Unfreeze       int      `json:"unfreeze,omitempty"`
 	BackboneLRMult float64  `json:"backbone_lr_mult"`
 
-	Optimizer      string        `json:"optimizer"` // sgd, adam, adamw
-	LR             float64       `json:"lr"`
-	Momentum       float64       `json:"momentum"`
-	Nesterov       bool          `json:"nesterov"`
-	WeightDecay    float64       `json:"weight_decay"`
-	LabelSmoothing float64       `json:"label_smoothing"`
-	WarmupEpochs   int           `json:"warmup_epochs"`
-	Epochs         int           `json:"epochs"`
-	BatchSize      int           `json:"batch_size"`
-	Seed           uint64        `json:"seed"`
-	Patience       int           `json:"patience"`
-	TimeLimit      time.Duration `json:"-"`
+	Optimizer      string  `json:"optimizer"` // sgd, adam, adamw
+	LR             float64 `json:"lr"`
+	Momentum       float64 `json:"momentum"`
+	Nesterov       bool    `json:"nesterov"`
+	WeightDecay    float64 `json:"weight_decay"`
+	LabelSmoothing float64 `json:"label_smoothing"`
+	WarmupEpochs   int     `json:"warmup_epochs"`
+	Epochs         int     `json:"epochs"`
+	BatchSize      int     `json:"batch_size"`
+	Seed           uint64  `json:"seed"`
+	Patience       int     `json:"patience"`
+	// TimeLimit is written to config.json by RunConfig.TimeLimit.
+	TimeLimit time.Duration `json:"-"`
 
 	ValSplit  float64 `json:"val_split"`
 	ImageSize int     `json:"image_size,omitempty"`
@@ -55,7 +56,9 @@ type Config struct {
 	ColorJitter    string `json:"color_jitter,omitempty"`
 	TrivialAugment bool   `json:"trivial_augment,omitempty"`
 	SkipBad        bool   `json:"skip_bad"`
-	Workers        int    `json:"-"`
+	// Workers is machine-local, not in config.json: the batches do not
+	// depend on it (data.Loader), and its default is this machine's cores.
+	Workers int `json:"-"`
 
 	// NoCache trains a frozen backbone's classifier on images (the
 	// backbone forward on every batch) instead of cached features.
@@ -65,12 +68,21 @@ type Config struct {
 	CacheViews int `json:"cache_views"`
 	// CacheDir keeps the features on disk for later runs ("" keeps them in
 	// memory only).
-	CacheDir string `json:"-"`
+	CacheDir string `json:"cache_dir,omitempty"`
 
 	// Resume continues the run in this directory from its checkpoint.
 	Resume string `json:"-"`
 	// Force allows writing into a run directory that has files.
 	Force bool `json:"-"`
+}
+
+// configNotWritten lists the Config fields config.json leaves out, and why
+// (a test checks that every other field is written).
+var configNotWritten = map[string]string{
+	"Out":     "the run directory is where config.json is",
+	"Workers": "machine-local: the batches do not depend on it, its default is this machine's cores",
+	"Resume":  "how this invocation started, not a setting of the run (the run's own directory)",
+	"Force":   "permission to overwrite, not a setting of the run",
 }
 
 // Defaults fills the zero fields with ckpt finetune's defaults.
@@ -228,6 +240,11 @@ type Result struct {
 // RunConfig is config.json.
 type RunConfig struct {
 	Config
+	// TimeLimit is Config.TimeLimit in Go's duration syntax, as
+	// --time-limit takes it ("30m0s"), "" for none. It records this
+	// invocation's budget; --resume does not take it back (Config does not
+	// read it), a resumed run has the time limit its own command line gives.
+	TimeLimit  string          `json:"time_limit,omitempty"`
 	Classes    []string        `json:"classes"`
 	Preprocess data.Preprocess `json:"preprocess"`
 	Auto       *Choice         `json:"auto,omitempty"`
@@ -235,6 +252,15 @@ type RunConfig struct {
 	DataLayout string          `json:"data_layout"`
 	Train      int             `json:"train_images"`
 	ValImages  int             `json:"val_images"`
+}
+
+// newRunConfig returns config.json's settings part for cfg.
+func newRunConfig(cfg Config) RunConfig {
+	rc := RunConfig{Config: cfg}
+	if cfg.TimeLimit > 0 {
+		rc.TimeLimit = cfg.TimeLimit.String()
+	}
+	return rc
 }
 
 // Hooks let a caller watch a run: Log receives one line at a time (notes,
@@ -490,9 +516,9 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := RunConfig{Config: cfg, Classes: classes, Preprocess: pre, Auto: res.Auto, Unfrozen: model.Unfrozen,
-		DataLayout: splits.Layout, Train: splits.Train.Len(), ValImages: nval}
-	rc.Strategy = cfg.Strategy
+	rc := newRunConfig(cfg)
+	rc.Classes, rc.Preprocess, rc.Auto, rc.Unfrozen = classes, pre, res.Auto, model.Unfrozen
+	rc.DataLayout, rc.Train, rc.ValImages = splits.Layout, splits.Train.Len(), nval
 	if err := writeJSON(filepath.Join(cfg.Out, "config.json"), rc); err != nil {
 		return nil, err
 	}
@@ -900,7 +926,9 @@ func (w *runWriter) saveCheckpoint(epochs int) error {
 // training loop saves it: torch.load gives {"epoch", "model" (the
 // state_dict, an OrderedDict), "optimizer" (optimizer.state_dict()),
 // "scheduler" (scheduler.state_dict())}, each of which torch's
-// load_state_dict takes, so training can resume in PyTorch too.
+// load_state_dict takes, so training can resume in PyTorch too. Its
+// metadata record holds the run's arch, classes and preprocess, as best.pt's
+// does.
 func (w *runWriter) saveTorchCheckpoint(epochs int, sd nn.StateDict, osd *optim.StateDict, sched optim.Scheduler) error {
 	model := &pickle.Dict{Ordered: true}
 	for _, t := range sd {
@@ -921,7 +949,11 @@ func (w *runWriter) saveTorchCheckpoint(epochs int, sd nn.StateDict, osd *optim.
 		return fmt.Errorf("train: %w", err)
 	}
 	defer os.Remove(f.Name())
-	if _, err := pytorch.WriteObject(f, root); err != nil {
+	meta := make([]pytorch.Meta, len(w.meta))
+	for i, m := range w.meta {
+		meta[i] = pytorch.Meta{Key: m.Key, Value: m.Value}
+	}
+	if _, err := pytorch.WriteObjectMeta(f, root, meta); err != nil {
 		f.Close()
 		return fmt.Errorf("train: writing checkpoint.pt: %w", err)
 	}
@@ -1013,15 +1045,26 @@ func cutPrefix(s, p string) (string, bool) {
 }
 
 // RunFileMeta returns the class names and evaluation preprocessing of a
-// run's best.pt or last.pt, which carry none themselves (a torch state_dict
-// has no place for them, unlike the safetensors beside them), from the
-// config.json of the run directory they are in. ok is false for any other
-// file name, or when there is no such config.json.
+// run's best.pt or last.pt: the file's own metadata ("classes" and
+// "preprocess", as best.safetensors has them), or, for a file without them
+// (runs written before .pt files carried metadata), the config.json of the
+// run directory it is in. ok is false for any other file name, or when
+// neither has them.
 func RunFileMeta(weights string) (classes []string, pre data.Preprocess, ok bool) {
 	switch filepath.Base(weights) {
 	case "best.pt", "last.pt":
 	default:
 		return nil, pre, false
+	}
+	if c, err := formats.Open(weights); err == nil {
+		md := c.Metadata()
+		c.Close()
+		var p data.Preprocess
+		if json.Unmarshal([]byte(md["classes"]), &classes) == nil && len(classes) > 0 &&
+			json.Unmarshal([]byte(md["preprocess"]), &p) == nil && p.Crop > 0 {
+			return classes, p, true
+		}
+		classes = nil
 	}
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(weights), "config.json"))
 	if err != nil {

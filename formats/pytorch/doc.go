@@ -17,6 +17,18 @@
 //	archive/data/0 ...   one entry per storage: raw little-endian elements
 //	archive/version      "3\n", the zip format's version record
 //	archive/byteorder    "little"
+//	archive/extra/ckpt_metadata.json
+//	                     string metadata, only when some is given
+//	                     (WriteMeta, WriteObjectMeta)
+//
+// The metadata record (pickle.MetadataRecord) is one JSON object of string
+// keys to string values in the order given, like safetensors'
+// __metadata__: {"arch":"resnet18","classes":"[\"cat\",\"dog\"]"}.
+// torch.load ignores it (it reads data.pkl, data/, version and byteorder;
+// TorchScript keeps its own extra files under the same extra/ directory),
+// and Python reads it with
+// json.loads(zipfile.ZipFile(path).read("archive/extra/ckpt_metadata.json")).
+// Package pickle reads it into File.Metadata.
 //
 // Every entry's data starts at a multiple of 64 bytes from the start of the
 // file, as torch aligns it: the local header's extra field carries an

@@ -20,7 +20,9 @@ const script = "../../testdata/gen/formats_fixtures.py"
 
 // pyDesc is torch's description of a loaded file (describe-pt).
 type pyDesc struct {
-	Type    string `json:"type"`
+	Type string `json:"type"`
+	// Record is the metadata record as zipfile reads it: [key, value] pairs.
+	Record  [][2]string `json:"record"`
 	Tensors []struct {
 		Name    string  `json:"name"`
 		DType   string  `json:"dtype"`
@@ -62,7 +64,9 @@ func writeFile(t *testing.T, path string, ts []Named) {
 // TestTorchLoadsResNet18 writes a torchvision resnet18 state_dict (made by
 // torch under a random seed, handed over as safetensors) with Write, then
 // has torch 1.13 load it with weights_only=True, load_state_dict(strict=True)
-// into resnet18 and compare every tensor with the original torch.save.
+// into resnet18 and compare every tensor with the original torch.save; once
+// more with a metadata record (WriteMeta), which torch.load must ignore and
+// Python's zipfile must read back in order (formats_fixtures.py describe-pt).
 func TestTorchLoadsResNet18(t *testing.T) {
 	testenv.Python(t)
 	dir := t.TempDir()
@@ -76,8 +80,33 @@ func TestTorchLoadsResNet18(t *testing.T) {
 	defer f.Close()
 	out := filepath.Join(dir, "out.pt")
 	writeFile(t, out, f.Tensors)
-	if got := strings.TrimSpace(string(python(t, "load-strict", "resnet18", src, out))); got != "ok" {
+	// The same with a metadata record, which torch.load must ignore and
+	// Python's zipfile read back in order.
+	meta := []Meta{{Key: "arch", Value: "resnet18"}, {Key: "classes", Value: `["cat","dög"]`}, {Key: "a<b>&c", Value: "line\nbreak"}}
+	withMeta := filepath.Join(dir, "meta.pt")
+	fh, err := os.Create(withMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteMeta(fh, f.Tensors, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(python(t, "load-strict", "resnet18", src, out, withMeta))); got != "ok" {
 		t.Fatalf("load-strict (seed %d): %s", seed, got)
+	}
+	var d pyDesc
+	if err := json.Unmarshal(python(t, "describe-pt", withMeta), &d); err != nil {
+		t.Fatal(err)
+	}
+	var want [][2]string
+	for _, m := range meta {
+		want = append(want, [2]string{m.Key, m.Value})
+	}
+	if fmt.Sprintf("%q", d.Record) != fmt.Sprintf("%q", want) {
+		t.Errorf("zipfile reads the record as %q, want %q", d.Record, want)
 	}
 }
 

@@ -2,11 +2,15 @@ package pytorch
 
 import (
 	"archive/zip"
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"unicode/utf8"
 
+	"github.com/ckptkit/ckpt/pickle"
 	"github.com/ckptkit/ckpt/tensor"
 )
 
@@ -19,6 +23,10 @@ const Alignment = 64
 
 // Named is a tensor with its state_dict key ([tensor.Named]).
 type Named = tensor.Named
+
+// Meta is one string metadata entry of the metadata record
+// ([pickle.KeyValue]).
+type Meta = pickle.KeyValue
 
 // DataBytes returns the number of storage bytes Write writes for tensors
 // (shared storages counted once), for progress reporting.
@@ -59,7 +67,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // OrderedDict state_dict, streaming one storage at a time. It returns the
 // bytes written.
 func Write(w io.Writer, tensors []Named) (int64, error) {
+	return WriteMeta(w, tensors, nil)
+}
+
+// WriteMeta is Write with string metadata: when meta is not empty, the
+// archive holds it as its metadata record (see the package documentation).
+// Keys must be unique, keys and values valid UTF-8, and the record at most
+// pickle.MaxMetadataSize bytes, so that the reader takes back what was
+// written.
+func WriteMeta(w io.Writer, tensors []Named, meta []Meta) (int64, error) {
 	d, err := stateDict(tensors)
+	if err != nil {
+		return 0, err
+	}
+	rec, err := metadataRecord(meta)
 	if err != nil {
 		return 0, err
 	}
@@ -67,7 +88,7 @@ func Write(w io.Writer, tensors []Named) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return writeArchive(w, pkl, storages)
+	return writeArchive(w, pkl, storages, rec)
 }
 
 // WriteObject writes v, a value of package pickle's object model (the
@@ -77,15 +98,66 @@ func Write(w io.Writer, tensors []Named) (int64, error) {
 // (written as nn.Parameter); storage sharing follows Write's rules. It
 // returns the bytes written.
 func WriteObject(w io.Writer, v any) (int64, error) {
+	return WriteObjectMeta(w, v, nil)
+}
+
+// WriteObjectMeta is WriteObject with string metadata, written as
+// WriteMeta writes it.
+func WriteObjectMeta(w io.Writer, v any, meta []Meta) (int64, error) {
+	rec, err := metadataRecord(meta)
+	if err != nil {
+		return 0, err
+	}
 	pkl, storages, err := encode(v, true)
 	if err != nil {
 		return 0, err
 	}
-	return writeArchive(w, pkl, storages)
+	return writeArchive(w, pkl, storages, rec)
 }
 
-// writeArchive writes the zip archive of data.pkl and its storages.
-func writeArchive(w io.Writer, pkl []byte, storages []storagePlan) (int64, error) {
+// metadataRecord returns the metadata record's JSON object, keys in order,
+// or nil for no metadata.
+func metadataRecord(meta []Meta) ([]byte, error) {
+	if len(meta) == 0 {
+		return nil, nil
+	}
+	var b, v bytes.Buffer
+	enc := json.NewEncoder(&v)
+	enc.SetEscapeHTML(false)
+	// str appends s as a JSON string (Encode ends it with a newline, which
+	// is left out).
+	str := func(s string) {
+		v.Reset()
+		enc.Encode(s) // a valid UTF-8 string always encodes
+		b.Write(bytes.TrimSuffix(v.Bytes(), []byte("\n")))
+	}
+	seen := make(map[string]bool, len(meta))
+	b.WriteByte('{')
+	for i, m := range meta {
+		if seen[m.Key] {
+			return nil, fmt.Errorf("pytorch: metadata key %q given twice", m.Key)
+		}
+		seen[m.Key] = true
+		if !utf8.ValidString(m.Key) || !utf8.ValidString(m.Value) {
+			return nil, fmt.Errorf("pytorch: metadata %q: not valid UTF-8", m.Key)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		str(m.Key)
+		b.WriteByte(':')
+		str(m.Value)
+	}
+	b.WriteByte('}')
+	if b.Len() > pickle.MaxMetadataSize {
+		return nil, fmt.Errorf("pytorch: metadata record of %d bytes exceeds limit %d", b.Len(), pickle.MaxMetadataSize)
+	}
+	return b.Bytes(), nil
+}
+
+// writeArchive writes the zip archive of data.pkl, its storages and, when
+// rec is not nil, the metadata record.
+func writeArchive(w io.Writer, pkl []byte, storages []storagePlan, rec []byte) (int64, error) {
 	cw := &countWriter{w: w}
 	zw := zip.NewWriter(cw)
 	// archive/zip writes an entry's data descriptor when the next entry is
@@ -133,6 +205,11 @@ func writeArchive(w io.Writer, pkl []byte, storages []storagePlan) (int64, error
 	}
 	if err := entry("version", 2, bytesBody([]byte("3\n"))); err != nil {
 		return cw.n, err
+	}
+	if rec != nil {
+		if err := entry(pickle.MetadataRecord, int64(len(rec)), bytesBody(rec)); err != nil {
+			return cw.n, err
+		}
 	}
 	if err := zw.Close(); err != nil {
 		return cw.n, fmt.Errorf("pytorch: %w", err)

@@ -9,9 +9,12 @@ image_size set to the crop), loads
 RUN/best.pt with load_state_dict(strict=True), preprocesses the images of
 VAL_DIR (an ImageFolder whose class folders are the run's classes) with
 PIL and torchvision's transforms as config.json's "preprocess" records
-them, and prints {"top1", "top5", "loss", "n", "confusion"} as JSON.
+them, and prints {"top1", "top5", "loss", "n", "confusion"} as JSON, with
+"record": best.pt's metadata record (archive/extra/ckpt_metadata.json) as
+Python's zipfile and json read it, its "classes" and "preprocess" decoded
+from their JSON strings, or null when best.pt has none.
 """
-import json, os, sys
+import json, os, sys, zipfile
 import torch
 import torchvision
 from torchvision import transforms as T
@@ -44,7 +47,20 @@ def main():
                 top5 += int((top[i] == y[i]).any())
                 conf[int(y[i])][int(top[i, 0])] += 1
             n += len(y)
-    print(json.dumps({"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "n": n, "confusion": conf}))
+    print(json.dumps({"top1": top1 / n, "top5": top5 / n, "loss": loss / n, "n": n, "confusion": conf,
+                      "record": read_record(os.path.join(run, "best.pt"))}))
+
+
+def read_record(path):
+    with zipfile.ZipFile(path) as z:
+        name = z.namelist()[0].split("/")[0] + "/extra/ckpt_metadata.json"
+        if name not in z.namelist():
+            return None
+        meta = json.loads(z.read(name))
+    assert all(isinstance(v, str) for v in meta.values()), meta
+    for k in ("classes", "preprocess"):
+        meta[k] = json.loads(meta[k])
+    return meta
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ Debian's python3-torch 1.13).
   formats_fixtures.py describe-pt PATH
       torch.load(PATH, weights_only=True) and print JSON: for each tensor the
       dtype, shape, stride, storage offset, sha256 and a storage group id
-      (tensors sharing storage get the same id).
+      (tensors sharing storage get the same id). For a zip archive, "record"
+      is ckpt's metadata record (ARCHIVE/extra/ckpt_metadata.json) as
+      Python's zipfile and json read it: [key, value] pairs in file order,
+      or null without one.
 
   formats_fixtures.py describe-safetensors PATH
       Read PATH with the small reader below (json + torch.frombuffer, no
@@ -284,6 +287,19 @@ def load_strict(arch, path, ref):
         assert torch.equal(sd[k], v), k
 
 
+def read_record(path):
+    """The [key, value] pairs of ckpt's metadata record of the zip archive
+    at path, in file order, read with zipfile and json; None without one."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        name = z.namelist()[0].split("/")[0] + "/extra/ckpt_metadata.json"
+        if name not in z.namelist():
+            return None
+        pairs = json.loads(z.read(name), object_pairs_hook=list)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in pairs), pairs
+    return pairs
+
+
 def describe_path(path):
     if path.endswith(".onnx"):
         import onnx
@@ -304,6 +320,9 @@ def describe_path(path):
     d = describe_obj(obj)
     d["type"] = type(obj).__module__ + "." + type(obj).__name__
     d["metadata"] = {k: repr(v) for k, v in d["metadata"].items()}
+    import zipfile
+    if zipfile.is_zipfile(path):
+        d["record"] = read_record(path)
     return d
 
 

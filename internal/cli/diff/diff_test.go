@@ -108,8 +108,9 @@ func TestGolden(t *testing.T) {
 		// checkpoint.pt as safetensors: the metadata is kept, and the
 		// "format" marker convert adds is not a difference.
 		{"meta_kept_in_safetensors", Options{A: "checkpoint.pt", B: "checkpoint.safetensors"}, true},
-		// ... and as PyTorch from that safetensors file, flat: metadata lost.
-		{"meta_lost", Options{A: "checkpoint.pt", B: "flat.pt"}, false},
+		// ... and as PyTorch from that safetensors file, flat: the metadata
+		// is in its metadata record.
+		{"meta_kept_in_pt", Options{A: "checkpoint.pt", B: "flat.pt"}, true},
 	}
 	setup(t)
 	for _, tt := range tests {

@@ -49,7 +49,8 @@ per-class precision, recall and F1, and the confusion matrix.
 DIR is an ImageFolder (DIR/<class>/<images>), a directory with a val/ (or
 valid/, validation/) folder, which is used, or a CSV file of path,label rows.
 Weights written by 'ckpt finetune' carry their class names and
-preprocessing (best.pt and last.pt through the run's config.json), and are
+preprocessing (best.pt and last.pt of older runs through the run's
+config.json), and are
 used with them; otherwise classes are the dataset's
 sorted folder names and the preprocessing is the architecture's
 (--image-size changes the crop, keeping the resize ratio). --json prints the
@@ -80,8 +81,8 @@ preprocessing at its input size.`,
 }
 
 // runMeta reads the class names and preprocessing 'ckpt finetune' stores in
-// a safetensors file's metadata, or for a run's best.pt or last.pt in the
-// run's config.json.
+// a safetensors or .pt file's metadata, or for an older run's best.pt or
+// last.pt in the run's config.json (train.RunFileMeta).
 func runMeta(path string) (classes []string, pre *data.Preprocess, err error) {
 	if classes, p, ok := train.RunFileMeta(path); ok {
 		return classes, &p, nil

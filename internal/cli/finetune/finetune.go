@@ -96,7 +96,8 @@ given to --weights is still there.
 
 RUN/: best.safetensors and best.pt (state_dicts torchvision's builder with
 num_classes=N loads strictly; class names and preprocessing in the
-safetensors metadata), last.*, checkpoint.safetensors (--resume RUN
+metadata of both, for .pt files in archive/extra/ckpt_metadata.json),
+last.*, checkpoint.safetensors (--resume RUN
 continues), checkpoint.pt (torch.load gives {epoch, model, optimizer,
 scheduler} for resuming in PyTorch), optimizer.pt, config.json, summary.csv, metrics.json,
 confusion.png, curves.png. Ctrl-C stops after the current batch, saves

@@ -216,22 +216,65 @@ func TestFinetuneThenEval(t *testing.T) {
 		}
 	}
 	predictAgrees(t, filepath.Join(run, "best.safetensors"), filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
-	// best.pt carries no metadata; its run's config.json has the classes
-	// and the preprocessing.
+	// best.pt carries the classes and the preprocessing in its own
+	// metadata record, so a copy alone in another directory (no
+	// config.json beside it) needs no flags either.
 	predictAgrees(t, filepath.Join(run, "best.pt"), filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
-	ios, stdout, stderr = clitest.Streams()
-	ev = eval.NewCmdEval(ios, nil)
-	ev.SetArgs([]string{"--arch", "resnet18", "--weights", filepath.Join(run, "best.pt"), "--data", filepath.Join(dir, "data"), "--json"})
-	if err := ev.Execute(); err != nil {
-		t.Fatalf("eval best.pt: %v\n%s", err, stderr)
-	}
-	var pt train.Metrics
-	if err := json.Unmarshal(stdout.Bytes(), &pt); err != nil {
+	alone := filepath.Join(dir, "alone", "best.pt")
+	copyFile(t, filepath.Join(run, "best.pt"), alone)
+	predictAgrees(t, alone, filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
+	// A best.pt of a run written before .pt files carried metadata: the
+	// run's config.json has them.
+	old := filepath.Join(dir, "old", "best.pt")
+	c, err := formats.Open(filepath.Join(run, "best.pt"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if pt.Top1 != want.Val.Top1 || math.Abs(pt.Loss-want.Val.Loss) > 1e-5*math.Max(1, want.Val.Loss) || !slices.Equal(pt.Classes, want.Val.Classes) {
-		t.Errorf("eval best.pt: got top1 %v loss %v classes %v; metrics.json top1 %v loss %v classes %v",
-			pt.Top1, pt.Loss, pt.Classes, want.Val.Top1, want.Val.Loss, want.Val.Classes)
+	c.Meta = nil
+	_, err = formats.Save(old, c, formats.SaveOptions{})
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := formats.Open(old); err != nil || len(c.Meta) != 0 {
+		t.Fatalf("old-style best.pt: metadata %v, %v; want none", c.Meta, err)
+	} else {
+		c.Close()
+	}
+	copyFile(t, filepath.Join(run, "config.json"), filepath.Join(dir, "old", "config.json"))
+	predictAgrees(t, old, filepath.Join(dir, "data", "val"), want.Val, "--arch", "resnet18")
+	ios, stdout, stderr = clitest.Streams()
+	ev = eval.NewCmdEval(ios, nil)
+	for _, weights := range []string{filepath.Join(run, "best.pt"), alone, old} {
+		ios, stdout, stderr = clitest.Streams()
+		ev = eval.NewCmdEval(ios, nil)
+		ev.SetArgs([]string{"--arch", "resnet18", "--weights", weights, "--data", filepath.Join(dir, "data"), "--json"})
+		if err := ev.Execute(); err != nil {
+			t.Fatalf("eval %s: %v\n%s", weights, err, stderr)
+		}
+		var pt train.Metrics
+		if err := json.Unmarshal(stdout.Bytes(), &pt); err != nil {
+			t.Fatal(err)
+		}
+		if pt.Top1 != want.Val.Top1 || math.Abs(pt.Loss-want.Val.Loss) > 1e-5*math.Max(1, want.Val.Loss) || !slices.Equal(pt.Classes, want.Val.Classes) {
+			t.Errorf("eval %s: got top1 %v loss %v classes %v; metrics.json top1 %v loss %v classes %v",
+				weights, pt.Top1, pt.Loss, pt.Classes, want.Val.Top1, want.Val.Loss, want.Val.Classes)
+		}
+	}
+}
+
+// copyFile copies src to dst, making dst's directory.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

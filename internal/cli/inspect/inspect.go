@@ -113,7 +113,8 @@ type Listing struct {
 	Skipped []Skipped `json:"skipped,omitempty"`
 	// Metadata holds the non-tensor values in file order: JSON text for
 	// values of PyTorch files ("7", "\"resnet50\""), the strings of
-	// safetensors' __metadata__ and ONNX metadata_props.
+	// safetensors' __metadata__, of a PyTorch file's metadata record
+	// (archive/extra/ckpt_metadata.json) and of ONNX metadata_props.
 	Metadata Metadata `json:"metadata,omitempty"`
 	Modules  *Module  `json:"modules,omitempty"`
 	Classes  []string `json:"classes,omitempty"`

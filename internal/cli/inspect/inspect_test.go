@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckptkit/ckpt/formats"
 	"github.com/ckptkit/ckpt/formats/onnx"
 	"github.com/ckptkit/ckpt/internal/cli/clitest"
 )
@@ -249,5 +250,41 @@ func TestValueString(t *testing.T) {
 		if got := valueOf(tt.v).String(); got != tt.want {
 			t.Errorf("got %q, want %q", got, tt.want)
 		}
+	}
+}
+
+// TestMetadataRecord inspects a .pt written with metadata (as a finetune
+// run writes best.pt): the record's entries are listed as they are, in
+// order, as for a safetensors file.
+func TestMetadataRecord(t *testing.T) {
+	root := clitest.Root(t)
+	src, err := formats.Open(filepath.Join(root, "testdata", "pickle", "zip_state_dict.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	path := filepath.Join(t.TempDir(), "best.pt")
+	meta := map[string]string{"arch": "resnet18", "classes": `["cat","dog"]`}
+	if _, err := formats.SaveStateDict(path, src, meta, formats.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ios, stdout, _ := clitest.Streams()
+	if err := inspectRun(&Options{IO: ios, File: path, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var l Listing
+	if err := json.Unmarshal(stdout.Bytes(), &l); err != nil {
+		t.Fatal(err)
+	}
+	want := Metadata{{Key: "arch", Value: "resnet18"}, {Key: "classes", Value: `["cat","dog"]`}}
+	if !slices.Equal(l.Metadata, want) {
+		t.Errorf("got metadata %v, want %v", l.Metadata, want)
+	}
+	ios, stdout, _ = clitest.Streams()
+	if err := inspectRun(&Options{IO: ios, File: path}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), `["cat","dog"]`) || !strings.Contains(stdout.String(), "resnet18") {
+		t.Errorf("text output lacks the metadata:\n%s", stdout)
 	}
 }

@@ -80,8 +80,9 @@ per image as it is classified, and with --json one JSON object per line
 
 Labels are the 1000 ImageNet classes when the classifier has 1000 outputs,
 or the lines of --labels (one label per line, in class order), or the class
-names a finetune run records in its weights (best.safetensors; for
-best.pt and last.pt, the run's config.json), whose preprocessing predict
+names a finetune run records in its weights (best.safetensors, best.pt;
+for a best.pt or last.pt of an older run, the run's config.json), whose
+preprocessing predict
 then uses too. Without
 --arch, the architecture is the registered one whose keys and shapes the
 weights match exactly (said on stderr).
@@ -284,8 +285,9 @@ func predictRun(o *Options) error {
 		return err
 	}
 	if classes, rp, ok := train.RunFileMeta(o.Weights); ok && m.Meta["classes"] == "" && m.Meta["preprocess"] == "" {
-		// A run's best.pt or last.pt: what its safetensors records, from
-		// the run's config.json.
+		// A best.pt or last.pt of a run written before .pt files carried
+		// metadata: what its safetensors records, from the run's
+		// config.json.
 		if m.Meta == nil {
 			m.Meta = map[string]string{}
 		}
