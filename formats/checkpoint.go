@@ -38,11 +38,9 @@ const (
 // Named is a tensor and its name in the checkpoint ([tensor.Named]).
 type Named = tensor.Named
 
-// Meta is one metadata entry: a key and a string value.
-type Meta struct {
-	Key   string
-	Value string
-}
+// Meta is one metadata entry: a key and a string value ([pickle.KeyValue],
+// what a .pt's metadata record holds).
+type Meta = pickle.KeyValue
 
 // Skipped is a tensor of the source file that has no tensor.DType.
 type Skipped struct {

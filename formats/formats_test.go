@@ -1038,7 +1038,7 @@ func TestOpenMetadataRecord(t *testing.T) {
 	}
 	obj := &pickle.Dict{Keys: []any{"epoch", "w"}, Values: []any{int64(7), w}}
 	c := open(t, write("ok.pt", obj, []pytorch.Meta{{Key: "z", Value: "1"}, {Key: "arch", Value: "resnet18"}}))
-	if want := []Meta{{"epoch", "7"}, {"z", "1"}, {"arch", "resnet18"}}; !reflect.DeepEqual(c.Meta, want) {
+	if want := []Meta{{Key: "epoch", Value: "7"}, {Key: "z", Value: "1"}, {Key: "arch", Value: "resnet18"}}; !reflect.DeepEqual(c.Meta, want) {
 		t.Errorf("got metadata %v, want %v", c.Meta, want)
 	}
 	// Saved again with its structure, the record is written again.

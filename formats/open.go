@@ -360,7 +360,7 @@ func openKind(path string, kind Kind, allowIndex bool) (*Checkpoint, error) {
 		}
 		c.Tensors = append(c.Tensors, aliases...)
 		for _, p := range m.MetadataProps {
-			c.Meta = append(c.Meta, Meta{p.Key, p.Value})
+			c.Meta = append(c.Meta, Meta{Key: p.Key, Value: p.Value})
 		}
 		return c, nil
 	case KindIndex:
@@ -400,14 +400,14 @@ func fromPickle(pf *pickle.File) (*Checkpoint, error) {
 			continue
 		}
 		seen[m.Path] = true
-		c.Meta = append(c.Meta, Meta{m.Path, metaJSON(m.Value)})
+		c.Meta = append(c.Meta, Meta{Key: m.Path, Value: metaJSON(m.Value)})
 	}
 	for _, m := range pf.Metadata {
 		if seen[m.Key] {
 			return nil, fmt.Errorf("formats: metadata record %q: key %q is also a path of the pickled object", pf.Prefix+"/"+pickle.MetadataRecord, m.Key)
 		}
 		seen[m.Key] = true
-		c.Meta = append(c.Meta, Meta{m.Key, m.Value})
+		c.Meta = append(c.Meta, m)
 		c.outside = append(c.outside, m.Key)
 	}
 	return c, nil
@@ -424,7 +424,7 @@ func fromSafetensors(sf *safetensors.File, format string) *Checkpoint {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		c.Meta = append(c.Meta, Meta{k, sf.Metadata[k]})
+		c.Meta = append(c.Meta, Meta{Key: k, Value: sf.Metadata[k]})
 	}
 	return c
 }

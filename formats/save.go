@@ -197,7 +197,7 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 			var meta []pytorch.Meta
 			for _, m := range c.Meta {
 				if slices.Contains(c.outside, m.Key) && !safetensorsMarker(c, m) {
-					meta = append(meta, pytorch.Meta{Key: m.Key, Value: m.Value})
+					meta = append(meta, m)
 				}
 			}
 			files := []outFile{{path, func(w io.Writer) (int64, error) { return pytorch.WriteObjectMeta(w, c.Object, meta) }}}
@@ -207,7 +207,7 @@ func savePyTorch(path string, c *Checkpoint, opts SaveOptions, res *SaveResult) 
 	var meta []pytorch.Meta
 	for _, m := range c.Meta {
 		if !safetensorsMarker(c, m) {
-			meta = append(meta, pytorch.Meta{Key: m.Key, Value: m.Value})
+			meta = append(meta, m)
 		}
 	}
 	// Shards as transformers writes pytorch_model-00001-of-0000N.bin.

@@ -28,7 +28,7 @@ func TestStateDictKey(t *testing.T) {
 	}
 	withMeta := func(c *Checkpoint, keys ...string) *Checkpoint {
 		for _, k := range keys {
-			c.Meta = append(c.Meta, Meta{k, "1"})
+			c.Meta = append(c.Meta, Meta{Key: k, Value: "1"})
 		}
 		return c
 	}

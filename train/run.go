@@ -949,11 +949,7 @@ func (w *runWriter) saveTorchCheckpoint(epochs int, sd nn.StateDict, osd *optim.
 		return fmt.Errorf("train: %w", err)
 	}
 	defer os.Remove(f.Name())
-	meta := make([]pytorch.Meta, len(w.meta))
-	for i, m := range w.meta {
-		meta[i] = pytorch.Meta{Key: m.Key, Value: m.Value}
-	}
-	if _, err := pytorch.WriteObjectMeta(f, root, meta); err != nil {
+	if _, err := pytorch.WriteObjectMeta(f, root, w.meta); err != nil {
 		f.Close()
 		return fmt.Errorf("train: writing checkpoint.pt: %w", err)
 	}

@@ -65,10 +65,10 @@ func TestWriteMetaRefuses(t *testing.T) {
 		meta []Meta
 		want string
 	}{
-		{"duplicate key", []Meta{{"a", "1"}, {"a", "2"}}, `metadata key "a" given twice`},
-		{"invalid UTF-8 value", []Meta{{"a", "\xff"}}, `metadata "a": not valid UTF-8`},
-		{"invalid UTF-8 key", []Meta{{"\xfe", "x"}}, "not valid UTF-8"},
-		{"too large", []Meta{{"a", strings.Repeat("x", pickle.MaxMetadataSize)}}, "exceeds limit"},
+		{"duplicate key", []Meta{{Key: "a", Value: "1"}, {Key: "a", Value: "2"}}, `metadata key "a" given twice`},
+		{"invalid UTF-8 value", []Meta{{Key: "a", Value: "\xff"}}, `metadata "a": not valid UTF-8`},
+		{"invalid UTF-8 key", []Meta{{Key: "\xfe", Value: "x"}}, "not valid UTF-8"},
+		{"too large", []Meta{{Key: "a", Value: strings.Repeat("x", pickle.MaxMetadataSize)}}, "exceeds limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := WriteMeta(&bytes.Buffer{}, ts, tc.meta)
