@@ -149,7 +149,7 @@ func Run(n int, t Task) {
 	j := &theJob
 	WaitZero(&j.refs) // no worker still looks at the last job
 	j.t, j.n = t, int64(n)
-	j.next.Store(0)
+	j.next.Store(1) // task 0 is the caller's
 	j.left.Store(int64(n))
 	current.Store(j)
 	gen.Add(1)
@@ -165,6 +165,8 @@ func Run(n int, t Task) {
 		current.Store(nil)
 		busy.Store(false)
 	}()
+	t.Run(0)
+	j.left.Add(-1)
 	j.run()
 	j.wait()
 	j.t = nil // every task has returned: let go of its memory
