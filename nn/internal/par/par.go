@@ -91,15 +91,14 @@ func (j *job) wait() {
 			continue
 		}
 		if time.Now().After(deadline) {
+			// A signal can be stale: sent for an earlier job by a task
+			// that saw waiting set just before that job's caller, finding
+			// left at 0, cleared it. So a signal only means "look again".
 			j.waiting.Store(true)
-			if j.left.Load() != 0 {
+			for j.left.Load() != 0 {
 				<-j.done
 			}
 			j.waiting.Store(false)
-			select { // a signal sent after the Load above saw 0
-			case <-j.done:
-			default:
-			}
 			return
 		}
 		runtime.Gosched()

@@ -101,3 +101,30 @@ func TestPanicOnCallerReleasesPool(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleSignal checks that Run does not return on a completion signal
+// left over from an earlier job while a task is still running: the caller
+// finishes task 0 late enough to have to wait for task 1, on a worker.
+func TestStaleSignal(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs GOMAXPROCS >= 2")
+	}
+	for range 20 {
+		select {
+		case theJob.done <- struct{}{}: // what a late signaller leaves behind
+		default:
+		}
+		var finished atomic.Int32
+		Do(2, func(i int) {
+			if i == 0 {
+				time.Sleep(time.Millisecond) // the worker claims task 1 meanwhile
+			} else {
+				time.Sleep(5 * time.Millisecond)
+			}
+			finished.Add(1)
+		})
+		if n := finished.Load(); n != 2 {
+			t.Fatalf("Run returned with %d of 2 tasks finished", n)
+		}
+	}
+}
