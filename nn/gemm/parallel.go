@@ -45,7 +45,7 @@ var (
 )
 
 // call is one parallel Sgemm: C split into chunks, strips along m or n,
-// that the goroutines par.Do runs it on claim in turn until none is left,
+// that the goroutines par.Run runs it on claim in turn until none is left,
 // so a goroutine that starts late (or a core busy with other work) simply
 // does fewer chunks. Calls are recycled through freeCalls.
 type call struct {
