@@ -152,6 +152,7 @@ func (s EpochStats) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]any{
 		"epoch": s.Epoch, "lr": jsonFloat(s.LR), "train_loss": jsonFloat(s.TrainLoss), "train_top1": jsonFloat(s.TrainTop1),
 		"val_loss": jsonFloat(s.ValLoss), "val_top1": jsonFloat(s.ValTop1), "val_top5": jsonFloat(s.ValTop5), "seconds": s.Seconds,
+		"train_seconds": s.TrainSeconds, "data_wait_seconds": s.DataWait,
 	})
 }
 

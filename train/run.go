@@ -800,10 +800,11 @@ func (w *runWriter) writeSummary() error {
 	}
 	defer os.Remove(f.Name())
 	cw := csv.NewWriter(f)
-	cw.Write([]string{"epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "seconds"})
+	cw.Write([]string{"epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "seconds", "train_seconds", "data_wait_seconds"})
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
+	sec := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 	for _, s := range w.history {
-		cw.Write([]string{strconv.Itoa(s.Epoch), g(s.LR), g(s.TrainLoss), g(s.TrainTop1), g(s.ValLoss), g(s.ValTop1), g(s.ValTop5), strconv.FormatFloat(s.Seconds, 'f', 3, 64)})
+		cw.Write([]string{strconv.Itoa(s.Epoch), g(s.LR), g(s.TrainLoss), g(s.TrainTop1), g(s.ValLoss), g(s.ValTop1), g(s.ValTop5), sec(s.Seconds), sec(s.TrainSeconds), sec(s.DataWait)})
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {

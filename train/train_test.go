@@ -718,3 +718,69 @@ func TestRunFileMeta(t *testing.T) {
 		t.Error("a config.json without classes and preprocessing: took it for a run's")
 	}
 }
+
+// pacedSource sends n batches of one 3-feature image, sleeping delay
+// before each (a loader slower than the model), or, with delay 0, from a
+// channel filled before the epoch starts (a loader far ahead).
+type pacedSource struct {
+	n     int
+	delay time.Duration
+}
+
+func (p pacedSource) Epoch(ctx context.Context, _ int) (<-chan Batch, func() error) {
+	batch := func() Batch { return Batch{X: nn.New([]float32{1, 2, 3}, 1, 3), Labels: []int{1}} }
+	if p.delay == 0 {
+		out := make(chan Batch, p.n)
+		for range p.n {
+			out <- batch()
+		}
+		close(out)
+		return out, func() error { return nil }
+	}
+	out := make(chan Batch)
+	go func() {
+		defer close(out)
+		for range p.n {
+			time.Sleep(p.delay)
+			select {
+			case out <- batch():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, func() error { return nil }
+}
+
+func (p pacedSource) NumBatches() int { return p.n }
+
+// TestDataWait checks that an epoch's DataWait is the time the loop spent
+// waiting for its loader: at least the loader's own delays when it is the
+// slower side, about nothing when every batch is ready, and never more
+// than the loop's time.
+func TestDataWait(t *testing.T) {
+	for _, tc := range []struct {
+		delay    time.Duration
+		min, max time.Duration
+	}{
+		{delay: 25 * time.Millisecond, min: 4 * 25 * time.Millisecond, max: time.Hour},
+		{delay: 0, min: 0, max: 20 * time.Millisecond},
+	} {
+		lin := nn.NewLinear(nil, 3, 2, true)
+		opt, err := optim.NewSGD(lin.Parameters(), optim.LR(0.1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &Trainer{Net: lin, Opt: opt, Loss: nn.NewCrossEntropyLoss(), Train: pacedSource{4, tc.delay},
+			Classes: []string{"a", "b"}, Epochs: 1}
+		if err := tr.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s := tr.History[0]
+		wait := time.Duration(s.DataWait * float64(time.Second))
+		if wait < tc.min || wait > tc.max || s.DataWait > s.TrainSeconds || s.TrainSeconds > s.Seconds {
+			t.Errorf("loader delay %v: data wait %v (want %v to %v), train %.3fs, epoch %.3fs",
+				tc.delay, wait, tc.min, tc.max, s.TrainSeconds, s.Seconds)
+		}
+	}
+}

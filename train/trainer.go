@@ -55,6 +55,13 @@ type EpochStats struct {
 	ValTop1   float64 `json:"val_top1"`
 	ValTop5   float64 `json:"val_top5"`
 	Seconds   float64 `json:"seconds"`
+	// DataWait is the time the training loop spent waiting for the next
+	// batch from Train (decoding and preprocessing that prefetch did not
+	// hide), in seconds: near 0 when the loader keeps up with the model.
+	DataWait float64 `json:"data_wait_seconds"`
+	// TrainSeconds is the time of the training loop alone (batches, not
+	// validation), which DataWait is part of.
+	TrainSeconds float64 `json:"train_seconds"`
 	// Images is the number of training images seen in the epoch.
 	Images int `json:"-"`
 	// Val holds the full validation results (nil without a validation set).
@@ -132,7 +139,16 @@ func (t *Trainer) Run(ctx context.Context) error {
 		ch, errf := t.Train.Epoch(ectx, epoch)
 		bi := 0
 		var stopped error
-		for b := range ch {
+		var wait time.Duration
+		for {
+			asked := now()
+			b, ok := <-ch
+			if !ok {
+				break
+			}
+			if stopped == nil {
+				wait += now().Sub(asked)
+			}
 			if stopped == nil && ctx.Err() != nil {
 				stopped = ctx.Err()
 				cancel()
@@ -159,7 +175,8 @@ func (t *Trainer) Run(ctx context.Context) error {
 		if stopped != nil {
 			return &Interrupted{Epoch: epoch, Batch: bi, Err: stopped}
 		}
-		s := EpochStats{Epoch: epoch + 1, LR: lr, TrainLoss: acc.Loss(), TrainTop1: acc.Top1(), Images: acc.n}
+		s := EpochStats{Epoch: epoch + 1, LR: lr, TrainLoss: acc.Loss(), TrainTop1: acc.Top1(), Images: acc.n,
+			DataWait: wait.Seconds(), TrainSeconds: now().Sub(start).Seconds()}
 		if t.Val != nil {
 			m, err := Evaluate(ctx, t.Net, t.Val, t.Classes)
 			if err != nil && ctx.Err() != nil {
@@ -195,8 +212,8 @@ func (t *Trainer) Run(ctx context.Context) error {
 
 // Evaluate runs net in eval mode without gradients over every batch of src
 // and returns the metrics; net is put back in training mode if it was in it.
-// It uses nn.NoGrad, process-wide today: evaluation beside training in
-// another goroutine needs nn's per-call grad mode.
+// It runs through nn.Infer, inside nn.NoGrad, which covers the calling
+// goroutine only, so training in other goroutines keeps its gradients.
 func Evaluate(ctx context.Context, net nn.Module, src Source, classes []string) (*Metrics, error) {
 	wasTraining := net.Training()
 	net.Eval()

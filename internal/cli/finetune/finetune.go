@@ -351,5 +351,9 @@ func (p *printer) epoch(s *train.EpochStats, epochs int) {
 		line += fmt.Sprintf("  val loss %.4f top-1 %.2f%% top-5 %.2f%%", s.ValLoss, 100*s.ValTop1, 100*s.ValTop5)
 	}
 	line += fmt.Sprintf("  %.1fs  %.0f images/s", s.Seconds, float64(s.Images)/math.Max(s.Seconds, 1e-9))
+	if s.TrainSeconds > 0 {
+		// The share of the training loop spent waiting for the loader.
+		line += fmt.Sprintf("  data wait %.1f%%", 100*s.DataWait/s.TrainSeconds)
+	}
 	p.log(line)
 }
