@@ -16,10 +16,19 @@
 # ratio is the steadier one. The issue's targets: ckpt cached / torch <= 0.2
 # at 10 epochs, ckpt uncached / ckpt cached >= 10 at 30 epochs.
 #
-# Usage: scripts/bench_finetune.sh [DATA_DIR]   (default /tmp/ckpt-fashion, exported on first use)
+# With --walkthrough it runs instead the README walkthrough's table: every
+# strategy for 10 epochs in ckpt (head cached, auto, partial --unfreeze 1,
+# full, scratch) and in torch the tutorial way (head, partial, full,
+# scratch), each as a timed process, with the validation top-1 and, for
+# ckpt, the share of its training loops spent waiting for the data loader
+# (the epochs' data_wait_seconds over their train_seconds).
+#
+# Usage: scripts/bench_finetune.sh [--walkthrough] [DATA_DIR]   (default /tmp/ckpt-fashion, exported on first use)
 # Needs: scripts/setup-interop.sh (torch, torchvision, dataset-fashion-mnist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+walkthrough=
+if [ "${1:-}" = --walkthrough ]; then walkthrough=1; shift; fi
 data=${1:-/tmp/ckpt-fashion}
 py=${CKPT_PYTHON:-/usr/bin/python3}
 weights=testdata/fashion/shufflenet_fashion5.pt
@@ -39,8 +48,21 @@ timed() {
 }
 ckpt() { # name strategy epochs extra-flags...
 	local name=$1 st=$2 ep=$3; shift 3
-	timed "$name" "$bin" finetune --arch shufflenet_v2_x0_5 --weights "$weights" --data "$data" --out "$tmp/run-$name" \
+	local w=(--weights "$weights")
+	[ "$st" = scratch ] && w=()
+	timed "$name" "$bin" finetune --arch shufflenet_v2_x0_5 "${w[@]}" --data "$data" --out "$tmp/run-$name" \
 		--strategy "$st" --epochs "$ep" --image-size 64 --no-augment --lr 0.01 --batch-size 32 --json "$@"
+}
+torchrun() { # name strategy epochs
+	timed "$1" "$py" testdata/gen/fashion_transfer.py torch --data "$data" --weights "$weights" --strategy "$2" --epochs "$3" --threads "$threads"
+}
+# datawait NAME: the percentage of a ckpt run's training-loop time spent
+# waiting for the loader.
+datawait() {
+	"$py" -c 'import json,sys
+h = json.load(open(sys.argv[1]))["history"]
+t = sum(e["train_seconds"] for e in h)
+print("%.1f%%" % (100 * sum(e["data_wait_seconds"] for e in h) / t if t else 0))' "$tmp/$1.json"
 }
 top1() { "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.4f" % (d["val"]["top1"] if "val" in d else d["val_top1"]))' "$tmp/$1.json"; }
 wall() { cut -d' ' -f1 "$tmp/$1.time"; }
@@ -56,8 +78,25 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 # for what takes 16 with 1, and had not finished.
 threads=${TORCH_THREADS:-0}
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); torch threads ${threads} (0: default)"
+if [ -n "$walkthrough" ]; then
+	ckpt head head 10
+	ckpt auto auto 10
+	ckpt partial partial 10 --unfreeze 1
+	ckpt full full 10
+	ckpt scratch scratch 10
+	for st in head partial full scratch; do torchrun "torch-$st" "$st" 10; done
+	echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "| strategy | ckpt top-1 | ckpt wall s | ckpt CPU s | ckpt data wait | PyTorch top-1 | PyTorch wall s | PyTorch CPU s |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for st in head auto partial full scratch; do
+		t=("" "" "")
+		[ "$st" != auto ] && t=("$(top1 "torch-$st")" "$(wall "torch-$st")" "$(cpu "torch-$st")")
+		echo "| $st | $(top1 "$st") | $(wall "$st") | $(cpu "$st") | $(datawait "$st") | ${t[0]} | ${t[1]} | ${t[2]} |"
+	done
+	exit 0
+fi
 ckpt c10 head 10
-timed t10 "$py" testdata/gen/fashion_transfer.py torch --data "$data" --weights "$weights" --strategy head --epochs 10 --threads "$threads"
+torchrun t10 head 10
 ckpt c30 head 30
 ckpt u30 head 30 --no-cache
 printf '%-40s %9s %9s %7s\n' run wall_s cpu_s top-1
