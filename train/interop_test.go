@@ -62,11 +62,12 @@ type lossRecorder struct{ losses []float64 }
 func (r *lossRecorder) OnBatch(_ *Trainer, _, _ int, loss float64) { r.losses = append(r.losses, loss) }
 func (r *lossRecorder) OnEpoch(*Trainer, *EpochStats) error        { return nil }
 
-// forcedSegment is the length of TestTorchFidelity's teacher-forced
-// segments, and forcedStateTol the bound on the training state at each
-// segment's end (see there).
+// stateTol bounds the training state at the end of TestTorchFidelity's
+// runs; forcedStateTol bounds it at the end of each segment of its
+// teacher-forced mode (CKPT_FIDELITY_SEGMENT, see there) and of
+// TestONNXBackboneFullFidelity's two steps from random weights.
 const (
-	forcedSegment  = 2
+	stateTol       = 0.05
 	forcedStateTol = 0.2
 )
 
@@ -77,57 +78,50 @@ const (
 // the code path of ckpt finetune (NewModel, Apply, the optimizer and the
 // Trainer), and holds every one of the 100 steps' losses to torch's within
 // 1e-3 relative, the bound, for head, partial and full (every
-// BatchNorm in training mode). A fourth run, full-onnx, trains the
-// BatchNorm-preserving ONNX export of the same backbone (the script's
-// --onnx), imported as a graph, with full, against the same torch run and
-// under the same bounds: one function, built two ways.
+// BatchNorm in training mode where it trains). A fourth run, full-onnx,
+// trains the BatchNorm-preserving ONNX export of the same backbone (the
+// script's --onnx), imported as a graph, with full, against the same torch
+// run and under the same bounds: one function, built two ways.
 //
-// head runs its 100 steps freely: it trains a linear classifier on the
-// features of a frozen, eval-mode backbone, a smooth problem that does not
-// amplify rounding (within 2.4e-7 of torch over 100 steps).
+// Every run is free: ckpt trains its 100 steps on its own, as torch does.
+// The backbone is pretrained (the script trains resnet18 for 300 steps on
+// 1000 synthetic classes before writing it), as a backbone is in use, and
+// fine-tuning a trained network is smooth: torch's own float32 and float64
+// runs agree within 1.4e-6 over 100 steps of full, and ckpt was within
+// 9.7e-7 of torch for full, 2.7e-5 for partial, 1.4e-6 for head and 1.3e-6
+// for full-onnx (seed 796934). From random weights it is not: there ReLU and
+// max-pool ties, which float32 rounding in another summation order breaks
+// the other way, are amplified step after step, and torch's own float32
+// and float64 runs of full part by more than 1e-4 within a dozen steps and
+// by 0.37 by step 100; no float32 implementation can be held to 1e-3 over
+// 100 steps of that.
 //
-// partial and full are teacher-forced: torch writes its training state
-// (weights, BatchNorm running statistics, SGD momentum buffers) every
-// forcedSegment steps, and ckpt restarts each segment from it, through
-// torch's own state dicts (the model's, and the optimizer's momentum
-// buffers; ckpt keeps its own learning rate and momentum). Each step's loss
-// is then at most one SGD step away from torch's weights. Free-running,
-// no float32 implementation can be held to 1e-3 over 100 steps of these:
-// max-pool and ReLU near ties come every step or two, float32 rounding
-// (which ckpt's kernels do in another order) breaks them either way, and
-// the recipe amplifies a flipped tie. torch's own float32 and float64 runs
-// part by 0.69 by step 100 for full, past 1e-4 after step 91 for partial
-// (seed 540154). For seed 933367, at step 3 one max-pool window after the
-// stem's ReLU (image 11, channel 30) held two values 4.5e-7 apart relative
-// (0.8543417 and 0.8543413 in float64). torch's float32 kept float64's
-// argmax, ckpt's float32 rounding (within 6e-7 of float64) picked the
-// other, so one element of conv1's gradient went to the neighbouring
-// pixel: conv1.weight's gradient for that channel was 1.5e-2 off, every
-// other gradient of steps 1-3 within torch's own float32 rounding (about
-// 5e-6). torch nudged by 1e-6 at that one activation follows ckpt's losses
-// within 8e-7 to step 8 and 3e-5 to step 11
-// (testdata/gen/finetune_fidelity_diag.py), while ckpt and unnudged torch
-// part by 3e-6 one step after the tie, 1e-4 three steps after and 2.3e-3
-// seven after. Segments of two keep a tie well inside 1e-3 (measured, seed
-// 958708: 5.6e-5 at most over full's 100 steps); segments of five did not
-// leave enough margin (seed 613107: 4.8e-4 by a segment's fifth step).
-//
-// Two steps' losses barely see a frozen layer or a wrong running statistic
+// A step's loss barely sees a frozen layer or a wrong running statistic
 // (in training mode BatchNorm normalises by the batch's statistics), so at
-// each segment's end ckpt's state is also compared with torch's: every
-// parameter's and running statistic's change over the segment, and every
-// momentum buffer, within forcedStateTol of torch's (relative, in the
-// Euclidean norm of the tensor), num_batches_tracked exactly. Without a
-// tie both are within about 1e-5 (momentum) and 1e-3 (changes, which
-// float32 rounding of weights near 1 limits); a flipped tie's cascade
-// reached 2.2e-2 (seed 958708, over 50 segments). A frozen tensor is 1
-// off, a running statistic updated with momentum 0.01 instead of 0.1 about
-// 0.9.
+// the end ckpt's training state is also compared with torch's (the
+// script's --segment 100 files: weights, BatchNorm running statistics, SGD
+// momentum buffers): every parameter's and running statistic's change over
+// the run, and every momentum buffer, within stateTol of torch's
+// (relative, in the Euclidean norm of the tensor), num_batches_tracked
+// exactly. Measured: changes within 3e-3, momentum buffers within 7.5e-3
+// (seed 796934). A frozen tensor is 1 off; with nn's BatchNorm momentum at
+// 0.01 instead of 0.1 the running statistics of partial and full were 0.37
+// to 0.42 off (seed 4242; full-onnx's BatchNorms take theirs from the ONNX
+// file), and with ckpt's learning rate 1% high every run's losses were 2e-2
+// off.
 //
 // CKPT_FIDELITY_STEPS shortens the run; CKPT_FIDELITY_DIR reuses the
-// script's output (run with --segment 2 and --onnx, without --handshake, or with
-// CKPT_FIDELITY_SEGMENT's); CKPT_FIDELITY_DUMP=PREFIX writes ckpt's losses
-// to PREFIX.<strategy>.json.
+// script's output (run with --segment 100 and --onnx, without --handshake);
+// CKPT_FIDELITY_DUMP=PREFIX writes ckpt's losses to PREFIX.<strategy>.json.
+// CKPT_FIDELITY_SEGMENT=K teacher-forces partial and full, for looking into
+// a miss (with CKPT_FIDELITY_DIR, the script's --segment K output): every K
+// steps ckpt restarts from torch's training state, through torch's own
+// state dicts (the model's, and the optimizer's momentum buffers; ckpt keeps
+// its own learning rate and momentum), and the state at each segment's end
+// is held to forcedStateTol, so that each step's loss is at most K SGD
+// steps away from torch's weights. finetune_fidelity_diag.py replays a run
+// of the script's --pretrain 0 backbone in float32 and float64 and finds
+// the ties.
 func TestTorchFidelity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping torch interop in -short mode")
@@ -137,9 +131,9 @@ func TestTorchFidelity(t *testing.T) {
 	if s, err := strconv.Atoi(os.Getenv("CKPT_FIDELITY_STEPS")); err == nil && s > 0 {
 		steps = s
 	}
-	segment := forcedSegment
-	if s, err := strconv.Atoi(os.Getenv("CKPT_FIDELITY_SEGMENT")); err == nil && s > 0 {
-		segment = s
+	segment, tol := steps, stateTol // free-running, the state compared at the end
+	if s, err := strconv.Atoi(os.Getenv("CKPT_FIDELITY_SEGMENT")); err == nil && s > 0 && s < steps {
+		segment, tol = s, forcedStateTol
 	}
 	dir := os.Getenv("CKPT_FIDELITY_DIR") // a directory the script already wrote
 	// state returns the path of torch's <strategy>_<s>.pt; taken says ckpt
@@ -289,7 +283,7 @@ func TestTorchFidelity(t *testing.T) {
 				if path == "" {
 					continue
 				}
-				msgs, bad := compareTorchState(t, path, r.m, r.opt, r.state)
+				msgs, bad := compareTorchState(t, path, r.m, r.opt, r.state, tol)
 				stateReport[r.name] = append(stateReport[r.name], fmt.Sprintf("steps %d-%d: %s", s+1, s+n, msgs))
 				stateFailed[r.name] = stateFailed[r.name] || bad
 				if s+n < steps {
@@ -342,7 +336,7 @@ func TestTorchFidelity(t *testing.T) {
 				t.Log(r)
 			}
 			if stateFailed[name] {
-				t.Errorf("training state outside the bound (%g) at some segment's end, see above", forcedStateTol)
+				t.Errorf("training state outside the bound (%g) at some segment's end, see above", tol)
 			}
 			want := ref.Losses[string(st)]
 			if len(want) > steps {
@@ -361,7 +355,7 @@ func TestTorchFidelity(t *testing.T) {
 				}
 			}
 			how := "free-running"
-			if st != Head {
+			if st != Head && segment < steps {
 				how = fmt.Sprintf("teacher-forced every %d steps", segment)
 			}
 			t.Logf("%s (%s): loss %.4f -> %.4f over %d steps, largest relative difference from torch %.2g", name, how, want[0], want[len(want)-1], len(want), worst)
@@ -403,10 +397,10 @@ func relDiff(a, b, base []float32) float64 {
 
 // compareTorchState compares the model's state and the optimizer's
 // momentum buffers after a segment with torch's (a full_<S>.pt): the change
-// of each float tensor since before within forcedStateTol of torch's,
-// num_batches_tracked equal, each momentum buffer within forcedStateTol.
+// of each float tensor since before within tol of torch's,
+// num_batches_tracked equal, each momentum buffer within tol.
 // It returns a summary and whether a bound was passed.
-func compareTorchState(t *testing.T, path string, m *Model, opt *optim.Optimizer, before map[string][]float32) (string, bool) {
+func compareTorchState(t *testing.T, path string, m *Model, opt *optim.Optimizer, before map[string][]float32, tol float64) (string, bool) {
 	t.Helper()
 	c, err := formats.Open(path)
 	if err != nil {
@@ -432,7 +426,7 @@ func compareTorchState(t *testing.T, path string, m *Model, opt *optim.Optimizer
 		if d > worst {
 			worst, worstName = d, name
 		}
-		if d > forcedStateTol {
+		if d > tol {
 			bad = append(bad, fmt.Sprintf("%s's change %.2g off", name, d))
 		}
 	}
@@ -460,7 +454,7 @@ func compareTorchState(t *testing.T, path string, m *Model, opt *optim.Optimizer
 		if d > worstM {
 			worstM, worstMName = d, p.Name
 		}
-		if d > forcedStateTol {
+		if d > tol {
 			bad = append(bad, fmt.Sprintf("%s's momentum buffer %.2g off", p.Name, d))
 		}
 	}

@@ -393,8 +393,8 @@ func TestONNXReInit(t *testing.T) {
 // loss within 1e-3 relative (the fidelity bound of issue 10), and after the
 // last step the change of every parameter and running statistic within
 // forcedStateTol of torch's (relative, in the Euclidean norm of the tensor),
-// the bounds of one teacher-forced segment of TestTorchFidelity, whose
-// full-onnx run trains the same kind of export for 100 steps.
+// the bounds of one teacher-forced segment of TestTorchFidelity (whose
+// full-onnx run trains the same kind of export, pretrained, for 100 steps).
 //
 // The bounds are those because no float32 implementation can be held to
 // rounding here: each step has ReLU inputs and max-pool windows within

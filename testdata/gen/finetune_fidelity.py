@@ -4,24 +4,32 @@
 Usage:
   /usr/bin/python3 testdata/gen/finetune_fidelity.py --seed S --out-dir D [--arch resnet18]
       [--size 32] [--batch 16] [--steps 100] [--classes 3] [--lr 0.0002]
-      [--strategies full,partial,head] [--segment K [--handshake]] [--onnx]
+      [--strategies full,partial,head] [--pretrain 300] [--segment K [--handshake]] [--onnx]
 
 Writes into D:
-  backbone.pt   torchvision's ARCH(num_classes=1000) with seeded random weights
-                and perturbed BatchNorm statistics: the "pretrained" weights
-                (torch.save(model.state_dict())).
+  backbone.pt   the "pretrained" weights (torch.save(model.state_dict())):
+                torchvision's ARCH(num_classes=1000) from seeded random
+                weights, pretrained for PRETRAIN SGD steps (batches of 32,
+                lr 0.05, momentum 0.9, weight decay 1e-4, BatchNorm in
+                training mode; BatchNorm biases drawn apart from 0 first) on
+                synthetic images of 1000 classes (see templates), so that fine-tuning starts, as it does in use,
+                from a trained network. With --pretrain 0 the random weights
+                with perturbed BatchNorm statistics instead: a network that
+                fine-tuning does not train smoothly (see losses.json).
   backbone.onnx with --onnx: the same model exported from eval mode with
                 training=TrainingMode.PRESERVE and no constant folding (every
                 BatchNorm a node of its own, dynamic batch, opset 13), which
-                ckpt imports and trains as the same function. --onnx also
-                sets every BatchNorm's weight and bias apart from 1 and 0
-                (the export would merge equal initializers into one), from a
-                generator of its own, so the batches are the same as without.
+                ckpt imports and trains as the same function. With --pretrain
+                0, --onnx also sets every BatchNorm's weight and bias apart
+                from 1 and 0 (the export would merge equal initializers into
+                one), from a generator of its own, so the batches are the
+                same as without.
   initial.pt    the same model with its classifier replaced by a new
                 nn.Linear(in, CLASSES) in torch's initialisation: what both
                 sides start from.
   batches.pt    {"x": [K, B, 3, S, S], "y": [K, B] (int64)}: K distinct batches,
-                used in order, cycling, for STEPS steps.
+                used in order, cycling, for STEPS steps: synthetic images of
+                CLASSES classes (templates, from a generator of their own).
   losses.json   {"head": [...], "partial": [...], "full": [...]}: the loss of
                 every SGD step (momentum 0.9, lr LR) for each strategy:
                   head     everything but the classifier frozen
@@ -29,14 +37,17 @@ Writes into D:
                   partial  the last stage (resnet's layer4) and the
                            classifier trained, the rest frozen as in head;
                   full     everything trained, BatchNorm in training mode.
+                From the pretrained backbone these runs are smooth: torch's
+                own float32 and float64 runs of full agree within 1.4e-6
+                over 100 steps (seed 1). From --pretrain 0's random backbone
                 partial's and full's runs amplify float32 rounding (torch's
-                own float32 and float64 runs of full part by more than 1e-4
-                within about a dozen steps), which is why the test
-                restarts them from the states below; finetune_fidelity_diag.py
-                replays a run in both precisions to look into a miss.
+                float32 and float64 full runs part by more than 1e-4 within
+                about a dozen steps): a test of those restarts them from the
+                states below; finetune_fidelity_diag.py replays a run in both
+                precisions to look into a miss.
   full_<S>.pt, partial_<S>.pt
                 with --segment K, for S = K, 2K, ... up to STEPS (and STEPS
-                itself): the training state of the (float32) full and
+                itself; --segment STEPS writes the final state only): the training state of the (float32) full and
                 partial runs after their first S steps,
                 torch.save({"model": model.state_dict(),
                 "optimizer": opt.state_dict()}) (weights, BatchNorm running
@@ -62,6 +73,30 @@ def perturb_bn(model, g):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
             m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+
+
+def templates(n, classes, size, g):
+    """n synthetic images of `classes` classes and their labels: each class a
+    smooth random pattern (4x4 Gaussian values, bilinearly upsampled), plus
+    per-image smooth noise (at a quarter of the size, upsampled) of half its
+    scale and fine Gaussian noise of a tenth."""
+    up = lambda t: torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+    t = up(torch.randn(classes, 3, 4, 4, generator=g))
+    y = torch.randint(0, classes, (n,), generator=g)
+    noise = up(torch.randn(n, 3, max(size // 4, 1), max(size // 4, 1), generator=g))
+    return t[y] + 0.5 * noise + 0.1 * torch.randn(n, 3, size, size, generator=g), y
+
+
+def pretrain(model, steps, size, seed):
+    """Trains model (1000 classes) for steps SGD steps on templates."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = templates(32 * steps, 1000, size, g)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    model.train()
+    for s in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[32 * s:32 * (s + 1)]), y[32 * s:32 * (s + 1)]).backward()
+        opt.step()
 
 
 def classifier_path(arch):
@@ -96,6 +131,7 @@ def main():
     ap.add_argument("--lr", type=float, default=0.0002)
     ap.add_argument("--strategies", default="full,partial,head",
                     help="comma-separated runs to make, in order (default all three)")
+    ap.add_argument("--pretrain", type=int, default=300, help="pretraining steps of the backbone (0: random weights)")
     ap.add_argument("--segment", type=int, default=0, help="write full's and partial's training state every K steps")
     ap.add_argument("--handshake", action="store_true", help="announce each state file and wait for it to be taken")
     ap.add_argument("--onnx", action="store_true", help="also write backbone.onnx, the BatchNorm-preserving export")
@@ -104,9 +140,21 @@ def main():
     torch.manual_seed(a.seed)
     g = torch.Generator().manual_seed(a.seed + 1)
     model = getattr(torchvision.models, a.arch)(num_classes=1000)
+    if a.pretrain > 0:
+        # BatchNorm biases apart from 0 before pretraining: a block's bn2 and
+        # its downsample's BatchNorm get the same bias gradient, so from equal
+        # biases they stay equal, and the ONNX export would merge the two.
+        with torch.no_grad():
+            gb = torch.Generator().manual_seed(a.seed + 2)
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.bias.copy_(0.01 * torch.randn(m.bias.shape, generator=gb))
+        pretrain(model, a.pretrain, a.size, a.seed + 3)
+    else:
+        with torch.no_grad():
+            perturb_bn(model, g)
     with torch.no_grad():
-        perturb_bn(model, g)
-        if a.onnx:
+        if a.onnx and a.pretrain == 0:
             ga = torch.Generator().manual_seed(a.seed + 2)
             for m in model.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
@@ -121,12 +169,9 @@ def main():
     set_(model, head, torch.nn.Linear(old.in_features, a.classes))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     torch.save(model.state_dict(), os.path.join(a.out_dir, "initial.pt"))
-    x = torch.randn(a.distinct, a.batch, 3, a.size, a.size, generator=g)
-    y = torch.randint(0, a.classes, (a.distinct, a.batch), generator=g)
-    # Class-dependent inputs, so the loss moves: channel y raised.
-    for k in range(a.distinct):
-        for i in range(a.batch):
-            x[k, i, y[k, i]] += 0.25
+    x, y = templates(a.distinct * a.batch, a.classes, a.size, g)
+    x = x.view(a.distinct, a.batch, 3, a.size, a.size)
+    y = y.view(a.distinct, a.batch)
     torch.save({"x": x, "y": y}, os.path.join(a.out_dir, "batches.pt"))
 
     losses = {}
@@ -171,7 +216,8 @@ def main():
                     announced = True
         losses[strategy_name] = out
     with open(os.path.join(a.out_dir, "losses.json"), "w") as f:
-        json.dump({"arch": a.arch, "seed": a.seed, "lr": a.lr, "classes": a.classes, "losses": losses}, f)
+        json.dump({"arch": a.arch, "seed": a.seed, "lr": a.lr, "classes": a.classes, "pretrain": a.pretrain,
+                   "losses": losses}, f)
 
 
 if __name__ == "__main__":
