@@ -63,3 +63,7 @@ func BenchmarkMobileNetV2(b *testing.B) { benchArch(b, "mobilenet_v2", 1, 224) }
 
 // BenchmarkEfficientNetB0 times efficientnet_b0 on one 224x224 image.
 func BenchmarkEfficientNetB0(b *testing.B) { benchArch(b, "efficientnet_b0", 1, 224) }
+
+// BenchmarkMobileNetV2Batch8 times mobilenet_v2 on eight 224x224 images,
+// where its pointwise convolutions are large products.
+func BenchmarkMobileNetV2Batch8(b *testing.B) { benchArch(b, "mobilenet_v2", 8, 224) }
