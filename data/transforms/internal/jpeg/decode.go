@@ -538,57 +538,32 @@ func (d *decoder) image() (image.Image, error) {
 	if len(d.comps) == 4 {
 		return d.cmyk(planes, r), nil
 	}
+	// Chroma stays at component resolution: package transforms upsamples
+	// it as libjpeg-turbo does (Upsample).
 	y, cb := d.comps[0], d.comps[1]
 	var ratio image.YCbCrSubsampleRatio
 	switch [2]int{y.h / cb.h, y.v / cb.v} {
 	case [2]int{1, 1}:
 		ratio = image.YCbCrSubsampleRatio444
-	case [2]int{2, 1}, [2]int{2, 2}:
+	case [2]int{2, 1}:
 		ratio = image.YCbCrSubsampleRatio422
-		if y.v != cb.v {
-			ratio = image.YCbCrSubsampleRatio420
-		}
-		if cb.cw <= 2 {
-			// libjpeg replicates chroma no more than 2 samples wide instead
-			// of filtering it; do that here and return 4:4:4.
-			cs := 8 * cb.bw
-			for i := 1; i <= 2; i++ {
-				up := make([]uint8, d.width*d.height)
-				for yy := range d.height {
-					cy := yy
-					if ratio == image.YCbCrSubsampleRatio420 {
-						cy = yy / 2
-					}
-					for x := range d.width {
-						up[yy*d.width+x] = planes[i][cy*cs+x/2]
-					}
-				}
-				planes[i] = up
-			}
-			return &image.YCbCr{
-				Y: planes[0], Cb: planes[1], Cr: planes[2],
-				YStride: 8 * y.bw, CStride: d.width,
-				SubsampleRatio: image.YCbCrSubsampleRatio444, Rect: r,
-			}, nil
-		}
-	default:
-		// 4:4:0: chroma is upsampled here, the way libjpeg-turbo does it
-		// (h1v2_fancy_upsample), and the image returned as 4:4:4, because
-		// package transforms reproduces only libjpeg's horizontal filters.
-		ratio = image.YCbCrSubsampleRatio444
-		planes[1] = upsampleH1V2(planes[1], 8*cb.bw, cb.cw, cb.ch, d.height)
-		planes[2] = upsampleH1V2(planes[2], 8*cb.bw, cb.cw, cb.ch, d.height)
-		return &image.YCbCr{
-			Y: planes[0], Cb: planes[1], Cr: planes[2],
-			YStride: 8 * y.bw, CStride: cb.cw,
-			SubsampleRatio: ratio, Rect: r,
-		}, nil
+	case [2]int{2, 2}:
+		ratio = image.YCbCrSubsampleRatio420
+	default: // [1, 2], the only other layout sof accepts
+		ratio = image.YCbCrSubsampleRatio440
 	}
 	return &image.YCbCr{
 		Y: planes[0], Cb: planes[1], Cr: planes[2],
 		YStride: 8 * y.bw, CStride: 8 * cb.bw,
 		SubsampleRatio: ratio, Rect: r,
 	}, nil
+}
+
+// fullRes returns the plane of component i upsampled to the image's size
+// (stride d.width) as libjpeg-turbo upsamples it.
+func (d *decoder) fullRes(i int, plane []uint8) []uint8 {
+	c := d.comps[i]
+	return Upsample(plane, 8*c.bw, c.cw, c.ch, d.hmax/c.h, d.vmax/c.v, d.width, d.height)
 }
 
 // cmyk interleaves the four full-resolution planes of a CMYK image as
@@ -606,26 +581,6 @@ func (d *decoder) cmyk(planes [][]uint8, r image.Rectangle) *image.CMYK {
 		}
 	}
 	return img
-}
-
-// upsampleH1V2 doubles a w×h plane (stride s) vertically into outH rows with
-// libjpeg-turbo's triangle filter: each output row is 3/4 of the nearer
-// input row and 1/4 of the further one (edge rows repeated), rounded with a
-// bias of 1 for upper and 2 for lower rows.
-func upsampleH1V2(p []uint8, s, w, h, outH int) []uint8 {
-	out := make([]uint8, w*outH)
-	for y := range outH {
-		r := y / 2
-		far, bias := max(r-1, 0), 1
-		if y%2 == 1 {
-			far, bias = min(r+1, h-1), 2
-		}
-		near, other, o := p[r*s:][:w], p[far*s:][:w], out[y*w:][:w]
-		for x := range w {
-			o[x] = uint8((3*int(near[x]) + int(other[x]) + bias) >> 2)
-		}
-	}
-	return out
 }
 
 // zigzag maps the k-th coefficient in zigzag (file) order to its natural

@@ -13,11 +13,9 @@
 // *image.Gray), four CMYK components at full resolution (returned as
 // *image.CMYK, inverted as Pillow reads every CMYK JPEG), or three YCbCr
 // components (returned as *image.YCbCr) whose chroma is subsampled 4:4:4,
-// 4:2:2, 4:2:0 or 4:4:0. A 4:4:0 image, and a
-// 4:2:x one at most 4 pixels wide, comes back as 4:4:4 with its chroma
-// already upsampled as libjpeg-turbo does it (triangle filter for 4:4:0,
-// replication for chroma planes 1 or 2 samples wide); the other layouts keep
-// their planes at component resolution for the caller's upsampling.
+// 4:2:2, 4:2:0 or 4:4:0, its planes at component resolution. Upsample and
+// YCbCrToRGB are libjpeg-turbo's chroma upsampling and colour conversion,
+// which package transforms applies to those planes.
 //
 // Not supported, reported with an error wrapping ErrUnsupported so a caller
 // can fall back to another decoder: arithmetic coding, lossless and
