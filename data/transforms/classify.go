@@ -47,7 +47,7 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: %w", err)
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	cfg, format, err := decodeConfig(data)
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: not a JPEG, PNG or WebP image: %w", err)
 	}
@@ -91,6 +91,19 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 		img = pngPixels(img, data)
 	}
 	return img, format, nil
+}
+
+// decodeConfig is image.DecodeConfig, except that a JPEG file image/jpeg
+// refuses (it does not read four components with most sampling layouts)
+// is sized by internal/jpeg's header parser when that accepts it.
+func decodeConfig(data []byte) (image.Config, string, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
+		if jcfg, jerr := jpeg.DecodeConfig(data); jerr == nil {
+			return jcfg, "jpeg", nil
+		}
+	}
+	return cfg, format, err
 }
 
 // webpPixels turns golang.org/x/image/webp's YCbCr planes of a lossy file
