@@ -86,6 +86,9 @@ func runPillowCases(t *testing.T, dir string, cases []pillowCase) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
+			if cfg, err := jpeg.DecodeConfig(data); err != nil || cfg.Width != c.Width || cfg.Height != c.Height || cfg.ColorModel != img.ColorModel() {
+				t.Fatalf("DecodeConfig: %dx%d, %v", cfg.Width, cfg.Height, err)
+			}
 			if got := img.Bounds(); got != image.Rect(0, 0, c.Width, c.Height) {
 				t.Fatalf("got bounds %v, want %dx%d", got, c.Width, c.Height)
 			}
