@@ -24,11 +24,12 @@ const MaxPixels = 100 << 20
 // Decode reads a JPEG, PNG or WebP image and returns it with its format name.
 // Images larger than MaxPixels are refused before their pixels are decoded.
 //
-// JPEG files are decoded with libjpeg's integer inverse DCT, so ToRGB gives
-// Pillow's bytes; the kinds that decoder does not handle (arithmetic coding,
-// 12-bit, YCCK and RGB-coded files, unusual sampling factors, frames over
-// its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
-// differ from Pillow by a few levels.
+// JPEG files are decoded with libjpeg's integer inverse DCT, upsampling and
+// colour conversion, so ToRGB gives Pillow's bytes, YCCK and subsampled CMYK
+// included; the kinds that decoder does not handle (arithmetic coding,
+// 12-bit, RGB-coded files, unusual three-component sampling factors, frames
+// over its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and
+// can differ from Pillow by a few levels.
 //
 // Lossy WebP comes back as *image.NRGBA, converted from YUV as libwebp
 // converts it (alpha 255 where the file has none); lossless WebP as
