@@ -47,8 +47,8 @@ func (d *decoder) truncated() error {
 }
 
 // Decode decodes a JPEG image held in data with the default sample budget.
-// The result is an *image.Gray for one component and an *image.YCbCr for
-// three; both have their origin at (0, 0).
+// The result is an *image.Gray for one component, an *image.YCbCr for three
+// and an *image.CMYK for four; each has its origin at (0, 0).
 func Decode(data []byte) (image.Image, error) {
 	return DecodeLimit(data, DefaultMaxSamples)
 }

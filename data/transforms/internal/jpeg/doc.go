@@ -1,9 +1,9 @@
-// Package jpeg decodes JPEG images to the samples libjpeg(-turbo) produces,
-// so that Pillow's conversion of them (package transforms) gives the same
-// bytes as Pillow. Three-component images come back at component
-// resolution, for the libjpeg-way upsampling and colour conversion of
-// package transforms (ycbcr.go), which uses this package's Upsample and
-// YCbCrToRGB; four-component ones come back upsampled and converted.
+// Package jpeg decodes JPEG images to the samples libjpeg(-turbo) gives
+// Pillow, so that package transforms, converting them to RGB as Pillow does,
+// gives Pillow's bytes. Three-component images come back at component
+// resolution, for package transforms to upsample and convert (ycbcr.go)
+// with this package's Upsample and YCbCrToRGB; four-component ones come
+// back upsampled and converted to CMYK.
 //
 // The inverse DCT is libjpeg's default "islow" integer transform (jidctint.c):
 // 13-bit fixed-point constants, two passes with 2 extra bits of precision
