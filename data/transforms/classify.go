@@ -24,11 +24,12 @@ const MaxPixels = 100 << 20
 // Decode reads a JPEG, PNG or WebP image and returns it with its format name.
 // Images larger than MaxPixels are refused before their pixels are decoded.
 //
-// JPEG files are decoded with libjpeg's integer inverse DCT, so ToRGB gives
-// Pillow's bytes; the kinds that decoder does not handle (arithmetic coding,
-// 12-bit, YCCK and RGB-coded files, unusual sampling factors, frames over
-// its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and can
-// differ from Pillow by a few levels.
+// JPEG files are decoded with libjpeg's integer inverse DCT, upsampling and
+// colour conversion, so ToRGB gives Pillow's bytes, YCCK and subsampled CMYK
+// included; the kinds that decoder does not handle (arithmetic coding,
+// 12-bit, RGB-coded files, unusual three-component sampling factors, frames
+// over its memory budget of jpeg.DefaultMaxSamples) go to image/jpeg and
+// can differ from Pillow by a few levels.
 //
 // Lossy WebP comes back as *image.NRGBA, converted from YUV as libwebp
 // converts it (alpha 255 where the file has none); lossless WebP as
@@ -47,7 +48,7 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: %w", err)
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	cfg, format, err := decodeConfig(data)
 	if err != nil {
 		return nil, "", fmt.Errorf("transforms: not a JPEG, PNG or WebP image: %w", err)
 	}
@@ -91,6 +92,19 @@ func decode(r io.Reader, maxPixels int64) (image.Image, string, error) {
 		img = pngPixels(img, data)
 	}
 	return img, format, nil
+}
+
+// decodeConfig is image.DecodeConfig, except that a JPEG file image/jpeg
+// refuses (it does not read four components with most sampling layouts)
+// is sized by internal/jpeg's header parser when that accepts it.
+func decodeConfig(data []byte) (image.Config, string, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil && bytes.HasPrefix(data, []byte{0xff, 0xd8}) {
+		if jcfg, jerr := jpeg.DecodeConfig(data); jerr == nil {
+			return jcfg, "jpeg", nil
+		}
+	}
+	return cfg, format, err
 }
 
 // webpPixels turns golang.org/x/image/webp's YCbCr planes of a lossy file

@@ -8,10 +8,11 @@
 // fractional bits, rounding to 8 bits after each pass), so PNG inputs give the
 // same bytes as torchvision. JPEG inputs do too: Decode uses its own JPEG
 // decoder (internal/jpeg) with libjpeg's integer inverse DCT, and ToRGB
-// libjpeg's chroma upsampling and colour conversion. JPEG kinds that decoder
-// leaves to image/jpeg (arithmetic coding, 12-bit, YCCK or RGB-coded files,
-// sampling other than 4:4:4, 4:2:2, 4:2:0 and 4:4:0, or subsampled CMYK)
-// can differ by a few levels.
+// libjpeg's chroma upsampling and colour conversion, CMYK and YCCK files
+// included, with any sampling factors libjpeg reads. JPEG kinds that decoder
+// leaves to image/jpeg (arithmetic coding, 12-bit or RGB-coded files, or
+// three components sampled other than 4:4:4, 4:2:2, 4:2:0 and 4:4:0) can
+// differ by a few levels.
 //
 // Decoding covers JPEG, PNG and WebP, and Decode followed by ToRGB gives the
 // bytes of Pillow's Image.open(f).convert("RGB") (checked against Pillow 9.4

@@ -32,7 +32,7 @@ type RGB struct {
 //   - *image.NRGBA64 and opaque *image.RGBA64 (16-bit colour or gray+alpha
 //     PNGs, Pillow's RGBA and RGB) keep the high byte of each sample;
 //   - *image.YCbCr is converted as libjpeg converts JPEG (see ycbcrToRGB);
-//   - *image.CMYK (a CMYK JPEG) as Pillow's cmyk2rgb converts it.
+//   - *image.CMYK (a CMYK or YCCK JPEG) as Pillow's cmyk2rgb converts it.
 //
 // Lossy WebP must come from Decode, which converts it as libwebp does: the
 // YCbCr planes of golang.org/x/image/webp would be taken for a JPEG's.

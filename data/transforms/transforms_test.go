@@ -136,7 +136,8 @@ func runCases(t *testing.T, dir string, cases []refCase) {
 				return
 			}
 			// JPEG kinds internal/jpeg hands to image/jpeg (arithmetic
-			// coding, YCCK, RGB-coded, unusual sampling): Go's inverse DCT
+			// coding, 12-bit, RGB-coded, unusual three-component
+			// sampling): Go's inverse DCT
 			// rounds differently from libjpeg's, so decoded pixels differ by
 			// a level here and there. Allow 3 levels at worst and a quarter
 			// level on average, in units of the normalized output (one level

@@ -4,15 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 )
 
 // MaxSide is the largest width or height Decode accepts.
 const MaxSide = 16384
 
 // DefaultMaxSamples bounds the component samples of a frame (the sum over
-// components of their block-padded plane sizes) that Decode allocates. Each
-// sample costs 1 byte, and 2 more in a progressive file (its coefficients,
-// kept until the last scan).
+// components of their block-padded plane sizes, and for an image of four
+// components the full-resolution plane each subsampled one is upsampled to)
+// that Decode allocates. Each sample costs 1 byte, and 2 more in a
+// progressive file (its coefficients, kept until the last scan).
 const DefaultMaxSamples = 1 << 27
 
 // maxScans bounds the scans a file may hold, and maxVisits how many times
@@ -45,8 +47,8 @@ func (d *decoder) truncated() error {
 }
 
 // Decode decodes a JPEG image held in data with the default sample budget.
-// The result is an *image.Gray for one component and an *image.YCbCr for
-// three; both have their origin at (0, 0).
+// The result is an *image.Gray for one component, an *image.YCbCr for three
+// and an *image.CMYK for four; each has its origin at (0, 0).
 func Decode(data []byte) (image.Image, error) {
 	return DecodeLimit(data, DefaultMaxSamples)
 }
@@ -58,6 +60,25 @@ func DecodeLimit(data []byte, maxSamples int) (image.Image, error) {
 		return nil, err
 	}
 	return d.image()
+}
+
+// DecodeConfig returns the size and colour model of the JPEG image held in
+// data from its frame header, without decoding it. It refuses what Decode
+// refuses up to the frame header (sizes over MaxSide, unsupported frame
+// types and sampling factors), but not frames over the sample budget.
+func DecodeConfig(data []byte) (image.Config, error) {
+	d := &decoder{data: data, maxSamples: DefaultMaxSamples, configOnly: true}
+	if err := d.decode(); err != nil {
+		return image.Config{}, err
+	}
+	cfg := image.Config{Width: d.width, Height: d.height, ColorModel: color.YCbCrModel}
+	switch len(d.comps) {
+	case 1:
+		cfg.ColorModel = color.GrayModel
+	case 4:
+		cfg.ColorModel = color.CMYKModel
+	}
+	return cfg, nil
 }
 
 type component struct {
@@ -82,6 +103,7 @@ type decoder struct {
 	pos        int
 	maxSamples int
 	keepCoef   bool // keep sequential coefficients too (tests re-encode them)
+	configOnly bool // stop after the frame header, allocating nothing
 
 	frame       bool
 	progressive bool
@@ -102,6 +124,7 @@ type decoder struct {
 	jfif            bool
 	adobe           bool
 	adobeTransform  byte
+	ycck            bool // four components coded as YCbCr and K (colorSpace)
 
 	// Entropy decoder state.
 	acc    uint64 // bits, most significant first
@@ -184,6 +207,9 @@ func (d *decoder) decode() error {
 			}
 			if err := d.sof(b, m == 0xc2); err != nil {
 				return err
+			}
+			if d.configOnly {
+				return nil
 			}
 		case m == 0xc3 || (m >= 0xc5 && m <= 0xcf && m != 0xc8 && m != 0xcc):
 			return unsupported(fmt.Sprintf("frame type SOF%d (lossless, hierarchical or arithmetic)", m-0xc0))
@@ -309,11 +335,12 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 		c := &d.comps[0]
 		c.h, c.v, d.hmax, d.vmax = 1, 1, 1, 1
 	case 4:
-		// CMYK: every component at full resolution, as libjpeg writes it
-		// (jpeg_set_colorspace(JCS_CMYK)) and Pillow saves it.
+		// CMYK or YCCK: each component is upsampled on its own (Upsample),
+		// which libjpeg does for any factors that divide the largest ones
+		// (jdsample.c; others it refuses).
 		for i, c := range d.comps {
-			if c.h != 1 || c.v != 1 {
-				return unsupported(fmt.Sprintf("4 components with sampling factors %dx%d (component %d)", c.h, c.v, i))
+			if d.hmax%c.h != 0 || d.vmax%c.v != 0 {
+				return unsupported(fmt.Sprintf("4 components with sampling factors %dx%d of %dx%d (component %d)", c.h, c.v, d.hmax, d.vmax, i))
 			}
 		}
 	default:
@@ -334,6 +361,18 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 		total += 64 * c.bw * c.bh
 	}
 	d.samples = int64(total)
+	if d.configOnly {
+		return nil
+	}
+	if n == 4 {
+		// A subsampled component of four is upsampled to a full-resolution
+		// plane before the planes are interleaved; count those too.
+		for _, c := range d.comps {
+			if c.h != d.hmax || c.v != d.vmax {
+				total += d.width * d.height
+			}
+		}
+	}
 	if total > d.maxSamples {
 		return fmt.Errorf("jpeg: %dx%d frame needs %d samples, over the limit of %d: %w", d.width, d.height, total, d.maxSamples, ErrTooLarge)
 	}
@@ -349,17 +388,16 @@ func (d *decoder) sof(b []byte, progressive bool) error {
 }
 
 // colorSpace applies libjpeg's guess of an image's colour space from the
-// markers before the first scan. Four components are CMYK, or YCCK (not
-// decoded here) if an Adobe marker has a transform other than 0. Of three,
-// JFIF means YCbCr; otherwise an Adobe marker with transform 0, or
-// component ids 'R','G','B', mean RGB, which is not decoded here.
+// markers before the first scan. Four components are CMYK, or YCCK if an
+// Adobe marker has a transform other than 0. Of three, JFIF means YCbCr;
+// otherwise an Adobe marker with transform 0, or component ids 'R','G','B',
+// mean RGB, which is not decoded here.
 func (d *decoder) colorSpace() error {
 	if len(d.comps) == 4 {
-		// libjpeg: CMYK unless an Adobe marker says otherwise (transform 2
-		// is YCCK, any other value it also takes for YCCK).
-		if d.adobe && d.adobeTransform != 0 {
-			return unsupported(fmt.Sprintf("YCCK image (Adobe transform %d)", d.adobeTransform))
-		}
+		// libjpeg-turbo (jdapimin.c): CMYK unless an Adobe marker says
+		// otherwise; transform 2 is YCCK, and so is any other non-zero
+		// value (with a warning).
+		d.ycck = d.adobe && d.adobeTransform != 0
 		return nil
 	}
 	if len(d.comps) != 3 || d.jfif {
@@ -538,51 +576,19 @@ func (d *decoder) image() (image.Image, error) {
 	if len(d.comps) == 4 {
 		return d.cmyk(planes, r), nil
 	}
+	// Chroma stays at component resolution: package transforms upsamples
+	// it as libjpeg-turbo does (Upsample).
 	y, cb := d.comps[0], d.comps[1]
 	var ratio image.YCbCrSubsampleRatio
 	switch [2]int{y.h / cb.h, y.v / cb.v} {
 	case [2]int{1, 1}:
 		ratio = image.YCbCrSubsampleRatio444
-	case [2]int{2, 1}, [2]int{2, 2}:
+	case [2]int{2, 1}:
 		ratio = image.YCbCrSubsampleRatio422
-		if y.v != cb.v {
-			ratio = image.YCbCrSubsampleRatio420
-		}
-		if cb.cw <= 2 {
-			// libjpeg replicates chroma no more than 2 samples wide instead
-			// of filtering it; do that here and return 4:4:4.
-			cs := 8 * cb.bw
-			for i := 1; i <= 2; i++ {
-				up := make([]uint8, d.width*d.height)
-				for yy := range d.height {
-					cy := yy
-					if ratio == image.YCbCrSubsampleRatio420 {
-						cy = yy / 2
-					}
-					for x := range d.width {
-						up[yy*d.width+x] = planes[i][cy*cs+x/2]
-					}
-				}
-				planes[i] = up
-			}
-			return &image.YCbCr{
-				Y: planes[0], Cb: planes[1], Cr: planes[2],
-				YStride: 8 * y.bw, CStride: d.width,
-				SubsampleRatio: image.YCbCrSubsampleRatio444, Rect: r,
-			}, nil
-		}
-	default:
-		// 4:4:0: chroma is upsampled here, the way libjpeg-turbo does it
-		// (h1v2_fancy_upsample), and the image returned as 4:4:4, because
-		// package transforms reproduces only libjpeg's horizontal filters.
-		ratio = image.YCbCrSubsampleRatio444
-		planes[1] = upsampleH1V2(planes[1], 8*cb.bw, cb.cw, cb.ch, d.height)
-		planes[2] = upsampleH1V2(planes[2], 8*cb.bw, cb.cw, cb.ch, d.height)
-		return &image.YCbCr{
-			Y: planes[0], Cb: planes[1], Cr: planes[2],
-			YStride: 8 * y.bw, CStride: cb.cw,
-			SubsampleRatio: ratio, Rect: r,
-		}, nil
+	case [2]int{2, 2}:
+		ratio = image.YCbCrSubsampleRatio420
+	default: // [1, 2], the only other layout sof accepts
+		ratio = image.YCbCrSubsampleRatio440
 	}
 	return &image.YCbCr{
 		Y: planes[0], Cb: planes[1], Cr: planes[2],
@@ -591,41 +597,51 @@ func (d *decoder) image() (image.Image, error) {
 	}, nil
 }
 
-// cmyk interleaves the four full-resolution planes of a CMYK image as
-// Pillow opens it: always as inverted samples (raw mode "CMYK;I", the
-// Adobe convention Pillow assumes for every CMYK JPEG), inverted back.
+// fullRes returns the plane of component i upsampled to the image's size
+// (stride d.width) as libjpeg-turbo upsamples it.
+func (d *decoder) fullRes(i int, plane []uint8) []uint8 {
+	c := d.comps[i]
+	return Upsample(plane, 8*c.bw, c.cw, c.ch, d.hmax/c.h, d.vmax/c.v, d.width, d.height)
+}
+
+// cmyk interleaves the four planes of a CMYK or YCCK image, each upsampled
+// to full resolution as libjpeg-turbo does it (Upsample), as Pillow opens
+// it. libjpeg converts YCCK to CMYK (jdcolor.c ycck_cmyk_convert): C, M
+// and Y are 255 minus the red, green and blue that YCbCr -> RGB gives the
+// first three components, clamped to 0..255 by the same fixed-point tables;
+// K passes through. Pillow then reads every CMYK JPEG as inverted samples
+// (raw mode "CMYK;I", the Adobe convention it assumes) and inverts them
+// back, so its C, M and Y of a YCCK image are that red, green and blue, and
+// its K is 255 minus the file's.
 func (d *decoder) cmyk(planes [][]uint8, r image.Rectangle) *image.CMYK {
+	var strides [4]int
+	for i, c := range d.comps {
+		strides[i] = 8 * c.bw
+		if c.h != d.hmax || c.v != d.vmax {
+			planes[i], strides[i] = d.fullRes(i, planes[i]), d.width
+		}
+	}
 	img := image.NewCMYK(r)
-	stride := 8 * d.comps[0].bw
 	for y := range d.height {
-		row := img.Pix[y*img.Stride:]
+		row := img.Pix[y*img.Stride:][:4*d.width]
+		var in [4][]uint8
+		for c := range 4 {
+			in[c] = planes[c][y*strides[c]:][:d.width]
+		}
+		if d.ycck {
+			for x := range d.width {
+				row[4*x], row[4*x+1], row[4*x+2] = YCbCrToRGB(in[0][x], in[1][x], in[2][x])
+				row[4*x+3] = ^in[3][x]
+			}
+			continue
+		}
 		for x := range d.width {
 			for c := range 4 {
-				row[4*x+c] = ^planes[c][y*stride+x]
+				row[4*x+c] = ^in[c][x]
 			}
 		}
 	}
 	return img
-}
-
-// upsampleH1V2 doubles a w×h plane (stride s) vertically into outH rows with
-// libjpeg-turbo's triangle filter: each output row is 3/4 of the nearer
-// input row and 1/4 of the further one (edge rows repeated), rounded with a
-// bias of 1 for upper and 2 for lower rows.
-func upsampleH1V2(p []uint8, s, w, h, outH int) []uint8 {
-	out := make([]uint8, w*outH)
-	for y := range outH {
-		r := y / 2
-		far, bias := max(r-1, 0), 1
-		if y%2 == 1 {
-			far, bias = min(r+1, h-1), 2
-		}
-		near, other, o := p[r*s:][:w], p[far*s:][:w], out[y*w:][:w]
-		for x := range w {
-			o[x] = uint8((3*int(near[x]) + int(other[x]) + bias) >> 2)
-		}
-	}
-	return out
 }
 
 // zigzag maps the k-th coefficient in zigzag (file) order to its natural

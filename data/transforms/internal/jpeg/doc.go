@@ -1,6 +1,9 @@
-// Package jpeg decodes JPEG images to the sample planes libjpeg(-turbo)
-// produces before chroma upsampling, so that colour conversion done the
-// libjpeg way (package transforms, ycbcr.go) gives the same bytes as Pillow.
+// Package jpeg decodes JPEG images to the samples libjpeg(-turbo) gives
+// Pillow, so that package transforms, converting them to RGB as Pillow does,
+// gives Pillow's bytes. Three-component images come back at component
+// resolution, for package transforms to upsample and convert (ycbcr.go)
+// with this package's Upsample and YCbCrToRGB; four-component ones come
+// back upsampled and converted to CMYK.
 //
 // The inverse DCT is libjpeg's default "islow" integer transform (jidctint.c):
 // 13-bit fixed-point constants, two passes with 2 extra bits of precision
@@ -10,21 +13,24 @@
 // Supported: baseline and extended sequential Huffman (SOF0, SOF1) and
 // progressive Huffman (SOF2) with spectral selection and successive
 // approximation, 8-bit samples, restart intervals, one component (returned as
-// *image.Gray), four CMYK components at full resolution (returned as
-// *image.CMYK, inverted as Pillow reads every CMYK JPEG), or three YCbCr
-// components (returned as *image.YCbCr) whose chroma is subsampled 4:4:4,
-// 4:2:2, 4:2:0 or 4:4:0. A 4:4:0 image, and a
-// 4:2:x one at most 4 pixels wide, comes back as 4:4:4 with its chroma
-// already upsampled as libjpeg-turbo does it (triangle filter for 4:4:0,
-// replication for chroma planes 1 or 2 samples wide); the other layouts keep
-// their planes at component resolution for the caller's upsampling.
+// *image.Gray), three YCbCr components (returned as *image.YCbCr) whose
+// chroma is subsampled 4:4:4, 4:2:2, 4:2:0 or 4:4:0, its planes at
+// component resolution, or four components, CMYK or YCCK (an Adobe marker
+// with a non-zero transform), with any sampling factors that divide the
+// largest ones (returned as *image.CMYK). Each of four components is
+// upsampled to full resolution as libjpeg-turbo does it (Upsample:
+// jdsample.c's fancy filters for halved components, replication
+// otherwise), YCCK converted to CMYK with the YCbCr -> RGB tables
+// (jdcolor.c), and the result inverted as Pillow reads every CMYK JPEG.
+// DecodeConfig reads the frame header only.
 //
 // Not supported, reported with an error wrapping ErrUnsupported so a caller
 // can fall back to another decoder: arithmetic coding, lossless and
-// hierarchical frames, 12-bit samples, 2 components, YCCK (four components
-// with an Adobe transform other than 0) and subsampled CMYK, RGB-coded
+// hierarchical frames, 12-bit samples, 2 components, RGB-coded
 // three-component images (Adobe transform 0 or component ids 'R','G','B'),
-// other sampling layouts, DNL markers, and progressive files
+// other sampling layouts of three components, four-component factors that
+// do not divide the largest (libjpeg refuses those too), DNL markers, and
+// progressive files
 // whose scans leave low-frequency coefficients incomplete (libjpeg smooths
 // those blocks; this package does not).
 //

@@ -88,6 +88,41 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
+// TestFourComponentLayouts checks what four-component sampling factors are
+// refused (those that do not divide the largest, which libjpeg refuses too)
+// and that the upsampled planes of subsampled components count against the
+// sample budget.
+func TestFourComponentLayouts(t *testing.T) {
+	data := readFixture(t, "cmyk_h2v1.jpg") // factors 2x1, 1x1, 2x1, 1x1
+	sof := markerAt(t, data, 0xc0)
+	// SOF payload after the marker: length(2) precision(1) height(2)
+	// width(2) count(1), then id, factors, table for each component.
+	bad := patched(data, sof+14, 0x31) // component 1 3x1: 2 does not divide 3
+	if _, err := Decode(bad); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "sampling factors 2x1 of 3x1") {
+		t.Errorf("3x1 beside 2x1: got %v, want an unsupported sampling error", err)
+	}
+	d := &decoder{data: data, maxSamples: DefaultMaxSamples}
+	if err := d.decode(); err != nil {
+		t.Fatal(err)
+	}
+	planes := int(d.samples) // the block-padded planes alone
+	upsampled := 0
+	for _, c := range d.comps {
+		if c.h != d.hmax || c.v != d.vmax {
+			upsampled += d.width * d.height
+		}
+	}
+	if upsampled == 0 {
+		t.Fatal("fixture has no subsampled component")
+	}
+	if _, err := DecodeLimit(data, planes+upsampled-1); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("budget one short of planes and upsampled planes: got %v, want ErrTooLarge", err)
+	}
+	if _, err := DecodeLimit(data, planes+upsampled); err != nil {
+		t.Errorf("budget of planes and upsampled planes: %v", err)
+	}
+}
+
 // stripJFIF removes the APP0 segment that follows SOI.
 func stripJFIF(t *testing.T, data []byte) []byte {
 	t.Helper()

@@ -18,8 +18,10 @@ import (
 )
 
 // The fixtures are written by testdata/gen/jpeg_fixtures.py: JPEG files saved
-// by Pillow and Pillow's own RGB decoding of each (libjpeg-turbo's islow
-// IDCT, fancy upsampling and fixed-point colour conversion).
+// by Pillow (or, for YCCK and subsampled CMYK, which Pillow cannot write, by
+// its small encoder jpeg_encoder.py) and Pillow's own RGB decoding of each
+// (libjpeg-turbo's islow IDCT, fancy upsampling and fixed-point colour
+// conversion), with its CMYK samples for four-component files.
 const fixtureDir = "../../../../testdata/transforms/jpeg"
 
 type pillowCase struct {
@@ -47,22 +49,26 @@ func loadCases(t *testing.T, dir string) []pillowCase {
 	return m.Cases
 }
 
-// firstDiff describes the first pixel where got and want differ.
-func firstDiff(got, want []byte, w int) string {
-	n, maxd := 0, 0
+// firstDiff describes the first pixel where RGB images got and want differ.
+func firstDiff(got, want []byte, w int) string { return firstDiffN(got, want, w, 3) }
+
+// firstDiffN describes the first pixel where got and want, images of n
+// channels, differ.
+func firstDiffN(got, want []byte, w, n int) string {
+	count, maxd := 0, 0
 	first := -1
 	for i := range want {
 		if d := int(got[i]) - int(want[i]); d != 0 {
 			if first < 0 {
 				first = i
 			}
-			n++
+			count++
 			maxd = max(maxd, d, -d)
 		}
 	}
-	p := first / 3
+	p := first / n
 	return fmt.Sprintf("%d of %d bytes differ (max %d levels); first at x=%d y=%d channel %d: got %d, want %d",
-		n, len(want), maxd, p%w, p/w, first%3, got[first], want[first])
+		count, len(want), maxd, p%w, p/w, first%n, got[first], want[first])
 }
 
 func runPillowCases(t *testing.T, dir string, cases []pillowCase) {
@@ -80,6 +86,9 @@ func runPillowCases(t *testing.T, dir string, cases []pillowCase) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
+			if cfg, err := jpeg.DecodeConfig(data); err != nil || cfg.Width != c.Width || cfg.Height != c.Height || cfg.ColorModel != img.ColorModel() {
+				t.Fatalf("DecodeConfig: %dx%d, %v", cfg.Width, cfg.Height, err)
+			}
 			if got := img.Bounds(); got != image.Rect(0, 0, c.Width, c.Height) {
 				t.Fatalf("got bounds %v, want %dx%d", got, c.Width, c.Height)
 			}
@@ -89,6 +98,23 @@ func runPillowCases(t *testing.T, dir string, cases []pillowCase) {
 			}
 			if !bytes.Equal(rgb.Pix, want) {
 				t.Fatalf("pixels differ from Pillow's: %s", firstDiff(rgb.Pix, want, c.Width))
+			}
+			// Four components: Pillow's CMYK samples too, where a dark K
+			// would hide a difference in the RGB bytes.
+			if wantCMYK, err := os.ReadFile(filepath.Join(dir, c.Name+".cmyk")); err == nil {
+				m, ok := img.(*image.CMYK)
+				if !ok {
+					t.Fatalf("decoded a %T, want *image.CMYK", img)
+				}
+				var got []byte
+				for y := range c.Height {
+					got = append(got, m.Pix[y*m.Stride:][:4*c.Width]...)
+				}
+				if !bytes.Equal(got, wantCMYK) {
+					t.Fatalf("CMYK samples differ from Pillow's: %s", firstDiffN(got, wantCMYK, c.Width, 4))
+				}
+			} else if !os.IsNotExist(err) {
+				t.Fatal(err)
 			}
 			// transforms.Decode must take this decoder, not image/jpeg.
 			timg, format, err := transforms.Decode(bytes.NewReader(data))
