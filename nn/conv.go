@@ -175,7 +175,9 @@ func conv2d(x, w, b *Tensor, p ConvParams) *Tensor {
 		// Stride-2 taps read every other column: laid out by parity, the
 		// columns a tap reads are contiguous, and the kw taps of a row share
 		// one copy of the input instead of each gathering from it.
-		xd, gf.colsDeint = deinterleaveCols(x, g.wd), true
+		dt := deinterleaveCols(x, g.wd)
+		defer Release(dt) // scratch of the forward pass alone
+		xd, gf.colsDeint = dt.data, true
 	}
 	switch {
 	case g.depthwise():
@@ -232,7 +234,9 @@ func convGroups(g *convGeom, x, w []float32, b *Tensor, out []float32, n, lo, hi
 // then scattered into out's [N, O, oh*ow].
 func convBatched(g *convGeom, x *Tensor, xd, w []float32, b *Tensor, out []float32) {
 	cols := g.n * g.ohw
-	tmp := newResultData([]int{g.o, cols}, false, x).data
+	tt := newResultData([]int{g.o, cols}, false, x)
+	defer Release(tt)
+	tmp := tt.data
 	beta := float32(0)
 	if b != nil {
 		fillRows(tmp, cols, b.data)
@@ -260,9 +264,11 @@ func fillRows(dst []float32, n int, v []float32) {
 
 // deinterleaveCols returns x's data with each row of width wd rearranged
 // as its even columns, then its odd ones: column iw moves to iw/2, or to
-// (wd+1)/2 + iw/2 when iw is odd.
-func deinterleaveCols(x *Tensor, wd int) []float32 {
-	out := newResultData(cloneInts(x.shape), false, x).data
+// (wd+1)/2 + iw/2 when iw is odd. The result is scratch of an inference
+// call's arena inside one, for the caller to Release.
+func deinterleaveCols(x *Tensor, wd int) *Tensor {
+	ot := newResultData(cloneInts(x.shape), false, x)
+	out := ot.data
 	src := x.data
 	rows, half := len(src)/wd, (wd+1)/2
 	parallelFor(rows, len(src), func(lo, hi int) {
@@ -276,7 +282,7 @@ func deinterleaveCols(x *Tensor, wd int) []float32 {
 			}
 		}
 	})
-	return out
+	return ot
 }
 
 // im2col writes the columns of one group of one image: row (c, ki, kj) holds

@@ -41,7 +41,7 @@ func TestColSourceMatchesIm2col(t *testing.T) {
 		if g.sw == 2 && rng.IntN(2) == 0 {
 			// The same columns from the input laid out by column parity.
 			src.g.colsDeint = true
-			src.x = deinterleaveCols(x, g.wd)
+			src.x = deinterleaveCols(x, g.wd).data
 		}
 		nr := []int{1, 4, 16, 48, 64}[rng.IntN(5)]
 		pc, jc := rng.IntN(g.k), rng.IntN(cols)
@@ -98,7 +98,7 @@ func BenchmarkColSource(b *testing.B) {
 			deint := g.sw == 2 && !strings.HasSuffix(c.name, "_gather")
 			for b.Loop() {
 				if deint { // as conv2d does, once per call
-					src.x, src.g.colsDeint = deinterleaveCols(x, g.wd), true
+					src.x, src.g.colsDeint = deinterleaveCols(x, g.wd).data, true
 				}
 				for pc := 0; pc < g.k; pc += kc {
 					src.PackB(nr, pc, min(kc, g.k-pc), 0, g.ohw, dst)

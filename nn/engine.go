@@ -268,7 +268,9 @@ func (e *convPrep) forward(x, res *Tensor, a vec.Act) *Tensor {
 	}
 	gf, xd := g, x.data
 	if g.sw == 2 && g.kw > 1 && !g.depthwise() {
-		xd, gf.colsDeint = deinterleaveCols(x, g.wd), true
+		dt := deinterleaveCols(x, g.wd)
+		defer Release(dt)
+		xd, gf.colsDeint = dt.data, true
 	}
 	switch {
 	case useWinograd(&g) && (len(e.w.data) > 0 || e.wino != nil): // a frozen copy may keep only the packed or the Winograd weights
@@ -298,7 +300,9 @@ func (e *convPrep) forward(x, res *Tensor, a vec.Act) *Tensor {
 		// All images in one product (see convBatched), finished as the
 		// [O, N*ohw] result is scattered into [N, O, ohw].
 		cols := g.n * g.ohw
-		tmp := newResultData([]int{g.o, cols}, false, x).data
+		tt := newResultData([]int{g.o, cols}, false, x)
+		defer Release(tt)
+		tmp := tt.data
 		src := &colSource{g: gf, x: xd, imageStride: g.c * g.h * g.wd}
 		e.packed[0].SgemmSourceEpilogue(cols, src, tmp, cols, nil)
 		od := out.data

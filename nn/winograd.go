@@ -70,30 +70,29 @@ type winoPrep struct {
 }
 
 // newWinoPrep transforms w [O, C, 3, 3] (computed in float64, rounded
-// once), packed for products of about n columns (tiles).
+// once), packed for products of about n columns (tiles). Position ξ = 6i+j
+// of a kernel g's transform G g Gᵀ is Σ_ab G[i][a]·G[j][b]·g[a][b]; the
+// positions are made one at a time in one [O, C] buffer, each packed before
+// the next, so that preparing a layer holds its transformed weights once
+// (packed) rather than twice.
 func newWinoPrep(w []float32, o, c, n int) *winoPrep {
-	u := make([]float32, 36*o*c)
-	for oc := range o {
-		for ic := range c {
-			g := w[(oc*c+ic)*9:]
-			// t = G g (6×3), then U = t Gᵀ (6×6).
-			var t [6][3]float64
-			for i := range 6 {
-				for j := range 3 {
-					t[i][j] = winoG[i][0]*float64(g[j]) + winoG[i][1]*float64(g[3+j]) + winoG[i][2]*float64(g[6+j])
-				}
-			}
-			for i := range 6 {
-				for j := range 6 {
-					v := t[i][0]*winoG[j][0] + t[i][1]*winoG[j][1] + t[i][2]*winoG[j][2]
-					u[(i*6+j)*o*c+oc*c+ic] = float32(v)
-				}
-			}
-		}
-	}
+	u := make([]float32, o*c)
 	p := &winoPrep{}
 	for xi := range 36 {
-		p.u[xi] = gemm.PackAFor(false, o, c, u[xi*o*c:], c, n)
+		var k [9]float64
+		for a := range 3 {
+			for b := range 3 {
+				k[a*3+b] = winoG[xi/6][a] * winoG[xi%6][b]
+			}
+		}
+		for q := range u {
+			g := w[q*9:][:9]
+			v := k[0]*float64(g[0]) + k[1]*float64(g[1]) + k[2]*float64(g[2]) +
+				k[3]*float64(g[3]) + k[4]*float64(g[4]) + k[5]*float64(g[5]) +
+				k[6]*float64(g[6]) + k[7]*float64(g[7]) + k[8]*float64(g[8])
+			u[q] = float32(v)
+		}
+		p.u[xi] = gemm.PackAFor(false, o, c, u, c, n)
 	}
 	return p
 }
@@ -166,13 +165,17 @@ func winoForward(g *convGeom, wp *winoPrep, x *Tensor, out []float32, bias, rd [
 	per := 36 * (g.c + g.o) * nb * tpi // one block's V and M
 	workers := min(runtime.GOMAXPROCS(0), blocks)
 	if workers <= 1 {
-		buf := newResultData([]int{per}, false, x).data
+		bt := newResultData([]int{per}, false, x)
+		defer Release(bt) // scratch: the call's later results may have it
+		buf := bt.data
 		for n0 := 0; n0 < g.n; n0 += nb {
 			winoBlock(g, wp, x.data, n0, min(n0+nb, g.n), buf, out, bias, rd, a, parallelFor)
 		}
 		return
 	}
-	buf := newResultData([]int{workers * per}, false, x).data
+	bt := newResultData([]int{workers * per}, false, x)
+	defer Release(bt)
+	buf := bt.data
 	serial := func(n, _ int, f func(lo, hi int)) { f(0, n) }
 	parallelForWorkers(blocks, workers, func(w, lo, hi int) {
 		for b := lo; b < hi; b++ {

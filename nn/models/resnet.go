@@ -180,11 +180,23 @@ func newBottleneck(b *nn.Builder, inplanes, planes, stride, groups, baseWidth in
 }
 
 // Forward computes the class logits of x [N, 3, H, W].
+//
+// Inside an inference call every intermediate result is given back to the
+// call's arena (nn.Release) once read for the last time, so that a pass
+// works in a few buffers instead of holding all its activations; outside
+// one, Release does nothing.
 func (m *ResNet) Forward(x *nn.Tensor) *nn.Tensor {
-	x = m.MaxPool.Forward(nn.ConvBNAct(m.Conv1, m.BN1, m.ReLU, x, nil))
-	x = m.Layer4.Forward(m.Layer3.Forward(m.Layer2.Forward(m.Layer1.Forward(x))))
-	x = m.AvgPool.Forward(x).Flatten(1, -1)
-	return m.FC.Forward(x)
+	stem := nn.ConvBNAct(m.Conv1, m.BN1, m.ReLU, x, nil)
+	x = m.MaxPool.Forward(stem)
+	releaseUnless(stem, x)
+	for _, l := range []*nn.Sequential{m.Layer1, m.Layer2, m.Layer3, m.Layer4} {
+		y := l.Forward(x)
+		releaseUnless(x, y)
+		x = y
+	}
+	y := m.AvgPool.Forward(x)
+	releaseUnless(x, y)
+	return m.FC.Forward(y.Flatten(1, -1))
 }
 
 // Forward runs the block.
@@ -194,7 +206,9 @@ func (m *BasicBlock) Forward(x *nn.Tensor) *nn.Tensor {
 		identity = m.Downsample.Forward(x)
 	}
 	out := nn.ConvBNAct(m.Conv1, m.BN1, m.ReLU, x, nil)
-	return nn.ConvBNAct(m.Conv2, m.BN2, m.ReLU, out, identity)
+	y := nn.ConvBNAct(m.Conv2, m.BN2, m.ReLU, out, identity)
+	releaseLocal(out, identity, x, y)
+	return y
 }
 
 // Forward runs the block.
@@ -204,8 +218,35 @@ func (m *Bottleneck) Forward(x *nn.Tensor) *nn.Tensor {
 		identity = m.Downsample.Forward(x)
 	}
 	out := nn.ConvBNAct(m.Conv1, m.BN1, m.ReLU, x, nil)
-	out = nn.ConvBNAct(m.Conv2, m.BN2, m.ReLU, out, nil)
-	return nn.ConvBNAct(m.Conv3, m.BN3, m.ReLU, out, identity)
+	mid := nn.ConvBNAct(m.Conv2, m.BN2, m.ReLU, out, nil)
+	nn.Release(out)
+	y := nn.ConvBNAct(m.Conv3, m.BN3, m.ReLU, mid, identity)
+	releaseLocal(mid, identity, x, y)
+	return y
+}
+
+// releaseLocal gives a block's intermediate results back to an inference
+// call's arena: out, and identity when it is not the block's input x;
+// neither when y, the block's result, is in its memory (an op that worked
+// in place).
+func releaseLocal(out, identity, x, y *nn.Tensor) {
+	releaseUnless(out, y)
+	if !sameMemory(identity, x) {
+		releaseUnless(identity, y)
+	}
+}
+
+// releaseUnless releases t (nn.Release) unless keep shares its memory.
+func releaseUnless(t, keep *nn.Tensor) {
+	if !sameMemory(t, keep) {
+		nn.Release(t)
+	}
+}
+
+// sameMemory reports whether a and b start at the same element.
+func sameMemory(a, b *nn.Tensor) bool {
+	da, db := a.Data(), b.Data()
+	return len(da) > 0 && len(db) > 0 && &da[0] == &db[0]
 }
 
 // String returns the module tree as torch prints it.
