@@ -27,6 +27,50 @@ import (
 // activations) past its end: the layers of this package and of nn/models
 // keep none. m should be in eval mode; Infer does not switch it.
 func Infer(m Module, x *Tensor) *Tensor {
+	y, _ := infer(m, x, nil)
+	return y
+}
+
+// InferInput runs m.Forward(x) as [Infer] does, up to head, one of m's
+// Linear layers, and returns head's input as that call computed it: for a
+// classifier, the backbone's features at inference speed, with no graph
+// recorded and every intermediate result in the call's arena. head itself
+// is not run: it returns zeros to whatever follows it in m, so head should
+// be the last layer that matters, as a model's classifier is. The result
+// is ordinary memory, and applying head to it in training mode trains the
+// classifier on a frozen backbone as m.Forward would, without the
+// backbone's activations being allocated afresh on every step. It returns
+// nil when the call did not reach head with a tensor of the call (head
+// not in m, or given an input computed outside nn's ops).
+func InferInput(m Module, x *Tensor, head *Linear) *Tensor {
+	_, in := infer(m, x, head)
+	return in
+}
+
+// FrozenBackbone returns m as a module whose Forward computes head's input
+// through [InferInput], at inference speed, and applies head to it in the
+// caller's grad mode: for a model whose layers before its classifier head
+// are all frozen ([Freeze]), the same logits and classifier gradients as
+// m.Forward, without the backbone's activations being allocated afresh on
+// every training step. Its other methods are m's. Where InferInput does
+// not reach head, Forward is m.Forward.
+func FrozenBackbone(m Module, head *Linear) Module { return frozenBackbone{m, head} }
+
+type frozenBackbone struct {
+	Module
+	head *Linear
+}
+
+func (f frozenBackbone) Forward(x *Tensor) *Tensor {
+	if in := InferInput(f.Module, x, f.head); in != nil {
+		return f.head.Forward(in)
+	}
+	return f.Module.Forward(x)
+}
+
+// infer is Infer, and with tap set also InferInput: the input tap was
+// given, or nil.
+func infer(m Module, x *Tensor, tap *Linear) (y, tapped *Tensor) {
 	a, _ := arenas.Get().(*arena)
 	if a == nil {
 		a = &arena{noGrad: true}
@@ -34,8 +78,8 @@ func Infer(m Module, x *Tensor) *Tensor {
 	if pl := m.base().plan; pl != nil {
 		a.plan = pl.check(m)
 	}
+	a.tap = tap
 	in := &Tensor{data: x.data, shape: x.shape, arena: a}
-	var y *Tensor
 	NoGrad(func() { y = m.Forward(in) })
 	if y == in {
 		y = x
@@ -43,10 +87,22 @@ func Infer(m Module, x *Tensor) *Tensor {
 		y = &Tensor{data: append([]float32(nil), y.data...), shape: append([]int(nil), y.shape...)}
 	}
 	y.arena = nil
+	tapped = a.tapped
+	a.tap, a.tapped = nil, nil
 	a.reset()
 	a.plan = nil
 	arenas.Put(a)
-	return y
+	return y, tapped
+}
+
+// capture keeps a copy of x, the input of the arena's tap (see
+// InferInput), and returns zeros of the tap's output shape in its place.
+func (a *arena) capture(x *Tensor, out int) *Tensor {
+	if a.tapped == nil {
+		a.tapped = &Tensor{data: append([]float32(nil), x.data...), shape: append([]int(nil), x.shape...)}
+	}
+	shape := append(append([]int(nil), x.shape[:len(x.shape)-1]...), out)
+	return newResultData(shape, true, x)
 }
 
 // TrainStep runs step(xa), a training step (forward pass, loss, Backward,
@@ -118,6 +174,10 @@ type arena struct {
 	// free holds the indices in bufs of buffers given back during the call
 	// ([Release]), reused by later allocations of the same call.
 	free []int
+
+	// tap is the Linear whose input an InferInput call keeps, in tapped.
+	tap    *Linear
+	tapped *Tensor
 }
 
 // alloc returns n floats of arena memory, zeroed when zero is set.
@@ -168,6 +228,16 @@ func (a *arena) reset() {
 	a.bufs = a.bufs[:a.next]
 	a.next = 0
 	a.free = a.free[:0]
+}
+
+// NewResult returns a tensor of the given shape for the result of an
+// operation on inputs that writes every element of it itself, as nn's own
+// ops do: inside an [Infer] call (when an input belongs to one) its memory
+// comes from the call's arena, as the last call left it, so that a
+// module's hand-written op reuses memory across calls too; otherwise it is
+// zeroed heap memory. The result records no graph.
+func NewResult(shape []int, inputs ...*Tensor) *Tensor {
+	return newResultData(append([]int(nil), shape...), false, inputs...)
 }
 
 // newResult returns a tensor of the given shape for the output of an op on

@@ -30,7 +30,12 @@ func NewLinear(b *Builder, in, out int, bias bool) *Linear {
 }
 
 // Forward applies the layer to x [..., in_features].
-func (m *Linear) Forward(x *Tensor) *Tensor { return LinearFn(x, m.Weight, m.Bias) }
+func (m *Linear) Forward(x *Tensor) *Tensor {
+	if a := x.arena; a != nil && a.tap == m {
+		return a.capture(x, m.OutFeatures)
+	}
+	return LinearFn(x, m.Weight, m.Bias)
+}
 
 // ExtraRepr prints torch's "in_features=.., out_features=.., bias=..".
 func (m *Linear) ExtraRepr() string {

@@ -76,7 +76,8 @@ const (
 // initial weights (new classifier included) and on the same batches as
 // torch (testdata/gen/finetune_fidelity.py, a fresh seed each run), through
 // the code path of ckpt finetune (NewModel, Apply, the optimizer and the
-// Trainer), and holds every one of the 100 steps' losses to torch's within
+// Trainer; head's backbone through nn.FrozenBackbone, as a run without
+// cached features takes it), and holds every one of the 100 steps' losses to torch's within
 // 1e-3 relative, the bound, for head, partial and full (every
 // BatchNorm in training mode where it trains). A fourth run, full-onnx,
 // trains the BatchNorm-preserving ONNX export of the same backbone (the
@@ -275,7 +276,11 @@ func TestTorchFidelity(t *testing.T) {
 				}
 			}
 			for _, r := range runs {
-				tr := &Trainer{Net: r.m.Module, Opt: r.opt, Loss: nn.NewCrossEntropyLoss(), Train: tensorBatches{x, y, s, n},
+				var net nn.Module = r.m.Module
+				if r.st == Head && r.m.Graph == nil { // as ckpt finetune --no-cache runs head
+					net = nn.FrozenBackbone(r.m.Module, r.m.Head)
+				}
+				tr := &Trainer{Net: net, Opt: r.opt, Loss: nn.NewCrossEntropyLoss(), Train: tensorBatches{x, y, s, n},
 					Classes: names, Epochs: 1, Callbacks: []Callback{r.rec}}
 				if err := tr.Run(context.Background()); err != nil {
 					t.Fatalf("%s: %v", r.name, err)

@@ -512,6 +512,9 @@ func Finetune(ctx context.Context, cfg Config, hooks Hooks) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if strategy == Head && net == model.Module && model.Graph == nil {
+		net = nn.FrozenBackbone(model.Module, model.Head) // the backbone at inference speed on every batch
+	}
 	sched, err := newSchedule(opt, cfg)
 	if err != nil {
 		return nil, err

@@ -145,7 +145,7 @@ func (m *ShuffleBlock) Forward(x *nn.Tensor) *nn.Tensor {
 	hw := a.Numel() / (n * ch)
 	shape := append([]int(nil), a.Shape()...)
 	shape[1] = 2 * ch
-	out := nn.Zeros(shape...)
+	out := nn.NewResult(shape, a, c)
 	od, ad, cd := out.Data(), a.Data(), c.Data()
 	for i := range n {
 		for j := range ch {

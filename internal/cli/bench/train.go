@@ -82,7 +82,17 @@ func newTrainer(o *Options, m nn.Module, spec models.Spec, size int) (*trainer, 
 	for i := range labels {
 		labels[i] = i * 7 % classes
 	}
-	return &trainer{m: m, x: modelcmd.SeededInput(0, o.Batch, size), labels: labels, loss: nn.NewCrossEntropyLoss(), opt: opt}, nil
+	net := m
+	if o.Strategy == "head" {
+		// As finetune --strategy head --no-cache runs it: the frozen backbone
+		// at inference speed, the classifier trained on its features.
+		for _, nm := range nn.NamedModules(m) {
+			if lin, ok := nm.Module.(*nn.Linear); ok && nm.Name == strings.TrimSuffix(head, ".") {
+				net = nn.FrozenBackbone(m, lin)
+			}
+		}
+	}
+	return &trainer{m: net, x: modelcmd.SeededInput(0, o.Batch, size), labels: labels, loss: nn.NewCrossEntropyLoss(), opt: opt}, nil
 }
 
 // freezeExcept freezes (nn.Freeze: no gradients, evaluation mode kept)
