@@ -7,6 +7,7 @@ import (
 
 	"github.com/ckptkit/ckpt/nn/gemm"
 	"github.com/ckptkit/ckpt/nn/internal/par"
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
 // ConvParams is the geometry of a 2-D convolution.
@@ -590,15 +591,35 @@ func depthwiseBackward(g *convGeom, x, w, gout []float32, needX, needW bool) (gx
 						s := 0.0
 						for oh := range g.oh {
 							ih := oh*g.sh - g.ph + ki*g.dh
-							if ih < 0 || ih >= g.h {
+							if ih < 0 || ih >= g.h || hi <= lo {
 								continue
 							}
-							for ow := lo; ow < hi; ow++ {
-								gv := go_[oh*g.ow+ow]
-								xi := ih*g.wd + ow*g.sw + off
-								s += float64(gv * xc[xi])
+							gr := go_[oh*g.ow+lo : oh*g.ow+hi]
+							x0 := ih*g.wd + lo*g.sw + off // the first input the row reads
+							if g.sw == 1 {
+								// Contiguous: the weight's sum on the vector
+								// kernel, the input's update a plain loop.
+								if gw != nil {
+									_, d := vec.SumDotDevF64(gr, xc[x0:x0+len(gr)], 0)
+									s += d
+								}
 								if gx != nil {
-									gx[nc*hw+xi] += gv * wv
+									gxr := gx[nc*hw+x0 : nc*hw+x0+len(gr)]
+									for i, gv := range gr {
+										gxr[i] += gv * wv
+									}
+								}
+								continue
+							}
+							if gw != nil {
+								for i, gv := range gr {
+									s += float64(gv * xc[x0+i*g.sw])
+								}
+							}
+							if gx != nil {
+								gxc := gx[nc*hw:]
+								for i, gv := range gr {
+									gxc[x0+i*g.sw] += gv * wv
 								}
 							}
 						}
