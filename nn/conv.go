@@ -564,8 +564,15 @@ func col2imChannel(g *convGeom, col []float32, cols, n, c int, dx []float32) {
 }
 
 // depthwiseBackward is the backward pass of a depthwise convolution, a
-// channel per goroutine: each channel's weight gradient sums over the
-// images in order, as on one goroutine.
+// channel per goroutine: each weight's gradient is one float64 sum over the
+// images and rows in order, so the result does not depend on the split.
+//
+// At stride 1 the input gradient is the depthwise convolution of the output
+// gradient by the flipped kernels (padded by k-1-p), on the forward pass's
+// kernels. At stride 2 the input's rows are first laid out by column parity
+// (deinterleaveCols' order), which makes the columns each tap reads, and
+// the input-gradient columns it updates, contiguous runs for the vector
+// kernels; the gradient is put back in order at the end.
 func depthwiseBackward(g *convGeom, x, w, gout []float32, needX, needW bool) (gx, gw []float32) {
 	if needX {
 		gx = make([]float32, len(x))
@@ -573,65 +580,161 @@ func depthwiseBackward(g *convGeom, x, w, gout []float32, needX, needW bool) (gx
 	if needW {
 		gw = make([]float32, len(w))
 	}
-	hw := g.h * g.wd
+	taps := g.kh * g.kw
+	gxRows := gx // the input gradient the loops below update, nil for none
+	if gx != nil && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.ph < g.kh && g.pw < g.kw {
+		wf := make([]float32, len(w))
+		for c := range g.c {
+			for t := range taps {
+				wf[c*taps+taps-1-t] = w[c*taps+t]
+			}
+		}
+		dy := &Tensor{data: gout, shape: []int{g.n, g.c, g.oh, g.ow}}
+		wt := &Tensor{data: wf, shape: []int{g.c, 1, g.kh, g.kw}}
+		tg := convGeometry(dy, wt, nil, ConvParams{Stride: [2]int{1, 1}, Dilation: [2]int{1, 1},
+			Padding: [2]int{g.kh - 1 - g.ph, g.kw - 1 - g.pw}, Groups: g.c})
+		depthwiseForward(&tg, gout, wf, nil, gx)
+		gxRows = nil
+	}
+	if !needW && gxRows == nil {
+		return gx, gw
+	}
+	xs, deint := x, g.sw == 2 && g.dw == 1 && g.wd >= 2
+	if deint {
+		xs = deinterleaveRows(x, g.wd)
+		if gxRows != nil {
+			gxRows = make([]float32, len(x))
+		}
+	}
+	depthwiseGradRows(g, xs, w, gout, gxRows, gw, deint)
+	if deint && gxRows != nil {
+		interleaveRows(gx, gxRows, g.wd)
+	}
+	return gx, gw
+}
+
+// depthwiseGradRows adds the weight gradient (gw, nil for none) and the
+// input gradient (gx, nil for none) of a depthwise convolution, output row
+// by output row. With deint, x and gx have their rows laid out by column
+// parity (stride 2, no dilation).
+func depthwiseGradRows(g *convGeom, x, w, gout, gx, gw []float32, deint bool) {
+	hw, taps, half := g.h*g.wd, g.kh*g.kw, (g.wd+1)/2
 	gc := *g
 	parallelFor(g.c, g.n*len(w)*g.ohw, func(lo, hi int) {
 		g := &gc
+		// Per tap column kj: the output columns [los, his) whose input
+		// column is inside the row, where the run of inputs they read
+		// starts, and its step; and the weight gradient's sums.
+		los, his, x0s, s := make([]int, g.kw), make([]int, g.kw), make([]int, g.kw), make([]float64, taps)
+		step := g.sw
+		for kj := range g.kw {
+			e := kj*g.dw - g.pw
+			los[kj], his[kj] = validRange(e, g.sw, g.wd, g.ow)
+			x0s[kj] = los[kj]*g.sw + e
+			if deint {
+				// Column 2·ow+e is at (e odd: half +) ow + floor(e/2).
+				x0s[kj] = los[kj] + e>>1
+				if e&1 != 0 {
+					x0s[kj] += half
+				}
+			}
+		}
+		if deint {
+			step = 1
+		}
 		for c := lo; c < hi; c++ {
+			clear(s)
+			wc := w[c*taps : (c+1)*taps]
 			for n := range g.n {
 				nc := n*g.c + c
 				xc := x[nc*hw : (nc+1)*hw]
-				go_ := gout[nc*g.ohw : (nc+1)*g.ohw]
-				for ki := range g.kh {
-					for kj := range g.kw {
-						wi := c*g.kh*g.kw + ki*g.kw + kj
-						wv := w[wi]
-						off := kj*g.dw - g.pw
-						lo, hi := validRange(off, g.sw, g.wd, g.ow)
-						s := 0.0
-						for oh := range g.oh {
-							ih := oh*g.sh - g.ph + ki*g.dh
-							if ih < 0 || ih >= g.h || hi <= lo {
+				var gxc []float32
+				if gx != nil {
+					gxc = gx[nc*hw : (nc+1)*hw]
+				}
+				// Output row by output row, so that the input rows a row's
+				// taps read and update stay in cache across its taps.
+				for oh := range g.oh {
+					grow := gout[nc*g.ohw+oh*g.ow : nc*g.ohw+(oh+1)*g.ow]
+					for ki := range g.kh {
+						ih := oh*g.sh - g.ph + ki*g.dh
+						if ih < 0 || ih >= g.h {
+							continue
+						}
+						xrow := xc[ih*g.wd : (ih+1)*g.wd]
+						for kj := range g.kw {
+							if his[kj] <= los[kj] {
 								continue
 							}
-							gr := go_[oh*g.ow+lo : oh*g.ow+hi]
-							x0 := ih*g.wd + lo*g.sw + off // the first input the row reads
-							if g.sw == 1 {
-								// Contiguous: the weight's sum on the vector
-								// kernel, the input's update a plain loop.
+							t, gr, x0 := ki*g.kw+kj, grow[los[kj]:his[kj]], x0s[kj]
+							if step == 1 {
 								if gw != nil {
-									_, d := vec.SumDotDevF64(gr, xc[x0:x0+len(gr)], 0)
-									s += d
+									_, d := vec.SumDotDevF64(gr, xrow[x0:x0+len(gr)], 0)
+									s[t] += d
 								}
-								if gx != nil {
-									gxr := gx[nc*hw+x0 : nc*hw+x0+len(gr)]
-									for i, gv := range gr {
-										gxr[i] += gv * wv
-									}
+								if gxc != nil {
+									r := gxc[ih*g.wd+x0:][:len(gr)]
+									vec.AxpbyF64(r, gr, r, float64(wc[t]), 1, 0) // r += w·gr
 								}
 								continue
 							}
 							if gw != nil {
 								for i, gv := range gr {
-									s += float64(gv * xc[x0+i*g.sw])
+									s[t] += float64(gv * xrow[x0+i*step])
 								}
 							}
-							if gx != nil {
-								gxc := gx[nc*hw:]
+							if gxc != nil {
+								wv, r := wc[t], gxc[ih*g.wd:(ih+1)*g.wd]
 								for i, gv := range gr {
-									gxc[x0+i*g.sw] += gv * wv
+									r[x0+i*step] += gv * wv
 								}
 							}
-						}
-						if gw != nil {
-							gw[wi] += float32(s)
 						}
 					}
 				}
 			}
+			if gw != nil {
+				for t, v := range s {
+					gw[c*taps+t] = float32(v)
+				}
+			}
 		}
 	})
-	return gx, gw
+}
+
+// deinterleaveRows returns a copy of x with each row of width wd laid out
+// as deinterleaveCols lays it out: its even columns, then its odd ones.
+func deinterleaveRows(x []float32, wd int) []float32 {
+	out := make([]float32, len(x))
+	half := (wd + 1) / 2
+	parallelFor(len(x)/wd, len(x), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			s, d := x[r*wd:(r+1)*wd], out[r*wd:(r+1)*wd]
+			for j := range half {
+				d[j] = s[2*j]
+			}
+			for j := range wd / 2 {
+				d[half+j] = s[2*j+1]
+			}
+		}
+	})
+	return out
+}
+
+// interleaveRows undoes deinterleaveRows, from src into dst.
+func interleaveRows(dst, src []float32, wd int) {
+	half := (wd + 1) / 2
+	parallelFor(len(src)/wd, len(src), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			s, d := src[r*wd:(r+1)*wd], dst[r*wd:(r+1)*wd]
+			for j := range half {
+				d[2*j] = s[j]
+			}
+			for j := range wd / 2 {
+				d[2*j+1] = s[half+j]
+			}
+		}
+	})
 }
 
 // convBackwardGroups is the backward pass of a grouped convolution, group

@@ -107,7 +107,7 @@ func conv2dBackwardRef(g *convGeom, x, w, b *Tensor, gout []float32) [][]float32
 // TestConvBackwardPacked compares conv2dBackward with the im2col reference
 // over geometries that take each of its paths (pointwise, stride 1 through
 // the transposed convolution, strided and dilated through col2im, groups,
-// depthwise) at batch 1 and 3. Both sum the same products in different
+// depthwise at strides 1, 2 and 3, odd widths, dilation) at batch 1 and 3. Both sum the same products in different
 // orders, in float32: with |values| <= 2 and at most 3·4·9·25 = 2700 terms
 // of magnitude <= 4 per sum, the difference is a few ulps of the sum's
 // magnitude, so 1e-5·(1 + max|g|) relative to the largest gradient leaves
@@ -129,6 +129,12 @@ func TestConvBackwardPacked(t *testing.T) {
 		{"groups2", 4, 6, 3, 8, ConvParams{Padding: [2]int{1, 1}, Groups: 2}},
 		{"depthwise", 5, 5, 3, 8, ConvParams{Padding: [2]int{1, 1}, Groups: 5}},
 		{"depthwise_s2", 5, 5, 3, 9, ConvParams{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}, Groups: 5}},
+		{"depthwise_k5_s2_odd", 6, 6, 5, 10, ConvParams{Stride: [2]int{2, 2}, Padding: [2]int{2, 2}, Groups: 6}},
+		{"depthwise_s2_p0", 5, 5, 3, 9, ConvParams{Stride: [2]int{2, 2}, Groups: 5}},
+		{"depthwise_k7", 4, 4, 7, 12, ConvParams{Padding: [2]int{3, 3}, Groups: 4}},
+		{"depthwise_k3_p0", 4, 4, 3, 8, ConvParams{Groups: 4}},
+		{"depthwise_d2", 4, 4, 3, 10, ConvParams{Dilation: [2]int{2, 2}, Padding: [2]int{2, 2}, Groups: 4}},
+		{"depthwise_s3", 4, 4, 3, 10, ConvParams{Stride: [2]int{3, 3}, Padding: [2]int{1, 1}, Groups: 4}},
 	}
 	for _, c := range cases {
 		for _, n := range []int{1, 3} {
