@@ -568,19 +568,19 @@ func (m *LogSoftmax) String() string { return Repr(m) }
 func geluGrad(dst, x, g []float32) {
 	const chunk = 512
 	const invSqrt2Pi = 0.3989422804014327 // φ(0)
-	var cdf, pdf [chunk]float32
+	var cdfBuf, pdfBuf [chunk]float32
 	for s := 0; s < len(x); s += chunk {
 		xs := x[s:min(s+chunk, len(x))]
 		n := len(xs)
-		vec.ApplyTo(cdf[:n], xs, vec.GELU)
+		cdf, pdf, gs, ds := cdfBuf[:n], pdfBuf[:n], g[s:s+n], dst[s:s+n]
+		vec.ApplyTo(cdf, xs, vec.GELU)
 		for i, v := range xs {
 			pdf[i] = -0.5 * v * v
 		}
-		vec.Exp(pdf[:n])
-		gs, ds := g[s:s+n], dst[s:s+n]
+		vec.Exp(pdf)
 		for i, v := range xs {
 			phi := cdf[i] / v
-			if v < 1e-6 && v > -1e-6 {
+			if v*v < 1e-12 { // |v| < 1e-6, one comparison that is almost never true (two would be a coin toss)
 				phi = 0.5 + v*invSqrt2Pi
 			}
 			ds[i] = gs[i] * (phi + v*pdf[i]*invSqrt2Pi)
