@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/ckptkit/ckpt/nn/internal/par"
 	"github.com/ckptkit/ckpt/nn/internal/vec"
 )
 
@@ -436,82 +437,113 @@ func normRows(x, weight, bias *Tensor, rows, d int, eps float64, affineIdx func(
 	mean := make([]float64, rows)
 	invstd := make([]float64, rows)
 	out := newResult(cloneInts(x.shape), x)
-	for r := range rows {
-		xs := x.data[r*d : (r+1)*d]
-		s := 0.0
-		for _, v := range xs {
-			s += float64(v)
-		}
-		mu := s / float64(d)
-		ss := 0.0
-		for _, v := range xs {
-			dv := float64(v) - mu
-			ss += dv * dv
-		}
-		mean[r], invstd[r] = mu, 1/math.Sqrt(ss/float64(d)+eps)
-		dst := out.data[r*d : (r+1)*d]
-		for j, v := range xs {
-			y := (float64(v) - mu) * invstd[r]
-			if weight != nil {
-				y *= float64(weight.data[affineIdx(r, j)])
+	parallelFor(rows, rows*d, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xs := x.data[r*d : (r+1)*d]
+			s := 0.0
+			for _, v := range xs {
+				s += float64(v)
 			}
-			if bias != nil {
-				y += float64(bias.data[affineIdx(r, j)])
+			mu := s / float64(d)
+			ss := 0.0
+			for _, v := range xs {
+				dv := float64(v) - mu
+				ss += dv * dv
 			}
-			dst[j] = float32(y)
+			mean[r], invstd[r] = mu, 1/math.Sqrt(ss/float64(d)+eps)
+			dst := out.data[r*d : (r+1)*d]
+			for j, v := range xs {
+				y := (float64(v) - mu) * invstd[r]
+				if weight != nil {
+					y *= float64(weight.data[affineIdx(r, j)])
+				}
+				if bias != nil {
+					y += float64(bias.data[affineIdx(r, j)])
+				}
+				dst[j] = float32(y)
+			}
 		}
-	}
+	})
 	return record(out, name, []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
 		var gx, gw, gb []float32
-		var aw, ab []float64
 		if x.requiresGrad {
 			gx = make([]float32, len(x.data))
 		}
-		if weight != nil && weight.requiresGrad {
-			aw = make([]float64, len(weight.data))
+		needW := weight != nil && weight.requiresGrad
+		needB := bias != nil && bias.requiresGrad
+		// The rows go in normParts fixed blocks, each with its own sums
+		// of the weight's and bias's gradients, added up in block order
+		// at the end: the same result whatever the number of threads.
+		parts := min(rows, normParts)
+		var aws, abs [][]float64
+		if needW {
+			aws = make([][]float64, parts)
 		}
-		if bias != nil && bias.requiresGrad {
-			ab = make([]float64, len(bias.data))
+		if needB {
+			abs = make([][]float64, parts)
 		}
-		for r := range rows {
-			xs, gs := x.data[r*d:(r+1)*d], g[r*d:(r+1)*d]
-			s1, s2 := 0.0, 0.0 // Σdx̂, Σdx̂·x̂
-			for j, v := range gs {
-				xh := (float64(xs[j]) - mean[r]) * invstd[r]
-				if aw != nil {
-					aw[affineIdx(r, j)] += float64(v) * xh
-				}
-				if ab != nil {
-					ab[affineIdx(r, j)] += float64(v)
-				}
-				dxh := float64(v)
-				if weight != nil {
-					dxh *= float64(weight.data[affineIdx(r, j)])
-				}
-				s1 += dxh
-				s2 += dxh * xh
+		par.Do(parts, func(p int) {
+			var aw, ab []float64
+			if needW {
+				aw = make([]float64, len(weight.data))
+				aws[p] = aw
 			}
-			if gx == nil {
-				continue
+			if needB {
+				ab = make([]float64, len(bias.data))
+				abs[p] = ab
 			}
-			for j, v := range gs {
-				xh := (float64(xs[j]) - mean[r]) * invstd[r]
-				dxh := float64(v)
-				if weight != nil {
-					dxh *= float64(weight.data[affineIdx(r, j)])
+			for r := p * rows / parts; r < (p+1)*rows/parts; r++ {
+				xs, gs := x.data[r*d:(r+1)*d], g[r*d:(r+1)*d]
+				s1, s2 := 0.0, 0.0 // Σdx̂, Σdx̂·x̂
+				for j, v := range gs {
+					xh := (float64(xs[j]) - mean[r]) * invstd[r]
+					if aw != nil {
+						aw[affineIdx(r, j)] += float64(v) * xh
+					}
+					if ab != nil {
+						ab[affineIdx(r, j)] += float64(v)
+					}
+					dxh := float64(v)
+					if weight != nil {
+						dxh *= float64(weight.data[affineIdx(r, j)])
+					}
+					s1 += dxh
+					s2 += dxh * xh
 				}
-				gx[r*d+j] = float32(invstd[r] * (dxh - s1/float64(d) - xh*s2/float64(d)))
+				if gx == nil {
+					continue
+				}
+				for j, v := range gs {
+					xh := (float64(xs[j]) - mean[r]) * invstd[r]
+					dxh := float64(v)
+					if weight != nil {
+						dxh *= float64(weight.data[affineIdx(r, j)])
+					}
+					gx[r*d+j] = float32(invstd[r] * (dxh - s1/float64(d) - xh*s2/float64(d)))
+				}
 			}
+		})
+		sum := func(ps [][]float64) []float32 {
+			for _, p := range ps[1:] {
+				for i, v := range p {
+					ps[0][i] += v
+				}
+			}
+			return toF32(ps[0])
 		}
-		if aw != nil {
-			gw = toF32(aw)
+		if needW {
+			gw = sum(aws)
 		}
-		if ab != nil {
-			gb = toF32(ab)
+		if needB {
+			gb = sum(abs)
 		}
 		return [][]float32{gx, gw, gb}
 	})
 }
+
+// normParts is the number of blocks of rows normRows's backward pass sums
+// the affine parameters' gradients in.
+const normParts = 16
 
 func toF32(v []float64) []float32 {
 	out := make([]float32, len(v))
