@@ -269,12 +269,17 @@ func fillRows(dst []float32, n int, v []float32) {
 // call's arena inside one, for the caller to Release.
 func deinterleaveCols(x *Tensor, wd int) *Tensor {
 	ot := newResultData(cloneInts(x.shape), false, x)
-	out := ot.data
-	src := x.data
-	rows, half := len(src)/wd, (wd+1)/2
-	parallelFor(rows, len(src), func(lo, hi int) {
+	deinterleaveInto(ot.data, x.data, wd)
+	return ot
+}
+
+// deinterleaveInto writes src into dst with each row of width wd laid out
+// as its even columns, then its odd ones.
+func deinterleaveInto(dst, src []float32, wd int) {
+	half := (wd + 1) / 2
+	parallelFor(len(src)/wd, len(src), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			s, d := src[r*wd:(r+1)*wd], out[r*wd:(r+1)*wd]
+			s, d := src[r*wd:(r+1)*wd], dst[r*wd:(r+1)*wd]
 			for j := range half {
 				d[j] = s[2*j]
 			}
@@ -283,7 +288,6 @@ func deinterleaveCols(x *Tensor, wd int) *Tensor {
 			}
 		}
 	})
-	return ot
 }
 
 // im2col writes the columns of one group of one image: row (c, ki, kj) holds
@@ -601,7 +605,8 @@ func depthwiseBackward(g *convGeom, x, w, gout []float32, needX, needW bool) (gx
 	}
 	xs, deint := x, g.sw == 2 && g.dw == 1 && g.wd >= 2
 	if deint {
-		xs = deinterleaveRows(x, g.wd)
+		xs = make([]float32, len(x))
+		deinterleaveInto(xs, x, g.wd)
 		if gxRows != nil {
 			gxRows = make([]float32, len(x))
 		}
@@ -702,26 +707,7 @@ func depthwiseGradRows(g *convGeom, x, w, gout, gx, gw []float32, deint bool) {
 	})
 }
 
-// deinterleaveRows returns a copy of x with each row of width wd laid out
-// as deinterleaveCols lays it out: its even columns, then its odd ones.
-func deinterleaveRows(x []float32, wd int) []float32 {
-	out := make([]float32, len(x))
-	half := (wd + 1) / 2
-	parallelFor(len(x)/wd, len(x), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			s, d := x[r*wd:(r+1)*wd], out[r*wd:(r+1)*wd]
-			for j := range half {
-				d[j] = s[2*j]
-			}
-			for j := range wd / 2 {
-				d[half+j] = s[2*j+1]
-			}
-		}
-	})
-	return out
-}
-
-// interleaveRows undoes deinterleaveRows, from src into dst.
+// interleaveRows undoes deinterleaveInto, from src into dst.
 func interleaveRows(dst, src []float32, wd int) {
 	half := (wd + 1) / 2
 	parallelFor(len(src)/wd, len(src), func(lo, hi int) {
