@@ -240,7 +240,7 @@ func (t *Tensor) Softmax(dim int) *Tensor {
 		return out
 	}
 	return record(out, "SoftmaxBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
+		gx := gradBuf(len(g), false)
 		for o := range outer {
 			for in := range inner {
 				base := o*size*inner + in
@@ -285,7 +285,7 @@ func (t *Tensor) LogSoftmax(dim int) *Tensor {
 		return out
 	}
 	return record(out, "LogSoftmaxBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
+		gx := gradBuf(len(g), false)
 		for o := range outer {
 			for in := range inner {
 				base := o*size*inner + in

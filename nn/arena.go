@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -105,43 +106,56 @@ func (a *arena) capture(x *Tensor, out int) *Tensor {
 	return newResultData(shape, true, x)
 }
 
-// TrainStep runs step(xa), a training step (forward pass, loss, Backward,
+// A TrainArena is the memory of a training loop's steps: [TrainArena.Step]
+// runs each step's ops on buffers kept from the step before, as [Infer]
+// does for inference, so that repeated steps on batches of one shape
+// neither fault in fresh pages nor zero new memory nor leave garbage. The
+// zero value is ready to use; the memory goes with the TrainArena, so keep
+// one per loop, and drop it when the loop ends. Steps of one TrainArena
+// must not run concurrently; separate loops each use their own.
+type TrainArena struct {
+	a *arena
+}
+
+// Step runs step(xa), a training step (forward pass, loss, Backward,
 // optimizer update) on xa, a tensor with x's data, shape and requires-grad
-// flag whose ops draw their results from an arena kept for the next call,
-// as [Infer] does for inference: repeated steps on batches of one shape
-// reuse the same activation memory instead of faulting in fresh pages and
-// leaving the old ones to the garbage collector.
+// flag whose ops draw their results from the arena.
 //
-// Everything step computes from xa (activations, the model's output, the
-// loss) lives in the arena and is overwritten by the next call: read what
-// is needed, such as loss.Item(), inside step, and run Backward there. The
-// gradients Backward leaves in parameters are ordinary memory, and so is
-// xa's, which is added to x's. Memory that backward functions ask for while
-// a Backward runs never comes from an arena. Grad mode is unchanged: this
-// is not [NoGrad]. Concurrent calls each get an arena of their own.
-//
-// The arena trades memory for time: it keeps every result of the step until
-// the step ends, where without it the garbage collector can take those no
-// backward function needs (BatchNorm's output before a ReLU) during the
-// step. Measured on ResNet-18 at batch 8 (2 threads), it saves the zeroing
-// of fresh memory but raises the peak resident memory from about 710 to
-// 1100 MiB, while the steps without it already fault in few new pages (the
-// Go heap reuses the memory freed by the previous step), so `ckpt bench
-// --train` does not use it.
-func TrainStep(x *Tensor, step func(x *Tensor)) {
-	a, _ := trainArenas.Get().(*arena)
-	if a == nil {
-		a = new(arena)
+// The results of the step's ops are arena memory with a short life:
+// Backward gives each one back as soon as every op that read it has been
+// through Backward (its own node last), and lends it to the gradients it
+// computes after that, so the step's memory is that of its activations
+// and not, as otherwise, activations and gradients and the garbage
+// collector's headroom over both. Read what is needed from the results,
+// such as the logits for an accuracy, before Backward; the loss, a single
+// value, stays readable after it. All of the step's results are
+// overwritten by the next step. The gradients Backward leaves in
+// parameters are ordinary memory, and so is xa's, which is added to x's.
+// Grad mode is unchanged: this is not [NoGrad].
+func (t *TrainArena) Step(x *Tensor, step func(x *Tensor)) {
+	if t.a == nil {
+		t.a = newTrainArena()
 	}
+	a := t.a
 	in := &Tensor{data: x.data, shape: x.shape, requiresGrad: x.requiresGrad, arena: a}
-	defer func() {
-		a.reset()
-		trainArenas.Put(a)
-	}()
+	defer a.reset()
 	step(in)
 	if in.grad != nil {
-		accumulate(x, in.grad.data, true)
+		accumulate(x, in.grad.data, !a.owns(in.grad.data))
 	}
+}
+
+// TrainStep runs one step as [TrainArena.Step] does, on an arena taken
+// from a pool that the garbage collector may empty between calls: for a
+// single step, or code that cannot keep a TrainArena. A loop should keep
+// its own TrainArena, which is reused for certain.
+func TrainStep(x *Tensor, step func(x *Tensor)) {
+	t, _ := trainArenas.Get().(*TrainArena)
+	if t == nil {
+		t = new(TrainArena)
+	}
+	defer trainArenas.Put(t)
+	t.Step(x, step)
 }
 
 // trainArenas holds idle TrainStep arenas.
@@ -178,6 +192,71 @@ type arena struct {
 	// tap is the Linear whose input an InferInput call keeps, in tapped.
 	tap    *Linear
 	tapped *Tensor
+
+	// last is the index in bufs of the buffer alloc handed out last.
+	last int
+
+	// start maps the first element of each buffer of a TrainStep arena to
+	// its index, while a Backward of the step runs (see gradPool).
+	start map[*float32]int
+
+	// spares are a TrainStep arena's gradient buffers, made when Backward
+	// found none free and kept for the next steps (spareN floats in all,
+	// at most fwdN, the forward pass's). While sparesIn is set (from the
+	// step's first Backward to reset) they are bufs[fwd:next], after the
+	// forward pass's fwd buffers.
+	spares    [][]float32
+	spareN    int
+	sparesIn  bool
+	fwd, fwdN int
+
+	// mapped holds a training arena's buffers that live outside the Go
+	// heap (see mapFloats), by first element; nil for an inference arena.
+	mapped *mappedBufs
+}
+
+// mappedBufs are an arena's off-heap buffers. It is apart from the arena
+// so that the cleanup that gives them back when the arena is collected
+// does not keep the arena alive.
+type mappedBufs struct {
+	bufs map[*float32][]float32
+}
+
+// newTrainArena returns an arena for training steps, whose buffers live
+// off the Go heap where the system allows it, given back when the arena
+// is collected.
+func newTrainArena() *arena {
+	a := &arena{mapped: &mappedBufs{bufs: map[*float32][]float32{}}}
+	runtime.AddCleanup(a, func(m *mappedBufs) {
+		for _, b := range m.bufs {
+			unmapFloats(b)
+		}
+	}, a.mapped)
+	return a
+}
+
+// newBuf returns n zeroed floats for a new buffer of a: for a training
+// arena, off the heap when it can be.
+func (a *arena) newBuf(n int) []float32 {
+	if a.mapped != nil {
+		if b := mapFloats(n); b != nil {
+			a.mapped.bufs[unsafe.SliceData(b)] = b
+			return b
+		}
+	}
+	return make([]float32, n)
+}
+
+// dropBuf gives back b, a buffer a no longer holds.
+func (a *arena) dropBuf(b []float32) {
+	if a.mapped == nil || cap(b) == 0 {
+		return
+	}
+	p := unsafe.SliceData(b)
+	if m, ok := a.mapped.bufs[p]; ok {
+		delete(a.mapped.bufs, p)
+		unmapFloats(m)
+	}
 }
 
 // alloc returns n floats of arena memory, zeroed when zero is set.
@@ -188,6 +267,7 @@ func (a *arena) alloc(n int, zero bool) []float32 {
 		}
 		return b
 	}
+	a.last = a.next
 	if a.next < len(a.bufs) && cap(a.bufs[a.next]) >= n {
 		b := a.bufs[a.next][:n]
 		a.next++
@@ -196,8 +276,9 @@ func (a *arena) alloc(n int, zero bool) []float32 {
 		}
 		return b
 	}
-	b := make([]float32, n)
+	b := a.newBuf(n)
 	if a.next < len(a.bufs) {
+		a.dropBuf(a.bufs[a.next])
 		a.bufs[a.next] = b // a call of another shape: this slot grows
 	} else {
 		a.bufs = append(a.bufs, b)
@@ -224,6 +305,18 @@ func (a *arena) owns(s []float32) bool {
 // reset makes all of a's buffers free again and drops those the last call
 // did not use.
 func (a *arena) reset() {
+	if a.sparesIn {
+		// The spares are kept in a.spares, out of the forward pass's way;
+		// what the step allocated after them goes.
+		for _, b := range a.bufs[a.fwd+len(a.spares) : a.next] {
+			a.dropBuf(b)
+		}
+		a.next, a.sparesIn = a.fwd, false
+	} else {
+		for _, b := range a.bufs[a.next:] {
+			a.dropBuf(b)
+		}
+	}
 	clear(a.bufs[a.next:])
 	a.bufs = a.bufs[:a.next]
 	a.next = 0
@@ -255,7 +348,12 @@ func newResultData(shape []int, zero bool, inputs ...*Tensor) *Tensor {
 	n := numel(shape)
 	for _, in := range inputs {
 		if in != nil && in.arena != nil && (in.arena.noGrad || backwardsRunning.Load() == 0) {
-			return &Tensor{data: in.arena.alloc(n, zero), shape: shape, arena: in.arena}
+			a := in.arena
+			t := &Tensor{data: a.alloc(n, zero), shape: shape, arena: a}
+			if !a.noGrad {
+				t.abuf = int32(a.last + 1)
+			}
+			return t
 		}
 	}
 	return &Tensor{data: make([]float32, n), shape: shape}

@@ -13,6 +13,13 @@ type node struct {
 	name     string
 	inputs   []edge
 	backward BackwardFunc
+
+	// arena and buf (1 + its index in arena.bufs) name the TrainStep
+	// arena buffer allocated for the node's result, which Backward gives
+	// back once the node is through (see releaseResult); buf is 0 for any
+	// other result.
+	arena *arena
+	buf   int32
 }
 
 // edge is one input of a node: the node that produced it, or the leaf
@@ -156,6 +163,9 @@ func record(out *Tensor, name string, inputs []*Tensor, backward BackwardFunc) *
 		}
 	}
 	out.fn = &node{name: name, inputs: es, backward: backward}
+	if out.abuf > 0 {
+		out.fn.arena, out.fn.buf = out.arena, out.abuf
+	}
 	return out
 }
 
@@ -209,8 +219,15 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		order = append(order, f.fn)
 		stack = stack[:len(stack)-1]
 	}
-	gradPoolEnter()
-	defer gradPoolExit()
+	var ta *arena // the TrainStep arena of the graph, if any
+	for _, fn := range order {
+		if fn.arena != nil {
+			ta = fn.arena
+			break
+		}
+	}
+	gradPoolEnter(ta)
+	defer gradPoolExit(ta)
 	backwardsRunning.Add(1)
 	defer backwardsRunning.Add(-1)
 	grads := map[*node][]float32{t.fn: append([]float32(nil), g.data...)}
@@ -276,6 +293,7 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		if !guGiven {
 			putGradBuf(gu)
 		}
+		releaseResult(fn)
 		fn.inputs, fn.backward = nil, nil
 	}
 	// Release the rest of the graph (nodes no gradient reached) so
@@ -290,7 +308,12 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 // when own is set (autograd's own memory), a copy of g otherwise.
 func accumulate(leaf *Tensor, g []float32, own bool) {
 	if leaf.grad == nil {
-		if !own {
+		if own && arenaOwned(g) {
+			// A TrainStep's memory: the next step writes over it.
+			c := append([]float32(nil), g...)
+			putGradBuf(g)
+			g = c
+		} else if !own {
 			g = append([]float32(nil), g...)
 		}
 		leaf.grad = &Tensor{data: g[:len(g):len(g)], shape: append([]int(nil), leaf.shape...)}

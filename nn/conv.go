@@ -578,15 +578,18 @@ func col2imChannel(g *convGeom, col []float32, cols, n, c int, dx []float32) {
 // the input-gradient columns it updates, contiguous runs for the vector
 // kernels; the gradient is put back in order at the end.
 func depthwiseBackward(g *convGeom, x, w, gout []float32, needX, needW bool) (gx, gw []float32) {
+	deint := g.sw == 2 && g.dw == 1 && g.wd >= 2
 	if needX {
-		gx = make([]float32, len(x))
+		// Written whole by the stride-1 convolution or the interleave at
+		// the end; otherwise the loops below add into it.
+		gx = gradBuf(len(x), !g.stride1() && !deint)
 	}
 	if needW {
 		gw = make([]float32, len(w))
 	}
 	taps := g.kh * g.kw
 	gxRows := gx // the input gradient the loops below update, nil for none
-	if gx != nil && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.ph < g.kh && g.pw < g.kw {
+	if gx != nil && g.stride1() {
 		wf := make([]float32, len(w))
 		for c := range g.c {
 			for t := range taps {
@@ -603,12 +606,14 @@ func depthwiseBackward(g *convGeom, x, w, gout []float32, needX, needW bool) (gx
 	if !needW && gxRows == nil {
 		return gx, gw
 	}
-	xs, deint := x, g.sw == 2 && g.dw == 1 && g.wd >= 2
+	xs := x
 	if deint {
-		xs = make([]float32, len(x))
+		xs = gradBuf(len(x), false)
+		defer putGradBuf(xs)
 		deinterleaveInto(xs, x, g.wd)
 		if gxRows != nil {
-			gxRows = make([]float32, len(x))
+			gxRows = gradBuf(len(x), true)
+			defer putGradBuf(gxRows)
 		}
 	}
 	depthwiseGradRows(g, xs, w, gout, gxRows, gw, deint)
@@ -727,7 +732,7 @@ func interleaveRows(dst, src []float32, wd int) {
 // by group and image by image through im2col and col2im.
 func convBackwardGroups(g *convGeom, x, w, gout []float32, needX, needW bool) (gx, gw []float32) {
 	if needX {
-		gx = make([]float32, len(x))
+		gx = gradBuf(len(x), true)
 	}
 	if needW {
 		gw = make([]float32, len(w))

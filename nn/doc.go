@@ -61,9 +61,13 @@
 // training mode normalise in place. Convolution backward runs on the packed
 // GEMM (the weight gradient as one product over the batch with the image
 // columns packed from the images, a stride-1 input gradient as a forward
-// convolution by the flipped weights), split over threads. [TrainStep]
-// runs a step with its activations in a reused arena, trading memory for
-// the zeroing of fresh pages.
+// convolution by the flipped weights), split over threads. A training
+// loop runs its steps through a [TrainArena]: the activations live in
+// memory kept from the step before (outside the Go heap on Linux, so the
+// collector's goal does not grow with them), and as Backward passes each
+// op's result it lends that buffer to the gradients that follow, so a
+// step's memory is about its activations' and nothing is zeroed afresh or
+// left as garbage.
 //
 // # Modules
 //

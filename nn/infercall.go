@@ -104,5 +104,6 @@ func (a *arena) reuse(n int) []float32 {
 	}
 	i := a.free[best]
 	a.free = slices.Delete(a.free, best, best+1)
+	a.last = i
 	return a.bufs[i][:n]
 }

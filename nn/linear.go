@@ -84,7 +84,10 @@ func LinearFn(x, w, b *Tensor) *Tensor {
 	}
 	return record(y, "AddmmBackward", []*Tensor{x, w, b}, func(g []float32) [][]float32 {
 		var gx, gw, gb []float32
-		if x.requiresGrad && rows > 0 && in > 0 {
+		if x.requiresGrad && rows > 0 && in > 0 && out > 0 {
+			gx = gradBuf(len(x.data), false) // beta 0: every element is written
+			gemm.Sgemm(false, false, rows, in, out, 1, g, out, w.data, in, 0, gx, in)
+		} else if x.requiresGrad && rows > 0 && in > 0 {
 			gx = make([]float32, len(x.data))
 			if out > 0 {
 				gemm.Sgemm(false, false, rows, in, out, 1, g, out, w.data, in, 0, gx, in)

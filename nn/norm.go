@@ -467,7 +467,7 @@ func normRows(x, weight, bias *Tensor, rows, d int, eps float64, affineIdx func(
 	return record(out, name, []*Tensor{x, weight, bias}, func(g []float32) [][]float32 {
 		var gx, gw, gb []float32
 		if x.requiresGrad {
-			gx = make([]float32, len(x.data))
+			gx = gradBuf(len(x.data), false) // every row is written
 		}
 		needW := weight != nil && weight.requiresGrad
 		needB := bias != nil && bias.requiresGrad

@@ -143,33 +143,33 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 					ga = g
 				}
 				if b.requiresGrad {
-					gb = make([]float32, len(g))
+					gb = gradBuf(len(g), false)
 					for i, v := range g {
 						gb[i] = -v
 					}
 				}
 			case binMul:
 				if a.requiresGrad {
-					ga = make([]float32, len(g))
+					ga = gradBuf(len(g), false)
 					for i, v := range g {
 						ga[i] = v * y[i]
 					}
 				}
 				if b.requiresGrad {
-					gb = make([]float32, len(g))
+					gb = gradBuf(len(g), false)
 					for i, v := range g {
 						gb[i] = v * x[i]
 					}
 				}
 			case binDiv:
 				if a.requiresGrad {
-					ga = make([]float32, len(g))
+					ga = gradBuf(len(g), false)
 					for i, v := range g {
 						ga[i] = v / y[i]
 					}
 				}
 				if b.requiresGrad {
-					gb = make([]float32, len(g))
+					gb = gradBuf(len(g), false)
 					for i, v := range g {
 						gb[i] = -v * x[i] / (y[i] * y[i])
 					}
@@ -209,10 +209,10 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 	return record(out, binNames[kind], []*Tensor{a, b}, func(g []float32) [][]float32 {
 		var ga, gb []float32
 		if a.requiresGrad {
-			ga = make([]float32, len(x))
+			ga = gradBuf(len(x), true)
 		}
 		if b.requiresGrad {
-			gb = make([]float32, len(y))
+			gb = gradBuf(len(y), true)
 		}
 		plan.runs(func(o, ia, ib, n, sa, sb int) {
 			for j := range n {
@@ -297,7 +297,7 @@ func unaryOp(t *Tensor, name string, f func(x float32) float32, df func(x, y flo
 	}
 	y := out.data
 	return record(out, name, []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
+		gx := gradBuf(len(g), false)
 		for i, v := range g {
 			gx[i] = v * df(t.data[i], y[i])
 		}
@@ -503,7 +503,7 @@ func (t *Tensor) Permute(dims ...int) *Tensor {
 		return out
 	}
 	return record(out, "PermuteBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
+		gx := gradBuf(len(g), false) // permuteInto writes every element
 		permuteInto(gx, g, outShape, inv)
 		return [][]float32{gx}
 	})
@@ -609,7 +609,7 @@ func (t *Tensor) reduce(op string, dims []int, keepdim bool, scale float32) *Ten
 		out.data[i] = float32(v * float64(scale))
 	}
 	return record(out, op+"Backward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(x))
+		gx := gradBuf(len(x), true)
 		plan.runs(func(_, ia, ib, n, sa, sb int) {
 			for j := range n {
 				gx[ia+j*sa] = g[ib+j*sb] * scale
@@ -702,7 +702,7 @@ func (t *Tensor) Narrow(dim, start, length int) *Tensor {
 		return out
 	}
 	return record(out, "NarrowBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(t.data))
+		gx := gradBuf(len(t.data), true)
 		for o := range outer {
 			copy(gx[o*row+off:o*row+off+w], g[o*w:(o+1)*w])
 		}

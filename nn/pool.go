@@ -147,7 +147,7 @@ func AvgPool2dFn(x *Tensor, p PoolParams, countIncludePad bool) *Tensor {
 	gg := g // a copy, so that g itself stays on the stack when no graph is recorded
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	return record(out, "AvgPool2DBackward", []*Tensor{x}, func(gr []float32) [][]float32 {
-		gx := make([]float32, len(x.data))
+		gx := gradBuf(len(x.data), true)
 		for nc := range gg.n * gg.c {
 			for oh := range gg.oh {
 				for ow := range gg.ow {
@@ -239,7 +239,7 @@ func adaptivePool(x *Tensor, oh, ow int, isMax bool) *Tensor {
 		return out
 	}
 	return record(out, name, []*Tensor{x}, func(gr []float32) [][]float32 {
-		gx := make([]float32, len(x.data))
+		gx := gradBuf(len(x.data), true)
 		for nc := range n * c {
 			for i := range oh {
 				h0, h1 := adaptiveRange(i, h, oh)

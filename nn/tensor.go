@@ -24,6 +24,11 @@ type Tensor struct {
 	grad         *Tensor
 	fn           *node
 	arena        *arena // where ops on t draw their results from, if t is part of an Infer call
+	// abuf is 1 + the index in arena.bufs of the buffer allocated for t's
+	// data, for a result of a TrainStep op (0 otherwise, views included):
+	// autograd gives that buffer back once t's node has been through
+	// Backward (see node.buf).
+	abuf int32
 }
 
 // ShapeError is the panic value of an op given operands of incompatible shapes.

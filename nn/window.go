@@ -30,7 +30,7 @@ func (t *Tensor) Roll(shifts, dims []int) *Tensor {
 	}
 	shape := cloneInts(t.shape)
 	return record(out, "RollBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
+		gx := gradBuf(len(g), true)
 		rollInto(gx, g, shape, sh, true)
 		return [][]float32{gx}
 	})
@@ -111,7 +111,7 @@ func (t *Tensor) Pad(pads ...int) *Tensor {
 		return out
 	}
 	return record(out, "ConstantPadNdBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(t.data))
+		gx := gradBuf(len(t.data), true)
 		embed(g, gx, shape, inShape, before, true)
 		return [][]float32{gx}
 	})
@@ -169,7 +169,7 @@ func (t *Tensor) IndexRows(index []int64) *Tensor {
 		return out
 	}
 	return record(out, "IndexBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(t.data))
+		gx := gradBuf(len(t.data), true)
 		for r, i := range index {
 			dst := gx[int(i)*cols : (int(i)+1)*cols]
 			for j, v := range g[r*cols : (r+1)*cols] {
@@ -210,7 +210,7 @@ func (t *Tensor) Normalize(eps float64) *Tensor {
 		return out
 	}
 	return record(out, "NormalizeBackward", []*Tensor{t}, func(g []float32) [][]float32 {
-		gx := make([]float32, len(g))
+		gx := gradBuf(len(g), true)
 		for r := range rows {
 			xs, gs := t.data[r*d:(r+1)*d], g[r*d:(r+1)*d]
 			nr := norms[r]
