@@ -129,6 +129,8 @@ func (t *Trainer) Run(ctx context.Context) error {
 	if now == nil {
 		now = time.Now
 	}
+	// The steps' activations and gradients, reused from batch to batch.
+	var mem nn.TrainArena
 	for epoch := t.StartEpoch; epoch < t.Epochs; epoch++ {
 		start := now()
 		nn.ManualSeed(t.Seed ^ uint64(epoch+1)*0x9e3779b97f4a7c15)
@@ -157,14 +159,20 @@ func (t *Trainer) Run(ctx context.Context) error {
 				continue // drain after cancelling
 			}
 			t.Opt.ZeroGrad()
-			out := t.Net.Forward(b.X)
-			loss := t.Loss.Forward(out, b.Labels)
-			loss.Backward()
+			var lossv float64
+			mem.Step(b.X, func(x *nn.Tensor) {
+				out := t.Net.Forward(x)
+				loss := t.Loss.Forward(out, b.Labels)
+				// The logits are arena memory that Backward lends to
+				// gradients: read them first.
+				acc.Add(out.Data(), b.Labels)
+				lossv = float64(loss.Item())
+				loss.Backward()
+			})
 			t.Opt.Step()
-			acc.Add(out.Data(), b.Labels)
 			bi++
 			for _, c := range t.Callbacks {
-				c.OnBatch(t, epoch, bi, float64(loss.Item()))
+				c.OnBatch(t, epoch, bi, lossv)
 			}
 		}
 		err := errf()

@@ -44,6 +44,7 @@ type trainer struct {
 	labels []int
 	loss   *nn.CrossEntropyLoss
 	opt    *optim.Optimizer
+	mem    nn.TrainArena // the steps' activations and gradients, reused
 }
 
 // newTrainer puts m in training mode with the parameters the strategy
@@ -124,11 +125,17 @@ func (t *trainer) step() (err error) {
 		}
 	}()
 	t.opt.ZeroGrad()
-	y := t.m.Forward(t.x)
-	if y.Dim() != 2 {
-		return fmt.Errorf("bench: %T returned %v in training mode, want [batch, classes] logits", t.m, y.Shape())
+	t.mem.Step(t.x, func(x *nn.Tensor) {
+		y := t.m.Forward(x)
+		if y.Dim() != 2 {
+			err = fmt.Errorf("bench: %T returned %v in training mode, want [batch, classes] logits", t.m, y.Shape())
+			return
+		}
+		t.loss.Forward(y, t.labels).Backward()
+	})
+	if err != nil {
+		return err
 	}
-	t.loss.Forward(y, t.labels).Backward()
 	t.opt.Step()
 	return nil
 }

@@ -7,23 +7,26 @@ import (
 	"github.com/ckptkit/ckpt/nn/models"
 )
 
-// BenchmarkTrainStep times the training step of `ckpt bench --train` on
-// resnet18 at batch 8, for profiling (go test -bench TrainStep
-// -cpuprofile cpu.out); the ratios against PyTorch come from
-// scripts/bench_reference.py --train.
+// BenchmarkTrainStep times the training step of `ckpt bench --train` at
+// batch 8 on the architectures issue 12 sets targets for, for profiling
+// (go test -bench 'TrainStep/mobilenet_v2/full' -cpuprofile cpu.out); the
+// ratios against PyTorch come from scripts/bench_reference.py --train.
 func BenchmarkTrainStep(b *testing.B) {
-	for _, strategy := range []string{"full", "head"} {
-		b.Run(strategy, func(b *testing.B) {
+	for _, c := range []struct{ arch, strategy string }{
+		{"resnet18", "full"}, {"resnet18", "head"}, {"resnet50", "full"},
+		{"mobilenet_v2", "full"}, {"efficientnet_b0", "full"}, {"convnext_tiny", "full"},
+	} {
+		b.Run(c.arch+"/"+c.strategy, func(b *testing.B) {
 			ios, _, _ := clitest.Streams()
-			spec, err := models.Lookup("resnet18")
+			spec, err := models.Lookup(c.arch)
 			if err != nil {
 				b.Fatal(err)
 			}
-			m, err := models.Build("resnet18", models.Config{})
+			m, err := models.Build(c.arch, models.Config{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			t, err := newTrainer(&Options{IO: ios, Arch: "resnet18", Batch: 8, Strategy: strategy}, m, spec, 224)
+			t, err := newTrainer(&Options{IO: ios, Arch: c.arch, Batch: 8, Strategy: c.strategy}, m, spec, 224)
 			if err != nil {
 				b.Fatal(err)
 			}
