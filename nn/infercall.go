@@ -72,7 +72,8 @@ func indexOf(ts []*Tensor, t *Tensor) int {
 // memory for every value. The caller guarantees that neither t nor any
 // tensor sharing its memory is read afterwards. Release does nothing for a
 // tensor that is not a whole result of a running inference call (a
-// parameter, heap memory, part of a result, a training arena's tensor).
+// parameter, heap memory, part of a result, a training arena's tensor:
+// see [ReleaseUnsaved]).
 func Release(t *Tensor) {
 	if t == nil || t.arena == nil || !t.arena.noGrad || cap(t.data) == 0 {
 		return
@@ -89,13 +90,13 @@ func Release(t *Tensor) {
 }
 
 // reuse returns n floats from a buffer given back by Release (the smallest
-// that holds them), or nil. The calls on inputs of one shape make the same
+// that holds them; in a training arena, one at most twice as large), or nil. The calls on inputs of one shape make the same
 // requests in the same order, so after the first the buffers fit and
 // nothing is allocated.
 func (a *arena) reuse(n int) []float32 {
 	best := -1
 	for k, i := range a.free {
-		if c := cap(a.bufs[i]); c >= n && (best < 0 || c < cap(a.bufs[a.free[best]])) {
+		if c := cap(a.bufs[i]); c >= n && (a.noGrad || c <= 2*n) && (best < 0 || c < cap(a.bufs[a.free[best]])) {
 			best = k
 		}
 	}
@@ -106,4 +107,39 @@ func (a *arena) reuse(n int) []float32 {
 	a.free = slices.Delete(a.free, best, best+1)
 	a.last = i
 	return a.bufs[i][:n]
+}
+
+// ReleaseUnsaved is [Release] for a result that is not read again in the
+// forward pass and that no backward function reads either: neither the op
+// that made t nor any op that read it kept t for its gradient (a permute,
+// an addition, a product by a tensor that needs no gradient keep nothing of
+// their operands; a convolution or a Linear keeps its input, not its
+// result). In an inference call it is Release; in the forward pass of a
+// [TrainArena] step it gives t's memory to later results, so that the
+// arena holds the step's live activations, where otherwise it keeps every
+// result until Backward reaches it. Elsewhere it does nothing.
+func ReleaseUnsaved(t *Tensor) {
+	if t != nil && t.arena != nil && !t.arena.noGrad {
+		releaseTrain(t)
+		return
+	}
+	Release(t)
+}
+
+// releaseTrain is ReleaseUnsaved in a TrainArena step's forward pass: t's buffer
+// goes to the arena's free list for later results, and t's node no longer
+// names it, so that Backward does not give it back a second time.
+func releaseTrain(t *Tensor) {
+	if t.abuf == 0 || backwardsRunning.Load() != 0 {
+		return
+	}
+	a, i := t.arena, int(t.abuf-1)
+	if i >= a.next || unsafe.SliceData(a.bufs[i]) != unsafe.SliceData(t.data) || slices.Contains(a.free, i) {
+		return
+	}
+	a.free = append(a.free, i)
+	t.abuf = 0
+	if t.fn != nil && t.fn.buf == int32(i+1) {
+		t.fn.buf = 0
+	}
 }

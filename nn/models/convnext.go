@@ -131,18 +131,33 @@ func newCNBlock(b *nn.Builder, dim int, layerScale, sd float64) *CNBlock {
 func (m *CNBlock) Forward(x *nn.Tensor) *nn.Tensor {
 	y := x
 	for i := range m.Block.Len() {
+		in := y
 		if c, ok := m.Block.At(i).(*nn.Conv2d); ok {
 			y = c.Forward(y)
 		} else {
 			y = m.Block.At(i).Forward(y)
 		}
+		if _, ok := m.Block.At(i).(*Permute); ok && i > 0 {
+			// The depthwise convolution's and the last Linear's results
+			// are read by the permute alone, which keeps nothing of
+			// them: their memory goes to later results.
+			nn.ReleaseUnsaved(in)
+		}
 	}
 	if !inference(y, m.LayerScale) {
-		y = m.LayerScale.Mul(y)
+		s := m.LayerScale.Mul(y)
+		d := s
 		if m.StochasticDepth.Training() {
-			y = m.StochasticDepth.Forward(y)
+			// A product by the noise, which needs no gradient: s is not
+			// kept for the backward pass.
+			d = m.StochasticDepth.Forward(s)
+			if d != s {
+				nn.ReleaseUnsaved(s)
+			}
 		}
-		return y.Add(x)
+		out := d.Add(x)
+		nn.ReleaseUnsaved(d) // an addition keeps neither operand
+		return out
 	}
 	// y = layer_scale * y + x in one pass.
 	n, c := y.Size(0), y.Size(1)

@@ -82,10 +82,12 @@ With --train it times whole training steps instead, after the warm-up ones:
 the forward pass in training mode, cross-entropy against fixed labels, the
 backward pass and an SGD step with momentum 0.9. --strategy full trains every
 parameter; --strategy head freezes all but the classifier's. The result then
-also gives the process's peak resident memory. The garbage collector runs
-with GOGC=50 during training (nn.SetTrainingGC) unless GOGC or GOMEMLIMIT is
-set in the environment: at Go's default of 100 the heap grows to about twice
-the weights and kept activations between collections.`,
+also gives the process's peak resident memory. The steps run in an
+nn.TrainArena (activations and most gradients in memory reused from step to
+step, outside the Go heap on Linux), and the garbage collector runs with
+GOGC=25 during training (nn.SetTrainingGC) unless GOGC or GOMEMLIMIT is set
+in the environment: at Go's default of 100 the heap grows to about twice the
+weights, their gradients and the optimizer's state between collections.`,
 		Example: `  ckpt bench --arch resnet18
   ckpt bench --arch resnet50 --weights resnet50.pth --batch 8 --iters 20 --json
   ckpt bench --arch resnet18 --batch 8 --train --strategy head --json
