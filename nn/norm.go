@@ -431,9 +431,23 @@ func batchNormEvalRange(x, runningMean, runningVar, weight, bias *Tensor, eps fl
 }
 
 // normRows normalises rows of length d (row r covers data[r*d:(r+1)*d]) and
-// applies a per-element affine map chosen by affineIdx; it is the shared core
-// of LayerNorm and GroupNorm.
-func normRows(x, weight, bias *Tensor, rows, d int, eps float64, affineIdx func(r, j int) int, name string) *Tensor {
+// applies the per-channel affine map of a row's group (r%groups), each
+// channel covering inner consecutive elements; it is the shared core of
+// LayerNorm (one group, inner 1) and GroupNorm. The loops index the affine
+// parameters directly: a function asked for each element's index cost
+// more than the arithmetic.
+func normRows(x, weight, bias *Tensor, rows, d, groups, inner int, eps float64, name string) *Tensor {
+	// The affine parameters of row r's element j are at (r%groups)*cg +
+	// j/inner: the loops below run over the cg channels of a row, inner
+	// elements each, in the order of j.
+	cg := d / inner
+	var wd, bd []float32
+	if weight != nil {
+		wd = weight.data
+	}
+	if bias != nil {
+		bd = bias.data
+	}
 	mean := make([]float64, rows)
 	invstd := make([]float64, rows)
 	out := newResult(cloneInts(x.shape), x)
@@ -450,17 +464,22 @@ func normRows(x, weight, bias *Tensor, rows, d int, eps float64, affineIdx func(
 				dv := float64(v) - mu
 				ss += dv * dv
 			}
-			mean[r], invstd[r] = mu, 1/math.Sqrt(ss/float64(d)+eps)
+			is := 1 / math.Sqrt(ss/float64(d)+eps)
+			mean[r], invstd[r] = mu, is
 			dst := out.data[r*d : (r+1)*d]
-			for j, v := range xs {
-				y := (float64(v) - mu) * invstd[r]
-				if weight != nil {
-					y *= float64(weight.data[affineIdx(r, j)])
+			a0 := (r % groups) * cg
+			for k := range cg {
+				xk, dk := xs[k*inner:(k+1)*inner], dst[k*inner:(k+1)*inner]
+				for t, v := range xk {
+					y := (float64(v) - mu) * is
+					if wd != nil {
+						y *= float64(wd[a0+k])
+					}
+					if bd != nil {
+						y += float64(bd[a0+k])
+					}
+					dk[t] = float32(y)
 				}
-				if bias != nil {
-					y += float64(bias.data[affineIdx(r, j)])
-				}
-				dst[j] = float32(y)
 			}
 		}
 	})
@@ -494,32 +513,42 @@ func normRows(x, weight, bias *Tensor, rows, d int, eps float64, affineIdx func(
 			}
 			for r := p * rows / parts; r < (p+1)*rows/parts; r++ {
 				xs, gs := x.data[r*d:(r+1)*d], g[r*d:(r+1)*d]
+				mu, is := mean[r], invstd[r]
+				a0 := (r % groups) * cg
 				s1, s2 := 0.0, 0.0 // Σdx̂, Σdx̂·x̂
-				for j, v := range gs {
-					xh := (float64(xs[j]) - mean[r]) * invstd[r]
-					if aw != nil {
-						aw[affineIdx(r, j)] += float64(v) * xh
+				for k := range cg {
+					xk, gk := xs[k*inner:(k+1)*inner], gs[k*inner:(k+1)*inner]
+					for t, v := range gk {
+						xh := (float64(xk[t]) - mu) * is
+						if aw != nil {
+							aw[a0+k] += float64(v) * xh
+						}
+						if ab != nil {
+							ab[a0+k] += float64(v)
+						}
+						dxh := float64(v)
+						if wd != nil {
+							dxh *= float64(wd[a0+k])
+						}
+						s1 += dxh
+						s2 += dxh * xh
 					}
-					if ab != nil {
-						ab[affineIdx(r, j)] += float64(v)
-					}
-					dxh := float64(v)
-					if weight != nil {
-						dxh *= float64(weight.data[affineIdx(r, j)])
-					}
-					s1 += dxh
-					s2 += dxh * xh
 				}
 				if gx == nil {
 					continue
 				}
-				for j, v := range gs {
-					xh := (float64(xs[j]) - mean[r]) * invstd[r]
-					dxh := float64(v)
-					if weight != nil {
-						dxh *= float64(weight.data[affineIdx(r, j)])
+				fd := float64(d)
+				for k := range cg {
+					xk, gk := xs[k*inner:(k+1)*inner], gs[k*inner:(k+1)*inner]
+					gxk := gx[r*d+k*inner : r*d+(k+1)*inner]
+					for t, v := range gk {
+						xh := (float64(xk[t]) - mu) * is
+						dxh := float64(v)
+						if wd != nil {
+							dxh *= float64(wd[a0+k])
+						}
+						gxk[t] = float32(is * (dxh - s1/fd - xh*s2/fd))
 					}
-					gx[r*d+j] = float32(invstd[r] * (dxh - s1/float64(d) - xh*s2/float64(d)))
 				}
 			}
 		})
@@ -568,7 +597,7 @@ func LayerNormFn(x *Tensor, normalizedShape []int, weight, bias *Tensor, eps flo
 	if rows > 0 && !needGrad(x, weight, bias) {
 		return layerNormInfer(x, weight, bias, rows, d, eps)
 	}
-	return normRows(x, weight, bias, rows, d, eps, func(r, j int) int { return j }, "NativeLayerNormBackward")
+	return normRows(x, weight, bias, rows, d, 1, 1, eps, "NativeLayerNormBackward")
 }
 
 // LayerNorm is torch.nn.LayerNorm.
@@ -619,9 +648,7 @@ func GroupNormFn(x *Tensor, groups int, weight, bias *Tensor, eps float64) *Tens
 	inner := numel(x.shape[2:])
 	cg := c / groups
 	d := cg * inner
-	return normRows(x, weight, bias, n*groups, d, eps, func(r, j int) int {
-		return (r%groups)*cg + j/max(inner, 1)
-	}, "NativeGroupNormBackward")
+	return normRows(x, weight, bias, n*groups, d, groups, max(inner, 1), eps, "NativeGroupNormBackward")
 }
 
 // GroupNorm is torch.nn.GroupNorm.
