@@ -64,7 +64,9 @@ func LinearFn(x, w, b *Tensor) *Tensor {
 		rows *= d
 	}
 	shape := append(append([]int(nil), x.shape[:x.Dim()-1]...), out)
-	y := newResult(shape, x, w)
+	// Every element is written, by the bias or the product, unless there
+	// is neither.
+	y := newResultData(shape, b == nil && in == 0, x, w)
 	if rows > 0 && out > 0 {
 		if b != nil {
 			for r := range rows {
