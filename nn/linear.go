@@ -104,16 +104,20 @@ func LinearFn(x, w, b *Tensor) *Tensor {
 			}
 		}
 		if b != nil && b.requiresGrad {
-			acc := make([]float64, out)
-			for r := range rows {
-				for j, v := range g[r*out : (r+1)*out] {
-					acc[j] += float64(v)
-				}
-			}
+			// Column blocks split over threads, each column summed over
+			// the rows in order, as on one.
 			gb = make([]float32, out)
-			for j, v := range acc {
-				gb[j] = float32(v)
-			}
+			parallelFor(out, rows*out, func(lo, hi int) {
+				acc := make([]float64, hi-lo)
+				for r := range rows {
+					for j, v := range g[r*out+lo : r*out+hi] {
+						acc[j] += float64(v)
+					}
+				}
+				for j, v := range acc {
+					gb[lo+j] = float32(v)
+				}
+			})
 		}
 		return [][]float32{gx, gw, gb}
 	})
