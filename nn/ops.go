@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"github.com/ckptkit/ckpt/nn/internal/vec"
 
 	"github.com/ckptkit/ckpt/nn/gemm"
 )
@@ -180,6 +181,11 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 	}
 	os := broadcastShape(binNames[kind][:3], a.shape, b.shape)
 	plan := makePlan(os, stridesFor(a.shape, os), stridesFor(b.shape, os))
+	if kind == binMul {
+		if out := mulPlanes(a, b, os, plan); out != nil {
+			return out
+		}
+	}
 	out := newResult(os, a, b)
 	x, y, z := a.data, b.data, out.data
 	plan.runs(func(o, ia, ib, n, sa, sb int) {
@@ -251,6 +257,88 @@ func binop(kind binKind, a, b *Tensor) *Tensor {
 			}
 		})
 		return [][]float32{ga, gb}
+	})
+}
+
+// mulPlanes is a*b for the product of a tensor by one value per plane of
+// it, as a ConvNeXt layer scale ([C,1,1] times [N,C,H,W]) or a
+// squeeze-and-excitation ([N,C,1,1] times [N,C,H,W]) is: one operand has
+// the result's shape, and the other is constant along each of the plan's
+// innermost runs. It runs the planes on every thread, and so does the
+// backward pass, where the per-plane values' gradient is a float64 dot
+// product per plane, added up in plane order. It returns nil for any other
+// product.
+func mulPlanes(a, b *Tensor, shape []int, plan bcastPlan) *Tensor {
+	d := len(plan.size) - 1
+	if d < 0 {
+		return nil
+	}
+	full, scal := b, a // the operand of the result's shape, the per-plane one
+	sf, ss := plan.sb, plan.sa
+	if numel(shape) == len(a.data) {
+		full, scal, sf, ss = a, b, plan.sa, plan.sb
+	}
+	n := plan.size[d]
+	if len(full.data) != numel(shape) || sf[d] != 1 || ss[d] != 0 || n < 16 {
+		return nil
+	}
+	// The runs, in the order plan.runs visits them: run r covers
+	// result[r*n:(r+1)*n] and scal.data[idx[r]].
+	idx := make([]int, 0, len(full.data)/n)
+	plan.runs(func(o, ia, ib, _, _, _ int) {
+		if full == a {
+			idx = append(idx, ib)
+		} else {
+			idx = append(idx, ia)
+		}
+	})
+	out := newResultData(cloneInts(shape), false, a, b)
+	fd, sd, z := full.data, scal.data, out.data
+	parallelFor(len(idx), len(z), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			s, src, dst := sd[idx[r]], fd[r*n:(r+1)*n], z[r*n:(r+1)*n]
+			for j, v := range src {
+				dst[j] = s * v
+			}
+		}
+	})
+	if !needGrad(a, b) {
+		return out
+	}
+	return record(out, binNames[binMul], []*Tensor{a, b}, func(g []float32) [][]float32 {
+		var gf, gs []float32
+		if full.requiresGrad {
+			gf = gradBuf(len(fd), false)
+		}
+		var dots []float64
+		if scal.requiresGrad {
+			dots = make([]float64, len(idx))
+		}
+		parallelFor(len(idx), 2*len(g), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				gr := g[r*n : (r+1)*n]
+				if gf != nil {
+					s, dst := sd[idx[r]], gf[r*n:(r+1)*n]
+					for j, v := range gr {
+						dst[j] = v * s
+					}
+				}
+				if dots != nil {
+					_, dots[r] = vec.SumDotDevF64(gr, fd[r*n:(r+1)*n], 0)
+				}
+			}
+		})
+		if dots != nil {
+			acc := make([]float64, len(sd))
+			for r, v := range dots {
+				acc[idx[r]] += v
+			}
+			gs = toF32(acc)
+		}
+		if full == a {
+			return [][]float32{gf, gs}
+		}
+		return [][]float32{gs, gf}
 	})
 }
 
