@@ -71,3 +71,37 @@ func TestMulPlanes(t *testing.T) {
 		})
 	}
 }
+
+// TestPermuteTiled checks permutations that are batches of matrix
+// transposes (NCHW <-> NHWC among them), which permuteInto copies in tiles,
+// against the element-by-element definition, on sizes that leave partial
+// tiles.
+func TestPermuteTiled(t *testing.T) {
+	for _, tc := range []struct {
+		shape, perm []int
+	}{
+		{[]int{2, 40, 9, 7}, []int{0, 2, 3, 1}},
+		{[]int{3, 9, 7, 40}, []int{0, 3, 1, 2}},
+		{[]int{33, 70}, []int{1, 0}},
+		{[]int{12, 10, 35}, []int{2, 0, 1}},
+	} {
+		x := RandN(tc.shape...)
+		y := x.Permute(tc.perm...)
+		in := stridesFor(tc.shape, tc.shape)
+		out := y.Shape()
+		idx := make([]int, len(out))
+		for o := range y.data {
+			rem, src := o, 0
+			for d := len(out) - 1; d >= 0; d-- {
+				idx[d] = rem % out[d]
+				rem /= out[d]
+			}
+			for d, p := range tc.perm {
+				src += idx[d] * in[p]
+			}
+			if y.data[o] != x.data[src] {
+				t.Fatalf("permute %v of %v: element %d is %v, want %v", tc.perm, tc.shape, o, y.data[o], x.data[src])
+			}
+		}
+	}
+}
