@@ -438,8 +438,8 @@ func batchNormEvalRange(x, runningMean, runningVar, weight, bias *Tensor, eps fl
 // more than the arithmetic.
 func normRows(x, weight, bias *Tensor, rows, d, groups, inner int, eps float64, name string) *Tensor {
 	// The affine parameters of row r's element j are at (r%groups)*cg +
-	// j/inner: the loops below run over the cg channels of a row, inner
-	// elements each, in the order of j.
+	// j/inner: the loops below keep that index, and j's place in its
+	// channel, as counters.
 	cg := d / inner
 	var wd, bd []float32
 	if weight != nil {
@@ -467,18 +467,18 @@ func normRows(x, weight, bias *Tensor, rows, d, groups, inner int, eps float64, 
 			is := 1 / math.Sqrt(ss/float64(d)+eps)
 			mean[r], invstd[r] = mu, is
 			dst := out.data[r*d : (r+1)*d]
-			a0 := (r % groups) * cg
-			for k := range cg {
-				xk, dk := xs[k*inner:(k+1)*inner], dst[k*inner:(k+1)*inner]
-				for t, v := range xk {
-					y := (float64(v) - mu) * is
-					if wd != nil {
-						y *= float64(wd[a0+k])
-					}
-					if bd != nil {
-						y += float64(bd[a0+k])
-					}
-					dk[t] = float32(y)
+			k, t := (r%groups)*cg, 0 // element j's affine index, and j's place in its channel
+			for j, v := range xs {
+				y := (float64(v) - mu) * is
+				if wd != nil {
+					y *= float64(wd[k])
+				}
+				if bd != nil {
+					y += float64(bd[k])
+				}
+				dst[j] = float32(y)
+				if t++; t == inner {
+					t, k = 0, k+1
 				}
 			}
 		}
@@ -516,38 +516,40 @@ func normRows(x, weight, bias *Tensor, rows, d, groups, inner int, eps float64, 
 				mu, is := mean[r], invstd[r]
 				a0 := (r % groups) * cg
 				s1, s2 := 0.0, 0.0 // Σdx̂, Σdx̂·x̂
-				for k := range cg {
-					xk, gk := xs[k*inner:(k+1)*inner], gs[k*inner:(k+1)*inner]
-					for t, v := range gk {
-						xh := (float64(xk[t]) - mu) * is
-						if aw != nil {
-							aw[a0+k] += float64(v) * xh
-						}
-						if ab != nil {
-							ab[a0+k] += float64(v)
-						}
-						dxh := float64(v)
-						if wd != nil {
-							dxh *= float64(wd[a0+k])
-						}
-						s1 += dxh
-						s2 += dxh * xh
+				k, t := a0, 0
+				for j, v := range gs {
+					xh := (float64(xs[j]) - mu) * is
+					if aw != nil {
+						aw[k] += float64(v) * xh
+					}
+					if ab != nil {
+						ab[k] += float64(v)
+					}
+					dxh := float64(v)
+					if wd != nil {
+						dxh *= float64(wd[k])
+					}
+					s1 += dxh
+					s2 += dxh * xh
+					if t++; t == inner {
+						t, k = 0, k+1
 					}
 				}
 				if gx == nil {
 					continue
 				}
 				fd := float64(d)
-				for k := range cg {
-					xk, gk := xs[k*inner:(k+1)*inner], gs[k*inner:(k+1)*inner]
-					gxk := gx[r*d+k*inner : r*d+(k+1)*inner]
-					for t, v := range gk {
-						xh := (float64(xk[t]) - mu) * is
-						dxh := float64(v)
-						if wd != nil {
-							dxh *= float64(wd[a0+k])
-						}
-						gxk[t] = float32(is * (dxh - s1/fd - xh*s2/fd))
+				gxr := gx[r*d : (r+1)*d]
+				k, t = a0, 0
+				for j, v := range gs {
+					xh := (float64(xs[j]) - mu) * is
+					dxh := float64(v)
+					if wd != nil {
+						dxh *= float64(wd[k])
+					}
+					gxr[j] = float32(is * (dxh - s1/fd - xh*s2/fd))
+					if t++; t == inner {
+						t, k = 0, k+1
 					}
 				}
 			}
