@@ -2,6 +2,7 @@ package nn
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -307,9 +308,13 @@ func (a *arena) owns(s []float32) bool {
 func (a *arena) reset() {
 	if a.sparesIn {
 		// The spares are kept in a.spares, out of the forward pass's way;
-		// what the step allocated after them goes.
-		for _, b := range a.bufs[a.fwd+len(a.spares) : a.next] {
-			a.dropBuf(b)
+		// the other buffers past the first forward pass's (results of a
+		// later forward pass in the step) go. A step with several
+		// Backward calls interleaves the two.
+		for _, b := range a.bufs[a.fwd:a.next] {
+			if !slices.ContainsFunc(a.spares, func(s []float32) bool { return unsafe.SliceData(s) == unsafe.SliceData(b) }) {
+				a.dropBuf(b)
+			}
 		}
 		a.next, a.sparesIn = a.fwd, false
 	} else {

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"math"
 	"sync"
 	"testing"
 )
@@ -161,6 +162,76 @@ func TestTrainStep(t *testing.T) {
 		for j := range wantP[i].data {
 			if gotP[i].data[j] != wantP[i].data[j] {
 				t.Fatalf("parameter %d element %d: got %v, want %v", i, j, gotP[i].data[j], wantP[i].data[j])
+			}
+		}
+	}
+}
+
+// TestTrainArenaAccumulates checks a TrainArena step with two forward and
+// backward passes in it (gradient accumulation over two micro-batches of
+// different sizes), and steps of a smaller batch in between, against the
+// same steps on ordinary memory, bit for bit: the second pass allocates
+// after the first's spare gradient buffers, which the arena must keep
+// apart from the results it drops at the end of the step.
+func TestTrainArenaAccumulates(t *testing.T) {
+	run := func(arena bool) ([]float32, []*Tensor) {
+		ManualSeed(5)
+		m := NewSequential(
+			NewConv2d(nil, 3, 16, 3, Padding(1)),
+			NewBatchNorm2d(nil, 16),
+			NewReLU(true),
+			NewConv2d(nil, 16, 16, 3, Padding(1)),
+			NewReLU(false),
+			NewAdaptiveAvgPool2d(1, 1),
+			NewFlatten(1, -1),
+			NewLinear(nil, 16, 4, true),
+		)
+		m.Train()
+		var mem TrainArena
+		var losses []float32
+		for i := range 5 {
+			batch := 4
+			if i == 2 {
+				batch = 3
+			}
+			x := RandN(batch, 3, 20, 20)
+			step := func(x *Tensor) {
+				m.ZeroGrad()
+				for _, part := range [][2]int{{0, 1}, {1, batch}} {
+					xs := x.Narrow(0, part[0], part[1]-part[0])
+					labels := make([]int, part[1]-part[0])
+					for j := range labels {
+						labels[j] = (i + j) % 4
+					}
+					loss := NewCrossEntropyLoss().Forward(m.Forward(xs), labels)
+					losses = append(losses, loss.Item())
+					loss.Backward()
+				}
+				for _, p := range m.Parameters() {
+					for j, g := range p.Grad().Data() {
+						p.Data()[j] -= 0.05 * g
+					}
+				}
+			}
+			if arena {
+				mem.Step(x, step)
+			} else {
+				step(x)
+			}
+		}
+		return losses, m.Parameters()
+	}
+	wantLoss, wantP := run(false)
+	gotLoss, gotP := run(true)
+	for i := range wantLoss {
+		if math.Float32bits(gotLoss[i]) != math.Float32bits(wantLoss[i]) {
+			t.Errorf("pass %d: loss %v with the arena, %v without", i, gotLoss[i], wantLoss[i])
+		}
+	}
+	for i := range wantP {
+		for j := range wantP[i].data {
+			if math.Float32bits(gotP[i].data[j]) != math.Float32bits(wantP[i].data[j]) {
+				t.Fatalf("parameter %d element %d: %v with the arena, %v without", i, j, gotP[i].data[j], wantP[i].data[j])
 			}
 		}
 	}
