@@ -226,3 +226,48 @@ func ExampleNoGrad() {
 	// Output:
 	// [1 2] false
 }
+
+// A training loop keeps one TrainArena and runs each step through it: the
+// step's activations and most of its gradients reuse the memory of the
+// step before. Read what the step's results hold (here the loss) before
+// they are overwritten: the loss, a single value, stays readable after
+// Backward; larger results such as the logits are read before it.
+func ExampleTrainArena() {
+	nn.ManualSeed(1)
+	net := nn.NewSequential(
+		nn.NewConv2d(nil, 3, 8, 3, nn.Padding(1)),
+		nn.NewBatchNorm2d(nil, 8),
+		nn.NewReLU(true),
+		nn.NewAdaptiveAvgPool2d(1, 1),
+		nn.NewFlatten(1, -1),
+		nn.NewLinear(nil, 8, 2, true),
+	)
+	net.Train()
+	lossFn := nn.NewCrossEntropyLoss()
+	labels := []int{0, 1, 0, 1, 0, 1, 0, 1}
+	x := nn.RandN(8, 3, 16, 16)
+	for i := range 8 {
+		for j := range 3 * 16 * 16 { // class 1 images are brighter
+			x.Data()[i*768+j] += float32(2*labels[i] - 1)
+		}
+	}
+	var mem nn.TrainArena
+	var losses []float32
+	for range 20 {
+		net.ZeroGrad()
+		mem.Step(x, func(x *nn.Tensor) {
+			loss := lossFn.Forward(net.Forward(x), labels)
+			loss.Backward()
+			losses = append(losses, loss.Item())
+		})
+		for _, p := range net.Parameters() { // plain SGD, lr 0.1
+			d, g := p.Data(), p.Grad().Data()
+			for i := range d {
+				d[i] -= 0.1 * g[i]
+			}
+		}
+	}
+	fmt.Println("loss fell:", losses[len(losses)-1] < losses[0]/2)
+	// Output:
+	// loss fell: true
+}
