@@ -159,7 +159,7 @@ func TrainStep(x *Tensor, step func(x *Tensor)) {
 	t.Step(x, step)
 }
 
-// trainArenas holds idle TrainStep arenas.
+// trainArenas holds idle TrainStep arenas (TrainArenas).
 var trainArenas sync.Pool
 
 // backwardsRunning counts Backward calls in progress: while there is one,
@@ -197,11 +197,11 @@ type arena struct {
 	// last is the index in bufs of the buffer alloc handed out last.
 	last int
 
-	// start maps the first element of each buffer of a TrainStep arena to
+	// start maps the first element of each buffer of a training arena to
 	// its index, while a Backward of the step runs (see gradPool).
 	start map[*float32]int
 
-	// spares are a TrainStep arena's gradient buffers, made when Backward
+	// spares are a training arena's gradient buffers, made when Backward
 	// found none free and kept for the next steps (spareN floats in all,
 	// at most fwdN, the forward pass's). While sparesIn is set (from the
 	// step's first Backward to reset) they are bufs[fwd:next], after the
@@ -210,6 +210,10 @@ type arena struct {
 	spareN    int
 	sparesIn  bool
 	fwd, fwdN int
+
+	// lent is, for the buffers gradBuf lent to gradients during a
+	// Backward, the length it lent (see giveBack).
+	lent map[int]int
 
 	// mapped holds a training arena's buffers that live outside the Go
 	// heap (see mapFloats), by first element; nil for an inference arena.
@@ -326,6 +330,7 @@ func (a *arena) reset() {
 	a.bufs = a.bufs[:a.next]
 	a.next = 0
 	a.free = a.free[:0]
+	clear(a.lent)
 }
 
 // NewResult returns a tensor of the given shape for the result of an

@@ -14,7 +14,7 @@ type node struct {
 	inputs   []edge
 	backward BackwardFunc
 
-	// arena and buf (1 + its index in arena.bufs) name the TrainStep
+	// arena and buf (1 + its index in arena.bufs) name the TrainArena
 	// arena buffer allocated for the node's result, which Backward gives
 	// back once the node is through (see releaseResult); buf is 0 for any
 	// other result.
@@ -219,7 +219,7 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 		order = append(order, f.fn)
 		stack = stack[:len(stack)-1]
 	}
-	var ta *arena // the TrainStep arena of the graph, if any
+	var ta *arena // the TrainArena arena of the graph, if any
 	for _, fn := range order {
 		if fn.arena != nil {
 			ta = fn.arena
@@ -309,7 +309,7 @@ func (t *Tensor) BackwardWith(g *Tensor) {
 func accumulate(leaf *Tensor, g []float32, own bool) {
 	if leaf.grad == nil {
 		if own && arenaOwned(g) {
-			// A TrainStep's memory: the next step writes over it.
+			// A TrainArena's memory: the next step writes over it.
 			c := append([]float32(nil), g...)
 			putGradBuf(g)
 			g = c

@@ -18,7 +18,7 @@ import (
 // steps would count as live to the garbage collector and raise the heap's
 // target (and the peak) by twice as much.
 //
-// A Backward through a [TrainStep]'s graph also lends gradients the step's
+// A Backward through a [TrainArena] step's graph also lends gradients the step's
 // own arena memory: as each node's backward function returns, the buffer
 // holding that node's result is dead (every op that read it has been
 // through Backward already), so it goes to the arena's free list, and the
@@ -33,14 +33,14 @@ var gradPool = struct {
 	kept    int
 	running int // Backward calls in progress
 
-	// arenas are the TrainStep arenas of the Backward calls in progress.
+	// arenas are the TrainArena arenas of the Backward calls in progress.
 	// Gradients come from one only while its Backward is the only one
 	// running; buffers given back go to whichever owns them.
 	arenas []*arena
 }{free: map[int][][]float32{}}
 
 // gradPoolEnter and gradPoolExit bracket a Backward call; a is the
-// TrainStep arena of the graph, or nil.
+// TrainArena arena of the graph, or nil.
 func gradPoolEnter(a *arena) {
 	gradPool.Lock()
 	gradPool.running++
@@ -88,7 +88,7 @@ func gradPoolExit(a *arena) {
 	gradPool.Unlock()
 }
 
-// giveBack returns b to the free list of the running TrainStep arena
+// giveBack returns b to the free list of the running TrainArena arena
 // whose buffer it starts, reporting whether there was one. The caller
 // holds gradPool's lock.
 func giveBack(b []float32) bool {
@@ -98,13 +98,25 @@ func giveBack(b []float32) bool {
 	p := unsafe.SliceData(b[:1])
 	for _, a := range gradPool.arenas {
 		if i, ok := a.start[p]; ok {
-			if !slices.Contains(a.free, i) {
+			// Only the whole of what gradBuf lent: a part of it (a
+			// prefix has the same start) may be all that is dead.
+			if n, lent := a.lent[i]; lent && n == len(b) && !slices.Contains(a.free, i) {
+				delete(a.lent, i)
 				a.free = append(a.free, i)
 			}
 			return true
 		}
 	}
 	return false
+}
+
+// lend records that gradBuf gave n floats of a's buffer i to a gradient.
+// The caller holds gradPool's lock.
+func (a *arena) lend(i, n int) {
+	if a.lent == nil {
+		a.lent = map[int]int{}
+	}
+	a.lent[i] = n
 }
 
 // releaseResult gives the arena buffer of fn's result back for later
@@ -123,10 +135,10 @@ func releaseResult(fn *node) {
 }
 
 // minReleased is the smallest result, in floats, that Backward gives back
-// to a TrainStep arena: smaller ones are cheap to leave alone.
+// to a TrainArena arena: smaller ones are cheap to leave alone.
 const minReleased = 1024
 
-// arenaOwned reports whether g lies in the memory of a running TrainStep
+// arenaOwned reports whether g lies in the memory of a running TrainArena
 // arena, which must not become a leaf's gradient: the next step's forward
 // pass writes over it.
 func arenaOwned(g []float32) bool {
@@ -151,6 +163,7 @@ func gradBuf(n int, zero bool) []float32 {
 	if n >= minReleased && len(gradPool.arenas) == 1 && gradPool.running == 1 {
 		a := gradPool.arenas[0]
 		if b := a.reuse(n); b != nil {
+			a.lend(a.last, n)
 			gradPool.Unlock()
 			if zero {
 				clear(b)
@@ -165,6 +178,7 @@ func gradBuf(n int, zero bool) []float32 {
 			a.bufs = append(a.bufs, b)
 			a.next = len(a.bufs)
 			a.start[unsafe.SliceData(b)] = a.next - 1
+			a.lend(a.next-1, n)
 			gradPool.Unlock()
 			return b
 		}
