@@ -146,6 +146,25 @@ func (t *TrainArena) Step(x *Tensor, step func(x *Tensor)) {
 	}
 }
 
+// Free gives the arena's memory back to the system now, rather than when
+// the TrainArena is collected (off the Go heap, that memory does not prompt
+// a collection): a program that trains and then goes on doing other work
+// calls it when the loop ends. The TrainArena stays usable; its next Step
+// starts from fresh memory. No result of an earlier step may be read after
+// Free.
+func (t *TrainArena) Free() {
+	if t.a == nil {
+		return
+	}
+	if m := t.a.mapped; m != nil {
+		for p, b := range m.bufs {
+			delete(m.bufs, p)
+			unmapFloats(b)
+		}
+	}
+	t.a = nil
+}
+
 // TrainStep runs one step as [TrainArena.Step] does, on an arena taken
 // from a pool that the garbage collector may empty between calls: for a
 // single step, or code that cannot keep a TrainArena. A loop should keep

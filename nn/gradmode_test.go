@@ -169,8 +169,8 @@ func TestTrainStep(t *testing.T) {
 
 // TestTrainArenaAccumulates checks a TrainArena step with two forward and
 // backward passes in it (gradient accumulation over two micro-batches of
-// different sizes), and steps of a smaller batch in between, against the
-// same steps on ordinary memory, bit for bit: the second pass allocates
+// different sizes), steps of a smaller batch in between and a Free before
+// the last step, against the same steps on ordinary memory, bit for bit: the second pass allocates
 // after the first's spare gradient buffers, which the arena must keep
 // apart from the results it drops at the end of the step.
 func TestTrainArenaAccumulates(t *testing.T) {
@@ -215,6 +215,9 @@ func TestTrainArenaAccumulates(t *testing.T) {
 			}
 			if arena {
 				mem.Step(x, step)
+				if i == 3 {
+					mem.Free() // the next step starts from fresh memory
+				}
 			} else {
 				step(x)
 			}

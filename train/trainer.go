@@ -129,8 +129,10 @@ func (t *Trainer) Run(ctx context.Context) error {
 	if now == nil {
 		now = time.Now
 	}
-	// The steps' activations and gradients, reused from batch to batch.
+	// The steps' activations and gradients, reused from batch to batch,
+	// and given back when training ends.
 	var mem nn.TrainArena
+	defer mem.Free()
 	for epoch := t.StartEpoch; epoch < t.Epochs; epoch++ {
 		start := now()
 		nn.ManualSeed(t.Seed ^ uint64(epoch+1)*0x9e3779b97f4a7c15)
