@@ -54,7 +54,7 @@ func gradPoolEnter(a *arena) {
 			}
 			a.bufs = append(a.bufs[:a.next], a.spares...)
 			for i := a.next; i < len(a.bufs); i++ {
-				a.free = append(a.free, i)
+				a.freeIndex(i)
 			}
 			a.next = len(a.bufs)
 		}
@@ -100,9 +100,8 @@ func giveBack(b []float32) bool {
 		if i, ok := a.start[p]; ok {
 			// Only the whole of what gradBuf lent: a part of it (a
 			// prefix has the same start) may be all that is dead.
-			if n, lent := a.lent[i]; lent && n == len(b) && !slices.Contains(a.free, i) {
+			if n, lent := a.lent[i]; lent && n == len(b) && a.freeIndex(i) {
 				delete(a.lent, i)
-				a.free = append(a.free, i)
 			}
 			return true
 		}
@@ -128,8 +127,8 @@ func releaseResult(fn *node) {
 		return
 	}
 	gradPool.Lock()
-	if slices.Contains(gradPool.arenas, fn.arena) && !slices.Contains(fn.arena.free, int(fn.buf-1)) {
-		fn.arena.free = append(fn.arena.free, int(fn.buf-1))
+	if slices.Contains(gradPool.arenas, fn.arena) {
+		fn.arena.freeIndex(int(fn.buf - 1))
 	}
 	gradPool.Unlock()
 }

@@ -81,12 +81,20 @@ func Release(t *Tensor) {
 	a, p := t.arena, unsafe.SliceData(t.data)
 	for i, b := range a.bufs[:a.next] {
 		if unsafe.SliceData(b) == p && cap(b) == cap(t.data) {
-			if !slices.Contains(a.free, i) {
-				a.free = append(a.free, i)
-			}
+			a.freeIndex(i)
 			return
 		}
 	}
+}
+
+// freeIndex puts buffer i on a's free list, reporting whether it was not
+// there already (a buffer given back twice must not be handed out twice).
+func (a *arena) freeIndex(i int) bool {
+	if slices.Contains(a.free, i) {
+		return false
+	}
+	a.free = append(a.free, i)
+	return true
 }
 
 // reuse returns n floats from a buffer given back by Release (the smallest
@@ -134,10 +142,9 @@ func releaseTrain(t *Tensor) {
 		return
 	}
 	a, i := t.arena, int(t.abuf-1)
-	if i >= a.next || unsafe.SliceData(a.bufs[i]) != unsafe.SliceData(t.data) || slices.Contains(a.free, i) {
+	if i >= a.next || unsafe.SliceData(a.bufs[i]) != unsafe.SliceData(t.data) || !a.freeIndex(i) {
 		return
 	}
-	a.free = append(a.free, i)
 	t.abuf = 0
 	if t.fn != nil && t.fn.buf == int32(i+1) {
 		t.fn.buf = 0
